@@ -1,0 +1,72 @@
+--[[
+archive_session: move a session's conversation into its user's archive,
+exactly once. Idempotent: when several listeners, a sweeper and a cleanup race
+for one session, one call archives and every other one returns {0}.
+
+The history and overflow lists are RENAMEd (O(1)) under the user's archive;
+a record hash holds the metadata; the archive ZSET orders records by end time.
+The session leaves every index, and its meta hash is deleted last.
+
+KEYS[1]  session hash             lr:{b}:s:<sid>
+KEYS[2]  session meta hash        lr:{b}:s:<sid>:m
+KEYS[3]  history list             lr:{b}:s:<sid>:h
+KEYS[4]  overflow list            lr:{b}:s:<sid>:o
+KEYS[5]  deadline index           lr:{b}:deadlines
+KEYS[6]  manual index             lr:{b}:manual
+KEYS[7]  the user's sessions      lr:{b}:u:<uid>:sessions
+KEYS[8]  the user's archive ZSET  lr:{b}:u:<uid>:archive
+KEYS[9]  archived record hash     lr:{b}:u:<uid>:a:<sid>
+KEYS[10] archived history list    lr:{b}:u:<uid>:a:<sid>:h
+KEYS[11] archived overflow list   lr:{b}:u:<uid>:a:<sid>:o
+ARGV[1] session id
+ARGV[2] user id read by read_meta (re-checked here)
+ARGV[3] mode: "expire"  archive if expired and auto_cleanup is on (listener, sweeper)
+              "cleanup" archive if expired, whatever auto_cleanup says
+              "end"     end a live session now (logout), or archive an expired one
+Replies:
+  {1, ended_ms, reason, message_count, archive_size}   archived by this call;
+                                                       reason is idle, absolute or ended
+  {0}    nothing to do: already archived or deleted (or the meta names another user)
+  {-2}   the session is still live (expire and cleanup modes); nothing written
+  {-5}   auto_cleanup is off: left for cleanup (expire mode); nothing written
+]]
+local sessionKey, metaKey, historyKey, overflowKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local deadlinesKey, manualKey, userSessionsKey, archiveKey = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local recordKey, archivedHistoryKey, archivedOverflowKey = KEYS[9], KEYS[10], KEYS[11]
+local sid, userId, mode = ARGV[1], ARGV[2], ARGV[3]
+
+local meta = redis.call('HMGET', metaKey, 'user', 'pers', 'created', 'abs', 'auto')
+if meta[1] ~= userId then return {0} end
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local live = redis.call('EXISTS', sessionKey) == 1
+local ended, reason
+if live then
+  if mode ~= 'end' then return {-2} end
+  redis.call('DEL', sessionKey)
+  ended, reason = now, 'ended'
+else
+  if mode == 'expire' and meta[5] ~= '1' then return {-5} end
+  local absolute = tonumber(meta[4])
+  local deadline = tonumber(redis.call('ZSCORE', deadlinesKey, sid)
+                           or redis.call('ZSCORE', manualKey, sid)) or math.min(now, absolute)
+  ended = deadline
+  if deadline >= absolute then reason = 'absolute' else reason = 'idle' end
+end
+
+local count = redis.call('LLEN', historyKey) + redis.call('LLEN', overflowKey)
+if redis.call('EXISTS', historyKey) == 1 then
+  redis.call('RENAME', historyKey, archivedHistoryKey)
+end
+if redis.call('EXISTS', overflowKey) == 1 then
+  redis.call('RENAME', overflowKey, archivedOverflowKey)
+end
+redis.call('HSET', recordKey, 'pers', meta[2], 'created', meta[3], 'ended', ended,
+           'reason', reason, 'count', count)
+redis.call('ZADD', archiveKey, ended, sid)
+redis.call('ZREM', deadlinesKey, sid)
+redis.call('ZREM', manualKey, sid)
+redis.call('ZREM', userSessionsKey, sid)
+redis.call('DEL', metaKey)
+return {1, ended, reason, count, redis.call('ZCARD', archiveKey)}

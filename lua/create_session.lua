@@ -1,0 +1,46 @@
+--[[
+create_session: store a new session that Redis expires by itself, and index it.
+
+The session hash expires at min(now + max_idle, now + ttl) on the server clock.
+The meta hash keeps what archiving needs once the session hash is gone; the
+history list is created by the first message. No user key gets a TTL.
+
+KEYS[1] session hash          lr:{b}:s:<sid>
+KEYS[2] session meta hash     lr:{b}:s:<sid>:m
+KEYS[3] deadline index        lr:{b}:deadlines (auto_cleanup) or lr:{b}:manual
+KEYS[4] the user's sessions   lr:{b}:u:<uid>:sessions
+KEYS[5] user hash             lr:{b}:u:<uid>
+ARGV[1] session id
+ARGV[2] user id, as the caller gave it
+ARGV[3] personality name
+ARGV[4] ttl, milliseconds (> 0)
+ARGV[5] max idle, milliseconds (> 0)
+ARGV[6] auto cleanup: "1" or "0"
+Replies:
+  {1, now_ms, absolute_deadline_ms, effective_deadline_ms}   created
+  {-3}                                                      the id is taken; nothing written
+]]
+local sessionKey, metaKey, indexKey = KEYS[1], KEYS[2], KEYS[3]
+local userSessionsKey, userKey = KEYS[4], KEYS[5]
+local sid, userId, personality = ARGV[1], ARGV[2], ARGV[3]
+local ttl, idle, auto = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+
+if redis.call('EXISTS', sessionKey, metaKey) > 0 then
+  return {-3}
+end
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local absolute = now + ttl
+local deadline = math.min(now + idle, absolute)
+
+redis.call('HSET', sessionKey, 'user', userId, 'pers', personality, 'created', now,
+           'abs', absolute, 'idle', idle, 'last', now, 'auto', auto)
+redis.call('PEXPIREAT', sessionKey, deadline)
+redis.call('HSET', metaKey, 'user', userId, 'pers', personality, 'created', now,
+           'abs', absolute, 'auto', auto)
+redis.call('ZADD', indexKey, deadline, sid)
+redis.call('ZADD', userSessionsKey, now, sid)
+redis.call('HSETNX', userKey, 'first_seen', now)
+redis.call('HSET', userKey, 'last_seen', now)
+return {1, now, absolute, deadline}

@@ -1,0 +1,62 @@
+"""luminora-redis: Redis-native sessions with real expiry and persistent user memory.
+
+Sessions are Redis hashes that expire natively (an absolute TTL plus a sliding
+idle timeout, refreshed atomically by Lua); user evolution (affinity, facts,
+episodes) lives in non-expiring per-user keys under a persistent ``user_id``;
+expired conversations are archived into their user's archive exactly once.
+"""
+
+from luminora_redis.errors import (
+    ConfigurationError,
+    InvalidInput,
+    LuminoraRedisError,
+    MessageTooLarge,
+    SessionExpired,
+    SessionNotFound,
+    UnexpectedReply,
+)
+from luminora_redis.models import (
+    Affinity,
+    ArchivedConversation,
+    ArchiveReason,
+    Episode,
+    EvolutionEvent,
+    EvolutionKind,
+    Fact,
+    Message,
+    Mood,
+    Role,
+    Sentiment,
+    Session,
+)
+from luminora_redis.settings import SessionConfig, StoreSettings
+from luminora_redis.store import SessionStore
+from luminora_redis.sync_store import SyncSessionStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Affinity",
+    "ArchiveReason",
+    "ArchivedConversation",
+    "ConfigurationError",
+    "Episode",
+    "EvolutionEvent",
+    "EvolutionKind",
+    "Fact",
+    "InvalidInput",
+    "LuminoraRedisError",
+    "Message",
+    "MessageTooLarge",
+    "Mood",
+    "Role",
+    "SessionConfig",
+    "SessionExpired",
+    "SessionNotFound",
+    "SessionStore",
+    "Sentiment",
+    "Session",
+    "StoreSettings",
+    "SyncSessionStore",
+    "UnexpectedReply",
+]

@@ -1,0 +1,175 @@
+"""Archive operations: end, expire, clean up, delete, and read the archive.
+
+Archiving is not on the hot path, so it takes two steps: ``read_meta`` names
+the session's user, then ``archive_session`` declares every key it touches
+(the user's keys included) and re-checks what was read. The script is
+idempotent, so any number of listeners, sweepers and cleanups may race for a
+session and exactly one of them archives it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from luminora_redis.codec import decode_message, from_ms
+from luminora_redis.context import Context
+from luminora_redis.errors import ReplyCode, UnexpectedReply
+from luminora_redis.keys import SessionKeys, UserKeys
+from luminora_redis.models import ArchivedConversation, ArchiveReason
+from luminora_redis.scripts import Batch, Call, Op
+
+__all__ = [
+    "Archived",
+    "archive_session",
+    "delete_session",
+    "due_sessions",
+    "end_session",
+    "get_archived_conversations",
+    "get_expired_sessions",
+    "cleanup_expired_sessions",
+]
+
+SWEEP_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Archived:
+    """What one successful archive call did."""
+
+    session_id: str
+    user_id: str
+    reason: ArchiveReason
+    ended_ms: int
+    message_count: int
+
+
+def _archive_keys(keys: SessionKeys, user: UserKeys, session_id: str) -> tuple[str, ...]:
+    return (keys.session, keys.meta, keys.history, keys.overflow, keys.deadlines, keys.manual,
+            user.sessions, user.archive, *user.archived(session_id))
+
+
+def archive_session(ctx: Context, session_id: str, mode: str) -> Op[Archived | None]:
+    """Archive one session; None when this call did not archive it.
+
+    ``mode`` is ``expire`` (listener and sweeper: expired auto_cleanup
+    sessions only), ``cleanup`` (any expired session) or ``end`` (now).
+    """
+    keys = ctx.session_keys(session_id)
+    if keys is None:
+        return None
+    meta = yield Call("read_meta", (keys.meta,), ())
+    if meta[0] is None:
+        return None
+    user_id = meta[0].decode()
+    user = ctx.keys.user(user_id)
+    reply = yield Call("archive_session", _archive_keys(keys, user, session_id),
+                       (session_id, user_id, mode))
+    if reply[0] != ReplyCode.OK:
+        if reply[0] in (ReplyCode.NOT_FOUND, ReplyCode.ALIVE, ReplyCode.MANUAL):
+            return None
+        raise UnexpectedReply(f"archive_session replied {reply!r}")
+    _, ended, reason, count, size = reply
+    retention = ctx.settings.archive_retention
+    if retention is not None and size > retention:
+        yield from _trim(user, retention)
+    return Archived(session_id, user_id, ArchiveReason(reason.decode()), ended, count)
+
+
+def _trim(user: UserKeys, keep: int) -> Op[None]:
+    victims: list[str] = []
+    for _ in range(10):
+        keys = [key for sid in victims for key in user.archived(sid)]
+        reply = yield Call("trim_archive", (user.archive, *keys), (keep, *victims))
+        if not reply:
+            return
+        victims = [raw.decode() for raw in reply]
+
+
+def end_session(ctx: Context, session_id: object) -> Op[bool]:
+    keys = ctx.session_keys(session_id)
+    if keys is None:
+        return False
+    archived = yield from archive_session(ctx, str(session_id), "end")
+    return archived is not None
+
+
+def delete_session(ctx: Context, session_id: object) -> Op[bool]:
+    keys = ctx.session_keys(session_id)
+    if keys is None:
+        return False
+    meta = yield Call("read_meta", (keys.meta,), ())
+    if meta[0] is None:
+        return False
+    user_id = meta[0].decode()
+    user = ctx.keys.user(user_id)
+    reply = yield Call("delete_session", (*keys, user.sessions), (session_id, user_id))
+    return bool(reply[0] == ReplyCode.OK)
+
+
+def due_sessions(ctx: Context, manual: bool = True,
+                 batch: int = SWEEP_BATCH) -> Op[tuple[list[str], bool]]:
+    """Expired sessions not yet archived, from every bucket's index, in one round trip
+    per node, and whether some bucket holds more than ``batch`` of them. With
+    ``manual`` False only the auto_cleanup ones (what the sweeper archives)."""
+    calls = []
+    for bucket in range(ctx.keys.buckets):
+        deadlines, manual_index = ctx.keys.index(bucket)
+        calls.append(Call("due_sessions", (deadlines,), (batch,)))
+        if manual:
+            calls.append(Call("due_sessions", (manual_index,), (batch,)))
+    replies = yield Batch(calls)
+    due = [raw.decode() for reply in replies for raw in reply[1:]]
+    return due, any(len(reply) > batch for reply in replies)
+
+
+def get_expired_sessions(ctx: Context) -> Op[list[str]]:
+    due, _ = yield from due_sessions(ctx, manual=True, batch=1_000_000)
+    return due
+
+
+def cleanup_expired_sessions(ctx: Context) -> Op[int]:
+    archived = 0
+    while True:
+        due, more = yield from due_sessions(ctx, manual=True)
+        done = 0
+        for session_id in due:
+            if (yield from archive_session(ctx, session_id, "cleanup")) is not None:
+                done += 1
+        archived += done
+        if not more or done == 0:
+            return archived
+
+
+def read_archived(ctx: Context, user: UserKeys, user_id: str,
+                  session_ids: list[str]) -> Op[list[ArchivedConversation]]:
+    if not session_ids:
+        return []
+    keys = [key for sid in session_ids for key in user.archived(sid)]
+    reply = yield Call("read_archived", keys, ())
+    conversations = []
+    for session_id, (record, messages) in zip(session_ids, reply):
+        personality, created, ended, reason, count = record
+        if personality is None:
+            continue
+        conversations.append(ArchivedConversation.model_construct(
+            session_id=session_id, user_id=user_id, personality_name=personality.decode(),
+            started_at=from_ms(created), ended_at=from_ms(ended),
+            reason=ArchiveReason(reason.decode()), message_count=int(count),
+            messages=[decode_message(raw) for raw in messages],
+        ))
+    return conversations
+
+
+def get_archived_conversations(ctx: Context, user_id: object,
+                               limit: object = 20) -> Op[list[ArchivedConversation]]:
+    user_id = ctx.user_id(user_id)
+    user = ctx.keys.user(user_id)
+    ids = yield Call("list_archive", (user.archive,), (ctx.limit(limit),))
+    return (yield from read_archived(ctx, user, user_id, [raw.decode() for raw in ids]))
+
+
+def get_archived_conversation(ctx: Context, archived: Archived) -> Op[ArchivedConversation | None]:
+    """Read back what one archive call stored (for the ``on_archived`` hook)."""
+    user = ctx.keys.user(archived.user_id)
+    found = yield from read_archived(ctx, user, archived.user_id, [archived.session_id])
+    return found[0] if found else None

@@ -1,0 +1,64 @@
+"""What the asyncio and blocking stores share: settings, client checks, scripts.
+
+Neither store holds logic of its own; both drive the operation generators of
+``sessions``, ``memory`` and ``archive`` and differ only in how a step runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from luminora_redis.context import Context
+from luminora_redis.errors import ConfigurationError
+from luminora_redis.scripts import Call, Op, script_sources
+from luminora_redis.settings import DEFAULT_BUCKETS, StoreSettings
+
+__all__ = ["StoreBase", "claim_layout"]
+
+
+def claim_layout(settings: StoreSettings) -> Op[Context]:
+    """Agree with Redis on the bucket count of this prefix, then build the context."""
+    wanted = settings.buckets or DEFAULT_BUCKETS
+    reply = yield Call("claim_layout", (f"{settings.prefix}:layout",), (wanted,))
+    recorded = int(reply[0])
+    if settings.buckets is not None and recorded != settings.buckets:
+        raise ConfigurationError(
+            f"the keyspace {settings.prefix!r} was created with {recorded} buckets, but this "
+            f"store was given buckets={settings.buckets}; pass buckets={recorded} or None"
+        )
+    return Context(settings, recorded)
+
+
+class StoreBase:
+    """Settings, the client and its registered scripts; shared by both stores."""
+
+    def __init__(self, client: Any, settings: StoreSettings | None = None,
+                 **overrides: Any) -> None:
+        if settings is None:
+            settings = StoreSettings(**overrides)
+        elif overrides:
+            settings = settings.model_copy(update=overrides)
+            settings = StoreSettings.model_validate(settings.model_dump())
+        encoder = client.get_encoder()
+        if getattr(encoder, "decode_responses", False):
+            raise ConfigurationError(
+                "this Redis client decodes responses (decode_responses=True), but messages "
+                "are stored as msgpack bytes; give the store a client made with "
+                "decode_responses=False (the default), or use from_url()"
+            )
+        self._client = client
+        self._settings = settings
+        self._scripts = {name: client.register_script(source)
+                         for name, source in script_sources().items()}
+        self._ctx: Context | None = None
+        self._owns_client = False
+
+    @property
+    def settings(self) -> StoreSettings:
+        """The settings this store runs with."""
+        return self._settings
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client this store sends through."""
+        return self._client

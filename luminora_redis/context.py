@@ -1,0 +1,49 @@
+"""What every operation needs to know: the key layout and the store settings."""
+
+from __future__ import annotations
+
+from luminora_redis.errors import InvalidInput
+from luminora_redis.keys import KeySpace, SessionKeys, UserKeys
+from luminora_redis.settings import StoreSettings
+from luminora_redis.validation import check_name
+
+__all__ = ["Context"]
+
+
+class Context:
+    """The key layout and settings one store's operations share; immutable once built."""
+
+    __slots__ = ("keys", "settings")
+
+    def __init__(self, settings: StoreSettings, buckets: int) -> None:
+        self.settings = settings
+        self.keys = KeySpace(settings.prefix, buckets)
+
+    def session_keys(self, session_id: object) -> SessionKeys | None:
+        """The keys of a session, or None when the id is not a session id of this layout.
+
+        A malformed id never becomes a key: it is treated as a session that
+        does not exist, without asking Redis.
+        """
+        bucket = self.keys.bucket_of_session(session_id)
+        if bucket is None:
+            return None
+        assert isinstance(session_id, str)
+        return self.keys.session(session_id, bucket)
+
+    def user_id(self, user_id: object) -> str:
+        return check_name(user_id, "user_id", self.settings.max_id_bytes)
+
+    def name(self, value: object, what: str) -> str:
+        return check_name(value, what, self.settings.max_id_bytes)
+
+    def user_keys(self, user_id: object) -> UserKeys:
+        return self.keys.user(self.user_id(user_id))
+
+    def limit(self, value: object, what: str = "limit") -> int:
+        """A caller's optional count as a script argument: -1 for None (all)."""
+        if value is None:
+            return -1
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidInput(f"{what} must be a non-negative integer or None, not {value!r}")
+        return value

@@ -1,0 +1,80 @@
+"""The exceptions luminora-redis raises, and how script replies map to them.
+
+Every script replies with a flat array whose first element is a status code.
+The codes are few and shared by all scripts; ``raise_for_status`` turns the
+non-success ones into exceptions, so "expired" and "not found" are typed while
+connection errors from redis-py propagate untouched: a Redis outage never
+looks like a missing session.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import NoReturn
+
+__all__ = [
+    "ConfigurationError",
+    "InvalidInput",
+    "LuminoraRedisError",
+    "MessageTooLarge",
+    "ReplyCode",
+    "SessionExpired",
+    "SessionNotFound",
+    "UnexpectedReply",
+    "raise_for_status",
+]
+
+
+class ReplyCode(IntEnum):
+    """First element of every script reply (see the header of each ``.lua`` file)."""
+
+    OK = 1
+    NOT_FOUND = 0
+    EXPIRED = -1
+    ALIVE = -2
+    EXISTS = -3
+    MANUAL = -5
+
+
+class LuminoraRedisError(Exception):
+    """Base class of every error luminora-redis raises itself."""
+
+
+class InvalidInput(LuminoraRedisError, ValueError):
+    """An id, name, duration or payload was refused before anything was written."""
+
+
+class MessageTooLarge(InvalidInput):
+    """A message is larger than the store's ``max_message_bytes``."""
+
+
+class ConfigurationError(LuminoraRedisError):
+    """The store cannot work with the client or settings it was given."""
+
+
+class SessionNotFound(LuminoraRedisError, LookupError):
+    """No live session has this id: it never existed, or was ended, deleted or archived."""
+
+    def __init__(self, session_id: str, message: str | None = None) -> None:
+        super().__init__(message or f"no live session {session_id!r}")
+        self.session_id = session_id
+
+
+class SessionExpired(SessionNotFound):
+    """The session's deadline has passed; it waits to be archived and takes no writes."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(session_id, f"session {session_id!r} has expired")
+
+
+class UnexpectedReply(LuminoraRedisError):
+    """A script answered with a code it is not documented to return."""
+
+
+def raise_for_status(code: int, session_id: str) -> NoReturn:
+    """Raise the exception that a non-success session reply code stands for."""
+    if code == ReplyCode.EXPIRED:
+        raise SessionExpired(session_id)
+    if code == ReplyCode.NOT_FOUND:
+        raise SessionNotFound(session_id)
+    raise UnexpectedReply(f"unexpected reply code {code!r} for session {session_id!r}")

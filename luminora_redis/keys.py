@@ -1,0 +1,152 @@
+"""The key layout: every Redis key luminora-redis reads or writes, and why it exists.
+
+A user maps to one of N buckets (BLAKE2b of the user id, modulo N; N is
+recorded in ``<prefix>:layout``). The bucket is the hash tag, so one user's
+keys and the keys of that user's sessions share one hash slot, every script
+is single-slot on Redis Cluster, and the sweeper walks N small indexes instead
+of the keyspace. A session id starts with its bucket (``0417-<32 hex>``), so
+an id alone routes to its slot. User ids are percent-encoded into keys, so no
+id can contain ``{``, ``}`` or ``:`` there, and two ids never share a key.
+
+Per session (``b`` = bucket in hex, e.g. ``{b0417}``)::
+
+    lr:{b}:s:<sid>          HASH   user, pers, created, abs, idle, last, auto, mood.
+                                   PEXPIREAT min(last + idle, abs): its existence is liveness.
+    lr:{b}:s:<sid>:m        HASH   user, pers, created, abs, auto: what archiving needs
+                                   after the session hash is gone. Deleted when archived.
+    lr:{b}:s:<sid>:h        LIST   live history, msgpack messages, at most max_history.
+    lr:{b}:s:<sid>:o        LIST   older messages moved out of the live history.
+
+Per bucket::
+
+    lr:{b}:deadlines        ZSET   sid -> effective deadline ms, auto_cleanup sessions.
+                                   The sweeper's guarantee and get_expired_sessions.
+    lr:{b}:manual           ZSET   the same for auto_cleanup=False sessions, which only
+                                   cleanup_expired_sessions archives.
+
+Per user (none of these ever gets a TTL)::
+
+    lr:{b}:u:<uid>              HASH  first_seen, last_seen, evolution_seq
+    lr:{b}:u:<uid>:sessions     ZSET  sid -> created ms, sessions not yet archived
+    lr:{b}:u:<uid>:affinity     HASH  personality -> points
+    lr:{b}:u:<uid>:facts        HASH  msgpack [category, key] -> fact
+    lr:{b}:u:<uid>:episodes     ZSET  episode id -> importance
+    lr:{b}:u:<uid>:episodes:b   HASH  episode id -> episode
+    lr:{b}:u:<uid>:evolution    ZSET  msgpack record -> time ms
+    lr:{b}:u:<uid>:archive      ZSET  sid -> end time ms
+    lr:{b}:u:<uid>:a:<sid>      HASH  pers, created, ended, reason, count
+    lr:{b}:u:<uid>:a:<sid>:h    LIST  the archived live history (RENAMEd, O(1))
+    lr:{b}:u:<uid>:a:<sid>:o    LIST  the archived overflow (RENAMEd, O(1))
+
+Per prefix::
+
+    lr:layout                   HASH  buckets: the bucket count, fixed on first use
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from typing import NamedTuple
+from urllib.parse import quote
+
+__all__ = ["KeySpace", "SessionKeys", "UserKeys"]
+
+_SESSION_ID = re.compile(r"^([0-9a-f]{4})-[0-9a-f]{32}$")
+
+
+class SessionKeys(NamedTuple):
+    """The keys of one session and of its bucket."""
+
+    session: str
+    meta: str
+    history: str
+    overflow: str
+    deadlines: str
+    manual: str
+
+
+class UserKeys(NamedTuple):
+    """The keys of one user."""
+
+    user: str
+    sessions: str
+    affinity: str
+    facts: str
+    episodes: str
+    episode_bodies: str
+    evolution: str
+    archive: str
+    archived_prefix: str
+
+    def archived(self, session_id: str) -> tuple[str, str, str]:
+        """Record, history and overflow keys of one archived conversation."""
+        record = f"{self.archived_prefix}{session_id}"
+        return record, f"{record}:h", f"{record}:o"
+
+
+class KeySpace:
+    """Builds every key from a prefix and a bucket count; pure and cheap."""
+
+    __slots__ = ("buckets", "layout", "prefix")
+
+    def __init__(self, prefix: str, buckets: int) -> None:
+        self.prefix = prefix
+        self.buckets = buckets
+        self.layout = f"{prefix}:layout"
+
+    def tag(self, bucket: int) -> str:
+        """The hash-tagged key prefix of one bucket."""
+        return f"{self.prefix}:{{b{bucket:04x}}}"
+
+    def bucket_of_user(self, user_id: str) -> int:
+        """The bucket of a user: stable across processes, hosts and versions."""
+        digest = hashlib.blake2b(user_id.encode("utf-8"), digest_size=8).digest()
+        return int.from_bytes(digest, "big") % self.buckets
+
+    def new_session_id(self, user_id: str) -> str:
+        """A fresh session id in the user's bucket, with 128 random bits."""
+        return f"{self.bucket_of_user(user_id):04x}-{secrets.token_hex(16)}"
+
+    def bucket_of_session(self, session_id: object) -> int | None:
+        """The bucket a session id routes to, or None when it is not one of ours."""
+        if not isinstance(session_id, str):
+            return None
+        match = _SESSION_ID.match(session_id)
+        if match is None:
+            return None
+        bucket = int(match.group(1), 16)
+        return bucket if bucket < self.buckets else None
+
+    def session(self, session_id: str, bucket: int) -> SessionKeys:
+        tag = self.tag(bucket)
+        base = f"{tag}:s:{session_id}"
+        return SessionKeys(base, f"{base}:m", f"{base}:h", f"{base}:o",
+                           f"{tag}:deadlines", f"{tag}:manual")
+
+    def index(self, bucket: int) -> tuple[str, str]:
+        """The deadline and manual indexes of one bucket."""
+        tag = self.tag(bucket)
+        return f"{tag}:deadlines", f"{tag}:manual"
+
+    def user(self, user_id: str) -> UserKeys:
+        base = f"{self.tag(self.bucket_of_user(user_id))}:u:{quote(user_id, safe='')}"
+        return UserKeys(base, f"{base}:sessions", f"{base}:affinity", f"{base}:facts",
+                        f"{base}:episodes", f"{base}:episodes:b", f"{base}:evolution",
+                        f"{base}:archive", f"{base}:a:")
+
+    def session_id_of_key(self, key: str) -> str | None:
+        """The session id of a session hash key (as named in an ``expired`` event), else None."""
+        head = f"{self.prefix}:{{b"
+        if not key.startswith(head):
+            return None
+        rest = key[len(head):]
+        # {bXXXX}:s:<sid>, and the sid's own bucket must match the tag.
+        if len(rest) < 8 or rest[4:8] != "}:s:":
+            return None
+        session_id = rest[8:]
+        bucket = self.bucket_of_session(session_id)
+        if bucket is None or f"{bucket:04x}" != rest[:4]:
+            return None
+        return session_id

@@ -1,0 +1,167 @@
+"""The typed values the stores accept and return.
+
+Models the store builds from its own replies are made with ``model_construct``
+(no re-validation: the data was validated on the way in); models a caller
+builds are validated like any pydantic model.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Affinity",
+    "ArchiveReason",
+    "ArchivedConversation",
+    "Episode",
+    "EvolutionEvent",
+    "EvolutionKind",
+    "Fact",
+    "Message",
+    "Mood",
+    "Role",
+    "Sentiment",
+    "Session",
+]
+
+
+class Role(str, Enum):
+    """Who spoke a message."""
+
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+class Sentiment(str, Enum):
+    """How an episode felt to the user."""
+
+    POSITIVE = "positive"
+    NEUTRAL = "neutral"
+    NEGATIVE = "negative"
+    MIXED = "mixed"
+
+
+class ArchiveReason(str, Enum):
+    """Why a session ended: its idle deadline, its absolute deadline, or an explicit end."""
+
+    IDLE = "idle"
+    ABSOLUTE = "absolute"
+    ENDED = "ended"
+
+
+class EvolutionKind(str, Enum):
+    """What an evolution record describes."""
+
+    AFFINITY = "affinity"
+    TRAIT = "trait"
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(frozen=True, use_enum_values=False)
+
+
+class Message(_Value):
+    """One message of a conversation. ``timestamp`` is the Redis clock when stored."""
+
+    role: Role
+    content: str
+    timestamp: datetime | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class Session(_Value):
+    """A live session. All datetimes are timezone-aware UTC.
+
+    ``expires_at`` is the absolute deadline (created + ttl); the session ends at
+    ``effective_expires_at`` = min(last_activity + max_idle, expires_at).
+    """
+
+    session_id: str
+    user_id: str
+    personality_name: str
+    created_at: datetime
+    expires_at: datetime
+    last_activity: datetime
+    effective_expires_at: datetime
+    ttl: float = Field(description="absolute lifetime, seconds")
+    max_idle: float = Field(description="sliding idle timeout, seconds")
+    auto_cleanup: bool
+
+
+class Mood(_Value):
+    """The personality's current mood in one session."""
+
+    mood: str
+    intensity: float
+    updated_at: datetime
+
+
+class Affinity(_Value):
+    """How close a user is to one personality; survives every reconnect."""
+
+    user_id: str
+    personality_name: str
+    points: int
+    level: str
+
+
+class Fact(_Value):
+    """Something the personality knows about the user."""
+
+    category: str
+    key: str
+    value: Any
+    confidence: float
+    updated_at: datetime
+
+
+class Episode(_Value):
+    """A memorable moment of the user's story."""
+
+    episode_id: str
+    episode_type: str
+    title: str
+    summary: str
+    importance: float
+    sentiment: Sentiment
+    personality_name: str | None
+    created_at: datetime
+
+
+class EvolutionEvent(_Value):
+    """One change in a user's relationship with a personality.
+
+    Affinity records carry ``points_delta``, ``points``, ``level`` and an optional
+    ``interaction_type``; trait records carry ``trait``, ``value`` and ``reason``.
+    """
+
+    kind: EvolutionKind
+    personality_name: str
+    timestamp: datetime
+    sequence: int
+    points_delta: int | None = None
+    points: int | None = None
+    level: str | None = None
+    interaction_type: str | None = None
+    trait: str | None = None
+    value: float | str | None = None
+    reason: str | None = None
+
+
+class ArchivedConversation(_Value):
+    """A session's whole conversation, moved into its user's archive when it ended."""
+
+    session_id: str
+    user_id: str
+    personality_name: str
+    started_at: datetime
+    ended_at: datetime
+    reason: ArchiveReason
+    message_count: int
+    messages: list[Message]

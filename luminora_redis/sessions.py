@@ -1,0 +1,184 @@
+"""Session operations: create, read, refresh, chat, mood. Each written once.
+
+Every function here is an operation generator (see ``scripts``): it validates
+its input before yielding anything, so a refused input writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from luminora_redis.codec import decode_message, decode_mood, encode_message, from_ms, pack, prefix
+from luminora_redis.context import Context
+from luminora_redis.errors import InvalidInput, ReplyCode, UnexpectedReply, raise_for_status
+from luminora_redis.models import Message, Mood, Session
+from luminora_redis.scripts import Call, Op
+from luminora_redis.settings import parse_session_config
+from luminora_redis.validation import check_number
+
+__all__ = [
+    "append_messages",
+    "chat_turn",
+    "create_session",
+    "get_history",
+    "get_mood",
+    "get_session",
+    "is_session_expired",
+    "list_user_sessions",
+    "save_mood",
+    "touch",
+]
+
+OK = ReplyCode.OK
+MessageLike = Message | tuple[Any, ...] | Mapping[str, Any]
+
+
+def create_session(ctx: Context, user_id: object, personality_name: object,
+                   session_config: object = None) -> Op[str]:
+    user_id = ctx.user_id(user_id)
+    personality = ctx.name(personality_name, "personality_name")
+    config = parse_session_config(ctx.settings, session_config)
+    user = ctx.keys.user(user_id)
+    for _ in range(3):
+        session_id = ctx.keys.new_session_id(user_id)
+        keys = ctx.session_keys(session_id)
+        assert keys is not None
+        reply = yield Call("create_session",
+                           (keys.session, keys.meta,
+                            keys.deadlines if config.auto_cleanup else keys.manual,
+                            user.sessions, user.user),
+                           (session_id, user_id, personality, config.ttl_ms, config.max_idle_ms,
+                            1 if config.auto_cleanup else 0))
+        if reply[0] == OK:
+            return session_id
+    raise UnexpectedReply("three fresh random session ids were all taken")
+
+
+def encode_messages(ctx: Context, messages: Iterable[MessageLike]) -> list[bytes]:
+    """Validate and encode a caller's messages: Message objects, (role, content[, metadata])
+    tuples, or mappings with role, content and optional metadata."""
+    limit = ctx.settings.max_message_bytes
+    if isinstance(messages, (str, bytes, Mapping, Message)):
+        raise InvalidInput("messages must be a sequence of messages, not a single one")
+    encoded = []
+    for message in messages:
+        if isinstance(message, tuple) and len(message) in (2, 3):
+            encoded.append(encode_message(message[0], message[1],
+                                          message[2] if len(message) == 3 else None, limit))
+        elif isinstance(message, Message):
+            encoded.append(encode_message(message.role, message.content, message.metadata, limit))
+        elif isinstance(message, Mapping) and "role" in message and "content" in message:
+            encoded.append(encode_message(message["role"], message["content"],
+                                          message.get("metadata"), limit))
+        else:
+            raise InvalidInput(f"not a message: {message!r:.80}; use (role, content) or Message")
+    return encoded
+
+
+def _refresh(ctx: Context, session_id: object, entries: list[bytes], want: int) -> Op[list[Any]]:
+    """The chat_turn script: append, slide the idle deadline, read; raises when not live."""
+    keys = ctx.session_keys(session_id)
+    if keys is None:
+        raise_for_status(ReplyCode.NOT_FOUND, str(session_id))
+    reply = yield Call("chat_turn", keys,
+                       (session_id, ctx.settings.max_history, want, *entries))
+    if reply[0] != OK:
+        raise_for_status(reply[0], str(session_id))
+    return reply
+
+
+def chat_turn(ctx: Context, session_id: object, messages: Iterable[MessageLike],
+              last: int = 10) -> Op[list[Message]]:
+    want = ctx.limit(last, "last")
+    reply = yield from _refresh(ctx, session_id, encode_messages(ctx, messages), want)
+    return [decode_message(raw) for raw in reply[3:]]
+
+
+def append_messages(ctx: Context, session_id: object,
+                    messages: Iterable[MessageLike]) -> Op[list[Message]]:
+    entries = encode_messages(ctx, messages)
+    if not entries:
+        raise InvalidInput("no messages to append")
+    reply = yield from _refresh(ctx, session_id, entries, 0)
+    stamp = pack(reply[2])
+    return [decode_message(entry + stamp) for entry in entries]
+
+
+def get_history(ctx: Context, session_id: object, last: int | None = None) -> Op[list[Message]]:
+    reply = yield from _refresh(ctx, session_id, [], ctx.limit(last, "last"))
+    return [decode_message(raw) for raw in reply[3:]]
+
+
+def touch(ctx: Context, session_id: object) -> Op[bool]:
+    keys = ctx.session_keys(session_id)
+    if keys is None:
+        return False
+    reply = yield Call("chat_turn", keys, (session_id, ctx.settings.max_history, 0))
+    return bool(reply[0] == OK)
+
+
+def _session(session_id: str, fields: list[Any]) -> Session | None:
+    user, personality, created, absolute, idle, last, auto, _mood = fields
+    if user is None:
+        return None
+    absolute, idle, last = int(absolute), int(idle), int(last)
+    created = int(created)
+    return Session.model_construct(
+        session_id=session_id, user_id=user.decode(), personality_name=personality.decode(),
+        created_at=from_ms(created), expires_at=from_ms(absolute), last_activity=from_ms(last),
+        effective_expires_at=from_ms(min(last + idle, absolute)),
+        ttl=(absolute - created) / 1000, max_idle=idle / 1000, auto_cleanup=auto == b"1",
+    )
+
+
+def _live_key(ctx: Context, session_id: str) -> str:
+    keys = ctx.session_keys(session_id)
+    if keys is None:
+        raise UnexpectedReply(f"an index holds a malformed session id {session_id!r}")
+    return keys.session
+
+
+def get_session(ctx: Context, session_id: object) -> Op[Session | None]:
+    keys = ctx.session_keys(session_id)
+    if keys is None:
+        return None
+    reply = yield Call("get_sessions", (keys.session,), ())
+    return _session(str(session_id), reply[0])
+
+
+def is_session_expired(ctx: Context, session_id: object) -> Op[bool]:
+    session = yield from get_session(ctx, session_id)
+    return session is None
+
+
+def list_user_sessions(ctx: Context, user_id: object) -> Op[list[Session]]:
+    user = ctx.user_keys(user_id)
+    session_ids = yield Call("list_user_sessions", (user.sessions,), ())
+    if not session_ids:
+        return []
+    ids = [raw.decode() for raw in session_ids]
+    replies = yield Call("get_sessions", [_live_key(ctx, sid) for sid in ids], ())
+    sessions = (_session(sid, fields) for sid, fields in zip(ids, replies))
+    return [session for session in sessions if session is not None]
+
+
+def save_mood(ctx: Context, session_id: object, mood: object, intensity: object = 0.5) -> Op[Mood]:
+    name = ctx.name(mood, "mood")
+    level = check_number(intensity, "intensity", 0.0, 1.0)
+    keys = ctx.session_keys(session_id)
+    if keys is None:
+        raise_for_status(ReplyCode.NOT_FOUND, str(session_id))
+    reply = yield Call("save_mood", (keys.session, keys.meta), (prefix(3, (name, level)),))
+    if reply[0] != OK:
+        raise_for_status(reply[0], str(session_id))
+    return Mood.model_construct(mood=name, intensity=level, updated_at=from_ms(reply[1]))
+
+
+def get_mood(ctx: Context, session_id: object) -> Op[Mood | None]:
+    keys = ctx.session_keys(session_id)
+    if keys is None:
+        return None
+    reply = yield Call("get_sessions", (keys.session,), ())
+    raw = reply[0][7]
+    return None if raw is None else decode_mood(raw)
