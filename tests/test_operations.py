@@ -1,0 +1,88 @@
+"""The pure operation layer, without Redis: what each step asks for, and how
+replies are read. Both stores only run these steps."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+
+from luminora_redis import archive, memory, sessions
+from luminora_redis.context import Context
+from luminora_redis.errors import InvalidInput, SessionExpired, SessionNotFound
+from luminora_redis.scripts import Batch, Call
+from luminora_redis.settings import StoreSettings
+
+CTX = Context(StoreSettings(), buckets=1024)
+
+
+def first_step(op):
+    return next(op)
+
+
+def finish(op, reply):
+    with pytest.raises(StopIteration) as done:
+        op.send(reply)
+    return done.value.value
+
+
+def hash_tags(keys) -> set[str]:
+    return {key[key.index("{"):key.index("}") + 1] for key in keys}
+
+
+def test_chat_turn_is_one_call_whose_keys_share_one_slot() -> None:
+    sid = CTX.keys.new_session_id("carlos")
+    op = sessions.chat_turn(CTX, sid, [("user", "hola"), ("assistant", "¡hola!")], last=2)
+    call = first_step(op)
+    assert isinstance(call, Call) and call.script == "chat_turn"
+    assert hash_tags(call.keys) == {CTX.keys.tag(CTX.keys.bucket_of_user("carlos"))[3:]}
+    assert call.args[:3] == (sid, 1000, 2)
+    stamp = msgpack.packb(1_700_000_000_123)
+    messages = finish(op, [1, 0, 1_700_000_000_123, *(entry + stamp for entry in call.args[3:])])
+    assert [(m.role.value, m.content) for m in messages] == [("user", "hola"),
+                                                             ("assistant", "¡hola!")]
+    assert messages[0].timestamp.timestamp() == 1_700_000_000.123
+
+
+@pytest.mark.parametrize(("code", "error"), [(-1, SessionExpired), (0, SessionNotFound)])
+def test_reply_codes_become_typed_errors(code: int, error: type[Exception]) -> None:
+    op = sessions.chat_turn(CTX, CTX.keys.new_session_id("u"), [("user", "x")])
+    first_step(op)
+    with pytest.raises(error):
+        op.send([code])
+
+
+def test_bad_input_is_refused_before_any_step() -> None:
+    with pytest.raises(InvalidInput):
+        first_step(sessions.chat_turn(CTX, CTX.keys.new_session_id("u"), [("robot", "x")]))
+    with pytest.raises(InvalidInput):
+        first_step(memory.update_affinity(CTX, "u", "p", 1.5))
+    with pytest.raises(InvalidInput):
+        first_step(sessions.create_session(CTX, "u", "p", {"ttl": 0}))
+
+
+def test_a_malformed_session_id_never_becomes_a_step() -> None:
+    for bad in ("", "*", "lr:{b0001}:s:x", "ffff-" + "0" * 32, None, 42):
+        with pytest.raises(StopIteration):
+            first_step(sessions.touch(CTX, bad))
+        with pytest.raises(StopIteration):
+            first_step(sessions.get_session(CTX, bad))
+
+
+def test_archive_reads_the_owner_first_then_declares_the_owners_keys() -> None:
+    sid = CTX.keys.new_session_id("carlos")
+    op = archive.archive_session(CTX, sid, "expire")
+    read = first_step(op)
+    assert read.script == "read_meta"
+    call = op.send([b"carlos", b"alicia", b"1", b"2", b"1"])
+    assert call.script == "archive_session"
+    assert CTX.keys.user("carlos").archive in call.keys
+    assert len(hash_tags(call.keys)) == 1
+    assert finish(op, [0]) is None  # someone else archived it first
+
+
+def test_sweeping_asks_every_bucket_in_one_batch() -> None:
+    op = archive.due_sessions(CTX, manual=False)
+    batch = first_step(op)
+    assert isinstance(batch, Batch) and len(batch.calls) == 1024
+    due, more = finish(op, [[0]] * 1023 + [[0, b"0001-" + b"a" * 32]])
+    assert due == ["0001-" + "a" * 32] and not more
