@@ -13,6 +13,7 @@ from typing import Any, Callable, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError
 
 from luminora_redis import archive, memory, sessions
 from luminora_redis.base import StoreBase, claim_layout
@@ -103,12 +104,28 @@ class SessionStore(StoreBase):
 
     async def _batch(self, calls: Sequence[Call]) -> list[Any]:
         if isinstance(self._client, RedisCluster):
-            return list(await asyncio.gather(
-                *(self._scripts[c.script](c.keys, c.args) for c in calls)))
+            return await self._cluster_batch(calls)
         async with self._client.pipeline(transaction=False) as pipe:
             for call in calls:
                 await self._scripts[call.script](call.keys, call.args, client=pipe)
             return list(await pipe.execute())
+
+    async def _cluster_batch(self, calls: Sequence[Call]) -> list[Any]:
+        """One pipeline per node. redis-py's asyncio cluster pipeline routes raw EVALSHA
+        by its first key; a script a node does not know yet is rerun through ``Script``,
+        which loads it on every primary."""
+        pipe = self._client.pipeline()
+        for call in calls:
+            pipe.execute_command("EVALSHA", self._scripts[call.script].sha, len(call.keys),
+                                 *call.keys, *call.args)
+        replies = list(await pipe.execute(raise_on_error=False))
+        for index, reply in enumerate(replies):
+            if isinstance(reply, NoScriptError):
+                call = calls[index]
+                replies[index] = await self._scripts[call.script](call.keys, call.args)
+            elif isinstance(reply, Exception):
+                raise reply
+        return replies
 
     # -- sessions ---------------------------------------------------------------
 

@@ -100,11 +100,37 @@ class SyncSessionStore(StoreBase):
 
     def _batch(self, calls: Sequence[Call]) -> list[Any]:
         if isinstance(self._client, RedisCluster):
-            return [self._scripts[c.script](c.keys, c.args) for c in calls]
-        with self._client.pipeline(transaction=False) as pipe:
+            return self._cluster_batch(calls)
+        return self._pipeline(self._client, calls)
+
+    def _pipeline(self, client: redis.Redis, calls: Sequence[Call]) -> list[Any]:
+        with client.pipeline(transaction=False) as pipe:
             for call in calls:
                 self._scripts[call.script](call.keys, call.args, client=pipe)
             return list(pipe.execute())
+
+    def _cluster_batch(self, calls: Sequence[Call]) -> list[Any]:
+        """One pipeline per node: redis-py's blocking cluster pipeline refuses EVALSHA, so
+        calls are grouped by the node that serves their first key. Should the topology move
+        under a node's pipeline, its calls are rerun one by one through the cluster client,
+        which follows redirections."""
+        client: RedisCluster = self._client
+        groups: dict[str, list[int]] = {}
+        nodes = {}
+        for index, call in enumerate(calls):
+            node = client.get_node_from_key(call.keys[0])
+            nodes[node.name] = node
+            groups.setdefault(node.name, []).append(index)
+        replies: list[Any] = [None] * len(calls)
+        for name, indexes in groups.items():
+            group = [calls[i] for i in indexes]
+            try:
+                results = self._pipeline(nodes[name].redis_connection, group)
+            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+                results = [self._scripts[c.script](c.keys, c.args) for c in group]
+            for index, result in zip(indexes, results):
+                replies[index] = result
+        return replies
 
     # -- sessions ---------------------------------------------------------------
 
