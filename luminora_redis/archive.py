@@ -48,6 +48,12 @@ def _archive_keys(keys: SessionKeys, user: UserKeys, session_id: str) -> tuple[s
             user.sessions, user.archive, *user.archived(session_id))
 
 
+def _owner(keys: SessionKeys) -> Op[str | None]:
+    """The user a session belongs to, from its meta hash; None once archived or deleted."""
+    meta = yield Call("read_meta", (keys.meta,), ())
+    return None if meta[0] is None else str(meta[0].decode())
+
+
 def archive_session(ctx: Context, session_id: str, mode: str) -> Op[Archived | None]:
     """Archive one session; None when this call did not archive it.
 
@@ -57,10 +63,9 @@ def archive_session(ctx: Context, session_id: str, mode: str) -> Op[Archived | N
     keys = ctx.session_keys(session_id)
     if keys is None:
         return None
-    meta = yield Call("read_meta", (keys.meta,), ())
-    if meta[0] is None:
+    user_id = yield from _owner(keys)
+    if user_id is None:
         return None
-    user_id = meta[0].decode()
     user = ctx.keys.user(user_id)
     reply = yield Call("archive_session", _archive_keys(keys, user, session_id),
                        (session_id, user_id, mode))
@@ -97,12 +102,11 @@ def delete_session(ctx: Context, session_id: object) -> Op[bool]:
     keys = ctx.session_keys(session_id)
     if keys is None:
         return False
-    meta = yield Call("read_meta", (keys.meta,), ())
-    if meta[0] is None:
+    user_id = yield from _owner(keys)
+    if user_id is None:
         return False
-    user_id = meta[0].decode()
-    user = ctx.keys.user(user_id)
-    reply = yield Call("delete_session", (*keys, user.sessions), (session_id, user_id))
+    reply = yield Call("delete_session", (*keys, ctx.keys.user(user_id).sessions),
+                       (session_id, user_id))
     return bool(reply[0] == ReplyCode.OK)
 
 
