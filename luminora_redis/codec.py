@@ -26,6 +26,7 @@ from luminora_redis.models import (
     Mood,
     Role,
     Sentiment,
+    trusted,
 )
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 _ROLES: Mapping[str, Role] = {role.value: role for role in Role}
+_message = trusted(Message)
 _packb = msgpack.packb
 unpack = msgpack.unpackb
 UTC = timezone.utc
@@ -89,8 +91,7 @@ def encode_message(role: object, content: object, metadata: object, limit: int) 
 
 def decode_message(raw: bytes) -> Message:
     role, content, metadata, ts = unpack(raw)
-    return Message.model_construct(role=_ROLES[role], content=content, metadata=metadata,
-                                   timestamp=from_ms(ts))
+    return _message(role=_ROLES[role], content=content, timestamp=from_ms(ts), metadata=metadata)
 
 
 def decode_mood(raw: bytes) -> Mood:

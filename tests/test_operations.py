@@ -86,3 +86,17 @@ def test_sweeping_asks_every_bucket_in_one_batch() -> None:
     assert isinstance(batch, Batch) and len(batch.calls) == 1024
     due, more = finish(op, [[0]] * 1023 + [[0, b"0001-" + b"a" * 32]])
     assert due == ["0001-" + "a" * 32] and not more
+
+
+def test_messages_decoded_on_the_hot_path_equal_model_construct() -> None:
+    from datetime import datetime, timezone
+
+    from luminora_redis.models import Message, Role, trusted
+
+    values = {"role": Role.USER, "content": "hola", "timestamp": datetime.now(timezone.utc),
+              "metadata": {"k": [1, 2]}}
+    fast, slow = trusted(Message)(**values), Message.model_construct(**values)
+    assert fast == slow
+    assert fast.model_dump() == slow.model_dump() and fast.model_fields_set == slow.model_fields_set
+    assert fast.model_copy(update={"content": "x"}).content == "x"
+    assert Message.model_validate(fast.model_dump()) == fast
