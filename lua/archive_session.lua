@@ -4,7 +4,9 @@ exactly once. Idempotent: when several listeners, a sweeper and a cleanup race
 for one session, one call archives and every other one returns {0}.
 
 The history and overflow lists are RENAMEd (O(1)) under the user's archive;
-a record hash holds the metadata; the archive ZSET orders records by end time.
+a record hash holds the metadata; the archive ZSET orders records by end time,
+and conversations that ended in the same millisecond by the order they were
+archived in: score = ended_ms * 1000 + (the user's archive counter mod 1000).
 The session leaves every index, and its meta hash is deleted last.
 
 KEYS[1]  session hash             lr:{b}:s:<sid>
@@ -18,6 +20,7 @@ KEYS[8]  the user's archive ZSET  lr:{b}:u:<uid>:archive
 KEYS[9]  archived record hash     lr:{b}:u:<uid>:a:<sid>
 KEYS[10] archived history list    lr:{b}:u:<uid>:a:<sid>:h
 KEYS[11] archived overflow list   lr:{b}:u:<uid>:a:<sid>:o
+KEYS[12] user hash                lr:{b}:u:<uid>            (archive counter)
 ARGV[1] session id
 ARGV[2] user id read by read_meta (re-checked here)
 ARGV[3] mode: "expire"  archive if expired and auto_cleanup is on (listener, sweeper)
@@ -64,7 +67,8 @@ if redis.call('EXISTS', overflowKey) == 1 then
 end
 redis.call('HSET', recordKey, 'pers', meta[2], 'created', meta[3], 'ended', ended,
            'reason', reason, 'count', count)
-redis.call('ZADD', archiveKey, ended, sid)
+local seq = redis.call('HINCRBY', KEYS[12], 'archive_seq', 1)
+redis.call('ZADD', archiveKey, ended * 1000 + seq % 1000, sid)
 redis.call('ZREM', deadlinesKey, sid)
 redis.call('ZREM', manualKey, sid)
 redis.call('ZREM', userSessionsKey, sid)

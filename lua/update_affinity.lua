@@ -3,7 +3,7 @@ update_affinity: add points to a user's affinity with a personality, never
 going below 0, and log the change in the user's evolution, atomically.
 
 KEYS[1] affinity hash         lr:{b}:u:<uid>:affinity   (personality -> points)
-KEYS[2] evolution ZSET        lr:{b}:u:<uid>:evolution  (record, scored by time ms)
+KEYS[2] evolution ZSET        lr:{b}:u:<uid>:evolution  (record, scored by sequence number)
 KEYS[3] user hash             lr:{b}:u:<uid>            (evolution sequence counter)
 ARGV[1] personality name
 ARGV[2] points delta, integer (may be negative)
@@ -29,7 +29,7 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local seq = redis.call('HINCRBY', userKey, 'evolution_seq', 1)
-redis.call('ZADD', evolutionKey, now,
+redis.call('ZADD', evolutionKey, seq,
            ARGV[3] .. cmsgpack.pack(points) .. cmsgpack.pack(level) .. cmsgpack.pack(seq)
                    .. cmsgpack.pack(now))
 return {1, points, level, now}

@@ -45,7 +45,7 @@ class Archived:
 
 def _archive_keys(keys: SessionKeys, user: UserKeys, session_id: str) -> tuple[str, ...]:
     return (keys.session, keys.meta, keys.history, keys.overflow, keys.deadlines, keys.manual,
-            user.sessions, user.archive, *user.archived(session_id))
+            user.sessions, user.archive, *user.archived(session_id), user.user)
 
 
 def _owner(keys: SessionKeys) -> Op[str | None]:

@@ -26,14 +26,15 @@ Per bucket::
 
 Per user (none of these ever gets a TTL)::
 
-    lr:{b}:u:<uid>              HASH  first_seen, last_seen, evolution_seq
+    lr:{b}:u:<uid>              HASH  first_seen, last_seen, evolution_seq, archive_seq
     lr:{b}:u:<uid>:sessions     ZSET  sid -> created ms, sessions not yet archived
     lr:{b}:u:<uid>:affinity     HASH  personality -> points
     lr:{b}:u:<uid>:facts        HASH  msgpack [category, key] -> fact
     lr:{b}:u:<uid>:episodes     ZSET  episode id -> importance
     lr:{b}:u:<uid>:episodes:b   HASH  episode id -> episode
-    lr:{b}:u:<uid>:evolution    ZSET  msgpack record -> time ms
-    lr:{b}:u:<uid>:archive      ZSET  sid -> end time ms
+    lr:{b}:u:<uid>:evolution    ZSET  msgpack record -> sequence number (the record holds
+                                      the time; a sequence orders records of one millisecond)
+    lr:{b}:u:<uid>:archive      ZSET  sid -> end time ms * 1000 + archive_seq mod 1000
     lr:{b}:u:<uid>:a:<sid>      HASH  pers, created, ended, reason, count
     lr:{b}:u:<uid>:a:<sid>:h    LIST  the archived live history (RENAMEd, O(1))
     lr:{b}:u:<uid>:a:<sid>:o    LIST  the archived overflow (RENAMEd, O(1))
@@ -53,7 +54,7 @@ from urllib.parse import quote
 
 __all__ = ["KeySpace", "SessionKeys", "UserKeys"]
 
-_SESSION_ID = re.compile(r"^([0-9a-f]{4})-[0-9a-f]{32}$")
+_SESSION_ID = re.compile(r"([0-9a-f]{4})-[0-9a-f]{32}")
 
 
 class SessionKeys(NamedTuple):
@@ -113,7 +114,7 @@ class KeySpace:
         """The bucket a session id routes to, or None when it is not one of ours."""
         if not isinstance(session_id, str):
             return None
-        match = _SESSION_ID.match(session_id)
+        match = _SESSION_ID.fullmatch(session_id)
         if match is None:
             return None
         bucket = int(match.group(1), 16)

@@ -5,7 +5,15 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from luminora_redis.errors import InvalidInput
 
@@ -25,7 +33,7 @@ DEFAULT_AFFINITY_LEVELS: tuple[tuple[str, int], ...] = (
 )
 _TEN_YEARS = 10 * 365 * 24 * 3600.0
 
-Seconds = Annotated[float, Field(gt=0, le=_TEN_YEARS, allow_inf_nan=False)]
+Seconds = Annotated[float, Field(gt=0, le=_TEN_YEARS, allow_inf_nan=False, strict=True)]
 
 
 class SessionConfig(BaseModel):
@@ -41,7 +49,7 @@ class SessionConfig(BaseModel):
 
     ttl: Seconds = 3600.0
     max_idle: Seconds = 1800.0
-    auto_cleanup: bool = True
+    auto_cleanup: StrictBool = True
 
     @property
     def ttl_ms(self) -> int:

@@ -1,0 +1,494 @@
+"""ExpiryListener: every expired session reaches its user's archive, promptly and exactly once.
+
+Two paths lead to one idempotent archive script (``archive.archive_session``
+in ``expire`` mode):
+
+- **The fast path, keyspace notifications.** When Redis reclaims an expired
+  session hash (on access, or in its active expiry cycle, usually well within
+  100 ms of the deadline) it publishes the key on ``__keyevent@<db>__:expired``.
+  The listener subscribes there, keeps the keys that are session hashes of
+  this store, and archives them at once.
+- **The guarantee, the sweeper.** Every auto_cleanup session's effective
+  deadline is in its bucket's ``deadlines`` index until it is archived. Every
+  ``sweep_interval`` the sweeper asks all buckets, in one pipelined round
+  trip, which deadlines have passed on the server clock, and archives those
+  sessions. Pub/sub is fire-and-forget: a notification sent while no listener
+  was subscribed (down, crashed, reconnecting, flags not yet set, CONFIG
+  refused) is gone for good, but the index entry stays until the archive
+  script removes it, so the next sweep finds it.
+
+Exactly once: the script re-checks and moves a session in one atomic step,
+so when notifications, sweepers, several listeners and
+``cleanup_expired_sessions`` race for a session, exactly one call archives it
+and gets the result; only that listener counts it and calls ``on_archived``.
+
+Order, at start and after every reconnect: subscribe, wait for Redis to
+confirm, merge the notification flags, then sweep. Whatever expired before
+the subscription was live is in the index, so once the first sweep after the
+first confirmation is done (``started``) nothing can fall between the paths.
+
+The subscription is plain redis-py pub/sub. ``redis.asyncio.keyspace_notifications
+.AsyncKeyspaceNotifications`` was considered: it hides the subscribe
+confirmations, and they are what tells us the subscription is live, and that
+redis-py reconnected and resubscribed by itself after a server restart (whose
+CONFIG changes are then gone, and whose missed events need a catch-up sweep).
+All of it sits in `ExpiryListener._listen`, the one method a Redis Cluster
+variant (one subscription per primary) replaces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import math
+import os
+import socket
+import time
+from collections.abc import Awaitable
+from typing import Any, Callable, Protocol
+
+from redis import exceptions as redis_errors
+from redis.backoff import EqualJitterBackoff
+from redis.keyspace_notifications import KeyeventChannel
+
+from luminora_redis import archive
+from luminora_redis.archive import Archived
+from luminora_redis.context import Context
+from luminora_redis.models import ArchivedConversation
+from luminora_redis.notifications import ensure_flags
+from luminora_redis.store import SessionStore
+
+__all__ = ["NOTIFICATION", "SWEEP", "ExpiryListener", "ListenerObserver", "OnArchived"]
+
+logger = logging.getLogger("luminora_redis.listener")
+
+#: The ``path`` an archive took: a keyspace notification, or the sweeper.
+NOTIFICATION = "notification"
+SWEEP = "sweep"
+
+OnArchived = Callable[[ArchivedConversation], Awaitable[None] | None]
+
+# redis-py raises its own ConnectionError and TimeoutError (BusyLoadingError,
+# while a restarted server loads its data, is a ConnectionError); OSError is
+# whatever the socket layer lets through unwrapped.
+_CONNECTION_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+
+_WORKERS = 8  # concurrent archives of notified sessions
+_QUEUE_SIZE = 10_000  # notified sessions waiting for a worker; the reader waits when full
+_SWEEP_CONCURRENCY = 16  # concurrent archives within one sweep
+_PING_AFTER = 5.0  # seconds of pub/sub silence before a PING, and before giving up on its reply
+_STOP_GRACE = 5.0  # seconds in-flight archives get to finish on stop
+
+
+def _backoff() -> EqualJitterBackoff:
+    """Reconnect delays: 25-50 ms at first, doubling, bounded to 2.5-5 s."""
+    return EqualJitterBackoff(cap=5.0, base=0.05)
+
+
+class ListenerObserver(Protocol):
+    """Receives what a listener does, e.g. to export metrics (see ``luminora_redis.metrics``).
+
+    Called on the event loop: keep each call cheap and non-blocking.
+    """
+
+    def archived(self, path: str, lag: float) -> None:
+        """A session was archived by this listener; ``lag`` is seconds past its deadline."""
+
+    def swept(self) -> None:
+        """A sweep pass completed."""
+
+    def error(self) -> None:
+        """Something failed and was logged: a connection, an archive call, the hook."""
+
+    def reconnected(self) -> None:
+        """The notification subscription was re-established after a loss."""
+
+
+class ExpiryListener:
+    """Archives expired sessions of one store: keyspace notifications plus a sweeper.
+
+    ``sweep_interval`` (seconds) bounds how late a session is archived when
+    its notification is lost. ``on_archived`` is a plain or async callable
+    that receives the ``ArchivedConversation`` of each session this listener
+    archived, once; a plain one runs on the event loop, so it must not block.
+    A failing hook is logged and counted, and the archive stays.
+    ``notifications=False`` runs the sweeper alone; ``configure_notifications=
+    False`` leaves the server's ``notify-keyspace-events`` untouched.
+    ``sweep_batch`` is how many due sessions one bucket yields per round
+    trip. ``observer`` (a `ListenerObserver`) receives counts and lags.
+    """
+
+    def __init__(self, store: SessionStore, *, sweep_interval: float = 0.25,
+                 on_archived: OnArchived | None = None, notifications: bool = True,
+                 configure_notifications: bool = True, sweep_batch: int = 500,
+                 name: str | None = None, observer: ListenerObserver | None = None) -> None:
+        if not (isinstance(sweep_interval, (int, float)) and math.isfinite(sweep_interval)
+                and sweep_interval > 0):
+            raise ValueError(f"sweep_interval must be a positive number of seconds, "
+                             f"not {sweep_interval!r}")
+        if isinstance(sweep_batch, bool) or not isinstance(sweep_batch, int) or sweep_batch < 1:
+            raise ValueError(f"sweep_batch must be a positive integer, not {sweep_batch!r}")
+        if on_archived is not None and not callable(on_archived):
+            raise TypeError(f"on_archived must be callable, not {on_archived!r}")
+        self._store = store
+        self._sweep_interval = float(sweep_interval)
+        self._on_archived = on_archived
+        self._notifications = notifications
+        self._configure = configure_notifications
+        self._sweep_batch = sweep_batch
+        self._observer = observer
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        #: Set once the listener is subscribed and a sweep after that has completed.
+        self.started = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()  # ends the sweeper's pause: stop, or a catch-up sweep
+        self._stopped = asyncio.Event()
+        self._stopped.set()
+        self._closing = False
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue(_QUEUE_SIZE)
+        self._inflight: set[str] = set()  # sessions this listener is archiving or has queued
+        self._listening = False  # notifications can arrive (or are not wanted)
+        self._subscriptions = 0  # subscription confirmations, the first included
+        self._failures = 0  # notification connection failures since the last confirmation
+        self._warned = False
+        self._archived = {NOTIFICATION: 0, SWEEP: 0}
+        self._sweeps = 0
+        self._errors = 0
+        self._reconnects = 0
+
+    # -- counters ----------------------------------------------------------------
+
+    @property
+    def archived(self) -> int:
+        """Sessions this listener archived, by either path."""
+        return sum(self._archived.values())
+
+    @property
+    def archived_by_path(self) -> dict[str, int]:
+        """Sessions this listener archived, by ``notification`` and ``sweep``."""
+        return dict(self._archived)
+
+    @property
+    def sweeps(self) -> int:
+        """Completed sweep passes."""
+        return self._sweeps
+
+    @property
+    def errors(self) -> int:
+        """Failures logged: lost connections, failed archive calls, failed hooks."""
+        return self._errors
+
+    @property
+    def reconnects(self) -> int:
+        """Times the notification subscription was re-established after a loss."""
+        return self._reconnects
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Listen and sweep until `stop` is called or this task is cancelled.
+
+        Connection losses are retried with bounded, jittered backoff for as
+        long as it runs; it raises only on a bug in one of its own loops.
+        """
+        if not self._stopped.is_set():
+            raise RuntimeError(f"listener {self.name} is already running")
+        self._stopped.clear()
+        self.started.clear()
+        self._listening = not self._notifications
+        sweeper = asyncio.create_task(self._sweep_loop(), name=f"{self.name} sweeper")
+        notifier: asyncio.Task[None] | None = None
+        workers: list[asyncio.Task[None]] = []
+        if self._notifications:
+            notifier = asyncio.create_task(self._notification_loop(),
+                                           name=f"{self.name} notifications")
+            workers = [asyncio.create_task(self._worker(), name=f"{self.name} worker {n}")
+                       for n in range(_WORKERS)]
+        stopper = asyncio.create_task(self._stop.wait())
+        loops = [sweeper, *([notifier] if notifier else []), *workers]
+        logger.info("listener %s running: sweep every %.3f s, notifications %s",
+                    self.name, self._sweep_interval, "on" if self._notifications else "off")
+        try:
+            pending: set[asyncio.Task[Any]] = {stopper, *loops}
+            while not stopper.done():
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task is not stopper:
+                        task.result()  # a loop may end by itself; one that fails is a bug
+        finally:
+            await self._shutdown(stopper, notifier, loops, len(workers))
+            logger.info("listener %s stopped: %d archived, %d sweeps, %d errors, %d reconnects",
+                        self.name, self.archived, self._sweeps, self._errors, self._reconnects)
+
+    async def stop(self) -> None:
+        """Ask `run` to finish and wait until it has; in-flight archives complete first."""
+        if self._stopped.is_set():
+            return
+        self._stop.set()
+        self._wake.set()
+        await self._stopped.wait()
+
+    async def _shutdown(self, stopper: asyncio.Task[Any], notifier: asyncio.Task[None] | None,
+                        loops: list[asyncio.Task[None]], workers: int) -> None:
+        """Stop reading notifications, let in-flight archives finish, close everything."""
+        self._closing = True
+        self._stop.set()
+        self._wake.set()
+        stopper.cancel()
+        if notifier is not None:
+            notifier.cancel()
+        finished = {task for task in loops if task.done()}
+        # Queued sessions stay in the deadline index: whoever sweeps next takes them.
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        for _ in range(workers):
+            self._queue.put_nowait(None)
+        try:
+            await asyncio.wait(loops, timeout=_STOP_GRACE)
+        finally:
+            for task in loops:
+                task.cancel()
+            results = await asyncio.gather(stopper, *loops, return_exceptions=True)
+            for task, result in zip(loops, results[1:]):
+                if task not in finished and isinstance(result, Exception):
+                    logger.error("listener task %s failed while stopping", task.get_name(),
+                                 exc_info=result)
+            self._inflight.clear()
+            self._closing = False
+            self._stop.clear()
+            self._wake.clear()
+            self._stopped.set()
+
+    # -- the sweeper ----------------------------------------------------------------
+
+    async def sweep_once(self) -> int:
+        """One sweep pass: archive every auto_cleanup session whose deadline has passed.
+
+        Returns how many this call archived (others may have archived some
+        first). Connection errors propagate; other failures of one session
+        are logged and counted, and the pass goes on.
+        """
+        total = 0
+        while True:
+            due, more = await self._store._run(archive.due_sessions, False, self._sweep_batch)
+            mine = [sid for sid in due if sid not in self._inflight]
+            self._inflight.update(mine)
+            limit = asyncio.Semaphore(_SWEEP_CONCURRENCY)
+
+            async def one(session_id: str) -> bool:
+                try:
+                    async with limit:
+                        return await self._archive(session_id, SWEEP)
+                finally:
+                    self._inflight.discard(session_id)
+
+            results = await asyncio.gather(*(one(sid) for sid in mine), return_exceptions=True)
+            done = sum(1 for result in results if result is True)
+            total += done
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            if not more or done == 0 or self._closing:
+                break
+        self._sweeps += 1
+        if self._observer is not None:
+            self._observer.swept()
+        return total
+
+    async def _sweep_loop(self) -> None:
+        backoff, failures = _backoff(), 0
+        while not self._stop.is_set():
+            self._wake.clear()
+            listening = self._listening
+            try:
+                await self.sweep_once()
+            except _CONNECTION_ERRORS as error:
+                self._count_error()
+                delay = backoff.compute(failures)
+                failures += 1
+                logger.warning("sweep failed, Redis unreachable (%s); retrying in %.2f s",
+                               error, delay)
+                await self._pause(delay)
+                continue
+            except Exception:
+                self._count_error()
+                logger.exception("sweep failed; the next one runs in %.3f s",
+                                 self._sweep_interval)
+            else:
+                failures = 0
+                if listening and not self.started.is_set():
+                    self.started.set()
+                    logger.info("listener %s started", self.name)
+            await self._pause(self._sweep_interval)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep up to ``seconds``; a stop or a catch-up request ends it early."""
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    # -- notifications ----------------------------------------------------------------
+
+    async def _notification_loop(self) -> None:
+        backoff = _backoff()
+        while True:
+            try:
+                await self._listen()
+            except redis_errors.NoPermissionError as error:
+                self._count_error()
+                logger.warning(
+                    "cannot subscribe to expired events (%s): this user needs the channel "
+                    "permission for __keyevent@*__:expired (ACL &__keyevent@*__:expired); "
+                    "archiving through the sweeper only, every %.3f s", error,
+                    self._sweep_interval)
+                self._listening = True
+                self._wake.set()
+                return
+            except _CONNECTION_ERRORS as error:
+                reason = f"lost the notification connection ({error})"
+            except Exception as error:
+                logger.exception("notification subscription failed")
+                reason = f"notification subscription failed ({error!r})"
+            self._count_error()
+            self._listening = False
+            delay = backoff.compute(self._failures)
+            self._failures += 1
+            logger.warning("%s; reconnecting in %.2f s, the sweeper covers the gap", reason, delay)
+            await asyncio.sleep(delay)
+
+    async def _listen(self) -> None:
+        """Subscribe to this database's ``expired`` events and handle them until the
+        connection fails (raising its error).
+
+        This is the single-server subscription, and the one method a Redis
+        Cluster variant replaces with one subscription per primary. It calls
+        `_on_subscribed` on every confirmation (redis-py resubscribes by itself
+        after a short outage) and `_on_expired` with each expired key.
+        """
+        ctx = await self._store._context()
+        db = int(self._store.client.connection_pool.connection_kwargs.get("db", 0))
+        pubsub = self._store.client.pubsub()
+        try:
+            await pubsub.subscribe(str(KeyeventChannel("expired", db=db)))
+            pinged = False
+            while True:
+                message = await pubsub.get_message(timeout=_PING_AFTER)
+                if message is None:
+                    # A silent connection may be half-open; a PING must come back.
+                    if pinged:
+                        raise redis_errors.ConnectionError(
+                            f"no reply to PING within {_PING_AFTER} s on the pub/sub connection")
+                    await pubsub.ping()
+                    pinged = True
+                    continue
+                pinged = False
+                if message["type"] == "message":
+                    await self._on_expired(ctx, message["data"])
+                elif message["type"] == "subscribe":
+                    await self._on_subscribed()
+        finally:
+            await pubsub.aclose()
+
+    async def _on_subscribed(self) -> None:
+        self._subscriptions += 1
+        if self._subscriptions > 1:
+            self._reconnects += 1
+            if self._observer is not None:
+                self._observer.reconnected()
+            logger.info("listener %s resubscribed to expired events; catching up", self.name)
+        if self._configure:
+            # After a server restart CONFIG SET is gone, so this runs every time.
+            if not await ensure_flags(self._store.client, warn=not self._warned):
+                self._warned = True
+        self._failures = 0
+        self._listening = True
+        self._wake.set()
+
+    async def _on_expired(self, ctx: Context, key: bytes | str) -> None:
+        if isinstance(key, bytes):
+            key = key.decode("utf-8", "replace")
+        session_id = ctx.keys.session_id_of_key(key)
+        if session_id is None or session_id in self._inflight:
+            return
+        self._inflight.add(session_id)
+        await self._queue.put(session_id)
+
+    async def _worker(self) -> None:
+        while (session_id := await self._queue.get()) is not None:
+            try:
+                await self._archive(session_id, NOTIFICATION)
+            except _CONNECTION_ERRORS as error:
+                self._count_error()
+                logger.warning("could not archive session %s on its notification (%s); "
+                               "the sweeper will", session_id, error)
+            finally:
+                self._inflight.discard(session_id)
+
+    # -- archiving ----------------------------------------------------------------
+
+    async def _archive(self, session_id: str, path: str) -> bool:
+        """Archive one expired session; True when this call did.
+
+        Connection errors propagate; any other failure is logged and counted.
+        """
+        try:
+            archived = await self._store._run(archive.archive_session, session_id, "expire")
+        except _CONNECTION_ERRORS:
+            raise
+        except Exception:
+            self._count_error()
+            logger.exception("archiving session %s failed", session_id)
+            return False
+        if archived is None:
+            return False
+        lag = max(0.0, time.time() - archived.ended_ms / 1000)
+        self._archived[path] += 1
+        if self._observer is not None:
+            self._observer.archived(path, lag)
+        logger.info("archived session %s of user %r: %s, %d messages, by %s, %.3f s after "
+                    "its deadline", session_id, archived.user_id, archived.reason.value,
+                    archived.message_count, path, lag)
+        if self._on_archived is not None:
+            await self._call_hook(self._on_archived, archived)
+        return True
+
+    async def _call_hook(self, hook: OnArchived, archived: Archived) -> None:
+        try:
+            conversation = await self._read_archived(archived)
+            if conversation is None:
+                logger.warning("session %s was archived but its record is gone already "
+                               "(archive_retention); on_archived not called", archived.session_id)
+                return
+            result = hook(conversation)
+            if inspect.isawaitable(result):
+                await result
+        except asyncio.CancelledError:
+            logger.error("stopped before on_archived was called for session %s; the archive "
+                         "is kept", archived.session_id)
+            raise
+        except Exception:
+            self._count_error()
+            logger.exception("on_archived failed for session %s; the archive is kept",
+                             archived.session_id)
+
+    async def _read_archived(self, archived: Archived) -> ArchivedConversation | None:
+        """What the hook receives; retried while Redis is unreachable, since the
+        session is archived already and nobody else will call the hook for it."""
+        backoff, failures = _backoff(), 0
+        while True:
+            try:
+                return await self._store._run(archive.get_archived_conversation, archived)
+            except _CONNECTION_ERRORS as error:
+                self._count_error()
+                delay = backoff.compute(failures)
+                failures += 1
+                logger.warning("could not read archived session %s for on_archived (%s); "
+                               "retrying in %.2f s", archived.session_id, error, delay)
+                await asyncio.sleep(delay)
+
+    def _count_error(self) -> None:
+        self._errors += 1
+        if self._observer is not None:
+            self._observer.error()

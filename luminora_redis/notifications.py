@@ -1,0 +1,107 @@
+"""Keyspace notification flags: merge ours into the server's, never overwrite them.
+
+Redis publishes ``expired`` on ``__keyevent@<db>__:expired`` only when its
+``notify-keyspace-events`` holds both a channel class and the event type:
+
+- ``K`` publishes on ``__keyspace@<db>__:<key>`` and ``E`` on
+  ``__keyevent@<db>__:<event>``; they are independent classes, so a server
+  with ``K`` only still needs ``E`` for the listener.
+- ``x`` is the expired event type. ``A`` is an alias for ``g$lshzxetd`` and so
+  covers ``x``; it covers neither ``K`` nor ``E``.
+
+Other applications may rely on flags already set, so `merged_flags` only ever
+adds what is missing. Managed Redis services and ACL users without ``CONFIG``
+refuse the command; then `ensure_flags` logs one WARNING that says exactly
+what to set, and the listener keeps working through its sweeper.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from redis.exceptions import NoPermissionError, ResponseError
+
+__all__ = ["EXPIRED_FLAGS", "NOTIFY_CONFIG", "ensure_flags", "merged_flags", "refusal_warning"]
+
+NOTIFY_CONFIG = "notify-keyspace-events"
+#: What the listener needs: the keyevent class and the expired event type.
+EXPIRED_FLAGS = "Ex"
+
+_ALL_TYPES = "g$lshzxetd"  # what "A" stands for
+_KNOWN = frozenset("KE" + _ALL_TYPES + "Amn")
+
+logger = logging.getLogger("luminora_redis.notifications")
+
+
+def _flags_of(value: str) -> set[str]:
+    flags = set(value)
+    if "A" in flags:
+        flags.update(_ALL_TYPES)
+    elif flags.issuperset(_ALL_TYPES):
+        flags.add("A")
+    return flags
+
+
+def merged_flags(current: str, needed: str = EXPIRED_FLAGS) -> str | None:
+    """The server's ``current`` flags plus whatever of ``needed`` they lack, or None
+    when nothing is missing.
+
+    ``current`` is kept verbatim, flags this module does not know included, and
+    the missing flags are appended in the order of ``needed``. Flags are case
+    sensitive (``e`` is evicted, ``E`` the keyevent class).
+    """
+    unknown = set(needed) - _KNOWN
+    if unknown:
+        raise ValueError(f"unknown notify-keyspace-events flags {''.join(sorted(unknown))!r}")
+    have = _flags_of(current)
+    missing = "".join(dict.fromkeys(flag for flag in needed if flag not in have))
+    return current + missing if missing else None
+
+
+def refusal_warning(needed: str, error: BaseException) -> str:
+    """The one WARNING logged when the server refuses CONFIG: what to set, and the fallback."""
+    return (
+        f"cannot configure keyspace notifications, the server refused CONFIG ({error}). "
+        f"Set {NOTIFY_CONFIG} to include {', '.join(repr(f) for f in needed)} in the server's "
+        f"configuration (redis.conf, or your provider's parameter group), keeping any flags "
+        f"already there: e.g. {NOTIFY_CONFIG} {needed} when it is empty. Until then expired "
+        f"sessions are archived by the sweeper only, within one sweep interval of their deadline."
+    )
+
+
+def _is_refusal(error: ResponseError) -> bool:
+    if isinstance(error, NoPermissionError):
+        return True
+    text = str(error).lower()
+    return "unknown command" in text or "unknown subcommand" in text
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def ensure_flags(client: Any, needed: str = EXPIRED_FLAGS, *, warn: bool = True) -> bool:
+    """Make the server publish the ``needed`` events, adding only missing flags.
+
+    ``client`` is a ``redis.asyncio.Redis``. Returns True when the server
+    publishes them (already, or after this call), False when it refused
+    ``CONFIG``; then one WARNING naming what to set is logged, unless ``warn``
+    is False (a listener re-checking after a reconnect has warned already).
+    Any other error, connection errors included, propagates.
+    """
+    try:
+        reply = await client.config_get(NOTIFY_CONFIG)
+        values = {_text(key): _text(value) for key, value in reply.items()}
+        current = values.get(NOTIFY_CONFIG, "")
+        merged = merged_flags(current, needed)
+        if merged is not None:
+            await client.config_set(NOTIFY_CONFIG, merged)
+            logger.info("%s was %r, set it to %r", NOTIFY_CONFIG, current, merged)
+    except ResponseError as error:
+        if not _is_refusal(error):
+            raise
+        if warn:
+            logger.warning(refusal_warning(needed, error))
+        return False
+    return True
