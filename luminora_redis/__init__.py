@@ -32,6 +32,7 @@ from luminora_redis.models import (
 from luminora_redis.settings import SessionConfig, StoreSettings
 from luminora_redis.store import SessionStore
 from luminora_redis.sync_store import SyncSessionStore
+from luminora_redis.listener import ExpiryListener
 
 __version__ = "0.1.0"
 
@@ -43,6 +44,7 @@ __all__ = [
     "Episode",
     "EvolutionEvent",
     "EvolutionKind",
+    "ExpiryListener",
     "Fact",
     "InvalidInput",
     "LuminoraRedisError",

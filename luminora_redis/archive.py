@@ -48,9 +48,9 @@ def _archive_keys(keys: SessionKeys, user: UserKeys, session_id: str) -> tuple[s
             user.sessions, user.archive, *user.archived(session_id), user.user)
 
 
-def _owner(keys: SessionKeys) -> Op[str | None]:
+def _owner(keys: SessionKeys, session_id: str) -> Op[str | None]:
     """The user a session belongs to, from its meta hash; None once archived or deleted."""
-    meta = yield Call("read_meta", (keys.meta,), ())
+    meta = yield Call("read_meta", (keys.meta, keys.deadlines, keys.manual), (session_id,))
     return None if meta[0] is None else str(meta[0].decode())
 
 
@@ -63,7 +63,7 @@ def archive_session(ctx: Context, session_id: str, mode: str) -> Op[Archived | N
     keys = ctx.session_keys(session_id)
     if keys is None:
         return None
-    user_id = yield from _owner(keys)
+    user_id = yield from _owner(keys, str(session_id))
     if user_id is None:
         return None
     user = ctx.keys.user(user_id)
@@ -102,7 +102,7 @@ def delete_session(ctx: Context, session_id: object) -> Op[bool]:
     keys = ctx.session_keys(session_id)
     if keys is None:
         return False
-    user_id = yield from _owner(keys)
+    user_id = yield from _owner(keys, str(session_id))
     if user_id is None:
         return False
     reply = yield Call("delete_session", (*keys, ctx.keys.user(user_id).sessions),

@@ -24,6 +24,8 @@ from luminora_redis.store import SessionStore
 __all__ = ["add_listen_command", "main", "run_listen"]
 
 DEFAULT_URL = "redis://localhost:6379/0"
+DESCRIPTION = ("Archive expired sessions into their users' archives as they expire (keyspace "
+               "notifications, plus a sweeper for whatever they miss) until SIGTERM or SIGINT.")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 logger = logging.getLogger("luminora_redis.listener")
@@ -61,7 +63,7 @@ def add_listen_command(subparsers: Any) -> None:
     """Add ``listen`` to the ``luminora-redis`` subcommands; it sets ``run`` to `run_listen`."""
     parser = subparsers.add_parser(
         "listen", help="archive expired sessions as they expire (notifications + sweeper)",
-        description=__doc__.split("\n\n")[0] if __doc__ else None)
+        description=DESCRIPTION)
     _add_arguments(parser)
     parser.set_defaults(run=run_listen)
 
@@ -119,8 +121,7 @@ async def _listen(url: str, sweep_interval: float, observer: ListenerObserver | 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m luminora_redis.listen_cli``: the same as ``luminora-redis listen``."""
-    parser = argparse.ArgumentParser(prog="luminora-redis listen",
-                                     description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(prog="luminora-redis listen", description=DESCRIPTION)
     _add_arguments(parser)
     return run_listen(parser.parse_args(argv))
 

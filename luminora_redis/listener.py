@@ -39,22 +39,25 @@ variant (one subscription per primary) replaces.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import math
 import os
 import socket
 import time
-from collections.abc import Awaitable
-from typing import Any, Callable, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from redis import exceptions as redis_errors
+from redis.asyncio.cluster import RedisCluster
 from redis.backoff import EqualJitterBackoff
 from redis.keyspace_notifications import KeyeventChannel
 
 from luminora_redis import archive
 from luminora_redis.archive import Archived
 from luminora_redis.context import Context
+from luminora_redis.errors import ConfigurationError
 from luminora_redis.models import ArchivedConversation
 from luminora_redis.notifications import ensure_flags
 from luminora_redis.store import SessionStore
@@ -93,7 +96,8 @@ class ListenerObserver(Protocol):
     """
 
     def archived(self, path: str, lag: float) -> None:
-        """A session was archived by this listener; ``lag`` is seconds past its deadline."""
+        """A session was archived by this listener; ``lag`` is seconds past its deadline
+        (this host's clock against the deadline Redis set, so it assumes synced clocks)."""
 
     def swept(self) -> None:
         """A sweep pass completed."""
@@ -123,8 +127,14 @@ class ExpiryListener:
                  on_archived: OnArchived | None = None, notifications: bool = True,
                  configure_notifications: bool = True, sweep_batch: int = 500,
                  name: str | None = None, observer: ListenerObserver | None = None) -> None:
-        if not (isinstance(sweep_interval, (int, float)) and math.isfinite(sweep_interval)
-                and sweep_interval > 0):
+        if not isinstance(store, SessionStore):
+            raise TypeError(f"ExpiryListener needs the asyncio SessionStore, not {store!r}")
+        if notifications and isinstance(store.client, RedisCluster):
+            raise ConfigurationError(
+                "this listener subscribes on a single server; on Redis Cluster pass "
+                "notifications=False to archive through the sweeper alone")
+        if (isinstance(sweep_interval, bool) or not isinstance(sweep_interval, (int, float))
+                or not math.isfinite(sweep_interval) or sweep_interval <= 0):
             raise ValueError(f"sweep_interval must be a positive number of seconds, "
                              f"not {sweep_interval!r}")
         if isinstance(sweep_batch, bool) or not isinstance(sweep_batch, int) or sweep_batch < 1:
@@ -250,7 +260,7 @@ class ExpiryListener:
             for task in loops:
                 task.cancel()
             results = await asyncio.gather(stopper, *loops, return_exceptions=True)
-            for task, result in zip(loops, results[1:]):
+            for task, result in zip(loops, results[1:], strict=True):
                 if task not in finished and isinstance(result, Exception):
                     logger.error("listener task %s failed while stopping", task.get_name(),
                                  exc_info=result)
@@ -269,20 +279,20 @@ class ExpiryListener:
         first). Connection errors propagate; other failures of one session
         are logged and counted, and the pass goes on.
         """
+        limit = asyncio.Semaphore(_SWEEP_CONCURRENCY)
+
+        async def one(session_id: str) -> bool:
+            try:
+                async with limit:
+                    return await self._archive(session_id, SWEEP)
+            finally:
+                self._inflight.discard(session_id)
+
         total = 0
         while True:
             due, more = await self._store._run(archive.due_sessions, False, self._sweep_batch)
             mine = [sid for sid in due if sid not in self._inflight]
             self._inflight.update(mine)
-            limit = asyncio.Semaphore(_SWEEP_CONCURRENCY)
-
-            async def one(session_id: str) -> bool:
-                try:
-                    async with limit:
-                        return await self._archive(session_id, SWEEP)
-                finally:
-                    self._inflight.discard(session_id)
-
             results = await asyncio.gather(*(one(sid) for sid in mine), return_exceptions=True)
             done = sum(1 for result in results if result is True)
             total += done
@@ -324,10 +334,8 @@ class ExpiryListener:
 
     async def _pause(self, seconds: float) -> None:
         """Sleep up to ``seconds``; a stop or a catch-up request ends it early."""
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
-        except asyncio.TimeoutError:
-            pass
 
     # -- notifications ----------------------------------------------------------------
 
@@ -398,10 +406,9 @@ class ExpiryListener:
             if self._observer is not None:
                 self._observer.reconnected()
             logger.info("listener %s resubscribed to expired events; catching up", self.name)
-        if self._configure:
-            # After a server restart CONFIG SET is gone, so this runs every time.
-            if not await ensure_flags(self._store.client, warn=not self._warned):
-                self._warned = True
+        # After a server restart its CONFIG SET is gone, so this runs every time.
+        if self._configure and not await ensure_flags(self._store.client, warn=not self._warned):
+            self._warned = True
         self._failures = 0
         self._listening = True
         self._wake.set()

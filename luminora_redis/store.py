@@ -13,6 +13,8 @@ from typing import Any, Callable, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import NoScriptError
 
 from luminora_redis import archive, memory, sessions
@@ -56,9 +58,11 @@ class SessionStore(StoreBase):
     def from_url(cls, url: str, *, cluster: bool = False, settings: StoreSettings | None = None,
                  **overrides: Any) -> SessionStore:
         """A store with its own client for ``url`` (a cluster client with ``cluster=True``);
-        ``aclose()`` closes it."""
+        ``aclose()`` closes it. Connection failures are retried three times with jittered
+        backoff (so pooled connections survive a Redis restart), then raised."""
         client: aioredis.Redis | RedisCluster = (
-            RedisCluster.from_url(url) if cluster else aioredis.Redis.from_url(url))
+            RedisCluster.from_url(url) if cluster else aioredis.Redis.from_url(
+                url, retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=1.0), 3)))
         store = cls(client, settings, **overrides)
         store._owns_client = True
         return store

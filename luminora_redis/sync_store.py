@@ -12,7 +12,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Callable, TypeVar
 
 import redis
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import RedisCluster
+from redis.retry import Retry
 
 from luminora_redis import archive, memory, sessions
 from luminora_redis.base import StoreBase, claim_layout
@@ -55,9 +57,11 @@ class SyncSessionStore(StoreBase):
     def from_url(cls, url: str, *, cluster: bool = False, settings: StoreSettings | None = None,
                  **overrides: Any) -> SyncSessionStore:
         """A store with its own client for ``url`` (a cluster client with ``cluster=True``);
-        ``close()`` closes it."""
+        ``close()`` closes it. Connection failures are retried three times with jittered
+        backoff (so pooled connections survive a Redis restart), then raised."""
         client: redis.Redis | RedisCluster = (
-            RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url))
+            RedisCluster.from_url(url) if cluster else redis.Redis.from_url(
+                url, retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=1.0), 3)))
         store = cls(client, settings, **overrides)
         store._owns_client = True
         return store

@@ -613,3 +613,14 @@ def test_after_archiving_no_session_key_is_left_and_no_user_key_expires(
     assert len(user_keys) >= 8
     assert {raw.pttl(key) for key in user_keys} == {-1}
     assert len(store.get_archived_conversations("carlos")) == 2
+
+
+def test_an_index_entry_that_outlived_its_session_is_dropped_not_retried_forever(
+        store: Any, raw: redis.Redis, expired: str) -> None:
+    """Keys deleted by hand (or evicted) must not hold up a bucket's sweep."""
+    keys = session_keys(expired)
+    raw.delete(keys.meta, keys.history)
+    assert expired in store.get_expired_sessions()
+    assert store.cleanup_expired_sessions() == 0
+    assert expired not in store.get_expired_sessions()
+    assert raw.zscore(keys.deadlines, expired) is None

@@ -1,0 +1,90 @@
+"""Helpers shared by the listener tests: run a listener, wait on a condition, read archives."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import redis
+
+from luminora_redis import SessionStore
+from luminora_redis.listener import ExpiryListener
+
+ALL_TYPES = "g$lshzxetd"
+
+
+def flag_set(flags: str) -> set[str]:
+    """notify-keyspace-events as a set, with ``A`` spelled out."""
+    return set(flags.replace("A", ALL_TYPES))
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 10.0,
+                interval: float = 0.005) -> Any:
+    """Poll ``predicate`` (plain or async) without blocking the loop; fail after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            pytest.fail(f"condition not met within {timeout} s: {predicate}")
+        await asyncio.sleep(interval)
+
+
+@asynccontextmanager
+async def running(*listeners: ExpiryListener, timeout: float = 10.0
+                  ) -> AsyncIterator[list[asyncio.Task[None]]]:
+    """Run the listeners until the block ends, once each has ``started``; stop them after."""
+    tasks = [asyncio.create_task(listener.run()) for listener in listeners]
+    try:
+        for listener, task in zip(listeners, tasks, strict=True):
+            started = asyncio.create_task(listener.started.wait())
+            done, _ = await asyncio.wait({started, task}, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            started.cancel()
+            if task in done:
+                task.result()
+                pytest.fail(f"listener {listener.name} ended before it started")
+            if started not in done:
+                pytest.fail(f"listener {listener.name} did not start within {timeout} s")
+        yield tasks
+    finally:
+        for listener in listeners:
+            await listener.stop()
+        for task in tasks:
+            if not task.cancelled():
+                await task
+
+
+async def create_sessions(store: SessionStore, count: int, users: int,
+                          ttls: Iterable[float], **config: Any) -> dict[str, str]:
+    """``count`` sessions with one message each, round robin over ``users``; sid -> user."""
+    owners: dict[str, str] = {}
+    for n, ttl in enumerate(list(ttls)[:count]):
+        user = f"user-{n % users}"
+        sid = await store.create_session(user, "alicia", {"ttl": ttl, **config})
+        await store.append_message(sid, "user", f"message {n}")
+        owners[sid] = user
+    return owners
+
+
+async def archived_sessions(store: SessionStore, users: Iterable[str]) -> Counter[str]:
+    """How many archive records each session id has, over the users' whole archives."""
+    counts: Counter[str] = Counter()
+    for user in set(users):
+        for conversation in await store.get_archived_conversations(user, limit=None):
+            counts[conversation.session_id] += 1
+    return counts
+
+
+def index_sizes(client: redis.Redis) -> int:
+    """Sessions waiting in any deadline or manual index."""
+    return sum(int(client.zcard(key)) for key in client.scan_iter(match="lr:*:deadlines"))

@@ -1,0 +1,422 @@
+"""ExpiryListener on a real redis-server: expired sessions reach the archive once, promptly.
+
+Tests that need the server configured their own way start a private
+``RedisServer``; the others use the shared server and put its
+``notify-keyspace-events`` back as they found it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import math
+import random
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from conftest import open_store, require_redis_server, wait_until
+from listener_support import (
+    archived_sessions,
+    create_sessions,
+    flag_set,
+    index_sizes,
+    running,
+    until,
+)
+
+from luminora_redis import (
+    ArchivedConversation,
+    ArchiveReason,
+    ConfigurationError,
+    SessionStore,
+    SyncSessionStore,
+)
+from luminora_redis.listen_cli import add_listen_command, run_listen
+from luminora_redis.listener import NOTIFICATION, SWEEP, ExpiryListener
+from luminora_redis.notifications import merged_flags
+from luminora_redis.server import RedisServer
+
+NOTIFY = "notify-keyspace-events"
+
+
+# -- merging the notification flags (pure) -----------------------------------------
+
+
+@pytest.mark.parametrize(("current", "merged"), [
+    ("", "Ex"),
+    ("Ex", None),
+    ("xE", None),
+    ("AE", None),          # A covers x
+    ("AK", "AKE"),         # ... but not the E class
+    ("Kg", "KgEx"),        # K and E are independent classes
+    ("Elg", "Elgx"),
+    ("KEA", None),
+    ("gE", "gEx"),
+    ("x", "xE"),
+    ("g$lshzetdKE", "g$lshzetdKEx"),
+    ("g$lshzxetdE", None),
+    ("KEmn", "KEmnx"),     # m and n are not part of A, and kept
+])
+def test_merged_flags_adds_only_what_is_missing(current: str, merged: str | None) -> None:
+    assert merged_flags(current) == merged
+    if merged is not None:
+        assert merged.startswith(current)
+        assert flag_set(merged) >= flag_set(current) | {"E", "x"}
+
+
+def test_merged_flags_takes_other_needs_and_refuses_unknown_flags() -> None:
+    assert merged_flags("Ex", "Kx") == "ExK"
+    assert merged_flags("g$lshzxetdE", "A") is None
+    with pytest.raises(ValueError, match="unknown"):
+        merged_flags("", "Eq")
+
+
+async def test_listener_refuses_bad_arguments() -> None:
+    store = SessionStore.from_url("redis://127.0.0.1:1/0")  # never connects
+    for interval in (0, -1, math.nan, math.inf, "1"):
+        with pytest.raises(ValueError, match="sweep_interval"):
+            ExpiryListener(store, sweep_interval=interval)  # type: ignore[arg-type]
+    for batch in (0, -5, 1.5, True):
+        with pytest.raises(ValueError, match="sweep_batch"):
+            ExpiryListener(store, sweep_batch=batch)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="on_archived"):
+        ExpiryListener(store, on_archived="print")  # type: ignore[arg-type]
+    await store.aclose()
+    with SyncSessionStore.from_url("redis://127.0.0.1:1/0") as blocking, \
+            pytest.raises(TypeError, match="asyncio SessionStore"):
+        ExpiryListener(blocking)  # type: ignore[arg-type]
+    cluster = SessionStore.from_url("redis://127.0.0.1:1/0", cluster=True)
+    with pytest.raises(ConfigurationError, match="notifications=False"):
+        ExpiryListener(cluster)
+    ExpiryListener(cluster, notifications=False)
+    await cluster.aclose()
+
+
+# -- fixtures -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def url(redis_server: RedisServer, redis_url: str) -> Iterator[str]:
+    """The shared server, flushed; its notification flags restored afterwards."""
+    with redis_server.client(decode_responses=True) as client:
+        before = client.config_get(NOTIFY)[NOTIFY]
+    yield redis_url
+    with redis_server.client(decode_responses=True) as client:
+        client.config_set(NOTIFY, before)
+
+
+@pytest.fixture
+async def make_store(url: str) -> AsyncIterator[Callable[..., SessionStore]]:
+    """Asyncio stores (each with its own client) over the shared server; closed afterwards."""
+    stores: list[SessionStore] = []
+
+    def make(store_url: str = url, **settings: Any) -> SessionStore:
+        store = SessionStore.from_url(store_url, **settings)
+        stores.append(store)
+        return store
+
+    yield make
+    for store in stores:
+        await store.aclose()
+
+
+@pytest.fixture
+def private_server() -> Iterator[Callable[..., RedisServer]]:
+    """Start private servers with a given config; stopped afterwards."""
+    require_redis_server()
+    servers: list[RedisServer] = []
+
+    def start(**config: str) -> RedisServer:
+        server = RedisServer(config=config)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+# -- archiving on expiry ------------------------------------------------------------
+
+
+async def test_an_expired_session_is_archived_promptly_with_its_history(
+        make_store: Callable[..., SessionStore]) -> None:
+    store = make_store()
+    seen: list[tuple[ArchivedConversation, float]] = []
+    listener = ExpiryListener(store, on_archived=lambda c: seen.append((c, time.time())))
+    async with running(listener):
+        absolute = await store.create_session("carlos", "alicia", {"ttl": 0.3})
+        await store.append_message(absolute, "user", "hola")
+        await store.append_message(absolute, "assistant", "¡hola!")
+        idle = await store.create_session("carlos", "alicia", {"ttl": 60, "max_idle": 0.2})
+        deadlines = {absolute: time.time() + 0.3, idle: time.time() + 0.2}
+        await until(lambda: len(seen) == 2)
+    by_id = {conversation.session_id: (conversation, at) for conversation, at in seen}
+    for sid, (_, at) in by_id.items():
+        print(f"\nsession {sid} archived {at - deadlines[sid]:.3f} s after its deadline")
+    conversation = by_id[absolute][0]
+    assert conversation.user_id == "carlos" and conversation.personality_name == "alicia"
+    assert conversation.reason is ArchiveReason.ABSOLUTE
+    assert [m.content for m in conversation.messages] == ["hola", "¡hola!"]
+    assert by_id[idle][0].reason is ArchiveReason.IDLE and by_id[idle][0].messages == []
+    assert listener.archived == 2 and listener.errors == 0
+    assert await store.get_session(absolute) is None
+    assert await store.get_expired_sessions() == []
+    archived = await store.get_archived_conversations("carlos")
+    assert {c.session_id for c in archived} == {absolute, idle}
+
+
+async def test_the_sweeper_alone_archives_when_notifications_are_off(
+        make_store: Callable[..., SessionStore], raw: redis.Redis) -> None:
+    store = make_store()
+    flags_before = raw.config_get(NOTIFY)
+    listener = ExpiryListener(store, notifications=False, sweep_interval=0.05)
+    async with running(listener):
+        owners = await create_sessions(store, 10, 3, [0.05] * 10)
+        await until(lambda: listener.archived == 10)
+    assert listener.archived_by_path == {NOTIFICATION: 0, SWEEP: 10}
+    assert raw.config_get(NOTIFY) == flags_before, "notifications=False leaves CONFIG alone"
+    assert await archived_sessions(store, owners.values()) == Counter(list(owners))
+
+
+@pytest.mark.parametrize("kind", ["asyncio", "blocking"])
+def test_without_a_listener_cleanup_archives_each_expired_session_once(
+        kind: str, url: str, raw: redis.Redis) -> None:
+    store, close = open_store(kind, url)
+    try:
+        auto = [store.create_session(f"u{n % 2}", "alicia", {"ttl": 0.05}) for n in range(5)]
+        manual = [store.create_session("u2", "alicia", {"ttl": 0.05, "auto_cleanup": False})
+                  for _ in range(2)]
+        for sid in auto + manual:
+            store.append_message(sid, "user", "hola")
+        wait_until(lambda: set(store.get_expired_sessions()) == set(auto + manual))
+        assert store.cleanup_expired_sessions() == 7
+        assert store.cleanup_expired_sessions() == 0
+        assert store.get_expired_sessions() == []
+        records = Counter(c.session_id for user in ("u0", "u1", "u2")
+                          for c in store.get_archived_conversations(user, limit=None))
+        assert records == Counter(auto + manual)
+        assert index_sizes(raw) == 0
+    finally:
+        close()
+
+
+@pytest.mark.parametrize("listeners", [2, 4])
+async def test_many_listeners_archive_each_session_exactly_once(
+        listeners: int, make_store: Callable[..., SessionStore], raw: redis.Redis) -> None:
+    count = 240
+    calls: Counter[str] = Counter()
+    group = [ExpiryListener(make_store(), sweep_interval=0.05, name=f"L{n}",
+                            on_archived=lambda c: calls.update([c.session_id]))
+             for n in range(listeners)]
+    creator = make_store()
+    rng = random.Random(listeners)
+    async with running(*group):
+        owners = await create_sessions(creator, count, 24,
+                                       [rng.uniform(0.02, 0.8) for _ in range(count)])
+        await until(lambda: sum(calls.values()) >= count, timeout=20)
+        # Give late duplicates every chance to show up: two more sweeps each.
+        sweeps = [listener.sweeps for listener in group]
+        await until(lambda: all(x.sweeps >= s + 2 for x, s in zip(group, sweeps, strict=True)))
+    by_path = Counter[str]()
+    for listener in group:
+        by_path.update(listener.archived_by_path)
+    print(f"\n{listeners} listeners, {count} sessions: {dict(by_path)}, "
+          f"per listener {[x.archived for x in group]}")
+    assert calls == Counter(list(owners)), "on_archived: exactly one call per session in total"
+    assert sum(listener.archived for listener in group) == count
+    assert await archived_sessions(creator, owners.values()) == Counter(list(owners))
+    for user in set(owners.values()):
+        conversations = await creator.get_archived_conversations(user, limit=None)
+        assert all(c.message_count == 1 and len(c.messages) == 1 for c in conversations)
+    assert index_sizes(raw) == 0
+
+
+async def test_nothing_of_an_archived_session_is_left_and_nothing_of_a_user_expires(
+        make_store: Callable[..., SessionStore], raw: redis.Redis) -> None:
+    store = make_store(max_history=2)  # five messages: the history overflows
+    listener = ExpiryListener(store, sweep_interval=0.05)
+    async with running(listener):
+        sids = []
+        for user in ("ana", "bo"):
+            sid = await store.create_session(user, "alicia", {"ttl": 0.1})
+            for n in range(5):
+                await store.append_message(sid, "user", f"m{n}")
+            await store.update_affinity(user, "alicia", 10)
+            await store.save_fact(user, "personal_info", "name", user)
+            sids.append(sid)
+        await until(lambda: listener.archived == 2)
+    keys = [key.decode() for key in raw.scan_iter(match="*")]
+    leftovers = [key for key in keys if any(sid in key for sid in sids) and ":a:" not in key]
+    assert leftovers == []
+    assert not any(":s:" in key for key in keys)
+    assert {key: raw.pttl(key) for key in keys if raw.pttl(key) != -1} == {}
+    for user in ("ana", "bo"):
+        [conversation] = await store.get_archived_conversations(user)
+        assert [m.content for m in conversation.messages] == [f"m{n}" for n in range(5)]
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync-hook", "async-hook"])
+async def test_a_failing_hook_is_logged_and_the_archive_stays(
+        asynchronous: bool, make_store: Callable[..., SessionStore],
+        caplog: pytest.LogCaptureFixture) -> None:
+    store = make_store()
+    called: list[str] = []
+
+    def fail_first(conversation: ArchivedConversation) -> None:
+        called.append(conversation.session_id)
+        if len(called) == 1:
+            raise RuntimeError("the sink is down")
+
+    async def fail_first_async(conversation: ArchivedConversation) -> None:
+        await asyncio.sleep(0)
+        fail_first(conversation)
+
+    listener = ExpiryListener(store, sweep_interval=0.05,
+                              on_archived=fail_first_async if asynchronous else fail_first)
+    with caplog.at_level(logging.ERROR, logger="luminora_redis.listener"):
+        async with running(listener):
+            first = await store.create_session("carlos", "alicia", {"ttl": 0.05})
+            await until(lambda: called == [first])
+            second = await store.create_session("carlos", "alicia", {"ttl": 0.05})
+            await until(lambda: called == [first, second])
+    failures = [r for r in caplog.records if "on_archived failed" in r.getMessage()]
+    assert len(failures) == 1 and first in failures[0].getMessage()
+    assert failures[0].exc_info is not None and "the sink is down" in str(failures[0].exc_info[1])
+    assert listener.errors == 1 and listener.archived == 2
+    archived = {c.session_id for c in await store.get_archived_conversations("carlos")}
+    assert archived == {first, second}
+
+
+async def test_sessions_without_auto_cleanup_are_left_for_cleanup(
+        make_store: Callable[..., SessionStore]) -> None:
+    store = make_store()
+    listener = ExpiryListener(store, sweep_interval=0.05)
+    async with running(listener):
+        manual = await store.create_session("carlos", "alicia",
+                                            {"ttl": 0.05, "auto_cleanup": False})
+        auto = await store.create_session("carlos", "alicia", {"ttl": 0.05})
+        await until(lambda: listener.archived == 1)
+        sweeps = listener.sweeps
+        await until(lambda: listener.sweeps >= sweeps + 3)
+        assert listener.archived == 1
+        assert await store.get_expired_sessions() == [manual]
+    assert [c.session_id for c in await store.get_archived_conversations("carlos")] == [auto]
+    assert await store.cleanup_expired_sessions() == 1
+    assert {c.session_id for c in await store.get_archived_conversations("carlos")} == {
+        manual, auto}
+
+
+async def test_cancelling_run_closes_everything(make_store: Callable[..., SessionStore]) -> None:
+    listener = ExpiryListener(make_store())
+    task = asyncio.create_task(listener.run())
+    await until(listener.started.is_set)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await listener.stop()  # already stopped: returns at once
+
+
+# -- the server's configuration ------------------------------------------------------
+
+
+@pytest.mark.parametrize("flags", ["Kg", "Elg", "AK", "KEA"])
+async def test_existing_notification_flags_are_kept_and_ex_added(
+        flags: str, private_server: Callable[..., RedisServer]) -> None:
+    server = private_server(**{NOTIFY: flags})
+    store = SessionStore.from_url(server.url)
+    # A sweep interval far beyond the test: only a notification can archive in time.
+    listener = ExpiryListener(store, sweep_interval=60)
+    try:
+        async with running(listener):
+            with server.client(decode_responses=True) as client:
+                after = client.config_get(NOTIFY)[NOTIFY]
+            sid = await store.create_session("carlos", "alicia", {"ttl": 0.05})
+            await until(lambda: listener.archived == 1)
+    finally:
+        await store.aclose()
+    assert flag_set(after) == flag_set(flags) | {"E", "x"}
+    assert listener.archived_by_path == {NOTIFICATION: 1, SWEEP: 0}
+    assert listener.errors == 0
+    assert sid
+
+
+@pytest.mark.parametrize(("rules", "says"), [
+    (["&*", "-config"], ["notify-keyspace-events", "'E', 'x'", "sweeper"]),
+    (["resetchannels"], ["__keyevent@*__:expired", "sweeper"]),
+], ids=["no-config", "no-channels"])
+async def test_a_restricted_user_gets_one_warning_and_the_sweeper_archives(
+        rules: list[str], says: list[str], private_server: Callable[..., RedisServer],
+        caplog: pytest.LogCaptureFixture) -> None:
+    server = private_server()
+    with server.client() as admin:
+        admin.execute_command("ACL", "SETUSER", "limited", "on", ">pw", "~*", "+@all", *rules)
+    store = SessionStore.from_url(f"redis://limited:pw@{server.host}:{server.port}/0")
+    listener = ExpiryListener(store, sweep_interval=0.05)
+    try:
+        with caplog.at_level(logging.WARNING):
+            async with running(listener):
+                await create_sessions(store, 5, 2, [0.05] * 5)
+                await until(lambda: listener.archived == 5)
+    finally:
+        await store.aclose()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert all(part in warnings[0] for part in says), warnings[0]
+    assert listener.archived_by_path == {NOTIFICATION: 0, SWEEP: 5}
+    with server.client(decode_responses=True) as admin:
+        assert admin.config_get(NOTIFY)[NOTIFY] == ""
+
+
+# -- the command line -----------------------------------------------------------------
+
+
+def test_the_listen_command_parses_its_options() -> None:
+    parser = argparse.ArgumentParser(prog="luminora-redis")
+    add_listen_command(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["listen", "--url", "redis://h:1/2", "--sweep-interval", "0.5",
+                              "--metrics-port", "9100", "--log-level", "debug"])
+    assert args.run is run_listen
+    assert (args.url, args.sweep_interval, args.metrics_port, args.metrics_host,
+            args.log_level) == ("redis://h:1/2", 0.5, 9100, "127.0.0.1", "DEBUG")
+    defaults = parser.parse_args(["listen"])
+    assert (defaults.url, defaults.sweep_interval, defaults.metrics_port) == (
+        "redis://localhost:6379/0", 0.25, None)
+    for bad in (["--sweep-interval", "0"], ["--sweep-interval", "nan"],
+                ["--metrics-port", "70000"], ["--log-level", "loud"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["listen", *bad])
+
+
+def test_metrics_are_served_in_the_prometheus_text_format() -> None:
+    pytest.importorskip("prometheus_client")
+    from luminora_redis.metrics import ListenerMetrics
+
+    metrics = ListenerMetrics()
+    metrics.archived(NOTIFICATION, 0.03)
+    metrics.archived(SWEEP, 0.2)
+    metrics.archived(SWEEP, 0.3)
+    metrics.swept()
+    metrics.error()
+    metrics.reconnected()
+    server = metrics.serve("127.0.0.1", 0)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics",
+                                    timeout=5) as reply:
+            text = reply.read().decode()
+    finally:
+        server.close()
+    for line in ('luminora_redis_archived_total{path="notification"} 1.0',
+                 'luminora_redis_archived_total{path="sweep"} 2.0',
+                 'luminora_redis_archive_lag_seconds_bucket{le="0.05"} 1.0',
+                 'luminora_redis_archive_lag_seconds_bucket{le="0.25"} 2.0',
+                 "luminora_redis_archive_lag_seconds_count 3.0",
+                 "luminora_redis_sweeps_total 1.0", "luminora_redis_errors_total 1.0",
+                 "luminora_redis_reconnects_total 1.0"):
+        assert line in text.splitlines(), line
