@@ -1,11 +1,15 @@
-"""Fixtures: a real redis-server per test session, and one store per shell.
+"""Fixtures: a real redis-server and a real 3-primary Redis Cluster per test
+session, and one store per shell and topology.
 
 Behavioural tests are written once, as plain functions against ``store``,
-which is parametrized over the asyncio store and the blocking store. The
-asyncio store is presented through ``Blocking``, which runs each coroutine
-on one private event loop for the whole test, so the same test body drives
-both shells. When ``CI`` is set, a missing redis-server fails instead of
-skipping.
+which is parametrized over the asyncio store and the blocking store, each on
+a single server and on the cluster. The asyncio store is presented through
+``Blocking``, which runs each coroutine on one private event loop for the
+whole test, so the same test body drives both shells. ``raw`` is a plain
+client of the same topology, for looking behind the store's back. A test
+that inspects one server's internals (INFO, CONFIG) is marked
+``single_server`` and runs on the single server only. When ``CI`` is set, a
+missing redis-server fails instead of skipping.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from typing import Any
 
 import pytest
 import redis
+import redis.cluster
 
 from luminora_redis import SessionStore, SyncSessionStore
-from luminora_redis.server import RedisServer, find_redis_server
+from luminora_redis.server import LocalCluster, RedisServer, find_redis_server
 
 
 def require_redis_server() -> None:
@@ -75,21 +80,64 @@ def redis_url(redis_server: RedisServer) -> str:
     return redis_server.url
 
 
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalCluster]:
+    require_redis_server()
+    with LocalCluster(primaries=3) as cluster:
+        yield cluster
+
+
+def flush_cluster(cluster: LocalCluster) -> None:
+    for server in cluster.primaries():
+        with server.client() as client:
+            client.flushall()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``single_server`` keep only their single-server variant."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        topology = callspec.params.get("topology") if callspec is not None else None
+        cluster_only_variant = topology == "cluster" and item.get_closest_marker("single_server")
+        (dropped if cluster_only_variant else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+@pytest.fixture(params=["single", pytest.param("cluster", marks=pytest.mark.cluster)])
+def topology(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def raw(redis_url: str) -> Iterator[redis.Redis]:
-    """A plain blocking client, for looking at keys behind the store's back."""
-    client = redis.Redis.from_url(redis_url)
+def store_url(topology: str, request: pytest.FixtureRequest) -> str:
+    """The URL the ``store`` fixtures use: the shared server or the shared cluster, flushed."""
+    if topology == "cluster":
+        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+        flush_cluster(cluster)
+        return cluster.url
+    return str(request.getfixturevalue("redis_url"))
+
+
+@pytest.fixture
+def raw(store_url: str, topology: str) -> Iterator[Any]:
+    """A plain blocking client of the store's topology, for looking at keys behind its back."""
+    client: Any = (redis.cluster.RedisCluster.from_url(store_url) if topology == "cluster"
+                   else redis.Redis.from_url(store_url))
     yield client
     client.close()
 
 
-def open_store(kind: str, url: str, **settings: Any) -> tuple[Any, Callable[[], None]]:
+def open_store(kind: str, url: str, *, cluster: bool = False,
+               **settings: Any) -> tuple[Any, Callable[[], None]]:
     """A store of one shell over ``url`` and the function that closes it."""
     if kind == "blocking":
-        store = SyncSessionStore.from_url(url, **settings)
+        store = SyncSessionStore.from_url(url, cluster=cluster, **settings)
         return store, store.close
     loop = asyncio.new_event_loop()
-    inner = SessionStore.from_url(url, **settings)
+    inner = SessionStore.from_url(url, cluster=cluster, **settings)
 
     def close() -> None:
         loop.run_until_complete(inner.aclose())
@@ -104,12 +152,12 @@ def shell(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_store(shell: str, redis_url: str) -> Iterator[Callable[..., Any]]:
-    """Open stores of the current shell with custom settings; all closed afterwards."""
+def make_store(shell: str, topology: str, store_url: str) -> Iterator[Callable[..., Any]]:
+    """Open stores of the current shell and topology with custom settings; closed afterwards."""
     closers: list[Callable[[], None]] = []
 
     def make(**settings: Any) -> Any:
-        store, close = open_store(shell, redis_url, **settings)
+        store, close = open_store(shell, store_url, cluster=topology == "cluster", **settings)
         closers.append(close)
         return store
 
