@@ -9,6 +9,7 @@ session and exactly one of them archives it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from luminora_redis.codec import decode_message, from_ms
@@ -22,7 +23,9 @@ __all__ = [
     "Archived",
     "archive_session",
     "delete_session",
+    "DueScan",
     "due_sessions",
+    "scan_due",
     "end_session",
     "get_archived_conversations",
     "get_expired_sessions",
@@ -110,20 +113,50 @@ def delete_session(ctx: Context, session_id: object) -> Op[bool]:
     return bool(reply[0] == ReplyCode.OK)
 
 
-def due_sessions(ctx: Context, manual: bool = True,
-                 batch: int = SWEEP_BATCH) -> Op[tuple[list[str], bool]]:
-    """Expired sessions not yet archived, from every bucket's index, in one round trip
-    per node, and whether some bucket holds more than ``batch`` of them. With
-    ``manual`` False only the auto_cleanup ones (what the sweeper archives)."""
-    calls = []
-    for bucket in range(ctx.keys.buckets):
+@dataclass(frozen=True, slots=True)
+class DueScan:
+    """What one scan of the deadline indexes found."""
+
+    session_ids: list[str]
+    #: Some index held more than the batch of due sessions: scan again.
+    more: bool
+    #: The server clock (ms) at the scan.
+    now_ms: int
+    #: Bucket -> its earliest deadline (ms) still ahead, for buckets that have one
+    #: (the auto_cleanup index only: it is what the sweeper archives).
+    next_deadlines: dict[int, int]
+
+
+def scan_due(ctx: Context, buckets: Iterable[int] | None = None, manual: bool = False,
+             batch: int = SWEEP_BATCH) -> Op[DueScan]:
+    """Expired sessions not yet archived, from the given buckets' indexes (all when None),
+    in one round trip per node. With ``manual`` the auto_cleanup=False index is read too."""
+    chosen = range(ctx.keys.buckets) if buckets is None else list(buckets)
+    calls, owners = [], []
+    for bucket in chosen:
         deadlines, manual_index = ctx.keys.index(bucket)
         calls.append(Call("due_sessions", (deadlines,), (batch,)))
+        owners.append(bucket)
         if manual:
             calls.append(Call("due_sessions", (manual_index,), (batch,)))
+            owners.append(-1)
     replies = yield Batch(calls)
-    due = [raw.decode() for reply in replies for raw in reply[1:]]
-    return due, any(len(reply) > batch for reply in replies)
+    due, more, now, ahead = [], False, 0, {}
+    for bucket, reply in zip(owners, replies):
+        now = max(now, reply[0])
+        if bucket >= 0 and reply[1] >= 0:
+            ahead[bucket] = reply[1]
+        more = more or len(reply) - 2 >= batch
+        due.extend(raw.decode() for raw in reply[2:])
+    return DueScan(due, more, now, ahead)
+
+
+def due_sessions(ctx: Context, manual: bool = True,
+                 batch: int = SWEEP_BATCH) -> Op[tuple[list[str], bool]]:
+    """Expired sessions not yet archived, from every bucket, and whether some bucket
+    holds more than ``batch`` of them. With ``manual`` False only the auto_cleanup ones."""
+    scan = yield from scan_due(ctx, None, manual, batch)
+    return scan.session_ids, scan.more
 
 
 def get_expired_sessions(ctx: Context) -> Op[list[str]]:

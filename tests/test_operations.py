@@ -84,8 +84,18 @@ def test_sweeping_asks_every_bucket_in_one_batch() -> None:
     op = archive.due_sessions(CTX, manual=False)
     batch = first_step(op)
     assert isinstance(batch, Batch) and len(batch.calls) == 1024
-    due, more = finish(op, [[0]] * 1023 + [[0, b"0001-" + b"a" * 32]])
+    due, more = finish(op, [[0, -1]] * 1023 + [[0, -1, b"0001-" + b"a" * 32]])
     assert due == ["0001-" + "a" * 32] and not more
+
+
+def test_a_scan_reports_each_buckets_next_deadline() -> None:
+    op = archive.scan_due(CTX, [3, 7], batch=2)
+    batch = first_step(op)
+    assert [call.keys for call in batch.calls] == [(CTX.keys.index(3)[0],),
+                                                   (CTX.keys.index(7)[0],)]
+    scan = finish(op, [[1000, 1500, b"s1", b"s2"], [1001, -1]])
+    assert scan.session_ids == ["s1", "s2"] and scan.more
+    assert scan.now_ms == 1001 and scan.next_deadlines == {3: 1500}
 
 
 def test_messages_decoded_on_the_hot_path_equal_model_construct() -> None:

@@ -624,3 +624,15 @@ def test_an_index_entry_that_outlived_its_session_is_dropped_not_retried_forever
     assert store.cleanup_expired_sessions() == 0
     assert expired not in store.get_expired_sessions()
     assert raw.zscore(keys.deadlines, expired) is None
+
+
+def test_a_scan_tells_when_each_bucket_next_has_a_session_due(store: Any) -> None:
+    from luminora_redis import archive
+
+    session_id = store.create_session("carlos", "alicia", LONG)
+    store.create_session("carlos", "alicia", {"ttl": 120, "max_idle": 60, "auto_cleanup": False})
+    session = store.get_session(session_id)
+    scan = store._run(archive.scan_due, None)
+    assert scan.session_ids == [] and not scan.more
+    assert scan.next_deadlines == {KEYS.bucket_of_session(session_id):
+                                   to_ms(session.effective_expires_at)}
