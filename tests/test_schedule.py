@@ -1,0 +1,42 @@
+"""DeadlineSchedule, pure: what a sweeper learns from scans and when it wakes."""
+
+from __future__ import annotations
+
+from luminora_redis.archive import DueScan
+from luminora_redis.schedule import DeadlineSchedule
+
+
+def scan(now_ms: int, **next_deadlines: int) -> DueScan:
+    return DueScan([], False, now_ms, {int(b[1:]): d for b, d in next_deadlines.items()})
+
+
+def test_it_wakes_for_the_earliest_known_deadline_on_the_servers_clock() -> None:
+    schedule = DeadlineSchedule()
+    # The server clock runs 5 s ahead of this host's.
+    schedule.learn(scan(10_000, b1=10_300, b2=10_100), [1, 2, 3], local_ms=5_000)
+    assert len(schedule) == 2
+    assert schedule.seconds_until_due(5_000) == 0.1
+    assert schedule.take_due(5_050) == []
+    assert schedule.take_due(5_100) == [2]
+    assert schedule.seconds_until_due(5_100) == 0.2
+    assert schedule.take_due(6_000) == [1]
+    assert schedule.seconds_until_due(6_000) is None
+
+
+def test_a_later_scan_supersedes_what_was_known() -> None:
+    schedule = DeadlineSchedule()
+    schedule.learn(scan(0, b1=100), [1], local_ms=0)
+    schedule.learn(scan(50, b1=400), [1], local_ms=50)  # the session was touched
+    assert schedule.take_due(200) == []
+    assert schedule.seconds_until_due(200) == 0.2
+    schedule.learn(scan(60), [1], local_ms=60)  # archived or deleted: nothing ahead
+    assert schedule.seconds_until_due(60) is None and len(schedule) == 0
+
+
+def test_due_buckets_leave_until_scanned_again_and_forget_clears_all() -> None:
+    schedule = DeadlineSchedule()
+    schedule.learn(scan(0, b1=10, b2=10, b3=99), [1, 2, 3], local_ms=0)
+    assert sorted(schedule.take_due(10)) == [1, 2]
+    assert schedule.take_due(10) == []
+    schedule.forget()
+    assert schedule.take_due(1_000) == [] and len(schedule) == 0
