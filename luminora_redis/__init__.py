@@ -15,6 +15,7 @@ from luminora_redis.errors import (
     SessionNotFound,
     UnexpectedReply,
 )
+from luminora_redis.listener import ExpiryListener
 from luminora_redis.models import (
     Affinity,
     ArchivedConversation,
@@ -32,7 +33,6 @@ from luminora_redis.models import (
 from luminora_redis.settings import SessionConfig, StoreSettings
 from luminora_redis.store import SessionStore
 from luminora_redis.sync_store import SyncSessionStore
-from luminora_redis.listener import ExpiryListener
 
 __version__ = "0.1.0"
 

@@ -141,7 +141,8 @@ def scan_due(ctx: Context, buckets: Iterable[int] | None = None, manual: bool = 
             calls.append(Call("due_sessions", (manual_index,), (batch,)))
             owners.append(-1)
     replies = yield Batch(calls)
-    due, more, now, ahead = [], False, 0, {}
+    due: list[str] = []
+    more, now, ahead = False, 0, {}
     for bucket, reply in zip(owners, replies):
         now = max(now, reply[0])
         if bucket >= 0 and reply[1] >= 0:

@@ -83,11 +83,11 @@ async def _tour(url: str) -> None:
 
         _say("\n3. carlos reconnects: a new session, the same user")
         second = await store.create_session("carlos", "alicia")
-        affinity = await store.get_affinity("carlos", "alicia")
-        assert affinity is not None
+        kept = await store.get_affinity("carlos", "alicia")
+        assert kept is not None
         facts = await store.get_facts("carlos")
         _say(f"   session {second}")
-        _say(f"   alicia still knows him: affinity {affinity.points} = {affinity.level}; facts "
+        _say(f"   alicia still knows him: affinity {kept.points} = {kept.level}; facts "
              + ", ".join(f"{f.key}={f.value}" for f in facts))
         await store.chat_turn(second, [("user", "¡he vuelto!"), ("assistant", "¡te eché de menos!")])
         affinity = await store.update_affinity("carlos", "alicia", 25, "reunion")

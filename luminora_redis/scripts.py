@@ -18,7 +18,7 @@ from collections.abc import Generator, Sequence
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar, Union
+from typing import Any, NamedTuple, TypeVar
 
 __all__ = ["Batch", "Call", "Op", "Step", "lua_dir", "script_sources"]
 
@@ -39,7 +39,7 @@ class Batch(NamedTuple):
     calls: Sequence[Call]
 
 
-Step = Union[Call, Batch]
+Step = Call | Batch
 Op = Generator[Step, Any, T]
 
 

@@ -749,9 +749,9 @@ class LocalCluster:
                 f"redis-cli --cluster create timed out:\n{output.decode('utf-8', 'replace')[-4000:]}"
             ) from None
         if result.returncode != 0:
-            output = (result.stdout + result.stderr).decode("utf-8", "replace")
+            text = (result.stdout + result.stderr).decode("utf-8", "replace")
             raise RedisServerError(
-                f"redis-cli --cluster create failed with code {result.returncode}:\n{output[-4000:]}"
+                f"redis-cli --cluster create failed with code {result.returncode}:\n{text[-4000:]}"
             )
 
     def _wait(self, deadline: float, *, formation: bool) -> None:

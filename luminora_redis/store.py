@@ -8,8 +8,8 @@ this class name for name and signature for signature (a test compares them).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -98,7 +98,7 @@ class SessionStore(StoreBase):
         try:
             step = next(op)
             while True:
-                if type(step) is Call:
+                if isinstance(step, Call):
                     reply = await scripts[step.script](step.keys, step.args)
                 else:
                     reply = await self._batch(step.calls)

@@ -8,8 +8,8 @@ redis-py client: no event loop is involved.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
@@ -94,7 +94,7 @@ class SyncSessionStore(StoreBase):
         try:
             step = next(op)
             while True:
-                if type(step) is Call:
+                if isinstance(step, Call):
                     reply = scripts[step.script](step.keys, step.args)
                 else:
                     reply = self._batch(step.calls)

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
-from conftest import open_store, require_redis_server, wait_until
 
 from luminora_redis import (
     ArchiveReason,
@@ -23,6 +22,8 @@ from luminora_redis import (
     SyncSessionStore,
 )
 from luminora_redis.server import RedisServer
+
+from conftest import open_store, require_redis_server, wait_until
 
 LONG = {"ttl": 60, "max_idle": 30}
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import wait_until
 
 from luminora_redis import (
     EvolutionKind,
@@ -19,6 +18,8 @@ from luminora_redis import (
     Sentiment,
     SyncSessionStore,
 )
+
+from conftest import wait_until
 
 
 def server_ms(raw: redis.Redis) -> int:

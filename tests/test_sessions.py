@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import wait_until
 
 from luminora_redis import (
     ArchiveReason,
@@ -25,6 +24,8 @@ from luminora_redis import (
     SyncSessionStore,
 )
 from luminora_redis.keys import KeySpace, SessionKeys
+
+from conftest import wait_until
 
 KEYS = KeySpace("lr", 1024)
 LONG = {"ttl": 60, "max_idle": 30}
