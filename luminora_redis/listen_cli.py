@@ -1,10 +1,12 @@
 """``luminora-redis listen``: run an ExpiryListener until SIGTERM or SIGINT.
 
-It logs every session it archives, and with ``--metrics-port`` serves
-Prometheus metrics (``pip install 'luminora-redis[metrics]'``). A stop signal
-lets in-flight archives finish, closes the connections and exits 0; sessions
-that expire while no listener runs are archived by the next one's sweeper.
-Also runnable as ``python -m luminora_redis.listen_cli``.
+With ``--cluster`` the URL names any node of a Redis Cluster, and the
+listener subscribes on every primary. It logs every session it archives, and
+with ``--metrics-port`` serves Prometheus metrics (``pip install
+'luminora-redis[metrics]'``). A stop signal lets in-flight archives finish,
+closes the connections and exits 0; sessions that expire while no listener
+runs are archived by the next one's sweeper. Also runnable as ``python -m
+luminora_redis.listen_cli``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
+
+from redis.asyncio.cluster import RedisCluster
 
 from luminora_redis.listener import ExpiryListener, ListenerObserver
 from luminora_redis.store import SessionStore
@@ -48,6 +52,8 @@ def _port(text: str) -> int:
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default=DEFAULT_URL,
                         help=f"the Redis to listen to (default {DEFAULT_URL})")
+    parser.add_argument("--cluster", action="store_true",
+                        help="the URL names a node of a Redis Cluster: listen on every primary")
     parser.add_argument("--sweep-interval", type=_interval, default=0.25, metavar="SECONDS",
                         help="how often the sweeper archives sessions whose notification "
                              "was lost (default 0.25)")
@@ -86,15 +92,16 @@ def run_listen(args: argparse.Namespace) -> int:
         observer = metrics
         logger.info("metrics on http://%s:%d/metrics", server.host, server.port)
     try:
-        asyncio.run(_listen(args.url, args.sweep_interval, observer))
+        asyncio.run(_listen(args.url, args.cluster, args.sweep_interval, observer))
     finally:
         if server is not None:
             server.close()
     return 0
 
 
-async def _listen(url: str, sweep_interval: float, observer: ListenerObserver | None) -> None:
-    store = SessionStore.from_url(url)
+async def _listen(url: str, cluster: bool, sweep_interval: float,
+                  observer: ListenerObserver | None) -> None:
+    store = SessionStore.from_url(url, cluster=cluster)
     listener = ExpiryListener(store, sweep_interval=sweep_interval, observer=observer)
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Task[None]] = []
@@ -106,9 +113,7 @@ async def _listen(url: str, sweep_interval: float, observer: ListenerObserver | 
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-    kwargs = store.client.connection_pool.connection_kwargs
-    where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
-    logger.info("listening to redis at %s, db %s", where, kwargs.get("db", 0))
+    logger.info("listening to %s", _where(store))
     try:
         await listener.run()
         for task in stopping:
@@ -117,6 +122,15 @@ async def _listen(url: str, sweep_interval: float, observer: ListenerObserver | 
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         await store.aclose()
+
+
+def _where(store: SessionStore) -> str:
+    client = store.client
+    if isinstance(client, RedisCluster):  # not connected yet: it knows its startup node
+        return f"the redis cluster at {', '.join(client.nodes_manager.startup_nodes)}"
+    kwargs = client.connection_pool.connection_kwargs
+    where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
+    return f"redis at {where}, db {kwargs.get('db', 0)}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

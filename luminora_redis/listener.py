@@ -21,19 +21,58 @@ Exactly once: the script re-checks and moves a session in one atomic step,
 so when notifications, sweepers, several listeners and
 ``cleanup_expired_sessions`` race for a session, exactly one call archives it
 and gets the result; only that listener counts it and calls ``on_archived``.
+When that call's reply is lost (its server dies after running the script, or
+redis-py closes the connection under it and retries), nobody learns that it
+archived the session: the archive is still there exactly once, and its
+``on_archived`` call never happens. The hook is at most once under such faults.
 
 Order, at start and after every reconnect: subscribe, wait for Redis to
 confirm, merge the notification flags, then sweep. Whatever expired before
 the subscription was live is in the index, so once the first sweep after the
 first confirmation is done (``started``) nothing can fall between the paths.
 
-The subscription is plain redis-py pub/sub. ``redis.asyncio.keyspace_notifications
-.AsyncKeyspaceNotifications`` was considered: it hides the subscribe
-confirmations, and they are what tells us the subscription is live, and that
-redis-py reconnected and resubscribed by itself after a server restart (whose
-CONFIG changes are then gone, and whose missed events need a catch-up sweep).
-All of it sits in `ExpiryListener._listen`, the one method a Redis Cluster
-variant (one subscription per primary) replaces.
+On a single server the subscription is plain redis-py pub/sub (`_listen_server`).
+``redis.asyncio.keyspace_notifications.AsyncKeyspaceNotifications`` was
+considered: it hides the subscribe confirmations, and they are what tells us
+the subscription is live, and that redis-py reconnected and resubscribed by
+itself after a server restart (whose CONFIG changes are then gone, and whose
+missed events need a catch-up sweep).
+
+On Redis Cluster each primary publishes the events of its own keys only, so
+`_listen_cluster` subscribes on every primary through redis-py's
+``AsyncClusterKeyspaceNotifications``, which keeps one pub/sub connection per
+primary and re-subscribes new primaries in ``refresh_subscriptions()``. The
+listener calls that every `_CLUSTER_CHECK` seconds (it makes no network call
+unless a primary is new or its connection broke) and at once after redis-py
+refreshed by itself; whenever the set of primaries changed or a connection was
+lost it merges the flags on every primary (a promoted replica has its own
+CONFIG) and sweeps to catch up. The client's map of primaries follows a
+failover through the listener's own traffic: the sweeper reaches every primary
+each ``sweep_interval``, and a primary whose subscription fails makes the
+listener rediscover the topology before it retries. What that class hides,
+and how the listener copes:
+
+- Subscribe confirmations. A subscription counts as live once
+  ``refresh_subscriptions()`` has written SUBSCRIBE to every primary; the flags
+  and the catch-up sweep follow, each at least one round trip later on the same
+  servers, which have read the SUBSCRIBE by then in practice (and if one had
+  not, the next sweep archives what it missed).
+- Errors of one node's connection: ``get_message`` refreshes by itself and only
+  logs a failed refresh. `_ClusterEvents` counts refreshes, so the listener
+  knows that a node's events may have been lost.
+- Its ``get_message(timeout)`` polls one primary per call, round robin, each
+  for up to min(0.1, timeout / primaries) seconds, so every event of a burst on
+  one node waits while the idle others are polled: on 3 primaries with a 0.03 s
+  timeout, expiry bursts came 30-45 ms late at p50 and 120-290 ms at p99, and
+  with 1.0 s (what its ``listen()`` uses) up to 1.7 s. ``get_message(timeout=0)``
+  instead reads whatever any primary has, at once, so the listener calls that
+  and sleeps `_CLUSTER_IDLE` when nothing came: 5-7 ms late at p50 and 12 ms at
+  p99, next to Redis's own ~100 ms to notice an expiry, for about 3 % of a core
+  while idle; 5 ms would halve the delay for 1.5 times the idle CPU
+  (``benchmarks/bench_cluster_notifications.py`` measures all of these).
+- A channel the ACL user may not subscribe to is dropped by redis-py without
+  an error: on such a cluster the listener archives through the sweeper, and
+  cannot say why.
 """
 
 from __future__ import annotations
@@ -46,20 +85,22 @@ import math
 import os
 import socket
 import time
+import traceback
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from redis import exceptions as redis_errors
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.keyspace_notifications import AsyncClusterKeyspaceNotifications
 from redis.backoff import EqualJitterBackoff
 from redis.keyspace_notifications import KeyeventChannel
 
 from luminora_redis import archive
 from luminora_redis.archive import Archived
 from luminora_redis.context import Context
-from luminora_redis.errors import ConfigurationError
 from luminora_redis.models import ArchivedConversation
 from luminora_redis.notifications import ensure_flags
+from luminora_redis.scripts import Op
 from luminora_redis.store import SessionStore
 
 __all__ = ["NOTIFICATION", "SWEEP", "ExpiryListener", "ListenerObserver", "OnArchived"]
@@ -72,21 +113,51 @@ SWEEP = "sweep"
 
 OnArchived = Callable[[ArchivedConversation], Awaitable[None] | None]
 
-# redis-py raises its own ConnectionError and TimeoutError (BusyLoadingError,
-# while a restarted server loads its data, is a ConnectionError); OSError is
-# whatever the socket layer lets through unwrapped.
-_CONNECTION_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+# Redis is unreachable, for now. redis-py raises its own ConnectionError and
+# TimeoutError (BusyLoadingError, while a restarted server loads its data, is a
+# ConnectionError); OSError is whatever the socket layer lets through
+# unwrapped. During a cluster failover a primary's slots are unserved
+# (CLUSTERDOWN, TRYAGAIN) and the client may find no node it can map the slots
+# with (RedisClusterException, SlotNotCoveredError among them).
+_UNAVAILABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError,
+                redis_errors.ClusterDownError, redis_errors.TryAgainError,
+                redis_errors.RedisClusterException)
+
+T = TypeVar("T")
 
 _WORKERS = 8  # concurrent archives of notified sessions
 _QUEUE_SIZE = 10_000  # notified sessions waiting for a worker; the reader waits when full
 _SWEEP_CONCURRENCY = 16  # concurrent archives within one sweep
 _PING_AFTER = 5.0  # seconds of pub/sub silence before a PING, and before giving up on its reply
 _STOP_GRACE = 5.0  # seconds in-flight archives get to finish on stop
+_CLUSTER_CHECK = 0.5  # seconds between checks that every primary is subscribed
+# Pause between two polls of the primaries while none had an event (see the module
+# docstring): the most it adds to the lag, against idle wake-ups.
+_CLUSTER_IDLE = 0.01
 
 
-def _backoff() -> EqualJitterBackoff:
-    """Reconnect delays: 25-50 ms at first, doubling, bounded to 2.5-5 s."""
-    return EqualJitterBackoff(cap=5.0, base=0.05)
+def _closed_under(error: BaseException) -> bool:
+    """Whether ``error`` is the asyncio transport failing because redis-py closed the
+    connection under a command in flight.
+
+    redis-py 8.1 lets that surface as the AttributeError or TypeError of a
+    transport whose internals are gone (``'NoneType' object has no attribute
+    'writelines'``, ``'NoneType' object is not callable``) instead of
+    ConnectionError (redis/redis-py#4287). Its cluster client closes every
+    connection whenever one command meets CLUSTERDOWN or one pipeline a
+    connection error, so during a failover it happens to commands on healthy
+    nodes too.
+    """
+    if not isinstance(error, (AttributeError, TypeError)) or "'NoneType'" not in str(error):
+        return False
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and any(part in frames[-1].filename
+                                for part in ("/redis/", "/asyncio/"))
+
+
+def _backoff(cap: float = 5.0) -> EqualJitterBackoff:
+    """Reconnect delays: 25-50 ms at first, doubling, bounded to ``cap`` / 2 to ``cap`` s."""
+    return EqualJitterBackoff(cap=cap, base=0.05)
 
 
 class ListenerObserver(Protocol):
@@ -109,6 +180,24 @@ class ListenerObserver(Protocol):
         """The notification subscription was re-established after a loss."""
 
 
+class _ClusterEvents(AsyncClusterKeyspaceNotifications):
+    """redis-py's per-primary subscription, counting how often it was refreshed.
+
+    Its ``get_message`` refreshes the subscriptions by itself when a node's
+    connection fails, and tells no one; a changed count is how the listener
+    learns that a node's events may have been lost.
+    """
+
+    def __init__(self, client: RedisCluster) -> None:
+        super().__init__(client)
+        self.refreshes = 0
+
+    async def refresh_subscriptions(self) -> None:
+        """Subscribe new primaries and broken connections again (see the base class)."""
+        self.refreshes += 1
+        await super().refresh_subscriptions()
+
+
 class ExpiryListener:
     """Archives expired sessions of one store: keyspace notifications plus a sweeper.
 
@@ -129,10 +218,6 @@ class ExpiryListener:
                  name: str | None = None, observer: ListenerObserver | None = None) -> None:
         if not isinstance(store, SessionStore):
             raise TypeError(f"ExpiryListener needs the asyncio SessionStore, not {store!r}")
-        if notifications and isinstance(store.client, RedisCluster):
-            raise ConfigurationError(
-                "this listener subscribes on a single server; on Redis Cluster pass "
-                "notifications=False to archive through the sweeper alone")
         if (isinstance(sweep_interval, bool) or not isinstance(sweep_interval, (int, float))
                 or not math.isfinite(sweep_interval) or sweep_interval <= 0):
             raise ValueError(f"sweep_interval must be a positive number of seconds, "
@@ -290,7 +375,7 @@ class ExpiryListener:
 
         total = 0
         while True:
-            due, more = await self._store._run(archive.due_sessions, False, self._sweep_batch)
+            due, more = await self._call(archive.due_sessions, False, self._sweep_batch)
             mine = [sid for sid in due if sid not in self._inflight]
             self._inflight.update(mine)
             results = await asyncio.gather(*(one(sid) for sid in mine), return_exceptions=True)
@@ -313,7 +398,7 @@ class ExpiryListener:
             listening = self._listening
             try:
                 await self.sweep_once()
-            except _CONNECTION_ERRORS as error:
+            except _UNAVAILABLE as error:
                 self._count_error()
                 delay = backoff.compute(failures)
                 failures += 1
@@ -354,7 +439,7 @@ class ExpiryListener:
                 self._listening = True
                 self._wake.set()
                 return
-            except _CONNECTION_ERRORS as error:
+            except _UNAVAILABLE as error:
                 reason = f"lost the notification connection ({error})"
             except Exception as error:
                 logger.exception("notification subscription failed")
@@ -367,14 +452,17 @@ class ExpiryListener:
             await asyncio.sleep(delay)
 
     async def _listen(self) -> None:
-        """Subscribe to this database's ``expired`` events and handle them until the
-        connection fails (raising its error).
+        """Subscribe to this database's ``expired`` events and hand each expired key to
+        `_on_expired` until the subscription fails (raising its error), calling
+        `_on_subscribed` whenever it is (re)established."""
+        if isinstance(self._store.client, RedisCluster):
+            await self._listen_cluster()
+        else:
+            await self._listen_server()
 
-        This is the single-server subscription, and the one method a Redis
-        Cluster variant replaces with one subscription per primary. It calls
-        `_on_subscribed` on every confirmation (redis-py resubscribes by itself
-        after a short outage) and `_on_expired` with each expired key.
-        """
+    async def _listen_server(self) -> None:
+        """The single-server subscription: one pub/sub connection, whose confirmations
+        say when it is live (redis-py resubscribes by itself after a short outage)."""
         ctx = await self._store._context()
         db = int(self._store.client.connection_pool.connection_kwargs.get("db", 0))
         pubsub = self._store.client.pubsub()
@@ -399,16 +487,85 @@ class ExpiryListener:
         finally:
             await pubsub.aclose()
 
+    async def _listen_cluster(self) -> None:
+        """The Redis Cluster subscription: one per primary, following the topology.
+
+        A primary that cannot be subscribed (dead, or not yet replaced by its
+        replica) is retried with backoff while the others go on notifying;
+        Redis Cluster has no db but 0.
+        """
+        ctx = await self._store._context()
+        events = _ClusterEvents(self._store.client)
+        loop = asyncio.get_running_loop()
+        # A failover takes a few seconds, and an attempt costs one connect and one CLUSTER
+        # SLOTS: retry often, to subscribe the promoted replica soon after.
+        backoff, failures = _backoff(cap=1.0), 0
+        primaries: frozenset[str] = frozenset()
+        stale = True  # events may have been missed since the last _on_subscribed
+        check_at = loop.time()
+        try:
+            await events.subscribe(KeyeventChannel("expired", db=0))
+            while True:
+                if loop.time() >= check_at:
+                    try:
+                        primaries = await self._follow_cluster(events, primaries, stale)
+                    except _UNAVAILABLE as error:
+                        self._count_error()
+                        delay = backoff.compute(failures)
+                        failures += 1
+                        check_at = loop.time() + delay
+                        logger.warning("cannot subscribe to expired events on every primary "
+                                       "(%s); retrying in %.2f s, the sweeper covers the gap",
+                                       error, delay)
+                    else:
+                        stale, failures = False, 0
+                        check_at = loop.time() + _CLUSTER_CHECK
+                refreshes = events.refreshes
+                event = await events.get_message(timeout=0)  # every primary, no waiting
+                if events.refreshes != refreshes:  # a node's connection failed
+                    stale = True
+                    if failures == 0:
+                        check_at = loop.time()
+                if event is not None:
+                    await self._on_expired(ctx, event.key)
+                else:
+                    await asyncio.sleep(_CLUSTER_IDLE)
+        finally:
+            await events.aclose()
+
+    async def _follow_cluster(self, events: _ClusterEvents, known: frozenset[str],
+                              stale: bool) -> frozenset[str]:
+        """Subscribe every primary that lacks the subscription; when the primaries are
+        not the ``known`` ones or events may have been lost, `_on_subscribed`.
+        Returns the primaries now subscribed."""
+        client = self._store.client
+        try:
+            await events.refresh_subscriptions()
+        except _UNAVAILABLE:
+            # The client may still map slots to a primary that died: rediscover the
+            # topology, so that the next attempt subscribes whoever replaced it.
+            await client.nodes_manager.initialize()
+            raise
+        primaries = frozenset(node.name for node in client.get_primaries())
+        if stale or primaries != known:
+            if known and primaries != known:
+                logger.info("listener %s: the primaries changed from %s to %s", self.name,
+                            ", ".join(sorted(known)), ", ".join(sorted(primaries)))
+            await self._on_subscribed()
+        return primaries
+
     async def _on_subscribed(self) -> None:
+        """The subscription is live (again): merge the flags, then have the sweeper catch
+        up on whatever expired meanwhile."""
+        # A restarted server, or a replica promoted by a failover, lacks our CONFIG SET.
+        if self._configure and not await ensure_flags(self._store.client, warn=not self._warned):
+            self._warned = True
         self._subscriptions += 1
         if self._subscriptions > 1:
             self._reconnects += 1
             if self._observer is not None:
                 self._observer.reconnected()
             logger.info("listener %s resubscribed to expired events; catching up", self.name)
-        # After a server restart its CONFIG SET is gone, so this runs every time.
-        if self._configure and not await ensure_flags(self._store.client, warn=not self._warned):
-            self._warned = True
         self._failures = 0
         self._listening = True
         self._wake.set()
@@ -426,7 +583,7 @@ class ExpiryListener:
         while (session_id := await self._queue.get()) is not None:
             try:
                 await self._archive(session_id, NOTIFICATION)
-            except _CONNECTION_ERRORS as error:
+            except _UNAVAILABLE as error:
                 self._count_error()
                 logger.warning("could not archive session %s on its notification (%s); "
                                "the sweeper will", session_id, error)
@@ -435,14 +592,25 @@ class ExpiryListener:
 
     # -- archiving ----------------------------------------------------------------
 
+    async def _call(self, operation: Callable[..., Op[T]], *args: Any) -> T:
+        """Run one store operation; a connection closed under it raises ConnectionError,
+        whatever redis-py let through (see `_closed_under`)."""
+        try:
+            return await self._store._run(operation, *args)
+        except (AttributeError, TypeError) as error:
+            if not _closed_under(error):
+                raise
+            raise redis_errors.ConnectionError(
+                f"the connection was closed under the command ({error!r})") from error
+
     async def _archive(self, session_id: str, path: str) -> bool:
         """Archive one expired session; True when this call did.
 
         Connection errors propagate; any other failure is logged and counted.
         """
         try:
-            archived = await self._store._run(archive.archive_session, session_id, "expire")
-        except _CONNECTION_ERRORS:
+            archived = await self._call(archive.archive_session, session_id, "expire")
+        except _UNAVAILABLE:
             raise
         except Exception:
             self._count_error()
@@ -486,8 +654,8 @@ class ExpiryListener:
         backoff, failures = _backoff(), 0
         while True:
             try:
-                return await self._store._run(archive.get_archived_conversation, archived)
-            except _CONNECTION_ERRORS as error:
+                return await self._call(archive.get_archived_conversation, archived)
+            except _UNAVAILABLE as error:
                 self._count_error()
                 delay = backoff.compute(failures)
                 failures += 1

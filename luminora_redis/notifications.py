@@ -13,6 +13,12 @@ Other applications may rely on flags already set, so `merged_flags` only ever
 adds what is missing. Managed Redis services and ACL users without ``CONFIG``
 refuse the command; then `ensure_flags` logs one WARNING that says exactly
 what to set, and the listener keeps working through its sweeper.
+
+On Redis Cluster every node has its own configuration and publishes only the
+events of the keys it serves, so `ensure_flags` merges the flags on every
+primary the client knows. A replica promoted by a failover has its own
+configuration too: the listener calls `ensure_flags` again whenever the set of
+primaries changes.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import NoPermissionError, ResponseError
 
 __all__ = ["EXPIRED_FLAGS", "NOTIFY_CONFIG", "ensure_flags", "merged_flags", "refusal_warning"]
@@ -84,24 +91,41 @@ def _text(value: Any) -> str:
 async def ensure_flags(client: Any, needed: str = EXPIRED_FLAGS, *, warn: bool = True) -> bool:
     """Make the server publish the ``needed`` events, adding only missing flags.
 
-    ``client`` is a ``redis.asyncio.Redis``. Returns True when the server
-    publishes them (already, or after this call), False when it refused
-    ``CONFIG``; then one WARNING naming what to set is logged, unless ``warn``
-    is False (a listener re-checking after a reconnect has warned already).
-    Any other error, connection errors included, propagates.
+    ``client`` is a ``redis.asyncio.Redis``, or a ``redis.asyncio.cluster.RedisCluster``:
+    then the flags are merged on every primary it knows, each keeping its own
+    other flags. Returns True when every server publishes them (already, or
+    after this call), False when one refused ``CONFIG``; then one WARNING
+    naming what to set is logged, unless ``warn`` is False (a listener
+    re-checking after a reconnect has warned already). Any other error,
+    connection errors included, propagates.
     """
+    if not isinstance(client, RedisCluster):
+        refusal = await _merge_on(client, needed, None)
+    else:
+        await client.initialize()  # a client that sent nothing yet knows no primaries
+        refusals = [await _merge_on(client, needed, node) for node in client.get_primaries()]
+        refusal = next((error for error in refusals if error is not None), None)
+    if refusal is None:
+        return True
+    if warn:
+        logger.warning(refusal_warning(needed, refusal))
+    return False
+
+
+async def _merge_on(client: Any, needed: str, node: ClusterNode | None) -> ResponseError | None:
+    """Merge the flags on one server (one cluster ``node``); the refusal, if it refused."""
+    target: dict[str, Any] = {} if node is None else {"target_nodes": node}
+    where = "" if node is None else f" on {node.name}"
     try:
-        reply = await client.config_get(NOTIFY_CONFIG)
+        reply = await client.config_get(NOTIFY_CONFIG, **target)
         values = {_text(key): _text(value) for key, value in reply.items()}
         current = values.get(NOTIFY_CONFIG, "")
         merged = merged_flags(current, needed)
         if merged is not None:
-            await client.config_set(NOTIFY_CONFIG, merged)
-            logger.info("%s was %r, set it to %r", NOTIFY_CONFIG, current, merged)
+            await client.config_set(NOTIFY_CONFIG, merged, **target)
+            logger.info("%s was %r%s, set it to %r", NOTIFY_CONFIG, current, where, merged)
     except ResponseError as error:
         if not _is_refusal(error):
             raise
-        if warn:
-            logger.warning(refusal_warning(needed, error))
-        return False
-    return True
+        return error
+    return None

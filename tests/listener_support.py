@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.cluster
 
 from luminora_redis import SessionStore
 from luminora_redis.listener import ExpiryListener
@@ -85,6 +86,15 @@ async def archived_sessions(store: SessionStore, users: Iterable[str]) -> Counte
     return counts
 
 
-def index_sizes(client: redis.Redis) -> int:
-    """Sessions waiting in any deadline or manual index."""
+def index_sizes(client: redis.Redis | redis.cluster.RedisCluster) -> int:
+    """Sessions waiting in any deadline or manual index (of every primary of a cluster)."""
     return sum(int(client.zcard(key)) for key in client.scan_iter(match="lr:*:deadlines"))
+
+
+def nodes_of(client: redis.Redis | redis.cluster.RedisCluster,
+             session_ids: Iterable[str]) -> set[str]:
+    """The servers holding the sessions: primaries' names on a cluster, else ``{"server"}``."""
+    if not isinstance(client, redis.cluster.RedisCluster):
+        return {"server"}
+    # A session id starts with its bucket, and the bucket is the keys' hash tag.
+    return {client.get_node_from_key(f"{{b{sid[:4]}}}").name for sid in session_ids}

@@ -1,8 +1,11 @@
-"""ExpiryListener on a real redis-server: expired sessions reach the archive once, promptly.
+"""ExpiryListener on a real redis-server and a real Redis Cluster: expired sessions reach
+the archive once, promptly.
 
-Tests that need the server configured their own way start a private
-``RedisServer``; the others use the shared server and put its
-``notify-keyspace-events`` back as they found it.
+The behavioural tests run once per ``topology``: on the shared server, and on the
+shared 3-primary cluster, where the listener subscribes on every primary. Tests
+marked ``single_server`` run on the server only. Tests that need the server
+configured their own way start a private ``RedisServer``; the others put
+``notify-keyspace-events`` back as they found it, on every server.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from listener_support import (
     create_sessions,
     flag_set,
     index_sizes,
+    nodes_of,
     running,
     until,
 )
@@ -33,14 +37,13 @@ from listener_support import (
 from luminora_redis import (
     ArchivedConversation,
     ArchiveReason,
-    ConfigurationError,
     SessionStore,
     SyncSessionStore,
 )
 from luminora_redis.listen_cli import add_listen_command, run_listen
 from luminora_redis.listener import NOTIFICATION, SWEEP, ExpiryListener
-from luminora_redis.notifications import merged_flags
-from luminora_redis.server import RedisServer
+from luminora_redis.notifications import ensure_flags, merged_flags
+from luminora_redis.server import LocalCluster, RedisServer
 
 NOTIFY = "notify-keyspace-events"
 
@@ -92,9 +95,7 @@ async def test_listener_refuses_bad_arguments() -> None:
             pytest.raises(TypeError, match="asyncio SessionStore"):
         ExpiryListener(blocking)  # type: ignore[arg-type]
     cluster = SessionStore.from_url("redis://127.0.0.1:1/0", cluster=True)
-    with pytest.raises(ConfigurationError, match="notifications=False"):
-        ExpiryListener(cluster)
-    ExpiryListener(cluster, notifications=False)
+    ExpiryListener(cluster)  # a cluster store is welcome: it subscribes on every primary
     await cluster.aclose()
 
 
@@ -102,22 +103,44 @@ async def test_listener_refuses_bad_arguments() -> None:
 
 
 @pytest.fixture
-def url(redis_server: RedisServer, redis_url: str) -> Iterator[str]:
-    """The shared server, flushed; its notification flags restored afterwards."""
-    with redis_server.client(decode_responses=True) as client:
-        before = client.config_get(NOTIFY)[NOTIFY]
-    yield redis_url
-    with redis_server.client(decode_responses=True) as client:
-        client.config_set(NOTIFY, before)
+def servers(topology: str, request: pytest.FixtureRequest) -> list[RedisServer]:
+    """The servers behind ``url``: the shared server, or the shared cluster's primaries."""
+    if topology == "cluster":
+        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+        return cluster.primaries()
+    return [request.getfixturevalue("redis_server")]
 
 
 @pytest.fixture
-async def make_store(url: str) -> AsyncIterator[Callable[..., SessionStore]]:
-    """Asyncio stores (each with its own client) over the shared server; closed afterwards."""
+def url(store_url: str, servers: list[RedisServer]) -> Iterator[str]:
+    """The shared server or cluster, flushed; every server's notification flags restored
+    afterwards."""
+    before = {}
+    for server in servers:
+        with server.client(decode_responses=True) as client:
+            before[server.port] = client.config_get(NOTIFY)[NOTIFY]
+    yield store_url
+    for server in servers:
+        with server.client(decode_responses=True) as client:
+            client.config_set(NOTIFY, before[server.port])
+
+
+def flags_of(servers: list[RedisServer]) -> list[str]:
+    """Each server's notify-keyspace-events."""
+    flags = []
+    for server in servers:
+        with server.client(decode_responses=True) as client:
+            flags.append(client.config_get(NOTIFY)[NOTIFY])
+    return flags
+
+
+@pytest.fixture
+async def make_store(url: str, topology: str) -> AsyncIterator[Callable[..., SessionStore]]:
+    """Asyncio stores (each with its own client) of the current topology; closed afterwards."""
     stores: list[SessionStore] = []
 
-    def make(store_url: str = url, **settings: Any) -> SessionStore:
-        store = SessionStore.from_url(store_url, **settings)
+    def make(**settings: Any) -> SessionStore:
+        store = SessionStore.from_url(url, cluster=topology == "cluster", **settings)
         stores.append(store)
         return store
 
@@ -173,22 +196,22 @@ async def test_an_expired_session_is_archived_promptly_with_its_history(
 
 
 async def test_the_sweeper_alone_archives_when_notifications_are_off(
-        make_store: Callable[..., SessionStore], raw: redis.Redis) -> None:
+        make_store: Callable[..., SessionStore], servers: list[RedisServer]) -> None:
     store = make_store()
-    flags_before = raw.config_get(NOTIFY)
+    flags_before = flags_of(servers)
     listener = ExpiryListener(store, notifications=False, sweep_interval=0.05)
     async with running(listener):
         owners = await create_sessions(store, 10, 3, [0.05] * 10)
         await until(lambda: listener.archived == 10)
     assert listener.archived_by_path == {NOTIFICATION: 0, SWEEP: 10}
-    assert raw.config_get(NOTIFY) == flags_before, "notifications=False leaves CONFIG alone"
+    assert flags_of(servers) == flags_before, "notifications=False leaves CONFIG alone"
     assert await archived_sessions(store, owners.values()) == Counter(list(owners))
 
 
 @pytest.mark.parametrize("kind", ["asyncio", "blocking"])
 def test_without_a_listener_cleanup_archives_each_expired_session_once(
-        kind: str, url: str, raw: redis.Redis) -> None:
-    store, close = open_store(kind, url)
+        kind: str, url: str, topology: str, raw: redis.Redis) -> None:
+    store, close = open_store(kind, url, cluster=topology == "cluster")
     try:
         auto = [store.create_session(f"u{n % 2}", "alicia", {"ttl": 0.05}) for n in range(5)]
         manual = [store.create_session("u2", "alicia", {"ttl": 0.05, "auto_cleanup": False})
@@ -219,7 +242,7 @@ async def test_many_listeners_archive_each_session_exactly_once(
     rng = random.Random(listeners)
     async with running(*group):
         owners = await create_sessions(creator, count, 24,
-                                       [rng.uniform(0.02, 0.8) for _ in range(count)])
+                                       [rng.uniform(0.1, 0.8) for _ in range(count)])
         await until(lambda: sum(calls.values()) >= count, timeout=20)
         # Give late duplicates every chance to show up: two more sweeps each.
         sweeps = [listener.sweeps for listener in group]
@@ -262,6 +285,7 @@ async def test_nothing_of_an_archived_session_is_left_and_nothing_of_a_user_expi
         assert [m.content for m in conversation.messages] == [f"m{n}" for n in range(5)]
 
 
+@pytest.mark.single_server
 @pytest.mark.parametrize("asynchronous", [False, True], ids=["sync-hook", "async-hook"])
 async def test_a_failing_hook_is_logged_and_the_archive_stays(
         asynchronous: bool, make_store: Callable[..., SessionStore],
@@ -294,6 +318,7 @@ async def test_a_failing_hook_is_logged_and_the_archive_stays(
     assert archived == {first, second}
 
 
+@pytest.mark.single_server
 async def test_sessions_without_auto_cleanup_are_left_for_cleanup(
         make_store: Callable[..., SessionStore]) -> None:
     store = make_store()
@@ -313,6 +338,7 @@ async def test_sessions_without_auto_cleanup_are_left_for_cleanup(
         manual, auto}
 
 
+@pytest.mark.single_server
 async def test_cancelling_run_closes_everything(make_store: Callable[..., SessionStore]) -> None:
     listener = ExpiryListener(make_store())
     task = asyncio.create_task(listener.run())
@@ -327,24 +353,55 @@ async def test_cancelling_run_closes_everything(make_store: Callable[..., Sessio
 
 
 @pytest.mark.parametrize("flags", ["Kg", "Elg", "AK", "KEA"])
-async def test_existing_notification_flags_are_kept_and_ex_added(
-        flags: str, private_server: Callable[..., RedisServer]) -> None:
-    server = private_server(**{NOTIFY: flags})
-    store = SessionStore.from_url(server.url)
-    # A sweep interval far beyond the test: only a notification can archive in time.
+async def test_existing_notification_flags_are_kept_and_ex_added_on_every_server(
+        flags: str, servers: list[RedisServer], make_store: Callable[..., SessionStore],
+        raw: redis.Redis) -> None:
+    for server in servers:
+        with server.client() as client:
+            client.config_set(NOTIFY, flags)
+    store = make_store()
+    # A sweep interval far beyond the test: only notifications can archive in time.
     listener = ExpiryListener(store, sweep_interval=60)
-    try:
-        async with running(listener):
-            with server.client(decode_responses=True) as client:
-                after = client.config_get(NOTIFY)[NOTIFY]
-            sid = await store.create_session("carlos", "alicia", {"ttl": 0.05})
-            await until(lambda: listener.archived == 1)
-    finally:
-        await store.aclose()
-    assert flag_set(after) == flag_set(flags) | {"E", "x"}
-    assert listener.archived_by_path == {NOTIFICATION: 1, SWEEP: 0}
+    async with running(listener):
+        after = flags_of(servers)
+        # Enough users that every primary of a cluster holds some of the sessions.
+        owners = await create_sessions(store, 12, 12, [0.05] * 12)
+        await until(lambda: listener.archived == len(owners))
+    assert [flag_set(flag) for flag in after] == [flag_set(flags) | {"E", "x"}] * len(servers)
+    assert len(nodes_of(raw, owners)) == len(servers)
+    assert listener.archived_by_path == {NOTIFICATION: len(owners), SWEEP: 0}
     assert listener.errors == 0
-    assert sid
+
+
+async def test_ensure_flags_merges_on_every_server_and_warns_once_where_config_is_refused(
+        url: str, topology: str, servers: list[RedisServer],
+        caplog: pytest.LogCaptureFixture) -> None:
+    for n, server in enumerate(servers):
+        with server.client() as client:
+            client.config_set(NOTIFY, ["Kg", "El", "AK"][n % 3])
+            client.execute_command("ACL", "SETUSER", "noconfig", "on", ">pw", "~*", "&*",
+                                   "+@all", "-config")
+    cluster = topology == "cluster"
+    admin = SessionStore.from_url(url, cluster=cluster)
+    limited = SessionStore.from_url(url.replace("redis://", "redis://noconfig:pw@"),
+                                    cluster=cluster)
+    try:
+        with caplog.at_level(logging.WARNING, logger="luminora_redis.notifications"):
+            refused = await ensure_flags(limited.client)
+            quiet = await ensure_flags(limited.client, warn=False)
+        assert await ensure_flags(admin.client)
+        assert await ensure_flags(admin.client)  # nothing left to add
+    finally:
+        await admin.aclose()
+        await limited.aclose()
+        for server in servers:
+            with server.client() as client:
+                client.execute_command("ACL", "DELUSER", "noconfig")
+    assert (refused, quiet) == (False, False)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "'E', 'x'" in warnings[0], warnings
+    assert [flag_set(flag) for flag in flags_of(servers)] == [
+        flag_set(["Kg", "El", "AK"][n % 3]) | {"E", "x"} for n in range(len(servers))]
 
 
 @pytest.mark.parametrize(("rules", "says"), [
@@ -383,11 +440,12 @@ def test_the_listen_command_parses_its_options() -> None:
     args = parser.parse_args(["listen", "--url", "redis://h:1/2", "--sweep-interval", "0.5",
                               "--metrics-port", "9100", "--log-level", "debug"])
     assert args.run is run_listen
-    assert (args.url, args.sweep_interval, args.metrics_port, args.metrics_host,
-            args.log_level) == ("redis://h:1/2", 0.5, 9100, "127.0.0.1", "DEBUG")
+    assert (args.url, args.cluster, args.sweep_interval, args.metrics_port, args.metrics_host,
+            args.log_level) == ("redis://h:1/2", False, 0.5, 9100, "127.0.0.1", "DEBUG")
+    assert parser.parse_args(["listen", "--cluster"]).cluster is True
     defaults = parser.parse_args(["listen"])
-    assert (defaults.url, defaults.sweep_interval, defaults.metrics_port) == (
-        "redis://localhost:6379/0", 0.25, None)
+    assert (defaults.url, defaults.cluster, defaults.sweep_interval, defaults.metrics_port) == (
+        "redis://localhost:6379/0", False, 0.25, None)
     for bad in (["--sweep-interval", "0"], ["--sweep-interval", "nan"],
                 ["--metrics-port", "70000"], ["--log-level", "loud"]):
         with pytest.raises(SystemExit):

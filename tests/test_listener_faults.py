@@ -1,7 +1,10 @@
 """Real faults under the listener: a SIGKILLed CLI, a restarted Redis, a dropped connection.
 
-Each test starts its own redis-server, since it configures it, kills it or
-lets a listener process change its settings.
+Each single-server test starts its own redis-server, since it configures it,
+kills it or lets a listener process change its settings. The dropped
+connection also runs on the shared cluster (on every primary at once), whose
+notification flags it puts back afterwards. Failover is in
+``test_cluster_failover.py``.
 """
 
 from __future__ import annotations
@@ -20,15 +23,16 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from conftest import require_redis_server, wait_until
+from conftest import flush_cluster, require_redis_server, wait_until
 from listener_support import archived_sessions, create_sessions, index_sizes, running, until
 
 from luminora_redis import SessionStore, SyncSessionStore
 from luminora_redis.listener import NOTIFICATION, ExpiryListener
-from luminora_redis.server import RedisServer
+from luminora_redis.server import LocalCluster, RedisServer
 
 pytestmark = pytest.mark.slow
 
+NOTIFY = "notify-keyspace-events"
 ARCHIVED_LINE = re.compile(r"archived session (\S+) of user")
 
 
@@ -202,22 +206,44 @@ async def reachable(store: SessionStore) -> bool:
         return False
 
 
+@pytest.fixture
+def notifying(topology: str, request: pytest.FixtureRequest) -> Iterator[list[RedisServer]]:
+    """The servers a listener subscribes to: a private server, or the shared cluster's
+    primaries, flushed, with their notification flags put back afterwards."""
+    if topology == "single":
+        yield [request.getfixturevalue("server")]
+        return
+    cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+    flush_cluster(cluster)
+    primaries = cluster.primaries()
+    before = {}
+    for primary in primaries:
+        with primary.client(decode_responses=True) as client:
+            before[primary.port] = client.config_get(NOTIFY)[NOTIFY]
+    yield primaries
+    for primary in primaries:
+        with primary.client(decode_responses=True) as client:
+            client.config_set(NOTIFY, before[primary.port])
+
+
 async def test_a_dropped_notification_connection_is_reestablished(
-        server: RedisServer) -> None:
-    store = SessionStore.from_url(server.url)
+        topology: str, notifying: list[RedisServer]) -> None:
+    url = notifying[0].url
+    store = SessionStore.from_url(url, cluster=topology == "cluster")
     # Only notifications can archive within the test once the first sweeps are done.
     listener = ExpiryListener(store, sweep_interval=60)
-    admin = server.client()
     try:
         async with running(listener):
-            assert admin.client_kill_filter(_type="pubsub") == 1
-            await until(lambda: listener.reconnects == 1)
+            for server in notifying:
+                with server.client() as admin:
+                    assert admin.client_kill_filter(_type="pubsub") == 1
+            await until(lambda: listener.reconnects >= 1)
             await until(lambda: listener.started.is_set())
-            sid = await store.create_session("carlos", "alicia", {"ttl": 0.05})
-            await until(lambda: listener.archived == 1)
+            # Enough users that every primary of a cluster holds some of the sessions.
+            owners = await create_sessions(store, 12, 12, [0.05] * 12)
+            await until(lambda: listener.archived == len(owners))
+        counts = await archived_sessions(store, owners.values())
     finally:
-        admin.close()
         await store.aclose()
-    assert listener.archived_by_path[NOTIFICATION] == 1
-    with SyncSessionStore.from_url(server.url) as check:
-        assert [c.session_id for c in check.get_archived_conversations("carlos")] == [sid]
+    assert listener.archived_by_path[NOTIFICATION] == len(owners)
+    assert counts == Counter(list(owners))
