@@ -11,11 +11,16 @@ in ``expire`` mode):
 - **The guarantee, the sweeper.** Every auto_cleanup session's effective
   deadline is in its bucket's ``deadlines`` index until it is archived. Every
   ``sweep_interval`` the sweeper asks all buckets, in one pipelined round
-  trip, which deadlines have passed on the server clock, and archives those
-  sessions. Pub/sub is fire-and-forget: a notification sent while no listener
-  was subscribed (down, crashed, reconnecting, flags not yet set, CONFIG
-  refused) is gone for good, but the index entry stays until the archive
-  script removes it, so the next sweep finds it.
+  trip per node, which deadlines have passed on the server clock, and
+  archives those sessions. Each reply also names the bucket's next deadline;
+  between full sweeps the sweeper wakes when the earliest known one falls due
+  and asks only the buckets that are due (`DeadlineSchedule`), so a session
+  whose deadline was known at the last full sweep is archived within a round
+  trip of it, whatever Redis's own expiry cycle does. Pub/sub is
+  fire-and-forget: a notification sent while no listener was subscribed
+  (down, crashed, reconnecting, flags not yet set, CONFIG refused) is gone
+  for good, but the index entry stays until the archive script removes it,
+  so a sweep finds it.
 
 Exactly once: the script re-checks and moves a session in one atomic step,
 so when notifications, sweepers, several listeners and
@@ -100,6 +105,7 @@ from luminora_redis.archive import Archived
 from luminora_redis.context import Context
 from luminora_redis.models import ArchivedConversation
 from luminora_redis.notifications import ensure_flags
+from luminora_redis.schedule import DeadlineSchedule
 from luminora_redis.scripts import Op
 from luminora_redis.store import SessionStore
 
@@ -130,6 +136,9 @@ _QUEUE_SIZE = 10_000  # notified sessions waiting for a worker; the reader waits
 _SWEEP_CONCURRENCY = 16  # concurrent archives within one sweep
 _PING_AFTER = 5.0  # seconds of pub/sub silence before a PING, and before giving up on its reply
 _STOP_GRACE = 5.0  # seconds in-flight archives get to finish on stop
+# Least pause between two scans of due buckets: the schedule maps the server's clock
+# onto ours, and an estimate a hair early must not spin.
+_MIN_GAP = 0.002
 _CLUSTER_CHECK = 0.5  # seconds between checks that every primary is subscribed
 # Pause between two polls of the primaries while none had an event (see the module
 # docstring): the most it adds to the lag, against idle wake-ups.
@@ -238,6 +247,7 @@ class ExpiryListener:
         self.started = asyncio.Event()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()  # ends the sweeper's pause: stop, or a catch-up sweep
+        self._schedule = DeadlineSchedule()  # when each bucket next has a session due
         self._stopped = asyncio.Event()
         self._stopped.set()
         self._closing = False
@@ -358,12 +368,22 @@ class ExpiryListener:
     # -- the sweeper ----------------------------------------------------------------
 
     async def sweep_once(self) -> int:
-        """One sweep pass: archive every auto_cleanup session whose deadline has passed.
+        """One full sweep: archive every auto_cleanup session whose deadline has passed.
 
         Returns how many this call archived (others may have archived some
         first). Connection errors propagate; other failures of one session
         are logged and counted, and the pass goes on.
         """
+        archived = await self._sweep(None)
+        self._sweeps += 1
+        if self._observer is not None:
+            self._observer.swept()
+        return archived
+
+    async def _sweep(self, buckets: list[int] | None) -> int:
+        """Archive the due sessions of ``buckets`` (all when None) and learn when each
+        of them is next due."""
+        scanned = buckets if buckets is not None else range((await self._store._context()).keys.buckets)
         limit = asyncio.Semaphore(_SWEEP_CONCURRENCY)
 
         async def one(session_id: str) -> bool:
@@ -375,8 +395,9 @@ class ExpiryListener:
 
         total = 0
         while True:
-            due, more = await self._call(archive.due_sessions, False, self._sweep_batch)
-            mine = [sid for sid in due if sid not in self._inflight]
+            scan = await self._call(archive.scan_due, buckets, False, self._sweep_batch)
+            self._schedule.learn(scan, scanned, time.time() * 1000)
+            mine = [sid for sid in scan.session_ids if sid not in self._inflight]
             self._inflight.update(mine)
             results = await asyncio.gather(*(one(sid) for sid in mine), return_exceptions=True)
             done = sum(1 for result in results if result is True)
@@ -384,22 +405,30 @@ class ExpiryListener:
             for result in results:
                 if isinstance(result, BaseException):
                     raise result
-            if not more or done == 0 or self._closing:
-                break
-        self._sweeps += 1
-        if self._observer is not None:
-            self._observer.swept()
-        return total
+            if not scan.more or done == 0 or self._closing:
+                return total
 
     async def _sweep_loop(self) -> None:
+        """Full sweeps every ``sweep_interval`` (at once on a catch-up request) and, in
+        between, scans of just the buckets the schedule knows to be due."""
         backoff, failures = _backoff(), 0
+        clock = asyncio.get_running_loop().time
+        next_full = 0.0
         while not self._stop.is_set():
-            self._wake.clear()
+            if self._wake.is_set():
+                self._wake.clear()
+                next_full = 0.0
             listening = self._listening
+            full = clock() >= next_full
             try:
-                await self.sweep_once()
+                if full:
+                    await self.sweep_once()
+                elif due := self._schedule.take_due(time.time() * 1000):
+                    await self._sweep(due)
             except _UNAVAILABLE as error:
                 self._count_error()
+                self._schedule.forget()
+                next_full = 0.0
                 delay = backoff.compute(failures)
                 failures += 1
                 logger.warning("sweep failed, Redis unreachable (%s); retrying in %.2f s",
@@ -412,10 +441,16 @@ class ExpiryListener:
                                  self._sweep_interval)
             else:
                 failures = 0
-                if listening and not self.started.is_set():
+                if full and listening and not self.started.is_set():
                     self.started.set()
                     logger.info("listener %s started", self.name)
-            await self._pause(self._sweep_interval)
+            if full:
+                next_full = clock() + self._sweep_interval
+            pause = max(0.0, next_full - clock())
+            due_in = self._schedule.seconds_until_due(time.time() * 1000)
+            if due_in is not None:
+                pause = min(pause, max(due_in, _MIN_GAP))
+            await self._pause(pause)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep up to ``seconds``; a stop or a catch-up request ends it early."""

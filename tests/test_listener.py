@@ -208,6 +208,24 @@ async def test_the_sweeper_alone_archives_when_notifications_are_off(
     assert await archived_sessions(store, owners.values()) == Counter(list(owners))
 
 
+async def test_between_full_sweeps_the_sweeper_wakes_for_the_deadlines_it_knows(
+        make_store: Callable[..., SessionStore]) -> None:
+    """A full sweep learns each bucket's next deadline; the sweeper then wakes for it and
+    scans only the buckets that are due, long before the next full sweep."""
+    store = make_store()
+    sessions = [await store.create_session(f"user-{n}", "alicia", {"ttl": 60, "max_idle": idle})
+                for n, idle in enumerate((0.3, 0.5, 0.7))]
+    archived: list[tuple[ArchivedConversation, float]] = []
+    listener = ExpiryListener(store, notifications=False, sweep_interval=60,
+                              on_archived=lambda c: archived.append((c, time.time())))
+    async with running(listener):
+        await until(lambda: len(archived) == 3, timeout=10)
+    assert listener.sweeps == 1, "no full sweep ran after the first one"
+    assert [c.session_id for c, _ in archived] == sessions
+    lags = [f"{(at - c.ended_at.timestamp()) * 1000:.0f} ms" for c, at in archived]
+    print(f"\narchived {lags} after their deadlines")
+
+
 @pytest.mark.parametrize("kind", ["asyncio", "blocking"])
 def test_without_a_listener_cleanup_archives_each_expired_session_once(
         kind: str, url: str, topology: str, raw: redis.Redis) -> None:
