@@ -49,6 +49,17 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: flo
         time.sleep(interval)
 
 
+def server_ms(raw: redis.Redis) -> int:
+    """The server's clock, in Unix milliseconds."""
+    seconds, micros = raw.time()
+    return int(seconds * 1000 + micros // 1000)
+
+
+def snapshot(raw: redis.Redis) -> dict[bytes, tuple[bytes | None, int]]:
+    """Every key with its serialized value and absolute expiry: any write changes it."""
+    return {key: (raw.dump(key), raw.pexpiretime(key)) for key in raw.scan_iter(count=1000)}
+
+
 class Blocking:
     """The coroutine methods of an asyncio store as blocking calls on one private loop."""
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import pytest
@@ -15,13 +15,28 @@ import redis.cluster
 
 from luminora_redis import SessionStore
 from luminora_redis.listener import ExpiryListener
+from luminora_redis.server import RedisServer
 
 ALL_TYPES = "g$lshzxetd"
+NOTIFY = "notify-keyspace-events"
 
 
 def flag_set(flags: str) -> set[str]:
     """notify-keyspace-events as a set, with ``A`` spelled out."""
     return set(flags.replace("A", ALL_TYPES))
+
+
+@contextmanager
+def flags_restored(servers: list[RedisServer]) -> Iterator[None]:
+    """Put every server's notify-keyspace-events back as it was, whatever the block did."""
+    before = {}
+    for server in servers:
+        with server.client(decode_responses=True) as client:
+            before[server.port] = client.config_get(NOTIFY)[NOTIFY]
+    yield
+    for server in servers:
+        with server.client(decode_responses=True) as client:
+            client.config_set(NOTIFY, before[server.port])
 
 
 async def until(predicate: Callable[[], Any], timeout: float = 10.0,

@@ -28,6 +28,14 @@ from collections.abc import Iterator
 import pytest
 import redis
 import redis.cluster
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+
+from luminora_redis import SessionStore
+from luminora_redis.listener import ExpiryListener
+from luminora_redis.server import POLL_INTERVAL, LocalCluster, RedisServer
+
 from conftest import require_redis_server
 from listener_support import (
     archived_sessions,
@@ -38,13 +46,6 @@ from listener_support import (
     running,
     until,
 )
-from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
-
-from luminora_redis import SessionStore
-from luminora_redis.listener import ExpiryListener
-from luminora_redis.server import POLL_INTERVAL, LocalCluster, RedisServer
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

@@ -23,7 +23,7 @@ from luminora_redis import (
 )
 from luminora_redis.server import RedisServer
 
-from conftest import open_store, require_redis_server, wait_until
+from conftest import open_store, require_redis_server, snapshot, wait_until
 
 LONG = {"ttl": 60, "max_idle": 30}
 
@@ -41,10 +41,6 @@ def private_store(shell: str, private_server: RedisServer) -> Iterator[Any]:
     store, close = open_store(shell, private_server.url)
     yield store
     close()
-
-
-def snapshot(raw: redis.Redis) -> dict[bytes, tuple[bytes | None, int]]:
-    return {key: (raw.dump(key), raw.pexpiretime(key)) for key in raw.scan_iter(count=1000)}
 
 
 # -- Redis is down -----------------------------------------------------------------------

@@ -23,16 +23,6 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import open_store, require_redis_server, wait_until
-from listener_support import (
-    archived_sessions,
-    create_sessions,
-    flag_set,
-    index_sizes,
-    nodes_of,
-    running,
-    until,
-)
 
 from luminora_redis import (
     ArchivedConversation,
@@ -45,8 +35,18 @@ from luminora_redis.listener import NOTIFICATION, SWEEP, ExpiryListener
 from luminora_redis.notifications import ensure_flags, merged_flags
 from luminora_redis.server import LocalCluster, RedisServer
 
-NOTIFY = "notify-keyspace-events"
-
+from conftest import open_store, require_redis_server, wait_until
+from listener_support import (
+    NOTIFY,
+    archived_sessions,
+    create_sessions,
+    flag_set,
+    flags_restored,
+    index_sizes,
+    nodes_of,
+    running,
+    until,
+)
 
 # -- merging the notification flags (pure) -----------------------------------------
 
@@ -115,14 +115,8 @@ def servers(topology: str, request: pytest.FixtureRequest) -> list[RedisServer]:
 def url(store_url: str, servers: list[RedisServer]) -> Iterator[str]:
     """The shared server or cluster, flushed; every server's notification flags restored
     afterwards."""
-    before = {}
-    for server in servers:
-        with server.client(decode_responses=True) as client:
-            before[server.port] = client.config_get(NOTIFY)[NOTIFY]
-    yield store_url
-    for server in servers:
-        with server.client(decode_responses=True) as client:
-            client.config_set(NOTIFY, before[server.port])
+    with flags_restored(servers):
+        yield store_url
 
 
 def flags_of(servers: list[RedisServer]) -> list[str]:

@@ -23,16 +23,23 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from conftest import flush_cluster, require_redis_server, wait_until
-from listener_support import archived_sessions, create_sessions, index_sizes, running, until
 
 from luminora_redis import SessionStore, SyncSessionStore
 from luminora_redis.listener import NOTIFICATION, ExpiryListener
 from luminora_redis.server import LocalCluster, RedisServer
 
+from conftest import flush_cluster, require_redis_server, wait_until
+from listener_support import (
+    archived_sessions,
+    create_sessions,
+    flags_restored,
+    index_sizes,
+    running,
+    until,
+)
+
 pytestmark = pytest.mark.slow
 
-NOTIFY = "notify-keyspace-events"
 ARCHIVED_LINE = re.compile(r"archived session (\S+) of user")
 
 
@@ -216,14 +223,8 @@ def notifying(topology: str, request: pytest.FixtureRequest) -> Iterator[list[Re
     cluster: LocalCluster = request.getfixturevalue("redis_cluster")
     flush_cluster(cluster)
     primaries = cluster.primaries()
-    before = {}
-    for primary in primaries:
-        with primary.client(decode_responses=True) as client:
-            before[primary.port] = client.config_get(NOTIFY)[NOTIFY]
-    yield primaries
-    for primary in primaries:
-        with primary.client(decode_responses=True) as client:
-            client.config_set(NOTIFY, before[primary.port])
+    with flags_restored(primaries):
+        yield primaries
 
 
 async def test_a_dropped_notification_connection_is_reestablished(

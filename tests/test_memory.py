@@ -19,22 +19,13 @@ from luminora_redis import (
     SyncSessionStore,
 )
 
-from conftest import wait_until
-
-
-def server_ms(raw: redis.Redis) -> int:
-    seconds, micros = raw.time()
-    return seconds * 1000 + micros // 1000
+from conftest import server_ms, snapshot, wait_until
 
 
 def next_server_ms(raw: redis.Redis) -> None:
     """Wait until the server clock has moved on, so records get distinct timestamps."""
     now = server_ms(raw)
     wait_until(lambda: server_ms(raw) > now, timeout=5)
-
-
-def snapshot(raw: redis.Redis) -> dict[bytes, tuple[bytes | None, int]]:
-    return {key: (raw.dump(key), raw.pexpiretime(key)) for key in raw.scan_iter(count=1000)}
 
 
 # -- affinity ----------------------------------------------------------------------------

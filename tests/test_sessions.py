@@ -25,7 +25,7 @@ from luminora_redis import (
 )
 from luminora_redis.keys import KeySpace, SessionKeys
 
-from conftest import wait_until
+from conftest import server_ms, snapshot, wait_until
 
 KEYS = KeySpace("lr", 1024)
 LONG = {"ttl": 60, "max_idle": 30}
@@ -37,22 +37,12 @@ def session_keys(session_id: str) -> SessionKeys:
     return KEYS.session(session_id, bucket)
 
 
-def server_ms(raw: redis.Redis) -> int:
-    seconds, micros = raw.time()
-    return seconds * 1000 + micros // 1000
-
-
 def wait_for_server_clock_past(raw: redis.Redis, ms: int) -> None:
     wait_until(lambda: server_ms(raw) > ms, timeout=5)
 
 
 def to_ms(moment: Any) -> int:
     return round(moment.timestamp() * 1000)
-
-
-def snapshot(raw: redis.Redis) -> dict[bytes, tuple[bytes | None, int]]:
-    """Every key with its serialized value and absolute expiry: any write changes it."""
-    return {key: (raw.dump(key), raw.pexpiretime(key)) for key in raw.scan_iter(count=1000)}
 
 
 def session_key_names(raw: redis.Redis, session_id: str) -> list[bytes]:

@@ -15,15 +15,13 @@ import redis
 
 from luminora_redis import InvalidInput, SessionExpired, SessionNotFound
 
+from conftest import snapshot
+
 HOSTILE_IDS = ["a{b}c", "x:y", "*", "?", "[a]", "%41", "A", "Ünïcödé😀",
                "é" * 125,  # 250 bytes of UTF-8
                "lr:{b0001}:u:x", "}{", "a b"]
 HEX32 = "0123456789abcdef" * 2
 LONG = {"ttl": 60, "max_idle": 30}
-
-
-def snapshot(raw: redis.Redis) -> dict[bytes, tuple[bytes | None, int]]:
-    return {key: (raw.dump(key), raw.pexpiretime(key)) for key in raw.scan_iter(count=1000)}
 
 
 def commands_processed(raw: redis.Redis) -> int:
