@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from luminora_redis.server import RedisServer
+from luminora_redis.testing import RedisServer
 
 #: redis.conf for benchmark servers: no snapshots or AOF writes in the middle of a run.
 QUIET_SERVER = {"save": "", "appendonly": "no"}

@@ -43,7 +43,7 @@ from benchmarks._common import (
 )
 from luminora_redis import SessionStore
 from luminora_redis.keys import KeySpace
-from luminora_redis.server import LocalCluster
+from luminora_redis.testing import LocalCluster
 
 SLOTS = 16384
 TTL = 3600.0

@@ -47,7 +47,7 @@ from benchmarks.bench_archive_lag import create_sessions
 from luminora_redis import ArchivedConversation, SessionStore
 from luminora_redis import listener as listener_module
 from luminora_redis.listener import ExpiryListener
-from luminora_redis.server import LocalCluster, RedisServer
+from luminora_redis.testing import LocalCluster, RedisServer
 
 NEVER = 10 * 365 * 24 * 3600.0  # a sweep interval that never comes round during a run
 CHANNEL = str(KeyeventChannel("expired", db=0))

@@ -15,8 +15,8 @@ import time
 from collections.abc import Iterator
 
 from luminora_redis.models import ArchivedConversation
-from luminora_redis.server import RedisServer, find_redis_server
 from luminora_redis.store import SessionStore
+from luminora_redis.testing import RedisServer, find_redis_server
 
 __all__ = ["run_demo"]
 

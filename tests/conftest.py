@@ -26,7 +26,7 @@ import redis
 import redis.cluster
 
 from luminora_redis import SessionStore, SyncSessionStore
-from luminora_redis.server import LocalCluster, RedisServer, find_redis_server
+from luminora_redis.testing import LocalCluster, RedisServer, find_redis_server
 
 
 def require_redis_server() -> None:

@@ -15,7 +15,7 @@ import redis.cluster
 
 from luminora_redis import SessionStore
 from luminora_redis.listener import ExpiryListener
-from luminora_redis.server import RedisServer
+from luminora_redis.testing import RedisServer
 
 ALL_TYPES = "g$lshzxetd"
 NOTIFY = "notify-keyspace-events"

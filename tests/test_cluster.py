@@ -11,7 +11,7 @@ import pytest
 from redis.crc import key_slot
 
 from luminora_redis import SyncSessionStore
-from luminora_redis.server import LocalCluster
+from luminora_redis.testing import LocalCluster
 
 from conftest import flush_cluster
 

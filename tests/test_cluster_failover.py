@@ -34,7 +34,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 
 from luminora_redis import SessionStore
 from luminora_redis.listener import ExpiryListener
-from luminora_redis.server import POLL_INTERVAL, LocalCluster, RedisServer
+from luminora_redis.testing import POLL_INTERVAL, LocalCluster, RedisServer
 
 from conftest import require_redis_server
 from listener_support import (

@@ -21,7 +21,7 @@ from luminora_redis import (
     SessionStore,
     SyncSessionStore,
 )
-from luminora_redis.server import RedisServer
+from luminora_redis.testing import RedisServer
 
 from conftest import open_store, require_redis_server, snapshot, wait_until
 

@@ -33,7 +33,7 @@ from luminora_redis import (
 from luminora_redis.listen_cli import add_listen_command, run_listen
 from luminora_redis.listener import NOTIFICATION, SWEEP, ExpiryListener
 from luminora_redis.notifications import ensure_flags, merged_flags
-from luminora_redis.server import LocalCluster, RedisServer
+from luminora_redis.testing import LocalCluster, RedisServer
 
 from conftest import open_store, require_redis_server, wait_until
 from listener_support import (

@@ -26,7 +26,7 @@ import redis
 
 from luminora_redis import SessionStore, SyncSessionStore
 from luminora_redis.listener import NOTIFICATION, ExpiryListener
-from luminora_redis.server import LocalCluster, RedisServer
+from luminora_redis.testing import LocalCluster, RedisServer
 
 from conftest import flush_cluster, require_redis_server, wait_until
 from listener_support import (

@@ -1,4 +1,4 @@
-"""Tests for luminora_redis.server: private redis-server processes and clusters.
+"""Tests for luminora_redis.testing: private redis-server processes and clusters.
 
 They need a real ``redis-server`` (and ``redis-cli`` for the cluster tests).
 Without it they skip, except under CI (env var ``CI`` set), where a missing
@@ -15,8 +15,8 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-import luminora_redis.server as server_module
-from luminora_redis.server import (
+import luminora_redis.testing.server as server_module
+from luminora_redis.testing import (
     LocalCluster,
     RedisServer,
     RedisServerError,

@@ -1,0 +1,368 @@
+"""One private redis-server process on a free loopback port.
+
+``luminora-redis demo`` starts one when it is given no URL, the pytest plugin
+(`luminora_redis.testing.plugin`) starts one per test session, and the fault
+tests kill Redis and restart it on the same port with the same data.
+
+This is written by hand on purpose: the demo needs it at run time, outside
+pytest, and the fault tests need kill/restart-with-the-same-data, which no
+pytest plugin we know of gives. It uses only the standard library plus
+redis-py for pings. The process writes its output to a log file inside its
+own directory (never to the terminal).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import redis
+
+from luminora_redis.testing.local import (
+    ADDRESS_IN_USE,
+    CONF_NAME,
+    LOG_NAME,
+    POLL_INTERVAL,
+    PORT_RETRIES,
+    SEARCH_DIRS,
+    STOP_TIMEOUT,
+    RedisServerError,
+    check_loopback,
+    fast_client,
+    find_redis_server,
+    free_cluster_port,
+    free_port,
+    normalise_config,
+    quote_conf,
+    register,
+    render_value,
+    unregister,
+    url_host,
+)
+
+__all__ = ["RedisServer"]
+
+
+class RedisServer:
+    """One redis-server process on loopback, in its own temporary (or given) directory.
+
+    Use it as a context manager, or call `start` and `stop`. `kill` and
+    `restart` exist for fault tests: the directory (and with ``appendonly yes``
+    the data) survives a kill, and `restart` comes back on the same port.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        config: Mapping[str, str] | None = None,
+        directory: str | os.PathLike[str] | None = None,
+        executable: str | None = None,
+        startup_timeout: float = 10.0,
+    ) -> None:
+        """Describe a server; nothing is started until `start`.
+
+        ``config`` holds extra redis.conf directives that override the defaults
+        (for example ``{"appendonly": "yes", "notify-keyspace-events": "Kg"}``).
+        ``directory`` is the data directory; when None a private temporary
+        directory is created by `start` and removed by `stop`.
+        """
+        check_loopback(host)
+        if port is not None and not 0 < port < 65536:
+            raise ValueError(f"port must be in 1..65535, got {port}")
+        if startup_timeout <= 0:
+            raise ValueError("startup_timeout must be positive")
+        self.host: str = host
+        self.startup_timeout: float = startup_timeout
+        self._port: int | None = port
+        self._port_fixed = port is not None
+        self._config = normalise_config(config)
+        self._owns_directory = directory is None
+        self._directory: Path | None = None if directory is None else Path(directory).absolute()
+        self._executable = executable
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # -- properties --------------------------------------------------------- #
+
+    @property
+    def port(self) -> int:
+        """The TCP port; chosen by `start` when none was given."""
+        if self._port is None:
+            raise RedisServerError("no port yet: it is chosen when the server starts")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``redis://host:port/0`` for this server."""
+        return f"redis://{url_host(self.host)}:{self.port}/0"
+
+    @property
+    def directory(self) -> Path:
+        """The data directory (holds redis.conf, redis.log, AOF/RDB files)."""
+        if self._directory is None:
+            raise RedisServerError(
+                "no directory: the private directory is created by start() and removed by stop()"
+            )
+        return self._directory
+
+    @property
+    def log_path(self) -> Path:
+        """The server's log file, which also receives its stdout and stderr."""
+        return self.directory / LOG_NAME
+
+    @property
+    def pid(self) -> int | None:
+        """Process id while the process is alive, else None."""
+        return self._proc.pid if self.running and self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        """Whether the process is alive (a dead one is reaped here)."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def __repr__(self) -> str:
+        return (
+            f"RedisServer(host={self.host!r}, port={self._port!r}, "
+            f"pid={self.pid!r}, directory={str(self._directory) if self._directory else None!r})"
+        )
+
+    # -- lifecycle ---------------------------------------------------------- #
+
+    def start(self) -> RedisServer:
+        """Write redis.conf, spawn redis-server and wait until it answers PING.
+
+        When the port was chosen automatically and turns out to be taken, a new
+        free port is tried (up to 5 more times). On failure everything started
+        here is cleaned up and `RedisServerError` carries the log tail.
+        """
+        if self.running:
+            raise RedisServerError(f"{self!r} is already running")
+        executable = self._resolve_executable()
+        if self._directory is None:
+            self._directory = Path(tempfile.mkdtemp(prefix="luminora-redis-"))
+        else:
+            self._directory.mkdir(parents=True, exist_ok=True)
+        register(self)
+        try:
+            self._launch_until_ready(executable, choose_port=not self._port_fixed)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """SIGTERM the process and wait (SIGKILL after a bound); remove a private directory.
+
+        Safe to call twice, before `start`, or after a failed `start`.
+        """
+        try:
+            self._terminate(signal.SIGTERM)
+        finally:
+            if self._owns_directory and self._directory is not None:
+                shutil.rmtree(self._directory, ignore_errors=True)
+                self._directory = None
+            unregister(self)
+
+    def kill(self) -> None:
+        """SIGKILL the process now and reap it, keeping the directory for `restart`.
+
+        Use `restart` afterwards: `start` would pick a new port when the port
+        was chosen automatically.
+        """
+        self._terminate(signal.SIGKILL)
+
+    def restart(self) -> None:
+        """Start again on the same port and directory (stopping first if running).
+
+        Data survives a `kill` when ``appendonly`` was on. Unlike `start`, a
+        taken port is an error: clients and cluster peers expect this port.
+        """
+        if self._port is None:
+            raise RedisServerError("restart() needs a server that was started before")
+        self._terminate(signal.SIGTERM)
+        executable = self._resolve_executable()
+        if self._directory is None:  # stopped: the private directory is gone
+            self._directory = Path(tempfile.mkdtemp(prefix="luminora-redis-"))
+        register(self)
+        try:
+            self._launch_until_ready(executable, choose_port=False)
+        except BaseException:
+            # Keep the directory: it may hold the data the caller cares about.
+            self._terminate(signal.SIGKILL)
+            raise
+
+    def client(self, **kwargs: Any) -> redis.Redis:
+        """A new blocking client to this server; the caller closes it.
+
+        ``decode_responses`` defaults to False, as in redis-py.
+        """
+        kwargs.setdefault("decode_responses", False)
+        return redis.Redis(host=self.host, port=self.port, **kwargs)
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- internals ---------------------------------------------------------- #
+
+    def _resolve_executable(self) -> str:
+        executable = self._executable or find_redis_server()
+        if executable is None:
+            raise RedisServerError(
+                "redis-server not found on PATH or in " + ", ".join(SEARCH_DIRS) + "; install Redis"
+            )
+        if not (os.path.isfile(executable) and os.access(executable, os.X_OK)):
+            raise RedisServerError(f"redis-server executable {executable!r} is not an executable file")
+        return executable
+
+    def _choose_port(self) -> int:
+        cluster = self._config.get("cluster-enabled", "no").lower() == "yes"
+        if cluster and "cluster-port" not in self._config:
+            return free_cluster_port(self.host)
+        return free_port(self.host)
+
+    def _write_config(self) -> Path:
+        directory = self.directory
+        directives: dict[str, str] = {
+            "port": str(self.port),
+            "bind": self.host,
+            "dir": quote_conf(str(directory)),
+            "daemonize": "no",
+            "logfile": quote_conf(str(directory / LOG_NAME)),
+            "save": '""',
+            "appendonly": "no",
+            "protected-mode": "no",
+        }
+        directives.update({key: render_value(value) for key, value in self._config.items()})
+        lines = ["# Written by luminora_redis.testing; rewritten on every start.\n"]
+        lines.extend(f"{key} {value}\n" for key, value in directives.items())
+        path = directory / CONF_NAME
+        path.write_text("".join(lines), encoding="utf-8")
+        return path
+
+    def _launch_until_ready(self, executable: str, *, choose_port: bool) -> None:
+        attempts = 1 + (PORT_RETRIES if choose_port else 0)
+        cluster_file = self._cluster_config_file()
+        for attempt in range(attempts):
+            if choose_port:
+                self._port = self._choose_port()
+            conf = self._write_config()
+            log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+            cluster_file_existed = cluster_file is not None and cluster_file.exists()
+            self._spawn(executable, conf)
+            exit_code = self._wait_ready()
+            if exit_code is None:
+                return
+            new_log = self._read_log(log_offset)
+            if choose_port and ADDRESS_IN_USE in new_log and attempt + 1 < attempts:
+                # A cluster node records its port in nodes.conf; a file left by
+                # the failed attempt would carry the wrong one.
+                if cluster_file is not None and not cluster_file_existed:
+                    cluster_file.unlink(missing_ok=True)
+                continue
+            raise RedisServerError(
+                f"redis-server on {self.host}:{self.port} exited with code {exit_code} "
+                f"during startup; log {self.log_path} ends with:\n{self._log_tail()}"
+            )
+
+    def _cluster_config_file(self) -> Path | None:
+        if self._config.get("cluster-enabled", "no").lower() != "yes":
+            return None
+        name = self._config.get("cluster-config-file", "nodes.conf").strip('"')
+        return self.directory / name
+
+    def _spawn(self, executable: str, conf: Path) -> None:
+        with open(self.log_path, "ab") as log:
+            # The child gets its own copy of the log descriptor; early errors
+            # (bad config) go to stderr before Redis opens its logfile.
+            self._proc = subprocess.Popen(
+                [executable, str(conf)],
+                cwd=self.directory,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                close_fds=True,
+                # Own session: a Ctrl-C meant for the demo must not kill Redis
+                # behind our back; we stop it in order ourselves.
+                start_new_session=True,
+            )
+
+    def _wait_ready(self) -> int | None:
+        """Poll until our process answers PING: None when ready, else its exit code."""
+        proc = self._proc
+        assert proc is not None
+        deadline = time.monotonic() + self.startup_timeout
+        probe = fast_client(self.host, self.port)
+        try:
+            while True:
+                code = proc.poll()
+                if code is not None:
+                    return code
+                try:
+                    # The PID check makes sure we did not reach some other
+                    # server that grabbed the port first.
+                    if probe.ping() and int(probe.info("server").get("process_id", -1)) == proc.pid:
+                        return None
+                except (redis.RedisError, OSError, ValueError):
+                    pass
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(POLL_INTERVAL)
+        finally:
+            probe.close()
+        self._terminate(signal.SIGKILL)
+        raise RedisServerError(
+            f"redis-server on {self.host}:{self.port} did not answer PING within "
+            f"{self.startup_timeout:g}s; log {self.log_path} ends with:\n{self._log_tail()}"
+        )
+
+    def _terminate(self, sig: signal.Signals) -> None:
+        """Send ``sig`` and always reap the process (SIGKILL after a bounded wait)."""
+        proc = self._proc
+        if proc is None:
+            return
+        try:
+            if proc.poll() is None:
+                proc.send_signal(sig)
+                try:
+                    proc.wait(timeout=STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        finally:
+            if proc.returncode is not None:
+                self._proc = None
+
+    def _read_log(self, offset: int = 0) -> str:
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(offset)
+                return log.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(0, os.SEEK_END)
+                log.seek(max(0, log.tell() - 8192))
+                text = log.read().decode("utf-8", "replace")
+        except OSError:
+            return "(no log file)"
+        return "\n".join(text.splitlines()[-lines:]) or "(log is empty)"
