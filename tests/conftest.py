@@ -10,6 +10,11 @@ client of the same topology, for looking behind the store's back. A test
 that inspects one server's internals (INFO, CONFIG) is marked
 ``single_server`` and runs on the single server only. When ``CI`` is set, a
 missing redis-server fails instead of skipping.
+
+The servers come from the package's own pytest plugin
+(`luminora_redis.testing.plugin`), so its fixtures are tested by use:
+``redis_server``, ``redis_url`` and ``redis_cluster`` are its
+``luminora_redis_server``, ``luminora_redis_url`` and ``luminora_redis_cluster``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import inspect
 import os
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import redis
@@ -29,12 +34,17 @@ from luminora_redis import SessionStore, SyncSessionStore
 from luminora_redis.testing import LocalCluster, RedisServer, find_redis_server
 
 
+def redis_unavailable(reason: str) -> NoReturn:
+    """Skip for ``reason``; under CI a missing Redis is a broken environment and fails."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}, and CI requires the integration tests", pytrace=False)
+    pytest.skip(reason)
+
+
 def require_redis_server() -> None:
     """Skip (or, under CI, fail) when there is no redis-server to start."""
     if find_redis_server() is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed, and CI requires the integration tests")
-        pytest.skip("redis-server is not installed")
+        redis_unavailable("redis-server is not installed")
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.005) -> Any:
@@ -77,31 +87,33 @@ class Blocking:
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    require_redis_server()
-    with RedisServer() as server:
-        yield server
-
-
-@pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
-    """The shared server's URL, its data flushed and its scripts intact."""
-    with redis_server.client() as client:
-        client.flushall()
-    return redis_server.url
+def luminora_redis_unavailable() -> Callable[[str], NoReturn]:
+    """The plugin's fixtures skip without Redis; this suite fails instead under CI."""
+    return redis_unavailable
 
 
 @pytest.fixture(scope="session")
-def redis_cluster() -> Iterator[LocalCluster]:
-    require_redis_server()
-    with LocalCluster(primaries=3) as cluster:
-        yield cluster
+def redis_server(luminora_redis_server: Any) -> RedisServer:
+    """The plugin's private server; the suite inspects its process, so it must be local."""
+    if not isinstance(luminora_redis_server, RedisServer):
+        redis_unavailable("this suite needs a local redis-server, not a container")
+    return luminora_redis_server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer, luminora_redis_url: str) -> str:
+    """The shared server's URL, its data flushed and its scripts intact."""
+    return luminora_redis_url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(luminora_redis_cluster: LocalCluster) -> LocalCluster:
+    """The plugin's 3-primary cluster."""
+    return luminora_redis_cluster
 
 
 def flush_cluster(cluster: LocalCluster) -> None:
-    for server in cluster.primaries():
-        with server.client() as client:
-            client.flushall()
+    cluster.flushall()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -126,9 +138,8 @@ def topology(request: pytest.FixtureRequest) -> str:
 def store_url(topology: str, request: pytest.FixtureRequest) -> str:
     """The URL the ``store`` fixtures use: the shared server or the shared cluster, flushed."""
     if topology == "cluster":
-        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
-        flush_cluster(cluster)
-        return cluster.url
+        request.getfixturevalue("redis_cluster")
+        return str(request.getfixturevalue("luminora_cluster_url"))
     return str(request.getfixturevalue("redis_url"))
 
 

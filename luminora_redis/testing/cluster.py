@@ -172,6 +172,12 @@ class LocalCluster:
                     break
         return result
 
+    def flushall(self) -> None:
+        """Remove every key on every primary (loaded scripts stay), as between two tests."""
+        for server in self.primaries():
+            with server.client() as client:
+                client.flushall()
+
     def wait_until_ok(self, timeout: float | None = None) -> None:
         """Wait until every live node reports cluster_state:ok and all slots are served by live primaries.
 

@@ -1,0 +1,221 @@
+"""pytest plugin: real Redis for the test suites of applications built on luminora-redis.
+
+Registered as the ``luminora_redis`` ``pytest11`` entry point, so installing
+the package makes these fixtures available (disable with
+``-p no:luminora_redis``). Every name starts with ``luminora_`` so it cannot
+clash with an application's own fixtures.
+
+``luminora_redis_server`` (session) is a private redis-server: a local
+``redis-server`` process on a free loopback port when one is installed, else
+a ``redis`` container through testcontainers when that is installed
+(``pip install 'luminora-redis[docker]'``) and Docker answers, else every test
+that needs it is skipped with one line saying why. ``luminora_redis_url`` is
+its URL, flushed before each test. ``luminora_store`` (asyncio, needs
+pytest-asyncio) and ``luminora_sync_store`` (blocking) are stores with default
+settings over that URL. ``luminora_redis_cluster`` (session) is a real
+3-primary Redis Cluster, ``luminora_cluster_url`` its URL flushed per test,
+and ``luminora_cluster_store`` an asyncio store on it; the cluster needs a
+local ``redis-server`` and ``redis-cli`` (it is never started in Docker).
+
+A suite that must not skip (in CI, say) overrides the
+``luminora_redis_unavailable`` fixture with one that calls ``pytest.fail``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from types import TracebackType
+from typing import Any, NoReturn, Protocol
+
+import pytest
+import redis
+
+from luminora_redis.store import SessionStore
+from luminora_redis.sync_store import SyncSessionStore
+from luminora_redis.testing.cluster import LocalCluster
+from luminora_redis.testing.local import find_redis_server
+from luminora_redis.testing.server import RedisServer
+
+__all__ = ["DOCKER_IMAGE", "DockerRedis", "RedisEndpoint", "RedisUnavailable", "start_private_redis"]
+
+#: The image the Docker fallback runs: Redis 7 with the Lua ``cmsgpack`` library.
+DOCKER_IMAGE = "redis:7.4"
+
+
+class RedisUnavailable(Exception):
+    """Neither a local redis-server nor Docker can give this test session a Redis."""
+
+
+class RedisEndpoint(Protocol):
+    """What a private Redis offers a test: its URL and plain clients. `RedisServer` is one."""
+
+    @property
+    def url(self) -> str: ...
+
+    def client(self, **kwargs: Any) -> redis.Redis: ...
+
+    def stop(self) -> None: ...
+
+
+class DockerRedis:
+    """A redis-server in a Docker container started through testcontainers (imported lazily)."""
+
+    def __init__(self, image: str = DOCKER_IMAGE) -> None:
+        from testcontainers.redis import RedisContainer
+
+        self._container = RedisContainer(image)
+        self._url: str | None = None
+
+    def start(self) -> DockerRedis:
+        self._container.start()
+        host = self._container.get_container_host_ip()
+        port = self._container.get_exposed_port(self._container.port)
+        self._url = f"redis://{host}:{port}/0"
+        return self
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise RuntimeError("the container is not started")
+        return self._url
+
+    def client(self, **kwargs: Any) -> redis.Redis:
+        return redis.Redis.from_url(self.url, **kwargs)
+
+    def stop(self) -> None:
+        if self._url is not None:
+            self._container.stop()
+            self._url = None
+
+    def __enter__(self) -> DockerRedis:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def docker_problem() -> str | None:
+    """Why the Docker fallback cannot run here, or None when it can."""
+    try:
+        import docker
+        import testcontainers.redis  # noqa: F401
+    except ImportError:
+        return "testcontainers is not installed (pip install 'luminora-redis[docker]')"
+    try:
+        client = docker.from_env()
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except (docker.errors.DockerException, OSError) as exc:
+        return f"Docker does not answer ({type(exc).__name__})"
+    return None
+
+
+def start_private_redis() -> RedisEndpoint:
+    """Start a private Redis: a local redis-server, else a Docker container.
+
+    Raises `RedisUnavailable` with a one-line reason when neither is possible.
+    A local redis-server that is installed but fails to start is an error,
+    not a skip: `RedisServerError` propagates.
+    """
+    if find_redis_server() is not None:
+        return RedisServer().start()
+    problem = docker_problem()
+    if problem is not None:
+        raise RedisUnavailable(f"no redis-server is installed and {problem}")
+    return DockerRedis().start()
+
+
+def _skip(reason: str) -> NoReturn:
+    pytest.skip(f"luminora-redis: {reason}")
+
+
+@pytest.fixture(scope="session")
+def luminora_redis_unavailable() -> Callable[[str], NoReturn]:
+    """What a fixture does when it cannot have Redis: skip with the reason. Override to fail."""
+    return _skip
+
+
+@pytest.fixture(scope="session")
+def luminora_redis_server(luminora_redis_unavailable: Callable[[str], NoReturn]) -> Iterator[RedisEndpoint]:
+    """A private Redis for the whole test session (a local process, or a container)."""
+    try:
+        endpoint = start_private_redis()
+    except RedisUnavailable as exc:
+        luminora_redis_unavailable(str(exc))
+    try:
+        yield endpoint
+    finally:
+        endpoint.stop()
+
+
+@pytest.fixture
+def luminora_redis_url(luminora_redis_server: RedisEndpoint) -> str:
+    """The private Redis' URL, its data flushed before this test (loaded scripts stay)."""
+    with luminora_redis_server.client() as client:
+        client.flushall()
+    return luminora_redis_server.url
+
+
+@pytest.fixture
+def luminora_sync_store(luminora_redis_url: str) -> Iterator[SyncSessionStore]:
+    """A blocking store with default settings on the flushed private Redis."""
+    store = SyncSessionStore.from_url(luminora_redis_url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="session")
+def luminora_redis_cluster(luminora_redis_unavailable: Callable[[str], NoReturn]) -> Iterator[LocalCluster]:
+    """A real 3-primary Redis Cluster of local redis-server processes, for the whole session."""
+    if find_redis_server() is None:
+        luminora_redis_unavailable(
+            "the cluster fixtures need a local redis-server and redis-cli, and none is installed")
+    with LocalCluster(primaries=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def luminora_cluster_url(luminora_redis_cluster: LocalCluster) -> str:
+    """The cluster's URL, every primary flushed before this test."""
+    luminora_redis_cluster.flushall()
+    return luminora_redis_cluster.url
+
+
+try:
+    import pytest_asyncio
+except ImportError:  # the asyncio fixtures say what they need instead
+    pytest_asyncio = None
+
+
+if pytest_asyncio is not None:
+    @pytest_asyncio.fixture
+    async def luminora_store(luminora_redis_url: str) -> AsyncIterator[SessionStore]:
+        """An asyncio store with default settings on the flushed private Redis."""
+        store = SessionStore.from_url(luminora_redis_url)
+        try:
+            yield store
+        finally:
+            await store.aclose()
+
+    @pytest_asyncio.fixture
+    async def luminora_cluster_store(luminora_cluster_url: str) -> AsyncIterator[SessionStore]:
+        """An asyncio store with default settings on the flushed 3-primary cluster."""
+        store = SessionStore.from_url(luminora_cluster_url, cluster=True)
+        try:
+            yield store
+        finally:
+            await store.aclose()
+else:
+    @pytest.fixture
+    def luminora_store() -> NoReturn:
+        pytest.skip("luminora-redis: luminora_store needs pytest-asyncio (pip install pytest-asyncio)")
+
+    @pytest.fixture
+    def luminora_cluster_store() -> NoReturn:
+        pytest.skip("luminora-redis: luminora_cluster_store needs pytest-asyncio "
+                    "(pip install pytest-asyncio)")
