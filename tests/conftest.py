@@ -33,6 +33,8 @@ import redis.cluster
 from luminora_redis import SessionStore, SyncSessionStore
 from luminora_redis.testing import LocalCluster, RedisServer, find_redis_server
 
+pytest_plugins = ["pytester"]
+
 
 def redis_unavailable(reason: str) -> NoReturn:
     """Skip for ``reason``; under CI a missing Redis is a broken environment and fails."""
