@@ -1,0 +1,1 @@
+"""Examples of applications built on luminora-redis (not part of the installed package)."""
