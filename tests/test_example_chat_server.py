@@ -184,6 +184,7 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 20.0) -> 
         deadline.cancel()
 
 
+@pytest.mark.slow
 def test_the_page_chats_and_shows_the_affinity(live_server: str) -> None:
     browser, driver_path = browser_paths()
     from selenium import webdriver
