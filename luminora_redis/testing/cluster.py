@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 
 import redis
 
@@ -24,6 +23,7 @@ from luminora_redis.testing.local import (
     POLL_INTERVAL,
     SEARCH_DIRS,
     RedisServerError,
+    StartStop,
     check_loopback,
     fast_client,
     find_executable,
@@ -38,7 +38,7 @@ from luminora_redis.testing.server import RedisServer
 __all__ = ["LocalCluster"]
 
 
-class LocalCluster:
+class LocalCluster(StartStop):
     """A real Redis Cluster on loopback: N primaries (default 3) and optional replicas each.
 
     Each node is a `RedisServer` with its own directory under one private
@@ -202,17 +202,6 @@ class LocalCluster:
         unregister(self)
         if first_error is not None:
             raise first_error
-
-    def __enter__(self) -> LocalCluster:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- internals ---------------------------------------------------------- #
 

@@ -18,7 +18,8 @@ import socket
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
@@ -194,3 +195,24 @@ def _stop_all_at_exit() -> None:
             owner.stop()
         except Exception:  # noqa: BLE001 - best effort at interpreter exit
             pass
+
+
+_S = TypeVar("_S", bound="StartStop")
+
+
+class StartStop:
+    """The context manager of everything that starts private processes: `start` on
+    entry (which returns the object), `stop` on exit."""
+
+    def start(self: _S) -> _S:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _S) -> _S:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

@@ -24,7 +24,6 @@ A suite that must not skip (in CI, say) overrides the
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from types import TracebackType
 from typing import Any, NoReturn, Protocol
 
 import pytest
@@ -33,7 +32,7 @@ import redis
 from luminora_redis.store import SessionStore
 from luminora_redis.sync_store import SyncSessionStore
 from luminora_redis.testing.cluster import LocalCluster
-from luminora_redis.testing.local import find_redis_server
+from luminora_redis.testing.local import StartStop, find_redis_server
 from luminora_redis.testing.server import RedisServer
 
 __all__ = ["DOCKER_IMAGE", "DockerRedis", "RedisEndpoint", "RedisUnavailable", "start_private_redis"]
@@ -57,7 +56,7 @@ class RedisEndpoint(Protocol):
     def stop(self) -> None: ...
 
 
-class DockerRedis:
+class DockerRedis(StartStop):
     """A redis-server in a Docker container started through testcontainers (imported lazily)."""
 
     def __init__(self, image: str = DOCKER_IMAGE) -> None:
@@ -87,12 +86,6 @@ class DockerRedis:
             self._container.stop()
             self._url = None
 
-    def __enter__(self) -> DockerRedis:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
 
 def docker_problem() -> str | None:
@@ -189,10 +182,12 @@ def luminora_cluster_url(luminora_redis_cluster: LocalCluster) -> str:
 try:
     import pytest_asyncio
 except ImportError:  # the asyncio fixtures say what they need instead
-    pytest_asyncio = None
+    HAVE_PYTEST_ASYNCIO = False
+else:
+    HAVE_PYTEST_ASYNCIO = True
 
 
-if pytest_asyncio is not None:
+if HAVE_PYTEST_ASYNCIO:
     @pytest_asyncio.fixture
     async def luminora_store(luminora_redis_url: str) -> AsyncIterator[SessionStore]:
         """An asyncio store with default settings on the flushed private Redis."""

@@ -21,7 +21,6 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import redis
@@ -35,6 +34,7 @@ from luminora_redis.testing.local import (
     SEARCH_DIRS,
     STOP_TIMEOUT,
     RedisServerError,
+    StartStop,
     check_loopback,
     fast_client,
     find_redis_server,
@@ -51,7 +51,7 @@ from luminora_redis.testing.local import (
 __all__ = ["RedisServer"]
 
 
-class RedisServer:
+class RedisServer(StartStop):
     """One redis-server process on loopback, in its own temporary (or given) directory.
 
     Use it as a context manager, or call `start` and `stop`. `kill` and
@@ -207,17 +207,6 @@ class RedisServer:
         """
         kwargs.setdefault("decode_responses", False)
         return redis.Redis(host=self.host, port=self.port, **kwargs)
-
-    def __enter__(self) -> RedisServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- internals ---------------------------------------------------------- #
 
