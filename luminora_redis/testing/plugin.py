@@ -138,6 +138,7 @@ def luminora_redis_server(luminora_redis_unavailable: Callable[[str], NoReturn])
         endpoint = start_private_redis()
     except RedisUnavailable as exc:
         luminora_redis_unavailable(str(exc))
+        raise TypeError("luminora_redis_unavailable must raise (pytest.skip or pytest.fail)") from exc
     try:
         yield endpoint
     finally:
