@@ -11,7 +11,7 @@ import redis
 
 import luminora_redis.testing.plugin as plugin
 from luminora_redis import SessionStore, SyncSessionStore
-from luminora_redis.testing import LocalCluster
+from luminora_redis.testing import LocalCluster, RedisServer
 
 USER_SUITE = '''
 import pytest
@@ -107,3 +107,22 @@ def test_docker_problem_names_what_is_missing() -> None:
     # Here there is either no testcontainers or no Docker daemon; both are said plainly.
     assert problem is None or problem.startswith(
         ("testcontainers is not installed", "Docker does not answer"))
+
+
+def test_without_a_local_redis_server_docker_is_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[RedisServer] = []
+
+    def container() -> RedisServer:  # stands in for DockerRedis: the same start/url/client/stop
+        made.append(RedisServer())
+        return made[-1]
+
+    monkeypatch.setattr(plugin, "find_redis_server", lambda: None)
+    monkeypatch.setattr(plugin, "docker_problem", lambda: None)
+    monkeypatch.setattr(plugin, "DockerRedis", container)
+    endpoint = plugin.start_private_redis()
+    try:
+        assert made == [endpoint] and made[0].running
+        with endpoint.client() as client:
+            assert client.ping() is True
+    finally:
+        endpoint.stop()
