@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from luminora_redis.codec import decode_message, from_ms
+from luminora_redis.codec import decode_messages, from_ms
 from luminora_redis.context import Context
 from luminora_redis.errors import ReplyCode, UnexpectedReply
 from luminora_redis.keys import SessionKeys, UserKeys
@@ -193,7 +193,7 @@ def read_archived(ctx: Context, user: UserKeys, user_id: str,
             session_id=session_id, user_id=user_id, personality_name=personality.decode(),
             started_at=from_ms(created), ended_at=from_ms(ended),
             reason=ArchiveReason(reason.decode()), message_count=int(count),
-            messages=[decode_message(raw) for raw in messages],
+            messages=decode_messages(messages, f"archived session {session_id}"),
         ))
     return conversations
 

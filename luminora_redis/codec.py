@@ -6,13 +6,24 @@ the server knows (its clock, a counter, the new points) with ``cmsgpack.pack``.
 Each payload is therefore encoded exactly once, timestamps come from the Redis
 clock, and no script parses a caller's payload. Decoding builds models with
 ``model_construct``: the data was validated on the way in.
+
+What ``pack`` accepts reads back equal (see ``validation.check_plain``); the
+rest is refused with ``InvalidInput`` before anything is written. A record
+that cannot be decoded anyway (written by hand, or by 0.1.0 with int map
+keys) must not make the read of every other record raise: the ``decode_*s``
+functions decode a whole reply, and only when that fails go record by
+record, skipping each unreadable one with a warning (once per record and
+process) and counting it in ``unreadable_records()``. Good replies pay for
+one ``try`` around the whole list, nothing per record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import msgpack
 
@@ -28,19 +39,29 @@ from luminora_redis.models import (
     Sentiment,
     trusted,
 )
+from luminora_redis.validation import check_plain
 
 __all__ = [
     "decode_episode",
+    "decode_episodes",
     "decode_evolution",
+    "decode_evolutions",
     "decode_fact",
+    "decode_facts",
     "decode_message",
+    "decode_messages",
     "decode_mood",
+    "decode_stored_mood",
     "encode_message",
     "from_ms",
     "pack",
     "prefix",
     "unpack",
+    "unreadable_records",
 ]
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 _ROLES: Mapping[str, Role] = {role.value: role for role in Role}
 _message = trusted(Message)
@@ -54,19 +75,21 @@ def from_ms(ms: int | bytes) -> datetime:
     return datetime.fromtimestamp(int(ms) / 1000, UTC)
 
 
-def pack(value: Any) -> bytes:
-    """msgpack bytes of a caller's value; InvalidInput when it is not plain data."""
+def pack(value: Any, what: str = "value") -> bytes:
+    """msgpack bytes of a caller's value; InvalidInput unless it reads back equal."""
+    check_plain(value, what)
     try:
-        return _packb(value, use_bin_type=True, strict_types=False)
-    except (TypeError, ValueError, OverflowError) as error:
-        raise InvalidInput(f"cannot store {type(value).__name__}: {error}") from None
+        return _packb(value, use_bin_type=True)
     except UnicodeEncodeError:
-        raise InvalidInput("text is not valid unicode (lone surrogate)") from None
+        check_plain(value, what, strict_text=True)  # names where the lone surrogate is
+        raise InvalidInput(f"{what}: text is not valid unicode (lone surrogate)") from None
+    except (TypeError, ValueError, OverflowError) as error:
+        raise InvalidInput(f"{what}: cannot store {type(value).__name__}: {error}") from None
 
 
-def prefix(total: int, fields: Iterable[Any]) -> bytes:
+def prefix(total: int, fields: Iterable[Any], what: str = "value") -> bytes:
     """The start of a msgpack array of ``total`` elements holding ``fields``."""
-    return bytes((0x90 | total,)) + b"".join(pack(field) for field in fields)
+    return bytes((0x90 | total,)) + b"".join(pack(field, what) for field in fields)
 
 
 def encode_message(role: object, content: object, metadata: object, limit: int) -> bytes:
@@ -79,11 +102,9 @@ def encode_message(role: object, content: object, metadata: object, limit: int) 
         raise InvalidInput(f"role must be one of {sorted(_ROLES)}, not {role!r}")
     if not isinstance(content, str):
         raise InvalidInput(f"message content must be a string, not {type(content).__name__}")
-    if metadata is not None and not (
-        isinstance(metadata, dict) and all(isinstance(key, str) for key in metadata)
-    ):
-        raise InvalidInput("message metadata must be a dict with string keys, or None")
-    body = pack(content) + pack(metadata)
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidInput(f"message metadata must be a dict or None, not {type(metadata).__name__}")
+    body = pack(content, "message content") + pack(metadata, "message metadata")
     if len(body) > limit:
         raise MessageTooLarge(f"message is {len(body)} bytes; the limit is {limit} (max_message_bytes)")
     return b"\x94" + pack(role_value) + body
@@ -126,3 +147,92 @@ def decode_evolution(raw: bytes) -> EvolutionEvent:
                                               points=points, level=level, **common)
     trait, value, reason = record[2:5]
     return EvolutionEvent.model_construct(trait=trait, value=value, reason=reason, **common)
+
+
+# -- reading many records, skipping the unreadable ones ----------------------------------
+
+_SEEN_LIMIT = 4096
+
+
+class _Unreadable:
+    """How many records were skipped, and which were already logged (bounded)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.seen: set[tuple[str, int]] = set()
+        self.lock = threading.Lock()
+
+    def skip(self, kind: str, owner: str, position: int, record: Any, error: Exception) -> None:
+        mark = (owner, hash(record))
+        with self.lock:
+            self.count += 1
+            first = mark not in self.seen
+            if first:
+                if len(self.seen) >= _SEEN_LIMIT:
+                    self.seen.clear()
+                self.seen.add(mark)
+        if first:
+            detail = (f"field {record[0]!r:.80}" if isinstance(record, tuple)
+                      else f"{len(record)} bytes" if isinstance(record, bytes) else repr(record)[:80])
+            log.warning("skipped an unreadable %s record in %s (record %d, %s): %s: %s",
+                        kind, owner, position, detail, type(error).__name__, error)
+
+
+_unreadable = _Unreadable()
+
+
+def unreadable_records() -> int:
+    """How many stored records this process has skipped as unreadable."""
+    return _unreadable.count
+
+
+def _salvage(kind: str, owner: str, decode: Callable[[Any], R], records: Sequence[Any]) -> list[R]:
+    decoded = []
+    for position, record in enumerate(records):
+        try:
+            decoded.append(decode(record))
+        except Exception as error:  # decoding is pure: whatever it raises, the record is unreadable
+            _unreadable.skip(kind, owner, position, record, error)
+    return decoded
+
+
+def decode_messages(raws: Sequence[bytes], owner: str = "?") -> list[Message]:
+    """Messages of a reply, in order, without the records that cannot be decoded."""
+    try:
+        return [decode_message(raw) for raw in raws]
+    except Exception:
+        return _salvage("message", owner, decode_message, raws)
+
+
+def decode_facts(reply: Sequence[bytes], owner: str = "?") -> list[Fact]:
+    """Facts of a flat HGETALL-style reply (field, value, ...), without unreadable ones."""
+    pairs = list(zip(reply[::2], reply[1::2]))
+    try:
+        return [decode_fact(field, raw) for field, raw in pairs]
+    except Exception:
+        return _salvage("fact", owner, lambda pair: decode_fact(*pair), pairs)
+
+
+def decode_episodes(raws: Sequence[bytes | None], owner: str = "?") -> list[Episode]:
+    """Episodes of a reply, without missing (None) bodies and unreadable records."""
+    present = [raw for raw in raws if raw is not None]
+    try:
+        return [decode_episode(raw) for raw in present]
+    except Exception:
+        return _salvage("episode", owner, decode_episode, present)
+
+
+def decode_evolutions(raws: Sequence[bytes], owner: str = "?") -> list[EvolutionEvent]:
+    """Evolution records of a reply, in order, without the unreadable ones."""
+    try:
+        return [decode_evolution(raw) for raw in raws]
+    except Exception:
+        return _salvage("evolution", owner, decode_evolution, raws)
+
+
+def decode_stored_mood(raw: bytes | None, owner: str = "?") -> Mood | None:
+    """A session's stored mood; None when there is none or it cannot be decoded."""
+    if raw is None:
+        return None
+    found = _salvage("mood", owner, decode_mood, (raw,))
+    return found[0] if found else None

@@ -9,9 +9,9 @@ from __future__ import annotations
 import secrets
 
 from luminora_redis.codec import (
-    decode_episode,
-    decode_evolution,
-    decode_fact,
+    decode_episodes,
+    decode_evolutions,
+    decode_facts,
     from_ms,
     pack,
     prefix,
@@ -98,7 +98,7 @@ def get_facts(ctx: Context, user_id: object, category: object = None) -> Op[list
     user = ctx.user_keys(user_id)
     wanted = _optional_name(ctx, category, "category")
     reply = yield Call("get_facts", (user.facts,), ())
-    facts = [decode_fact(field, raw) for field, raw in zip(reply[::2], reply[1::2])]
+    facts = decode_facts(reply, user.facts)
     if wanted is not None:
         facts = [fact for fact in facts if fact.category == wanted]
     return sorted(facts, key=lambda fact: (fact.category, fact.key))
@@ -144,7 +144,7 @@ def get_episodes(ctx: Context, user_id: object, min_importance: object = None,
         check_number(min_importance, "min_importance", 0.0, MAX_IMPORTANCE))
     reply = yield Call("get_episodes", (user.episodes, user.episode_bodies),
                        (floor, ctx.limit(limit)))
-    return [decode_episode(raw) for raw in reply if raw is not None]
+    return decode_episodes(reply, user.episode_bodies)
 
 
 def record_trait(ctx: Context, user_id: object, personality_name: object, trait: object,
@@ -171,7 +171,7 @@ def get_evolution(ctx: Context, user_id: object, personality_name: object = None
     user = ctx.user_keys(user_id)
     wanted = _optional_name(ctx, personality_name, "personality_name")
     reply = yield Call("get_evolution", (user.evolution,), (ctx.limit(limit),))
-    events = [decode_evolution(raw) for raw in reply]
+    events = decode_evolutions(reply, user.evolution)
     if wanted is not None:
         events = [event for event in events if event.personality_name == wanted]
     return events

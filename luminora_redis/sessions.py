@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from luminora_redis.codec import decode_message, decode_mood, encode_message, from_ms, pack, prefix
+from luminora_redis.codec import (
+    decode_message,
+    decode_messages,
+    decode_stored_mood,
+    encode_message,
+    from_ms,
+    pack,
+    prefix,
+)
 from luminora_redis.context import Context
 from luminora_redis.errors import InvalidInput, ReplyCode, UnexpectedReply, raise_for_status
 from luminora_redis.models import Message, Mood, Session
@@ -92,7 +100,7 @@ def chat_turn(ctx: Context, session_id: object, messages: Iterable[MessageLike],
               last: int = 10) -> Op[list[Message]]:
     want = ctx.limit(last, "last")
     reply = yield from _refresh(ctx, session_id, encode_messages(ctx, messages), want)
-    return [decode_message(raw) for raw in reply[3:]]
+    return decode_messages(reply[3:], str(session_id))
 
 
 def append_messages(ctx: Context, session_id: object,
@@ -107,7 +115,7 @@ def append_messages(ctx: Context, session_id: object,
 
 def get_history(ctx: Context, session_id: object, last: int | None = None) -> Op[list[Message]]:
     reply = yield from _refresh(ctx, session_id, [], ctx.limit(last, "last"))
-    return [decode_message(raw) for raw in reply[3:]]
+    return decode_messages(reply[3:], str(session_id))
 
 
 def touch(ctx: Context, session_id: object) -> Op[bool]:
@@ -180,5 +188,4 @@ def get_mood(ctx: Context, session_id: object) -> Op[Mood | None]:
     if keys is None:
         return None
     reply = yield Call("get_sessions", (keys.session,), ())
-    raw = reply[0][7]
-    return None if raw is None else decode_mood(raw)
+    return decode_stored_mood(reply[0][7], keys.session)
