@@ -11,6 +11,7 @@ clock, and no script parses a caller's payload. Decoding builds models with
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+import logging
 from datetime import datetime, timezone
 from typing import Any
 
@@ -126,3 +127,19 @@ def decode_evolution(raw: bytes) -> EvolutionEvent:
                                               points=points, level=level, **common)
     trait, value, reason = record[2:5]
     return EvolutionEvent.model_construct(trait=trait, value=value, reason=reason, **common)
+
+
+_logger = logging.getLogger("luminora_redis.codec")
+
+
+def decode_messages(raws: Iterable[bytes]) -> list[Message]:
+    """Decode many stored messages, skipping (and logging) any that cannot be decoded,
+    so one unreadable record never hides the others."""
+    messages = []
+    for raw in raws:
+        try:
+            messages.append(decode_message(raw))
+        except Exception as error:  # noqa: BLE001 - any undecodable record is skipped alike
+            _logger.error("skipped a stored message that cannot be decoded (%s): %r",
+                          error, raw[:80])
+    return messages
