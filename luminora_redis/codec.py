@@ -10,8 +10,8 @@ clock, and no script parses a caller's payload. Decoding builds models with
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 import logging
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
