@@ -93,11 +93,25 @@ def archive_session(ctx: Context, session_id: str, mode: str) -> Op[Archived | N
 def _trim(user: UserKeys, keep: int) -> Op[None]:
     victims: list[str] = []
     for _ in range(10):
+        segments = yield from _segments_of(user, victims)
         keys = [key for sid in victims for key in user.archived(sid)]
         reply = yield Call("trim_archive", (user.archive, *keys), (keep, *victims))
+        if segments:
+            yield Batch([Call("drop_segments", (user.archived(sid)[0], *user.segments(sid, segs)),
+                              ()) for sid, segs in segments])
         if not reply:
             return
         victims = [raw.decode() for raw in reply]
+
+
+def _segments_of(user: UserKeys, session_ids: list[str]) -> Op[list[tuple[str, int]]]:
+    """The archived conversations among ``session_ids`` that have segments, with their count."""
+    if not session_ids:
+        return []
+    records = yield Batch([Call("read_archived", (user.archived(sid)[0],), (0, 0, 0))
+                           for sid in session_ids])
+    counts = [(sid, int(reply[0][5] or 0)) for sid, reply in zip(session_ids, records)]
+    return [(sid, segs) for sid, segs in counts if segs]
 
 
 def end_session(ctx: Context, session_id: object) -> Op[bool]:

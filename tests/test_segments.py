@@ -156,3 +156,22 @@ def test_a_reader_sees_each_message_once_in_order_while_turns_move_them(
     thread.join(timeout=60)
     assert not failures
     assert contents(reader.get_history(session_id)) == expected(120)
+
+
+def test_retention_deletes_the_segments_of_the_conversations_it_trims(
+        make_store: Any, raw: redis.Redis) -> None:
+    store = make_store(archive_retention=1, **SMALL)
+    old = store.create_session("carlos", "alicia", LONG)
+    chat(store, old, 0, 15, 1)
+    segs = session_lists(raw, old)["segs"]
+    assert segs >= 2
+    assert store.end_session(old)
+    user = user_keys("carlos")
+    assert all(raw.exists(user.segment(old, n)) for n in range(1, segs + 1))
+    new = store.create_session("carlos", "alicia", LONG)
+    chat(store, new, 0, 15, 1)
+    assert store.end_session(new)
+    assert not any(raw.exists(user.segment(old, n)) for n in range(1, segs + 1))
+    assert all(raw.exists(user.segment(new, n)) for n in range(1, segs + 1))
+    (kept,) = store.get_archived_conversations("carlos")
+    assert kept.session_id == new and contents(kept.messages) == expected(15)
