@@ -1,4 +1,4 @@
-"""Archive operations: end, expire, clean up, delete, and read the archive.
+"""Archive operations: end, expire, clean up and delete (reads: ``archive_reads``).
 
 Archiving is not on the hot path, so it takes two steps: ``read_meta`` names
 the session's user, then ``archive_session`` declares every key it touches
