@@ -11,7 +11,11 @@ from typing import Any
 import pytest
 import redis
 
+from luminora_redis import sessions
+from luminora_redis.context import Context
 from luminora_redis.keys import KeySpace, SessionKeys, UserKeys
+from luminora_redis.scripts import Call
+from luminora_redis.settings import StoreSettings
 
 KEYS = KeySpace("lr", 1024)
 LONG = {"ttl": 60, "max_idle": 30}
@@ -175,3 +179,19 @@ def test_retention_deletes_the_segments_of_the_conversations_it_trims(
     assert all(raw.exists(user.segment(new, n)) for n in range(1, segs + 1))
     (kept,) = store.get_archived_conversations("carlos")
     assert kept.session_id == new and contents(kept.messages) == expected(15)
+
+
+def test_only_a_turn_that_fills_the_overflow_has_a_follow_up_and_it_never_raises() -> None:
+    ctx = Context(StoreSettings(max_overflow=4), 1024)
+    session_id = ctx.keys.new_session_id("carlos")
+    under = sessions.chat_turn(ctx, session_id, [("user", "x")], last=0)
+    assert next(under).script == "chat_turn"
+    with pytest.raises(StopIteration):
+        under.send([1, 0, 1_700_000_000_000, 3])
+    full = sessions.chat_turn(ctx, session_id, [("user", "x")], last=0)
+    next(full)
+    follow_up = full.send([1, 0, 1_700_000_000_000, 4])
+    assert isinstance(follow_up, Call) and follow_up.script == "read_segments"
+    with pytest.raises(StopIteration) as done:
+        full.throw(redis.ConnectionError("gone"))
+    assert done.value.value == []
