@@ -21,6 +21,8 @@ KEYS[9]  archived record hash     lr:{b}:u:<uid>:a:<sid>
 KEYS[10] archived history list    lr:{b}:u:<uid>:a:<sid>:h
 KEYS[11] archived overflow list   lr:{b}:u:<uid>:a:<sid>:o
 KEYS[12] user hash                lr:{b}:u:<uid>            (archive counter)
+The session's segments (lr:{b}:u:<uid>:a:<sid>:g:<n>) are in the archive area
+already; the record copies their count (segs), and message_count includes them.
 ARGV[1] session id
 ARGV[2] user id read by read_meta (re-checked here)
 ARGV[3] mode: "expire"  archive if expired and auto_cleanup is on (listener, sweeper)
@@ -38,7 +40,7 @@ local deadlinesKey, manualKey, userSessionsKey, archiveKey = KEYS[5], KEYS[6], K
 local recordKey, archivedHistoryKey, archivedOverflowKey = KEYS[9], KEYS[10], KEYS[11]
 local sid, userId, mode = ARGV[1], ARGV[2], ARGV[3]
 
-local meta = redis.call('HMGET', metaKey, 'user', 'pers', 'created', 'abs', 'auto')
+local meta = redis.call('HMGET', metaKey, 'user', 'pers', 'created', 'abs', 'auto', 'segs', 'base')
 if meta[1] ~= userId then return {0} end
 
 local t = redis.call('TIME')
@@ -59,6 +61,7 @@ else
 end
 
 local count = redis.call('LLEN', historyKey) + redis.call('LLEN', overflowKey)
+  + (tonumber(meta[7]) or 0)
 if redis.call('EXISTS', historyKey) == 1 then
   redis.call('RENAME', historyKey, archivedHistoryKey)
 end
@@ -66,7 +69,7 @@ if redis.call('EXISTS', overflowKey) == 1 then
   redis.call('RENAME', overflowKey, archivedOverflowKey)
 end
 redis.call('HSET', recordKey, 'pers', meta[2], 'created', meta[3], 'ended', ended,
-           'reason', reason, 'count', count)
+           'reason', reason, 'count', count, 'segs', tonumber(meta[6]) or 0)
 local seq = redis.call('HINCRBY', KEYS[12], 'archive_seq', 1)
 redis.call('ZADD', archiveKey, ended * 1000 + seq % 1000, sid)
 redis.call('ZREM', deadlinesKey, sid)

@@ -6,7 +6,9 @@ and chat_turn are all this script with different arguments.
 The new deadline is min(now + max_idle, absolute deadline) on the server clock.
 A session whose hash is gone is never written to, so it cannot be resurrected.
 Messages past the live-history bound move, oldest first, to the overflow list,
-which the archive collects with the rest.
+which the archive collects with the rest. The reply carries the overflow's
+length, so the caller can move a full overflow into a segment (archive_segment)
+off this path.
 
 KEYS[1] session hash          lr:{b}:s:<sid>
 KEYS[2] session meta hash     lr:{b}:s:<sid>:m
@@ -16,11 +18,19 @@ KEYS[5] deadline index        lr:{b}:deadlines
 KEYS[6] manual index          lr:{b}:manual
 ARGV[1] session id
 ARGV[2] live history bound, messages (> 0)
-ARGV[3] messages to return: 0 none, -1 the whole conversation, N the last N
+ARGV[3] messages to return: 0 none, N > 0 the last N (at most what the overflow and
+        history hold), -P the first page of the overflow and history: at most P
+        messages, from the overflow's head (a conversation's first page when it has
+        no segments; read_history reads the rest)
 ARGV[4..] messages to append, each a msgpack array lacking its last element,
           the timestamp (ms), which this script appends
 Replies:
-  {1, effective_deadline_ms, now_ms, message...}   oldest returned message first
+  {1, effective_deadline_ms, now_ms, overflow_len, message...}   ARGV[3] >= 0;
+                                                  oldest returned message first
+  {1, effective_deadline_ms, now_ms, overflow_len, base, history_len, message...}
+                                                  ARGV[3] < 0; base: the messages in
+                                                  segments, the absolute position of
+                                                  the overflow's head
   {-1}                                             expired, not yet archived; nothing written
   {0}                                              no such session; nothing written
 ]]
@@ -52,12 +62,16 @@ if #ARGV > 3 then
   end
 end
 
-local reply = {1, deadline, now}
+local reply = {1, deadline, now, redis.call('LLEN', overflowKey)}
 if want == 0 then return reply end
 local live
 if want < 0 then
-  for _, m in ipairs(redis.call('LRANGE', overflowKey, 0, -1)) do reply[#reply + 1] = m end
-  live = redis.call('LRANGE', historyKey, 0, -1)
+  local page = -want
+  reply[5] = tonumber(redis.call('HGET', metaKey, 'base')) or 0
+  reply[6] = redis.call('LLEN', historyKey)
+  for _, m in ipairs(redis.call('LRANGE', overflowKey, 0, page - 1)) do reply[#reply + 1] = m end
+  live = {}
+  if #reply - 6 < page then live = redis.call('LRANGE', historyKey, 0, page - 1 - (#reply - 6)) end
 else
   live = redis.call('LRANGE', historyKey, -want, -1)
   if #live < want then

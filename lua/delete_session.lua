@@ -1,5 +1,5 @@
 --[[
-delete_session: remove a session and its history without archiving them.
+delete_session: remove a session, its history and its segments without archiving them.
 
 KEYS[1] session hash          lr:{b}:s:<sid>
 KEYS[2] session meta hash     lr:{b}:s:<sid>:m
@@ -8,16 +8,24 @@ KEYS[4] overflow list         lr:{b}:s:<sid>:o
 KEYS[5] deadline index        lr:{b}:deadlines
 KEYS[6] manual index          lr:{b}:manual
 KEYS[7] the user's sessions   lr:{b}:u:<uid>:sessions
+KEYS[8..] segments 1..segs    lr:{b}:u:<uid>:a:<sid>:g:<n>   (segs as read by read_segments)
 ARGV[1] session id
-ARGV[2] user id read by read_meta (re-checked here)
+ARGV[2] user id read by read_segments (re-checked here)
+ARGV[3] segs read by read_segments (re-checked here)
 Replies:
-  {1}   deleted
-  {0}   nothing to delete (already archived or deleted, or the meta names another user)
+  {1}        deleted (the lists are UNLINKed: freed off the main thread)
+  {0}        nothing to delete (already archived or deleted, or the meta names another user)
+  {-4, segs} the segment count changed since it was read; read it again
 ]]
 local metaKey = KEYS[2]
-local sid, userId = ARGV[1], ARGV[2]
-if redis.call('HGET', metaKey, 'user') ~= userId then return {0} end
-redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], metaKey)
+local sid, userId, segs = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local meta = redis.call('HMGET', metaKey, 'user', 'segs')
+if meta[1] ~= userId then return {0} end
+local actual = tonumber(meta[2]) or 0
+if actual ~= segs then return {-4, actual} end
+redis.call('DEL', KEYS[1], metaKey)
+redis.call('UNLINK', KEYS[3], KEYS[4])
+for i = 8, #KEYS do redis.call('UNLINK', KEYS[i]) end
 redis.call('ZREM', KEYS[5], sid)
 redis.call('ZREM', KEYS[6], sid)
 redis.call('ZREM', KEYS[7], sid)

@@ -1,9 +1,11 @@
 --[[
-get_facts: every fact about a user; the caller filters by category.
+get_facts: one page of the facts about a user (HSCAN); the caller filters by
+category and drops the duplicates HSCAN may return while the hash is rehashed.
 
 KEYS[1] facts hash            lr:{b}:u:<uid>:facts
-ARGV    none
+ARGV[1] HSCAN cursor ("0" to start)
+ARGV[2] COUNT hint, fields per page
 Replies:
-  {field, fact, field, fact, ...}
+  {next_cursor, {field, fact, field, fact, ...}}   next_cursor "0": done
 ]]
-return redis.call('HGETALL', KEYS[1])
+return redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', tonumber(ARGV[2]))

@@ -1,19 +1,39 @@
 --[[
-read_archived: archived conversations with their messages.
+read_archived: one page of an archived conversation, with its record.
 
-KEYS[1+3i..] per conversation: record hash, archived history, archived overflow
-ARGV         none
+A conversation's messages lie in its lists in this order: segments 1..segs,
+the archived overflow, the archived history. The caller names a window of
+those lists, from the one its cursor is in; the page fills from the cursor's
+offset in the first and runs on into the next ones. Archived lists never
+change, so (list, offset) cursors are stable.
+
+KEYS[1]   record hash            lr:{b}:u:<uid>:a:<sid>
+KEYS[2..] the window of lists    lr:{b}:u:<uid>:a:<sid>:g:<n>, ...:o, ...:h
+ARGV[1]   offset in KEYS[2]
+ARGV[2]   how many messages, at most (0: the record only)
+ARGV[3]   the segment count the caller assumed in naming the window; when the
+          record says otherwise no message is read
 Replies:
-  one entry per conversation: {{pers, created_ms, ended_ms, reason, count}, {message...}}
-  (the record fields are false when the record is gone), oldest message first
+  {{pers, created_ms, ended_ms, reason, count, segs}, {message...}, done, offset}
+  done: how many lists of the window were read to their end; offset: where the
+  next page starts in the first list not done. Record fields are false when the
+  record is gone; then no message is read.
 ]]
-local reply = {}
-for k = 1, #KEYS, 3 do
-  local messages = redis.call('LRANGE', KEYS[k + 2], 0, -1)
-  for _, m in ipairs(redis.call('LRANGE', KEYS[k + 1], 0, -1)) do
-    messages[#messages + 1] = m
-  end
-  reply[#reply + 1] = {redis.call('HMGET', KEYS[k], 'pers', 'created', 'ended', 'reason', 'count'),
-                       messages}
+local record = redis.call('HMGET', KEYS[1], 'pers', 'created', 'ended', 'reason', 'count', 'segs')
+local offset, count, assumed = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local messages, done = {}, 0
+if not record[1] or (tonumber(record[6]) or 0) ~= assumed then
+  return {record, messages, done, offset}
 end
-return reply
+for k = 2, #KEYS do
+  local missing = count - #messages
+  if missing <= 0 then break end
+  local got = redis.call('LRANGE', KEYS[k], offset, offset + missing - 1)
+  for _, m in ipairs(got) do messages[#messages + 1] = m end
+  if #got < missing then
+    done, offset = done + 1, 0
+  else
+    offset = offset + #got
+  end
+end
+return {record, messages, done, offset}

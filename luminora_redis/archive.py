@@ -1,4 +1,4 @@
-"""Archive operations: end, expire, clean up, delete, and read the archive.
+"""Archive operations: end, expire, clean up and delete (reads: ``archive_reads``).
 
 Archiving is not on the hot path, so it takes two steps: ``read_meta`` names
 the session's user, then ``archive_session`` declares every key it touches
@@ -12,12 +12,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from luminora_redis.codec import decode_messages, from_ms
+from luminora_redis.archive_reads import (
+    get_archived_conversation,
+    get_archived_conversations,
+    read_archived_conversation,
+)
 from luminora_redis.context import Context
-from luminora_redis.errors import ReplyCode, UnexpectedReply
+from luminora_redis.errors import InvalidInput, ReplyCode, UnexpectedReply
 from luminora_redis.keys import SessionKeys, UserKeys
-from luminora_redis.models import ArchivedConversation, ArchiveReason
+from luminora_redis.models import ArchiveReason
 from luminora_redis.scripts import Batch, Call, Op
+from luminora_redis.segments import STALE
 
 __all__ = [
     "Archived",
@@ -27,8 +32,10 @@ __all__ = [
     "due_sessions",
     "scan_due",
     "end_session",
+    "get_archived_conversation",
     "get_archived_conversations",
     "get_expired_sessions",
+    "read_archived_conversation",
     "cleanup_expired_sessions",
 ]
 
@@ -86,11 +93,25 @@ def archive_session(ctx: Context, session_id: str, mode: str) -> Op[Archived | N
 def _trim(user: UserKeys, keep: int) -> Op[None]:
     victims: list[str] = []
     for _ in range(10):
+        segments = yield from _segments_of(user, victims)
         keys = [key for sid in victims for key in user.archived(sid)]
         reply = yield Call("trim_archive", (user.archive, *keys), (keep, *victims))
+        if segments:
+            yield Batch([Call("drop_segments", (user.archived(sid)[0], *user.segments(sid, segs)),
+                              ()) for sid, segs in segments])
         if not reply:
             return
         victims = [raw.decode() for raw in reply]
+
+
+def _segments_of(user: UserKeys, session_ids: list[str]) -> Op[list[tuple[str, int]]]:
+    """The archived conversations among ``session_ids`` that have segments, with their count."""
+    if not session_ids:
+        return []
+    records = yield Batch([Call("read_archived", (user.archived(sid)[0],), (0, 0, 0))
+                           for sid in session_ids])
+    counts = [(sid, int(reply[0][5] or 0)) for sid, reply in zip(session_ids, records)]
+    return [(sid, segs) for sid, segs in counts if segs]
 
 
 def end_session(ctx: Context, session_id: object) -> Op[bool]:
@@ -108,9 +129,16 @@ def delete_session(ctx: Context, session_id: object) -> Op[bool]:
     user_id = yield from _owner(keys, str(session_id))
     if user_id is None:
         return False
-    reply = yield Call("delete_session", (*keys, ctx.keys.user(user_id).sessions),
-                       (session_id, user_id))
-    return bool(reply[0] == ReplyCode.OK)
+    user = ctx.keys.user(user_id)
+    segs = 0
+    for _ in range(3):
+        reply = yield Call("delete_session",
+                           (*keys, user.sessions, *user.segments(str(session_id), segs)),
+                           (session_id, user_id, segs))
+        if reply[0] != STALE:
+            return bool(reply[0] == ReplyCode.OK)
+        segs = reply[1]
+    raise UnexpectedReply(f"the segment count of session {session_id} kept changing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +188,18 @@ def due_sessions(ctx: Context, manual: bool = True,
     return scan.session_ids, scan.more
 
 
-def get_expired_sessions(ctx: Context) -> Op[list[str]]:
-    due, _ = yield from due_sessions(ctx, manual=True, batch=1_000_000)
-    return due
+MAX_EXPIRED = 100_000
+
+
+def get_expired_sessions(ctx: Context, limit: object = 1000) -> Op[list[str]]:
+    """Expired sessions not archived yet, earliest deadline first per bucket: at most
+    ``limit`` (from 1 to ``MAX_EXPIRED``), and one script reply per bucket of at most
+    that many."""
+    if (isinstance(limit, bool) or not isinstance(limit, int)
+            or not 1 <= limit <= MAX_EXPIRED):
+        raise InvalidInput(f"limit must be an integer from 1 to {MAX_EXPIRED}, not {limit!r}")
+    due, _ = yield from due_sessions(ctx, manual=True, batch=limit)
+    return due[:limit]
 
 
 def cleanup_expired_sessions(ctx: Context) -> Op[int]:
@@ -176,38 +213,3 @@ def cleanup_expired_sessions(ctx: Context) -> Op[int]:
         archived += done
         if not more or done == 0:
             return archived
-
-
-def read_archived(ctx: Context, user: UserKeys, user_id: str,
-                  session_ids: list[str]) -> Op[list[ArchivedConversation]]:
-    if not session_ids:
-        return []
-    keys = [key for sid in session_ids for key in user.archived(sid)]
-    reply = yield Call("read_archived", keys, ())
-    conversations = []
-    for session_id, (record, messages) in zip(session_ids, reply):
-        personality, created, ended, reason, count = record
-        if personality is None:
-            continue
-        conversations.append(ArchivedConversation.model_construct(
-            session_id=session_id, user_id=user_id, personality_name=personality.decode(),
-            started_at=from_ms(created), ended_at=from_ms(ended),
-            reason=ArchiveReason(reason.decode()), message_count=int(count),
-            messages=decode_messages(messages, f"archived session {session_id}"),
-        ))
-    return conversations
-
-
-def get_archived_conversations(ctx: Context, user_id: object,
-                               limit: object = 20) -> Op[list[ArchivedConversation]]:
-    user_id = ctx.user_id(user_id)
-    user = ctx.keys.user(user_id)
-    ids = yield Call("list_archive", (user.archive,), (ctx.limit(limit),))
-    return (yield from read_archived(ctx, user, user_id, [raw.decode() for raw in ids]))
-
-
-def get_archived_conversation(ctx: Context, archived: Archived) -> Op[ArchivedConversation | None]:
-    """Read back what one archive call stored (for the ``on_archived`` hook)."""
-    user = ctx.keys.user(archived.user_id)
-    found = yield from read_archived(ctx, user, archived.user_id, [archived.session_id])
-    return found[0] if found else None

@@ -13,9 +13,13 @@ Per session (``b`` = bucket in hex, e.g. ``{b0417}``)::
     lr:{b}:s:<sid>          HASH   user, pers, created, abs, idle, last, auto, mood.
                                    PEXPIREAT min(last + idle, abs): its existence is liveness.
     lr:{b}:s:<sid>:m        HASH   user, pers, created, abs, auto: what archiving needs
-                                   after the session hash is gone. Deleted when archived.
+                                   after the session hash is gone; segs, base: how many
+                                   segments the session has and how many messages they
+                                   hold. Deleted when archived.
     lr:{b}:s:<sid>:h        LIST   live history, msgpack messages, at most max_history.
-    lr:{b}:s:<sid>:o        LIST   older messages moved out of the live history.
+    lr:{b}:s:<sid>:o        LIST   older messages moved out of the live history. Once it
+                                   holds max_overflow messages it is RENAMEd (O(1)) to the
+                                   session's next segment (a:<sid>:g:<n>, below).
 
 Per bucket::
 
@@ -35,7 +39,14 @@ Per user (none of these ever gets a TTL)::
     lr:{b}:u:<uid>:evolution    ZSET  msgpack record -> sequence number (the record holds
                                       the time; a sequence orders records of one millisecond)
     lr:{b}:u:<uid>:archive      ZSET  sid -> end time ms * 1000 + archive_seq mod 1000
-    lr:{b}:u:<uid>:a:<sid>      HASH  pers, created, ended, reason, count
+    lr:{b}:u:<uid>:a:<sid>      HASH  pers, created, ended, reason, count, segs
+    lr:{b}:u:<uid>:a:<sid>:g:<n> LIST segment n (1, 2, ...) of a session's conversation:
+                                      an overflow list RENAMEd here while the session was
+                                      live, so a long session's keys stay bounded. Its
+                                      oldest messages: a conversation reads segments 1..segs,
+                                      then the overflow, then the history. Archived with
+                                      the session (the record copies segs), deleted by
+                                      delete_session.
     lr:{b}:u:<uid>:a:<sid>:h    LIST  the archived live history (RENAMEd, O(1))
     lr:{b}:u:<uid>:a:<sid>:o    LIST  the archived overflow (RENAMEd, O(1))
 
@@ -85,6 +96,14 @@ class UserKeys(NamedTuple):
         """Record, history and overflow keys of one archived conversation."""
         record = f"{self.archived_prefix}{session_id}"
         return record, f"{record}:h", f"{record}:o"
+
+    def segment(self, session_id: str, number: int) -> str:
+        """Segment ``number`` (from 1) of a session's conversation, live or archived."""
+        return f"{self.archived_prefix}{session_id}:g:{number}"
+
+    def segments(self, session_id: str, count: int) -> list[str]:
+        """Segments 1..count of a session's conversation, oldest first."""
+        return [self.segment(session_id, number) for number in range(1, count + 1)]
 
 
 class KeySpace:

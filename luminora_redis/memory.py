@@ -1,7 +1,9 @@
 """User memory operations: affinity, facts, episodes and the evolution log.
 
 All of it is keyed by the persistent user id, never by a session, and none
-of it expires. Each operation is one script call.
+of it expires. Each write is one script call; reads go in pages (a cursor and
+at most ``page_size`` items per script reply), since a user's memory grows
+with the user's lifetime.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ __all__ = [
 ]
 
 MAX_IMPORTANCE = 10.0
+#: How many evolution records ``get_evolution`` returns when no ``limit`` is given.
+MAX_EVOLUTION = 1000
 
 
 def _optional_name(ctx: Context, value: object, what: str) -> str | None:
@@ -95,10 +99,18 @@ def save_fact(ctx: Context, user_id: object, category: object, key: object, valu
 
 
 def get_facts(ctx: Context, user_id: object, category: object = None) -> Op[list[Fact]]:
+    """Every fact (of one category when given), read by HSCAN pages of about
+    ``page_size`` fields, so no reply grows with the user's lifetime."""
     user = ctx.user_keys(user_id)
     wanted = _optional_name(ctx, category, "category")
-    reply = yield Call("get_facts", (user.facts,), ())
-    facts = decode_facts(reply, user.facts)
+    raws: dict[bytes, bytes] = {}
+    cursor: bytes | int = 0
+    while True:
+        cursor, page = yield Call("get_facts", (user.facts,), (cursor, ctx.settings.page_size))
+        raws.update(zip(page[::2], page[1::2]))
+        if cursor in (b"0", 0):
+            break
+    facts = decode_facts([item for pair in raws.items() for item in pair], user.facts)
     if wanted is not None:
         facts = [fact for fact in facts if fact.category == wanted]
     return sorted(facts, key=lambda fact: (fact.category, fact.key))
@@ -139,12 +151,22 @@ def save_episode(ctx: Context, user_id: object, episode_type: object, title: obj
 
 def get_episodes(ctx: Context, user_id: object, min_importance: object = None,
                  limit: object = None) -> Op[list[Episode]]:
+    """Episodes, most important first (all when ``limit`` is None), in pages."""
     user = ctx.user_keys(user_id)
     floor = "-inf" if min_importance is None else repr(
         check_number(min_importance, "min_importance", 0.0, MAX_IMPORTANCE))
-    reply = yield Call("get_episodes", (user.episodes, user.episode_bodies),
-                       (floor, ctx.limit(limit)))
-    return decode_episodes(reply, user.episode_bodies)
+    wanted = ctx.limit(limit)
+    raws: list[bytes] = []
+    cursor = b""
+    while wanted < 0 or len(raws) < wanted:
+        count = ctx.settings.page_size if wanted < 0 else min(ctx.settings.page_size,
+                                                              wanted - len(raws))
+        more, cursor, *page = yield Call("get_episodes", (user.episodes, user.episode_bodies),
+                                         (floor, count, cursor))
+        raws.extend(page)
+        if not more:
+            break
+    return decode_episodes(raws, user.episode_bodies)
 
 
 def record_trait(ctx: Context, user_id: object, personality_name: object, trait: object,
@@ -167,11 +189,30 @@ def record_trait(ctx: Context, user_id: object, personality_name: object, trait:
 
 
 def get_evolution(ctx: Context, user_id: object, personality_name: object = None,
-                  limit: object = None) -> Op[list[EvolutionEvent]]:
+                  limit: object = None, after: object = None) -> Op[list[EvolutionEvent]]:
+    """Evolution records (of one personality when given), oldest first: the newest
+    ``limit`` (``MAX_EVOLUTION`` when None), or with ``after`` the oldest ``limit`` records
+    whose sequence number is greater. The filter applies before the limit; each script
+    call examines at most ``page_size`` records."""
     user = ctx.user_keys(user_id)
     wanted = _optional_name(ctx, personality_name, "personality_name")
-    reply = yield Call("get_evolution", (user.evolution,), (ctx.limit(limit),))
-    events = decode_evolutions(reply, user.evolution)
-    if wanted is not None:
-        events = [event for event in events if event.personality_name == wanted]
-    return events
+    count = ctx.limit(limit)
+    if count < 0:
+        count = MAX_EVOLUTION
+    if after is None:
+        direction, cursor = "down", "+inf"
+    else:
+        direction, cursor = "up", f"({check_integer(after, 'after')}"
+    page = ctx.settings.page_size
+    raws: list[bytes] = []
+    while len(raws) < count:
+        last, more, *found = yield Call(
+            "get_evolution", (user.evolution,),
+            (direction, cursor, min(page, count - len(raws)), wanted or "", page))
+        raws.extend(found)
+        if not more:
+            break
+        cursor = b"(" + last
+    if direction == "down":
+        raws.reverse()
+    return decode_evolutions(raws, user.evolution)

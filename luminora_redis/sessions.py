@@ -20,8 +20,10 @@ from luminora_redis.codec import (
 )
 from luminora_redis.context import Context
 from luminora_redis.errors import InvalidInput, ReplyCode, UnexpectedReply, raise_for_status
+from luminora_redis.keys import SessionKeys
 from luminora_redis.models import Message, Mood, Session
 from luminora_redis.scripts import Call, Op
+from luminora_redis.segments import follow_up, read_conversation
 from luminora_redis.settings import parse_session_config
 from luminora_redis.validation import check_number
 
@@ -84,7 +86,8 @@ def encode_messages(ctx: Context, messages: Iterable[MessageLike]) -> list[bytes
     return encoded
 
 
-def _refresh(ctx: Context, session_id: object, entries: list[bytes], want: int) -> Op[list[Any]]:
+def _refresh(ctx: Context, session_id: object, entries: list[bytes],
+             want: int) -> Op[tuple[SessionKeys, list[Any]]]:
     """The chat_turn script: append, slide the idle deadline, read; raises when not live."""
     keys = ctx.session_keys(session_id)
     if keys is None:
@@ -93,14 +96,31 @@ def _refresh(ctx: Context, session_id: object, entries: list[bytes], want: int) 
                        (session_id, ctx.settings.max_history, want, *entries))
     if reply[0] != OK:
         raise_for_status(reply[0], str(session_id))
-    return reply
+    return keys, reply
+
+
+def _turn(ctx: Context, session_id: object, entries: list[bytes], want: int) -> Op[list[Any]]:
+    """Run chat_turn and return the messages wanted (the last ``want``; all when
+    negative), oldest first. One round trip when they fit one page and lie in the
+    live history; else the first page comes with the turn and the rest by pages.
+    A turn that filled the overflow is followed by its move into a segment."""
+    settings = ctx.settings
+    if 0 <= want <= min(settings.page_size, settings.max_history):
+        keys, reply = yield from _refresh(ctx, session_id, entries, want)
+        raws = reply[4:]
+    else:
+        keys, reply = yield from _refresh(ctx, session_id, entries, -settings.page_size)
+        raws = yield from read_conversation(ctx, keys, str(session_id), reply, want)
+    if entries and reply[3] >= settings.max_overflow:
+        yield from follow_up(ctx, keys, str(session_id), reply[3])
+    return [reply[2], raws]
 
 
 def chat_turn(ctx: Context, session_id: object, messages: Iterable[MessageLike],
               last: int = 10) -> Op[list[Message]]:
     want = ctx.limit(last, "last")
-    reply = yield from _refresh(ctx, session_id, encode_messages(ctx, messages), want)
-    return decode_messages(reply[3:], str(session_id))
+    _, raws = yield from _turn(ctx, session_id, encode_messages(ctx, messages), want)
+    return decode_messages(raws, str(session_id))
 
 
 def append_messages(ctx: Context, session_id: object,
@@ -108,14 +128,17 @@ def append_messages(ctx: Context, session_id: object,
     entries = encode_messages(ctx, messages)
     if not entries:
         raise InvalidInput("no messages to append")
-    reply = yield from _refresh(ctx, session_id, entries, 0)
-    stamp = pack(reply[2])
+    now, _ = yield from _turn(ctx, session_id, entries, 0)
+    stamp = pack(now)
     return [decode_message(entry + stamp) for entry in entries]
 
 
 def get_history(ctx: Context, session_id: object, last: int | None = None) -> Op[list[Message]]:
-    reply = yield from _refresh(ctx, session_id, [], ctx.limit(last, "last"))
-    return decode_messages(reply[3:], str(session_id))
+    """The whole conversation (segments, overflow, history) when ``last`` is None,
+    read in pages of at most ``page_size`` messages; the first page slides the idle
+    deadline, atomically with reading it."""
+    _, raws = yield from _turn(ctx, session_id, [], ctx.limit(last, "last"))
+    return decode_messages(raws, str(session_id))
 
 
 def touch(ctx: Context, session_id: object) -> Op[bool]:

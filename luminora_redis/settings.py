@@ -63,6 +63,13 @@ class SessionConfig(BaseModel):
 class StoreSettings(BaseModel):
     """Settings shared by every operation of one store.
 
+    ``max_history`` messages stay in a session's live history; older ones move
+    to its overflow list, and once that holds ``max_overflow`` messages it is
+    renamed (O(1)) into the user's archive area as the session's next segment,
+    so a live session's keys stay bounded and no message is dropped.
+    ``page_size`` bounds how many messages (or records) one script reply
+    carries: longer reads take several pages.
+
     ``buckets`` fixes how users spread over hash slots. It is recorded in Redis
     on first use; ``None`` adopts the recorded count (or 1024 on a fresh
     keyspace), and an explicit count that disagrees with the record is refused.
@@ -75,6 +82,8 @@ class StoreSettings(BaseModel):
     default_ttl: Seconds = 3600.0
     default_max_idle: Seconds = 1800.0
     max_history: int = Field(1000, ge=1, le=1_000_000)
+    max_overflow: int = Field(1000, ge=1, le=1_000_000)
+    page_size: int = Field(500, ge=1, le=100_000)
     max_message_bytes: int = Field(2 * 1024 * 1024, ge=1, le=256 * 1024 * 1024)
     max_id_bytes: int = Field(256, ge=1, le=4096)
     archive_retention: int | None = Field(None, ge=0)

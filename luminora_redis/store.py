@@ -98,11 +98,17 @@ class SessionStore(StoreBase):
         try:
             step = next(op)
             while True:
-                if isinstance(step, Call):
-                    reply = await scripts[step.script](step.keys, step.args)
+                try:
+                    if isinstance(step, Call):
+                        reply = await scripts[step.script](step.keys, step.args)
+                    else:
+                        reply = await self._batch(step.calls)
+                except Exception as error:
+                    # The operation sees its step fail: a follow-up after a commit
+                    # catches it; every other operation lets it propagate.
+                    step = op.throw(error)
                 else:
-                    reply = await self._batch(step.calls)
-                step = op.send(reply)
+                    step = op.send(reply)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
@@ -170,13 +176,15 @@ class SessionStore(StoreBase):
         return await self._run(sessions.append_messages, session_id, messages)
 
     async def get_history(self, session_id: str, last: int | None = None) -> list[Message]:
-        """The last ``last`` messages (all when None), oldest first; slides the idle deadline."""
+        """The last ``last`` messages (the whole conversation when None), oldest first;
+        slides the idle deadline. Read in pages of at most ``page_size`` messages."""
         return await self._run(sessions.get_history, session_id, last)
 
     async def chat_turn(self, session_id: str, messages: Iterable[MessageLike],
                         last: int = 10) -> list[Message]:
         """The hot path, one round trip: append the turn's messages, slide the idle
-        deadline and return the last ``last`` messages, oldest first."""
+        deadline and return the last ``last`` messages, oldest first. (More than one
+        page or than ``max_history`` messages are read in pages after the turn.)"""
         return await self._run(sessions.chat_turn, session_id, messages, last)
 
     async def list_user_sessions(self, user_id: str) -> list[Session]:
@@ -201,18 +209,25 @@ class SessionStore(StoreBase):
         """Remove the session and its history without archiving. False when already gone."""
         return await self._run(archive.delete_session, session_id)
 
-    async def get_expired_sessions(self) -> list[str]:
-        """Ids of sessions that have expired and are not archived yet."""
-        return await self._run(archive.get_expired_sessions)
+    async def get_expired_sessions(self, limit: int = 1000) -> list[str]:
+        """Ids of sessions that have expired and are not archived yet, at most ``limit``."""
+        return await self._run(archive.get_expired_sessions, limit)
 
     async def cleanup_expired_sessions(self) -> int:
         """Archive every expired session now (auto_cleanup or not); returns how many."""
         return await self._run(archive.cleanup_expired_sessions)
 
-    async def get_archived_conversations(self, user_id: str,
-                                         limit: int | None = 20) -> list[ArchivedConversation]:
-        """The user's archived conversations, newest first (all when ``limit`` is None)."""
-        return await self._run(archive.get_archived_conversations, user_id, limit)
+    async def get_archived_conversations(self, user_id: str, limit: int | None = 20,
+                                         before: str | None = None) -> list[ArchivedConversation]:
+        """The user's archived conversations, newest first: at most ``limit`` (100 at most,
+        also when None). For the next page pass ``before``, the session id of the last
+        conversation of this one."""
+        return await self._run(archive.get_archived_conversations, user_id, limit, before)
+
+    async def get_archived_conversation(self, user_id: str,
+                                        session_id: str) -> ArchivedConversation | None:
+        """One archived conversation of the user with all its messages, or None."""
+        return await self._run(archive.read_archived_conversation, user_id, session_id)
 
     # -- user memory ------------------------------------------------------------
 
@@ -252,7 +267,8 @@ class SessionStore(StoreBase):
 
     async def get_episodes(self, user_id: str, min_importance: float | None = None,
                            limit: int | None = None) -> list[Episode]:
-        """The user's episodes, highest importance first."""
+        """The user's episodes, highest importance first (all when ``limit`` is None),
+        read in pages of at most ``page_size``."""
         return await self._run(memory.get_episodes, user_id, min_importance, limit)
 
     async def record_trait(self, user_id: str, personality_name: str, trait: str,
@@ -262,6 +278,9 @@ class SessionStore(StoreBase):
                                reason)
 
     async def get_evolution(self, user_id: str, personality_name: str | None = None,
-                            limit: int | None = None) -> list[EvolutionEvent]:
-        """The user's evolution log, oldest first (the newest ``limit`` records when given)."""
-        return await self._run(memory.get_evolution, user_id, personality_name, limit)
+                            limit: int | None = None,
+                            after: int | None = None) -> list[EvolutionEvent]:
+        """The user's evolution log (of one personality when given), oldest first: the
+        newest ``limit`` records (1000 when None), or with ``after`` (a sequence number)
+        the oldest ``limit`` records after it, which pages forward through the log."""
+        return await self._run(memory.get_evolution, user_id, personality_name, limit, after)

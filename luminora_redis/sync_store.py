@@ -94,11 +94,17 @@ class SyncSessionStore(StoreBase):
         try:
             step = next(op)
             while True:
-                if isinstance(step, Call):
-                    reply = scripts[step.script](step.keys, step.args)
+                try:
+                    if isinstance(step, Call):
+                        reply = scripts[step.script](step.keys, step.args)
+                    else:
+                        reply = self._batch(step.calls)
+                except Exception as error:
+                    # The operation sees its step fail: a follow-up after a commit
+                    # catches it; every other operation lets it propagate.
+                    step = op.throw(error)
                 else:
-                    reply = self._batch(step.calls)
-                step = op.send(reply)
+                    step = op.send(reply)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
@@ -185,15 +191,19 @@ class SyncSessionStore(StoreBase):
     def delete_session(self, session_id: str) -> bool:
         return self._run(archive.delete_session, session_id)
 
-    def get_expired_sessions(self) -> list[str]:
-        return self._run(archive.get_expired_sessions)
+    def get_expired_sessions(self, limit: int = 1000) -> list[str]:
+        return self._run(archive.get_expired_sessions, limit)
 
     def cleanup_expired_sessions(self) -> int:
         return self._run(archive.cleanup_expired_sessions)
 
-    def get_archived_conversations(self, user_id: str,
-                                   limit: int | None = 20) -> list[ArchivedConversation]:
-        return self._run(archive.get_archived_conversations, user_id, limit)
+    def get_archived_conversations(self, user_id: str, limit: int | None = 20,
+                                   before: str | None = None) -> list[ArchivedConversation]:
+        return self._run(archive.get_archived_conversations, user_id, limit, before)
+
+    def get_archived_conversation(self, user_id: str,
+                                  session_id: str) -> ArchivedConversation | None:
+        return self._run(archive.read_archived_conversation, user_id, session_id)
 
     # -- user memory ------------------------------------------------------------
 
@@ -234,8 +244,9 @@ class SyncSessionStore(StoreBase):
                          reason)
 
     def get_evolution(self, user_id: str, personality_name: str | None = None,
-                      limit: int | None = None) -> list[EvolutionEvent]:
-        return self._run(memory.get_evolution, user_id, personality_name, limit)
+                      limit: int | None = None,
+                      after: int | None = None) -> list[EvolutionEvent]:
+        return self._run(memory.get_evolution, user_id, personality_name, limit, after)
 
 
 for _name, _method in vars(SyncSessionStore).items():

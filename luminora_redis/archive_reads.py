@@ -1,0 +1,140 @@
+"""Reading the archive: a user's archived conversations, newest first, in pages.
+
+An archived conversation's messages lie in its segments 1..segs, then its
+archived overflow, then its archived history; archived lists never change,
+so a (list, offset) cursor is stable and each script call reads one page of
+at most ``page_size`` messages (``read_archived.lua``). Listing the archive
+pages too: ``before`` is the session id of the last conversation of the
+previous page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from luminora_redis.codec import decode_messages, from_ms
+from luminora_redis.context import Context
+from luminora_redis.errors import InvalidInput, UnexpectedReply
+from luminora_redis.keys import UserKeys
+from luminora_redis.models import ArchivedConversation, ArchiveReason
+from luminora_redis.scripts import Batch, Call, Op
+
+__all__ = [
+    "MAX_LIST",
+    "get_archived_conversation",
+    "get_archived_conversations",
+    "read_archived_conversation",
+]
+
+#: The most archived conversations one listing returns (also when ``limit`` is None).
+MAX_LIST = 100
+#: How many of a conversation's lists one page may run across.
+WINDOW = 8
+
+
+class _Reader:
+    """The cursor of one archived conversation: which list, where in it."""
+
+    __slots__ = ("list_index", "lists", "messages", "offset", "record", "segs")
+
+    def __init__(self, user: UserKeys, session_id: str, segs: int) -> None:
+        record, history, overflow = user.archived(session_id)
+        self.record = record
+        self.segs = segs
+        self.lists = [*user.segments(session_id, segs), overflow, history]
+        self.list_index = 0
+        self.offset = 0
+        self.messages: list[bytes] = []
+
+    @property
+    def done(self) -> bool:
+        return self.list_index >= len(self.lists)
+
+    def call(self, page: int) -> Call:
+        window = self.lists[self.list_index:self.list_index + WINDOW]
+        return Call("read_archived", (self.record, *window), (self.offset, page, self.segs))
+
+    def take(self, reply: Sequence[Any]) -> None:
+        _, messages, done, offset = reply
+        self.messages.extend(messages)
+        self.list_index += done
+        self.offset = offset
+
+
+def _reread(user: UserKeys, session_id: str, record: Sequence[Any]) -> _Reader:
+    return _Reader(user, session_id, int(record[5] or 0))
+
+
+def _conversation(user_id: str, session_id: str, record: Sequence[Any],
+                  messages: list[bytes]) -> ArchivedConversation:
+    personality, created, ended, reason, count, _ = record
+    return ArchivedConversation.model_construct(
+        session_id=session_id, user_id=user_id, personality_name=personality.decode(),
+        started_at=from_ms(created), ended_at=from_ms(ended),
+        reason=ArchiveReason(reason.decode()), message_count=int(count),
+        messages=decode_messages(messages, f"archived session {session_id}"),
+    )
+
+
+def _read_many(ctx: Context, user: UserKeys, user_id: str,
+               session_ids: list[str]) -> Op[list[ArchivedConversation]]:
+    """Conversations by id, in that order (those gone are left out). The first page
+    of every conversation is one round trip; longer ones continue page by page."""
+    if not session_ids:
+        return []
+    page = ctx.settings.page_size
+    readers = [_Reader(user, sid, 0) for sid in session_ids]
+    replies = yield Batch([reader.call(page) for reader in readers])
+    found = []
+    for session_id, reader, reply in zip(session_ids, readers, replies):
+        record = reply[0]
+        if record[0] is None:
+            continue
+        if int(record[5] or 0) != reader.segs:
+            reader = _reread(user, session_id, record)
+        else:
+            reader.take(reply)
+        while not reader.done:
+            reply = yield reader.call(page)
+            record = reply[0]
+            if record[0] is None:
+                break
+            if int(record[5] or 0) != reader.segs:
+                raise UnexpectedReply(f"archived conversation {session_id} changed while read")
+            reader.take(reply)
+        else:
+            found.append(_conversation(user_id, session_id, record, reader.messages))
+    return found
+
+
+def read_archived_conversation(ctx: Context, user_id: object,
+                               session_id: object) -> Op[ArchivedConversation | None]:
+    """One archived conversation, all its messages read in pages; None when there is none."""
+    user_id = ctx.user_id(user_id)
+    if ctx.session_keys(session_id) is None:
+        return None
+    found = yield from _read_many(ctx, ctx.keys.user(user_id), user_id, [str(session_id)])
+    return found[0] if found else None
+
+
+def get_archived_conversations(ctx: Context, user_id: object, limit: object = 20,
+                               before: object = None) -> Op[list[ArchivedConversation]]:
+    """The user's archived conversations, newest first: at most ``limit`` (at most
+    ``MAX_LIST``, also when None), starting after the conversation ``before`` (a
+    session id: the last one of the previous page)."""
+    user_id = ctx.user_id(user_id)
+    count = ctx.limit(limit)
+    count = MAX_LIST if count < 0 else min(count, MAX_LIST)
+    if before is not None and ctx.session_keys(before) is None:
+        raise InvalidInput(f"before must be a session id from a previous page, not {before!r}")
+    if count == 0:
+        return []
+    user = ctx.keys.user(user_id)
+    ids = yield Call("list_archive", (user.archive,), (count, before or ""))
+    return (yield from _read_many(ctx, user, user_id, [raw.decode() for raw in ids]))
+
+
+def get_archived_conversation(ctx: Context, archived: Any) -> Op[ArchivedConversation | None]:
+    """Read back what one archive call stored (for the ``on_archived`` hook), in pages."""
+    return (yield from read_archived_conversation(ctx, archived.user_id, archived.session_id))
