@@ -111,28 +111,19 @@ def _walk(value: object, depth: int, strict_text: bool) -> None:
         if not INT_MIN <= value <= INT_MAX:
             raise _Refused(f"integer {value} is outside the 64-bit range msgpack stores")
         return
-    if isinstance(value, dict):
+    if isinstance(value, (dict, list)):
         if depth >= MAX_DEPTH:
             raise _Refused(f"nested more than {MAX_DEPTH} levels deep")
-        for key, item in value.items():
-            if not isinstance(key, str):
+        is_map = isinstance(value, dict)
+        for key, item in value.items() if is_map else enumerate(value):  # type: ignore[union-attr]
+            if is_map and not isinstance(key, str):
                 raise _Refused(f"map key {key!r:.40} is {type(key).__name__}; keys must be str")
             try:
-                if strict_text:
+                if strict_text and is_map:
                     _check_utf8(key)
                 _walk(item, depth + 1, strict_text)
             except _Refused as refused:
                 refused.path.append(f"[{key!r:.40}]")
-                raise
-        return
-    if isinstance(value, list):
-        if depth >= MAX_DEPTH:
-            raise _Refused(f"nested more than {MAX_DEPTH} levels deep")
-        for index, item in enumerate(value):
-            try:
-                _walk(item, depth + 1, strict_text)
-            except _Refused as refused:
-                refused.path.append(f"[{index}]")
                 raise
         return
     if isinstance(value, _SCALARS):
