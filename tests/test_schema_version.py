@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from conftest import snapshot
 from luminora_redis import ConfigurationError, base
 from luminora_redis.migration import layout
 from luminora_redis.migration.layout import upgrade_layout
+
+from conftest import snapshot
 
 
 def _old_keyspace(make_store: Callable[..., Any], raw: Any) -> None:

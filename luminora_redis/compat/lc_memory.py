@@ -39,6 +39,7 @@ __all__ = [
     "save_affinity",
     "save_episode",
     "save_fact",
+    "sentiment_of",
 ]
 
 #: The fact category LuminoraCore stores conversation turns in.
@@ -207,7 +208,7 @@ def _turn_facts(ctx: Context, alias: Alias) -> Op[list[dict[str, Any]]]:
 # -- episodes ---------------------------------------------------------------------------
 
 
-def _sentiment(value: object) -> Sentiment:
+def sentiment_of(value: object) -> Sentiment:
     """Our sentiment for LuminoraCore's free-form one (``very_negative`` is negative)."""
     if not isinstance(value, str):
         raise InvalidInput(f"sentiment must be a string, not {type(value).__name__}")
@@ -225,7 +226,7 @@ def save_episode(ctx: Context, user_id: object, episode_type: object, title: obj
     if not isinstance(title, str) or not isinstance(summary, str):
         raise InvalidInput("title and summary must be strings")
     weight = check_number(importance, "importance", 0.0, MAX_IMPORTANCE)
-    mood = _sentiment(sentiment)
+    mood = sentiment_of(sentiment)
     personality = extra.get("personality_name")
     if personality is not None:
         personality = ctx.name(personality, "personality_name")
