@@ -186,8 +186,14 @@ def test_a_dry_run_writes_nothing(source: redis.Redis, target: SyncSessionStore,
 def test_delete_source_removes_only_what_was_migrated(
         source: redis.Redis, target: SyncSessionStore, tmp_path: Path) -> None:
     write_legacy(source, tmp_path / "pwned")
+    first = migrate_luminoracore(source, target, user_map=USER_MAP)
+    assert first.deleted == 0
+    source.delete(f"{P}:affinity:carlos:alicia")
+    _put(source, f"{P}:fact:carlos:personal_info:age", {
+        "category": "personal_info", "key": "age", "value": 30, "updated_at": "2025-07-01"})
     report = migrate_luminoracore(source, target, user_map=USER_MAP, delete_source=True)
-    assert report.deleted == sum(report.migrated.values())
+    assert report.migrated == {"fact": 1}
+    assert report.deleted == sum(first.migrated.values()) - 1 + 1
     left = {key.decode() for key in source.scan_iter(match=f"{P}:*")}
     assert f"{P}:fact:carlos:evil:x" in left and f"{P}:sessions:session_a" in left
     assert not any(key.startswith(f"{P}:affinity:") for key in left)

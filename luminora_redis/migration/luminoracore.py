@@ -26,8 +26,9 @@ Idempotent: every source key written is added to the marker set
 that set are never written again, so a second run changes nothing. A crash
 between a write and its mark repeats that one write on the next run. With
 ``dry_run`` nothing is written anywhere. Source keys are kept unless
-``delete_source``: then each migrated key is deleted once marked (index sets,
-session hashes and skipped keys are kept).
+``delete_source``: then each migrated key is deleted once marked, and so is
+each key an earlier run migrated (index sets, session hashes and skipped keys
+are kept).
 """
 
 from __future__ import annotations
@@ -146,6 +147,8 @@ class _Migration:
                 self.report.skip(record, "mood (state of a legacy session that is over)")
             elif record.key in self.done:
                 self.report.already += 1
+                if self.delete_source and not self.dry_run:
+                    self.report.deleted += int(self.source.delete(record.key))
             else:
                 pending.append(record)
         groups = self._groups(pending)
