@@ -240,3 +240,14 @@ async def test_wraps_a_callers_store(redis_url: str) -> None:
     await adapter.aclose()  # the caller's store stays open
     assert [fact.value for fact in await store.get_facts("carlos")] == ["v"]
     await store.aclose()
+
+
+async def test_caller_ids_with_braces_and_colons_stay_apart(storage: RedisStorageV11) -> None:
+    odd = ["s{b0000}:x", "s{b0000}", "s:*", "sesión ✨"]
+    for n, session_id in enumerate(odd):
+        await _session(storage, session_id, f"user{n}")
+    for n, session_id in enumerate(odd):
+        got = await storage.get_session(session_id)
+        assert got is not None and (got["session_id"], got["user_id"]) == (session_id, f"user{n}")
+        await storage.save_fact(session_id, "c", "k", n)
+        assert [f["value"] for f in await storage.get_facts(f"user{n}")] == [n]
