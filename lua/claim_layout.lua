@@ -1,12 +1,19 @@
 --[[
-claim_layout: record the bucket count of this key prefix on first use and
-return the recorded one. Users map to buckets by a hash modulo this count, so
-every store sharing a prefix must agree on it forever.
+claim_layout: record the bucket count and layout version of this key prefix
+on first use and return the recorded ones. Users map to buckets by a hash
+modulo this count, so every store sharing a prefix must agree on it forever;
+the version says how the keys are laid out, so a store can refuse a layout
+newer than it understands.
 
-KEYS[1] layout hash           lr:layout
+KEYS[1] layout hash           lr:layout   (buckets, version)
 ARGV[1] bucket count this store would use on a fresh keyspace
+ARGV[2] layout version this store writes on a fresh keyspace
 Replies:
-  {bucket_count}   the count on record
+  {bucket_count, version}   the ones on record; version 1 when a layout written before
+                            versions were recorded has none
 ]]
-redis.call('HSETNX', KEYS[1], 'buckets', ARGV[1])
-return {tonumber(redis.call('HGET', KEYS[1], 'buckets'))}
+if redis.call('HSETNX', KEYS[1], 'buckets', ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'version', ARGV[2])
+end
+local fields = redis.call('HMGET', KEYS[1], 'buckets', 'version')
+return {tonumber(fields[1]), tonumber(fields[2] or '1')}

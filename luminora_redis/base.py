@@ -13,14 +13,33 @@ from luminora_redis.errors import ConfigurationError
 from luminora_redis.scripts import Call, Op, script_sources
 from luminora_redis.settings import DEFAULT_BUCKETS, StoreSettings
 
-__all__ = ["StoreBase", "claim_layout"]
+__all__ = ["LAYOUT_VERSION", "StoreBase", "check_layout_version", "claim_layout"]
+
+#: The key layout this code reads and writes. A layout recorded before versions
+#: were recorded is version 1; ``luminora-redis migrate`` upgrades older ones.
+LAYOUT_VERSION = 1
+
+
+def check_layout_version(prefix: str, recorded: int) -> None:
+    """Refuse a keyspace whose layout this code does not read."""
+    if recorded > LAYOUT_VERSION:
+        raise ConfigurationError(
+            f"the keyspace {prefix!r} has layout version {recorded}, newer than this "
+            f"luminora-redis understands ({LAYOUT_VERSION}); upgrade luminora-redis")
+    if recorded < LAYOUT_VERSION:
+        raise ConfigurationError(
+            f"the keyspace {prefix!r} has layout version {recorded}, older than this "
+            f"luminora-redis writes ({LAYOUT_VERSION}); run `luminora-redis migrate "
+            f"--prefix {prefix}` first")
 
 
 def claim_layout(settings: StoreSettings) -> Op[Context]:
-    """Agree with Redis on the bucket count of this prefix, then build the context."""
+    """Agree with Redis on the bucket count and layout version of this prefix, then
+    build the context."""
     wanted = settings.buckets or DEFAULT_BUCKETS
-    reply = yield Call("claim_layout", (f"{settings.prefix}:layout",), (wanted,))
+    reply = yield Call("claim_layout", (f"{settings.prefix}:layout",), (wanted, LAYOUT_VERSION))
     recorded = int(reply[0])
+    check_layout_version(settings.prefix, int(reply[1]))
     if settings.buckets is not None and recorded != settings.buckets:
         raise ConfigurationError(
             f"the keyspace {settings.prefix!r} was created with {recorded} buckets, but this "

@@ -1,8 +1,9 @@
-"""The ``luminora-redis`` console script: ``demo`` and ``listen``."""
+"""The ``luminora-redis`` console script: ``demo``, ``listen`` and ``migrate``."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from luminora_redis import __version__
@@ -24,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     from luminora_redis.listen_cli import add_listen_command
 
     add_listen_command(commands)
+    commands.add_parser("migrate", add_help=False,
+                        help="upgrade our layout, or import LuminoraCore's data "
+                             "(--from-luminoracore); see `migrate --help`")
     return parser
 
 
@@ -36,6 +40,21 @@ def _demo(url: str | None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["migrate"]:
+        import click
+
+        from luminora_redis.migration.cli import migrate
+
+        try:
+            migrate.main(arguments[1:], prog_name="luminora-redis migrate",
+                         standalone_mode=False)
+        except click.exceptions.Abort:
+            return 1
+        except click.ClickException as error:
+            error.show()
+            return error.exit_code
+        return 0
     args = _parser().parse_args(argv)
     return int(args.run(args) or 0)
 

@@ -52,7 +52,12 @@ Per user (none of these ever gets a TTL)::
 
 Per prefix::
 
-    lr:layout                   HASH  buckets: the bucket count, fixed on first use
+    lr:layout                   HASH  buckets: the bucket count, fixed on first use;
+                                      version: the layout version (none recorded = 1)
+
+The LuminoraCore adapter adds its own keys beside these (alias records of
+caller-chosen session ids, and the fields LuminoraCore stores beyond our
+models): see ``luminora_redis.compat.lc_aliases``.
 """
 
 from __future__ import annotations
