@@ -3,7 +3,9 @@ redis-server: a conversation moves the affinity, an idle session is archived
 by the listener in the app's lifespan, a reconnect keeps the affinity, and a
 headless Chromium drives the page.
 
-The server comes from the package's pytest plugin (``luminora_redis_url``).
+The server comes from the package's pytest plugin (``luminora_redis_url``);
+the app's listener turns keyspace notifications on, so each test puts the
+shared server's flags back as it found them.
 """
 
 from __future__ import annotations
@@ -25,7 +27,18 @@ from examples.chat_server.responder import POINTS_PER_WORD
 from luminora_redis.models import ArchivedConversation
 from luminora_redis.testing import RedisServer, free_port
 
+from listener_support import flags_restored
+
 ARCHIVE_TIMEOUT = 15.0  # seconds; an upper bound, the listener usually archives within ms
+
+
+@pytest.fixture(autouse=True)
+def notification_flags_restored(request: pytest.FixtureRequest) -> Iterator[None]:
+    if "luminora_redis_url" not in request.fixturenames:
+        yield
+        return
+    with flags_restored([request.getfixturevalue("redis_server")]):
+        yield
 
 
 @asynccontextmanager
