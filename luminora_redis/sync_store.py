@@ -31,10 +31,10 @@ from luminora_redis.models import (
     Session,
 )
 from luminora_redis.scripts import Op
-from luminora_redis.sync_runner import SyncRunner
 from luminora_redis.sessions import MessageLike
 from luminora_redis.settings import StoreSettings
 from luminora_redis.store import SessionStore
+from luminora_redis.sync_runner import SyncRunner
 
 __all__ = ["SyncSessionStore"]
 
