@@ -9,15 +9,20 @@ from luminora_redis.validation import check_name
 
 __all__ = ["Context"]
 
+# Sessions whose keys are remembered: a chat turn derives them without a regex or
+# f-strings. About 1 KiB each; the cache starts over when full.
+_CACHED_SESSIONS = 10_000
+
 
 class Context:
     """The key layout and settings one store's operations share; immutable once built."""
 
-    __slots__ = ("keys", "settings")
+    __slots__ = ("_session_keys", "keys", "settings")
 
     def __init__(self, settings: StoreSettings, buckets: int) -> None:
         self.settings = settings
         self.keys = KeySpace(settings.prefix, buckets)
+        self._session_keys: dict[str, SessionKeys] = {}
 
     def session_keys(self, session_id: object) -> SessionKeys | None:
         """The keys of a session, or None when the id is not a session id of this layout.
@@ -25,11 +30,18 @@ class Context:
         A malformed id never becomes a key: it is treated as a session that
         does not exist, without asking Redis.
         """
+        cached = self._session_keys.get(session_id) if isinstance(session_id, str) else None
+        if cached is not None:
+            return cached
         bucket = self.keys.bucket_of_session(session_id)
         if bucket is None:
             return None
         assert isinstance(session_id, str)
-        return self.keys.session(session_id, bucket)
+        keys = self.keys.session(session_id, bucket)
+        if len(self._session_keys) >= _CACHED_SESSIONS:
+            self._session_keys.clear()  # cheaper than LRU bookkeeping on every turn
+        self._session_keys[session_id] = keys
+        return keys
 
     def user_id(self, user_id: object) -> str:
         return check_name(user_id, "user_id", self.settings.max_id_bytes)

@@ -8,14 +8,13 @@ this class name for name and signature for signature (a test compares them).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import NoScriptError
 
 from luminora_redis import archive, memory, sessions
 from luminora_redis.base import StoreBase, claim_layout
@@ -31,7 +30,8 @@ from luminora_redis.models import (
     Sentiment,
     Session,
 )
-from luminora_redis.scripts import Call, Op
+from luminora_redis.runner import AsyncRunner
+from luminora_redis.scripts import Op
 from luminora_redis.sessions import MessageLike
 from luminora_redis.settings import StoreSettings
 
@@ -50,25 +50,35 @@ class SessionStore(StoreBase):
     """
 
     def __init__(self, client: aioredis.Redis | RedisCluster,
-                 settings: StoreSettings | None = None, **overrides: Any) -> None:
+                 settings: StoreSettings | None = None, *, autopipeline: bool = False,
+                 **overrides: Any) -> None:
         super().__init__(client, settings, **overrides)
         self._lock: asyncio.Lock | None = None
+        self._runner = AsyncRunner(client, self._scripts, autopipeline=autopipeline)
 
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, settings: StoreSettings | None = None,
-                 **overrides: Any) -> SessionStore:
+                 autopipeline: bool = False, **overrides: Any) -> SessionStore:
         """A store with its own client for ``url`` (a cluster client with ``cluster=True``);
         ``aclose()`` closes it. Connection failures are retried three times with jittered
-        backoff (so pooled connections survive a Redis restart), then raised."""
+        backoff (so pooled connections survive a Redis restart), then raised.
+        ``autopipeline=True`` sends the calls that concurrent tasks make in one event-loop
+        tick as one pipelined write (see ``luminora_redis.autopipeline``)."""
         client: aioredis.Redis | RedisCluster = (
             RedisCluster.from_url(url) if cluster else aioredis.Redis.from_url(
                 url, retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=1.0), 3)))
-        store = cls(client, settings, **overrides)
+        store = cls(client, settings, autopipeline=autopipeline, **overrides)
         store._owns_client = True
         return store
 
+    @property
+    def runner(self) -> AsyncRunner:
+        """What sends this store's script calls (for listeners and benchmarks)."""
+        return self._runner
+
     async def aclose(self) -> None:
         """Close the client if this store made it (``from_url``)."""
+        await self._runner.aclose()
         if self._owns_client:
             await self._client.aclose()
 
@@ -80,62 +90,24 @@ class SessionStore(StoreBase):
 
     # -- driving operations ---------------------------------------------------
 
-    async def _context(self) -> Context:
+    async def context(self) -> Context:
+        """The key layout and settings, agreed with Redis on first use (one round trip)."""
         if self._ctx is None:
             if self._lock is None:
                 self._lock = asyncio.Lock()
             async with self._lock:
                 if self._ctx is None:
-                    self._ctx = await self._drive(claim_layout(self._settings))
+                    self._ctx = await self._runner.drive(claim_layout(self._settings))
         return self._ctx
 
-    async def _run(self, operation: Callable[..., Op[T]], *args: Any) -> T:
-        ctx = self._ctx or await self._context()
-        return await self._drive(operation(ctx, *args))
+    async def run(self, operation: Callable[..., Op[T]], *args: Any) -> T:
+        """Run one operation of ``sessions``, ``memory`` or ``archive`` with this store's
+        context, e.g. ``await store.run(archive.scan_due, None, False, 500)``."""
+        ctx = self._ctx or await self.context()
+        return await self._runner.drive(operation(ctx, *args))
 
-    async def _drive(self, op: Op[T]) -> T:
-        scripts = self._scripts
-        try:
-            step = next(op)
-            while True:
-                try:
-                    if isinstance(step, Call):
-                        reply = await scripts[step.script](step.keys, step.args)
-                    else:
-                        reply = await self._batch(step.calls)
-                except Exception as error:
-                    # The operation sees its step fail: a follow-up after a commit
-                    # catches it; every other operation lets it propagate.
-                    step = op.throw(error)
-                else:
-                    step = op.send(reply)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-
-    async def _batch(self, calls: Sequence[Call]) -> list[Any]:
-        if isinstance(self._client, RedisCluster):
-            return await self._cluster_batch(calls)
-        async with self._client.pipeline(transaction=False) as pipe:
-            for call in calls:
-                await self._scripts[call.script](call.keys, call.args, client=pipe)
-            return list(await pipe.execute())
-
-    async def _cluster_batch(self, calls: Sequence[Call]) -> list[Any]:
-        """One pipeline per node. redis-py's asyncio cluster pipeline routes raw EVALSHA
-        by its first key; a script a node does not know yet is rerun through ``Script``,
-        which loads it on every primary."""
-        pipe = self._client.pipeline()
-        for call in calls:
-            pipe.execute_command("EVALSHA", self._scripts[call.script].sha, len(call.keys),
-                                 *call.keys, *call.args)
-        replies = list(await pipe.execute(raise_on_error=False))
-        for index, reply in enumerate(replies):
-            if isinstance(reply, NoScriptError):
-                call = calls[index]
-                replies[index] = await self._scripts[call.script](call.keys, call.args)
-            elif isinstance(reply, Exception):
-                raise reply
-        return replies
+    _context = context
+    _run = run
 
     # -- sessions ---------------------------------------------------------------
 

@@ -8,7 +8,7 @@ redis-py client: no event loop is involved.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import redis
@@ -30,10 +30,11 @@ from luminora_redis.models import (
     Sentiment,
     Session,
 )
-from luminora_redis.scripts import Call, Op
+from luminora_redis.scripts import Op
 from luminora_redis.sessions import MessageLike
 from luminora_redis.settings import StoreSettings
 from luminora_redis.store import SessionStore
+from luminora_redis.sync_runner import SyncRunner
 
 __all__ = ["SyncSessionStore"]
 
@@ -52,6 +53,7 @@ class SyncSessionStore(StoreBase):
                  settings: StoreSettings | None = None, **overrides: Any) -> None:
         super().__init__(client, settings, **overrides)
         self._lock = threading.Lock()
+        self._runner = SyncRunner(client, self._scripts)
 
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, settings: StoreSettings | None = None,
@@ -66,6 +68,11 @@ class SyncSessionStore(StoreBase):
         store._owns_client = True
         return store
 
+    @property
+    def runner(self) -> SyncRunner:
+        """What sends this store's script calls (for benchmarks and tools)."""
+        return self._runner
+
     def close(self) -> None:
         """Close the client if this store made it (``from_url``)."""
         if self._owns_client:
@@ -79,68 +86,18 @@ class SyncSessionStore(StoreBase):
 
     # -- driving operations ---------------------------------------------------
 
-    def _context(self) -> Context:
+    def context(self) -> Context:
         with self._lock:
             if self._ctx is None:
-                self._ctx = self._drive(claim_layout(self._settings))
+                self._ctx = self._runner.drive(claim_layout(self._settings))
         return self._ctx
 
-    def _run(self, operation: Callable[..., Op[T]], *args: Any) -> T:
-        ctx = self._ctx or self._context()
-        return self._drive(operation(ctx, *args))
+    def run(self, operation: Callable[..., Op[T]], *args: Any) -> T:
+        ctx = self._ctx or self.context()
+        return self._runner.drive(operation(ctx, *args))
 
-    def _drive(self, op: Op[T]) -> T:
-        scripts = self._scripts
-        try:
-            step = next(op)
-            while True:
-                try:
-                    if isinstance(step, Call):
-                        reply = scripts[step.script](step.keys, step.args)
-                    else:
-                        reply = self._batch(step.calls)
-                except Exception as error:
-                    # The operation sees its step fail: a follow-up after a commit
-                    # catches it; every other operation lets it propagate.
-                    step = op.throw(error)
-                else:
-                    step = op.send(reply)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-
-    def _batch(self, calls: Sequence[Call]) -> list[Any]:
-        if isinstance(self._client, RedisCluster):
-            return self._cluster_batch(calls)
-        return self._pipeline(self._client, calls)
-
-    def _pipeline(self, client: redis.Redis, calls: Sequence[Call]) -> list[Any]:
-        with client.pipeline(transaction=False) as pipe:
-            for call in calls:
-                self._scripts[call.script](call.keys, call.args, client=pipe)
-            return list(pipe.execute())
-
-    def _cluster_batch(self, calls: Sequence[Call]) -> list[Any]:
-        """One pipeline per node: redis-py's blocking cluster pipeline refuses EVALSHA, so
-        calls are grouped by the node that serves their first key. Should the topology move
-        under a node's pipeline, its calls are rerun one by one through the cluster client,
-        which follows redirections."""
-        client: RedisCluster = self._client
-        groups: dict[str, list[int]] = {}
-        nodes = {}
-        for index, call in enumerate(calls):
-            node = client.get_node_from_key(call.keys[0])
-            nodes[node.name] = node
-            groups.setdefault(node.name, []).append(index)
-        replies: list[Any] = [None] * len(calls)
-        for name, indexes in groups.items():
-            group = [calls[i] for i in indexes]
-            try:
-                results = self._pipeline(nodes[name].redis_connection, group)
-            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
-                results = [self._scripts[c.script](c.keys, c.args) for c in group]
-            for index, result in zip(indexes, results):
-                replies[index] = result
-        return replies
+    _context = context
+    _run = run
 
     # -- sessions ---------------------------------------------------------------
 
