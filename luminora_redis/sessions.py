@@ -99,7 +99,8 @@ def _refresh(ctx: Context, session_id: object, entries: list[bytes],
     return keys, reply
 
 
-def _turn(ctx: Context, session_id: object, entries: list[bytes], want: int) -> Op[list[Any]]:
+def _turn(ctx: Context, session_id: object, entries: list[bytes],
+          want: int) -> Op[tuple[int, list[bytes]]]:
     """Run chat_turn and return the messages wanted (the last ``want``; all when
     negative), oldest first. One round trip when they fit one page and lie in the
     live history; else the first page comes with the turn and the rest by pages.
@@ -113,7 +114,7 @@ def _turn(ctx: Context, session_id: object, entries: list[bytes], want: int) -> 
         raws = yield from read_conversation(ctx, keys, str(session_id), reply, want)
     if entries and reply[3] >= settings.max_overflow:
         yield from follow_up(ctx, keys, str(session_id), reply[3])
-    return [reply[2], raws]
+    return reply[2], raws
 
 
 def chat_turn(ctx: Context, session_id: object, messages: Iterable[MessageLike],

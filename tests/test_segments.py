@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from luminora_redis import sessions
+from luminora_redis import SessionNotFound, sessions
 from luminora_redis.context import Context
 from luminora_redis.keys import KeySpace, SessionKeys, UserKeys
 from luminora_redis.scripts import Call
@@ -195,3 +195,15 @@ def test_only_a_turn_that_fills_the_overflow_has_a_follow_up_and_it_never_raises
     with pytest.raises(StopIteration) as done:
         full.throw(redis.ConnectionError("gone"))
     assert done.value.value == []
+
+
+def test_a_session_archived_between_pages_raises_instead_of_returning_part() -> None:
+    ctx = Context(StoreSettings(page_size=2), 1024)
+    session_id = ctx.keys.new_session_id("carlos")
+    op = sessions.get_history(ctx, session_id)
+    first = next(op)
+    assert first.script == "chat_turn" and first.args[2] == -2
+    page = op.send([1, 0, 1_700_000_000_000, 1, 0, 3, b"m0", b"m1"])
+    assert page.script == "read_history" and page.args[:2] == (2, 2)
+    with pytest.raises(SessionNotFound):
+        op.send([0])
