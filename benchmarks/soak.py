@@ -1,0 +1,493 @@
+"""Fault soak: chat traffic under faults, then an invariant check of everything stored.
+
+Several asyncio tasks chat (create sessions with idle timeouts of tens of
+milliseconds, so sessions keep expiring under the traffic; chat turns; some
+logouts) while faults fire: ``kill -9`` of a listener subprocess (restarted),
+``kill -9`` and restart of Redis (``appendonly yes``, ``appendfsync always``),
+``CLIENT KILL`` of every client connection, and ``SCRIPT FLUSH``. Listeners run
+as subprocesses whose ``on_archived`` hook records each delivery in a separate
+sink redis-server (RPUSH, acknowledged before the hook returns). After a drain
+period in which every session expires and the listeners catch up, the checker
+reads the whole keyspace and reports:
+
+- turns: every acknowledged turn (its ``chat_turn`` returned) is in a live
+  history or an archived one exactly once; a turn whose call raised a
+  connection error may or may not have landed ("unknown": at most once); a
+  turn refused as expired is nowhere;
+- sessions: every created session is archived exactly once, with its message
+  count;
+- deliveries: every archive reached the sink at least once, with the same
+  idempotency key each time (``ArchivedConversation.idempotency_key``, or the
+  session id where the model has no such field);
+- references: no index entry points at nothing, and every key belongs to the
+  layout of ``luminora_redis.keys`` and has an owner.
+
+Run: ``.venv/bin/python -m benchmarks.soak --minutes 3`` (the suite runs a
+short version, ``tests/test_soak.py``). It prints the figures as a Markdown
+table and exits 1 when an invariant failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+
+from benchmarks._common import table
+from luminora_redis import ArchivedConversation, ExpiryListener, SessionStore
+from luminora_redis.codec import decode_message
+from luminora_redis.errors import SessionNotFound
+from luminora_redis.server import RedisServer
+
+PREFIX = "lr"
+SINK_KEY = "deliveries"
+DURABLE = {"appendonly": "yes", "appendfsync": "always", "save": ""}
+FAULTS = ("listener kill -9", "redis kill -9 + restart", "client kill", "script flush")
+#: Errors after which a write may or may not have landed.
+UNCERTAIN = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+def delivery_key(conversation: ArchivedConversation) -> str:
+    """The key a sink deduplicates on: the idempotency key where the model has one."""
+    return str(getattr(conversation, "idempotency_key", conversation.session_id))
+
+
+def has_idempotency_key() -> bool:
+    """Whether archives carry an idempotency key (and deliveries are at least once)."""
+    return "idempotency_key" in ArchivedConversation.model_fields
+
+
+# -- the listener subprocess --------------------------------------------------------------
+
+
+async def listen(url: str, sink_url: str) -> None:
+    """Run one ExpiryListener whose hook records every delivery in the sink server."""
+    sink = aioredis.Redis.from_url(sink_url)
+    store = SessionStore.from_url(url)
+
+    async def on_archived(conversation: ArchivedConversation) -> None:
+        record = {"key": delivery_key(conversation), "session": conversation.session_id,
+                  "user": conversation.user_id, "messages": len(conversation.messages),
+                  "pid": os.getpid()}
+        await sink.rpush(SINK_KEY, json.dumps(record))
+
+    listener = ExpiryListener(store, sweep_interval=0.05, on_archived=on_archived)
+    try:
+        await listener.run()
+    finally:
+        await store.aclose()
+        await sink.aclose()
+
+
+class Listeners:
+    """Listener subprocesses: started, killed with SIGKILL, restarted."""
+
+    def __init__(self, url: str, sink_url: str, count: int) -> None:
+        self.url, self.sink_url, self.count = url, sink_url, count
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.died_alone = 0
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        return subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.soak", "--listen", self.url, "--sink", self.sink_url],
+            cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def start(self) -> None:
+        self.procs = [self.spawn() for _ in range(self.count)]
+
+    def kill_one(self) -> None:
+        index = random.randrange(len(self.procs))
+        self.procs[index].send_signal(signal.SIGKILL)
+        self.procs[index].wait()
+        self.procs[index] = self.spawn()
+
+    def keep_alive(self) -> None:
+        for index, proc in enumerate(self.procs):
+            if proc.poll() is not None:
+                self.died_alone += 1
+                self.procs[index] = self.spawn()
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+            proc.wait()
+
+
+# -- traffic ------------------------------------------------------------------------------
+
+
+@dataclass
+class Ledger:
+    """What the clients know happened."""
+
+    sessions: set[str] = field(default_factory=set)
+    sessions_unknown: int = 0
+    acked: set[str] = field(default_factory=set)
+    unknown: set[str] = field(default_factory=set)
+    refused: set[str] = field(default_factory=set)
+    ended: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+async def chat(store: SessionStore, ledger: Ledger, worker: int, stop: asyncio.Event) -> None:
+    """One chatting client: short-lived sessions, turns with pauses, some logouts."""
+    rng = random.Random(worker)
+    n = 0
+    while not stop.is_set():
+        user = f"user-{worker}-{rng.randrange(3)}"
+        config = {"ttl": 3.0, "max_idle": rng.choice((0.03, 0.08, 0.2, 0.5))}
+        try:
+            sid = await store.create_session(user, "alicia", config)
+        except UNCERTAIN:
+            ledger.sessions_unknown += 1
+            await asyncio.sleep(0.02)
+            continue
+        ledger.sessions.add(sid)
+        for _ in range(rng.randrange(1, 6)):
+            n += 1
+            turn = f"w{worker}-t{n}"
+            try:
+                await store.chat_turn(sid, [("user", f"{turn}:q"), ("assistant", f"{turn}:a")],
+                                      last=4)
+            except SessionNotFound:  # SessionExpired included: nothing was written
+                ledger.refused.add(turn)
+                break
+            except UNCERTAIN as error:
+                ledger.unknown.add(turn)
+                ledger.errors[type(error).__name__] += 1
+            else:
+                ledger.acked.add(turn)
+            await asyncio.sleep(rng.choice((0.0, 0.01, 0.02, 0.05, 0.1)))
+        if rng.random() < 0.3:
+            try:
+                if await store.end_session(sid):
+                    ledger.ended += 1
+            except UNCERTAIN as error:
+                ledger.errors[type(error).__name__] += 1
+
+
+async def inject(server: RedisServer, listeners: Listeners, stop: asyncio.Event,
+                 faults: Counter[str], every: float) -> None:
+    """Fire one fault of each kind in turn, about every ``every`` seconds."""
+    kinds = list(FAULTS)
+    rng = random.Random(7)
+    index = 0
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), every * rng.uniform(0.5, 1.5))
+            return
+        except asyncio.TimeoutError:
+            pass
+        kind = kinds[index % len(kinds)]
+        index += 1
+        try:
+            await asyncio.to_thread(fire, kind, server, listeners)
+        except redis.RedisError as error:
+            faults[f"{kind} (failed: {type(error).__name__})"] += 1
+            continue
+        faults[kind] += 1
+        listeners.keep_alive()
+
+
+def fire(kind: str, server: RedisServer, listeners: Listeners) -> None:
+    if kind == "listener kill -9":
+        listeners.kill_one()
+    elif kind == "redis kill -9 + restart":
+        server.kill()
+        server.restart()
+    else:
+        with server.client() as admin:
+            if kind == "client kill":
+                admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+            else:
+                admin.script_flush()
+
+
+# -- the checker --------------------------------------------------------------------------
+
+TAG = r"\{b[0-9a-f]{4}\}"
+SID = r"[0-9a-f]{4}-[0-9a-f]{32}"
+LAYOUT = [
+    ("layout", re.compile(rf"{PREFIX}:layout")),
+    ("listeners", re.compile(rf"{PREFIX}:listeners")),
+    ("bucket", re.compile(rf"{PREFIX}:{TAG}:(deadlines|manual|outbox|outbox:d|outbox:dead|"
+                          rf"failures|quarantine)")),
+    ("session", re.compile(rf"{PREFIX}:({TAG}):s:({SID})(:m|:h|:o)?")),
+    ("archived", re.compile(rf"{PREFIX}:({TAG}):u:([^:]+):a:({SID})(:h|:o|:g:\d+)?")),
+    ("user", re.compile(rf"{PREFIX}:({TAG}):u:([^:]+)(:sessions|:affinity|:facts|:episodes|"
+                        rf":episodes:b|:evolution|:archive)?")),
+]
+
+
+@dataclass
+class Report:
+    """The soak's figures; ``problems`` lists every invariant that failed."""
+
+    seconds: float = 0.0
+    figures: dict[str, int] = field(default_factory=dict)
+    faults: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+    deliveries_asserted: bool = False
+
+    def count(self, name: str, value: int = 1) -> None:
+        self.figures[name] = self.figures.get(name, 0) + value
+
+    def table(self) -> str:
+        rows = [(name, value) for name, value in self.figures.items()]
+        rows += [(f"fault: {kind}", count) for kind, count in sorted(self.faults.items())]
+        return table(["figure", "count"], rows)
+
+
+def classify(keys: list[str]) -> tuple[dict[str, list[re.Match[str]]], list[str]]:
+    by_kind: dict[str, list[re.Match[str]]] = defaultdict(list)
+    unknown = []
+    for key in keys:
+        for kind, pattern in LAYOUT:
+            match = pattern.fullmatch(key)
+            if match:
+                by_kind[kind].append(match)
+                break
+        else:
+            unknown.append(key)
+    return by_kind, unknown
+
+
+def check(client: redis.Redis, sink: redis.Redis, ledger: Ledger, report: Report) -> None:
+    keys = sorted(key.decode() for key in client.scan_iter(count=1000))
+    by_kind, unknown = classify(keys)
+    existing = set(keys)
+    for key in unknown:
+        report.problems.append(f"key outside the layout: {key}")
+    report.count("keys outside the layout", len(unknown))
+
+    # Archives: user archive ZSET -> record hash -> lists.
+    archived: dict[str, str] = {}  # sid -> user key base
+    twice = miscounted = 0
+    for match in by_kind["user"]:
+        if match.group(3) != ":archive":
+            continue
+        base = match.group(0)[: -len(":archive")]
+        for sid in (raw.decode() for raw in client.zrange(match.group(0), 0, -1)):
+            if sid in archived:
+                twice += 1
+            archived[sid] = base
+            record = f"{base}:a:{sid}"
+            if record not in existing:
+                report.problems.append(f"archive entry without a record: {sid}")
+                report.count("index entries pointing at nothing")
+                continue
+            stored = client.llen(f"{record}:h") + client.llen(f"{record}:o")
+            if int(client.hget(record, "count") or -1) < stored:
+                miscounted += 1
+    report.count("sessions created (acknowledged)", len(ledger.sessions))
+    report.count("sessions unknown (create raised)", ledger.sessions_unknown)
+    report.count("sessions archived", len(archived))
+    report.count("sessions archived twice", twice)
+    report.count("archives whose count is short of their messages", miscounted)
+    if twice or miscounted:
+        report.problems.append(f"archives: {twice} twice, {miscounted} miscounted")
+    # A create whose reply was lost and that redis-py retried made a session under an id
+    # the caller never learned (the retry found its id taken and drew another one).
+    report.count("sessions archived that no caller got the id of",
+                 len(set(archived) - ledger.sessions))
+    not_archived = ledger.sessions - set(archived)
+    report.count("sessions not archived", len(not_archived))
+    for sid in sorted(not_archived)[:5]:
+        report.problems.append(f"session never archived: {sid}")
+
+    # Messages: every archived list and every live history.
+    seen: Counter[str] = Counter()
+    undecodable = 0
+    lists = [m.group(0) for m in by_kind["archived"] if m.group(4)]
+    lists += [m.group(0) for m in by_kind["session"] if m.group(3) in (":h", ":o")]
+    for key in lists:
+        for raw in client.lrange(key, 0, -1):
+            try:
+                content = decode_message(raw).content
+            except Exception:  # noqa: BLE001 - a record that cannot be read is a finding
+                undecodable += 1
+                continue
+            if content.endswith(":q"):
+                seen[content[:-2]] += 1
+    report.count("turns acknowledged", len(ledger.acked))
+    report.count("turns unknown (call raised)", len(ledger.unknown))
+    report.count("turns refused (session expired)", len(ledger.refused))
+    lost = [t for t in ledger.acked if seen[t] == 0]
+    duplicated = [t for t, n in seen.items() if n > 1]
+    phantom = [t for t in ledger.refused if seen[t]]
+    strangers = [t for t in seen if t not in ledger.acked | ledger.unknown | ledger.refused]
+    report.count("turns unknown that landed", sum(1 for t in ledger.unknown if seen[t]))
+    report.count("turns lost", len(lost))
+    report.count("turns duplicated", len(duplicated))
+    report.count("turns refused that landed", len(phantom))
+    report.count("turns nobody sent", len(strangers))
+    report.count("messages undecodable", undecodable)
+    for name, found in (("lost", lost), ("duplicated", duplicated), ("refused but stored", phantom),
+                        ("never sent", strangers)):
+        if found:
+            report.problems.append(f"turns {name}: {len(found)}, e.g. {sorted(found)[:3]}")
+    if undecodable:
+        report.problems.append(f"{undecodable} stored messages cannot be decoded")
+
+    # Owners: session keys need their meta hash; archived keys their archive entry.
+    orphans = []
+    for match in by_kind["session"]:
+        tag, sid, suffix = match.groups()
+        if suffix != ":m" and f"{PREFIX}:{tag}:s:{sid}:m" not in existing:
+            orphans.append(match.group(0))
+    for match in by_kind["archived"]:
+        tag, uid, sid, _ = match.groups()
+        if archived.get(sid) != f"{PREFIX}:{tag}:u:{uid}":
+            orphans.append(match.group(0))
+    report.count("keys without an owner", len(orphans))
+    for key in orphans[:5]:
+        report.problems.append(f"key without an owner: {key}")
+
+    # Indexes: every entry points at a session that can still be archived.
+    dangling = 0
+    for match in by_kind["bucket"]:
+        key = match.group(0)
+        kind = match.group(1)
+        tag = key[len(PREFIX) + 1: key.index("}") + 1]
+        if kind in ("deadlines", "manual"):
+            for sid in (raw.decode() for raw in client.zrange(key, 0, -1)):
+                if f"{PREFIX}:{tag}:s:{sid}:m" not in existing:
+                    dangling += 1
+        elif kind in ("outbox", "outbox:dead"):
+            body = f"{PREFIX}:{tag}:outbox:d"
+            for member in client.zrange(key, 0, -1):
+                if not client.hexists(body, member):
+                    dangling += 1
+    for match in by_kind["user"]:
+        if match.group(3) == ":sessions":
+            tag = match.group(1)
+            for sid in (raw.decode() for raw in client.zrange(match.group(0), 0, -1)):
+                if f"{PREFIX}:{tag}:s:{sid}:m" not in existing:
+                    dangling += 1
+    report.count("index entries pointing at nothing", dangling)
+    live = sum(1 for m in by_kind["session"] if m.group(3) == ":m")
+    report.count("sessions still live after the drain", live)
+    if dangling:
+        report.problems.append(f"{dangling} index entries point at nothing")
+
+    # Deliveries: at least once per archive, one key per archive.
+    keys_of: dict[str, set[str]] = defaultdict(set)
+    deliveries = 0
+    for raw in sink.lrange(SINK_KEY, 0, -1):
+        record = json.loads(raw)
+        keys_of[record["session"]].add(record["key"])
+        deliveries += 1
+    missing = [sid for sid in archived if sid not in keys_of]
+    wrong_key = [sid for sid, found in keys_of.items() if found != {sid}]
+    unarchived = [sid for sid in keys_of if sid not in archived]
+    report.count("deliveries", deliveries)
+    report.count("deliveries repeated", deliveries - len(keys_of))
+    report.count("archives never delivered", len(missing))
+    report.count("deliveries with another key", len(wrong_key))
+    report.count("deliveries of no archive", len(unarchived))
+    report.deliveries_asserted = has_idempotency_key()
+    delivery_problems = []
+    if missing:
+        delivery_problems.append(f"{len(missing)} archives never delivered, e.g. {missing[:3]}")
+    if wrong_key or unarchived:
+        delivery_problems.append(f"deliveries: {len(wrong_key)} with another key, "
+                                 f"{len(unarchived)} of no archive")
+    if report.deliveries_asserted:
+        report.problems += delivery_problems
+    else:
+        report.count("delivery findings reported, not asserted (no idempotency key)",
+                     len(delivery_problems))
+
+
+def outstanding(client: redis.Redis) -> int:
+    """Sessions not archived yet: meta hashes still in the keyspace."""
+    return sum(1 for _ in client.scan_iter(match=f"{PREFIX}:{{b*}}:s:*:m", count=1000))
+
+
+# -- the run ------------------------------------------------------------------------------
+
+
+async def soak(seconds: float, *, workers: int = 6, listeners: int = 2, fault_every: float = 1.0,
+               drain: float = 30.0) -> Report:
+    """Run traffic and faults for ``seconds``, drain, check; the report holds the figures."""
+    report = Report()
+    ledger = Ledger()
+    started = time.monotonic()
+    with RedisServer(config=DURABLE) as server, RedisServer(config=DURABLE) as sink_server:
+        processes = Listeners(server.url, sink_server.url, listeners)
+        processes.start()
+        client = aioredis.Redis.from_url(
+            server.url, retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=1.0), 3))
+        store = SessionStore(client)
+        stop = asyncio.Event()
+        try:
+            tasks = [asyncio.create_task(chat(store, ledger, n, stop)) for n in range(workers)]
+            faults = asyncio.create_task(inject(server, processes, stop, report.faults,
+                                                fault_every))
+            await asyncio.sleep(seconds)
+            stop.set()
+            await asyncio.gather(*tasks, faults)
+            processes.keep_alive()
+            with server.client() as admin:
+                deadline = time.monotonic() + drain
+                while outstanding(admin) and time.monotonic() < deadline:
+                    processes.keep_alive()
+                    await asyncio.sleep(0.1)
+                # Let the hooks of the last archives reach the sink.
+                await asyncio.sleep(0.5)
+                processes.stop()
+                with sink_server.client() as sink:
+                    check(admin, sink, ledger, report)
+        finally:
+            processes.stop()
+            await client.aclose()
+    report.count("listener restarts after dying alone", processes.died_alone)
+    report.count("logouts", ledger.ended)
+    for name, count in ledger.errors.items():
+        report.count(f"client errors: {name}", count)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=3.0, help="traffic time (default 3)")
+    parser.add_argument("--workers", type=int, default=6, help="chatting asyncio tasks")
+    parser.add_argument("--listeners", type=int, default=2, help="listener subprocesses")
+    parser.add_argument("--fault-every", type=float, default=1.0, help="seconds between faults")
+    parser.add_argument("--listen", help=argparse.SUPPRESS)
+    parser.add_argument("--sink", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.listen:
+        asyncio.run(listen(args.listen, args.sink))
+        return 0
+    report = asyncio.run(soak(args.minutes * 60, workers=args.workers, listeners=args.listeners,
+                              fault_every=args.fault_every))
+    print(f"soak: {args.minutes * 60:.0f} s of traffic, {report.seconds:.0f} s in all\n")
+    print(report.table())
+    if not report.deliveries_asserted:
+        print("\nDeliveries are reported, not asserted: ArchivedConversation has no "
+              "idempotency_key, so the hook is at most once.")
+    for problem in report.problems:
+        print(f"FAILED: {problem}", file=sys.stderr)
+    return 1 if report.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
