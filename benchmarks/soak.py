@@ -23,7 +23,10 @@ reads the whole keyspace and reports:
   layout of ``luminora_redis.keys`` and has an owner.
 
 Run: ``.venv/bin/python -m benchmarks.soak --minutes 3`` (the suite runs a
-short version, ``tests/test_soak.py``). It prints the figures as a Markdown
+short version, ``tests/test_soak.py``). ``--cluster`` runs it on a 3-primary
+cluster with a replica per primary, where ``CLUSTER FAILOVER`` of a random
+primary takes the place of the Redis restart (on demand only: a failover takes
+seconds). It prints the figures as a Markdown
 table and exits 1 when an invariant failed.
 """
 
@@ -41,9 +44,12 @@ import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+import redis.cluster
+from redis.asyncio.cluster import RedisCluster as AsyncCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
@@ -51,14 +57,19 @@ from benchmarks._common import table
 from luminora_redis import ArchivedConversation, ExpiryListener, SessionStore
 from luminora_redis.codec import decode_message
 from luminora_redis.errors import SessionNotFound
-from luminora_redis.server import RedisServer
+from luminora_redis.server import LocalCluster, RedisServer, RedisServerError
+from luminora_redis.store import close_client as close_async_client
+from luminora_redis.sync_store import close_client
 
 PREFIX = "lr"
 SINK_KEY = "deliveries"
 DURABLE = {"appendonly": "yes", "appendfsync": "always", "save": ""}
 FAULTS = ("listener kill -9", "redis kill -9 + restart", "client kill", "script flush")
-#: Errors after which a write may or may not have landed.
-UNCERTAIN = (redis.ConnectionError, redis.TimeoutError, OSError)
+CLUSTER_FAULTS = ("listener kill -9", "failover", "client kill", "script flush")
+#: Errors after which a write may or may not have landed. redis-py 8.1's asyncio cluster
+#: client can raise AttributeError (a connection's writer is None) when a connection is
+#: killed under a command; it is counted by name in the figures.
+UNCERTAIN = (redis.ConnectionError, redis.TimeoutError, OSError, AttributeError)
 
 
 def delivery_key(conversation: ArchivedConversation) -> str:
@@ -74,10 +85,10 @@ def has_idempotency_key() -> bool:
 # -- the listener subprocess --------------------------------------------------------------
 
 
-async def listen(url: str, sink_url: str) -> None:
+async def listen(url: str, sink_url: str, cluster: bool) -> None:
     """Run one ExpiryListener whose hook records every delivery in the sink server."""
     sink = aioredis.Redis.from_url(sink_url)
-    store = SessionStore.from_url(url)
+    store = SessionStore.from_url(url, cluster=cluster)
 
     async def on_archived(conversation: ArchivedConversation) -> None:
         record = {"key": delivery_key(conversation), "session": conversation.session_id,
@@ -96,16 +107,17 @@ async def listen(url: str, sink_url: str) -> None:
 class Listeners:
     """Listener subprocesses: started, killed with SIGKILL, restarted."""
 
-    def __init__(self, url: str, sink_url: str, count: int) -> None:
-        self.url, self.sink_url, self.count = url, sink_url, count
+    def __init__(self, url: str, sink_url: str, count: int, cluster: bool) -> None:
+        self.url, self.sink_url, self.count, self.cluster = url, sink_url, count, cluster
         self.procs: list[subprocess.Popen[bytes]] = []
         self.died_alone = 0
 
     def spawn(self) -> subprocess.Popen[bytes]:
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        return subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.soak", "--listen", self.url, "--sink", self.sink_url],
-            cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        command = [sys.executable, "-m", "benchmarks.soak", "--listen", self.url,
+                   "--sink", self.sink_url, *(["--cluster"] if self.cluster else [])]
+        return subprocess.Popen(command, cwd=root, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
 
     def start(self) -> None:
         self.procs = [self.spawn() for _ in range(self.count)]
@@ -154,8 +166,9 @@ async def chat(store: SessionStore, ledger: Ledger, worker: int, stop: asyncio.E
         config = {"ttl": 3.0, "max_idle": rng.choice((0.03, 0.08, 0.2, 0.5))}
         try:
             sid = await store.create_session(user, "alicia", config)
-        except UNCERTAIN:
+        except UNCERTAIN as error:
             ledger.sessions_unknown += 1
+            ledger.errors[type(error).__name__] += 1
             await asyncio.sleep(0.02)
             continue
         ledger.sessions.add(sid)
@@ -182,10 +195,10 @@ async def chat(store: SessionStore, ledger: Ledger, worker: int, stop: asyncio.E
                 ledger.errors[type(error).__name__] += 1
 
 
-async def inject(server: RedisServer, listeners: Listeners, stop: asyncio.Event,
+async def inject(target: Target, listeners: Listeners, stop: asyncio.Event,
                  faults: Counter[str], every: float) -> None:
     """Fire one fault of each kind in turn, about every ``every`` seconds."""
-    kinds = list(FAULTS)
+    kinds = list(target.faults)
     rng = random.Random(7)
     index = 0
     while not stop.is_set():
@@ -197,26 +210,86 @@ async def inject(server: RedisServer, listeners: Listeners, stop: asyncio.Event,
         kind = kinds[index % len(kinds)]
         index += 1
         try:
-            await asyncio.to_thread(fire, kind, server, listeners)
-        except redis.RedisError as error:
+            await asyncio.to_thread(fire, kind, target, listeners)
+        except (redis.RedisError, RedisServerError) as error:
             faults[f"{kind} (failed: {type(error).__name__})"] += 1
             continue
         faults[kind] += 1
         listeners.keep_alive()
 
 
-def fire(kind: str, server: RedisServer, listeners: Listeners) -> None:
+def fire(kind: str, target: Target, listeners: Listeners) -> None:
     if kind == "listener kill -9":
         listeners.kill_one()
     elif kind == "redis kill -9 + restart":
-        server.kill()
-        server.restart()
+        assert isinstance(target.redis, RedisServer)
+        target.redis.kill()
+        target.redis.restart()
+    elif kind == "failover":
+        failover(target.redis)
     else:
-        with server.client() as admin:
-            if kind == "client kill":
-                admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
-            else:
-                admin.script_flush()
+        for server in target.nodes():
+            with server.client() as admin:
+                if kind == "client kill":
+                    admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+                elif server in target.primaries():
+                    admin.script_flush()
+
+
+def failover(cluster: Any, timeout: float = 30.0) -> None:
+    """CLUSTER FAILOVER on the replica of a random primary; wait until the cluster healed."""
+    primary = random.choice(cluster.primaries())
+    for server in cluster.servers:
+        if server is primary or not server.running:
+            continue
+        with server.client(decode_responses=True) as client:
+            info = client.info("replication")
+        if info["role"] == "slave" and int(info["master_port"]) == primary.port:
+            replica = server
+            break
+    else:
+        raise RedisServerError(f"no replica of {primary!r}")
+    with replica.client() as client:
+        client.execute_command("CLUSTER", "FAILOVER")
+    deadline = time.monotonic() + timeout
+    while replica not in cluster.primaries():
+        if time.monotonic() > deadline:
+            raise RedisServerError(f"{replica!r} did not take over")
+        time.sleep(0.05)
+    cluster.wait_until_ok(timeout=max(1.0, deadline - time.monotonic()))
+
+
+@dataclass
+class Target:
+    """The Redis under test: one server, or a cluster with a replica per primary."""
+
+    redis: Any  # RedisServer | LocalCluster
+    cluster: bool
+
+    @property
+    def url(self) -> str:
+        return str(self.redis.url)
+
+    @property
+    def faults(self) -> tuple[str, ...]:
+        return CLUSTER_FAULTS if self.cluster else FAULTS
+
+    def nodes(self) -> list[RedisServer]:
+        return [s for s in self.redis.servers if s.running] if self.cluster else [self.redis]
+
+    def primaries(self) -> list[RedisServer]:
+        return self.redis.primaries() if self.cluster else [self.redis]
+
+    def traffic_client(self) -> Any:
+        retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.5), 20 if self.cluster else 3)
+        if self.cluster:
+            return AsyncCluster.from_url(self.url, retry=retry)
+        return aioredis.Redis.from_url(self.url, retry=retry)
+
+    def admin(self) -> Any:
+        if self.cluster:
+            return redis.cluster.RedisCluster.from_url(self.url)
+        return redis.Redis.from_url(self.url)
 
 
 # -- the checker --------------------------------------------------------------------------
@@ -424,27 +497,29 @@ def outstanding(client: redis.Redis) -> int:
 
 
 async def soak(seconds: float, *, workers: int = 6, listeners: int = 2, fault_every: float = 1.0,
-               drain: float = 30.0) -> Report:
+               drain: float = 30.0, cluster: bool = False) -> Report:
     """Run traffic and faults for ``seconds``, drain, check; the report holds the figures."""
     report = Report()
     ledger = Ledger()
     started = time.monotonic()
-    with RedisServer(config=DURABLE) as server, RedisServer(config=DURABLE) as sink_server:
-        processes = Listeners(server.url, sink_server.url, listeners)
+    redis_under_test: Any = (LocalCluster(primaries=3, replicas=1, config=DURABLE) if cluster
+                             else RedisServer(config=DURABLE))
+    with redis_under_test, RedisServer(config=DURABLE) as sink_server:
+        target = Target(redis_under_test, cluster)
+        processes = Listeners(target.url, sink_server.url, listeners, cluster)
         processes.start()
-        client = aioredis.Redis.from_url(
-            server.url, retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=1.0), 3))
-        store = SessionStore(client)
+        store = SessionStore(target.traffic_client())
         stop = asyncio.Event()
         try:
             tasks = [asyncio.create_task(chat(store, ledger, n, stop)) for n in range(workers)]
-            faults = asyncio.create_task(inject(server, processes, stop, report.faults,
+            faults = asyncio.create_task(inject(target, processes, stop, report.faults,
                                                 fault_every))
             await asyncio.sleep(seconds)
             stop.set()
             await asyncio.gather(*tasks, faults)
             processes.keep_alive()
-            with server.client() as admin:
+            admin = target.admin()
+            try:
                 deadline = time.monotonic() + drain
                 while outstanding(admin) and time.monotonic() < deadline:
                     processes.keep_alive()
@@ -454,9 +529,11 @@ async def soak(seconds: float, *, workers: int = 6, listeners: int = 2, fault_ev
                 processes.stop()
                 with sink_server.client() as sink:
                     check(admin, sink, ledger, report)
+            finally:
+                close_client(admin)
         finally:
             processes.stop()
-            await client.aclose()
+            await close_async_client(store.client)
     report.count("listener restarts after dying alone", processes.died_alone)
     report.count("logouts", ledger.ended)
     for name, count in ledger.errors.items():
@@ -471,15 +548,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=6, help="chatting asyncio tasks")
     parser.add_argument("--listeners", type=int, default=2, help="listener subprocesses")
     parser.add_argument("--fault-every", type=float, default=1.0, help="seconds between faults")
+    parser.add_argument("--cluster", action="store_true",
+                        help="a 3-primary cluster with replicas; failovers instead of restarts")
     parser.add_argument("--listen", help=argparse.SUPPRESS)
     parser.add_argument("--sink", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.listen:
-        asyncio.run(listen(args.listen, args.sink))
+        asyncio.run(listen(args.listen, args.sink, args.cluster))
         return 0
     report = asyncio.run(soak(args.minutes * 60, workers=args.workers, listeners=args.listeners,
-                              fault_every=args.fault_every))
-    print(f"soak: {args.minutes * 60:.0f} s of traffic, {report.seconds:.0f} s in all\n")
+                              fault_every=args.fault_every, cluster=args.cluster))
+    where = "a 3-primary cluster" if args.cluster else "one server"
+    print(f"soak on {where}: {args.minutes * 60:.0f} s of traffic, {report.seconds:.0f} s in all\n")
     print(report.table())
     if not report.deliveries_asserted:
         print("\nDeliveries are reported, not asserted: ArchivedConversation has no "
