@@ -239,16 +239,12 @@ def fire(kind: str, target: Target, listeners: Listeners) -> None:
 def failover(cluster: Any, timeout: float = 30.0) -> None:
     """CLUSTER FAILOVER on the replica of a random primary; wait until the cluster healed."""
     primary = random.choice(cluster.primaries())
-    for server in cluster.servers:
-        if server is primary or not server.running:
-            continue
-        with server.client(decode_responses=True) as client:
-            info = client.info("replication")
-        if info["role"] == "slave" and int(info["master_port"]) == primary.port:
-            replica = server
-            break
-    else:
-        raise RedisServerError(f"no replica of {primary!r}")
+    with primary.client(decode_responses=True) as client:
+        attached = client.info("replication").get("slave0")
+    by_port = {server.port: server for server in cluster.servers if server.running}
+    if not attached or int(attached["port"]) not in by_port:
+        raise RedisServerError(f"no replica attached to {primary!r}")
+    replica = by_port[int(attached["port"])]
     with replica.client() as client:
         client.execute_command("CLUSTER", "FAILOVER")
     deadline = time.monotonic() + timeout
