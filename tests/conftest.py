@@ -82,7 +82,7 @@ def finish_loop(loop: asyncio.AbstractEventLoop) -> None:
     fire-and-forget disconnects) finish first, so no socket is left to the collector."""
     pending = asyncio.all_tasks(loop)
     if pending:
-        done, still = loop.run_until_complete(asyncio.wait(pending, timeout=5))
+        _, still = loop.run_until_complete(asyncio.wait(pending, timeout=5))
         for task in still:
             task.cancel()
         loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
