@@ -515,7 +515,7 @@ def outstanding(client: redis.Redis) -> int:
 
 
 async def soak(seconds: float, *, workers: int = 6, listeners: int = 2, fault_every: float = 1.0,
-               drain: float = 30.0, cluster: bool = False) -> Report:
+               drain: float = 60.0, cluster: bool = False) -> Report:
     """Run traffic and faults for ``seconds``, drain, check; the report holds the figures."""
     report = Report()
     ledger = Ledger()
