@@ -16,7 +16,7 @@ from redis.crc import key_slot
 from luminora_redis import SyncSessionStore
 from luminora_redis.server import LocalCluster
 
-from conftest import flush_cluster, open_store
+from conftest import flush_cluster, open_store, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -120,3 +120,24 @@ def test_the_sweep_batch_reaches_every_node_in_one_round_trip_each(
     for port, packets in sends.items():
         assert [b"EVALSHA" in packet for packet in packets].count(True) == 1, (port, len(packets))
         assert len(packets) <= 2, (port, [packet[:40] for packet in packets])
+
+
+def other_clients(cluster: LocalCluster) -> int:
+    """Client connections of every primary, not counting the connection that asks."""
+    total = 0
+    for server in cluster.primaries():
+        with server.client() as client:
+            total += len(client.client_list(_type="normal")) - 1
+    return total
+
+
+@pytest.mark.parametrize("shell", ["asyncio", "blocking"])
+def test_closing_a_cluster_store_closes_its_socket_to_every_node(
+        cluster: LocalCluster, shell: str) -> None:
+    """redis-py's blocking RedisCluster.close() leaves its node pools connected (the
+    sockets then surface as ResourceWarnings whenever the collector finds them)."""
+    store, close = open_store(shell, cluster.url, cluster=True)
+    store.get_expired_sessions()  # one pipeline per primary: a connection to each
+    assert other_clients(cluster) >= 3
+    close()
+    wait_until(lambda: other_clients(cluster) == 0, timeout=10)
