@@ -182,9 +182,10 @@ async def chat(store: SessionStore, ledger: Ledger, worker: int, stop: asyncio.E
 
 
 async def inject(target: Target, listeners: Listeners, stop: asyncio.Event,
-                 faults: Counter[str], every: float) -> None:
-    """Fire one fault of each kind in turn, about every ``every`` seconds."""
-    kinds = list(target.faults)
+                 faults: Counter[str], every: float, only: list[str] | None = None) -> None:
+    """Fire one fault of each kind in turn (or of the ``only`` kinds), about every
+    ``every`` seconds."""
+    kinds = [kind for kind in target.faults if not only or kind in only]
     rng = random.Random(7)
     index = 0
     while not stop.is_set():
@@ -278,7 +279,8 @@ class Target:
 
 
 async def soak(seconds: float, *, workers: int = 6, listeners: int = 2, fault_every: float = 1.0,
-               drain: float = 60.0, cluster: bool = False) -> Report:
+               drain: float = 60.0, cluster: bool = False,
+               only: list[str] | None = None) -> Report:
     """Run traffic and faults for ``seconds``, drain, check; the report holds the figures."""
     report = Report()
     ledger = Ledger()
@@ -294,7 +296,7 @@ async def soak(seconds: float, *, workers: int = 6, listeners: int = 2, fault_ev
         try:
             tasks = [asyncio.create_task(chat(store, ledger, n, stop)) for n in range(workers)]
             faults = asyncio.create_task(inject(target, processes, stop, report.faults,
-                                                fault_every))
+                                                fault_every, only))
             await asyncio.sleep(seconds)
             stop.set()
             await asyncio.gather(*tasks, faults)
@@ -332,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault-every", type=float, default=1.0, help="seconds between faults")
     parser.add_argument("--cluster", action="store_true",
                         help="a 3-primary cluster with replicas; failovers instead of restarts")
+    parser.add_argument("--only", action="append", choices=sorted({*FAULTS, *CLUSTER_FAULTS}),
+                        help="fire only this kind of fault (repeatable)")
     parser.add_argument("--listen", help=argparse.SUPPRESS)
     parser.add_argument("--sink", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -339,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(listen(args.listen, args.sink, args.cluster))
         return 0
     report = asyncio.run(soak(args.minutes * 60, workers=args.workers, listeners=args.listeners,
-                              fault_every=args.fault_every, cluster=args.cluster))
+                              fault_every=args.fault_every, cluster=args.cluster,
+                              only=args.only))
     where = "a 3-primary cluster" if args.cluster else "one server"
     print(f"soak on {where}: {args.minutes * 60:.0f} s of traffic, {report.seconds:.0f} s in all\n")
     print(report.table())
