@@ -65,10 +65,12 @@ from luminora_redis.sync_store import close_client
 DURABLE = {"appendonly": "yes", "appendfsync": "always", "save": ""}
 FAULTS = ("listener kill -9", "redis kill -9 + restart", "client kill", "script flush")
 CLUSTER_FAULTS = ("listener kill -9", "failover", "client kill", "script flush")
-#: Errors after which a write may or may not have landed. redis-py 8.1's asyncio cluster
-#: client can raise AttributeError (a connection's writer is None) when a connection is
-#: killed under a command; it is counted by name in the figures.
-UNCERTAIN = (redis.ConnectionError, redis.TimeoutError, OSError, AttributeError)
+#: Errors after which a write may or may not have landed; each is counted by name in the
+#: figures. redis-py 8.1's asyncio cluster client can raise AttributeError (a connection's
+#: writer is None) when a connection is killed under a command, and a script reloaded
+#: just before a restart or SCRIPT FLUSH raises NoScriptError from its second EVALSHA.
+UNCERTAIN = (redis.ConnectionError, redis.TimeoutError, OSError, AttributeError,
+             redis.exceptions.NoScriptError)
 
 
 def delivery_key(conversation: ArchivedConversation) -> str:
