@@ -40,6 +40,16 @@ __all__ = ["SessionStore"]
 T = TypeVar("T")
 
 
+async def close_client(client: aioredis.Redis | RedisCluster) -> None:
+    """Close an asyncio client and its sockets. After a connection error redis-py's
+    ``RedisCluster`` marks itself for re-initialisation, and ``aclose()`` then returns
+    without closing anything: every node is disconnected here as well."""
+    await client.aclose()
+    if isinstance(client, RedisCluster):
+        nodes = [*client.get_nodes(), *client.nodes_manager.startup_nodes.values()]
+        await asyncio.gather(*(node.disconnect() for node in nodes))
+
+
 class SessionStore(StoreBase):
     """Sessions with native expiry and persistent user memory, for asyncio servers.
 
@@ -77,10 +87,10 @@ class SessionStore(StoreBase):
         return self._runner
 
     async def aclose(self) -> None:
-        """Close the client if this store made it (``from_url``)."""
+        """Close the client if this store made it (``from_url``), sockets included."""
         await self._runner.aclose()
         if self._owns_client:
-            await self._client.aclose()
+            await close_client(self._client)
 
     async def __aenter__(self) -> SessionStore:
         return self

@@ -41,6 +41,18 @@ __all__ = ["SyncSessionStore"]
 T = TypeVar("T")
 
 
+def close_client(client: redis.Redis | RedisCluster) -> None:
+    """Close a blocking client and its sockets. ``RedisCluster.close()`` releases each
+    node's client but not the node's connection pool, so its sockets stay open until
+    the garbage collector finds them (an unclosed-socket ``ResourceWarning``)."""
+    client.close()
+    if isinstance(client, RedisCluster):
+        nodes = [*client.get_nodes(), *client.nodes_manager.startup_nodes.values()]
+        for node in nodes:
+            if node.redis_connection is not None:
+                node.redis_connection.connection_pool.disconnect()
+
+
 class SyncSessionStore(StoreBase):
     """The blocking twin of ``SessionStore``: same names, same arguments, same results.
 
@@ -74,9 +86,9 @@ class SyncSessionStore(StoreBase):
         return self._runner
 
     def close(self) -> None:
-        """Close the client if this store made it (``from_url``)."""
+        """Close the client if this store made it (``from_url``), sockets included."""
         if self._owns_client:
-            self._client.close()
+            close_client(self._client)
 
     def __enter__(self) -> SyncSessionStore:
         return self

@@ -31,6 +31,7 @@ import redis
 import redis.cluster
 
 from luminora_redis import SessionStore, SyncSessionStore
+from luminora_redis.sync_store import close_client
 from luminora_redis.testing import LocalCluster, RedisServer, find_redis_server
 
 pytest_plugins = ["pytester"]
@@ -86,6 +87,19 @@ class Blocking:
                 return self.loop.run_until_complete(attribute(*args, **kwargs))
             return call
         return attribute
+
+
+def finish_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Close a private loop as ``asyncio.run`` does: tasks redis-py left running (its
+    fire-and-forget disconnects) finish first, so no socket is left to the collector."""
+    pending = asyncio.all_tasks(loop)
+    if pending:
+        _, still = loop.run_until_complete(asyncio.wait(pending, timeout=5))
+        for task in still:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
 
 
 @pytest.fixture(scope="session")
@@ -151,7 +165,7 @@ def raw(store_url: str, topology: str) -> Iterator[Any]:
     client: Any = (redis.cluster.RedisCluster.from_url(store_url) if topology == "cluster"
                    else redis.Redis.from_url(store_url))
     yield client
-    client.close()
+    close_client(client)
 
 
 def open_store(kind: str, url: str, *, cluster: bool = False,
@@ -164,8 +178,10 @@ def open_store(kind: str, url: str, *, cluster: bool = False,
     inner = SessionStore.from_url(url, cluster=cluster, **settings)
 
     def close() -> None:
-        loop.run_until_complete(inner.aclose())
-        loop.close()
+        try:
+            loop.run_until_complete(inner.aclose())
+        finally:
+            finish_loop(loop)
 
     return Blocking(inner, loop), close
 

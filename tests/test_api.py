@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -57,28 +59,260 @@ def test_the_package_is_typed() -> None:
     assert (Path(luminora_redis.__file__).parent / "py.typed").is_file()
 
 
-@pytest.mark.parametrize("name", sorted(script_sources()))
-def test_every_script_opens_with_its_keys_arguments_and_replies(name: str) -> None:
-    header = script_sources()[name].split("]]", 1)[0]
-    assert header.startswith(f"--[[\n{name}:"), "the header names the operation first"
-    assert "KEYS" in header and "ARGV" in header and "Repl" in header
+# -- script headers ---------------------------------------------------------------------
+#
+# Every script opens with a block comment: its name, what it does, then one entry per
+# KEYS[i] (its role) and ARGV[i] (its meaning, with a unit or range when it is a number),
+# then "Replies:". An entry may be variadic: KEYS[1..n], KEYS[2+3i..], ARGV[4..]; "ARGV none"
+# says the script takes no arguments. The tests below read the body and hold the header to it.
+
+ENTRY = re.compile(r"^(KEYS|ARGV)(?:\[([^\]]+)\])?\s+(\S.*)$")
+FIXED = re.compile(r"\d+")
+VARIADIC = re.compile(r"(\d+)(?:\+\d+i)?\.\.(?:n)?")
+UNIT = re.compile(r"\b(milliseconds|seconds|ms|messages|integer|points|how many|count)\b"
+                  r"|\(\s*[<>]=?\s*-?\d|\(-1\b|-?\d+\s+to\s+-?\d+|-1[:\s]")
 
 
-LOCAL_FROM_KEYS = re.compile(r"local\s+([\w\s,]+?)\s*=\s*(KEYS\[\d+\][\w\s,\[\]]*)\n")
-CALL = re.compile(r"redis\.call\('(\w+)'(?:,\s*([^,)]+))?")
-KEYLESS = {"TIME"}
+class Header(NamedTuple):
+    fixed: dict[str, dict[int, str]]  # KEYS/ARGV -> index -> description
+    variadic: dict[str, int]          # KEYS/ARGV -> first index a variadic entry covers
+    none: set[str]                    # "ARGV none" / "KEYS none"
+    replies: str
 
 
-@pytest.mark.parametrize("name", sorted(script_sources()))
-def test_every_key_a_script_touches_arrives_through_keys(name: str) -> None:
-    """A key built inside Lua would break on Cluster and escape the layout."""
-    source = script_sources()[name].split("]]", 1)[1]
-    key_names = {"key"} if "in ipairs(KEYS)" in source else set()
-    for names, _ in LOCAL_FROM_KEYS.findall(source):
-        key_names.update(part.strip() for part in names.split(","))
-    for command, first in CALL.findall(source):
+def split_script(name: str, source: str) -> tuple[str, str]:
+    assert source.startswith("--[["), f"{name}: no header block"
+    header, _, body = source[len("--[["):].partition("]]")
+    return header, body
+
+
+def parse_header(name: str, header: str) -> Header:
+    fixed: dict[str, dict[int, str]] = {"KEYS": {}, "ARGV": {}}
+    variadic: dict[str, int] = {}
+    none: set[str] = set()
+    replies: list[str] = []
+    current: list[str] | None = None
+    for line in header.splitlines():
+        entry = ENTRY.match(line)
+        if line.startswith("Replies:"):
+            current = replies
+            replies.append(line[len("Replies:"):].strip())
+        elif entry:
+            kind, index, text = entry.groups()
+            current = None
+            if index is None:
+                assert text.strip() == "none", f"{name}: {line!r} has no index"
+                none.add(kind)
+            elif FIXED.fullmatch(index):
+                assert int(index) not in fixed[kind], f"{name}: {kind}[{index}] twice"
+                fixed[kind][int(index)] = text
+            else:
+                span = VARIADIC.fullmatch(index)
+                assert span, f"{name}: cannot read the index of {line!r}"
+                variadic[kind] = int(span.group(1))
+                fixed[kind].setdefault(-int(span.group(1)), text)
+        elif current is not None and line.strip():
+            current.append(line.strip())
+    return Header({k: {i: t for i, t in v.items() if i > 0} for k, v in fixed.items()},
+                  variadic, none, " ".join(replies).strip())
+
+
+class Uses(NamedTuple):
+    fixed: set[int]  # literal indexes: KEYS[3]
+    dynamic: bool    # KEYS[k], KEYS[k + 1], ipairs(KEYS), #KEYS, unpack(KEYS)
+
+
+def uses(body: str, kind: str) -> Uses:
+    fixed = {int(n) for n in re.findall(rf"\b{kind}\[(\d+)\]", body)}
+    dynamic = bool(re.search(rf"\b{kind}\[(?!\d+\])", body)
+                   or re.search(rf"#{kind}\b|ipairs\({kind}\)|unpack\({kind}\b", body))
+    return Uses(fixed, dynamic)
+
+
+SCRIPTS = sorted(script_sources())
+
+
+def check_documented(name: str, source: str) -> None:
+    header_text, body = split_script(name, source)
+    assert header_text.startswith(f"\n{name}:"), "the header names the operation first"
+    header = parse_header(name, header_text)
+    assert header.replies, f"{name}: the header has no Replies section"
+    for kind in ("KEYS", "ARGV"):
+        used = uses(body, kind)
+        documented = header.fixed[kind]
+        start = header.variadic.get(kind)
+        covered = set(documented) | ({i for i in used.fixed if i >= start} if start else set())
+        assert used.fixed <= covered, f"{name}: {kind} {sorted(used.fixed - covered)} undocumented"
+        if used.dynamic:
+            assert start is not None, f"{name}: {kind} indexed by a variable, no {kind}[n..] entry"
+        if kind in header.none:
+            assert not used.fixed and not used.dynamic, f"{name}: says {kind} none, uses it"
+        else:
+            assert documented or start, f"{name}: no {kind} entry (write '{kind} none')"
+        if documented:
+            assert sorted(documented) == list(range(1, max(documented) + 1)), (
+                f"{name}: {kind} entries {sorted(documented)} are not 1..n")
+            unused = set(documented) - used.fixed
+            assert used.dynamic or not unused, f"{name}: {kind} {sorted(unused)} documented, unused"
+        if kind == "KEYS" and used.fixed and not start:
+            assert max(documented) == max(used.fixed), (
+                f"{name}: documents {max(documented)} keys, the body uses KEYS[{max(used.fixed)}]")
+
+
+def role(text: str) -> str:
+    """What an entry says besides the key pattern it may show (``lr:{b}:s:<sid>``)."""
+    return re.sub(r"\S*lr:\S*", "", text).strip()
+
+
+def check_roles_and_units(name: str, source: str) -> None:
+    header_text, body = split_script(name, source)
+    header = parse_header(name, header_text)
+    for index, text in header.fixed["KEYS"].items():
+        assert len(re.findall(r"[a-z]{3,}", role(text))) >= 1, f"{name}: KEYS[{index}] has no role"
+    numeric = {int(n) for n in re.findall(r"tonumber\(ARGV\[(\d+)\]\)", body)}
+    for index, text in header.fixed["ARGV"].items():
+        assert len(re.findall(r"[a-z]{2,}", text)) >= 2, f"{name}: ARGV[{index}] says nothing"
+        if index in numeric:
+            assert UNIT.search(text), f"{name}: ARGV[{index}] is a number with no unit: {text!r}"
+
+
+# Commands whose key arguments are not only the first one.
+ALL_KEYS = {"DEL", "UNLINK", "EXISTS", "TOUCH", "MGET", "WATCH"}
+TWO_KEYS = {"RENAME", "RENAMENX", "LMOVE", "RPOPLPUSH", "SMOVE", "COPY", "BLMOVE"}
+KEYLESS = {"TIME", "PING", "ECHO"}
+CALL_OPEN = re.compile(r"redis\.p?call\(")
+BIND = re.compile(r"local\s+([\w\s,]+?)\s*=\s*(.+)")
+LOOP = re.compile(r"for\s+\w+\s*,\s*(\w+)\s+in\s+ipairs\(KEYS\)")
+
+
+def call_arguments(body: str, start: int) -> list[str]:
+    """The top-level arguments of the call whose '(' ends at ``start``."""
+    depth, current, arguments, quote = 0, "", [], ""
+    for char in body[start:]:
+        if quote:
+            current += char
+            quote = "" if char == quote else quote
+            continue
+        if char in "'\"":
+            quote = char
+        elif char in "({[":
+            depth += 1
+        elif char in ")}]":
+            if depth == 0:
+                arguments.append(current.strip())
+                return arguments
+            depth -= 1
+        elif char == "," and depth == 0:
+            arguments.append(current.strip())
+            current = ""
+            continue
+        current += char
+    raise AssertionError("unbalanced redis.call")
+
+
+def key_names(body: str) -> set[str]:
+    """Locals that hold a KEYS element and are never assigned anything else."""
+    names: set[str] = set(LOOP.findall(body))
+    for targets, values in BIND.findall(body):
+        targets_list = [t.strip() for t in targets.split(",")]
+        values_list = [v.strip() for v in values.split(",")]
+        for position, target in enumerate(targets_list):
+            value = values_list[position] if position < len(values_list) else ""
+            if re.fullmatch(r"KEYS\[[^\]]+\]", value):
+                names.add(target)
+    for name in list(names):
+        for value in re.findall(rf"(?<![\w.])(?:local\s+)?{name}\s*=(?!=)\s*([^\n]+)", body):
+            if not re.match(r"KEYS\[[^\]]+\]", value.strip()):
+                names.discard(name)
+    return names
+
+
+def is_key(expression: str, names: set[str]) -> bool:
+    """A key argument must be KEYS[...] or a local bound to one: never built with '..'."""
+    if ".." in expression or "'" in expression.split(" and ")[-1]:
+        return False
+    choice = re.fullmatch(r".+?\s+and\s+(.+?)\s+or\s+(.+)", expression)
+    if choice:
+        return all(is_key(part.strip(), names) for part in choice.groups())
+    return bool(re.fullmatch(r"KEYS\[[^\]]+\]", expression)) or expression in names
+
+
+def check_keys_arrive_through_keys(name: str, source: str) -> None:
+    _, body = split_script(name, source)
+    names = key_names(body)
+    calls = 0
+    for match in CALL_OPEN.finditer(body):
+        arguments = call_arguments(body, match.end())
+        command = arguments[0].strip("'\"").upper()
+        calls += 1
         if command in KEYLESS:
             continue
-        first = first.strip()
-        assert first.startswith("KEYS[") or first in key_names or (
-            first.startswith("s[3] == '1' and KEYS[")), f"{name}: {command} {first}"
+        assert re.fullmatch(r"[A-Z]+", command), f"{name}: command name built at run time"
+        keys = (arguments[1:] if command in ALL_KEYS
+                else arguments[1:3] if command in TWO_KEYS else arguments[1:2])
+        for key in keys:
+            assert is_key(key, names), f"{name}: {command} on {key!r}, not a KEYS element"
+    assert calls > 0, f"{name}: no redis.call found"
+
+
+CHECKS = [check_documented, check_roles_and_units, check_keys_arrive_through_keys]
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
+def test_every_script_header_holds(name: str, check: Callable[[str, str], None]) -> None:
+    """Header entries match the body; a key built inside Lua would break on Cluster."""
+    check(name, script_sources()[name])
+
+
+GOOD = """--[[
+demo: set a field.
+
+KEYS[1] the user hash         lr:{b}:u:<uid>
+KEYS[2] the user's sessions   lr:{b}:u:<uid>:sessions
+ARGV[1] session id
+ARGV[2] idle timeout, milliseconds (> 0)
+Replies:
+  {1}
+]]
+local userKey, sessionsKey = KEYS[1], KEYS[2]
+redis.call('HSET', userKey, 'idle', tonumber(ARGV[2]))
+redis.call('ZADD', sessionsKey, 1, ARGV[1])
+return {1}
+"""
+
+BROKEN = {
+    "an undocumented key": ("KEYS[2] the user's sessions   lr:{b}:u:<uid>:sessions\n", ""),
+    "a key documented but unused": ("= KEYS[1], KEYS[2]", "= KEYS[1], KEYS[1]"),
+    "a key with no role": ("KEYS[1] the user hash        ", "KEYS[1]"),
+    "an undocumented argument": ("ARGV[1] session id\n", ""),
+    "an argument with no meaning": ("ARGV[1] session id", "ARGV[1] id"),
+    "a number with no unit": ("idle timeout, milliseconds (> 0)", "idle timeout"),
+    "keys taken by a variable index": ("= KEYS[1], KEYS[2]", "= KEYS[1], KEYS[#KEYS]"),
+    "no Replies section": ("Replies:\n  {1}\n", ""),
+    "a key built in Lua": ("redis.call('ZADD', sessionsKey,", "redis.call('ZADD', userKey .. ':x',"),
+    "a key local reassigned": ("return {1}", "sessionsKey = 'lr:x'\nredis.call('DEL', sessionsKey)\n"
+                               "return {1}"),
+    "a key in a second position": ("redis.call('ZADD', sessionsKey, 1, ARGV[1])",
+                                   "redis.call('ZADD', sessionsKey, 1, ARGV[1])\n"
+                                   "redis.call('RENAME', userKey, 'lr:other')"),
+}
+
+
+def test_a_well_documented_script_passes_every_check() -> None:
+    for check in CHECKS:
+        check("demo", GOOD)
+
+
+@pytest.mark.parametrize("flaw", sorted(BROKEN))
+def test_the_header_checks_catch_each_flaw(flaw: str) -> None:
+    old, new = BROKEN[flaw]
+    assert old in GOOD
+    broken = GOOD.replace(old, new)
+    failures = 0
+    for check in CHECKS:
+        try:
+            check("demo", broken)
+        except AssertionError:
+            failures += 1
+    assert failures, f"no check noticed {flaw}"

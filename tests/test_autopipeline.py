@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from luminora_redis import SessionStore
-from luminora_redis.server import LocalCluster
+from luminora_redis.testing import LocalCluster
 
 pytestmark = pytest.mark.asyncio
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from luminora_redis.compat.luminoracore import RedisStorageV11
-from luminora_redis.server import RedisServer, find_redis_server
+from luminora_redis.testing import RedisServer, find_redis_server
 
 _ROOT = os.environ.get("LUMINORACORE_PATH", "")
 _SDK = Path(_ROOT) / "luminoracore-sdk-python"

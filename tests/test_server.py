@@ -23,6 +23,7 @@ from luminora_redis.testing import (
     find_redis_server,
     free_port,
 )
+from luminora_redis.sync_store import close_client
 
 
 def _in_ci() -> bool:
@@ -178,7 +179,7 @@ def test_local_cluster_serves_keys() -> None:
                 rc.set(f"key:{i}", str(i))
             assert [rc.get(f"key:{i}") for i in range(20)] == [str(i).encode() for i in range(20)]
         finally:
-            rc.close()
+            close_client(rc)
     assert not any(node.running for node in cluster.servers)
 
 

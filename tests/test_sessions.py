@@ -575,17 +575,26 @@ def test_get_archived_conversations_honours_its_limit(store: Any, raw: redis.Red
 
 
 def test_conversations_ended_in_the_same_millisecond_still_come_back_newest_first(
-        store: Any) -> None:
-    ids = [store.create_session("carlos", "alicia", LONG) for _ in range(150)]
+        store: Any, raw: redis.Redis) -> None:
+    """An expired session is archived with its indexed deadline as its end time, so
+    sessions whose deadline is set to one millisecond end in that millisecond, however
+    slowly they are archived; the archive then orders them by archiving order alone."""
+    ids = [store.create_session("carlos", "alicia", {"ttl": 60, "auto_cleanup": False})
+           for _ in range(12)]
+    same_ms = server_ms(raw) - 1000
     for session_id in ids:
-        store.end_session(session_id)
+        keys = session_keys(session_id)
+        assert raw.zadd(keys.manual, {session_id: same_ms}, xx=True, ch=True) == 1
+        assert raw.pexpireat(keys.session, same_ms)  # in the past: Redis deletes it now
+        assert not raw.exists(keys.session)
+    archiving_order = ids[5:] + ids[:5]
+    for session_id in archiving_order:
+        assert store.end_session(session_id) is True
     archived = store.get_archived_conversations("carlos", limit=None)
-    assert len(archived) == 100  # one listing returns 100 at most; the rest is the next page
-    archived += store.get_archived_conversations("carlos", limit=None,
-                                                 before=archived[-1].session_id)
-    ends = [a.ended_at for a in archived]
-    assert len(set(ends)) < len(ends), "precondition: some conversations share an end time"
-    assert [a.session_id for a in archived] == ids[::-1]
+    assert {to_ms(a.ended_at) for a in archived} == {same_ms}
+    assert [a.session_id for a in archived] == archiving_order[::-1]
+    assert [a.session_id for a in store.get_archived_conversations("carlos", limit=3)] == (
+        archiving_order[:-4:-1])
 
 
 def test_after_archiving_no_session_key_is_left_and_no_user_key_expires(

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from luminora_redis import InvalidInput, SessionExpired, SessionNotFound
 
@@ -24,10 +25,16 @@ HEX32 = "0123456789abcdef" * 2
 LONG = {"ttl": 60, "max_idle": 30}
 
 
-def commands_processed(raw: redis.Redis) -> int:
-    """Commands the server has run, not counting the INFO calls that ask."""
-    stats = raw.info("commandstats")
-    return sum(stat["calls"] for name, stat in stats.items() if name != "cmdstat_info")
+def commands_processed(raw: redis.Redis | RedisCluster) -> int:
+    """Commands the server has run (on a cluster: every primary), not counting the INFO
+    calls that ask. A cluster client sends INFO to one random node unless told otherwise."""
+    if isinstance(raw, RedisCluster):
+        per_node = raw.info("commandstats", target_nodes=RedisCluster.PRIMARIES)
+        assert len(per_node) == len(raw.get_primaries()), per_node.keys()
+    else:
+        per_node = {"server": raw.info("commandstats")}
+    return sum(stat["calls"] for stats in per_node.values()
+               for name, stat in stats.items() if name != "cmdstat_info")
 
 
 @pytest.fixture

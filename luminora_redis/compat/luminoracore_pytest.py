@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 
 from luminora_redis.compat.luminoracore import RedisStorageV11
-from luminora_redis.server import RedisServer, find_redis_server
+from luminora_redis.testing import RedisServer, find_redis_server
 
 _GLOBAL = "InMemoryStorageV11"
 _numbers = itertools.count()
