@@ -13,13 +13,15 @@ KEYS[7..] per conversation, in ARGV order: record hash, archived history, archiv
           overflow, then its n segments (lr:{b}:u:<uid>:a:<sid>:g:1..n)
 ARGV[1..] per conversation: session id, n (how many segments the caller declared)
 Replies:
-  {removed_keys, sid, segs, ...}   removed_keys: keys deleted by this call; every sid
+  {removed_keys, sid, segs, ...}   removed_keys: keys deleted by this call (index keys it
+                                   emptied included); every sid
                                    listed after it was left untouched because its record
                                    counts segs segments, more than declared
 ]]
 local archiveKey, failuresKey, quarantineKey = KEYS[1], KEYS[2], KEYS[3]
 local outboxKey, outboxBodiesKey, deadKey = KEYS[4], KEYS[5], KEYS[6]
-local removed = 0
+-- index keys emptied by this call are removed keys too
+local removed = redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 local retry = {}
 local k = 7
 for i = 1, #ARGV, 2 do
@@ -42,6 +44,7 @@ for i = 1, #ARGV, 2 do
   end
   k = k + 3 + declared
 end
+removed = removed - redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 local reply = {removed}
 for _, item in ipairs(retry) do reply[#reply + 1] = item end
 return reply

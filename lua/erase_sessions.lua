@@ -20,7 +20,8 @@ ARGV[2..] per session: session id, n (how many segments the caller declared; -1:
           is not a session of this user's bucket, declares no keys, and only leaves
           the user's sessions ZSET)
 Replies:
-  {removed_keys, sid, segs, ...}   removed_keys: keys deleted by this call; every sid
+  {removed_keys, sid, segs, ...}   removed_keys: keys deleted by this call (index keys it
+                                   emptied included); every sid
                                    listed after it was left untouched because its meta
                                    hash counts segs segments, more than declared
 ]]
@@ -28,7 +29,8 @@ local sessionsKey, deadlinesKey, manualKey = KEYS[1], KEYS[2], KEYS[3]
 local failuresKey, quarantineKey = KEYS[4], KEYS[5]
 local outboxKey, outboxBodiesKey, deadKey = KEYS[6], KEYS[7], KEYS[8]
 local userId = ARGV[1]
-local removed = 0
+-- index keys emptied by this call are removed keys too
+local removed = redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
 local retry = {}
 local k = 9
 for i = 2, #ARGV, 2 do
@@ -59,6 +61,7 @@ for i = 2, #ARGV, 2 do
   end
   if declared > 0 then k = k + 4 + declared elseif declared == 0 then k = k + 4 end
 end
+removed = removed - redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
 local reply = {removed}
 for _, item in ipairs(retry) do reply[#reply + 1] = item end
 return reply
