@@ -209,7 +209,8 @@ def test_erase_removes_every_key_of_the_user_and_nothing_of_a_neighbour(
 
 
 def test_erase_works_in_chunks_and_a_rerun_completes_a_crashed_one(
-        make_store: Callable[..., Any], raw: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        make_store: Callable[..., Any], raw: Any, monkeypatch: pytest.MonkeyPatch,
+        store_url: str, topology: str) -> None:
     store = make_store(buckets=1)
     setup_user(store, raw, "dana")
     before = snapshot(raw)
@@ -218,19 +219,19 @@ def test_erase_works_in_chunks_and_a_rerun_completes_a_crashed_one(
         store.end_session(store.create_session("carlos", "bruno"))
     store.update_affinity("carlos", "alicia", 1)
     monkeypatch.setattr(users, "ERASE_CHUNK", 2)
-    crash = RuntimeError("process died")
-
-    def die(*args: Any) -> Any:
-        raise crash
-        yield  # pragma: no cover - makes this a generator
-
-    monkeypatch.setattr(users, "_erase_archive", die)
-    with pytest.raises(RuntimeError):
-        store.erase_user("carlos")
+    # A process that dies once the sessions are erased, before the archive is.
+    crashing, close = open_store("blocking", store_url, cluster=topology == "cluster", buckets=1)
+    archive_key = KeySpace("lr", 1).user("carlos").archive
+    op = users.erase_user(crashing._context(), "carlos")
+    step, calls = next(op), 0
+    while not (step.script == "range_zset" and step.keys[0] == archive_key):
+        calls += step.script == "erase_sessions"
+        step = op.send(crashing._scripts[step.script](step.keys, step.args))
+    op.close()
+    close()
+    assert calls == 3, "five sessions, two per call"
     half = store.get_user("carlos")
     assert half.live_sessions == 0 and half.archived_conversations == 5 and half.personalities == 1
-    monkeypatch.undo()
-    monkeypatch.setattr(users, "ERASE_CHUNK", 2)
     assert store.erase_user("carlos") > 0
     assert store.get_user("carlos") is None
     assert snapshot(raw) == before
