@@ -55,27 +55,29 @@ def _version(node: Any, where: str) -> Finding:
     text = str(node.info("server")["redis_version"])
     version = tuple(int(part) for part in text.split(".")[:2])
     if version < MINIMUM_VERSION:
-        return Finding(f"version {where}", PROBLEM_STATUS, f"Redis {text}",
+        return Finding(f"version{where}", PROBLEM_STATUS, f"Redis {text}",
                        "upgrade to Redis 6.2 or later (the scripts use LMOVE)")
-    return Finding(f"version {where}", OK, f"Redis {text}")
+    return Finding(f"version{where}", OK, f"Redis {text}")
 
 
 def _config(node: Any, name: str) -> str | None:
     try:
-        return str(node.config_get(name).get(name.encode(), b"").decode())
+        reply = node.config_get(name)
     except ResponseError:
         return None
+    value = reply.get(name, reply.get(name.encode(), b""))
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _flags(node: Any, where: str) -> tuple[Finding, bool]:
     current = _config(node, NOTIFY_CONFIG)
     if current is None:
-        return Finding(f"notifications {where}", UNKNOWN, "CONFIG GET is not allowed here",
+        return Finding(f"notifications{where}", UNKNOWN, "CONFIG GET is not allowed here",
                        f"make sure notify-keyspace-events includes {EXPIRED_FLAGS!r} (your "
                        f"provider's settings); without it only the sweeper archives"), False
     if merged_flags(current) is None:
-        return Finding(f"notifications {where}", OK, f"notify-keyspace-events={current!r}"), True
-    return Finding(f"notifications {where}", PROBLEM_STATUS,
+        return Finding(f"notifications{where}", OK, f"notify-keyspace-events={current!r}"), True
+    return Finding(f"notifications{where}", PROBLEM_STATUS,
                    f"notify-keyspace-events={current!r} lacks {EXPIRED_FLAGS!r}",
                    f"start 'luminora-redis listen' (it merges the flags in), or run CONFIG SET "
                    f"notify-keyspace-events {merged_flags(current)!r}"), False
@@ -84,9 +86,9 @@ def _flags(node: Any, where: str) -> tuple[Finding, bool]:
 def _policy(node: Any, where: str) -> Finding:
     policy = _config(node, "maxmemory-policy")
     if policy is None:
-        return Finding(f"maxmemory-policy {where}", UNKNOWN, "CONFIG GET is not allowed here",
+        return Finding(f"maxmemory-policy{where}", UNKNOWN, "CONFIG GET is not allowed here",
                        "make sure the policy is noeviction or volatile-*: user memory has no TTL")
-    return Finding(f"maxmemory-policy {where}", OK, policy)
+    return Finding(f"maxmemory-policy{where}", OK, policy)
 
 
 def _permissions(node: Any, where: str, flags_ok: bool) -> list[Finding]:
@@ -114,11 +116,11 @@ def _permissions(node: Any, where: str, flags_ok: bool) -> list[Finding]:
     findings = []
     for name in wanted:
         if name not in denied:
-            findings.append(Finding(f"permission {name} {where}", OK, how))
+            findings.append(Finding(f"permission {name}{where}", OK, how))
             continue
         optional = name.startswith("CONFIG") and flags_ok
         findings.append(Finding(
-            f"permission {name} {where}", WARNING if optional else PROBLEM_STATUS,
+            f"permission {name}{where}", WARNING if optional else PROBLEM_STATUS,
             f"denied: {denied[name]}",
             f"grant the listener's user +{name.split()[0].lower()}"
             + (f"|{name.split()[1].lower()}" if " " in name else "")
@@ -161,7 +163,7 @@ def run_checks(client: Any, prefix: str) -> list[Finding]:
     findings: list[Finding] = []
     nodes = primaries(client)
     for node in nodes:
-        where = f"[{_node_name(node)}]" if len(nodes) > 1 else ""
+        where = f" [{_node_name(node)}]" if len(nodes) > 1 else ""
         findings.append(_version(node, where))
         flags, flags_ok = _flags(node, where)
         findings.append(flags)
