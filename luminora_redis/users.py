@@ -13,7 +13,7 @@ as of the moment each page was read.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -315,53 +315,53 @@ def _chunks(items: list[tuple[str, int]], per_item: int) -> list[tuple[str, int]
     return chosen
 
 
+def _erase_indexed(index: str, script: str, head: Sequence[str], lead: Sequence[Any],
+                   per_item: int, item_keys: Callable[[str, int], list[str]],
+                   first_guess: Callable[[str], int]) -> Op[int]:
+    """Erase what ``index`` (a ZSET of session ids) lists, a bounded chunk per ``script`` call,
+    until it is empty. A call leaves alone (and names) an item with more segments than
+    declared; the next call declares them."""
+    declared: dict[str, int] = {}
+    removed = 0
+    while True:
+        reply = yield Call("range_zset", (index,), (0, ERASE_CHUNK - 1, 0))
+        page = [raw.decode() for raw in reply[1::2]]
+        if not page:
+            return removed
+        keys: list[str] = list(head)
+        args: list[Any] = list(lead)
+        items = [(sid, declared.get(sid, first_guess(sid))) for sid in page]
+        for sid, segments in _chunks(items, per_item):
+            keys += item_keys(sid, segments)
+            args += [sid, segments]
+        reply = yield Call(script, keys, args)
+        removed += int(reply[0])
+        for sid, segments in zip(reply[1::2], reply[2::2]):
+            declared[sid.decode()] = int(segments)
+
+
 def _erase_sessions(ctx: Context, user_id: str, user: UserKeys, bucket: int) -> Op[int]:
     deadlines, manual = ctx.keys.index(bucket)
-    head = (user.sessions, deadlines, manual, *bucket_side_keys(ctx, bucket))
-    declared: dict[str, int] = {}
-    removed = 0
-    while True:
-        reply = yield Call("range_zset", (user.sessions,), (0, ERASE_CHUNK - 1, 0))
-        page = [raw.decode() for raw in reply[1::2]]
-        if not page:
-            return removed
-        # -1: not a session id of this user's bucket; only its index entry goes.
-        items = [(sid, declared.get(sid, 0) if owns_session(ctx, user_id, sid) else -1)
-                 for sid in page]
-        keys: list[str] = list(head)
-        args: list[Any] = [user_id]
-        for sid, segments in _chunks(items, 4):
-            if segments >= 0:
-                session = ctx.session_keys(sid)
-                assert session is not None
-                keys += [session.session, session.meta, session.history, session.overflow,
-                         *_segments(user, sid, segments)]
-            args += [sid, segments]
-        reply = yield Call("erase_sessions", keys, args)
-        removed += int(reply[0])
-        for sid, segments in zip(reply[1::2], reply[2::2]):
-            declared[sid.decode()] = int(segments)
+
+    def keys_of(session_id: str, segments: int) -> list[str]:
+        session = ctx.session_keys(session_id)
+        if segments < 0 or session is None:
+            return []
+        return [session.session, session.meta, session.history, session.overflow,
+                *_segments(user, session_id, segments)]
+
+    # -1: not a session id of this user's bucket; only its index entry goes.
+    return (yield from _erase_indexed(
+        user.sessions, "erase_sessions",
+        (user.sessions, deadlines, manual, *bucket_side_keys(ctx, bucket)), (user_id,), 4,
+        keys_of, lambda sid: 0 if owns_session(ctx, user_id, sid) else -1))
 
 
-def _erase_archive(ctx: Context, user_id: str, user: UserKeys, bucket: int) -> Op[int]:
-    failures, quarantine, outbox, bodies, dead = bucket_side_keys(ctx, bucket)
-    head = (user.archive, failures, quarantine, outbox, bodies, dead)
-    declared: dict[str, int] = {}
-    removed = 0
-    while True:
-        reply = yield Call("range_zset", (user.archive,), (0, ERASE_CHUNK - 1, 0))
-        page = [raw.decode() for raw in reply[1::2]]
-        if not page:
-            return removed
-        keys: list[str] = list(head)
-        args: list[Any] = []
-        for sid, segments in _chunks([(sid, declared.get(sid, 0)) for sid in page], 3):
-            keys += [*user.archived(sid), *_segments(user, sid, segments)]
-            args += [sid, segments]
-        reply = yield Call("erase_archived", keys, args)
-        removed += int(reply[0])
-        for sid, segments in zip(reply[1::2], reply[2::2]):
-            declared[sid.decode()] = int(segments)
+def _erase_archive(ctx: Context, user: UserKeys, bucket: int) -> Op[int]:
+    return (yield from _erase_indexed(
+        user.archive, "erase_archived", (user.archive, *bucket_side_keys(ctx, bucket)), (), 3,
+        lambda sid, segments: [*user.archived(sid), *_segments(user, sid, segments)],
+        lambda sid: 0))
 
 
 def erase_user(ctx: Context, user_id: object) -> Op[int]:
@@ -372,7 +372,7 @@ def erase_user(ctx: Context, user_id: object) -> Op[int]:
     removed = 0
     for _ in range(ERASE_ROUNDS):
         removed += yield from _erase_sessions(ctx, user_id, user, bucket)
-        removed += yield from _erase_archive(ctx, user_id, user, bucket)
+        removed += yield from _erase_archive(ctx, user, bucket)
         reply = yield Call("erase_memory", (user.sessions, user.archive, user.user, user.affinity,
                                             user.facts, user.episodes, user.episode_bodies,
                                             user.evolution), ())
