@@ -143,3 +143,48 @@ def test_listen_stops_on_sigint_within_seconds(redis_url: str) -> None:
         started = time.monotonic()
         _, err = process.communicate(timeout=30)
     assert process.returncode == 0 and time.monotonic() - started < 30, err
+
+
+def test_the_listen_command_parses_its_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    listen_module = importlib.import_module("luminora_redis.cli.listen")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+
+    seen: dict[str, object] = {}
+
+    async def fake(url: str, cluster: bool, prefix: str, buckets: int | None,
+                   options: dict[str, object]) -> None:
+        seen.update(url=url, cluster=cluster, prefix=prefix, buckets=buckets, **options)
+
+    monkeypatch.setattr(listen_module, "_listen", fake)
+    monkeypatch.setattr(listen_module, "make_client", lambda url, cluster: _Up())
+    from click.testing import CliRunner
+
+    from luminora_redis.cli import main
+
+    result = CliRunner().invoke(main, [
+        "listen", "--url", "redis://h:1/2", "--prefix", "app", "--buckets", "64",
+        "--sweep-interval", "0.5", "--sweep-batch", "7", "--no-notifications",
+        "--no-configure-notifications", "--hook", "json:dumps", "--name", "L1",
+        "--log-level", "debug"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"url": "redis://h:1/2", "cluster": False, "prefix": "app", "buckets": 64,
+                    "on_archived": json.dumps, "notifications": False,
+                    "configure_notifications": False, "sweep_interval": 0.5, "sweep_batch": 7,
+                    "name": "L1", "observer": None}
+    seen.clear()
+    assert CliRunner().invoke(main, ["listen"]).exit_code == 0
+    assert (seen["url"], seen["prefix"], seen["buckets"], seen["sweep_interval"],
+            seen["notifications"]) == ("redis://localhost:6379/0", "lr", None, 0.25, True)
+    for bad in (["--sweep-interval", "nan"], ["--metrics-port", "70000"],
+                ["--log-level", "loud"], ["--buckets", "0"]):
+        assert CliRunner().invoke(main, ["listen", *bad]).exit_code == 2, bad
+
+
+class _Up:
+    def ping(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import math
 import signal
 from typing import Any
 
@@ -29,6 +30,21 @@ __all__ = ["listen", "load_hook"]
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 logger = logging.getLogger("luminora_redis.listener")
+
+
+class Seconds(click.ParamType):
+    """A positive, finite number of seconds (FloatRange lets nan through)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not (math.isfinite(seconds) and seconds > 0):
+            self.fail(f"must be a positive number of seconds, not {value!r}", param, ctx)
+        return seconds
 
 
 def load_hook(spec: str) -> Any:
@@ -51,7 +67,7 @@ def load_hook(spec: str) -> Any:
 @connection_options
 @click.option("--buckets", type=click.IntRange(1, 65536), default=None,
               help="the bucket count (only for a new prefix; default: what Redis recorded)")
-@click.option("--sweep-interval", type=click.FloatRange(min=0, min_open=True), default=0.25,
+@click.option("--sweep-interval", type=Seconds(), default=0.25,
               show_default=True, metavar="SECONDS",
               help="how often the sweeper archives sessions whose notification was lost")
 @click.option("--sweep-batch", type=click.IntRange(min=1), default=500, show_default=True,
