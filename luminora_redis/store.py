@@ -17,7 +17,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import NoScriptError
 
-from luminora_redis import archive, memory, overview, sessions, users
+from luminora_redis import archive, erasure, memory, overview, sessions, users
 from luminora_redis.base import StoreBase, claim_layout
 from luminora_redis.context import Context
 from luminora_redis.models import (
@@ -307,7 +307,7 @@ class SessionStore(StoreBase):
         completes the erase. Sessions started while it runs are erased too; one started
         after it returned is a new visit.
         """
-        return await self._run(users.erase_user, user_id)
+        return await self._run(erasure.erase_user, user_id)
 
     async def get_archived_conversation(self, user_id: str,
                                         session_id: str) -> ArchivedConversation | None:

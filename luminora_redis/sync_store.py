@@ -16,7 +16,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
-from luminora_redis import archive, memory, overview, sessions, users
+from luminora_redis import archive, erasure, memory, overview, sessions, users
 from luminora_redis.base import StoreBase, claim_layout
 from luminora_redis.context import Context
 from luminora_redis.models import (
@@ -251,7 +251,7 @@ class SyncSessionStore(StoreBase):
         return self._run(users.export_user, user_id)
 
     def erase_user(self, user_id: str) -> int:
-        return self._run(users.erase_user, user_id)
+        return self._run(erasure.erase_user, user_id)
 
     def get_archived_conversation(self, user_id: str,
                                   session_id: str) -> ArchivedConversation | None:

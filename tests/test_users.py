@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from luminora_redis import SessionStore, users
+from luminora_redis import SessionStore, erasure, users
 from luminora_redis.errors import InvalidInput, SessionNotFound
 from luminora_redis.keys import KeySpace
 from luminora_redis.listener import ExpiryListener
@@ -218,11 +218,11 @@ def test_erase_works_in_chunks_and_a_rerun_completes_a_crashed_one(
         store.create_session("carlos", "alicia")
         store.end_session(store.create_session("carlos", "bruno"))
     store.update_affinity("carlos", "alicia", 1)
-    monkeypatch.setattr(users, "ERASE_CHUNK", 2)
+    monkeypatch.setattr(erasure, "ERASE_CHUNK", 2)
     # A process that dies once the sessions are erased, before the archive is.
     crashing, close = open_store("blocking", store_url, cluster=topology == "cluster", buckets=1)
     archive_key = KeySpace("lr", 1).user("carlos").archive
-    op = users.erase_user(crashing._context(), "carlos")
+    op = erasure.erase_user(crashing._context(), "carlos")
     step, calls = next(op), 0
     while not (step.script == "range_zset" and step.keys[0] == archive_key):
         calls += step.script == "erase_sessions"
