@@ -17,16 +17,21 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "Affinity",
     "ArchiveReason",
+    "ArchiveSummary",
     "ArchivedConversation",
     "Episode",
     "EvolutionEvent",
     "EvolutionKind",
+    "DeadlineStats",
     "Fact",
+    "IndexedSession",
     "Message",
     "Mood",
     "Role",
     "Sentiment",
     "Session",
+    "SessionView",
+    "UserSummary",
     "trusted",
 ]
 
@@ -201,3 +206,69 @@ def trusted(cls: type[M]) -> Callable[..., M]:
         return model
 
     return build
+
+
+# -- users and operations ------------------------------------------------------
+
+
+class UserSummary(_Value):
+    """One user at a glance: first and last visit, and how much of each kind of data is kept.
+
+    ``first_seen`` and ``last_seen`` are the user's first and latest session start
+    (None for a user who only has memory written by the application).
+    """
+
+    user_id: str
+    first_seen: datetime | None
+    last_seen: datetime | None
+    live_sessions: int = Field(description="sessions not yet archived (live or just expired)")
+    archived_conversations: int
+    personalities: int = Field(description="personalities with an affinity record")
+    facts: int
+    episodes: int
+    evolution_records: int
+
+
+class ArchiveSummary(_Value):
+    """An archived conversation without its messages."""
+
+    session_id: str
+    personality_name: str
+    started_at: datetime
+    ended_at: datetime
+    reason: ArchiveReason
+    message_count: int
+
+
+class IndexedSession(_Value):
+    """A session as the deadline indexes see it: not archived yet, live or overdue."""
+
+    session_id: str
+    user_id: str | None = Field(description="None when its keys are gone (a stale index entry)")
+    personality_name: str | None
+    deadline: datetime | None = Field(description="when it ends (ended) on the server clock")
+    expired: bool
+    auto_cleanup: bool
+
+
+class SessionView(_Value):
+    """An operator's look at a session, live or expired and not yet archived; a peek."""
+
+    session: IndexedSession
+    created_at: datetime
+    expires_at: datetime = Field(description="the absolute deadline")
+    last_activity: datetime | None = Field(description="None once the session hash is gone")
+    message_count: int
+    tail: list[Message] = Field(description="the newest messages, oldest first")
+
+
+class DeadlineStats(_Value):
+    """What the per-bucket deadline indexes say about sessions not yet archived."""
+
+    sessions: int
+    overdue: int = Field(description="sessions past their deadline, not yet archived")
+    ending_soon: int = Field(description="sessions whose deadline falls within the window")
+    window_seconds: float
+    oldest_overdue_seconds: float | None = Field(
+        description="how long ago the oldest overdue deadline passed: the archive backlog")
+    buckets: int

@@ -16,19 +16,24 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
-from luminora_redis import archive, memory, sessions
+from luminora_redis import archive, erasure, memory, overview, sessions, users
 from luminora_redis.base import StoreBase, claim_layout
 from luminora_redis.context import Context
 from luminora_redis.models import (
     Affinity,
     ArchivedConversation,
+    ArchiveSummary,
+    DeadlineStats,
     Episode,
     EvolutionEvent,
     Fact,
+    IndexedSession,
     Message,
     Mood,
     Sentiment,
     Session,
+    SessionView,
+    UserSummary,
 )
 from luminora_redis.runner import AsyncRunner
 from luminora_redis.scripts import Op
@@ -266,3 +271,79 @@ class SessionStore(StoreBase):
         newest ``limit`` records (1000 when None), or with ``after`` (a sequence number)
         the oldest ``limit`` records after it, which pages forward through the log."""
         return await self._run(memory.get_evolution, user_id, personality_name, limit, after)
+
+    # -- users ------------------------------------------------------------------
+
+    async def get_user(self, user_id: str) -> UserSummary | None:
+        """First and last visit and how much is kept of each kind of data; None for a
+        user of whom nothing is stored."""
+        return await self._run(users.get_user, user_id)
+
+    async def export_user(self, user_id: str) -> dict[str, Any]:
+        """Everything kept about one user, JSON-serializable: the user record, affinity per
+        personality, facts, episodes, the evolution log, sessions not yet archived with their
+        messages, and archived conversations with theirs.
+
+        It reads in bounded pages (a script call per page), so a heavy user never stalls
+        Redis; taken while the user is active, each page is consistent but the whole is not
+        one atomic snapshot. An unknown user exports as ``"user": None`` with empty lists.
+        """
+        return await self._run(users.export_user, user_id)
+
+    async def erase_user(self, user_id: str) -> int:
+        """Erase every key of one user; returns how many keys were removed.
+
+        That is the user's sessions (live or expired, with their histories, overflow,
+        segments and meta), the archived conversations, the user's memory, every index
+        entry (the bucket's deadline indexes, the user's session set) and any pending,
+        retried or quarantined delivery or sweep entry of the user's sessions. Nothing of
+        any other user changes.
+
+        Each session goes in one atomic step with its session hash and meta hash: a
+        ``chat_turn`` racing the erase runs before it (and is erased) or after it (and
+        raises ``SessionNotFound``), and no listener can archive an erased session
+        afterwards. Work is chunked (at most 100 sessions or conversations per script
+        call). A crash halfway leaves some sessions or conversations erased and the rest,
+        with the user's memory, intact and still indexed: running ``erase_user`` again
+        completes the erase. Sessions started while it runs are erased too; one started
+        after it returned is a new visit.
+        """
+        return await self._run(erasure.erase_user, user_id)
+
+    async def get_archived_conversation(self, user_id: str,
+                                        session_id: str) -> ArchivedConversation | None:
+        """One archived conversation of the user with all its messages (read in pages), or
+        None when the user has no such conversation."""
+        return await self._run(users.get_archived_conversation, user_id, session_id)
+
+    async def list_archive(self, user_id: str, limit: int | None = 20) -> list[ArchiveSummary]:
+        """The user's archived conversations without their messages, newest first (all when
+        ``limit`` is None)."""
+        return await self._run(users.archive_summaries, user_id, limit)
+
+    async def delete_episode(self, user_id: str, episode_id: str) -> bool:
+        """Forget one episode; False when the user had no such episode."""
+        return await self._run(users.delete_episode, user_id, episode_id)
+
+    async def list_sessions(self, user_id: str | None = None,
+                            expiring_within: float | None = None,
+                            limit: int = 50) -> list[IndexedSession]:
+        """Sessions not yet archived with their deadlines, earliest deadline first: from the
+        per-bucket deadline indexes, or the user's session set with ``user_id``; only those
+        ending within ``expiring_within`` seconds (or already overdue) when given."""
+        return await self._run(overview.list_sessions, user_id, expiring_within, limit)
+
+    async def peek_session(self, session_id: str, last: int = 10) -> SessionView | None:
+        """A session not yet archived (live or overdue) with its newest ``last`` messages,
+        without sliding its idle deadline; None when there is no such session."""
+        return await self._run(overview.peek_session, session_id, last)
+
+    async def deadline_stats(self, window: float = 60.0) -> DeadlineStats:
+        """Sessions not yet archived, overdue ones, those ending within ``window`` seconds and
+        the oldest overdue deadline, from every bucket's deadline indexes."""
+        return await self._run(overview.deadline_stats, window)
+
+    async def archive_expired(self, limit: int = 100) -> int:
+        """Archive up to ``limit`` overdue sessions now (auto_cleanup or not), like
+        ``cleanup_expired_sessions`` in bounded steps; how many this call archived."""
+        return await self._run(overview.archive_expired, limit)

@@ -16,19 +16,24 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
-from luminora_redis import archive, memory, sessions
+from luminora_redis import archive, erasure, memory, overview, sessions, users
 from luminora_redis.base import StoreBase, claim_layout
 from luminora_redis.context import Context
 from luminora_redis.models import (
     Affinity,
     ArchivedConversation,
+    ArchiveSummary,
+    DeadlineStats,
     Episode,
     EvolutionEvent,
     Fact,
+    IndexedSession,
     Message,
     Mood,
     Sentiment,
     Session,
+    SessionView,
+    UserSummary,
 )
 from luminora_redis.scripts import Op
 from luminora_redis.sessions import MessageLike
@@ -216,6 +221,41 @@ class SyncSessionStore(StoreBase):
                       limit: int | None = None,
                       after: int | None = None) -> list[EvolutionEvent]:
         return self._run(memory.get_evolution, user_id, personality_name, limit, after)
+
+    # -- users ------------------------------------------------------------------
+
+    def get_user(self, user_id: str) -> UserSummary | None:
+        return self._run(users.get_user, user_id)
+
+    def export_user(self, user_id: str) -> dict[str, Any]:
+        return self._run(users.export_user, user_id)
+
+    def erase_user(self, user_id: str) -> int:
+        return self._run(erasure.erase_user, user_id)
+
+    def get_archived_conversation(self, user_id: str,
+                                  session_id: str) -> ArchivedConversation | None:
+        return self._run(users.get_archived_conversation, user_id, session_id)
+
+    def list_archive(self, user_id: str, limit: int | None = 20) -> list[ArchiveSummary]:
+        return self._run(users.archive_summaries, user_id, limit)
+
+    def delete_episode(self, user_id: str, episode_id: str) -> bool:
+        return self._run(users.delete_episode, user_id, episode_id)
+
+    def list_sessions(self, user_id: str | None = None,
+                      expiring_within: float | None = None,
+                      limit: int = 50) -> list[IndexedSession]:
+        return self._run(overview.list_sessions, user_id, expiring_within, limit)
+
+    def peek_session(self, session_id: str, last: int = 10) -> SessionView | None:
+        return self._run(overview.peek_session, session_id, last)
+
+    def deadline_stats(self, window: float = 60.0) -> DeadlineStats:
+        return self._run(overview.deadline_stats, window)
+
+    def archive_expired(self, limit: int = 100) -> int:
+        return self._run(overview.archive_expired, limit)
 
 
 for _name, _method in vars(SyncSessionStore).items():

@@ -10,7 +10,6 @@ configured their own way start a private ``RedisServer``; the others put
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import math
@@ -30,7 +29,6 @@ from luminora_redis import (
     SessionStore,
     SyncSessionStore,
 )
-from luminora_redis.listen_cli import add_listen_command, run_listen
 from luminora_redis.listener import NOTIFICATION, SWEEP, ExpiryListener
 from luminora_redis.notifications import ensure_flags, merged_flags
 from luminora_redis.testing import LocalCluster, RedisServer
@@ -444,24 +442,6 @@ async def test_a_restricted_user_gets_one_warning_and_the_sweeper_archives(
 
 
 # -- the command line -----------------------------------------------------------------
-
-
-def test_the_listen_command_parses_its_options() -> None:
-    parser = argparse.ArgumentParser(prog="luminora-redis")
-    add_listen_command(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["listen", "--url", "redis://h:1/2", "--sweep-interval", "0.5",
-                              "--metrics-port", "9100", "--log-level", "debug"])
-    assert args.run is run_listen
-    assert (args.url, args.cluster, args.sweep_interval, args.metrics_port, args.metrics_host,
-            args.log_level) == ("redis://h:1/2", False, 0.5, 9100, "127.0.0.1", "DEBUG")
-    assert parser.parse_args(["listen", "--cluster"]).cluster is True
-    defaults = parser.parse_args(["listen"])
-    assert (defaults.url, defaults.cluster, defaults.sweep_interval, defaults.metrics_port) == (
-        "redis://localhost:6379/0", False, 0.25, None)
-    for bad in (["--sweep-interval", "0"], ["--sweep-interval", "nan"],
-                ["--metrics-port", "70000"], ["--log-level", "loud"]):
-        with pytest.raises(SystemExit):
-            parser.parse_args(["listen", *bad])
 
 
 def test_metrics_are_served_in_the_prometheus_text_format() -> None:

@@ -1,0 +1,13 @@
+--[[
+scan_hash: one HSCAN step over a hash that grows with use (a user's facts).
+
+KEYS[1] a hash
+ARGV[1] cursor ("0" to start)
+ARGV[2] COUNT hint, fields per step
+Replies:
+  {next_cursor, field, value, ...}   next_cursor "0": the scan is complete
+]]
+local step = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
+local reply = {step[1]}
+for _, item in ipairs(step[2]) do reply[#reply + 1] = item end
+return reply

@@ -1,0 +1,227 @@
+"""``luminora-redis check``: is this Redis ready for luminora-redis, and is archiving running?
+
+It verifies, on every primary: the Redis version (6.2 or later: the scripts
+use LMOVE), the ``notify-keyspace-events`` flags the listener's fast path
+needs (``Ex``), ``maxmemory-policy`` (an eviction policy that can drop user
+data is reported by the store's server checks), this prefix's layout (bucket
+count and version), the permissions the listener needs (CONFIG GET and SET
+of the flags, SUBSCRIBE to the expired-event channel, EVALSHA), asked with
+``ACL DRYRUN`` on Redis 7 or tried where DRYRUN is missing; and whether any
+listener is alive (its heartbeat). Every problem comes with what to change;
+any problem exits 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import click
+from redis.exceptions import ResponseError
+from rich.console import Console
+from rich.table import Table
+
+from luminora_redis.cli.common import (
+    PROBLEM,
+    connection_options,
+    emit,
+    json_option,
+    make_client,
+    primaries,
+)
+from luminora_redis.notifications import EXPIRED_FLAGS, NOTIFY_CONFIG, merged_flags
+from luminora_redis.sync_store import SyncSessionStore
+
+__all__ = ["check", "run_checks"]
+
+MINIMUM_VERSION = (6, 2)
+OK, WARNING, PROBLEM_STATUS, UNKNOWN = "ok", "warning", "problem", "unknown"
+
+
+@dataclass
+class Finding:
+    check: str
+    status: str
+    detail: str
+    fix: str | None = None
+
+
+def _node_name(node: Any) -> str:
+    kwargs = node.connection_pool.connection_kwargs
+    return kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
+
+
+def _version(node: Any, where: str) -> Finding:
+    text = str(node.info("server")["redis_version"])
+    version = tuple(int(part) for part in text.split(".")[:2])
+    if version < MINIMUM_VERSION:
+        return Finding(f"version{where}", PROBLEM_STATUS, f"Redis {text}",
+                       "upgrade to Redis 6.2 or later (the scripts use LMOVE)")
+    return Finding(f"version{where}", OK, f"Redis {text}")
+
+
+def _config(node: Any, name: str) -> str | None:
+    try:
+        reply = node.config_get(name)
+    except ResponseError:
+        return None
+    value = reply.get(name, reply.get(name.encode(), b""))
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _flags(node: Any, where: str) -> tuple[Finding, bool]:
+    current = _config(node, NOTIFY_CONFIG)
+    if current is None:
+        return Finding(f"notifications{where}", UNKNOWN, "CONFIG GET is not allowed here",
+                       f"make sure notify-keyspace-events includes {EXPIRED_FLAGS!r} (your "
+                       f"provider's settings); without it only the sweeper archives"), False
+    if merged_flags(current) is None:
+        return Finding(f"notifications{where}", OK, f"notify-keyspace-events={current!r}"), True
+    return Finding(f"notifications{where}", PROBLEM_STATUS,
+                   f"notify-keyspace-events={current!r} lacks {EXPIRED_FLAGS!r}",
+                   f"start 'luminora-redis listen' (it merges the flags in), or run CONFIG SET "
+                   f"notify-keyspace-events {merged_flags(current)!r}"), False
+
+
+def _policy(node: Any, where: str) -> Finding:
+    policy = _config(node, "maxmemory-policy")
+    if policy is None:
+        return Finding(f"maxmemory-policy{where}", UNKNOWN, "CONFIG GET is not allowed here",
+                       "make sure the policy is noeviction or volatile-*: user memory has no TTL")
+    return Finding(f"maxmemory-policy{where}", OK, policy)
+
+
+def _permissions(node: Any, where: str, flags_ok: bool) -> list[Finding]:
+    db = node.connection_pool.connection_kwargs.get("db", 0)
+    channel = f"__keyevent@{db}__:expired"
+    wanted = {
+        "CONFIG GET": ["CONFIG", "GET", NOTIFY_CONFIG],
+        "CONFIG SET": ["CONFIG", "SET", NOTIFY_CONFIG, "Ex"],
+        "SUBSCRIBE": ["SUBSCRIBE", channel],
+        "EVALSHA": ["EVALSHA", "0" * 40, "0"],
+    }
+    try:
+        user = node.execute_command("ACL", "WHOAMI")
+        user = user.decode() if isinstance(user, bytes) else str(user)
+        denied = {}
+        for name, command in wanted.items():
+            reply = node.execute_command("ACL", "DRYRUN", user, *command)
+            text = reply.decode() if isinstance(reply, bytes) else str(reply)
+            if text != "OK":
+                denied[name] = text
+        how = f"ACL DRYRUN as {user!r}"
+    except ResponseError:
+        denied = _try_permissions(node, channel)
+        how = "tried (ACL DRYRUN unavailable)"
+    findings = []
+    for name in wanted:
+        if name not in denied:
+            findings.append(Finding(f"permission {name}{where}", OK, how))
+            continue
+        optional = name.startswith("CONFIG") and flags_ok
+        findings.append(Finding(
+            f"permission {name}{where}", WARNING if optional else PROBLEM_STATUS,
+            f"denied: {denied[name]}",
+            f"grant the listener's user +{name.split()[0].lower()}"
+            + (f"|{name.split()[1].lower()}" if " " in name else "")
+            + (f" and &{channel}" if name == "SUBSCRIBE" else "")
+            + (" (the flags are set already, so the listener can do without)" if optional
+               else "")))
+    return findings
+
+
+def _try_permissions(node: Any, channel: str) -> dict[str, str]:
+    denied: dict[str, str] = {}
+    if _config(node, NOTIFY_CONFIG) is None:
+        denied["CONFIG GET"] = "refused"
+        denied["CONFIG SET"] = "not tried: CONFIG GET is refused"
+    pubsub = node.pubsub()
+    try:
+        pubsub.subscribe(channel)
+        pubsub.get_message(timeout=1.0)
+        pubsub.unsubscribe(channel)
+    except ResponseError as error:
+        denied["SUBSCRIBE"] = str(error)
+    finally:
+        pubsub.close()
+    return denied
+
+
+def _layout(client: Any, prefix: str) -> tuple[Finding, int | None]:
+    layout = {k.decode(): v.decode() for k, v in client.hgetall(f"{prefix}:layout").items()}
+    if not layout:
+        return Finding("layout", PROBLEM_STATUS, f"no {prefix}:layout key: nothing is stored "
+                       f"under the prefix {prefix!r}",
+                       "check --prefix and --url (the first store or listener creates it)"), None
+    version = layout.get("version", "1 (unversioned)")
+    return Finding("layout", OK, f"prefix {prefix!r}, {layout['buckets']} buckets, version "
+                   f"{version}"), int(layout["buckets"])
+
+
+def run_checks(client: Any, prefix: str) -> list[Finding]:
+    """Every check, on every primary; nothing is written."""
+    findings: list[Finding] = []
+    nodes = primaries(client)
+    for node in nodes:
+        where = f" [{_node_name(node)}]" if len(nodes) > 1 else ""
+        findings.append(_version(node, where))
+        flags, flags_ok = _flags(node, where)
+        findings.append(flags)
+        findings.append(_policy(node, where))
+        findings.extend(_permissions(node, where, flags_ok))
+    layout, buckets = _layout(client, prefix)
+    findings.append(layout)
+    if buckets is None:
+        return findings
+    store = SyncSessionStore(client, prefix=prefix, buckets=buckets)
+    if hasattr(store, "check_server"):
+        server = store.check_server()
+        findings.extend(Finding(f"server: {item.code}", PROBLEM_STATUS, item.message, item.fix)
+                        for item in server)
+        if not server:
+            findings.append(Finding("server checks", OK, "no finding"))
+    else:
+        findings.append(Finding("server checks", UNKNOWN,
+                                "this build has no store server checks (check_server)"))
+    if hasattr(store, "live_listeners"):
+        alive = store.live_listeners()
+        findings.append(Finding("listeners", OK, f"{len(alive)} alive: {', '.join(alive)}")
+                        if alive else Finding(
+                            "listeners", PROBLEM_STATUS, "no listener is alive: expired "
+                            "sessions wait for a cleanup",
+                            f"run 'luminora-redis listen --prefix {prefix} --url ...' "
+                            f"(or ExpiryListener in the app)"))
+    else:
+        findings.append(Finding("listeners", UNKNOWN,
+                                "this build has no listener heartbeat (live_listeners)"))
+    return findings
+
+
+@click.command()
+@connection_options
+@json_option
+def check(url: str, prefix: str, cluster: bool, as_json: bool) -> None:
+    """Check the server for luminora-redis: version, notification flags, maxmemory-policy,
+    layout, the listener's permissions, live listeners. Exits 1 on a problem."""
+    client = make_client(url, cluster)
+    try:
+        client.ping()
+        findings = run_checks(client, prefix)
+    finally:
+        client.close()
+    problems = [item for item in findings if item.status == PROBLEM_STATUS]
+
+    def render(out: Console) -> None:
+        table = Table("check", "status", "detail", "what to change")
+        for item in findings:
+            style = {"ok": "green", "problem": "bold red", "warning": "yellow"}.get(item.status)
+            table.add_row(item.check, f"[{style}]{item.status}[/]" if style else item.status,
+                          item.detail, item.fix or "")
+        out.print(table)
+        out.print(f"{len(problems)} problem(s)" if problems else "no problem found")
+
+    emit(as_json, {"ok": not problems, "findings": [asdict(item) for item in findings]}, render)
+    if problems:
+        raise click.exceptions.Exit(PROBLEM)
+
+

@@ -1,0 +1,150 @@
+"""What every ``luminora-redis`` command shares: the connection options, opening
+a store without writing anything, the exit codes, and output for people (rich)
+or scripts (``--json``).
+
+Exit codes: 0 ok, 1 a problem found or an operation failed, 2 usage error,
+3 Redis unreachable, 4 not found. An expected failure is one line on stderr
+that says what to do, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+import redis
+from redis.cluster import RedisCluster
+from redis.exceptions import AuthenticationError, RedisClusterException, RedisError, ResponseError
+from rich.console import Console
+
+from luminora_redis.errors import ConfigurationError, InvalidInput
+from luminora_redis.sync_store import SyncSessionStore
+
+__all__ = [
+    "DEFAULT_URL",
+    "Failure",
+    "LuminoraGroup",
+    "connection_options",
+    "console",
+    "emit",
+    "json_option",
+    "make_client",
+    "open_store",
+    "primaries",
+]
+
+DEFAULT_URL = "redis://localhost:6379/0"
+OK, PROBLEM, USAGE, UNREACHABLE, NOT_FOUND = 0, 1, 2, 3, 4
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Failure(click.ClickException):
+    """An expected failure: one line on stderr and its exit code."""
+
+    def __init__(self, message: str, exit_code: int = PROBLEM) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"luminora-redis: {self.message}", err=True)
+
+
+class LuminoraGroup(click.Group):
+    """A click group that turns the expected failures of any command below it into
+    one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except AuthenticationError as error:
+            raise Failure(f"Redis refused the credentials: {error}; fix the user/password "
+                          f"in --url or REDIS_URL", UNREACHABLE) from None
+        except (redis.ConnectionError, redis.TimeoutError, RedisClusterException) as error:
+            raise Failure(f"cannot reach Redis ({error}); start it, or point --url or "
+                          f"REDIS_URL at it", UNREACHABLE) from None
+        except InvalidInput as error:
+            raise Failure(str(error), USAGE) from None
+        except ConfigurationError as error:
+            raise Failure(str(error), PROBLEM) from None
+        except ResponseError as error:
+            raise Failure(f"Redis refused a command: {error}", PROBLEM) from None
+        except RedisError as error:
+            raise Failure(f"Redis failed: {error}", PROBLEM) from None
+
+
+def connection_options(function: F) -> F:
+    """``--url`` (or ``REDIS_URL``), ``--prefix`` and ``--cluster``."""
+    function = click.option("--cluster", is_flag=True,
+                            help="the URL names a node of a Redis Cluster")(function)
+    function = click.option("--prefix", default="lr", show_default=True,
+                            help="the key prefix the store was configured with")(function)
+    function = click.option("--url", envvar="REDIS_URL", default=DEFAULT_URL,
+                            show_default=True, help="the Redis to use (or REDIS_URL)")(function)
+    return function
+
+
+def json_option(function: F) -> F:
+    """``--json``: print JSON for scripts instead of tables."""
+    return click.option("--json", "as_json", is_flag=True,
+                        help="print JSON instead of tables")(function)
+
+
+def console() -> Console:
+    """Where tables go: stdout, as wide as the terminal (or 120 columns when piped)."""
+    return Console(width=None if sys.stdout.isatty() else 120, highlight=False)
+
+
+def emit(as_json: bool, data: Any, render: Callable[[Console], None]) -> None:
+    """Print ``data`` as JSON, or let ``render`` draw it for people."""
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        render(console())
+
+
+def make_client(url: str, cluster: bool) -> Any:
+    try:
+        if cluster:
+            return RedisCluster.from_url(url)
+        return redis.Redis.from_url(url, socket_connect_timeout=5)
+    except (ValueError, TypeError) as error:
+        raise Failure(f"bad Redis URL {url!r} ({error}); use redis://host:port/db, "
+                      f"rediss://... or unix:///path", USAGE) from None
+
+
+@contextmanager
+def open_store(url: str, prefix: str, cluster: bool, *, create: bool = False,
+               **settings: Any) -> Iterator[SyncSessionStore]:
+    """A blocking store over ``url``. Unless ``create``, a prefix with no data (no layout
+    key) is "not found" (exit 4), and the store uses the recorded bucket count, so a
+    read-only command never writes."""
+    client = make_client(url, cluster)
+    try:
+        client.ping()
+        if not create:
+            layout = client.hgetall(f"{prefix}:layout")
+            if not layout:
+                raise Failure(f"nothing is stored under the prefix {prefix!r} at this Redis "
+                              f"(no {prefix}:layout key); check --prefix and --url", NOT_FOUND)
+            settings["buckets"] = int(layout[b"buckets"])
+        try:
+            store = SyncSessionStore(client, prefix=prefix, **settings)
+        except ValueError as error:  # pydantic: a bad prefix or bucket count
+            raise Failure(f"bad settings: {error}".splitlines()[0], USAGE) from None
+        yield store
+    finally:
+        client.close()
+
+
+def primaries(client: Any) -> list[Any]:
+    """One plain client per primary (the client itself on a single server)."""
+    if isinstance(client, RedisCluster):
+        return [client.get_redis_connection(node) for node in client.get_primaries()]
+    return [client]

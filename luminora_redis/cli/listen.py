@@ -1,0 +1,156 @@
+"""``luminora-redis listen``: run an ExpiryListener until SIGTERM or SIGINT.
+
+With ``--cluster`` the URL names any node of a Redis Cluster, and the
+listener subscribes on every primary. It logs every session it archives;
+``--hook module:function`` hands each archived conversation to a function of
+yours (plain or async); with ``--metrics-port`` it serves Prometheus metrics
+(``pip install 'luminora-redis[metrics]'``). A stop signal lets in-flight
+archives finish, closes the connections and exits 0; sessions that expire
+while no listener runs are archived by the next one's sweeper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import math
+import signal
+from typing import Any
+
+import click
+from redis.asyncio.cluster import RedisCluster
+
+from luminora_redis.cli.common import USAGE, Failure, connection_options, make_client
+from luminora_redis.listener import ExpiryListener, ListenerObserver
+from luminora_redis.store import SessionStore
+
+__all__ = ["listen", "load_hook"]
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+logger = logging.getLogger("luminora_redis.listener")
+
+
+class Seconds(click.ParamType):
+    """A positive, finite number of seconds (FloatRange lets nan through)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not (math.isfinite(seconds) and seconds > 0):
+            self.fail(f"must be a positive number of seconds, not {value!r}", param, ctx)
+        return seconds
+
+
+def load_hook(spec: str) -> Any:
+    """The callable named ``module:function`` (``module:object.attribute`` works too)."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise Failure(f"--hook wants module:function, not {spec!r}", USAGE)
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as error:
+        raise Failure(f"cannot load the hook {spec!r}: {error}", USAGE) from None
+    if not callable(target):
+        raise Failure(f"the hook {spec!r} is not callable", USAGE)
+    return target
+
+
+@click.command()
+@connection_options
+@click.option("--buckets", type=click.IntRange(1, 65536), default=None,
+              help="the bucket count (only for a new prefix; default: what Redis recorded)")
+@click.option("--sweep-interval", type=Seconds(), default=0.25,
+              show_default=True, metavar="SECONDS",
+              help="how often the sweeper archives sessions whose notification was lost")
+@click.option("--sweep-batch", type=click.IntRange(min=1), default=500, show_default=True,
+              help="due sessions one bucket yields per round trip")
+@click.option("--no-notifications", is_flag=True,
+              help="run the sweeper alone (no keyspace notifications)")
+@click.option("--no-configure-notifications", is_flag=True,
+              help="leave the server's notify-keyspace-events untouched")
+@click.option("--hook", default=None, metavar="MODULE:FUNCTION",
+              help="call this with every ArchivedConversation this listener archives")
+@click.option("--name", default=None, help="this listener's name (default host:pid)")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
+              help="serve Prometheus metrics on this port (needs the 'metrics' extra)")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, metavar="HOST",
+              help="address the metrics endpoint binds")
+@click.option("--log-level", type=click.Choice(_LOG_LEVELS, case_sensitive=False),
+              default="INFO", show_default=True, help="INFO logs every archived session")
+def listen(url: str, prefix: str, cluster: bool, buckets: int | None, sweep_interval: float,
+           sweep_batch: int, no_notifications: bool, no_configure_notifications: bool,
+           hook: str | None, name: str | None, metrics_port: int | None, metrics_host: str,
+           log_level: str) -> None:
+    """Archive expired sessions into their users' archives as they expire (keyspace
+    notifications, plus a sweeper for whatever they miss) until SIGTERM or SIGINT."""
+    logging.basicConfig(level=log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    on_archived = None if hook is None else load_hook(hook)
+    probe = make_client(url, cluster)  # fail fast, in one line, when Redis is not there
+    try:
+        probe.ping()
+    finally:
+        probe.close()
+    observer: ListenerObserver | None = None
+    server = None
+    if metrics_port is not None:
+        try:
+            from luminora_redis.metrics import ListenerMetrics
+        except ImportError:
+            raise Failure("--metrics-port needs prometheus_client; install it with: "
+                          "pip install 'luminora-redis[metrics]'", USAGE) from None
+        metrics = ListenerMetrics()
+        server = metrics.serve(metrics_host, metrics_port)
+        observer = metrics
+        logger.info("metrics on http://%s:%d/metrics", server.host, server.port)
+    options = {"on_archived": on_archived, "notifications": not no_notifications,
+               "configure_notifications": not no_configure_notifications,
+               "sweep_interval": sweep_interval, "sweep_batch": sweep_batch, "name": name,
+               "observer": observer}
+    try:
+        asyncio.run(_listen(url, cluster, prefix, buckets, options))
+    finally:
+        if server is not None:
+            server.close()
+
+
+async def _listen(url: str, cluster: bool, prefix: str, buckets: int | None,
+                  options: dict[str, Any]) -> None:
+    store = SessionStore.from_url(url, cluster=cluster, prefix=prefix, buckets=buckets)
+    listener = ExpiryListener(store, **options)
+    loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[None]] = []
+
+    def on_signal(signum: signal.Signals) -> None:
+        if not stopping:
+            logger.info("%s received, stopping", signum.name)
+            stopping.append(loop.create_task(listener.stop()))
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    logger.info("listening to %s, prefix %r, as %s", _where(store), prefix, listener.name)
+    try:
+        await listener.run()
+        for task in stopping:
+            await task
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await store.aclose()
+
+
+def _where(store: SessionStore) -> str:
+    client = store.client
+    if isinstance(client, RedisCluster):  # not connected yet: it knows its startup node
+        return f"the redis cluster at {', '.join(client.nodes_manager.startup_nodes)}"
+    kwargs = client.connection_pool.connection_kwargs
+    where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
+    return f"redis at {where}, db {kwargs.get('db', 0)}"

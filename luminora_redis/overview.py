@@ -1,0 +1,156 @@
+"""What an operator asks about sessions: which are pending and when they end,
+one session at a glance, the deadline backlog, and archiving the overdue ones
+in bounded steps.
+
+Every answer comes from the per-bucket deadline indexes and the per-user
+session sets, in bounded reads (one pipelined round trip per node for all
+buckets), never from a scan of the keyspace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from luminora_redis.archive import archive_session, due_sessions
+from luminora_redis.codec import from_ms
+from luminora_redis.context import Context
+from luminora_redis.errors import InvalidInput
+from luminora_redis.models import DeadlineStats, IndexedSession, SessionView
+from luminora_redis.scripts import Batch, Call, Op
+from luminora_redis.users import decode_messages, hash_fields, owns_session
+from luminora_redis.validation import check_number
+
+__all__ = ["archive_expired", "deadline_stats", "list_sessions", "peek_session"]
+
+MAX_LIST = 10_000
+
+
+def _window_ms(ctx: Context, seconds: object, what: str) -> int:
+    return int(check_number(seconds, what, 0.0, 10 * 365 * 86400.0) * 1000)
+
+
+def deadline_stats(ctx: Context, window: object = 60.0) -> Op[DeadlineStats]:
+    span = _window_ms(ctx, window, "window")
+    calls = [Call("bucket_stats", ctx.keys.index(bucket), (span,))
+             for bucket in range(ctx.keys.buckets)]
+    replies = yield Batch(calls)
+    now = max(int(reply[0]) for reply in replies)
+    oldest = [int(reply[4]) for reply in replies if int(reply[4]) >= 0]
+    return DeadlineStats.model_construct(
+        sessions=sum(int(reply[1]) for reply in replies),
+        overdue=sum(int(reply[2]) for reply in replies),
+        ending_soon=sum(int(reply[3]) for reply in replies),
+        window_seconds=span / 1000,
+        oldest_overdue_seconds=(now - min(oldest)) / 1000 if oldest else None,
+        buckets=ctx.keys.buckets)
+
+
+def _indexed(session_id: str, state: dict[str, bytes], meta: dict[str, bytes],
+             deadline: int | None, now: int, auto: bool | None = None) -> IndexedSession:
+    live = "last" in state
+    if live:
+        deadline = min(int(state["last"]) + int(state["idle"]), int(state["abs"]))
+    owner = meta.get("user")
+    personality = meta.get("pers")
+    return IndexedSession.model_construct(
+        session_id=session_id, user_id=None if owner is None else owner.decode(),
+        personality_name=None if personality is None else personality.decode(),
+        deadline=None if deadline is None else from_ms(deadline),
+        expired=not live or (deadline is not None and deadline <= now),
+        auto_cleanup=meta.get("auto", b"1" if auto else b"0") == b"1")
+
+
+def _limit(ctx: Context, limit: object) -> int:
+    count = ctx.limit(limit)
+    if count < 1 or count > MAX_LIST:
+        raise InvalidInput(f"limit must be from 1 to {MAX_LIST}, not {limit!r}")
+    return count
+
+
+def list_sessions(ctx: Context, user_id: object = None, expiring_within: object = None,
+                  limit: object = 50) -> Op[list[IndexedSession]]:
+    count = _limit(ctx, limit)
+    span = -1 if expiring_within is None else _window_ms(ctx, expiring_within, "expiring_within")
+    if user_id is not None:
+        return (yield from _user_sessions(ctx, user_id, span, count))
+    replies = yield Batch([Call("list_deadlines", ctx.keys.index(bucket), (span, count))
+                           for bucket in range(ctx.keys.buckets)])
+    now = max(int(reply[0]) for reply in replies)
+    entries = sorted(((int(deadline), sid.decode(), auto == 1)
+                      for reply in replies
+                      for sid, deadline, auto in zip(reply[1::3], reply[2::3], reply[3::3])))
+    entries = [entry for entry in entries if ctx.session_keys(entry[1]) is not None][:count]
+    if not entries:
+        return []
+    calls = []
+    for _, sid, _ in entries:
+        keys = ctx.session_keys(sid)
+        assert keys is not None
+        calls.append(Call("read_hashes", (keys.session, keys.meta), ()))
+    details = yield Batch(calls)
+    return [_indexed(sid, hash_fields(state), hash_fields(meta), deadline, now, auto)
+            for (deadline, sid, auto), (state, meta) in zip(entries, details)]
+
+
+def _user_sessions(ctx: Context, user_id: object, span: int,
+                   count: int) -> Op[list[IndexedSession]]:
+    user_id = ctx.user_id(user_id)
+    user = ctx.keys.user(user_id)
+    bucket = ctx.keys.bucket_of_user(user_id)
+    reply = yield Call("range_zset", (user.sessions,), (0, MAX_LIST - 1, 0))
+    ids = [raw.decode() for raw in reply[1::2]]
+    ids = [sid for sid in ids if owns_session(ctx, user_id, sid)]
+    clock = yield Call("bucket_stats", ctx.keys.index(bucket), (0,))
+    now = int(clock[0])
+    if not ids:
+        return []
+    keys: list[str] = []
+    for sid in ids:
+        session = ctx.session_keys(sid)
+        assert session is not None
+        keys += [session.session, session.meta]
+    hashes = yield Call("read_hashes", keys, ())
+    found = [_indexed(sid, hash_fields(state), hash_fields(meta), None, now)
+             for sid, state, meta in zip(ids, hashes[::2], hashes[1::2])]
+    found = [entry for entry in found if entry.user_id is not None]
+    if span >= 0:
+        horizon = from_ms(now + span)
+        found = [entry for entry in found
+                 if entry.expired or (entry.deadline is not None and entry.deadline <= horizon)]
+    found.sort(key=lambda entry: (not entry.expired, entry.deadline or from_ms(0)))
+    return found[:count]
+
+
+def peek_session(ctx: Context, session_id: object, last: object = 10) -> Op[SessionView | None]:
+    want = _limit(ctx, last) if last != 0 else 0
+    keys = ctx.session_keys(session_id)
+    if keys is None:
+        return None
+    assert isinstance(session_id, str)
+    state, meta = (hash_fields(flat) for flat in (yield Call("read_hashes",
+                                                          (keys.session, keys.meta), ())))
+    if "user" not in meta:
+        return None
+    clock = yield Call("bucket_stats", (keys.deadlines, keys.manual), (0,))
+    history: list[Any] = yield Call("range_list", (keys.history,), (-want, -1) if want else (1, 0))
+    raws = list(history[1:]) if want else []
+    overflow: list[Any] = yield Call("range_list", (keys.overflow,),
+                                     (-(want - len(raws)), -1) if want > len(raws) else (1, 0))
+    raws = list(overflow[1:]) + raws
+    entry = _indexed(session_id, state, meta, None, int(clock[0]))
+    return SessionView.model_construct(
+        session=entry, created_at=from_ms(meta["created"]), expires_at=from_ms(meta["abs"]),
+        last_activity=from_ms(state["last"]) if "last" in state else None,
+        message_count=int(history[0]) + int(overflow[0]),
+        tail=decode_messages(raws))
+
+
+def archive_expired(ctx: Context, limit: object = 100) -> Op[int]:
+    """Archive up to ``limit`` overdue sessions (auto_cleanup or not); how many it archived."""
+    count = _limit(ctx, limit)
+    due, _ = yield from due_sessions(ctx, manual=True, batch=count)
+    archived = 0
+    for session_id in due[:count]:
+        if (yield from archive_session(ctx, session_id, "cleanup")) is not None:
+            archived += 1
+    return archived

@@ -1,0 +1,282 @@
+"""A user's data as a whole: summary, export, one archived conversation,
+forgetting an episode.
+
+Everything here reads in bounded steps: lists, sorted sets and hashes that
+grow with a user's lifetime (histories, segments, the archive, the evolution
+log, facts, episodes) are read one page per script call, so a heavy user never
+holds Redis up for long. The price of paging is that an export taken while
+the user is active is not one atomic snapshot: each page is consistent, the
+whole is as of the moment each page was read. Erasing a user is ``erasure``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from luminora_redis.codec import decode_episode, decode_evolution, decode_fact, decode_message, from_ms
+from luminora_redis.context import Context
+from luminora_redis.keys import UserKeys
+from luminora_redis.memory import get_affinities
+from luminora_redis.models import (
+    ArchivedConversation,
+    ArchiveReason,
+    ArchiveSummary,
+    Message,
+    UserSummary,
+)
+from luminora_redis.scripts import Call, Op
+
+__all__ = [
+    "archive_summaries",
+    "decode_messages",
+    "delete_episode",
+    "export_user",
+    "get_archived_conversation",
+    "get_user",
+    "hash_fields",
+    "list_items",
+    "owns_session",
+    "segments_of",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Items per page read (messages, members, fields).
+PAGE = 500
+
+
+def segments_of(user: UserKeys, session_id: str, count: int) -> list[str]:
+    """Archived segments 1..count of a session (moved out of its overflow while it lived)."""
+    record = user.archived(session_id)[0]
+    return [f"{record}:g:{n}" for n in range(1, count + 1)]
+
+
+def hash_fields(flat: Sequence[Any]) -> dict[str, bytes]:
+    """An HGETALL reply as a dict of field name to raw value."""
+    return {field.decode(): value for field, value in zip(flat[::2], flat[1::2])}
+
+
+def decode_messages(raws: Sequence[bytes]) -> list[Message]:
+    """Decode many messages; a record that cannot be decoded is logged and skipped, so one
+    damaged record never makes the rest of a conversation unreadable."""
+    messages = []
+    for raw in raws:
+        try:
+            messages.append(decode_message(raw))
+        except Exception:  # any malformed msgpack: skip it, say so
+            logger.warning("skipped an undecodable message record (%d bytes)", len(raw))
+    return messages
+
+
+def owns_session(ctx: Context, user_id: str, session_id: object) -> bool:
+    """Whether a session id routes to the user's bucket (a precondition of being theirs)."""
+    bucket = ctx.keys.bucket_of_session(session_id)
+    return bucket is not None and bucket == ctx.keys.bucket_of_user(user_id)
+
+
+# -- paged reads ------------------------------------------------------------------
+
+
+def list_items(key: str) -> Op[list[bytes]]:
+    """Every item of a list, oldest first, a page per call."""
+    items: list[bytes] = []
+    while True:
+        reply = yield Call("range_list", (key,), (len(items), len(items) + PAGE - 1))
+        page = reply[1:]
+        items.extend(page)
+        if not page or len(items) >= int(reply[0]):
+            return items
+
+
+def _zset_members(key: str, newest_first: bool = False) -> Op[list[bytes]]:
+    members: list[bytes] = []
+    start = 0
+    while True:
+        reply = yield Call("range_zset", (key,), (start, start + PAGE - 1,
+                                                  1 if newest_first else 0))
+        page = reply[1::2]
+        members.extend(page)
+        start += PAGE
+        if not page or start >= int(reply[0]):
+            return members
+
+
+def _conversation(user: UserKeys, session_id: str, segments: int, overflow: str,
+                  history: str) -> Op[list[Message]]:
+    """Every message of a conversation, oldest first: its segments, overflow, history."""
+    raws: list[bytes] = []
+    for key in (*segments_of(user, session_id, segments), overflow, history):
+        raws.extend((yield from list_items(key)))
+    return decode_messages(raws)
+
+
+# -- one user ---------------------------------------------------------------------
+
+
+def get_user(ctx: Context, user_id: object) -> Op[UserSummary | None]:
+    user_id = ctx.user_id(user_id)
+    user = ctx.keys.user(user_id)
+    reply = yield Call("user_summary", (user.user, user.sessions, user.archive, user.affinity,
+                                        user.facts, user.episodes, user.evolution), ())
+    first, last, sessions, archived, personalities, facts, episodes, evolution = reply
+    if first is None and last is None and not any(reply[2:]):
+        return None
+    return UserSummary.model_construct(
+        user_id=user_id, first_seen=None if first is None else from_ms(first),
+        last_seen=None if last is None else from_ms(last), live_sessions=sessions,
+        archived_conversations=archived, personalities=personalities, facts=facts,
+        episodes=episodes, evolution_records=evolution)
+
+
+def _summary(session_id: str, record: dict[str, bytes]) -> ArchiveSummary | None:
+    if "pers" not in record:
+        return None
+    return ArchiveSummary.model_construct(
+        session_id=session_id, personality_name=record["pers"].decode(),
+        started_at=from_ms(record["created"]), ended_at=from_ms(record["ended"]),
+        reason=ArchiveReason(record["reason"].decode()), message_count=int(record["count"]))
+
+
+def archive_summaries(ctx: Context, user_id: object, limit: object = 20) -> Op[list[ArchiveSummary]]:
+    """The user's newest archived conversations without their messages, newest first."""
+    user_id = ctx.user_id(user_id)
+    user = ctx.keys.user(user_id)
+    count = ctx.limit(limit)
+    if count == 0:
+        return []
+    reply = yield Call("range_zset", (user.archive,), (0, count - 1 if count > 0 else -1, 1))
+    ids = [raw.decode() for raw in reply[1::2]]
+    if not ids:
+        return []
+    records = yield Call("read_hashes", [user.archived(sid)[0] for sid in ids], ())
+    found = (_summary(sid, hash_fields(record)) for sid, record in zip(ids, records))
+    return [summary for summary in found if summary is not None]
+
+
+def _archived(ctx: Context, user_id: str, user: UserKeys,
+              session_id: str) -> Op[ArchivedConversation | None]:
+    record_key, history, overflow = user.archived(session_id)
+    reply = yield Call("read_hashes", (record_key,), ())
+    record = hash_fields(reply[0])
+    summary = _summary(session_id, record)
+    if summary is None:
+        return None
+    segments = int(record.get("segs", b"0"))
+    messages = yield from _conversation(user, session_id, segments, overflow, history)
+    return ArchivedConversation.model_construct(user_id=user_id, messages=messages,
+                                                **summary.__dict__)
+
+
+def get_archived_conversation(ctx: Context, user_id: object,
+                              session_id: object) -> Op[ArchivedConversation | None]:
+    user_id = ctx.user_id(user_id)
+    if not owns_session(ctx, user_id, session_id):
+        return None
+    assert isinstance(session_id, str)
+    return (yield from _archived(ctx, user_id, ctx.keys.user(user_id), session_id))
+
+
+def delete_episode(ctx: Context, user_id: object, episode_id: object) -> Op[bool]:
+    user = ctx.user_keys(user_id)
+    episode = ctx.name(episode_id, "episode_id")
+    reply = yield Call("delete_episode", (user.episodes, user.episode_bodies), (episode,))
+    return bool(reply[0] == 1)
+
+
+# -- export -----------------------------------------------------------------------
+
+
+def _json(model: Any) -> dict[str, Any]:
+    return dict(model.model_dump(mode="json"))
+
+
+def _live_session(ctx: Context, user: UserKeys, session_id: str) -> Op[dict[str, Any] | None]:
+    keys = ctx.session_keys(session_id)
+    if keys is None:
+        return None
+    state, meta = (hash_fields(flat) for flat in (yield Call("read_hashes",
+                                                          (keys.session, keys.meta), ())))
+    if "user" not in meta:
+        return None
+    absolute = int(meta["abs"])
+    live = "last" in state
+    deadline = min(int(state["last"]) + int(state["idle"]), absolute) if live else None
+    messages = yield from _conversation(user, session_id, int(meta.get("segs", b"0")),
+                                        keys.overflow, keys.history)
+    mood = state.get("mood")
+    return {
+        "session_id": session_id,
+        "personality_name": meta["pers"].decode(),
+        "created_at": from_ms(meta["created"]).isoformat(),
+        "expires_at": from_ms(absolute).isoformat(),
+        "last_activity": from_ms(state["last"]).isoformat() if live else None,
+        "effective_expires_at": None if deadline is None else from_ms(deadline).isoformat(),
+        "live": live,
+        "auto_cleanup": meta.get("auto") == b"1",
+        "has_mood": mood is not None,
+        "messages": [_json(message) for message in messages],
+    }
+
+
+def _facts(user: UserKeys) -> Op[list[dict[str, Any]]]:
+    facts = []
+    cursor: bytes | str = "0"
+    while True:
+        reply = yield Call("scan_hash", (user.facts,), (cursor, PAGE))
+        cursor = reply[0]
+        facts.extend(decode_fact(field, raw) for field, raw in zip(reply[1::2], reply[2::2]))
+        if cursor in (b"0", "0"):
+            break
+    facts.sort(key=lambda fact: (fact.category, fact.key))
+    return [_json(fact) for fact in facts]
+
+
+def _episodes(user: UserKeys) -> Op[list[dict[str, Any]]]:
+    episodes = []
+    start = 0
+    while True:
+        page = yield Call("page_episodes", (user.episodes, user.episode_bodies),
+                          (start, start + PAGE - 1))
+        episodes.extend(_json(decode_episode(raw)) for raw in page if raw is not None)
+        start += PAGE
+        if len(page) < PAGE:
+            return episodes
+
+
+def export_user(ctx: Context, user_id: object) -> Op[dict[str, Any]]:
+    """Everything kept about one user, as plain JSON-ready data (see ``SessionStore.export_user``)."""
+    user_id = ctx.user_id(user_id)
+    user = ctx.keys.user(user_id)
+    summary = yield from get_user(ctx, user_id)
+    affinities = yield from get_affinities(ctx, user_id)
+    facts = yield from _facts(user)
+    episodes = yield from _episodes(user)
+    evolution = [_json(decode_evolution(raw)) for raw in (yield from _zset_members(user.evolution))]
+    sessions = []
+    for raw in (yield from _zset_members(user.sessions)):
+        session_id = raw.decode()
+        if owns_session(ctx, user_id, session_id):
+            live = yield from _live_session(ctx, user, session_id)
+            if live is not None:
+                sessions.append(live)
+    archived = []
+    for raw in (yield from _zset_members(user.archive)):
+        session_id = raw.decode()
+        if owns_session(ctx, user_id, session_id):
+            conversation = yield from _archived(ctx, user_id, user, session_id)
+            if conversation is not None:
+                archived.append(_json(conversation))
+    return {
+        "user_id": user_id,
+        "exported_at": datetime.now(timezone.utc).isoformat(),
+        "user": None if summary is None else _json(summary),
+        "affinities": [_json(affinity) for affinity in affinities],
+        "facts": facts,
+        "episodes": episodes,
+        "evolution": evolution,
+        "sessions": sessions,
+        "archived_conversations": archived,
+    }
