@@ -12,12 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from luminora_redis.archive import archive_session, due_sessions
-from luminora_redis.codec import from_ms
+from luminora_redis.codec import decode_messages, from_ms
 from luminora_redis.context import Context
 from luminora_redis.errors import InvalidInput
 from luminora_redis.models import DeadlineStats, IndexedSession, SessionView
 from luminora_redis.scripts import Batch, Call, Op
-from luminora_redis.users import decode_messages, hash_fields, owns_session
+from luminora_redis.users import hash_fields, owns_session
 from luminora_redis.validation import check_number
 
 __all__ = ["archive_expired", "deadline_stats", "list_sessions", "peek_session"]
@@ -142,7 +142,7 @@ def peek_session(ctx: Context, session_id: object, last: object = 10) -> Op[Sess
         session=entry, created_at=from_ms(meta["created"]), expires_at=from_ms(meta["abs"]),
         last_activity=from_ms(state["last"]) if "last" in state else None,
         message_count=int(history[0]) + int(overflow[0]),
-        tail=decode_messages(raws))
+        tail=decode_messages(raws, f"session {session_id}"))
 
 
 def archive_expired(ctx: Context, limit: object = 100) -> Op[int]:

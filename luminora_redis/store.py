@@ -211,10 +211,6 @@ class SessionStore(StoreBase):
         conversation of this one."""
         return await self._run(archive.get_archived_conversations, user_id, limit, before)
 
-    async def get_archived_conversation(self, user_id: str,
-                                        session_id: str) -> ArchivedConversation | None:
-        """One archived conversation of the user with all its messages, or None."""
-        return await self._run(archive.read_archived_conversation, user_id, session_id)
 
     # -- user memory ------------------------------------------------------------
 

@@ -175,9 +175,6 @@ class SyncSessionStore(StoreBase):
                                    before: str | None = None) -> list[ArchivedConversation]:
         return self._run(archive.get_archived_conversations, user_id, limit, before)
 
-    def get_archived_conversation(self, user_id: str,
-                                  session_id: str) -> ArchivedConversation | None:
-        return self._run(archive.read_archived_conversation, user_id, session_id)
 
     # -- user memory ------------------------------------------------------------
 

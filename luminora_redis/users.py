@@ -16,7 +16,14 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from luminora_redis.codec import decode_episode, decode_evolution, decode_fact, decode_message, from_ms
+from luminora_redis.archive_reads import read_archived_conversation
+from luminora_redis.codec import (
+    decode_episodes,
+    decode_evolutions,
+    decode_facts,
+    decode_messages,
+    from_ms,
+)
 from luminora_redis.context import Context
 from luminora_redis.keys import UserKeys
 from luminora_redis.memory import get_affinities
@@ -31,7 +38,6 @@ from luminora_redis.scripts import Call, Op
 
 __all__ = [
     "archive_summaries",
-    "decode_messages",
     "delete_episode",
     "export_user",
     "get_archived_conversation",
@@ -57,18 +63,6 @@ def segments_of(user: UserKeys, session_id: str, count: int) -> list[str]:
 def hash_fields(flat: Sequence[Any]) -> dict[str, bytes]:
     """An HGETALL reply as a dict of field name to raw value."""
     return {field.decode(): value for field, value in zip(flat[::2], flat[1::2])}
-
-
-def decode_messages(raws: Sequence[bytes]) -> list[Message]:
-    """Decode many messages; a record that cannot be decoded is logged and skipped, so one
-    damaged record never makes the rest of a conversation unreadable."""
-    messages = []
-    for raw in raws:
-        try:
-            messages.append(decode_message(raw))
-        except Exception:  # any malformed msgpack: skip it, say so
-            logger.warning("skipped an undecodable message record (%d bytes)", len(raw))
-    return messages
 
 
 def owns_session(ctx: Context, user_id: str, session_id: object) -> bool:
@@ -110,7 +104,7 @@ def _conversation(user: UserKeys, session_id: str, segments: int, overflow: str,
     raws: list[bytes] = []
     for key in (*segments_of(user, session_id, segments), overflow, history):
         raws.extend((yield from list_items(key)))
-    return decode_messages(raws)
+    return decode_messages(raws, f"session {session_id}")
 
 
 # -- one user ---------------------------------------------------------------------
@@ -156,27 +150,12 @@ def archive_summaries(ctx: Context, user_id: object, limit: object = 20) -> Op[l
     return [summary for summary in found if summary is not None]
 
 
-def _archived(ctx: Context, user_id: str, user: UserKeys,
-              session_id: str) -> Op[ArchivedConversation | None]:
-    record_key, history, overflow = user.archived(session_id)
-    reply = yield Call("read_hashes", (record_key,), ())
-    record = hash_fields(reply[0])
-    summary = _summary(session_id, record)
-    if summary is None:
-        return None
-    segments = int(record.get("segs", b"0"))
-    messages = yield from _conversation(user, session_id, segments, overflow, history)
-    return ArchivedConversation.model_construct(user_id=user_id, messages=messages,
-                                                **summary.__dict__)
-
-
 def get_archived_conversation(ctx: Context, user_id: object,
                               session_id: object) -> Op[ArchivedConversation | None]:
     user_id = ctx.user_id(user_id)
     if not owns_session(ctx, user_id, session_id):
         return None
-    assert isinstance(session_id, str)
-    return (yield from _archived(ctx, user_id, ctx.keys.user(user_id), session_id))
+    return (yield from read_archived_conversation(ctx, user_id, session_id))
 
 
 def delete_episode(ctx: Context, user_id: object, episode_id: object) -> Op[bool]:
@@ -227,7 +206,7 @@ def _facts(user: UserKeys) -> Op[list[dict[str, Any]]]:
     while True:
         reply = yield Call("scan_hash", (user.facts,), (cursor, PAGE))
         cursor = reply[0]
-        facts.extend(decode_fact(field, raw) for field, raw in zip(reply[1::2], reply[2::2]))
+        facts.extend(decode_facts(reply[1:], user.facts))
         if cursor in (b"0", "0"):
             break
     facts.sort(key=lambda fact: (fact.category, fact.key))
@@ -240,7 +219,7 @@ def _episodes(user: UserKeys) -> Op[list[dict[str, Any]]]:
     while True:
         page = yield Call("page_episodes", (user.episodes, user.episode_bodies),
                           (start, start + PAGE - 1))
-        episodes.extend(_json(decode_episode(raw)) for raw in page if raw is not None)
+        episodes.extend(_json(episode) for episode in decode_episodes(page, user.episode_bodies))
         start += PAGE
         if len(page) < PAGE:
             return episodes
@@ -254,7 +233,8 @@ def export_user(ctx: Context, user_id: object) -> Op[dict[str, Any]]:
     affinities = yield from get_affinities(ctx, user_id)
     facts = yield from _facts(user)
     episodes = yield from _episodes(user)
-    evolution = [_json(decode_evolution(raw)) for raw in (yield from _zset_members(user.evolution))]
+    evolution = [_json(event) for event in decode_evolutions(
+        (yield from _zset_members(user.evolution)), user.evolution)]
     sessions = []
     for raw in (yield from _zset_members(user.sessions)):
         session_id = raw.decode()
@@ -266,7 +246,7 @@ def export_user(ctx: Context, user_id: object) -> Op[dict[str, Any]]:
     for raw in (yield from _zset_members(user.archive)):
         session_id = raw.decode()
         if owns_session(ctx, user_id, session_id):
-            conversation = yield from _archived(ctx, user_id, user, session_id)
+            conversation = yield from read_archived_conversation(ctx, user_id, session_id)
             if conversation is not None:
                 archived.append(_json(conversation))
     return {

@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from luminora_redis import SyncSessionStore
-from luminora_redis.server import free_port
+from luminora_redis.testing import free_port
 
 from conftest import require_redis_server, wait_until
 

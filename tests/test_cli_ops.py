@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 
 from luminora_redis import SessionStore, SyncSessionStore
 from luminora_redis.cli import main
-from luminora_redis.server import LocalCluster, RedisServer
+from luminora_redis.testing import LocalCluster, RedisServer
 
 from conftest import snapshot, wait_until
 

@@ -16,6 +16,7 @@ import redis
 from redis.cluster import RedisCluster
 
 import luminora_redis.testing.server as server_module
+from luminora_redis.sync_store import close_client
 from luminora_redis.testing import (
     LocalCluster,
     RedisServer,
@@ -23,7 +24,6 @@ from luminora_redis.testing import (
     find_redis_server,
     free_port,
 )
-from luminora_redis.sync_store import close_client
 
 
 def _in_ci() -> bool:
