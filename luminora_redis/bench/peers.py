@@ -68,7 +68,9 @@ class LangchainRedis(System):
         self.module = _require("langchain_redis", "langchain-redis")
         messages = _require("langchain_core.messages", "langchain-core")
         self.human, self.ai = messages.HumanMessage, messages.AIMessage
-        self.client = redis.Redis.from_url(self.url)
+        # RESP2: with RESP3 replies, langchain-redis 0.2 fails to read an existing index's
+        # FT.INFO (a map, where it expects a list) when a second history is built.
+        self.client = redis.Redis.from_url(self.url, protocol=2)
         self.index = f"{self.prefix}:idx"
 
     def sessions(self, n: int) -> list[Any]:
