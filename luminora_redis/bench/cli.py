@@ -101,10 +101,10 @@ def _options(quick: bool, tiny: bool, rounds: int | None,
              concurrency: list[int] | None) -> Options:
     if tiny:
         options = Options(concurrency=[1, 4], rounds=1, trial_seconds=0.05, calibrate_turns=20,
-                          probe_sessions=1, memory_sessions=3)
+                          trial_cap=2.0, probe_sessions=1, memory_sessions=3)
     elif quick:
-        options = Options(rounds=2, trial_seconds=0.4, calibrate_turns=100, probe_sessions=2,
-                          memory_sessions=20)
+        options = Options(rounds=2, trial_seconds=0.4, calibrate_turns=100, trial_cap=1.5,
+                          probe_sessions=2, memory_sessions=10)
     else:
         options = Options()
     if rounds is not None:

@@ -13,7 +13,6 @@ extracted. The backend swallows its own errors into log lines, so those are sile
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import logging
 import os

@@ -31,6 +31,7 @@ def turn_json(outcomes: Sequence[Outcome], options: Options) -> dict[str, Any]:
                 "turns_per_s": statistics.median(rounds),
                 "rounds": rounds,
                 "trial_turns": o.trial_turns.get(c),
+                "capped_rounds": o.capped.get(c, 0),
                 "ratio_to_floor": o.ratio(c),
                 "ratio_rounds": o.ratios.get(c, []),
                 "server_cpu_us_per_turn": cpu_per_turn(o, c),
@@ -39,6 +40,7 @@ def turn_json(outcomes: Sequence[Outcome], options: Options) -> dict[str, Any]:
     return {"workload": workload.describe(),
             "options": {"concurrency": options.concurrency, "rounds": options.rounds,
                         "trial_seconds": options.trial_seconds,
+                        "trial_cap": options.trial_cap,
                         "memory_sessions": options.memory_sessions,
                         "probe_sessions": options.probe_sessions},
             "systems": systems}
@@ -73,9 +75,13 @@ def turn_markdown(results: dict[str, Any]) -> str:
         row = [s["label"], s["api"]]
         for c in concurrency:
             t = s["throughput"].get(str(c), {})
-            row += [num(t.get("turns_per_s")), _ratio(t.get("ratio_to_floor"))]
+            mark = " ⁽ᶜ⁾" if t.get("capped_rounds") else ""
+            row += [num(t.get("turns_per_s")) + mark, _ratio(t.get("ratio_to_floor"))]
         rows.append(row)
     out = [table(head, rows), ""]
+    if any(t.get("capped_rounds") for s in ran for t in s["throughput"].values()):
+        out += [f"⁽ᶜ⁾ trials cut at the {results['options']['trial_cap']:g} s cap before every "
+                "session had its 20 turns (shorter histories).", ""]
     cost_head = ["system", "client commands / turn", "round trips / turn",
                  "server commands / turn", "command µs / turn", "server CPU µs / turn (c=1)",
                  "bytes in / out per turn", "bytes / session after 20 turns "

@@ -9,7 +9,9 @@ over its floor's in the same round), and the report shows their median.
 
 A trial prepares its sessions untimed, then ``c`` asyncio tasks (or ``c`` threads for
 blocking systems) take sessions from a shared queue and run all 20 turns of each, so a
-trial holds at least ``20 × c`` turns. Before each trial the system's keys from the
+trial holds at least ``20 × c`` turns; no turn starts after ``trial_cap`` seconds, so a
+slow system at high concurrency ends early (with shorter histories), and the report
+marks it. Before each trial the system's keys from the
 previous one are deleted (untimed), so the keyspace stays small.
 """
 
@@ -40,6 +42,7 @@ class Options:
     rounds: int = 5
     trial_seconds: float = 1.5
     calibrate_turns: int = 200
+    trial_cap: float = 60.0
     probe_sessions: int = 5
     memory_sessions: int = 200
     seed: int | None = None
@@ -54,6 +57,7 @@ class Outcome:
     versions: dict[str, str] = field(default_factory=dict)
     turns_per_s: dict[int, list[float]] = field(default_factory=dict)  # per measured round
     trial_turns: dict[int, int] = field(default_factory=dict)
+    capped: dict[int, int] = field(default_factory=dict)  # trials cut short by the cap
     ratios: dict[int, list[float]] = field(default_factory=dict)
     trial_deltas: dict[int, list[tuple[int, Delta]]] = field(default_factory=dict)
     per_turn: dict[str, float] = field(default_factory=dict)
@@ -104,31 +108,42 @@ class Driver:
             return await method(*args)
         return await asyncio.get_running_loop().run_in_executor(self.pool, method, *args)
 
-    async def trial(self, handles: Sequence[Any], concurrency: int, turns: int = PER) -> float:
-        """Run ``turns`` turns of every session with ``concurrency`` workers; seconds."""
+    async def trial(self, handles: Sequence[Any], concurrency: int,
+                    cap: float = float("inf")) -> tuple[int, float]:
+        """Run all turns of every session with ``concurrency`` workers; (turns, seconds).
+        No turn starts after ``cap`` seconds, so a slow system's trial can end early."""
         system = self.system
-        if self.asynchronous:
-            queue = iter(handles)
+        if not self.asynchronous:
+            return await asyncio.get_running_loop().run_in_executor(
+                None, _threaded, system, handles, concurrency, cap)
+        queue = iter(handles)
+        done = 0
+        start = time.perf_counter()
+        deadline = start + cap
 
-            async def task() -> None:
-                for handle in queue:
-                    for i in range(turns):
-                        await system.turn(handle, i)
+        async def task() -> None:
+            nonlocal done
+            for handle in queue:
+                for i in range(PER):
+                    if time.perf_counter() > deadline:
+                        return
+                    await system.turn(handle, i)
+                    done += 1
 
-            start = time.perf_counter()
-            await asyncio.gather(*(task() for _ in range(concurrency)))
-            return time.perf_counter() - start
-        return await asyncio.get_running_loop().run_in_executor(
-            None, _threaded, system, handles, concurrency, turns)
+        await asyncio.gather(*(task() for _ in range(concurrency)))
+        return done, time.perf_counter() - start
 
 
-def _threaded(system: System, handles: Sequence[Any], concurrency: int, turns: int) -> float:
+def _threaded(system: System, handles: Sequence[Any], concurrency: int,
+              cap: float) -> tuple[int, float]:
     lock = threading.Lock()
     queue = iter(handles)
     errors: list[BaseException] = []
+    counts = [0] * concurrency
     ready = threading.Barrier(concurrency + 1)
+    deadline = [float("inf")]
 
-    def worker() -> None:
+    def worker(index: int) -> None:
         ready.wait()
         while not errors:
             with lock:
@@ -136,22 +151,27 @@ def _threaded(system: System, handles: Sequence[Any], concurrency: int, turns: i
             if handle is None:
                 return
             try:
-                for i in range(turns):
+                for i in range(PER):
+                    if time.perf_counter() > deadline[0]:
+                        return
                     system.turn(handle, i)
+                    counts[index] += 1
             except BaseException as error:  # noqa: BLE001 - re-raised in the caller
                 errors.append(error)
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True)
+               for i in range(concurrency)]
     for thread in threads:
         thread.start()
-    ready.wait()
     start = time.perf_counter()
+    deadline[0] = start + cap
+    ready.wait()
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - start
     if errors:
         raise errors[0]
-    return elapsed
+    return sum(counts), elapsed
 
 
 def _trial_size(rate: float, concurrency: int, seconds: float) -> int:
@@ -275,14 +295,16 @@ async def _trial(driver: Driver, outcome: Outcome, concurrency: int, round_no: i
     probe.purge(f"{prefix}*")
     handles = await driver.call("sessions", turns // PER)
     before = probe.snapshot()
-    elapsed = await driver.trial(handles, concurrency)
+    done, elapsed = await driver.trial(handles, concurrency, options.trial_cap)
     change = probe.delta(before)
-    rate = len(handles) * PER / elapsed
+    rate = done / elapsed
     if round_no == 0:
         outcome.trial_turns[concurrency] = _trial_size(rate, concurrency, options.trial_seconds)
         return
+    if done < len(handles) * PER:
+        outcome.capped[concurrency] = outcome.capped.get(concurrency, 0) + 1
     outcome.turns_per_s.setdefault(concurrency, []).append(rate)
-    outcome.trial_deltas.setdefault(concurrency, []).append((len(handles) * PER, change))
+    outcome.trial_deltas.setdefault(concurrency, []).append((done, change))
 
 
 async def _per_turn(driver: Driver, outcome: Outcome, probe: Probe, options: Options) -> None:
@@ -292,9 +314,8 @@ async def _per_turn(driver: Driver, outcome: Outcome, probe: Probe, options: Opt
     await driver.trial(warm, 1)
     handles = await driver.call("sessions", options.probe_sessions)
     before = probe.snapshot()
-    await driver.trial(handles, 1)
+    turns, _ = await driver.trial(handles, 1)
     change = probe.delta(before)
-    turns = len(handles) * PER
 
     handles = await driver.call("sessions", 1)
     monitor = Monitor(probe.url)
