@@ -46,8 +46,11 @@ def turn_json(outcomes: Sequence[Outcome], options: Options) -> dict[str, Any]:
             "systems": systems}
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    marks = [":---"] + ["---:"] * (len(headers) - 1)
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1) -> str:
+    """A Markdown table; the first ``left`` columns (and a last ``expiry``) align left."""
+    marks = [":---"] * left + ["---:"] * (len(headers) - left)
+    if headers[-1] == "expiry":
+        marks[-1] = ":---"
     lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(marks) + " |"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -78,7 +81,7 @@ def turn_markdown(results: dict[str, Any]) -> str:
             mark = " ⁽ᶜ⁾" if t.get("capped_rounds") else ""
             row += [num(t.get("turns_per_s")) + mark, _ratio(t.get("ratio_to_floor"))]
         rows.append(row)
-    out = [table(head, rows), ""]
+    out = [table(head, rows, left=2), ""]
     if any(t.get("capped_rounds") for s in ran for t in s["throughput"].values()):
         out += [f"⁽ᶜ⁾ trials cut at the {results['options']['trial_cap']:g} s cap before every "
                 "session had its 20 turns (shorter histories).", ""]

@@ -42,9 +42,9 @@ class Options:
     rounds: int = 5
     trial_seconds: float = 1.5
     calibrate_turns: int = 200
-    trial_cap: float = 60.0
+    trial_cap: float = 10.0
     probe_sessions: int = 5
-    memory_sessions: int = 200
+    memory_sessions: int = 100
     seed: int | None = None
 
 
