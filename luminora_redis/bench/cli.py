@@ -199,7 +199,14 @@ def _run(scenario: str, url: str | None, plain: bool, chosen: list[Any], options
             archive_options = ArchiveOptions.quick() if quick else ArchiveOptions()
             if live is not None:
                 archive_options.live = live
-            raw, text = asyncio.run(run_archive(target.url, archive_options, progress.say))
+            try:
+                raw, text = asyncio.run(run_archive(target.url, archive_options, progress.say))
+            except redis.ConnectionError:
+                raise
+            except Exception as error:  # noqa: BLE001 - keep the turn results, say why
+                raw = {"failed": f"{type(error).__name__}: {error}"}
+                text = f"### Expiry → archive lag\n\nfailed: {raw['failed']}"
+                progress.say(f"archive: {text.splitlines()[-1]}")
             results["archive"] = raw
             parts += ["", text]
     return results, "\n".join(parts)
