@@ -43,6 +43,8 @@ class RichProgress(Progress):
     def step(self, description: str) -> None:
         if self.task is not None:
             self.bar.update(self.task, description=description)
+        if not self.console.is_terminal:  # no bar in a log: one line per step instead
+            self.say(description)
 
     def advance(self) -> None:
         if self.task is not None:
