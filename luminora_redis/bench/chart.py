@@ -14,7 +14,7 @@ def draw(results: dict[str, Any], path: str) -> None:
     import matplotlib.pyplot as plt
 
     concurrency = results["options"]["concurrency"]
-    figure, axes = plt.subplots(figsize=(9, 5.5), dpi=120)
+    figure, axes = plt.subplots(figsize=(11, 5.5), dpi=120)
     for system in results["systems"]:
         if not system["ran"]:
             continue
@@ -29,7 +29,7 @@ def draw(results: dict[str, Any], path: str) -> None:
     axes.set_ylabel("chat turns / s (median of rounds)")
     axes.set_title("One chat turn: append 2 messages, refresh expiry, read the last 10")
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=8, loc="best")
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)

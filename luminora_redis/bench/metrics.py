@@ -105,15 +105,16 @@ class Probe:
         return count, total
 
     def purge(self, match: str) -> None:
-        """Delete every key matching ``match`` (between trials, untimed)."""
+        """Delete every key matching ``match`` (between trials, untimed). DEL, not UNLINK:
+        memory freed in the background would show up in the next memory measurement."""
         batch: list[bytes] = []
         for key in self.client.scan_iter(match=match, count=1000):
             batch.append(key)
             if len(batch) == 1000:
-                self.client.unlink(*batch)
+                self.client.delete(*batch)
                 batch = []
         if batch:
-            self.client.unlink(*batch)
+            self.client.delete(*batch)
 
     def close(self) -> None:
         self.client.close()
