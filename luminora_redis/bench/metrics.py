@@ -82,8 +82,11 @@ class Probe:
     def delta(self, before: Snapshot) -> Delta:
         return delta(before, snapshot(self.client), self.overhead)
 
-    def used_memory(self) -> int:
-        return int(self.client.info("memory")["used_memory"])
+    def dataset_memory(self) -> int:
+        """``used_memory_dataset``: used_memory without the server's overhead, client
+        buffers included, which would otherwise move with the connections."""
+        info = self.client.info("memory")
+        return int(info.get("used_memory_dataset", info["used_memory"]))
 
     def keys_usage(self, match: str) -> tuple[int, int]:
         """(number of keys, total MEMORY USAGE bytes) of the keys matching ``match``."""

@@ -88,7 +88,7 @@ def turn_markdown(results: dict[str, Any]) -> str:
     cost_head = ["system", "client commands / turn", "round trips / turn",
                  "server commands / turn", "command µs / turn", "server CPU µs / turn (c=1)",
                  "bytes in / out per turn", "bytes / session after 20 turns "
-                 "(used_memory; MEMORY USAGE)", "expiry"]
+                 "(used_memory_dataset; MEMORY USAGE)", "expiry"]
     cost_rows = []
     for s in ran:
         p, m = s["per_turn"], s["memory"]
@@ -97,7 +97,8 @@ def turn_markdown(results: dict[str, Any]) -> str:
             s["label"], num(p.get("client_commands"), 1), num(p.get("round_trips"), 1),
             num(p.get("server_commands"), 1), num(p.get("command_usec"), 1), num(cpu),
             f"{num(p.get('net_in_bytes'))} / {num(p.get('net_out_bytes'))}",
-            f"{num(m.get('used_memory_per_session'))}; {num(m.get('memory_usage_per_session'))}",
+            f"{num(m.get('dataset_memory_per_session'))}; "
+            f"{num(m.get('memory_usage_per_session'))}",
             s["expiry"]])
     out += [table(cost_head, cost_rows), ""]
     out += ["On expiry:", ""]

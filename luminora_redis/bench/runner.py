@@ -346,14 +346,14 @@ async def _per_turn(driver: Driver, outcome: Outcome, probe: Probe, options: Opt
 async def _memory(driver: Driver, outcome: Outcome, probe: Probe, prefix: str,
                   options: Options) -> None:
     probe.purge(f"{prefix}*")
-    before = probe.used_memory()
+    before = probe.dataset_memory()
     handles = await driver.call("sessions", options.memory_sessions)
     await driver.trial(handles, min(8, options.memory_sessions))
-    after = probe.used_memory()
+    after = probe.dataset_memory()
     keys, usage = probe.keys_usage(f"{prefix}*")
     count = len(handles)
     outcome.memory = {"sessions": count, "turns": PER,
-                      "used_memory_per_session": (after - before) / count,
+                      "dataset_memory_per_session": (after - before) / count,
                       "memory_usage_per_session": usage / count,
                       "keys_per_session": keys / count}
     probe.purge(f"{prefix}*")
