@@ -43,9 +43,9 @@ from redis.asyncio.keyspace_notifications import AsyncClusterKeyspaceNotificatio
 from redis.keyspace_notifications import KeyeventChannel
 
 from benchmarks._common import QUIET_SERVER, environment, num, percentile, say, table
-from benchmarks.bench_archive_lag import create_sessions
 from luminora_redis import ArchivedConversation, SessionStore
 from luminora_redis import listener as listener_module
+from luminora_redis.bench.archive import create_sessions
 from luminora_redis.listener import ExpiryListener
 from luminora_redis.testing import LocalCluster, RedisServer
 

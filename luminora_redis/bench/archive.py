@@ -1,0 +1,369 @@
+"""``luminora-redis bench archive``: expiry-to-archive lag. How long after its deadline an
+expired session reaches its user's archive, while many live sessions sit in the keyspace,
+with and without the sweeper.
+
+The server holds ``live`` one-hour sessions (real luminora sessions, created through the
+store's own script, pipelined). Then, for each listener setup in turn, ``expiring`` fresh
+sessions get deadlines spread over ``spread`` seconds and an ``ExpiryListener`` archives
+them; the ``on_archived`` hook stamps the wall clock. Lag = hook time − the session's
+effective deadline (from its deadline index entry).
+
+Setups: the sweeper at each interval (with notifications), notifications only (a sweep
+interval so long it never runs after the start-up sweep), and the sweeper alone
+(``notifications=False``). The last table is the sweeper's idle cost: Redis commands per
+second while nothing is due (INFO commandstats delta). Target: p99 ≤ 100 ms and 100 %
+archived.
+
+Filling the keyspace pipelines the store's own operations through its private batch
+runner (``store._context()``, ``store._batch()``) until the runner is public.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from luminora_redis import ArchivedConversation, SessionStore, sessions
+from luminora_redis.bench.report import num, table
+from luminora_redis.keys import KeySpace
+from luminora_redis.listener import ExpiryListener
+from luminora_redis.scripts import Call
+
+PREFIX = "bencharc"  # the store's key prefix, so a --url server's own data is untouched
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) of an ascending sequence, nearest rank."""
+    if not ordered:
+        return float("nan")
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def command_count(client: redis.Redis) -> int:
+    """Commands the server has executed (INFO commandstats, INFO's own calls excluded)."""
+    stats = client.info("commandstats")
+    return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+
+
+def _quiet(*parts: Any) -> None:
+    pass
+
+
+@dataclass
+class ArchiveOptions:
+    live: int = 100_000
+    expiring: int = 1000
+    spread: float = 2.0
+    lead: float = 3.0  # seconds from creating them to the first deadline, so none expires early
+    intervals: list[float] = field(default_factory=lambda: [0.05, 0.25])
+    timeout_notify: float = 60.0
+    timeout_sweep: float = 30.0
+    no_sweeper_only: bool = False
+    buckets: int = 1024
+    cost_intervals: list[float] = field(default_factory=lambda: [0.25, 0.05])
+    cost_seconds: float = 5.0
+    hz: int = 10
+
+    @classmethod
+    def quick(cls) -> ArchiveOptions:
+        return cls(live=10_000, expiring=300, spread=1.0, lead=2.0, intervals=[0.05],
+                   timeout_notify=10.0, timeout_sweep=10.0, no_sweeper_only=True,
+                   cost_intervals=[0.25], cost_seconds=2.0)
+
+
+NEVER = 10 * 365 * 24 * 3600.0  # a sweep interval that never comes round during a run
+BATCH = 1000  # operations per pipelined round trip when filling the keyspace
+
+
+# --------------------------------------------------------------------------- #
+# Filling the keyspace fast, through the store's own operations
+# --------------------------------------------------------------------------- #
+
+
+async def pipelined(store: SessionStore, operation: Callable[..., Any],
+                    arguments: Iterable[tuple[Any, ...]], batch: int = BATCH) -> list[Any]:
+    """Run many single-step store operations (create_session, append_messages, ...) with
+    their script calls pipelined ``batch`` at a time: the same scripts, keys and
+    arguments as ``store.<operation>(...)``, without a round trip each. Uses the
+    store's operation layer (``luminora_redis.sessions``) and its batch runner."""
+    ctx = await store._context()
+    results: list[Any] = []
+    pending = list(arguments)
+    for start in range(0, len(pending), batch):
+        ops = [operation(ctx, *args) for args in pending[start:start + batch]]
+        steps = [next(op) for op in ops]
+        while ops:
+            replies = await store._batch(steps)
+            again_ops, again_steps = [], []
+            for op, reply in zip(ops, replies):
+                try:
+                    step = op.send(reply)
+                except StopIteration as done:
+                    results.append(done.value)
+                    continue
+                if not isinstance(step, Call):
+                    raise RuntimeError(f"{operation.__name__} took a multi-call step")
+                again_ops.append(op)
+                again_steps.append(step)
+            ops, steps = again_ops, again_steps
+    return results
+
+
+async def create_sessions(store: SessionStore, count: int, tag: str,
+                          ttl: Callable[[int], float], max_idle: float | None = None,
+                          batch: int = BATCH, progress: bool = False,
+                          say: Callable[..., None] = _quiet) -> list[str]:
+    """``count`` sessions of distinct users; session i lives ``ttl(i)`` seconds."""
+    ids: list[str] = []
+    started = time.monotonic()
+    for start in range(0, count, 50 * batch):
+        stop = min(count, start + 50 * batch)
+        ids += await pipelined(store, sessions.create_session, (
+            (f"{tag}-{i}", "alicia", {"ttl": ttl(i), "max_idle": max_idle or ttl(i)})
+            for i in range(start, stop)), batch)
+        if progress:
+            rate = len(ids) / max(1e-9, time.monotonic() - started)
+            say(f"{len(ids):,} / {count:,} sessions ({rate:,.0f}/s)")
+    return ids
+
+
+# --------------------------------------------------------------------------- #
+# One scenario
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class Scenario:
+    label: str
+    sweep_interval: float
+    notifications: bool
+    timeout: float
+
+
+@dataclass
+class Outcome:
+    scenario: Scenario
+    expiring: int
+    lags_ms: list[float] = field(default_factory=list)
+    archive_lags_ms: list[float] = field(default_factory=list)  # observer: before the hook
+    by_path: dict[str, int] = field(default_factory=dict)
+    waited: float = 0.0
+
+
+async def run_scenario(store: SessionStore, probe: redis.Redis, space: KeySpace,
+                       scenario: Scenario, count: int, lead: float, spread: float,
+                       round_no: int) -> Outcome:
+    deadlines: dict[str, float] = {}
+    lags: list[float] = []
+    all_done = asyncio.Event()
+
+    def on_archived(conversation: ArchivedConversation) -> None:
+        now = time.time()
+        deadline = deadlines.get(conversation.session_id)
+        if deadline is None:
+            return  # not one of this scenario's sessions
+        lags.append((now - deadline) * 1000)
+        if len(lags) == count:
+            all_done.set()
+
+    class Observer:
+        """The listener's own lag, measured when the archive script returned (before it
+        reads the conversation back for the hook)."""
+
+        def __init__(self) -> None:
+            self.archive_lags: list[float] = []
+
+        def archived(self, path: str, lag: float) -> None:
+            self.archive_lags.append(lag * 1000)
+
+        def swept(self) -> None:
+            pass
+
+        def error(self) -> None:
+            pass
+
+        def reconnected(self) -> None:
+            pass
+
+    observer = Observer()
+    listener = ExpiryListener(store, sweep_interval=scenario.sweep_interval,
+                              notifications=scenario.notifications, on_archived=on_archived,
+                              observer=observer)
+    task = asyncio.create_task(listener.run())
+    try:
+        await asyncio.wait_for(listener.started.wait(), 30)
+        ids = await create_sessions(
+            store, count, f"expiring{round_no}",
+            lambda i: lead + spread * i / max(1, count - 1))
+        await pipelined(store, sessions.append_messages, (
+            (sid, [("user", "hola"), ("assistant", "¡hola! ¿qué tal?")]) for sid in ids))
+        with probe.pipeline(transaction=False) as pipe:
+            for sid in ids:
+                pipe.zscore(space.session(sid, space.bucket_of_session(sid)).deadlines, sid)
+            scores = pipe.execute()
+        # The hook may run before this dict is filled only if a deadline passed already:
+        # lead keeps the first deadline well after this point.
+        deadlines.update({sid: float(score) / 1000 for sid, score in zip(ids, scores)})
+        last_deadline = max(deadlines.values())
+        started = time.monotonic()
+        remaining = last_deadline - time.time() + scenario.timeout
+        try:
+            await asyncio.wait_for(all_done.wait(), max(0.1, remaining))
+        except asyncio.TimeoutError:
+            pass
+        waited = time.monotonic() - started
+    finally:
+        await listener.stop()
+        await task
+    # Leave nothing due for the next scenario: archive what this one did not.
+    await store.cleanup_expired_sessions()
+    return Outcome(scenario, count, sorted(lags), sorted(observer.archive_lags),
+                   listener.archived_by_path, waited)
+
+
+async def sweeper_cost(store: SessionStore, probe: redis.Redis, interval: float,
+                       seconds: float) -> dict[str, float]:
+    """Commands per second the server runs for an idle listener (nothing due)."""
+    listener = ExpiryListener(store, sweep_interval=interval)
+    task = asyncio.create_task(listener.run())
+    try:
+        await asyncio.wait_for(listener.started.wait(), 30)
+        await asyncio.sleep(min(1.0, interval * 2))
+        stats0, cpu0, sweeps0 = probe.info("commandstats"), probe.info("cpu"), listener.sweeps
+        total0 = command_count(probe)
+        start = time.monotonic()
+        await asyncio.sleep(seconds)
+        elapsed = time.monotonic() - start
+        total1 = command_count(probe)
+        stats1, cpu1, sweeps1 = probe.info("commandstats"), probe.info("cpu"), listener.sweeps
+    finally:
+        await listener.stop()
+        await task
+
+    def calls(stats: dict[str, Any], name: str) -> int:
+        return int(stats.get(f"cmdstat_{name}", {}).get("calls", 0))
+
+    cpu = sum(float(cpu1[k]) - float(cpu0[k]) for k in ("used_cpu_sys", "used_cpu_user"))
+    return {
+        "interval": interval,
+        "sweeps": (sweeps1 - sweeps0) / elapsed,
+        "evalsha": (calls(stats1, "evalsha") - calls(stats0, "evalsha")) / elapsed,
+        "total": (total1 - total0) / elapsed,
+        "cpu": 100 * cpu / elapsed,
+    }
+
+
+# --------------------------------------------------------------------------- #
+# Report
+# --------------------------------------------------------------------------- #
+
+
+def _ms(value: float, timeout: float) -> str:
+    return num(value, 1) if value != float("inf") else f"> {num(timeout * 1000)}"
+
+
+def outcome_row(outcome: Outcome) -> list[str]:
+    """Percentiles over every expiring session; one not archived in time counts as
+    infinitely late, so a percentile that reaches it shows as "> timeout"."""
+    n, timeout = outcome.expiring, outcome.scenario.timeout
+    lags = outcome.lags_ms + [float("inf")] * (n - len(outcome.lags_ms))
+    within = sum(1 for lag in lags if lag <= 1000)
+    archived = len(outcome.lags_ms)
+    p99 = percentile(lags, 99)
+    paths = ", ".join(f"{k} {v}" for k, v in sorted(outcome.by_path.items()) if v) or "—"
+    script_lags = outcome.archive_lags_ms + [float("inf")] * (n - len(outcome.archive_lags_ms))
+    return [
+        outcome.scenario.label,
+        _ms(percentile(lags, 50), timeout), _ms(p99, timeout), _ms(max(lags), timeout),
+        f"{_ms(percentile(script_lags, 50), timeout)} / {_ms(percentile(script_lags, 99), timeout)}",
+        f"{100 * within / n:.1f} %",
+        f"{100 * archived / n:.1f} %" + ("" if archived == n else f" in {timeout:g} s"),
+        "yes" if archived == n and p99 <= 100 else "no",
+        paths,
+    ]
+
+
+def report(args: ArchiveOptions, fill: dict[str, float],
+           outcomes: Sequence[Outcome], costs: Sequence[dict[str, float]]) -> str:
+    out = [
+        f"### Expiry → archive lag: {args.expiring:,} sessions expiring over "
+        f"{args.spread:g} s among {args.live:,} live sessions",
+        "",
+        f"_redis-server hz {args.hz} (Redis's default is 10), {args.buckets} buckets. "
+        f"Live sessions: "
+        f"{num(fill['rate'])} created/s pipelined, used_memory {num(fill['memory'] / 2**20, 0)} "
+        f"MiB after filling. Lag = `on_archived` wall-clock time − the session's effective "
+        f"deadline (the hook runs after the listener has read the archived conversation "
+        f"back; the listener's own lag, when the archive script returned, is next to it); "
+        f"a setup's wait ends when all are archived or {args.timeout_notify:g} s "
+        f"(notifications only) / {args.timeout_sweep:g} s after the last deadline. "
+        f"Target: p99 ≤ 100 ms and 100 % archived._",
+        "",
+        table(["listener setup", "p50 ms", "p99 ms", "max ms",
+               "p50 / p99 ms when the archive script returned", "within 1 s", "archived",
+               "target met", "archived by"],
+              [outcome_row(o) for o in outcomes]),
+        "",
+        f"### Sweeper cost while idle ({args.buckets} buckets, nothing due, "
+        f"{args.cost_seconds:g} s window)",
+        "",
+        table(["sweep interval", "sweeps/s", "EVALSHA/s", "Redis commands/s (incl. inside "
+               "scripts)", "redis-server CPU, % of one core"],
+              [[f"{c['interval'] * 1000:g} ms", num(c["sweeps"], 1), num(c["evalsha"]),
+                num(c["total"]), f"{c['cpu']:.1f} %"] for c in costs]),
+    ]
+    return "\n".join(out)
+
+
+async def run_archive(url: str, args: ArchiveOptions,
+                      say: Callable[..., None] = _quiet) -> tuple[dict[str, Any], str]:
+    """Run the archive scenario on ``url``; (raw results, Markdown)."""
+    scenarios = [
+        Scenario(f"sweeper {s * 1000:g} ms + notifications", s, True, args.timeout_sweep)
+        for s in args.intervals
+    ]
+    scenarios.append(Scenario("notifications only (no sweeps after start-up)", NEVER, True,
+                              args.timeout_notify))
+    if not args.no_sweeper_only:
+        scenarios.append(Scenario(f"sweeper {args.intervals[-1] * 1000:g} ms only "
+                                  "(`notifications=False`)", args.intervals[-1], False,
+                                  args.timeout_sweep))
+    probe = redis.Redis.from_url(url)
+    store = SessionStore.from_url(url, buckets=args.buckets, prefix=PREFIX)
+    try:
+        args.hz = int(probe.config_get("hz").get("hz", args.hz))
+        space = KeySpace(store.settings.prefix, args.buckets)
+        say(f"creating {args.live:,} live one-hour sessions")
+        start = time.monotonic()
+        await create_sessions(store, args.live, "live", lambda i: 3600.0, 3600.0,
+                              progress=args.live >= 200_000, say=say)
+        fill = {"rate": args.live / (time.monotonic() - start),
+                "memory": float(probe.info("memory")["used_memory"])}
+        outcomes = []
+        for number, scenario in enumerate(scenarios):
+            say(f"scenario: {scenario.label}")
+            outcomes.append(await run_scenario(store, probe, space, scenario, args.expiring,
+                                               args.lead, args.spread, number))
+        costs = []
+        for interval in args.cost_intervals:
+            say(f"sweeper cost at {interval:g} s")
+            costs.append(await sweeper_cost(store, probe, interval, args.cost_seconds))
+    finally:
+        await store.aclose()
+        for key in probe.scan_iter(match=f"{PREFIX}:*", count=1000):
+            probe.unlink(key)
+        probe.close()
+    raw = {"options": vars(args), "fill": fill, "setups": [{
+        "label": o.scenario.label, "sweep_interval": o.scenario.sweep_interval,
+        "notifications": o.scenario.notifications, "expiring": o.expiring,
+        "lags_ms": o.lags_ms, "archive_lags_ms": o.archive_lags_ms, "by_path": o.by_path,
+        "p50_ms": percentile(o.lags_ms, 50) if len(o.lags_ms) == o.expiring else None,
+        "p99_ms": percentile(o.lags_ms, 99) if len(o.lags_ms) == o.expiring else None,
+        "archived": len(o.lags_ms)} for o in outcomes], "sweeper_cost": costs}
+    return raw, report(args, fill, outcomes, costs)

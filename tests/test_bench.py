@@ -1,0 +1,92 @@
+"""``luminora-redis bench``: a small run of the chat-turn comparison on a real server,
+checking the JSON's shape, that every number is positive, that systems which cannot run
+say why in one line without stopping the run, and that the harness leaves no keys."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import redis
+from click.testing import CliRunner
+
+from luminora_redis.bench.cli import bench
+from luminora_redis.cli import main
+
+pytestmark = pytest.mark.single_server
+
+
+def _run(args: list[str]) -> tuple[int, str, str]:
+    result = CliRunner().invoke(bench, args, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_quick_run_with_two_systems(redis_url: str, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LUMINORACORE_PATH", raising=False)
+    path = tmp_path / "results.json"
+    code, out, err = _run(["turn", "--url", redis_url, "--tiny", "--concurrency", "1,4",
+                           "--systems", "luminora-async,luminoracore", "--json", str(path)])
+    assert code == 0, err
+    results = json.loads(path.read_text())
+
+    assert set(results) == {"meta", "turn", "archive"}
+    meta = results["meta"]
+    assert meta["server"]["version"] and meta["versions"]["redis"] == redis.__version__
+    assert meta["machine"]["cpus"] >= 1
+    systems = {s["name"]: s for s in results["turn"]["systems"]}
+    # The floor of the selected API comes along, so ratios exist.
+    assert set(systems) == {"luminora-async", "floor-async", "luminoracore"}
+
+    legacy = systems["luminoracore"]
+    assert not legacy["ran"] and "LUMINORACORE_PATH" in legacy["skipped"]
+    assert "\n" not in legacy["skipped"]
+    assert "LuminoraCore on its legacy Redis backend: cannot run: LUMINORACORE_PATH" in err
+
+    for name in ("luminora-async", "floor-async"):
+        system = systems[name]
+        assert system["ran"] and system["skipped"] is None, system["skipped"]
+        assert set(system["throughput"]) == {"1", "4"}
+        for point in system["throughput"].values():
+            assert point["turns_per_s"] > 0 and point["ratio_to_floor"] > 0
+            assert len(point["rounds"]) == 1 and all(r > 0 for r in point["rounds"])
+            assert point["trial_turns"] >= 20
+            assert point["server_cpu_us_per_turn"] >= 0
+        per_turn = system["per_turn"]
+        for key in ("client_commands", "round_trips", "server_commands", "command_usec",
+                    "net_in_bytes", "net_out_bytes"):
+            assert per_turn[key] > 0, key
+        # One EVALSHA per turn, and the script's own commands on top.
+        assert system["client_commands"] == {"evalsha": 1.0}
+        assert per_turn["server_commands"] > per_turn["client_commands"]
+        assert system["memory"]["memory_usage_per_session"] > 20 * 2 * 200
+        assert system["memory"]["keys_per_session"] >= 2
+        assert system["expiry"] == "native" and system["on_expiry"]
+    assert systems["floor-async"]["throughput"]["1"]["ratio_to_floor"] == 1.0
+
+    assert "| luminora-redis (asyncio) | asyncio |" in out
+    assert "Did not run:" in out
+    with redis.Redis.from_url(redis_url) as client:
+        assert client.keys("bench*") == []
+
+
+def test_console_script_reaches_the_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "--help"])
+    assert exit_.value.code == 0
+    assert "--concurrency" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args", [["--concurrency", "0"], ["--systems", "nope"],
+                                  ["everything"]])
+def test_bad_options_are_usage_errors(args: list[str]) -> None:
+    code, _, err = _run(args)
+    assert code == 2 and "Error" in err
+
+
+def test_unreachable_redis_exits_3() -> None:
+    from luminora_redis.testing import free_port
+
+    code, _, err = _run(["--url", f"redis://127.0.0.1:{free_port()}/0", "--tiny"])
+    assert code == 3 and "unreachable" in err
