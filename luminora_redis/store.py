@@ -17,21 +17,25 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import NoScriptError
 
-from luminora_redis import archive, memory, sessions
+from luminora_redis import archive, liveness, memory, outbox, sessions
 from luminora_redis.base import StoreBase, claim_layout
 from luminora_redis.context import Context
 from luminora_redis.models import (
     Affinity,
     ArchivedConversation,
+    DeliveryBacklog,
     Episode,
     EvolutionEvent,
     Fact,
     Message,
     Mood,
+    QuarantinedEntry,
     Sentiment,
+    ServerFinding,
     Session,
 )
 from luminora_redis.scripts import Call, Op
+from luminora_redis.server_checks import findings_for, policies_async, warn_findings
 from luminora_redis.sessions import MessageLike
 from luminora_redis.settings import StoreSettings
 
@@ -86,7 +90,9 @@ class SessionStore(StoreBase):
                 self._lock = asyncio.Lock()
             async with self._lock:
                 if self._ctx is None:
-                    self._ctx = await self._drive(claim_layout(self._settings))
+                    ctx = await self._drive(claim_layout(self._settings))
+                    warn_findings(await self.check_server())
+                    self._ctx = ctx
         return self._ctx
 
     async def _run(self, operation: Callable[..., Op[T]], *args: Any) -> T:
@@ -98,10 +104,15 @@ class SessionStore(StoreBase):
         try:
             step = next(op)
             while True:
-                if isinstance(step, Call):
-                    reply = await scripts[step.script](step.keys, step.args)
-                else:
-                    reply = await self._batch(step.calls)
+                try:
+                    if isinstance(step, Call):
+                        reply = await scripts[step.script](step.keys, step.args)
+                    else:
+                        reply = await self._batch(step.calls)
+                except Exception as error:
+                    # The operation may handle it (e.g. a trim after a committed archive).
+                    step = op.throw(error)
+                    continue
                 step = op.send(reply)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
@@ -265,3 +276,23 @@ class SessionStore(StoreBase):
                             limit: int | None = None) -> list[EvolutionEvent]:
         """The user's evolution log, oldest first (the newest ``limit`` records when given)."""
         return await self._run(memory.get_evolution, user_id, personality_name, limit)
+
+    # -- operations -------------------------------------------------------------
+
+    async def delivery_backlog(self) -> DeliveryBacklog:
+        """Deliveries to ``on_archived`` waiting in the outbox: how many, the oldest one's
+        age, and how many were quarantined."""
+        return await self._run(outbox.delivery_backlog)
+
+    async def list_quarantined(self, limit: int = 100) -> list[QuarantinedEntry]:
+        """Quarantined deliveries and sweep entries, earliest first; their data is kept."""
+        return await self._run(outbox.list_quarantined, limit)
+
+    async def live_listeners(self) -> list[str]:
+        """Names of the listeners running now (their heartbeat has not lapsed)."""
+        return await self._run(liveness.live_listeners)
+
+    async def check_server(self) -> list[ServerFinding]:
+        """Server settings that endanger the data (``maxmemory-policy`` of every primary);
+        the store logs them once at first use."""
+        return findings_for(await policies_async(self._client))

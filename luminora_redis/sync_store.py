@@ -16,21 +16,25 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
-from luminora_redis import archive, memory, sessions
+from luminora_redis import archive, liveness, memory, outbox, sessions
 from luminora_redis.base import StoreBase, claim_layout
 from luminora_redis.context import Context
 from luminora_redis.models import (
     Affinity,
     ArchivedConversation,
+    DeliveryBacklog,
     Episode,
     EvolutionEvent,
     Fact,
     Message,
     Mood,
+    QuarantinedEntry,
     Sentiment,
+    ServerFinding,
     Session,
 )
 from luminora_redis.scripts import Call, Op
+from luminora_redis.server_checks import findings_for, policies_blocking, warn_findings
 from luminora_redis.sessions import MessageLike
 from luminora_redis.settings import StoreSettings
 from luminora_redis.store import SessionStore
@@ -82,7 +86,9 @@ class SyncSessionStore(StoreBase):
     def _context(self) -> Context:
         with self._lock:
             if self._ctx is None:
-                self._ctx = self._drive(claim_layout(self._settings))
+                ctx = self._drive(claim_layout(self._settings))
+                warn_findings(self.check_server())
+                self._ctx = ctx
         return self._ctx
 
     def _run(self, operation: Callable[..., Op[T]], *args: Any) -> T:
@@ -94,10 +100,15 @@ class SyncSessionStore(StoreBase):
         try:
             step = next(op)
             while True:
-                if isinstance(step, Call):
-                    reply = scripts[step.script](step.keys, step.args)
-                else:
-                    reply = self._batch(step.calls)
+                try:
+                    if isinstance(step, Call):
+                        reply = scripts[step.script](step.keys, step.args)
+                    else:
+                        reply = self._batch(step.calls)
+                except Exception as error:
+                    # The operation may handle it (e.g. a trim after a committed archive).
+                    step = op.throw(error)
+                    continue
                 step = op.send(reply)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
@@ -236,6 +247,20 @@ class SyncSessionStore(StoreBase):
     def get_evolution(self, user_id: str, personality_name: str | None = None,
                       limit: int | None = None) -> list[EvolutionEvent]:
         return self._run(memory.get_evolution, user_id, personality_name, limit)
+
+    # -- operations -------------------------------------------------------------
+
+    def delivery_backlog(self) -> DeliveryBacklog:
+        return self._run(outbox.delivery_backlog)
+
+    def list_quarantined(self, limit: int = 100) -> list[QuarantinedEntry]:
+        return self._run(outbox.list_quarantined, limit)
+
+    def live_listeners(self) -> list[str]:
+        return self._run(liveness.live_listeners)
+
+    def check_server(self) -> list[ServerFinding]:
+        return findings_for(policies_blocking(self._client))
 
 
 for _name, _method in vars(SyncSessionStore).items():
