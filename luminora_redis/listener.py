@@ -47,7 +47,9 @@ class ListenerSettings(BaseModel):
     """How a listener sweeps, delivers and reports; every field is also a keyword of
     `ExpiryListener`.
 
-    ``delivery_max_attempts`` None (the default) retries a failing sink forever,
+    ``delivery_interval`` is how often the whole outbox is scanned for deliveries
+    recorded elsewhere (``end_session``, another listener's lapsed lease); what
+    this listener archives it delivers at once. ``delivery_max_attempts`` None (the default) retries a failing sink forever,
     backing off to ``delivery_backoff_cap``: the sink sees every archive once it
     recovers. A number quarantines a delivery after that many attempts (kept,
     listed by ``list_quarantined``). ``delivery_lease`` must exceed the hook's
@@ -62,6 +64,7 @@ class ListenerSettings(BaseModel):
     notifications: StrictBool = True
     configure_notifications: StrictBool = True
     name: str | None = None
+    delivery_interval: Seconds = 1.0
     delivery_workers: StrictInt = Field(8, ge=1, le=1024)
     delivery_lease: Seconds = 60.0
     delivery_backoff: Seconds = 0.5
@@ -223,7 +226,7 @@ class ExpiryListener:
             loops += [notifier, *workers]
         if self._on_archived is not None:
             self._deliveries = Deliveries(
-                self._store, self._on_archived, interval=s.sweep_interval,
+                self._store, self._on_archived, interval=s.delivery_interval,
                 workers=s.delivery_workers, lease=s.delivery_lease,
                 backoff_base=s.delivery_backoff, backoff_cap=s.delivery_backoff_cap,
                 max_attempts=s.delivery_max_attempts, observer=self._observer,

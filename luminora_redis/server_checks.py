@@ -105,6 +105,8 @@ def policies_blocking(client: Any) -> dict[str, str | ResponseError]:
 
 
 def warn_findings(findings: list[ServerFinding]) -> None:
-    """Log each finding once, as a WARNING naming the fix."""
+    """Log each finding as a WARNING naming the fix; a policy that could not be checked
+    (CONFIG refused, as on managed services) only at INFO."""
     for finding in findings:
-        logger.warning("%s. Fix: %s", finding.message, finding.fix)
+        level = logging.INFO if finding.code is FindingCode.CONFIG_UNAVAILABLE else logging.WARNING
+        logger.log(level, "%s. Fix: %s", finding.message, finding.fix)

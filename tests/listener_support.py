@@ -12,12 +12,14 @@ from typing import Any
 import pytest
 import redis
 import redis.cluster
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
-from luminora_redis import SessionStore
+from luminora_redis import SessionStore, SyncSessionStore
 from luminora_redis.listener import ExpiryListener
 from luminora_redis.server import RedisServer
 
 ALL_TYPES = "g$lshzxetd"
+MIN_TTL = 0.3  # seconds: see create_sessions
 NOTIFY = "notify-keyspace-events"
 
 
@@ -80,16 +82,44 @@ async def running(*listeners: ExpiryListener, timeout: float = 10.0
                 await task
 
 
+def blocking_twin(store: SessionStore) -> SyncSessionStore:
+    """A blocking store on the same server or cluster, with the same settings."""
+    client = store.client
+    if isinstance(client, AsyncRedisCluster):
+        node = client.get_nodes()[0] if client.get_nodes() else None
+        host, port = (node.host, node.port) if node is not None else next(
+            iter(client.nodes_manager.startup_nodes.values())).name.rsplit(":", 1)
+        return SyncSessionStore(redis.cluster.RedisCluster(host=host, port=int(port)),
+                                store.settings)
+    kwargs = client.connection_pool.connection_kwargs
+    return SyncSessionStore(redis.Redis(host=kwargs["host"], port=kwargs["port"],
+                                        db=kwargs.get("db", 0),
+                                        username=kwargs.get("username"),
+                                        password=kwargs.get("password")), store.settings)
+
+
 async def create_sessions(store: SessionStore, count: int, users: int,
                           ttls: Iterable[float], **config: Any) -> dict[str, str]:
-    """``count`` sessions with one message each, round robin over ``users``; sid -> user."""
-    owners: dict[str, str] = {}
-    for n, ttl in enumerate(list(ttls)[:count]):
-        user = f"user-{n % users}"
-        sid = await store.create_session(user, "alicia", {"ttl": ttl, **config})
-        await store.append_message(sid, "user", f"message {n}")
-        owners[sid] = user
-    return owners
+    """``count`` sessions with one message each, round robin over ``users``; sid -> user.
+
+    They are written from a thread, since a listener sharing this event loop may
+    hold it between the create and the append, and no TTL is shorter than
+    `MIN_TTL`: on a loaded machine the two calls can be that far apart.
+    """
+    def create() -> dict[str, str]:
+        owners: dict[str, str] = {}
+        twin = blocking_twin(store)
+        try:
+            for n, ttl in enumerate(list(ttls)[:count]):
+                user = f"user-{n % users}"
+                sid = twin.create_session(user, "alicia", {"ttl": max(ttl, MIN_TTL), **config})
+                twin.append_message(sid, "user", f"message {n}")
+                owners[sid] = user
+        finally:
+            twin.client.close()
+        return owners
+
+    return await asyncio.to_thread(create)
 
 
 async def archived_sessions(store: SessionStore, users: Iterable[str]) -> Counter[str]:
