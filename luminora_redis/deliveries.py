@@ -218,6 +218,9 @@ class Deliveries:
         delay = retry_delay(attempts, self._base, self._cap)
         outcome = await call(self._store, outbox.retry_delivery, session_id,
                              int(delay * 1000), self._max_attempts)
+        if outcome == "retry":
+            # Offered again when due (a hair late: claiming early finds it not due).
+            asyncio.get_running_loop().call_later(delay + 0.005, self.offer, session_id)
         if outcome == "quarantined":
             self.quarantined += 1
             logger.exception("on_archived failed for session %s, attempt %d of %d: delivery "

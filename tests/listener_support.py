@@ -19,7 +19,11 @@ from luminora_redis.listener import ExpiryListener
 from luminora_redis.server import RedisServer
 
 ALL_TYPES = "g$lshzxetd"
-MIN_TTL = 0.3  # seconds: see create_sessions
+MIN_TTL = 0.5  # seconds: see create_sessions
+#: The most "promptly" may take: from a deadline to the archive reaching the hook. Far
+#: above the usual ~0.1 s, since CI machines are loaded; but an archive that waits for a
+#: sweep it should not need, or a delivery that waits for a full outbox scan, misses it.
+PROMPTLY = 3.0
 NOTIFY = "notify-keyspace-events"
 
 
@@ -58,7 +62,7 @@ async def until(predicate: Callable[[], Any], timeout: float = 10.0,
 
 
 @asynccontextmanager
-async def running(*listeners: ExpiryListener, timeout: float = 10.0
+async def running(*listeners: ExpiryListener, timeout: float = 30.0
                   ) -> AsyncIterator[list[asyncio.Task[None]]]:
     """Run the listeners until the block ends, once each has ``started``; stop them after."""
     tasks = [asyncio.create_task(listener.run()) for listener in listeners]
@@ -96,6 +100,23 @@ def blocking_twin(store: SessionStore) -> SyncSessionStore:
                                         db=kwargs.get("db", 0),
                                         username=kwargs.get("username"),
                                         password=kwargs.get("password")), store.settings)
+
+
+async def create_conversation(store: SessionStore, user: str, config: dict[str, Any],
+                              messages: list[str]) -> str:
+    """One session of ``user`` with the messages, written from a thread (see
+    `create_sessions`); its id."""
+    def create() -> str:
+        twin = blocking_twin(store)
+        try:
+            sid = twin.create_session(user, "alicia", config)
+            for content in messages:
+                twin.append_message(sid, "user", content)
+            return sid
+        finally:
+            twin.client.close()
+
+    return await asyncio.to_thread(create)
 
 
 async def create_sessions(store: SessionStore, count: int, users: int,
