@@ -49,11 +49,12 @@ class ListenerSettings(BaseModel):
 
     ``delivery_interval`` is how often the whole outbox is scanned for deliveries
     recorded elsewhere (``end_session``, another listener's lapsed lease); what
-    this listener archives it delivers at once. ``delivery_max_attempts`` None (the default) retries a failing sink forever,
-    backing off to ``delivery_backoff_cap``: the sink sees every archive once it
-    recovers. A number quarantines a delivery after that many attempts (kept,
-    listed by ``list_quarantined``). ``delivery_lease`` must exceed the hook's
-    longest call, or another listener delivers the same conversation again.
+    this listener archives it delivers at once. ``delivery_max_attempts`` None
+    (the default) retries a failing sink forever, backing off to
+    ``delivery_backoff_cap``: the sink sees every archive once it recovers. A
+    number quarantines a delivery after that many attempts (kept, listed by
+    ``list_quarantined``). ``delivery_lease`` must exceed the hook's longest
+    call, or another listener delivers the same conversation again.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
