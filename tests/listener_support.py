@@ -164,3 +164,26 @@ def nodes_of(client: redis.Redis | redis.cluster.RedisCluster,
         return {"server"}
     # A session id starts with its bucket, and the bucket is the keys' hash tag.
     return {client.get_node_from_key(f"{{b{sid[:4]}}}").name for sid in session_ids}
+
+
+async def open_async_stores(store_url: str,
+                            topology: str) -> AsyncIterator[Callable[..., SessionStore]]:
+    """Asyncio stores (each with its own client) of the current topology, closed afterwards;
+    a fixture body: ``async_stores = pytest.fixture(open_async_stores)``."""
+    stores: list[SessionStore] = []
+
+    def make(**settings: Any) -> SessionStore:
+        store = SessionStore.from_url(store_url, cluster=topology == "cluster", **settings)
+        stores.append(store)
+        return store
+
+    yield make
+    for store in stores:
+        await store.aclose()
+
+
+def primaries_of(topology: str, request: pytest.FixtureRequest) -> list[RedisServer]:
+    """The servers behind the store fixtures: the shared server, or the cluster's primaries."""
+    if topology == "cluster":
+        return list(request.getfixturevalue("redis_cluster").primaries())
+    return [request.getfixturevalue("redis_server")]
