@@ -206,10 +206,26 @@ class Deliveries:
         except Exception:
             await self._retry(session_id, delivery.attempts)
             return
-        await call(self._store, outbox.ack_delivery, session_id)
+        await self._acknowledge(session_id)
         self.delivered += 1
         self._report("delivered", delivery.attempts)
         await call(self._store, archive.retain, delivery.user_id)
+
+    async def _acknowledge(self, session_id: str) -> None:
+        """Acknowledge a delivery the sink took, retrying while Redis is unreachable for
+        up to half the lease: a lost acknowledgement means a second delivery."""
+        delays, failures = backoff(cap=1.0), 0
+        give_up = asyncio.get_running_loop().time() + self._lease_ms / 2000
+        while True:
+            try:
+                await call(self._store, outbox.ack_delivery, session_id)
+                return
+            except UNAVAILABLE:
+                delay = delays.compute(failures)
+                failures += 1
+                if asyncio.get_running_loop().time() + delay > give_up:
+                    raise
+                await asyncio.sleep(delay)
 
     async def _retry(self, session_id: str, attempts: int) -> None:
         self.failed += 1
