@@ -481,6 +481,10 @@ def test_metrics_are_served_in_the_prometheus_text_format() -> None:
     metrics.swept()
     metrics.error()
     metrics.reconnected()
+    metrics.delivered(1)
+    metrics.delivery_failed()
+    metrics.backlog(DeliveryBacklog(pending=4, oldest_age_seconds=2.5, quarantined=1,
+                                    quarantined_sessions=2))
     server = metrics.serve("127.0.0.1", 0)
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics",
@@ -494,5 +498,10 @@ def test_metrics_are_served_in_the_prometheus_text_format() -> None:
                  'luminora_redis_archive_lag_seconds_bucket{le="0.25"} 2.0',
                  "luminora_redis_archive_lag_seconds_count 3.0",
                  "luminora_redis_sweeps_total 1.0", "luminora_redis_errors_total 1.0",
-                 "luminora_redis_reconnects_total 1.0"):
+                 "luminora_redis_reconnects_total 1.0", "luminora_redis_deliveries_total 1.0",
+                 "luminora_redis_delivery_failures_total 1.0",
+                 "luminora_redis_deliveries_pending 4.0",
+                 "luminora_redis_delivery_oldest_age_seconds 2.5",
+                 "luminora_redis_deliveries_quarantined 1.0",
+                 "luminora_redis_sessions_quarantined 2.0"):
         assert line in text.splitlines(), line
