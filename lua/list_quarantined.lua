@@ -10,15 +10,19 @@ ARGV[1] how many of each, at most (> 0)
 Replies:
   {{sid, ms, body or false, ...}, {sid, ms, failures or false, ...}}
 ]]
+local deadKey, bodiesKey, quarantineKey, failuresKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local limit = tonumber(ARGV[1]) - 1
-local function listed(zset, hash)
-  local out = {}
-  local entries = redis.call('ZRANGE', zset, 0, limit, 'WITHSCORES')
-  for i = 1, #entries, 2 do
-    out[#out + 1] = entries[i]
-    out[#out + 1] = entries[i + 1]
-    out[#out + 1] = redis.call('HGET', hash, entries[i])
-  end
-  return out
+local dead, stuck = {}, {}
+local entries = redis.call('ZRANGE', deadKey, 0, limit, 'WITHSCORES')
+for i = 1, #entries, 2 do
+  dead[#dead + 1] = entries[i]
+  dead[#dead + 1] = entries[i + 1]
+  dead[#dead + 1] = redis.call('HGET', bodiesKey, entries[i])
 end
-return {listed(KEYS[1], KEYS[2]), listed(KEYS[3], KEYS[4])}
+entries = redis.call('ZRANGE', quarantineKey, 0, limit, 'WITHSCORES')
+for i = 1, #entries, 2 do
+  stuck[#stuck + 1] = entries[i]
+  stuck[#stuck + 1] = entries[i + 1]
+  stuck[#stuck + 1] = redis.call('HGET', failuresKey, entries[i])
+end
+return {dead, stuck}
