@@ -275,15 +275,19 @@ class ExpiryListener:
         if self._observer is not None:
             self._observer.swept()
         listening, generation = mark  # type: ignore[misc]
-        if (listening and self._listening and generation == self._generation
-                and generation > self._live_generation):
-            self._live_generation = generation
-            self._lives += 1
-            self.live.set()
-            asyncio.get_running_loop().create_task(self._announce_live())
-            if not self.started.is_set():
-                self.started.set()
-                logger.info("listener %s started", self.name)
+        if listening and self._listening and generation == self._generation:
+            self._become_live(generation)
+
+    def _become_live(self, generation: int) -> None:
+        if generation <= self._live_generation:
+            return
+        self._live_generation = generation
+        self._lives += 1
+        self.live.set()
+        asyncio.get_running_loop().create_task(self._announce_live())
+        if not self.started.is_set():
+            self.started.set()
+            logger.info("listener %s started", self.name)
 
     async def _announce_live(self) -> None:
         async with self._live_changed:
@@ -341,7 +345,10 @@ class ExpiryListener:
             logger.info("listener %s resubscribed to expired events; catching up", self.name)
         self._failures = 0
         self._listening = True
-        self._sweeper.wake.set()
+        if self.settings.catch_up:
+            self._sweeper.wake.set()
+        else:
+            self._become_live(self._generation)
 
     async def _on_expired(self, key: str) -> None:
         ctx = self._store._ctx or await self._store._context()

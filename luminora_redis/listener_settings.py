@@ -35,6 +35,9 @@ class ListenerSettings(BaseModel):
     sweep_batch: StrictInt = Field(500, ge=1)
     sweep_max_failures: StrictInt = Field(5, ge=1)
     notifications: StrictBool = True
+    #: Sweep at once after every (re)subscription, for what expired meanwhile. Off, the
+    #: listener counts as live as soon as it is subscribed (for tests of the fast path).
+    catch_up: StrictBool = True
     configure_notifications: StrictBool = True
     name: str | None = None
     delivery_interval: Seconds = 1.0
