@@ -27,6 +27,7 @@ from luminora_redis import (
     ArchivedConversation,
     ArchiveReason,
     DeliveryBacklog,
+    ListenerSettings,
     SessionStore,
     SyncSessionStore,
 )
@@ -98,6 +99,14 @@ async def test_listener_refuses_bad_arguments() -> None:
     with SyncSessionStore.from_url("redis://127.0.0.1:1/0") as blocking, \
             pytest.raises(TypeError, match="asyncio SessionStore"):
         ExpiryListener(blocking)  # type: ignore[arg-type]
+    settings = ListenerSettings(sweep_interval=1.5, delivery_max_attempts=3)
+    typed = ExpiryListener(store, settings, sweep_batch=7, name="typed")
+    assert (typed.settings.sweep_interval, typed.settings.sweep_batch,
+            typed.settings.delivery_max_attempts, typed.name) == (1.5, 7, 3, "typed")
+    for bad in ({"delivery_workers": 0}, {"delivery_lease": 0}, {"catch_up": "no"},
+                {"delivery_max_attempts": 0}, {"unknown": 1}):
+        with pytest.raises(ValueError):
+            ExpiryListener(store, **bad)
     cluster = SessionStore.from_url("redis://127.0.0.1:1/0", cluster=True)
     ExpiryListener(cluster)  # a cluster store is welcome: it subscribes on every primary
     await cluster.aclose()
