@@ -274,7 +274,9 @@ class ExpiryListener:
     def _swept(self, mark: object) -> None:
         if self._observer is not None:
             self._observer.swept()
-        listening, generation = mark  # type: ignore[misc]
+        assert isinstance(mark, tuple)
+        listening: bool = mark[0]
+        generation: int = mark[1]
         if listening and self._listening and generation == self._generation:
             self._become_live(generation)
 
