@@ -148,11 +148,7 @@ class Deliveries:
                                "in %.2f s", error, delay)
                 await self._pause(delay)
                 continue
-            pause = max(0.0, next_full - clock())
-            due_in = self._schedule.seconds_until_due(time.time() * 1000)
-            if due_in is not None:
-                pause = min(pause, max(due_in, MIN_GAP))
-            await self._pause(pause)
+            await self._pause(self._schedule.pause(next_full - clock(), time.time() * 1000, MIN_GAP))
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):

@@ -24,6 +24,14 @@ _FIX_POLICY = (f"set {POLICY} noeviction (CONFIG SET {POLICY} noeviction, and in
                "or your provider's parameter group), and give Redis enough memory; use a "
                "separate Redis for caches that need eviction")
 
+#: Policy prefix -> what it may evict.
+_RISKS = {
+    "allkeys-": (FindingCode.EVICTS_USER_DATA, "any key, user memory (affinity, facts, "
+                 "episodes, archive) included, silently"),
+    "volatile-": (FindingCode.EVICTS_SESSIONS, "live sessions before their deadline, and "
+                  "their conversation never reaches the archive"),
+}
+
 logger = logging.getLogger("luminora_redis.server_checks")
 
 
@@ -47,18 +55,14 @@ def findings_for(policies: dict[str, str | ResponseError]) -> list[ServerFinding
                 code=FindingCode.CONFIG_UNAVAILABLE, server=server or None,
                 message=f"could not check {POLICY}{where}: the server refused CONFIG ({policy})",
                 fix=f"make sure {POLICY} is noeviction in the server's configuration"))
-        elif policy.startswith("allkeys-"):
-            findings.append(ServerFinding(
-                code=FindingCode.EVICTS_USER_DATA, server=server or None,
-                message=f"{POLICY} is {policy}{where}: at maxmemory Redis evicts any key, "
-                        "user memory (affinity, facts, episodes, archive) included, silently",
-                fix=_FIX_POLICY))
-        elif policy.startswith("volatile-"):
-            findings.append(ServerFinding(
-                code=FindingCode.EVICTS_SESSIONS, server=server or None,
-                message=f"{POLICY} is {policy}{where}: at maxmemory Redis evicts live sessions "
-                        "before their deadline, and their conversation never reaches the archive",
-                fix=_FIX_POLICY))
+        else:
+            risk = next((risk for prefix, risk in _RISKS.items() if policy.startswith(prefix)),
+                        None)
+            if risk is not None:
+                code, what = risk
+                findings.append(ServerFinding(
+                    code=code, server=server or None, fix=_FIX_POLICY,
+                    message=f"{POLICY} is {policy}{where}: at maxmemory Redis evicts {what}"))
     return findings
 
 

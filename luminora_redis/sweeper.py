@@ -151,11 +151,7 @@ class Sweeper:
                     self._on_full_sweep(mark)
             if full:
                 next_full = clock() + self._interval
-            pause = max(0.0, next_full - clock())
-            due_in = self.schedule.seconds_until_due(time.time() * 1000)
-            if due_in is not None:
-                pause = min(pause, max(due_in, MIN_GAP))
-            await self._pause(pause)
+            await self._pause(self.schedule.pause(next_full - clock(), time.time() * 1000, MIN_GAP))
 
     async def _pause(self, seconds: float) -> None:
         """Sleep up to ``seconds``; a stop or a catch-up request ends it early."""
