@@ -235,7 +235,7 @@ async def listener_lag(label: str, store: SessionStore, probe: Any,
     task = asyncio.create_task(listener.run())
     try:
         await asyncio.wait_for(listener.started.wait(), 30)
-        space = (await store._context()).keys
+        space = (await store.context()).keys
         ids = await create_sessions(
             store, args.sessions, tag, lambda i: args.lead + args.spread * i / max(
                 1, args.sessions - 1))

@@ -7,7 +7,11 @@ The history and overflow lists are RENAMEd (O(1)) under the user's archive;
 a record hash holds the metadata; the archive ZSET orders records by end time,
 and conversations that ended in the same millisecond by the order they were
 archived in: score = ended_ms * 1000 + (the user's archive counter mod 1000).
-The session leaves every index, and its meta hash is deleted last.
+The session leaves every index, and its meta hash is deleted last. In the
+same atomic step the delivery to the on_archived sink is recorded in the
+bucket's outbox (due now), so it survives any crash of whoever archived.
+The session's segments (lr:{b}:u:<uid>:a:<sid>:g:<n>) are in the archive area
+already; the record copies their count (segs), and message_count includes them.
 
 KEYS[1]  session hash             lr:{b}:s:<sid>
 KEYS[2]  session meta hash        lr:{b}:s:<sid>:m
@@ -21,8 +25,9 @@ KEYS[9]  archived record hash     lr:{b}:u:<uid>:a:<sid>
 KEYS[10] archived history list    lr:{b}:u:<uid>:a:<sid>:h
 KEYS[11] archived overflow list   lr:{b}:u:<uid>:a:<sid>:o
 KEYS[12] user hash                lr:{b}:u:<uid>            (archive counter)
-The session's segments (lr:{b}:u:<uid>:a:<sid>:g:<n>) are in the archive area
-already; the record copies their count (segs), and message_count includes them.
+KEYS[13] outbox ZSET              lr:{b}:outbox             sid -> ms next attempt
+KEYS[14] outbox bodies            lr:{b}:outbox:d           sid -> msgpack delivery
+KEYS[15] sweep failure counts     lr:{b}:failures           (cleared on archive)
 ARGV[1] session id
 ARGV[2] user id read by read_meta (re-checked here)
 ARGV[3] mode: "expire"  archive if expired and auto_cleanup is on (listener, sweeper)
@@ -76,4 +81,8 @@ redis.call('ZREM', deadlinesKey, sid)
 redis.call('ZREM', manualKey, sid)
 redis.call('ZREM', userSessionsKey, sid)
 redis.call('DEL', metaKey)
+redis.call('HDEL', KEYS[15], sid)
+redis.call('HSET', KEYS[14], sid, cmsgpack.pack({sid = sid, user = userId, attempts = 0,
+                                                 created = now, ended = ended, reason = reason}))
+redis.call('ZADD', KEYS[13], now, sid)
 return {1, ended, reason, count, redis.call('ZCARD', archiveKey)}

@@ -9,6 +9,7 @@ session and exactly one of them archives it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -41,6 +42,8 @@ __all__ = [
 
 SWEEP_BATCH = 500
 
+logger = logging.getLogger("luminora_redis.archive")
+
 
 @dataclass(frozen=True, slots=True)
 class Archived:
@@ -53,9 +56,12 @@ class Archived:
     message_count: int
 
 
-def _archive_keys(keys: SessionKeys, user: UserKeys, session_id: str) -> tuple[str, ...]:
+def _archive_keys(ctx: Context, keys: SessionKeys, user: UserKeys,
+                  session_id: str) -> tuple[str, ...]:
+    bucket = ctx.keys.bucket(ctx.keys.bucket_of_session(session_id) or 0)
     return (keys.session, keys.meta, keys.history, keys.overflow, keys.deadlines, keys.manual,
-            user.sessions, user.archive, *user.archived(session_id), user.user)
+            user.sessions, user.archive, *user.archived(session_id), user.user,
+            bucket.outbox, bucket.bodies, bucket.failures)
 
 
 def _owner(keys: SessionKeys, session_id: str) -> Op[str | None]:
@@ -68,7 +74,11 @@ def archive_session(ctx: Context, session_id: str, mode: str) -> Op[Archived | N
     """Archive one session; None when this call did not archive it.
 
     ``mode`` is ``expire`` (listener and sweeper: expired auto_cleanup
-    sessions only), ``cleanup`` (any expired session) or ``end`` (now).
+    sessions only), ``cleanup`` (any expired session) or ``end`` (now). The
+    same atomic step records the delivery to the ``on_archived`` sink in the
+    bucket's outbox. Retention trimming runs after the commit and never
+    raises: a failed trim is logged and re-run by the next archive of the
+    user, or by the listener once it has delivered this conversation.
     """
     keys = ctx.session_keys(session_id)
     if keys is None:
@@ -77,7 +87,7 @@ def archive_session(ctx: Context, session_id: str, mode: str) -> Op[Archived | N
     if user_id is None:
         return None
     user = ctx.keys.user(user_id)
-    reply = yield Call("archive_session", _archive_keys(keys, user, session_id),
+    reply = yield Call("archive_session", _archive_keys(ctx, keys, user, session_id),
                        (session_id, user_id, mode))
     if reply[0] != ReplyCode.OK:
         if reply[0] in (ReplyCode.NOT_FOUND, ReplyCode.ALIVE, ReplyCode.MANUAL):
@@ -86,8 +96,26 @@ def archive_session(ctx: Context, session_id: str, mode: str) -> Op[Archived | N
     _, ended, reason, count, size = reply
     retention = ctx.settings.archive_retention
     if retention is not None and size > retention:
-        yield from _trim(user, retention)
+        yield from retain(ctx, user_id)
     return Archived(session_id, user_id, ArchiveReason(reason.decode()), ended, count)
+
+
+def retain(ctx: Context, user_id: str) -> Op[bool]:
+    """Trim the user's archive to ``archive_retention``; False (logged) when it failed.
+
+    It runs after an archive committed, so it never raises: the archive
+    stands, and the next archive of the user or the listener runs it again.
+    """
+    retention = ctx.settings.archive_retention
+    if retention is None:
+        return True
+    try:
+        yield from _trim(ctx.keys.user(user_id), retention)
+    except Exception as error:  # the archive committed: see the docstring
+        logger.warning("trimming the archive of user %r to %d conversations failed (%r); "
+                       "it is retried later", user_id, retention, error)
+        return False
+    return True
 
 
 def _trim(user: UserKeys, keep: int) -> Op[None]:

@@ -27,6 +27,14 @@ Per bucket::
                                    The sweeper's guarantee and get_expired_sessions.
     lr:{b}:manual           ZSET   the same for auto_cleanup=False sessions, which only
                                    cleanup_expired_sessions archives.
+    lr:{b}:outbox           ZSET   sid -> ms when its delivery to on_archived may next be
+                                   attempted; written by the archive script itself.
+    lr:{b}:outbox:d         HASH   sid -> msgpack delivery body (user, sid, attempts,
+                                   created ms, ended ms, reason). Kept while pending or dead.
+    lr:{b}:outbox:dead      ZSET   sid -> ms quarantined: deliveries that failed max attempts.
+    lr:{b}:failures         HASH   sid -> how often archiving it failed in a sweep.
+    lr:{b}:quarantine       ZSET   sid -> ms quarantined: index entries that failed too
+                                   often; out of the deadline index, their keys kept.
 
 Per user (none of these ever gets a TTL)::
 
@@ -54,6 +62,8 @@ Per prefix::
 
     lr:layout                   HASH  buckets: the bucket count, fixed on first use;
                                       version: the layout version (none recorded = 1)
+    lr:listeners                ZSET  listener name -> ms (server clock) until which it
+                                      counts as alive; refreshed while it runs
 
 The LuminoraCore adapter adds its own keys beside these (alias records of
 caller-chosen session ids, and the fields LuminoraCore stores beyond our
@@ -68,7 +78,7 @@ import secrets
 from typing import NamedTuple
 from urllib.parse import quote
 
-__all__ = ["KeySpace", "SessionKeys", "UserKeys"]
+__all__ = ["BucketKeys", "KeySpace", "SessionKeys", "UserKeys"]
 
 _SESSION_ID = re.compile(r"([0-9a-f]{4})-[0-9a-f]{32}")
 
@@ -80,6 +90,18 @@ class SessionKeys(NamedTuple):
     meta: str
     history: str
     overflow: str
+    deadlines: str
+    manual: str
+
+
+class BucketKeys(NamedTuple):
+    """The per-bucket keys of deliveries and quarantined sweep entries."""
+
+    outbox: str
+    bodies: str
+    dead: str
+    failures: str
+    quarantine: str
     deadlines: str
     manual: str
 
@@ -114,12 +136,13 @@ class UserKeys(NamedTuple):
 class KeySpace:
     """Builds every key from a prefix and a bucket count; pure and cheap."""
 
-    __slots__ = ("buckets", "layout", "prefix")
+    __slots__ = ("buckets", "layout", "listeners", "prefix")
 
     def __init__(self, prefix: str, buckets: int) -> None:
         self.prefix = prefix
         self.buckets = buckets
         self.layout = f"{prefix}:layout"
+        self.listeners = f"{prefix}:listeners"
 
     def tag(self, bucket: int) -> str:
         """The hash-tagged key prefix of one bucket."""
@@ -154,6 +177,13 @@ class KeySpace:
         """The deadline and manual indexes of one bucket."""
         tag = self.tag(bucket)
         return f"{tag}:deadlines", f"{tag}:manual"
+
+    def bucket(self, bucket: int) -> BucketKeys:
+        """The outbox, quarantine and index keys of one bucket."""
+        tag = self.tag(bucket)
+        return BucketKeys(f"{tag}:outbox", f"{tag}:outbox:d", f"{tag}:outbox:dead",
+                          f"{tag}:failures", f"{tag}:quarantine", f"{tag}:deadlines",
+                          f"{tag}:manual")
 
     def user(self, user_id: str) -> UserKeys:
         base = f"{self.tag(self.bucket_of_user(user_id))}:u:{quote(user_id, safe='')}"

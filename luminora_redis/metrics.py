@@ -13,13 +13,23 @@ Exported series::
     luminora_redis_sweeps_total                                  completed sweep passes
     luminora_redis_errors_total                                  failures logged
     luminora_redis_reconnects_total                              resubscriptions after a loss
+    luminora_redis_deliveries_total                              archives the sink took
+    luminora_redis_delivery_failures_total                       sink calls that raised
+    luminora_redis_deliveries_pending                            outbox backlog, every bucket
+    luminora_redis_delivery_oldest_age_seconds                   age of the oldest pending one
+    luminora_redis_deliveries_quarantined                        deliveries out of attempts
+    luminora_redis_sessions_quarantined                          sweep entries out of attempts
+
+The backlog gauges are refreshed every few seconds by a listener that has an
+``on_archived`` hook.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from luminora_redis.listener import NOTIFICATION, SWEEP
+from luminora_redis.models import DeliveryBacklog
 
 __all__ = ["LAG_BUCKETS", "ListenerMetrics", "MetricsServer"]
 
@@ -61,6 +71,24 @@ class ListenerMetrics:
         self._reconnects = Counter("luminora_redis_reconnects",
                                    "Notification subscriptions re-established after a loss",
                                    registry=self.registry)
+        self._delivered = Counter("luminora_redis_deliveries",
+                                  "Archived conversations the on_archived sink took",
+                                  registry=self.registry)
+        self._delivery_failures = Counter("luminora_redis_delivery_failures",
+                                          "on_archived calls that raised (retried later)",
+                                          registry=self.registry)
+        self._pending = Gauge("luminora_redis_deliveries_pending",
+                              "Deliveries waiting in the outbox, in flight included",
+                              registry=self.registry)
+        self._oldest = Gauge("luminora_redis_delivery_oldest_age_seconds",
+                             "Age of the oldest pending delivery (0 when none)",
+                             registry=self.registry)
+        self._dead = Gauge("luminora_redis_deliveries_quarantined",
+                           "Deliveries quarantined after their maximum attempts",
+                           registry=self.registry)
+        self._stuck = Gauge("luminora_redis_sessions_quarantined",
+                            "Deadline index entries quarantined after repeated failures",
+                            registry=self.registry)
 
     def archived(self, path: str, lag: float) -> None:
         self._archived.labels(path).inc()
@@ -74,6 +102,18 @@ class ListenerMetrics:
 
     def reconnected(self) -> None:
         self._reconnects.inc()
+
+    def delivered(self, attempts: int) -> None:
+        self._delivered.inc()
+
+    def delivery_failed(self) -> None:
+        self._delivery_failures.inc()
+
+    def backlog(self, backlog: DeliveryBacklog) -> None:
+        self._pending.set(backlog.pending)
+        self._oldest.set(backlog.oldest_age_seconds or 0.0)
+        self._dead.set(backlog.quarantined)
+        self._stuck.set(backlog.quarantined_sessions)
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> MetricsServer:
         """Serve ``/metrics`` on ``host:port`` (0 picks a free port) until closed."""

@@ -19,6 +19,11 @@ __all__ = [
     "ArchiveReason",
     "ArchiveSummary",
     "ArchivedConversation",
+    "DeliveryBacklog",
+    "FindingCode",
+    "QuarantineKind",
+    "QuarantinedEntry",
+    "ServerFinding",
     "Episode",
     "EvolutionEvent",
     "EvolutionKind",
@@ -164,7 +169,12 @@ class EvolutionEvent(_Value):
 
 
 class ArchivedConversation(_Value):
-    """A session's whole conversation, moved into its user's archive when it ended."""
+    """A session's whole conversation, moved into its user's archive when it ended.
+
+    ``idempotency_key`` is stable across every delivery of this conversation to
+    the ``on_archived`` sink (it is the session id): deliveries are at least
+    once, so a sink deduplicates on it.
+    """
 
     session_id: str
     user_id: str
@@ -174,6 +184,61 @@ class ArchivedConversation(_Value):
     reason: ArchiveReason
     message_count: int
     messages: list[Message]
+    idempotency_key: str = ""
+
+    def model_post_init(self, context: Any, /) -> None:
+        if not self.idempotency_key:
+            object.__setattr__(self, "idempotency_key", self.session_id)
+
+
+class DeliveryBacklog(_Value):
+    """What waits in the outboxes of every bucket.
+
+    ``pending`` counts deliveries not yet acknowledged (in flight included),
+    ``oldest_age_seconds`` is the age of the oldest of them (None when none
+    is), ``quarantined`` the deliveries that failed their maximum attempts and
+    ``quarantined_sessions`` the sweep entries that failed too often.
+    """
+
+    pending: int
+    oldest_age_seconds: float | None
+    quarantined: int
+    quarantined_sessions: int = 0
+
+
+class QuarantineKind(str, Enum):
+    """What was quarantined: a delivery to the sink, or a deadline index entry."""
+
+    DELIVERY = "delivery"
+    SESSION = "session"
+
+
+class QuarantinedEntry(_Value):
+    """One quarantined delivery or sweep entry; its data is kept in Redis."""
+
+    kind: QuarantineKind
+    session_id: str
+    user_id: str | None
+    #: Delivery attempts, or sweep failures.
+    attempts: int
+    quarantined_at: datetime
+
+
+class FindingCode(str, Enum):
+    """What `check_server` found."""
+
+    EVICTS_USER_DATA = "evicts-user-data"
+    EVICTS_SESSIONS = "evicts-sessions"
+    CONFIG_UNAVAILABLE = "config-unavailable"
+
+
+class ServerFinding(_Value):
+    """A server setting that endangers the store's data, or could not be checked."""
+
+    code: FindingCode
+    message: str
+    fix: str
+    server: str | None = None
 
 
 def trusted(cls: type[M]) -> Callable[..., M]:

@@ -77,3 +77,13 @@ class DeadlineSchedule:
             del self._next[earliest[1]]
             due.append(earliest[1])
         return due
+
+    def pause(self, until_full: float, local_ms: float, least: float) -> float:
+        """Seconds to sleep: until the next full scan (``until_full`` s away) or the
+        earliest known deadline, whichever is first, but at least ``least`` for the
+        latter (an estimate a hair early must not spin)."""
+        pause = max(0.0, until_full)
+        due_in = self.seconds_until_due(local_ms)
+        if due_in is not None:
+            pause = min(pause, max(due_in, least))
+        return pause

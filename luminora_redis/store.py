@@ -1,6 +1,6 @@
 """SessionStore: the asyncio store, a thin shell over the operations.
 
-Every public method hands one operation generator to ``_run``, which sends
+Every public method hands one operation generator to ``run``, which sends
 each step through redis-py's asyncio client. ``SyncSessionStore`` mirrors
 this class name for name and signature for signature (a test compares them).
 """
@@ -16,7 +16,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
-from luminora_redis import archive, erasure, memory, overview, sessions, users
+from luminora_redis import archive, erasure, liveness, memory, outbox, overview, sessions, users
 from luminora_redis.base import StoreBase, claim_layout
 from luminora_redis.context import Context
 from luminora_redis.models import (
@@ -24,19 +24,23 @@ from luminora_redis.models import (
     ArchivedConversation,
     ArchiveSummary,
     DeadlineStats,
+    DeliveryBacklog,
     Episode,
     EvolutionEvent,
     Fact,
     IndexedSession,
     Message,
     Mood,
+    QuarantinedEntry,
     Sentiment,
+    ServerFinding,
     Session,
     SessionView,
     UserSummary,
 )
 from luminora_redis.runner import AsyncRunner
 from luminora_redis.scripts import Op
+from luminora_redis.server_checks import findings_for, policies_async, warn_findings
 from luminora_redis.sessions import MessageLike
 from luminora_redis.settings import StoreSettings
 
@@ -112,7 +116,9 @@ class SessionStore(StoreBase):
                 self._lock = asyncio.Lock()
             async with self._lock:
                 if self._ctx is None:
-                    self._ctx = await self._runner.drive(claim_layout(self._settings))
+                    ctx = await self._runner.drive(claim_layout(self._settings))
+                    warn_findings(await self.check_server())
+                    self._ctx = ctx
         return self._ctx
 
     async def run(self, operation: Callable[..., Op[T]], *args: Any) -> T:
@@ -121,8 +127,6 @@ class SessionStore(StoreBase):
         ctx = self._ctx or await self.context()
         return await self._runner.drive(operation(ctx, *args))
 
-    _context = context
-    _run = run
 
     # -- sessions ---------------------------------------------------------------
 
@@ -133,19 +137,19 @@ class SessionStore(StoreBase):
         ``session_config``: ``ttl`` (absolute lifetime, s), ``max_idle`` (sliding
         idle timeout, s), ``auto_cleanup`` (archive automatically on expiry).
         """
-        return await self._run(sessions.create_session, user_id, personality_name, session_config)
+        return await self.run(sessions.create_session, user_id, personality_name, session_config)
 
     async def get_session(self, session_id: str) -> Session | None:
         """The live session, or None. A peek: it does not slide the idle deadline."""
-        return await self._run(sessions.get_session, session_id)
+        return await self.run(sessions.get_session, session_id)
 
     async def touch(self, session_id: str) -> bool:
         """Slide the idle deadline; False (nothing written) when the session is not live."""
-        return await self._run(sessions.touch, session_id)
+        return await self.run(sessions.touch, session_id)
 
     async def is_session_expired(self, session_id: str) -> bool:
         """True unless the session is live. A peek."""
-        return await self._run(sessions.is_session_expired, session_id)
+        return await self.run(sessions.is_session_expired, session_id)
 
     async def append_message(self, session_id: str, role: str, content: str,
                              metadata: dict[str, Any] | None = None) -> Message:
@@ -153,63 +157,63 @@ class SessionStore(StoreBase):
 
         Raises SessionExpired (nothing written) when the session has expired.
         """
-        stored = await self._run(sessions.append_messages, session_id,
+        stored = await self.run(sessions.append_messages, session_id,
                                  [(role, content, metadata)])
         return stored[0]
 
     async def append_messages(self, session_id: str,
                               messages: Iterable[MessageLike]) -> list[Message]:
         """Append several messages atomically and slide the idle deadline."""
-        return await self._run(sessions.append_messages, session_id, messages)
+        return await self.run(sessions.append_messages, session_id, messages)
 
     async def get_history(self, session_id: str, last: int | None = None) -> list[Message]:
         """The last ``last`` messages (the whole conversation when None), oldest first;
         slides the idle deadline. Read in pages of at most ``page_size`` messages."""
-        return await self._run(sessions.get_history, session_id, last)
+        return await self.run(sessions.get_history, session_id, last)
 
     async def chat_turn(self, session_id: str, messages: Iterable[MessageLike],
                         last: int = 10) -> list[Message]:
         """The hot path, one round trip: append the turn's messages, slide the idle
         deadline and return the last ``last`` messages, oldest first. (More than one
         page or than ``max_history`` messages are read in pages after the turn.)"""
-        return await self._run(sessions.chat_turn, session_id, messages, last)
+        return await self.run(sessions.chat_turn, session_id, messages, last)
 
     async def list_user_sessions(self, user_id: str) -> list[Session]:
         """The user's live sessions, oldest first."""
-        return await self._run(sessions.list_user_sessions, user_id)
+        return await self.run(sessions.list_user_sessions, user_id)
 
     async def save_mood(self, session_id: str, mood: str, intensity: float = 0.5) -> Mood:
         """Set the personality's mood in a live session (does not slide the deadline)."""
-        return await self._run(sessions.save_mood, session_id, mood, intensity)
+        return await self.run(sessions.save_mood, session_id, mood, intensity)
 
     async def get_mood(self, session_id: str) -> Mood | None:
         """The session's mood, or None when unset or the session is not live."""
-        return await self._run(sessions.get_mood, session_id)
+        return await self.run(sessions.get_mood, session_id)
 
     # -- ending sessions and the archive --------------------------------------
 
     async def end_session(self, session_id: str) -> bool:
         """Explicit logout: archive the session now. False when it was already gone."""
-        return await self._run(archive.end_session, session_id)
+        return await self.run(archive.end_session, session_id)
 
     async def delete_session(self, session_id: str) -> bool:
         """Remove the session and its history without archiving. False when already gone."""
-        return await self._run(archive.delete_session, session_id)
+        return await self.run(archive.delete_session, session_id)
 
     async def get_expired_sessions(self, limit: int = 1000) -> list[str]:
         """Ids of sessions that have expired and are not archived yet, at most ``limit``."""
-        return await self._run(archive.get_expired_sessions, limit)
+        return await self.run(archive.get_expired_sessions, limit)
 
     async def cleanup_expired_sessions(self) -> int:
         """Archive every expired session now (auto_cleanup or not); returns how many."""
-        return await self._run(archive.cleanup_expired_sessions)
+        return await self.run(archive.cleanup_expired_sessions)
 
     async def get_archived_conversations(self, user_id: str, limit: int | None = 20,
                                          before: str | None = None) -> list[ArchivedConversation]:
         """The user's archived conversations, newest first: at most ``limit`` (100 at most,
         also when None). For the next page pass ``before``, the session id of the last
         conversation of this one."""
-        return await self._run(archive.get_archived_conversations, user_id, limit, before)
+        return await self.run(archive.get_archived_conversations, user_id, limit, before)
 
 
     # -- user memory ------------------------------------------------------------
@@ -217,47 +221,47 @@ class SessionStore(StoreBase):
     async def update_affinity(self, user_id: str, personality_name: str, points_delta: int,
                               interaction_type: str | None = None) -> Affinity:
         """Add (or subtract) integer points atomically, never below 0; logs the change."""
-        return await self._run(memory.update_affinity, user_id, personality_name, points_delta,
+        return await self.run(memory.update_affinity, user_id, personality_name, points_delta,
                                interaction_type)
 
     async def get_affinity(self, user_id: str, personality_name: str) -> Affinity | None:
         """The user's affinity with one personality, or None before the first update."""
-        return await self._run(memory.get_affinity, user_id, personality_name)
+        return await self.run(memory.get_affinity, user_id, personality_name)
 
     async def get_affinities(self, user_id: str) -> list[Affinity]:
         """The user's affinity with every personality, by personality name."""
-        return await self._run(memory.get_affinities, user_id)
+        return await self.run(memory.get_affinities, user_id)
 
     async def save_fact(self, user_id: str, category: str, key: str, value: Any,
                         confidence: float = 1.0) -> Fact:
         """Remember (or replace) a fact about the user; ``value`` is plain data."""
-        return await self._run(memory.save_fact, user_id, category, key, value, confidence)
+        return await self.run(memory.save_fact, user_id, category, key, value, confidence)
 
     async def get_facts(self, user_id: str, category: str | None = None) -> list[Fact]:
         """The user's facts, all or of one category, by category then key."""
-        return await self._run(memory.get_facts, user_id, category)
+        return await self.run(memory.get_facts, user_id, category)
 
     async def delete_fact(self, user_id: str, category: str, key: str) -> bool:
         """Forget a fact; False when there was none."""
-        return await self._run(memory.delete_fact, user_id, category, key)
+        return await self.run(memory.delete_fact, user_id, category, key)
 
     async def save_episode(self, user_id: str, episode_type: str, title: str, summary: str,
                            importance: float = 5.0, sentiment: Sentiment | str = Sentiment.NEUTRAL,
                            personality_name: str | None = None) -> Episode:
         """Remember an episode; ``importance`` from 0 to 10."""
-        return await self._run(memory.save_episode, user_id, episode_type, title, summary,
+        return await self.run(memory.save_episode, user_id, episode_type, title, summary,
                                importance, sentiment, personality_name)
 
     async def get_episodes(self, user_id: str, min_importance: float | None = None,
                            limit: int | None = None) -> list[Episode]:
         """The user's episodes, highest importance first (all when ``limit`` is None),
         read in pages of at most ``page_size``."""
-        return await self._run(memory.get_episodes, user_id, min_importance, limit)
+        return await self.run(memory.get_episodes, user_id, min_importance, limit)
 
     async def record_trait(self, user_id: str, personality_name: str, trait: str,
                            value: float | str, reason: str | None = None) -> EvolutionEvent:
         """Log a caller-defined change of a personality trait in the user's evolution."""
-        return await self._run(memory.record_trait, user_id, personality_name, trait, value,
+        return await self.run(memory.record_trait, user_id, personality_name, trait, value,
                                reason)
 
     async def get_evolution(self, user_id: str, personality_name: str | None = None,
@@ -266,14 +270,14 @@ class SessionStore(StoreBase):
         """The user's evolution log (of one personality when given), oldest first: the
         newest ``limit`` records (1000 when None), or with ``after`` (a sequence number)
         the oldest ``limit`` records after it, which pages forward through the log."""
-        return await self._run(memory.get_evolution, user_id, personality_name, limit, after)
+        return await self.run(memory.get_evolution, user_id, personality_name, limit, after)
 
     # -- users ------------------------------------------------------------------
 
     async def get_user(self, user_id: str) -> UserSummary | None:
         """First and last visit and how much is kept of each kind of data; None for a
         user of whom nothing is stored."""
-        return await self._run(users.get_user, user_id)
+        return await self.run(users.get_user, user_id)
 
     async def export_user(self, user_id: str) -> dict[str, Any]:
         """Everything kept about one user, JSON-serializable: the user record, affinity per
@@ -284,7 +288,7 @@ class SessionStore(StoreBase):
         Redis; taken while the user is active, each page is consistent but the whole is not
         one atomic snapshot. An unknown user exports as ``"user": None`` with empty lists.
         """
-        return await self._run(users.export_user, user_id)
+        return await self.run(users.export_user, user_id)
 
     async def erase_user(self, user_id: str) -> int:
         """Erase every key of one user; returns how many keys were removed.
@@ -304,22 +308,22 @@ class SessionStore(StoreBase):
         completes the erase. Sessions started while it runs are erased too; one started
         after it returned is a new visit.
         """
-        return await self._run(erasure.erase_user, user_id)
+        return await self.run(erasure.erase_user, user_id)
 
     async def get_archived_conversation(self, user_id: str,
                                         session_id: str) -> ArchivedConversation | None:
         """One archived conversation of the user with all its messages (read in pages), or
         None when the user has no such conversation."""
-        return await self._run(users.get_archived_conversation, user_id, session_id)
+        return await self.run(users.get_archived_conversation, user_id, session_id)
 
     async def list_archive(self, user_id: str, limit: int | None = 20) -> list[ArchiveSummary]:
         """The user's archived conversations without their messages, newest first (all when
         ``limit`` is None)."""
-        return await self._run(users.archive_summaries, user_id, limit)
+        return await self.run(users.archive_summaries, user_id, limit)
 
     async def delete_episode(self, user_id: str, episode_id: str) -> bool:
         """Forget one episode; False when the user had no such episode."""
-        return await self._run(users.delete_episode, user_id, episode_id)
+        return await self.run(users.delete_episode, user_id, episode_id)
 
     async def list_sessions(self, user_id: str | None = None,
                             expiring_within: float | None = None,
@@ -327,19 +331,39 @@ class SessionStore(StoreBase):
         """Sessions not yet archived with their deadlines, earliest deadline first: from the
         per-bucket deadline indexes, or the user's session set with ``user_id``; only those
         ending within ``expiring_within`` seconds (or already overdue) when given."""
-        return await self._run(overview.list_sessions, user_id, expiring_within, limit)
+        return await self.run(overview.list_sessions, user_id, expiring_within, limit)
 
     async def peek_session(self, session_id: str, last: int = 10) -> SessionView | None:
         """A session not yet archived (live or overdue) with its newest ``last`` messages,
         without sliding its idle deadline; None when there is no such session."""
-        return await self._run(overview.peek_session, session_id, last)
+        return await self.run(overview.peek_session, session_id, last)
 
     async def deadline_stats(self, window: float = 60.0) -> DeadlineStats:
         """Sessions not yet archived, overdue ones, those ending within ``window`` seconds and
         the oldest overdue deadline, from every bucket's deadline indexes."""
-        return await self._run(overview.deadline_stats, window)
+        return await self.run(overview.deadline_stats, window)
 
     async def archive_expired(self, limit: int = 100) -> int:
         """Archive up to ``limit`` overdue sessions now (auto_cleanup or not), like
         ``cleanup_expired_sessions`` in bounded steps; how many this call archived."""
-        return await self._run(overview.archive_expired, limit)
+        return await self.run(overview.archive_expired, limit)
+
+    # -- operations -------------------------------------------------------------
+
+    async def delivery_backlog(self) -> DeliveryBacklog:
+        """Deliveries to ``on_archived`` waiting in the outbox: how many, the oldest one's
+        age, and how many were quarantined."""
+        return await self.run(outbox.delivery_backlog)
+
+    async def list_quarantined(self, limit: int = 100) -> list[QuarantinedEntry]:
+        """Quarantined deliveries and sweep entries, earliest first; their data is kept."""
+        return await self.run(outbox.list_quarantined, limit)
+
+    async def live_listeners(self) -> list[str]:
+        """Names of the listeners running now (their heartbeat has not lapsed)."""
+        return await self.run(liveness.live_listeners)
+
+    async def check_server(self) -> list[ServerFinding]:
+        """Server settings that endanger the data (``maxmemory-policy`` of every primary);
+        the store logs them once at first use."""
+        return findings_for(await policies_async(self._client))

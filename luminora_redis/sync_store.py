@@ -16,7 +16,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
-from luminora_redis import archive, erasure, memory, overview, sessions, users
+from luminora_redis import archive, erasure, liveness, memory, outbox, overview, sessions, users
 from luminora_redis.base import StoreBase, claim_layout
 from luminora_redis.context import Context
 from luminora_redis.models import (
@@ -24,18 +24,22 @@ from luminora_redis.models import (
     ArchivedConversation,
     ArchiveSummary,
     DeadlineStats,
+    DeliveryBacklog,
     Episode,
     EvolutionEvent,
     Fact,
     IndexedSession,
     Message,
     Mood,
+    QuarantinedEntry,
     Sentiment,
+    ServerFinding,
     Session,
     SessionView,
     UserSummary,
 )
 from luminora_redis.scripts import Op
+from luminora_redis.server_checks import findings_for, policies_blocking, warn_findings
 from luminora_redis.sessions import MessageLike
 from luminora_redis.settings import StoreSettings
 from luminora_redis.store import SessionStore
@@ -106,153 +110,167 @@ class SyncSessionStore(StoreBase):
     def context(self) -> Context:
         with self._lock:
             if self._ctx is None:
-                self._ctx = self._runner.drive(claim_layout(self._settings))
+                ctx = self._runner.drive(claim_layout(self._settings))
+                warn_findings(self.check_server())
+                self._ctx = ctx
         return self._ctx
 
     def run(self, operation: Callable[..., Op[T]], *args: Any) -> T:
         ctx = self._ctx or self.context()
         return self._runner.drive(operation(ctx, *args))
 
-    _context = context
-    _run = run
 
     # -- sessions ---------------------------------------------------------------
 
     def create_session(self, user_id: str, personality_name: str,
                        session_config: dict[str, Any] | None = None) -> str:
-        return self._run(sessions.create_session, user_id, personality_name, session_config)
+        return self.run(sessions.create_session, user_id, personality_name, session_config)
 
     def get_session(self, session_id: str) -> Session | None:
-        return self._run(sessions.get_session, session_id)
+        return self.run(sessions.get_session, session_id)
 
     def touch(self, session_id: str) -> bool:
-        return self._run(sessions.touch, session_id)
+        return self.run(sessions.touch, session_id)
 
     def is_session_expired(self, session_id: str) -> bool:
-        return self._run(sessions.is_session_expired, session_id)
+        return self.run(sessions.is_session_expired, session_id)
 
     def append_message(self, session_id: str, role: str, content: str,
                        metadata: dict[str, Any] | None = None) -> Message:
-        stored = self._run(sessions.append_messages, session_id,
+        stored = self.run(sessions.append_messages, session_id,
                            [(role, content, metadata)])
         return stored[0]
 
     def append_messages(self, session_id: str,
                         messages: Iterable[MessageLike]) -> list[Message]:
-        return self._run(sessions.append_messages, session_id, messages)
+        return self.run(sessions.append_messages, session_id, messages)
 
     def get_history(self, session_id: str, last: int | None = None) -> list[Message]:
-        return self._run(sessions.get_history, session_id, last)
+        return self.run(sessions.get_history, session_id, last)
 
     def chat_turn(self, session_id: str, messages: Iterable[MessageLike],
                   last: int = 10) -> list[Message]:
-        return self._run(sessions.chat_turn, session_id, messages, last)
+        return self.run(sessions.chat_turn, session_id, messages, last)
 
     def list_user_sessions(self, user_id: str) -> list[Session]:
-        return self._run(sessions.list_user_sessions, user_id)
+        return self.run(sessions.list_user_sessions, user_id)
 
     def save_mood(self, session_id: str, mood: str, intensity: float = 0.5) -> Mood:
-        return self._run(sessions.save_mood, session_id, mood, intensity)
+        return self.run(sessions.save_mood, session_id, mood, intensity)
 
     def get_mood(self, session_id: str) -> Mood | None:
-        return self._run(sessions.get_mood, session_id)
+        return self.run(sessions.get_mood, session_id)
 
     # -- ending sessions and the archive --------------------------------------
 
     def end_session(self, session_id: str) -> bool:
-        return self._run(archive.end_session, session_id)
+        return self.run(archive.end_session, session_id)
 
     def delete_session(self, session_id: str) -> bool:
-        return self._run(archive.delete_session, session_id)
+        return self.run(archive.delete_session, session_id)
 
     def get_expired_sessions(self, limit: int = 1000) -> list[str]:
-        return self._run(archive.get_expired_sessions, limit)
+        return self.run(archive.get_expired_sessions, limit)
 
     def cleanup_expired_sessions(self) -> int:
-        return self._run(archive.cleanup_expired_sessions)
+        return self.run(archive.cleanup_expired_sessions)
 
     def get_archived_conversations(self, user_id: str, limit: int | None = 20,
                                    before: str | None = None) -> list[ArchivedConversation]:
-        return self._run(archive.get_archived_conversations, user_id, limit, before)
+        return self.run(archive.get_archived_conversations, user_id, limit, before)
 
 
     # -- user memory ------------------------------------------------------------
 
     def update_affinity(self, user_id: str, personality_name: str, points_delta: int,
                         interaction_type: str | None = None) -> Affinity:
-        return self._run(memory.update_affinity, user_id, personality_name, points_delta,
+        return self.run(memory.update_affinity, user_id, personality_name, points_delta,
                          interaction_type)
 
     def get_affinity(self, user_id: str, personality_name: str) -> Affinity | None:
-        return self._run(memory.get_affinity, user_id, personality_name)
+        return self.run(memory.get_affinity, user_id, personality_name)
 
     def get_affinities(self, user_id: str) -> list[Affinity]:
-        return self._run(memory.get_affinities, user_id)
+        return self.run(memory.get_affinities, user_id)
 
     def save_fact(self, user_id: str, category: str, key: str, value: Any,
                   confidence: float = 1.0) -> Fact:
-        return self._run(memory.save_fact, user_id, category, key, value, confidence)
+        return self.run(memory.save_fact, user_id, category, key, value, confidence)
 
     def get_facts(self, user_id: str, category: str | None = None) -> list[Fact]:
-        return self._run(memory.get_facts, user_id, category)
+        return self.run(memory.get_facts, user_id, category)
 
     def delete_fact(self, user_id: str, category: str, key: str) -> bool:
-        return self._run(memory.delete_fact, user_id, category, key)
+        return self.run(memory.delete_fact, user_id, category, key)
 
     def save_episode(self, user_id: str, episode_type: str, title: str, summary: str,
                      importance: float = 5.0, sentiment: Sentiment | str = Sentiment.NEUTRAL,
                      personality_name: str | None = None) -> Episode:
-        return self._run(memory.save_episode, user_id, episode_type, title, summary,
+        return self.run(memory.save_episode, user_id, episode_type, title, summary,
                          importance, sentiment, personality_name)
 
     def get_episodes(self, user_id: str, min_importance: float | None = None,
                      limit: int | None = None) -> list[Episode]:
-        return self._run(memory.get_episodes, user_id, min_importance, limit)
+        return self.run(memory.get_episodes, user_id, min_importance, limit)
 
     def record_trait(self, user_id: str, personality_name: str, trait: str,
                      value: float | str, reason: str | None = None) -> EvolutionEvent:
-        return self._run(memory.record_trait, user_id, personality_name, trait, value,
+        return self.run(memory.record_trait, user_id, personality_name, trait, value,
                          reason)
 
     def get_evolution(self, user_id: str, personality_name: str | None = None,
                       limit: int | None = None,
                       after: int | None = None) -> list[EvolutionEvent]:
-        return self._run(memory.get_evolution, user_id, personality_name, limit, after)
+        return self.run(memory.get_evolution, user_id, personality_name, limit, after)
 
     # -- users ------------------------------------------------------------------
 
     def get_user(self, user_id: str) -> UserSummary | None:
-        return self._run(users.get_user, user_id)
+        return self.run(users.get_user, user_id)
 
     def export_user(self, user_id: str) -> dict[str, Any]:
-        return self._run(users.export_user, user_id)
+        return self.run(users.export_user, user_id)
 
     def erase_user(self, user_id: str) -> int:
-        return self._run(erasure.erase_user, user_id)
+        return self.run(erasure.erase_user, user_id)
 
     def get_archived_conversation(self, user_id: str,
                                   session_id: str) -> ArchivedConversation | None:
-        return self._run(users.get_archived_conversation, user_id, session_id)
+        return self.run(users.get_archived_conversation, user_id, session_id)
 
     def list_archive(self, user_id: str, limit: int | None = 20) -> list[ArchiveSummary]:
-        return self._run(users.archive_summaries, user_id, limit)
+        return self.run(users.archive_summaries, user_id, limit)
 
     def delete_episode(self, user_id: str, episode_id: str) -> bool:
-        return self._run(users.delete_episode, user_id, episode_id)
+        return self.run(users.delete_episode, user_id, episode_id)
 
     def list_sessions(self, user_id: str | None = None,
                       expiring_within: float | None = None,
                       limit: int = 50) -> list[IndexedSession]:
-        return self._run(overview.list_sessions, user_id, expiring_within, limit)
+        return self.run(overview.list_sessions, user_id, expiring_within, limit)
 
     def peek_session(self, session_id: str, last: int = 10) -> SessionView | None:
-        return self._run(overview.peek_session, session_id, last)
+        return self.run(overview.peek_session, session_id, last)
 
     def deadline_stats(self, window: float = 60.0) -> DeadlineStats:
-        return self._run(overview.deadline_stats, window)
+        return self.run(overview.deadline_stats, window)
 
     def archive_expired(self, limit: int = 100) -> int:
-        return self._run(overview.archive_expired, limit)
+        return self.run(overview.archive_expired, limit)
+
+    # -- operations -------------------------------------------------------------
+
+    def delivery_backlog(self) -> DeliveryBacklog:
+        return self.run(outbox.delivery_backlog)
+
+    def list_quarantined(self, limit: int = 100) -> list[QuarantinedEntry]:
+        return self.run(outbox.list_quarantined, limit)
+
+    def live_listeners(self) -> list[str]:
+        return self.run(liveness.live_listeners)
+
+    def check_server(self) -> list[ServerFinding]:
+        return findings_for(policies_blocking(self._client))
 
 
 for _name, _method in vars(SyncSessionStore).items():

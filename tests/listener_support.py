@@ -12,12 +12,18 @@ from typing import Any
 import pytest
 import redis
 import redis.cluster
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
-from luminora_redis import SessionStore
+from luminora_redis import SessionStore, SyncSessionStore
 from luminora_redis.listener import ExpiryListener
 from luminora_redis.testing import RedisServer
 
 ALL_TYPES = "g$lshzxetd"
+MIN_TTL = 0.5  # seconds: see create_sessions
+#: The most "promptly" may take: from a deadline to the archive reaching the hook. Far
+#: above the usual ~0.1 s, since CI machines are loaded; but an archive that waits for a
+#: sweep it should not need, or a delivery that waits for a full outbox scan, misses it.
+PROMPTLY = 3.0
 NOTIFY = "notify-keyspace-events"
 
 
@@ -56,7 +62,7 @@ async def until(predicate: Callable[[], Any], timeout: float = 10.0,
 
 
 @asynccontextmanager
-async def running(*listeners: ExpiryListener, timeout: float = 10.0
+async def running(*listeners: ExpiryListener, timeout: float = 30.0
                   ) -> AsyncIterator[list[asyncio.Task[None]]]:
     """Run the listeners until the block ends, once each has ``started``; stop them after."""
     tasks = [asyncio.create_task(listener.run()) for listener in listeners]
@@ -80,16 +86,61 @@ async def running(*listeners: ExpiryListener, timeout: float = 10.0
                 await task
 
 
+def blocking_twin(store: SessionStore) -> SyncSessionStore:
+    """A blocking store on the same server or cluster, with the same settings."""
+    client = store.client
+    if isinstance(client, AsyncRedisCluster):
+        node = client.get_nodes()[0] if client.get_nodes() else None
+        host, port = (node.host, node.port) if node is not None else next(
+            iter(client.nodes_manager.startup_nodes.values())).name.rsplit(":", 1)
+        return SyncSessionStore(redis.cluster.RedisCluster(host=host, port=int(port)),
+                                store.settings)
+    kwargs = client.connection_pool.connection_kwargs
+    return SyncSessionStore(redis.Redis(host=kwargs["host"], port=kwargs["port"],
+                                        db=kwargs.get("db", 0),
+                                        username=kwargs.get("username"),
+                                        password=kwargs.get("password")), store.settings)
+
+
+async def create_conversation(store: SessionStore, user: str, config: dict[str, Any],
+                              messages: list[str]) -> str:
+    """One session of ``user`` with the messages, written from a thread (see
+    `create_sessions`); its id."""
+    def create() -> str:
+        twin = blocking_twin(store)
+        try:
+            sid = twin.create_session(user, "alicia", config)
+            for content in messages:
+                twin.append_message(sid, "user", content)
+            return sid
+        finally:
+            twin.client.close()
+
+    return await asyncio.to_thread(create)
+
+
 async def create_sessions(store: SessionStore, count: int, users: int,
                           ttls: Iterable[float], **config: Any) -> dict[str, str]:
-    """``count`` sessions with one message each, round robin over ``users``; sid -> user."""
-    owners: dict[str, str] = {}
-    for n, ttl in enumerate(list(ttls)[:count]):
-        user = f"user-{n % users}"
-        sid = await store.create_session(user, "alicia", {"ttl": ttl, **config})
-        await store.append_message(sid, "user", f"message {n}")
-        owners[sid] = user
-    return owners
+    """``count`` sessions with one message each, round robin over ``users``; sid -> user.
+
+    They are written from a thread, since a listener sharing this event loop may
+    hold it between the create and the append, and no TTL is shorter than
+    `MIN_TTL`: on a loaded machine the two calls can be that far apart.
+    """
+    def create() -> dict[str, str]:
+        owners: dict[str, str] = {}
+        twin = blocking_twin(store)
+        try:
+            for n, ttl in enumerate(list(ttls)[:count]):
+                user = f"user-{n % users}"
+                sid = twin.create_session(user, "alicia", {"ttl": max(ttl, MIN_TTL), **config})
+                twin.append_message(sid, "user", f"message {n}")
+                owners[sid] = user
+        finally:
+            twin.client.close()
+        return owners
+
+    return await asyncio.to_thread(create)
 
 
 async def archived_sessions(store: SessionStore, users: Iterable[str]) -> Counter[str]:
@@ -113,3 +164,26 @@ def nodes_of(client: redis.Redis | redis.cluster.RedisCluster,
         return {"server"}
     # A session id starts with its bucket, and the bucket is the keys' hash tag.
     return {client.get_node_from_key(f"{{b{sid[:4]}}}").name for sid in session_ids}
+
+
+async def open_async_stores(store_url: str,
+                            topology: str) -> AsyncIterator[Callable[..., SessionStore]]:
+    """Asyncio stores (each with its own client) of the current topology, closed afterwards;
+    a fixture body: ``async_stores = pytest.fixture(open_async_stores)``."""
+    stores: list[SessionStore] = []
+
+    def make(**settings: Any) -> SessionStore:
+        store = SessionStore.from_url(store_url, cluster=topology == "cluster", **settings)
+        stores.append(store)
+        return store
+
+    yield make
+    for store in stores:
+        await store.aclose()
+
+
+def primaries_of(topology: str, request: pytest.FixtureRequest) -> list[RedisServer]:
+    """The servers behind the store fixtures: the shared server, or the cluster's primaries."""
+    if topology == "cluster":
+        return list(request.getfixturevalue("redis_cluster").primaries())
+    return [request.getfixturevalue("redis_server")]

@@ -6,15 +6,13 @@ Each test starts its own ``LocalCluster(primaries=3, replicas=1)``: it kills a n
 or swaps roles. Waits are on the cluster's own state (CLUSTER NODES, CLUSTER INFO,
 CLUSTER SLOTS through ``LocalCluster``), never on sleeps.
 
-Every session is archived exactly once either way. ``on_archived`` is exactly once
-after CLUSTER FAILOVER; after a kill it is at most once: an archive script that ran on
-the dying primary (and reached its replica) but whose reply did not reach the
-listener archived its session unseen, so nobody calls the hook for it. That happened
-in about one kill in four, for one or two sessions. Replication is asynchronous too,
-so a primary killed between running an archive script and sending its effects to the
-replica would lose that archive, and the promoted replica would archive the session
-again (one record, two hook calls); that window is far too short for these tests to
-hit, and they assert no duplicate.
+Every session is archived exactly once either way, and every archive reaches
+``on_archived``: its delivery is recorded in the archive's own atomic step and
+replicated with it, so an archive whose reply died with its primary is still
+delivered, by whichever listener finds it in the outbox. Deliveries are at least
+once: a failover may lose a claim or an acknowledgement (redis-py's cluster client
+closes connections under commands in flight, even in a CLUSTER FAILOVER); then the
+lease lapses and the conversation is delivered again, with the same idempotency key.
 """
 
 from __future__ import annotations
@@ -103,8 +101,11 @@ async def test_a_failover_while_sessions_expire_archives_each_exactly_once(
     count = 150
     calls: Counter[str] = Counter()
     stores = [SessionStore(failover_client(cluster.url)) for _ in range(3)]
-    listeners = [ExpiryListener(store, sweep_interval=0.1, name=f"L{n}",
-                                on_archived=lambda c: calls.update([c.session_id]))
+    # A short lease: a delivery whose claim or acknowledgement was lost in the failover
+    # is delivered again within the test.
+    listeners = [ExpiryListener(store, sweep_interval=0.1, name=f"L{n}", delivery_interval=0.5,
+                                delivery_lease=2.0,
+                                on_archived=lambda c: calls.update([c.idempotency_key]))
                  for n, store in enumerate(stores[:2])]
     creator = stores[2]
     raw = redis.cluster.RedisCluster.from_url(cluster.url)
@@ -119,18 +120,22 @@ async def test_a_failover_while_sessions_expire_archives_each_exactly_once(
             victim = next(s for s in cluster.primaries() if victim_name.endswith(f":{s.port}"))
             replica = replica_of(cluster, victim)
             await until(lambda: sum(calls.values()) >= 20)
+            lives = [listener.lives for listener in listeners]
             await asyncio.to_thread(take_over, cluster, victim, replica, how)
 
             async def all_archived() -> bool:
                 return len(await archived_sessions(creator, owners.values())) == count
 
-            await until(all_archived, timeout=30)
+            await until(all_archived, timeout=60)
+            await until(lambda: set(calls) >= set(owners), timeout=30)
             # Give late duplicates every chance to show up: two more sweeps each.
             sweeps = [listener.sweeps for listener in listeners]
             await until(lambda: all(x.sweeps >= s + 2
                                     for x, s in zip(listeners, sweeps, strict=True)))
             # Both listeners follow the promoted replica: subscribed there, flags set there.
-            await until(lambda: all(listener.reconnects >= 1 for listener in listeners))
+            await asyncio.wait_for(asyncio.gather(
+                *(x.wait_live(after=n) for x, n in zip(listeners, lives, strict=True))), 30)
+            assert all(listener.reconnects >= 1 for listener in listeners)
             with replica.client(decode_responses=True) as promoted:
                 await until(lambda: int(dict(promoted.pubsub_numsub(CHANNEL))[CHANNEL]) == 2)
                 assert flag_set(promoted.config_get("notify-keyspace-events")[
@@ -145,10 +150,9 @@ async def test_a_failover_while_sessions_expire_archives_each_exactly_once(
     print(f"\n{how}: victim {victim.port} held {per_node[victim_name]} sessions; "
           f"{[x.archived_by_path for x in listeners]}, reconnects "
           f"{[x.reconnects for x in listeners]}, errors {[x.errors for x in listeners]}, "
-          f"on_archived missed for {count - len(calls)}")
+          f"delivered again: {sum(calls.values()) - len(calls)}")
     assert counts == Counter(list(owners)), "every session archived exactly once"
-    assert max(calls.values()) == 1 and set(calls) <= set(owners), "on_archived never twice"
-    assert sum(calls.values()) == sum(listener.archived for listener in listeners)
-    if how == "cluster-failover":
-        assert calls == Counter(list(owners)), "on_archived: exactly one call per session"
+    # Every archive reaches the sink, at least once (a kill may lose an acknowledgement),
+    # under its session id as the idempotency key.
+    assert set(calls) == set(owners), "on_archived: every archive delivered"
     assert expired_left == [] and left == 0

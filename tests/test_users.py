@@ -222,7 +222,7 @@ def test_erase_works_in_chunks_and_a_rerun_completes_a_crashed_one(
     # A process that dies once the sessions are erased, before the archive is.
     crashing, close = open_store("blocking", store_url, cluster=topology == "cluster", buckets=1)
     archive_key = KeySpace("lr", 1).user("carlos").archive
-    op = erasure.erase_user(crashing._context(), "carlos")
+    op = erasure.erase_user(crashing.context(), "carlos")
     step, calls = next(op), 0
     while not (step.script == "range_zset" and step.keys[0] == archive_key):
         calls += step.script == "erase_sessions"

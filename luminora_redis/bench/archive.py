@@ -15,7 +15,7 @@ second while nothing is due (INFO commandstats delta). Target: p99 ≤ 100 ms an
 archived.
 
 Filling the keyspace pipelines the store's own operations through its private batch
-runner (``store._context()``, ``store._batch()``) until the runner is public.
+runner (``store.context()``, ``store.runner.batch()``) until the runner is public.
 """
 
 from __future__ import annotations
@@ -92,14 +92,14 @@ async def pipelined(store: SessionStore, operation: Callable[..., Any],
     their script calls pipelined ``batch`` at a time: the same scripts, keys and
     arguments as ``store.<operation>(...)``, without a round trip each. Uses the
     store's operation layer (``luminora_redis.sessions``) and its batch runner."""
-    ctx = await store._context()
+    ctx = await store.context()
     results: list[Any] = []
     pending = list(arguments)
     for start in range(0, len(pending), batch):
         ops = [operation(ctx, *args) for args in pending[start:start + batch]]
         steps = [next(op) for op in ops]
         while ops:
-            replies = await store._batch(steps)
+            replies = await store.runner.batch(steps)
             again_ops, again_steps = [], []
             for op, reply in zip(ops, replies):
                 try:

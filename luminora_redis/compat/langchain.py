@@ -160,10 +160,10 @@ class LuminoraChatMessageHistory(BaseChatMessageHistory):
 
     def clear(self) -> None:
         """Empty the conversation; the session stays live."""
-        self._sync()._run(clear_history, self.session_id)
+        self._sync().run(clear_history, self.session_id)
 
     async def aclear(self) -> None:
-        await self._async()._run(clear_history, self.session_id)
+        await self._async().run(clear_history, self.session_id)
 
     def close(self) -> None:
         """Close the blocking store if ``from_url`` made it."""

@@ -143,41 +143,41 @@ class RedisStorageV11:
     async def save_affinity(self, user_id: str, personality_name: str, affinity_points: int,
                             current_level: str, **kwargs: Any) -> bool:
         """Set the affinity points (absolute) and level name; extra fields are kept."""
-        return await self._store._run(lc_memory.save_affinity, user_id, personality_name,
+        return await self._store.run(lc_memory.save_affinity, user_id, personality_name,
                                       affinity_points, current_level, kwargs)
 
     async def get_affinity(self, user_id: str, personality_name: str) -> dict[str, Any] | None:
         """``{user_id, personality_name, affinity_points, current_level, updated_at, ...}``
         or None."""
-        return await self._store._run(lc_memory.get_affinity, user_id, personality_name)
+        return await self._store.run(lc_memory.get_affinity, user_id, personality_name)
 
     # -- facts ------------------------------------------------------------------
 
     async def save_fact(self, user_id: str, category: str, key: str, value: Any,
                         **kwargs: Any) -> bool:
         """Insert or replace a fact (``confidence`` and other keyword fields kept)."""
-        return await self._store._run(lc_memory.save_fact, user_id, category, key, value, kwargs)
+        return await self._store.run(lc_memory.save_fact, user_id, category, key, value, kwargs)
 
     async def get_facts(self, user_id: str, category: str | None = None) -> list[dict[str, Any]]:
         """Facts in save order, all (``category`` None or empty) or of one category."""
-        return await self._store._run(lc_memory.get_facts, user_id, category)
+        return await self._store.run(lc_memory.get_facts, user_id, category)
 
     async def delete_fact(self, user_id: str, category: str, key: str) -> bool:
         """Forget a fact; True iff there was one."""
-        return await self._store._run(lc_memory.delete_fact, user_id, category, key)
+        return await self._store.run(lc_memory.delete_fact, user_id, category, key)
 
     # -- episodes ---------------------------------------------------------------
 
     async def save_episode(self, user_id: str, episode_type: str, title: str, summary: str,
                            importance: float, sentiment: str, **kwargs: Any) -> bool:
         """Append an episode (never deduplicated)."""
-        return await self._store._run(lc_memory.save_episode, user_id, episode_type, title,
+        return await self._store.run(lc_memory.save_episode, user_id, episode_type, title,
                                       summary, importance, sentiment, kwargs)
 
     async def get_episodes(self, user_id: str,
                            min_importance: float | None = None) -> list[dict[str, Any]]:
         """Episodes in save order, those with ``importance >= min_importance`` when given."""
-        return await self._store._run(lc_memory.get_episodes, user_id, min_importance)
+        return await self._store.run(lc_memory.get_episodes, user_id, min_importance)
 
     # -- moods ------------------------------------------------------------------
 
@@ -185,12 +185,12 @@ class RedisStorageV11:
                         mood_intensity: float = 1.0) -> bool:
         """Set the mood of a session (one per session, overwritten)."""
         ttl_ms = math.ceil(self._store.settings.default_ttl * 1000)
-        return await self._store._run(lc_sessions.save_mood, session_id, user_id, current_mood,
+        return await self._store.run(lc_sessions.save_mood, session_id, user_id, current_mood,
                                       mood_intensity, ttl_ms)
 
     async def get_mood(self, session_id: str) -> dict[str, Any] | None:
         """``{session_id, user_id, current_mood, mood_intensity, updated_at}`` or None."""
-        return await self._store._run(lc_sessions.get_mood, session_id)
+        return await self._store.run(lc_sessions.get_mood, session_id)
 
     # -- sessions ---------------------------------------------------------------
 
@@ -198,23 +198,23 @@ class RedisStorageV11:
                            created_at: str, expires_at: str, last_activity: str, status: str,
                            provider_config: dict[str, Any] | None = None) -> bool:
         """Start (or re-save) the session the caller names ``session_id``."""
-        return await self._store._run(lc_sessions.save_session, session_id, user_id,
+        return await self._store.run(lc_sessions.save_session, session_id, user_id,
                                       personality_name, created_at, expires_at, last_activity,
                                       status, provider_config, self._max_idle_ms, self._grace_ms)
 
     async def get_session(self, session_id: str) -> dict[str, Any] | None:
         """The eight fields ``save_session`` took, or None unless the session is live."""
-        return await self._store._run(lc_sessions.get_session, session_id)
+        return await self._store.run(lc_sessions.get_session, session_id)
 
     async def update_session_activity(self, session_id: str, last_activity: str) -> bool:
         """Slide the session's idle deadline; False when it is unknown or has expired."""
-        return await self._store._run(lc_sessions.update_session_activity, session_id,
+        return await self._store.run(lc_sessions.update_session_activity, session_id,
                                       last_activity)
 
     async def get_expired_sessions(self) -> list[str]:
         """Caller ids of sessions that have expired and are not archived yet."""
-        return await self._store._run(lc_sessions.get_expired_sessions)
+        return await self._store.run(lc_sessions.get_expired_sessions)
 
     async def delete_session(self, session_id: str) -> bool:
         """Remove the session and its history without archiving; False when unknown."""
-        return await self._store._run(lc_sessions.delete_session, session_id)
+        return await self._store.run(lc_sessions.delete_session, session_id)

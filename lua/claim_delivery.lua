@@ -1,0 +1,30 @@
+--[[
+claim_delivery: take the lease on one due delivery of the outbox. The score
+moves to now + lease and the attempt count goes up, atomically, so of several
+listeners that found it due exactly one gets it; if that one dies, the lease
+lapses and the delivery is due again for anyone.
+
+KEYS[1] outbox ZSET        lr:{b}:outbox     sid -> ms next attempt
+KEYS[2] outbox bodies      lr:{b}:outbox:d   sid -> msgpack delivery
+ARGV[1] delivery id (the session id)
+ARGV[2] lease, ms (> 0)
+Replies:
+  {1, body}   claimed; body is the msgpack delivery with attempts counted
+  {0}         not due (someone else holds it, or it was delivered); nothing written
+]]
+local outboxKey, bodiesKey, sid = KEYS[1], KEYS[2], ARGV[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local score = tonumber(redis.call('ZSCORE', outboxKey, sid))
+if not score or score > now then return {0} end
+local raw = redis.call('HGET', bodiesKey, sid)
+if not raw then
+  redis.call('ZREM', outboxKey, sid)
+  return {0}
+end
+local body = cmsgpack.unpack(raw)
+body.attempts = (tonumber(body.attempts) or 0) + 1
+raw = cmsgpack.pack(body)
+redis.call('HSET', bodiesKey, sid, raw)
+redis.call('ZADD', outboxKey, now + tonumber(ARGV[2]), sid)
+return {1, raw}

@@ -1,0 +1,30 @@
+--[[
+retry_delivery: the sink failed; try again after a delay, or quarantine the
+delivery into the dead letters once it has had its maximum attempts (its body
+stays, so it can be listed).
+
+KEYS[1] outbox ZSET        lr:{b}:outbox
+KEYS[2] outbox bodies      lr:{b}:outbox:d
+KEYS[3] dead deliveries    lr:{b}:outbox:dead   sid -> ms quarantined
+ARGV[1] delivery id (the session id)
+ARGV[2] delay before the next attempt, ms (>= 0)
+ARGV[3] maximum attempts (0: retry forever)
+Replies:
+  {1, attempts}   rescheduled
+  {2, attempts}   quarantined
+  {0}             gone (acknowledged by another listener meanwhile); nothing written
+]]
+local outboxKey, bodiesKey, deadKey, sid = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
+local raw = redis.call('HGET', bodiesKey, sid)
+if not raw or not redis.call('ZSCORE', outboxKey, sid) then return {0} end
+local attempts = tonumber(cmsgpack.unpack(raw).attempts) or 0
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local most = tonumber(ARGV[3])
+if most > 0 and attempts >= most then
+  redis.call('ZREM', outboxKey, sid)
+  redis.call('ZADD', deadKey, now, sid)
+  return {2, attempts}
+end
+redis.call('ZADD', outboxKey, now + tonumber(ARGV[2]), sid)
+return {1, attempts}

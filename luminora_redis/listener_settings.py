@@ -1,0 +1,71 @@
+"""The listener's settings and the observer it reports to.
+
+`ListenerSettings` is the typed form of every `ExpiryListener` keyword;
+`ListenerObserver` is what a metrics exporter implements.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+
+__all__ = ["ListenerObserver", "ListenerSettings"]
+
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
+
+
+class ListenerSettings(BaseModel):
+    """How a listener sweeps, delivers and reports; every field is also a keyword of
+    `ExpiryListener`.
+
+    ``delivery_interval`` is how often the whole outbox is scanned for deliveries
+    recorded elsewhere (``end_session``, another listener's lapsed lease); what
+    this listener archives it delivers at once. ``delivery_max_attempts`` None
+    (the default) retries a failing sink forever, backing off to
+    ``delivery_backoff_cap``: the sink sees every archive once it recovers. A
+    number quarantines a delivery after that many attempts (kept, listed by
+    ``list_quarantined``). ``delivery_lease`` must exceed the hook's longest
+    call, or another listener delivers the same conversation again.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sweep_interval: Seconds = 0.25
+    sweep_batch: StrictInt = Field(500, ge=1)
+    sweep_max_failures: StrictInt = Field(5, ge=1)
+    notifications: StrictBool = True
+    #: Sweep at once after every (re)subscription, for what expired meanwhile. Off, the
+    #: listener counts as live as soon as it is subscribed (for tests of the fast path).
+    catch_up: StrictBool = True
+    configure_notifications: StrictBool = True
+    name: str | None = None
+    delivery_interval: Seconds = 1.0
+    delivery_workers: StrictInt = Field(8, ge=1, le=1024)
+    delivery_lease: Seconds = 60.0
+    delivery_backoff: Seconds = 0.5
+    delivery_backoff_cap: Seconds = 300.0
+    delivery_max_attempts: StrictInt | None = Field(None, ge=1)
+    heartbeat_interval: Seconds = 2.0
+
+
+class ListenerObserver(Protocol):
+    """Receives what a listener does, e.g. to export metrics (see ``luminora_redis.metrics``).
+
+    Called on the event loop: keep each call cheap and non-blocking. The
+    delivery methods (``delivered(attempts)``, ``delivery_failed()``,
+    ``backlog(DeliveryBacklog)``) are called only when the observer has them.
+    """
+
+    def archived(self, path: str, lag: float) -> None:
+        """A session was archived by this listener; ``lag`` is seconds past its deadline
+        (this host's clock against the deadline Redis set, so it assumes synced clocks)."""
+
+    def swept(self) -> None:
+        """A sweep pass completed."""
+
+    def error(self) -> None:
+        """Something failed and was logged: a connection, an archive call, the hook."""
+
+    def reconnected(self) -> None:
+        """The notification subscription was re-established after a loss."""

@@ -1,0 +1,26 @@
+"""Listener heartbeats: who is running, on the server's clock.
+
+Each running listener keeps its name in ``<prefix>:listeners`` with the time
+until which it counts as alive, refreshes it while it runs and removes it on a
+clean stop; a killed one lapses by itself. Operators (``live_listeners``)
+see whether anybody delivers the outbox.
+"""
+
+from __future__ import annotations
+
+from luminora_redis.context import Context
+from luminora_redis.scripts import Call, Op
+
+__all__ = ["heartbeat", "live_listeners"]
+
+
+def heartbeat(ctx: Context, name: str, ttl_ms: int) -> Op[int]:
+    """Say ``name`` is alive for ``ttl_ms`` more (0: it stopped); the server clock, ms."""
+    reply = yield Call("listener_heartbeat", (ctx.keys.listeners,), (name, max(0, int(ttl_ms))))
+    return int(reply[0])
+
+
+def live_listeners(ctx: Context, limit: int = 1000) -> Op[list[str]]:
+    """Names of the listeners whose heartbeat has not lapsed."""
+    reply = yield Call("live_listeners", (ctx.keys.listeners,), (limit,))
+    return [raw.decode("utf-8", "replace") for raw in reply]

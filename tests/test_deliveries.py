@@ -1,0 +1,272 @@
+"""Deliveries to ``on_archived`` through the outbox, on a real server and the cluster:
+every path reaches the sink, at least once, with one idempotency key; failures are
+retried with backoff or quarantined; a killed listener's delivery is made by another;
+a slow sink never holds up archiving; the backlog is visible."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from luminora_redis import (
+    ArchivedConversation,
+    ArchiveReason,
+    DeliveryBacklog,
+    QuarantineKind,
+    SessionStore,
+)
+from luminora_redis.listener import ExpiryListener
+
+from listener_support import create_sessions, open_async_stores, running, until
+
+async_stores = pytest.fixture(open_async_stores)
+
+FAST = {"sweep_interval": 0.05, "delivery_interval": 0.05, "delivery_backoff": 0.05}
+
+
+async def test_end_session_and_cleanup_reach_the_sink_through_any_listener(
+        async_stores: Callable[..., SessionStore]) -> None:
+    """Archives made while no listener ran wait in the outbox; the listener that starts
+    later delivers them, whoever archived them."""
+    store = async_stores()
+    ended = await store.create_session("carlos", "alicia", {"ttl": 60})
+    await store.append_message(ended, "user", "adiós")
+    [manual] = await create_sessions(store, 1, 1, [0.05], auto_cleanup=False)
+    assert await store.end_session(ended)
+    await until(lambda: store.get_expired_sessions(), timeout=10)
+    assert await store.cleanup_expired_sessions() == 1
+    backlog = await store.delivery_backlog()
+    assert backlog.pending == 2 and backlog.quarantined == 0
+    assert backlog.oldest_age_seconds is not None and backlog.oldest_age_seconds >= 0
+    seen: dict[str, ArchivedConversation] = {}
+    listener = ExpiryListener(async_stores(), on_archived=lambda c: seen.update({c.session_id: c}),
+                              **FAST)
+    async with running(listener):
+        await until(lambda: len(seen) == 2, timeout=10)
+    assert seen[ended].reason is ArchiveReason.ENDED
+    assert [m.content for m in seen[ended].messages] == ["adiós"]
+    assert seen[ended].idempotency_key == ended and seen[manual].idempotency_key == manual
+    assert seen[manual].user_id == "user-0" and len(seen[manual].messages) == 1
+    assert listener.archived == 0, "nothing for the listener to archive: it only delivered"
+    assert await store.delivery_backlog() == DeliveryBacklog(pending=0, oldest_age_seconds=None,
+                                                             quarantined=0)
+
+
+async def test_a_raising_hook_is_retried_with_backoff_under_one_key(
+        async_stores: Callable[..., SessionStore]) -> None:
+    store = async_stores()
+    calls: list[tuple[str, float]] = []
+
+    async def flaky(conversation: ArchivedConversation) -> None:
+        calls.append((conversation.idempotency_key, time.monotonic()))
+        if len(calls) <= 3:
+            raise ConnectionError("the sink is down")
+
+    listener = ExpiryListener(store, on_archived=flaky, **{**FAST, "delivery_backoff": 0.1})
+    async with running(listener):
+        sid = await store.create_session("carlos", "alicia", {"ttl": 60})
+        await store.end_session(sid)
+        await until(lambda: len(calls) == 4, timeout=20)
+        await until(lambda: listener.delivered == 1)
+    assert {key for key, _ in calls} == {sid}
+    gaps = [later - earlier for (_, earlier), (_, later) in zip(calls, calls[1:])]
+    # 0.1, 0.2, 0.4 s: the server holds each retry back at least that long.
+    for gap, least in zip(gaps, (0.1, 0.2, 0.4), strict=True):
+        assert gap >= least - 0.01, gaps
+    assert listener.errors == 3
+    assert (await store.delivery_backlog()).pending == 0
+
+
+async def test_a_delivery_that_fails_max_attempts_is_quarantined_and_listed(
+        async_stores: Callable[..., SessionStore], caplog: pytest.LogCaptureFixture) -> None:
+    store = async_stores()
+    attempts: list[str] = []
+
+    def broken(conversation: ArchivedConversation) -> None:
+        attempts.append(conversation.idempotency_key)
+        raise ValueError("cannot take this one")
+
+    listener = ExpiryListener(store, on_archived=broken, delivery_max_attempts=2, **FAST)
+    with caplog.at_level(logging.ERROR, logger="luminora_redis.listener"):
+        async with running(listener):
+            sid = await store.create_session("carlos", "alicia", {"ttl": 60})
+            await store.end_session(sid)
+            await until(lambda: listener.quarantined == 1, timeout=20)
+            sweeps = listener.sweeps
+            await until(lambda: listener.sweeps >= sweeps + 3)
+    assert attempts == [sid, sid]
+    assert await store.delivery_backlog() == DeliveryBacklog(
+        pending=0, oldest_age_seconds=None, quarantined=1)
+    [entry] = await store.list_quarantined()
+    assert (entry.kind, entry.session_id, entry.user_id, entry.attempts) == (
+        QuarantineKind.DELIVERY, sid, "carlos", 2)
+    assert len([r for r in caplog.records if "quarantined" in r.getMessage()]) == 1
+    # The archive itself is untouched.
+    assert [c.session_id for c in await store.get_archived_conversations("carlos")] == [sid]
+
+
+async def test_a_slow_sink_never_holds_up_archiving(
+        async_stores: Callable[..., SessionStore]) -> None:
+    store = async_stores()
+    release = asyncio.Event()
+    entered: list[str] = []
+
+    async def stuck(conversation: ArchivedConversation) -> None:
+        entered.append(conversation.session_id)
+        await release.wait()
+
+    listener = ExpiryListener(store, on_archived=stuck, delivery_workers=1, **FAST)
+    async with running(listener):
+        owners = await create_sessions(store, 6, 2, [0.05] * 6)
+        await until(lambda: listener.archived == 6, timeout=20)
+        assert len(entered) == 1, "one worker: one delivery in flight, the rest wait"
+        assert (await store.delivery_backlog()).pending == 6
+        release.set()
+        await until(lambda: listener.delivered == 6, timeout=20)
+    assert sorted(entered) == sorted(owners)
+
+
+@pytest.mark.single_server
+async def test_a_delivery_whose_archive_is_gone_is_dropped_with_a_log_line(
+        async_stores: Callable[..., SessionStore], caplog: pytest.LogCaptureFixture) -> None:
+    store = async_stores(archive_retention=0)  # every archive is trimmed at once
+    sid = await store.create_session("carlos", "alicia", {"ttl": 60})
+    assert await store.end_session(sid)
+    assert await store.get_archived_conversations("carlos") == []
+    called: list[str] = []
+    listener = ExpiryListener(store, on_archived=lambda c: called.append(c.session_id), **FAST)
+    with caplog.at_level(logging.WARNING, logger="luminora_redis.listener"):
+        async with running(listener):
+            await until(lambda: any("delivery dropped" in r.getMessage() for r in caplog.records),
+                        timeout=10)
+    assert called == []
+    assert (await store.delivery_backlog()).pending == 0
+
+
+async def test_the_backlog_ages_on_the_server_clock(async_stores: Callable[..., SessionStore],
+                                                   raw: Any) -> None:
+    store = async_stores()
+    assert await store.delivery_backlog() == DeliveryBacklog(
+        pending=0, oldest_age_seconds=None, quarantined=0)
+    users = [f"user-{n}" for n in range(5)]  # several buckets (and nodes, on a cluster)
+    before = server_ms_any(raw)
+    for user in users:
+        await store.end_session(await store.create_session(user, "alicia", {"ttl": 60}))
+    first = await store.delivery_backlog()
+    await until(lambda: server_ms_any(raw) > before + 100)
+    second = await store.delivery_backlog()
+    assert first.pending == second.pending == 5
+    assert first.oldest_age_seconds is not None and second.oldest_age_seconds is not None
+    assert second.oldest_age_seconds >= first.oldest_age_seconds + 0.05
+
+
+def server_ms_any(raw: Any) -> int:
+    seconds, micros = raw.time() if not hasattr(raw, "get_primaries") else raw.time(
+        target_nodes=raw.get_primaries()[0])
+    return int(seconds * 1000 + micros // 1000)
+
+
+def test_trimming_that_fails_after_the_commit_does_not_raise(
+        store: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Retention runs after the archive committed: its failure is logged, never raised,
+    and the next archive of the user trims again."""
+    inner = getattr(store, "inner", store)
+    trim = inner._scripts["trim_archive"]
+    failing = {"on": True}
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if failing["on"]:
+            raise redis.ConnectionError("Redis went away during the trim")
+        return trim(*args, **kwargs)
+
+    # The store fixture has no retention; a second store of the same keyspace has.
+    sids = [store.create_session("carlos", "alicia", {"ttl": 60}) for _ in range(3)]
+    retained = type(inner)(inner.client, archive_retention=1)
+    retained._scripts["trim_archive"] = flaky
+    run = store.loop.run_until_complete if hasattr(store, "loop") else (lambda value: value)
+    with caplog.at_level(logging.WARNING, logger="luminora_redis.archive"):
+        assert run(retained.end_session(sids[0])) is True
+        assert run(retained.end_session(sids[1])) is True  # two archives: one too many
+    assert len(store.get_archived_conversations("carlos", limit=None)) == 2
+    assert any("trimming the archive" in r.getMessage() for r in caplog.records)
+    failing["on"] = False
+    assert run(retained.end_session(sids[2])) is True
+    assert [c.session_id for c in store.get_archived_conversations("carlos", limit=None)] == [
+        sids[2]]
+
+
+LISTENER_SCRIPT = textwrap.dedent("""
+    import asyncio, sys
+    from pathlib import Path
+    from luminora_redis import SessionStore
+    from luminora_redis.listener import ExpiryListener
+
+    url, cluster, marker = sys.argv[1], sys.argv[2] == "1", Path(sys.argv[3])
+
+    async def hook(conversation):
+        marker.write_text(conversation.idempotency_key)
+        await asyncio.Event().wait()  # stuck inside the sink until killed
+
+    async def main():
+        store = SessionStore.from_url(url, cluster=cluster)
+        listener = ExpiryListener(store, on_archived=hook, name="doomed", delivery_lease=1.0,
+                                  delivery_interval=0.05, heartbeat_interval=0.2)
+        await listener.run()
+
+    asyncio.run(main())
+""")
+
+
+async def test_a_listener_killed_inside_the_hook_is_delivered_by_another(
+        async_stores: Callable[..., SessionStore], store_url: str, topology: str,
+        tmp_path: Path) -> None:
+    store = async_stores()
+    marker = tmp_path / "delivering"
+    process = subprocess.Popen(
+        [sys.executable, "-c", LISTENER_SCRIPT, store_url, "1" if topology == "cluster" else "0",
+         str(marker)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        await until(lambda: store.live_listeners(), timeout=30)
+        assert await store.live_listeners() == ["doomed"]
+        sid = await store.create_session("carlos", "alicia", {"ttl": 60})
+        await store.end_session(sid)
+        await until(marker.exists, timeout=30)
+        process.send_signal(signal.SIGKILL)
+        assert await asyncio.to_thread(process.wait, 10) == -signal.SIGKILL
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert marker.read_text() == sid
+    assert (await store.delivery_backlog()).pending == 1, "in flight: leased, not acknowledged"
+    seen: list[str] = []
+    heir = ExpiryListener(async_stores(), on_archived=lambda c: seen.append(c.idempotency_key),
+                          name="heir", **FAST)
+    async with running(heir):
+        await until(lambda: seen == [sid], timeout=20)
+        names = await store.live_listeners()
+    assert names == ["heir"], "the killed listener's heartbeat lapsed"
+    assert (await store.delivery_backlog()).pending == 0
+    assert await store.live_listeners() == [], "a clean stop removes the heartbeat"
+
+
+def test_both_shells_see_the_backlog(store: Any) -> None:
+    sid = store.create_session("carlos", "alicia", {"ttl": 60})
+    assert store.end_session(sid)
+    backlog = store.delivery_backlog()
+    assert backlog.pending == 1 and backlog.quarantined == 0
+    assert backlog.oldest_age_seconds is not None
+    assert store.list_quarantined() == []
