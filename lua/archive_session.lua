@@ -9,7 +9,8 @@ and conversations that ended in the same millisecond by the order they were
 archived in: score = ended_ms * 1000 + (the user's archive counter mod 1000).
 The session leaves every index, and its meta hash is deleted last. In the
 same atomic step the delivery to the on_archived sink is recorded in the
-bucket's outbox (due now), so it survives any crash of whoever archived.
+bucket's outbox (due now), so it survives any crash of whoever archived
+(unless the store was told that no sink takes deliveries).
 The session's segments (lr:{b}:u:<uid>:a:<sid>:g:<n>) are in the archive area
 already; the record copies their count (segs), and message_count includes them.
 
@@ -33,6 +34,7 @@ ARGV[2] user id read by read_meta (re-checked here)
 ARGV[3] mode: "expire"  archive if expired and auto_cleanup is on (listener, sweeper)
               "cleanup" archive if expired, whatever auto_cleanup says
               "end"     end a live session now (logout), or archive an expired one
+ARGV[4] record the delivery to the on_archived sink: "1" yes, "0" no
 Replies:
   {1, ended_ms, reason, message_count, archive_size}   archived by this call;
                                                        reason is idle, absolute or ended
@@ -43,7 +45,7 @@ Replies:
 local sessionKey, metaKey, historyKey, overflowKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local deadlinesKey, manualKey, userSessionsKey, archiveKey = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local recordKey, archivedHistoryKey, archivedOverflowKey = KEYS[9], KEYS[10], KEYS[11]
-local sid, userId, mode = ARGV[1], ARGV[2], ARGV[3]
+local sid, userId, mode, deliver = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 
 local meta = redis.call('HMGET', metaKey, 'user', 'pers', 'created', 'abs', 'auto', 'segs', 'base')
 if meta[1] ~= userId then return {0} end
@@ -82,7 +84,9 @@ redis.call('ZREM', manualKey, sid)
 redis.call('ZREM', userSessionsKey, sid)
 redis.call('DEL', metaKey)
 redis.call('HDEL', KEYS[15], sid)
-redis.call('HSET', KEYS[14], sid, cmsgpack.pack({sid = sid, user = userId, attempts = 0,
-                                                 created = now, ended = ended, reason = reason}))
-redis.call('ZADD', KEYS[13], now, sid)
+if deliver then
+  redis.call('HSET', KEYS[14], sid, cmsgpack.pack({sid = sid, user = userId, attempts = 0,
+                                                   created = now, ended = ended, reason = reason}))
+  redis.call('ZADD', KEYS[13], now, sid)
+end
 return {1, ended, reason, count, redis.call('ZCARD', archiveKey)}

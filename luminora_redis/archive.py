@@ -88,7 +88,7 @@ def archive_session(ctx: Context, session_id: str, mode: str) -> Op[Archived | N
         return None
     user = ctx.keys.user(user_id)
     reply = yield Call("archive_session", _archive_keys(ctx, keys, user, session_id),
-                       (session_id, user_id, mode))
+                       (session_id, user_id, mode, 1 if ctx.settings.deliveries else 0))
     if reply[0] != ReplyCode.OK:
         if reply[0] in (ReplyCode.NOT_FOUND, ReplyCode.ALIVE, ReplyCode.MANUAL):
             return None

@@ -70,6 +70,11 @@ class StoreSettings(BaseModel):
     ``page_size`` bounds how many messages (or records) one script reply
     carries: longer reads take several pages.
 
+    ``deliveries``: every archive records a delivery to the listeners'
+    ``on_archived`` hook in the bucket's outbox, in the same atomic step; it
+    waits there until a listener with a hook delivers it. Set it False where no
+    listener has a hook, or the outbox grows with every archive.
+
     ``buckets`` fixes how users spread over hash slots. It is recorded in Redis
     on first use; ``None`` adopts the recorded count (or 1024 on a fresh
     keyspace), and an explicit count that disagrees with the record is refused.
@@ -87,6 +92,7 @@ class StoreSettings(BaseModel):
     max_message_bytes: int = Field(2 * 1024 * 1024, ge=1, le=256 * 1024 * 1024)
     max_id_bytes: int = Field(256, ge=1, le=4096)
     archive_retention: int | None = Field(None, ge=0)
+    deliveries: StrictBool = True
     affinity_levels: tuple[tuple[str, int], ...] = DEFAULT_AFFINITY_LEVELS
 
     @field_validator("affinity_levels")

@@ -270,3 +270,17 @@ def test_both_shells_see_the_backlog(store: Any) -> None:
     assert backlog.pending == 1 and backlog.quarantined == 0
     assert backlog.oldest_age_seconds is not None
     assert store.list_quarantined() == []
+
+
+async def test_a_store_told_that_no_sink_listens_records_no_deliveries(
+        async_stores: Callable[..., SessionStore]) -> None:
+    """``deliveries=False`` keeps the outbox empty; the archive itself is unchanged."""
+    quiet = async_stores(deliveries=False)
+    sid = await quiet.create_session("carlos", "alicia", {"ttl": 60})
+    assert await quiet.end_session(sid)
+    assert (await quiet.delivery_backlog()).pending == 0
+    assert [c.session_id for c in await quiet.get_archived_conversations("carlos")] == [sid]
+    recorded = async_stores()
+    other = await recorded.create_session("carlos", "alicia", {"ttl": 60})
+    assert await recorded.end_session(other)
+    assert (await recorded.delivery_backlog()).pending == 1
