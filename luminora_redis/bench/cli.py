@@ -24,10 +24,16 @@ from luminora_redis.bench.legacy import LuminoraCoreLegacy
 from luminora_redis.bench.peers import LangchainCommunity, LangchainRedis, LlamaIndex, RedisVL
 from luminora_redis.bench.report import header_markdown, turn_json, turn_markdown
 from luminora_redis.bench.runner import Options, Progress, run_turns
-from luminora_redis.bench.systems import FloorAsync, FloorBlocking, LuminoraAsync, LuminoraBlocking
+from luminora_redis.bench.systems import (
+    FloorAsync,
+    FloorBlocking,
+    LuminoraAsync,
+    LuminoraAutopipeline,
+    LuminoraBlocking,
+)
 
-SYSTEMS = [LuminoraAsync, LuminoraBlocking, FloorAsync, FloorBlocking, LangchainRedis, RedisVL,
-           LlamaIndex, LangchainCommunity, LuminoraCoreLegacy]
+SYSTEMS = [LuminoraAsync, LuminoraAutopipeline, LuminoraBlocking, FloorAsync, FloorBlocking,
+           LangchainRedis, RedisVL, LlamaIndex, LangchainCommunity, LuminoraCoreLegacy]
 BY_NAME = {cls.name: cls for cls in SYSTEMS}
 
 

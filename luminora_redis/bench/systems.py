@@ -80,11 +80,13 @@ _CREATE = {"ttl": w.TTL_SECONDS, "max_idle": w.TTL_SECONDS}
 class LuminoraAsync(System):
     name, label, api, facts, floor = ("luminora-async", "luminora-redis (asyncio)",
                                       "asyncio", _FACTS, "floor-async")
+    autopipeline: ClassVar[bool] = False
 
     async def open(self) -> None:
         from luminora_redis import SessionStore
 
-        self.store = SessionStore.from_url(self.url, prefix=self.prefix)
+        self.store = SessionStore.from_url(self.url, prefix=self.prefix,
+                                           autopipeline=self.autopipeline)
 
     async def sessions(self, n: int) -> list[str]:
         import asyncio
@@ -102,6 +104,13 @@ class LuminoraAsync(System):
 
     async def close(self) -> None:
         await self.store.aclose()
+
+
+class LuminoraAutopipeline(LuminoraAsync):
+    """The asyncio store with ``autopipeline=True``: concurrent turns share writes."""
+
+    name, label = "luminora-async-ap", "luminora-redis (asyncio, autopipeline)"
+    autopipeline = True
 
 
 class LuminoraBlocking(System):
