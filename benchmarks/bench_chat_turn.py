@@ -162,11 +162,11 @@ def luminora_async(url: str, work: Workload) -> tuple[Approach, Approach, Any]:
     async def raw_turn(handle: tuple[str, Any], i: int) -> Any:
         sid, keys = handle
         reply = await script(keys=keys, args=[
-            sid, MAX_HISTORY, work.last,
+            sid, MAX_HISTORY, work.last, uuid.uuid4().hex[:16],
             _encoded("user", work.user[i]), _encoded("assistant", work.assistant[i])])
         if reply[0] != 1:
             raise RuntimeError(f"chat_turn.lua replied {reply[:1]}")
-        return reply[3:]
+        return reply[4:]
 
     async def close() -> None:
         await store.aclose()
@@ -200,11 +200,11 @@ def luminora_sync(url: str, work: Workload) -> tuple[Approach, Approach, Any]:
     def raw_turn(handle: tuple[str, Any], i: int) -> Any:
         sid, keys = handle
         reply = script(keys=keys, args=[
-            sid, MAX_HISTORY, work.last,
+            sid, MAX_HISTORY, work.last, uuid.uuid4().hex[:16],
             _encoded("user", work.user[i]), _encoded("assistant", work.assistant[i])])
         if reply[0] != 1:
             raise RuntimeError(f"chat_turn.lua replied {reply[:1]}")
-        return reply[3:]
+        return reply[4:]
 
     def close() -> None:
         store.close()
