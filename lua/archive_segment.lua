@@ -9,7 +9,7 @@ KEYS[1] session meta hash     lr:{b}:s:<sid>:m
 KEYS[2] overflow list         lr:{b}:s:<sid>:o
 KEYS[3] the next segment      lr:{b}:u:<uid>:a:<sid>:g:<n>   (n = segs + 1)
 ARGV[1] user id read by read_segments (re-checked here)
-ARGV[2] n, the segment number KEYS[3] names
+ARGV[2] n, the segment number KEYS[3] names (integer, >= 1)
 ARGV[3] overflow bound, messages (> 0): below it nothing moves
 Replies:
   {1, n, moved}   the overflow (moved messages) is now segment n

@@ -11,7 +11,7 @@ KEYS[7] the user's sessions   lr:{b}:u:<uid>:sessions
 KEYS[8..] segments 1..segs    lr:{b}:u:<uid>:a:<sid>:g:<n>   (segs as read by read_segments)
 ARGV[1] session id
 ARGV[2] user id read by read_segments (re-checked here)
-ARGV[3] segs read by read_segments (re-checked here)
+ARGV[3] segs read by read_segments, a segment count (re-checked here)
 Replies:
   {1}        deleted (the lists are UNLINKed: freed off the main thread)
   {0}        nothing to delete (already archived or deleted, or the meta names another user)

@@ -7,7 +7,7 @@ so a cursor stays valid; an unknown cursor gives an empty page.
 
 KEYS[1] episodes ZSET         lr:{b}:u:<uid>:episodes   (score: importance)
 KEYS[2] episode bodies hash   lr:{b}:u:<uid>:episodes:b
-ARGV[1] minimum importance, inclusive (a number, or "-inf" for all)
+ARGV[1] minimum importance, inclusive (0 to 10, or "-inf" for all)
 ARGV[2] how many, at most (> 0)
 ARGV[3] cursor: an episode id, or "" for the most important
 Replies:

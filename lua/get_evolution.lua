@@ -1,9 +1,9 @@
 --[[
 get_evolution: one page of a user's evolution log, walked by sequence number
 from a cursor, filtered by personality before counting, so a page holds up to
-the number asked of matching records whatever the others are. At most
-ARGV[5] records are examined per call: a rare personality takes more calls,
-never a longer one.
+the number asked of matching records whatever the others are. At most the
+examine bound (the fifth argument) of records is read per call: a rare
+personality takes more calls, never a longer one.
 
 KEYS[1] evolution ZSET        lr:{b}:u:<uid>:evolution   (score: sequence number)
 ARGV[1] "up" (oldest first, from the cursor) or "down" (newest first)

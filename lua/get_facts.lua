@@ -4,7 +4,7 @@ category and drops the duplicates HSCAN may return while the hash is rehashed.
 
 KEYS[1] facts hash            lr:{b}:u:<uid>:facts
 ARGV[1] HSCAN cursor ("0" to start)
-ARGV[2] COUNT hint, fields per page
+ARGV[2] COUNT hint: how many fields per page, roughly
 Replies:
   {next_cursor, {field, fact, field, fact, ...}}   next_cursor "0": done
 ]]

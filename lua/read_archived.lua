@@ -9,7 +9,7 @@ change, so (list, offset) cursors are stable.
 
 KEYS[1]   record hash            lr:{b}:u:<uid>:a:<sid>
 KEYS[2..] the window of lists    lr:{b}:u:<uid>:a:<sid>:g:<n>, ...:o, ...:h
-ARGV[1]   offset in KEYS[2]
+ARGV[1]   offset in KEYS[2], messages
 ARGV[2]   how many messages, at most (0: the record only)
 ARGV[3]   the segment count the caller assumed in naming the window; when the
           record says otherwise no message is read

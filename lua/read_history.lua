@@ -14,9 +14,9 @@ KEYS[1] session meta hash     lr:{b}:s:<sid>:m
 KEYS[2] overflow list         lr:{b}:s:<sid>:o
 KEYS[3] history list          lr:{b}:s:<sid>:h
 KEYS[4] (optional) segment n  lr:{b}:u:<uid>:a:<sid>:g:<n>
-ARGV[1] absolute position of the first message wanted
+ARGV[1] absolute position of the first message wanted, in messages
 ARGV[2] how many messages, at most (> 0)
-ARGV[3] absolute position of segment n's first message (with KEYS[4])
+ARGV[3] absolute position of segment n's first message, in messages (with KEYS[4])
 Replies:
   {1, base, -1, message...}       from the overflow and history; fewer than asked: the end
   {1, base, seg_len, message...}  from segment n (none when the position lies past it:
