@@ -59,9 +59,9 @@ from redis.backoff import ExponentialWithJitterBackoff
 from benchmarks.soak_check import SINK_KEY, Ledger, Report, check, outstanding
 from luminora_redis import ArchivedConversation, ExpiryListener, SessionStore
 from luminora_redis.errors import SessionNotFound
-from luminora_redis.testing import LocalCluster, RedisServer, RedisServerError
 from luminora_redis.store import close_client as close_async_client
 from luminora_redis.sync_store import close_client
+from luminora_redis.testing import LocalCluster, RedisServer, RedisServerError
 
 DURABLE = {"appendonly": "yes", "appendfsync": "always", "save": ""}
 FAULTS = ("listener kill -9", "redis kill -9 + restart", "client kill", "script flush")
