@@ -17,7 +17,9 @@ redis-py resends the same EVALSHA; the resend finds its own turn id, appends
 nothing and writes nothing, and answers as the original did (deadline and
 timestamp from the stored last activity). Only the last turn id is kept: a
 resend follows its original at once, from the same caller, which awaits the
-reply before its next turn.
+reply before its next turn. (Were two callers to write one session at once, a
+turn of the other could fall between a send and its resend, and the resend would
+append again: a conversation has one writer at a time.)
 
 KEYS[1] session hash          lr:{b}:s:<sid>
 KEYS[2] session meta hash     lr:{b}:s:<sid>:m

@@ -39,8 +39,9 @@ class Replies:
     def __init__(self, store: Any) -> None:
         inner = getattr(store, "inner", store)
         self.sizes: list[tuple[str, int]] = []
-        drive = inner._drive
-        inner._drive = lambda op: drive(self._record(op))
+        runner = inner.runner
+        drive = runner.drive
+        runner.drive = lambda op: drive(self._record(op))
 
     def _record(self, op: Generator[Any, Any, Any]) -> Generator[Any, Any, Any]:
         step = next(op)
