@@ -71,7 +71,8 @@ CLUSTER_FAULTS = ("listener kill -9", "failover", "client kill", "script flush")
 #: writer is None) when a connection is killed under a command. A NOSCRIPT is not among
 #: them: the store retries it, so one reaching the traffic fails the run.
 UNCERTAIN = (redis.ConnectionError, redis.TimeoutError, OSError, AttributeError)
-#: Faults that break client connections under commands in flight.
+#: Faults that break client connections under commands in flight. A failover is one: a
+#: cluster run without it in this set finds turns refused by a resend after they landed.
 BREAKING = frozenset({"redis kill -9 + restart", "client kill", "failover"})
 
 
