@@ -13,8 +13,9 @@ reads the whole keyspace and reports:
 
 - turns: every acknowledged turn (its ``chat_turn`` returned) is in a live
   history or an archived one exactly once; a turn whose call raised a
-  connection error may or may not have landed ("unknown": at most once); a
-  turn refused as expired is nowhere;
+  connection error may or may not have landed ("unknown": at most once), and so
+  may one refused as expired while a fault broke connections (redis-py resent it,
+  see ``FaultWindow``); any other turn refused as expired is nowhere;
 - sessions: every created session is archived exactly once, with its message
   count;
 - deliveries: every archive reached the sink at least once, with the same
@@ -67,10 +68,37 @@ FAULTS = ("listener kill -9", "redis kill -9 + restart", "client kill", "script 
 CLUSTER_FAULTS = ("listener kill -9", "failover", "client kill", "script flush")
 #: Errors after which a write may or may not have landed; each is counted by name in the
 #: figures. redis-py 8.1's asyncio cluster client can raise AttributeError (a connection's
-#: writer is None) when a connection is killed under a command, and a script reloaded
-#: just before a restart or SCRIPT FLUSH raises NoScriptError from its second EVALSHA.
-UNCERTAIN = (redis.ConnectionError, redis.TimeoutError, OSError, AttributeError,
-             redis.exceptions.NoScriptError)
+#: writer is None) when a connection is killed under a command. A NOSCRIPT is not among
+#: them: the store retries it, so one reaching the traffic fails the run.
+UNCERTAIN = (redis.ConnectionError, redis.TimeoutError, OSError, AttributeError)
+#: Faults that break client connections under commands in flight. A failover is one: a
+#: cluster run without it in this set finds turns refused by a resend after they landed.
+BREAKING = frozenset({"redis kill -9 + restart", "client kill", "failover"})
+
+
+@dataclass
+class FaultWindow:
+    """When connection-breaking faults fire, so a call can tell whether it overlapped one.
+
+    A refusal (the session expired) normally means nothing was written. But when the
+    connection breaks after the script ran and before its reply arrived, redis-py's
+    ``Retry`` resends the call; if the session expired in between, the resend is refused
+    although the first send stored the turn, and the session hash that held the turn id
+    is gone, so the store cannot tell. Such a call's outcome is unknown, exactly as if it
+    had raised a connection error. Only a break while the call is in flight makes it
+    ambiguous (a command sent on a connection that was already dead never ran), so a
+    refusal of a call that overlapped no breaking fault must have written nothing.
+    """
+
+    started: int = 0
+    finished: int = 0
+
+    def mark(self) -> tuple[int, bool]:
+        return self.started, self.started != self.finished
+
+    def overlapped(self, mark: tuple[int, bool]) -> bool:
+        started, in_progress = mark
+        return in_progress or self.started != started
 
 
 def delivery_key(conversation: ArchivedConversation) -> str:
@@ -145,7 +173,8 @@ class Listeners:
 # -- traffic ------------------------------------------------------------------------------
 
 
-async def chat(store: SessionStore, ledger: Ledger, worker: int, stop: asyncio.Event) -> None:
+async def chat(store: SessionStore, ledger: Ledger, worker: int, stop: asyncio.Event,
+               window: FaultWindow) -> None:
     """One chatting client: short-lived sessions, turns with pauses, some logouts."""
     rng = random.Random(worker)
     n = 0
@@ -163,11 +192,16 @@ async def chat(store: SessionStore, ledger: Ledger, worker: int, stop: asyncio.E
         for _ in range(rng.randrange(1, 6)):
             n += 1
             turn = f"w{worker}-t{n}"
+            mark = window.mark()
             try:
                 await store.chat_turn(sid, [("user", f"{turn}:q"), ("assistant", f"{turn}:a")],
                                       last=4)
-            except SessionNotFound:  # SessionExpired included: nothing was written
-                ledger.refused.add(turn)
+            except SessionNotFound:  # SessionExpired included
+                if window.overlapped(mark):  # maybe resent after the first send landed
+                    ledger.unknown.add(turn)
+                    ledger.refused_in_fault += 1
+                else:  # nothing was written
+                    ledger.refused.add(turn)
                 break
             except UNCERTAIN as error:
                 ledger.unknown.add(turn)
@@ -184,10 +218,12 @@ async def chat(store: SessionStore, ledger: Ledger, worker: int, stop: asyncio.E
 
 
 async def inject(target: Target, listeners: Listeners, stop: asyncio.Event,
-                 faults: Counter[str], every: float, only: list[str] | None = None) -> None:
+                 faults: Counter[str], every: float, only: list[str] | None = None,
+                 window: FaultWindow | None = None) -> None:
     """Fire one fault of each kind in turn (or of the ``only`` kinds), about every
     ``every`` seconds."""
     kinds = [kind for kind in target.faults if not only or kind in only]
+    window = window or FaultWindow()
     rng = random.Random(7)
     index = 0
     while not stop.is_set():
@@ -198,11 +234,17 @@ async def inject(target: Target, listeners: Listeners, stop: asyncio.Event,
             pass
         kind = kinds[index % len(kinds)]
         index += 1
+        breaking = kind in BREAKING
+        if breaking:
+            window.started += 1
         try:
             await asyncio.to_thread(fire, kind, target, listeners)
         except (redis.RedisError, RedisServerError) as error:
             faults[f"{kind} (failed: {type(error).__name__})"] += 1
             continue
+        finally:
+            if breaking:
+                window.finished += 1
         faults[kind] += 1
         listeners.keep_alive()
 
@@ -296,9 +338,11 @@ async def soak(seconds: float, *, workers: int = 6, listeners: int = 2, fault_ev
         store = SessionStore(target.traffic_client())
         stop = asyncio.Event()
         try:
-            tasks = [asyncio.create_task(chat(store, ledger, n, stop)) for n in range(workers)]
+            window = FaultWindow()
+            tasks = [asyncio.create_task(chat(store, ledger, n, stop, window))
+                     for n in range(workers)]
             faults = asyncio.create_task(inject(target, processes, stop, report.faults,
-                                                fault_every, only))
+                                                fault_every, only, window))
             await asyncio.sleep(seconds)
             stop.set()
             await asyncio.gather(*tasks, faults)

@@ -13,6 +13,8 @@ bucket's outbox (due now), so it survives any crash of whoever archived
 (unless the store was told that no sink takes deliveries).
 The session's segments (lr:{b}:u:<uid>:a:<sid>:g:<n>) are in the archive area
 already; the record copies their count (segs), and message_count includes them.
+It also copies the creation nonce, so that a resent create_session still
+recognises its session once archived.
 
 KEYS[1]  session hash             lr:{b}:s:<sid>
 KEYS[2]  session meta hash        lr:{b}:s:<sid>:m
@@ -47,7 +49,8 @@ local deadlinesKey, manualKey, userSessionsKey, archiveKey = KEYS[5], KEYS[6], K
 local recordKey, archivedHistoryKey, archivedOverflowKey = KEYS[9], KEYS[10], KEYS[11]
 local sid, userId, mode, deliver = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 
-local meta = redis.call('HMGET', metaKey, 'user', 'pers', 'created', 'abs', 'auto', 'segs', 'base')
+local meta = redis.call('HMGET', metaKey, 'user', 'pers', 'created', 'abs', 'auto', 'segs', 'base',
+                        'nonce')
 if meta[1] ~= userId then return {0} end
 
 local t = redis.call('TIME')
@@ -76,7 +79,8 @@ if redis.call('EXISTS', overflowKey) == 1 then
   redis.call('RENAME', overflowKey, archivedOverflowKey)
 end
 redis.call('HSET', recordKey, 'pers', meta[2], 'created', meta[3], 'ended', ended,
-           'reason', reason, 'count', count, 'segs', tonumber(meta[6]) or 0)
+           'reason', reason, 'count', count, 'segs', tonumber(meta[6]) or 0,
+           'nonce', meta[8] or '')
 local seq = redis.call('HINCRBY', KEYS[12], 'archive_seq', 1)
 redis.call('ZADD', archiveKey, ended * 1000 + seq % 1000, sid)
 redis.call('ZREM', deadlinesKey, sid)

@@ -10,6 +10,17 @@ which the archive collects with the rest. The reply carries the overflow's
 length, so the caller can move a full overflow into a segment (archive_segment)
 off this path.
 
+Idempotent per turn: a call that appends carries a random turn id, which the
+session hash keeps (field tid) in the HSET that slides the deadline. When the
+connection breaks after a turn was written and before its reply arrived,
+redis-py resends the same EVALSHA; the resend finds its own turn id, appends
+nothing and writes nothing, and answers as the original did (deadline and
+timestamp from the stored last activity). Only the last turn id is kept: a
+resend follows its original at once, from the same caller, which awaits the
+reply before its next turn. (Were two callers to write one session at once, a
+turn of the other could fall between a send and its resend, and the resend would
+append again: a conversation has one writer at a time.)
+
 KEYS[1] session hash          lr:{b}:s:<sid>
 KEYS[2] session meta hash     lr:{b}:s:<sid>:m
 KEYS[3] history list          lr:{b}:s:<sid>:h
@@ -22,11 +33,14 @@ ARGV[3] messages to return: 0 none, N > 0 the last N (at most what the overflow 
         history hold), -P the first page of the overflow and history: at most P
         messages, from the overflow's head (a conversation's first page when it has
         no segments; read_history reads the rest)
-ARGV[4..] messages to append, each a msgpack array lacking its last element,
+ARGV[4] turn id: random, one per call that appends (ignored, or absent, without
+        messages)
+ARGV[5..] messages to append, each a msgpack array lacking its last element,
           the timestamp (ms), which this script appends
 Replies:
   {1, effective_deadline_ms, now_ms, overflow_len, message...}   ARGV[3] >= 0;
-                                                  oldest returned message first
+                                                  oldest returned message first;
+                                                  now_ms: the messages' timestamp
   {1, effective_deadline_ms, now_ms, overflow_len, base, history_len, message...}
                                                   ARGV[3] < 0; base: the messages in
                                                   segments, the absolute position of
@@ -38,27 +52,37 @@ local sessionKey, metaKey, historyKey, overflowKey = KEYS[1], KEYS[2], KEYS[3], 
 local sid = ARGV[1]
 local bound, want = tonumber(ARGV[2]), tonumber(ARGV[3])
 
-local s = redis.call('HMGET', sessionKey, 'abs', 'idle', 'auto')
+local s = redis.call('HMGET', sessionKey, 'abs', 'idle', 'auto', 'tid', 'last')
 if not s[1] then
   if redis.call('EXISTS', metaKey) == 1 then return {-1} end
   return {0}
 end
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local deadline = math.min(now + tonumber(s[2]), tonumber(s[1]))
-redis.call('HSET', sessionKey, 'last', now)
-redis.call('PEXPIREAT', sessionKey, deadline)
-redis.call('ZADD', s[3] == '1' and KEYS[5] or KEYS[6], deadline, sid)
-
-if #ARGV > 3 then
-  local stamp = cmsgpack.pack(now)
-  local length = 0
-  for i = 4, #ARGV do
-    length = redis.call('RPUSH', historyKey, ARGV[i] .. stamp)
+local now, deadline
+if #ARGV > 4 and s[4] == ARGV[4] then
+  -- A resend of the turn already stored: nothing to write.
+  now = tonumber(s[5])
+  deadline = math.min(now + tonumber(s[2]), tonumber(s[1]))
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  deadline = math.min(now + tonumber(s[2]), tonumber(s[1]))
+  if #ARGV > 4 then
+    redis.call('HSET', sessionKey, 'last', now, 'tid', ARGV[4])
+  else
+    redis.call('HSET', sessionKey, 'last', now)
   end
-  for _ = 1, length - bound do
-    redis.call('LMOVE', historyKey, overflowKey, 'LEFT', 'RIGHT')
+  redis.call('PEXPIREAT', sessionKey, deadline)
+  redis.call('ZADD', s[3] == '1' and KEYS[5] or KEYS[6], deadline, sid)
+  if #ARGV > 4 then
+    local stamp = cmsgpack.pack(now)
+    local length = 0
+    for i = 5, #ARGV do
+      length = redis.call('RPUSH', historyKey, ARGV[i] .. stamp)
+    end
+    for _ = 1, length - bound do
+      redis.call('LMOVE', historyKey, overflowKey, 'LEFT', 'RIGHT')
+    end
   end
 end
 

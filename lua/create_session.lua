@@ -5,27 +5,42 @@ The session hash expires at min(now + max_idle, now + ttl) on the server clock.
 The meta hash keeps what archiving needs once the session hash is gone; the
 history list is created by the first message. No user key gets a TTL.
 
+Idempotent per call: each call carries a random creation nonce, kept in the
+meta hash (and copied into the archived record by archive_session). When the
+connection breaks after the session was created and before the reply arrived,
+redis-py resends the same EVALSHA; the resend finds the id taken by its own
+nonce, live or already archived, writes nothing and answers {2}, so the caller
+gets the id that was created instead of drawing another one.
+
 KEYS[1] session hash          lr:{b}:s:<sid>
 KEYS[2] session meta hash     lr:{b}:s:<sid>:m
 KEYS[3] deadline index        lr:{b}:deadlines (auto_cleanup) or lr:{b}:manual
 KEYS[4] the user's sessions   lr:{b}:u:<uid>:sessions
 KEYS[5] user hash             lr:{b}:u:<uid>
+KEYS[6] archived record hash  lr:{b}:u:<uid>:a:<sid>   (read only)
 ARGV[1] session id
 ARGV[2] user id, as the caller gave it
 ARGV[3] personality name
 ARGV[4] ttl, milliseconds (> 0)
 ARGV[5] max idle, milliseconds (> 0)
 ARGV[6] auto cleanup: "1" or "0"
+ARGV[7] creation nonce, random, one per call
 Replies:
   {1, now_ms, absolute_deadline_ms, effective_deadline_ms}   created
-  {-3}                                                      the id is taken; nothing written
+  {2}    created by an earlier send of this call (same nonce); nothing written
+  {-3}   the id is taken by another call; nothing written
 ]]
 local sessionKey, metaKey, indexKey = KEYS[1], KEYS[2], KEYS[3]
 local userSessionsKey, userKey = KEYS[4], KEYS[5]
 local sid, userId, personality = ARGV[1], ARGV[2], ARGV[3]
-local ttl, idle, auto = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local ttl, idle, auto, nonce = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7]
 
 if redis.call('EXISTS', sessionKey, metaKey) > 0 then
+  if redis.call('HGET', metaKey, 'nonce') == nonce then return {2} end
+  return {-3}
+end
+if redis.call('EXISTS', KEYS[6]) == 1 then
+  if redis.call('HGET', KEYS[6], 'nonce') == nonce then return {2} end
   return {-3}
 end
 
@@ -38,7 +53,7 @@ redis.call('HSET', sessionKey, 'user', userId, 'pers', personality, 'created', n
            'abs', absolute, 'idle', idle, 'last', now, 'auto', auto)
 redis.call('PEXPIREAT', sessionKey, deadline)
 redis.call('HSET', metaKey, 'user', userId, 'pers', personality, 'created', now,
-           'abs', absolute, 'auto', auto)
+           'abs', absolute, 'auto', auto, 'nonce', nonce)
 redis.call('ZADD', indexKey, deadline, sid)
 redis.call('ZADD', userSessionsKey, now, sid)
 redis.call('HSETNX', userKey, 'first_seen', now)

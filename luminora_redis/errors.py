@@ -29,6 +29,8 @@ class ReplyCode(IntEnum):
     """First element of every script reply (see the header of each ``.lua`` file)."""
 
     OK = 1
+    #: create_session: created by an earlier send of the same call (same nonce)
+    CREATED_BEFORE = 2
     NOT_FOUND = 0
     EXPIRED = -1
     ALIVE = -2

@@ -7,7 +7,9 @@ a single server and on a cluster: a NOSCRIPT or MOVED/ASK reply reruns that
 call alone, any other error is raised after every reply has been read, and a
 failed write is never replayed. Single calls go through redis-py's ``Script``
 (EVALSHA, reloaded on NOSCRIPT), or, with ``autopipeline``, join the calls
-other tasks issue in the same event-loop tick.
+other tasks issue in the same event-loop tick. When Redis restarts between
+``Script``'s SCRIPT LOAD and its second EVALSHA, the NOSCRIPT reaches us: the
+script did not run, so the call goes through ``Script`` once more.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, TypeVar
 from redis.asyncio.client import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from luminora_redis.autopipeline import AutoPipeline
 from luminora_redis.scripts import Call, Op
@@ -42,7 +45,10 @@ class AsyncRunner:
         script = self.scripts[call.script]
         if self.autopipeline:
             return await self.pipeline.call(script, call.keys, call.args)
-        return await script(call.keys, call.args)
+        try:
+            return await script(call.keys, call.args)
+        except NoScriptError:
+            return await script(call.keys, call.args)
 
     async def batch(self, calls: Sequence[Call]) -> list[Any]:
         """Run several calls in one write per node; their replies, in order."""

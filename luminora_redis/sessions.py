@@ -2,10 +2,20 @@
 
 Every function here is an operation generator (see ``scripts``): it validates
 its input before yielding anything, so a refused input writes nothing.
+
+The writes a connection break can make redis-py resend are idempotent: each
+create carries a random nonce and each appending turn a random turn id, and the
+scripts recognise a resend of what they already stored (see their headers). A
+refusal (``SessionExpired``, ``SessionNotFound``) of an appending call means
+nothing was written, except when the connection broke during the call: then an
+earlier send may have landed just before the session expired, and, as with a
+connection error, the outcome is unknown (the session hash that held the turn id
+is gone, so the resend cannot tell).
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -57,12 +67,17 @@ def create_session(ctx: Context, user_id: object, personality_name: object,
         reply = yield Call("create_session",
                            (keys.session, keys.meta,
                             keys.deadlines if config.auto_cleanup else keys.manual,
-                            user.sessions, user.user),
+                            user.sessions, user.user, user.archived(session_id)[0]),
                            (session_id, user_id, personality, config.ttl_ms, config.max_idle_ms,
-                            1 if config.auto_cleanup else 0))
-        if reply[0] == OK:
+                            1 if config.auto_cleanup else 0, new_nonce()))
+        if reply[0] in (OK, ReplyCode.CREATED_BEFORE):
             return session_id
     raise UnexpectedReply("three fresh random session ids were all taken")
+
+
+def new_nonce() -> str:
+    """A random id that lets a script recognise a resend of the same call."""
+    return secrets.token_hex(8)
 
 
 def encode_messages(ctx: Context, messages: Iterable[MessageLike]) -> list[bytes]:
@@ -93,7 +108,8 @@ def _refresh(ctx: Context, session_id: object, entries: list[bytes],
     if keys is None:
         raise_for_status(ReplyCode.NOT_FOUND, str(session_id))
     reply = yield Call("chat_turn", keys,
-                       (session_id, ctx.settings.max_history, want, *entries))
+                       (session_id, ctx.settings.max_history, want,
+                        new_nonce() if entries else "", *entries))
     if reply[0] != OK:
         raise_for_status(reply[0], str(session_id))
     return keys, reply

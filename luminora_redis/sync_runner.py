@@ -5,7 +5,9 @@ through redis-py's ``Script``; a batch is one pipelined write per node on one
 pooled connection (redis-py's blocking cluster pipeline refuses EVALSHA, and
 its ``Pipeline`` would replay a failed write through the client's ``Retry``);
 a NOSCRIPT or MOVED/ASK reply reruns that call alone; any other error is
-raised after every reply has been read.
+raised after every reply has been read. A NOSCRIPT that reaches a single call
+(Redis restarted between ``Script``'s SCRIPT LOAD and its second EVALSHA; the
+script did not run) goes through ``Script`` once more.
 """
 
 from __future__ import annotations
@@ -37,7 +39,11 @@ class SyncRunner:
 
     def call(self, call: Call) -> Any:
         """Run one script call; its reply."""
-        return self.scripts[call.script](call.keys, call.args)
+        script = self.scripts[call.script]
+        try:
+            return script(call.keys, call.args)
+        except NoScriptError:
+            return script(call.keys, call.args)
 
     def batch(self, calls: Sequence[Call]) -> list[Any]:
         """Run several calls in one write per node; their replies, in order."""

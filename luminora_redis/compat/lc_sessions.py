@@ -87,9 +87,11 @@ def save_session(ctx: Context, session_id: object, user_id: object, personality_
                (int(deadline * 1000) + grace_ms, "sid", sid, "user", user_id,
                 "pers", personality, *flat, "provider_config", config))
     reply = yield Call("create_session",
-                       (keys.session, keys.meta, keys.deadlines, user.sessions, user.user),
-                       (sid, user_id, personality, ttl_ms, min(max_idle_ms, ttl_ms), 1))
-    if reply[0] != ReplyCode.OK:
+                       (keys.session, keys.meta, keys.deadlines, user.sessions, user.user,
+                        user.archived(sid)[0]),
+                       (sid, user_id, personality, ttl_ms, min(max_idle_ms, ttl_ms), 1,
+                        sessions.new_nonce()))
+    if reply[0] not in (ReplyCode.OK, ReplyCode.CREATED_BEFORE):
         raise UnexpectedReply(f"create_session replied {reply!r}")
     yield Call("compat_tag_session", (keys.meta,), (caller_id,))
     return True

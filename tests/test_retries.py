@@ -1,0 +1,167 @@
+"""Resent writes: when the connection breaks after a script ran and before its reply
+arrived, redis-py's ``Retry`` sends the same EVALSHA again. Each write a resend can
+repeat recognises it (a turn id, a creation nonce) and is stored once; a NOSCRIPT that
+reaches a single call is retried through ``Script``.
+
+The resend is made here by running one operation step twice through the store's own
+runner, exactly what redis-py's retry sends; ``tests/test_soak.py`` makes it happen
+with real Redis restarts and killed connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from redis.exceptions import NoScriptError
+
+from luminora_redis import SyncSessionStore, sessions
+from luminora_redis.runner import AsyncRunner
+from luminora_redis.scripts import Call
+from luminora_redis.sync_runner import SyncRunner
+
+from conftest import snapshot
+
+LONG = {"ttl": 60, "max_idle": 30}
+
+
+@pytest.fixture
+def blocking(store_url: str, topology: str) -> Iterator[SyncSessionStore]:
+    store = SyncSessionStore.from_url(store_url, cluster=topology == "cluster")
+    yield store
+    store.close()
+
+
+def finish(op: Any, reply: Any) -> Any:
+    with pytest.raises(StopIteration) as done:
+        op.send(reply)
+    return done.value.value
+
+
+def contents(store: SyncSessionStore, session_id: str) -> list[str]:
+    return [message.content for message in store.get_history(session_id)]
+
+
+def test_a_resent_turn_is_stored_once_and_answered_as_the_first(
+        blocking: SyncSessionStore) -> None:
+    sid = blocking.create_session("carlos", "alicia", LONG)
+    blocking.chat_turn(sid, [("user", "earlier")])
+    op = sessions.chat_turn(blocking.context(), sid, [("user", "hola"), ("assistant", "¡hola!")],
+                            last=3)
+    call = next(op)
+    first = blocking.runner.call(call)
+    again = blocking.runner.call(call)
+    assert again == first  # same deadline, timestamp and context
+    assert contents(blocking, sid) == ["earlier", "hola", "¡hola!"]
+    assert finish(op, again) == blocking.get_history(sid)
+    # The next turn, with its own id, is appended as usual.
+    blocking.chat_turn(sid, [("user", "hola")])
+    assert contents(blocking, sid) == ["earlier", "hola", "¡hola!", "hola"]
+
+
+def test_a_resent_append_writes_nothing(blocking: SyncSessionStore, raw: Any) -> None:
+    sid = blocking.create_session("carlos", "alicia", LONG)
+    op = sessions.append_messages(blocking.context(), sid, [("user", "once")])
+    call = next(op)
+    first = blocking.runner.call(call)
+    before = snapshot(raw)
+    again = blocking.runner.call(call)
+    assert snapshot(raw) == before
+    assert again == first
+    # The caller gets the timestamp that was stored, not the resend's clock.
+    assert finish(op, again) == blocking.get_history(sid)
+    assert contents(blocking, sid) == ["once"]
+
+
+def test_turns_with_the_same_messages_are_each_stored(blocking: SyncSessionStore) -> None:
+    sid = blocking.create_session("carlos", "alicia", LONG)
+    for _ in range(2):
+        blocking.chat_turn(sid, [("user", "ok")])
+        blocking.append_message(sid, "assistant", "ok")
+    assert contents(blocking, sid) == ["ok"] * 4
+
+
+def test_a_resent_create_returns_the_created_id_and_leaves_one_session(
+        blocking: SyncSessionStore, raw: Any) -> None:
+    op = sessions.create_session(blocking.context(), "carlos", "alicia", LONG)
+    call = next(op)
+    assert blocking.runner.call(call)[0] == 1
+    before = snapshot(raw)
+    again = blocking.runner.call(call)
+    assert snapshot(raw) == before  # nothing written
+    assert finish(op, again) == call.args[0]
+    assert [s.session_id for s in blocking.list_user_sessions("carlos")] == [call.args[0]]
+
+
+def test_a_create_resent_after_its_session_was_archived_does_not_revive_it(
+        blocking: SyncSessionStore, raw: Any) -> None:
+    op = sessions.create_session(blocking.context(), "carlos", "alicia", LONG)
+    call = next(op)
+    blocking.runner.call(call)
+    sid = call.args[0]
+    assert blocking.end_session(sid)
+    before = snapshot(raw)
+    assert finish(op, blocking.runner.call(call)) == sid
+    assert snapshot(raw) == before
+    assert blocking.get_session(sid) is None
+    assert [c.session_id for c in blocking.get_archived_conversations("carlos")] == [sid]
+
+
+def test_another_create_drawing_a_taken_id_is_refused(blocking: SyncSessionStore) -> None:
+    call = next(sessions.create_session(blocking.context(), "carlos", "alicia", LONG))
+    blocking.runner.call(call)
+    other = call._replace(args=(*call.args[:-1], sessions.new_nonce()))
+    assert blocking.runner.call(other) == [-3]
+    assert blocking.end_session(call.args[0])
+    assert blocking.runner.call(other) == [-3]
+
+
+class FlakyScript:
+    """A script whose first ``failures`` calls raise NOSCRIPT, as when Redis restarts
+    between ``Script``'s SCRIPT LOAD and its EVALSHA."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    def __call__(self, keys: Any, args: Any) -> Any:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise NoScriptError("NOSCRIPT No matching script.")
+        return [1, list(keys), list(args)]
+
+
+class AsyncFlakyScript(FlakyScript):
+    async def __call__(self, keys: Any, args: Any) -> Any:  # type: ignore[override]
+        return super().__call__(keys, args)
+
+
+def test_a_noscript_reaching_a_single_call_is_retried_once() -> None:
+    client = redis.Redis()  # never connects: the scripts are stand-ins
+    call = Call("s", ("k",), ("a",))
+    script = FlakyScript(failures=1)
+    assert SyncRunner(client, {"s": script}).call(call) == [1, ["k"], ["a"]]
+    assert script.calls == 2
+    twice = FlakyScript(failures=2)
+    with pytest.raises(NoScriptError):
+        SyncRunner(client, {"s": twice}).call(call)
+    client.close()
+
+
+def test_a_noscript_reaching_a_single_async_call_is_retried_once() -> None:
+    async def run() -> None:
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis()
+        call = Call("s", ("k",), ("a",))
+        script = AsyncFlakyScript(failures=1)
+        assert await AsyncRunner(client, {"s": script}).call(call) == [1, ["k"], ["a"]]
+        assert script.calls == 2
+        with pytest.raises(NoScriptError):
+            await AsyncRunner(client, {"s": AsyncFlakyScript(failures=2)}).call(call)
+        await client.aclose()
+
+    asyncio.run(run())
