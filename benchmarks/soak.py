@@ -121,7 +121,10 @@ async def listen(url: str, sink_url: str, cluster: bool) -> None:
                   "pid": os.getpid()}
         await sink.rpush(SINK_KEY, json.dumps(record))
 
-    listener = ExpiryListener(store, sweep_interval=0.05, on_archived=on_archived)
+    # The hook is one RPUSH, so a short lease lets the survivors take over a killed
+    # listener's deliveries within the drain (the default lease is a minute).
+    listener = ExpiryListener(store, sweep_interval=0.05, on_archived=on_archived,
+                              delivery_lease=3.0)
     try:
         await listener.run()
     finally:

@@ -256,5 +256,9 @@ def check(client: redis.Redis, sink: redis.Redis, ledger: Ledger, report: Report
 
 
 def outstanding(client: redis.Redis) -> int:
-    """Sessions not archived yet: meta hashes still in the keyspace."""
-    return sum(1 for _ in client.scan_iter(match=f"{PREFIX}:{{b*}}:s:*:m", count=1000))
+    """Work not done yet: sessions not archived (meta hashes still in the keyspace) and
+    deliveries still waiting in an outbox."""
+    unarchived = sum(1 for _ in client.scan_iter(match=f"{PREFIX}:{{b*}}:s:*:m", count=1000))
+    waiting = sum(client.zcard(key)
+                  for key in client.scan_iter(match=f"{PREFIX}:{{b*}}:outbox", count=1000))
+    return unarchived + waiting

@@ -8,7 +8,7 @@ KEYS[2] outbox bodies      lr:{b}:outbox:d
 KEYS[3] dead deliveries    lr:{b}:outbox:dead   sid -> ms quarantined
 ARGV[1] delivery id (the session id)
 ARGV[2] delay before the next attempt, ms (>= 0)
-ARGV[3] maximum attempts (0: retry forever)
+ARGV[3] maximum attempts, a count (0: retry forever)
 Replies:
   {1, attempts}   rescheduled
   {2, attempts}   quarantined

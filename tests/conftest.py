@@ -68,9 +68,11 @@ def server_ms(raw: redis.Redis) -> int:
     return int(seconds * 1000 + micros // 1000)
 
 
-def snapshot(raw: redis.Redis) -> dict[bytes, tuple[bytes | None, int]]:
-    """Every key with its serialized value and absolute expiry: any write changes it."""
-    return {key: (raw.dump(key), raw.pexpiretime(key)) for key in raw.scan_iter(count=1000)}
+def snapshot(raw: redis.Redis) -> dict[bytes, tuple[Any, int]]:
+    """Every key with its content and absolute expiry: any write changes it. Hashes are
+    compared by their fields, since a hash table's serialized order is not its content."""
+    return {key: (sorted(raw.hgetall(key).items()) if raw.type(key) == b"hash" else raw.dump(key),
+                  raw.pexpiretime(key)) for key in raw.scan_iter(count=1000)}
 
 
 class Blocking:
