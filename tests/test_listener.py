@@ -382,6 +382,9 @@ async def test_existing_notification_flags_are_kept_and_ex_added_on_every_server
     # notifications can archive in time.
     listener = ExpiryListener(store, sweep_interval=60, catch_up=False)
     async with running(listener):
+        # The first full sweep must be over before the sessions exist, or it learns their
+        # deadlines and the sweeper archives them when they fall due.
+        await until(lambda: listener.sweeps >= 1)
         after = flags_of(servers)
         # Enough users that every primary of a cluster holds some of the sessions.
         owners = await create_sessions(store, 12, 12, [0.05] * 12)
