@@ -243,7 +243,8 @@ async def test_a_listener_killed_inside_the_hook_is_delivered_by_another(
         assert await store.live_listeners() == ["doomed"]
         sid = await store.create_session("carlos", "alicia", {"ttl": 60})
         await store.end_session(sid)
-        await until(marker.exists, timeout=30)
+        # The hook writes the marker, then blocks: wait for the whole write.
+        await until(lambda: marker.exists() and marker.read_text(), timeout=30)
         process.send_signal(signal.SIGKILL)
         assert await asyncio.to_thread(process.wait, 10) == -signal.SIGKILL
     finally:
