@@ -31,6 +31,7 @@ import redis
 import redis.cluster
 
 from luminora_redis import SessionStore, SyncSessionStore
+from luminora_redis.keys import KeySpace, SessionKeys, UserKeys
 from luminora_redis.sync_store import close_client
 from luminora_redis.testing import LocalCluster, RedisServer, find_redis_server
 
@@ -73,6 +74,22 @@ def snapshot(raw: redis.Redis) -> dict[bytes, tuple[Any, int]]:
     compared by their fields, since a hash table's serialized order is not its content."""
     return {key: (sorted(raw.hgetall(key).items()) if raw.type(key) == b"hash" else raw.dump(key),
                   raw.pexpiretime(key)) for key in raw.scan_iter(count=1000)}
+
+
+#: The default layout of a fresh store (prefix ``lr``, 1024 buckets), for looking at keys.
+KEYS = KeySpace("lr", 1024)
+
+
+def session_keys(session_id: str) -> SessionKeys:
+    """The keys of one session under the default layout."""
+    bucket = KEYS.bucket_of_session(session_id)
+    assert bucket is not None
+    return KEYS.session(session_id, bucket)
+
+
+def user_keys(user_id: str) -> UserKeys:
+    """The keys of one user under the default layout."""
+    return KEYS.user(user_id)
 
 
 class Blocking:

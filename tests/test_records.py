@@ -34,24 +34,12 @@ from luminora_redis.codec import (
     unpack,
     unreadable_records,
 )
-from luminora_redis.keys import KeySpace, SessionKeys, UserKeys
 from luminora_redis.validation import MAX_DEPTH, check_plain
 
-from conftest import server_ms, snapshot
+from conftest import server_ms, session_keys, snapshot, user_keys
 
-KEYS = KeySpace("lr", 1024)
 LONG = {"ttl": 60, "max_idle": 30}
 LIMIT = 1 << 20
-
-
-def session_keys(session_id: str) -> SessionKeys:
-    bucket = KEYS.bucket_of_session(session_id)
-    assert bucket is not None
-    return KEYS.session(session_id, bucket)
-
-
-def user_keys(user_id: str) -> UserKeys:
-    return KEYS.user(user_id)
 
 
 def nested(depth: int) -> Any:

@@ -13,23 +13,13 @@ import redis
 
 from luminora_redis import SessionNotFound, sessions
 from luminora_redis.context import Context
-from luminora_redis.keys import KeySpace, SessionKeys, UserKeys
 from luminora_redis.scripts import Call
 from luminora_redis.settings import StoreSettings
 
-KEYS = KeySpace("lr", 1024)
+from conftest import session_keys, user_keys
+
 LONG = {"ttl": 60, "max_idle": 30}
 SMALL = {"max_history": 3, "max_overflow": 4, "page_size": 2}
-
-
-def session_keys(session_id: str) -> SessionKeys:
-    bucket = KEYS.bucket_of_session(session_id)
-    assert bucket is not None
-    return KEYS.session(session_id, bucket)
-
-
-def user_keys(user_id: str) -> UserKeys:
-    return KEYS.user(user_id)
 
 
 def contents(messages: list[Any]) -> list[str]:

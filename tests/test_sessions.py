@@ -23,18 +23,10 @@ from luminora_redis import (
     SessionNotFound,
     SyncSessionStore,
 )
-from luminora_redis.keys import KeySpace, SessionKeys
 
-from conftest import server_ms, snapshot, wait_until
+from conftest import KEYS, server_ms, session_keys, snapshot, wait_until
 
-KEYS = KeySpace("lr", 1024)
 LONG = {"ttl": 60, "max_idle": 30}
-
-
-def session_keys(session_id: str) -> SessionKeys:
-    bucket = KEYS.bucket_of_session(session_id)
-    assert bucket is not None
-    return KEYS.session(session_id, bucket)
 
 
 def wait_for_server_clock_past(raw: redis.Redis, ms: int) -> None:
