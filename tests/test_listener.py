@@ -18,6 +18,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -228,11 +229,15 @@ def test_without_a_listener_cleanup_archives_each_expired_session_once(
         kind: str, url: str, topology: str, raw: redis.Redis) -> None:
     store, close = open_store(kind, url, cluster=topology == "cluster")
     try:
-        auto = [store.create_session(f"u{n % 2}", "alicia", {"ttl": 0.05}) for n in range(5)]
-        manual = [store.create_session("u2", "alicia", {"ttl": 0.05, "auto_cleanup": False})
-                  for _ in range(2)]
-        for sid in auto + manual:
+        # Each session gets its message right after it is created, and lives MIN_TTL:
+        # on a loaded machine seven creates can take longer than a few milliseconds.
+        def visit(user: str, **config: Any) -> str:
+            sid = store.create_session(user, "alicia", {"ttl": MIN_TTL, **config})
             store.append_message(sid, "user", "hola")
+            return str(sid)
+
+        auto = [visit(f"u{n % 2}") for n in range(5)]
+        manual = [visit("u2", auto_cleanup=False) for _ in range(2)]
         wait_until(lambda: set(store.get_expired_sessions()) == set(auto + manual))
         assert store.cleanup_expired_sessions() == 7
         assert store.cleanup_expired_sessions() == 0
