@@ -50,7 +50,7 @@ local recordKey, archivedHistoryKey, archivedOverflowKey = KEYS[9], KEYS[10], KE
 local sid, userId, mode, deliver = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 
 local meta = redis.call('HMGET', metaKey, 'user', 'pers', 'created', 'abs', 'auto', 'segs', 'base',
-                        'nonce')
+                        'nonce', 'last', 'idle')
 if meta[1] ~= userId then return {0} end
 
 local t = redis.call('TIME')
@@ -64,8 +64,15 @@ if live then
 else
   if mode == 'expire' and meta[5] ~= '1' then return {-5} end
   local absolute = tonumber(meta[4])
-  local deadline = tonumber(redis.call('ZSCORE', deadlinesKey, sid)
-                           or redis.call('ZSCORE', manualKey, sid)) or math.min(now, absolute)
+  local deadline
+  if meta[9] and meta[10] then
+    deadline = math.min(tonumber(meta[9]) + tonumber(meta[10]), absolute)
+  else
+    -- A session last written before the meta hash kept its activity: its index
+    -- score was then kept exact.
+    deadline = tonumber(redis.call('ZSCORE', deadlinesKey, sid)
+                        or redis.call('ZSCORE', manualKey, sid)) or math.min(now, absolute)
+  end
   ended = deadline
   if deadline >= absolute then reason = 'absolute' else reason = 'idle' end
 end

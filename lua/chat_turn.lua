@@ -6,12 +6,21 @@ and chat_turn are all this script with different arguments.
 The new deadline is min(now + max_idle, absolute deadline) on the server clock.
 A session whose hash is gone is never written to, so it cannot be resurrected.
 Messages past the live-history bound move, oldest first, to the overflow list,
-which the archive collects with the rest. The reply carries the overflow's
-length, so the caller can move a full overflow into a segment (archive_segment)
-off this path.
+which the archive collects with the rest; the meta hash then keeps ovf=1, so
+that later turns read the overflow only when it may hold messages. A turn that
+moved messages reports the overflow's length, so the caller can move a full
+overflow into a segment (archive_segment) off this path.
+
+The deadline index is not written here: the score create_session gave it is a
+lower bound of the deadline (which only grows), and whoever finds an entry due
+while its session still lives re-scores it (archive_session). A turn therefore
+costs no index write. The last activity (field last) is kept in the meta hash,
+which outlives the session hash, so that the archive knows the exact deadline
+min(last + idle, abs) the session expired at. The session hash itself is only
+read through PEXPIREAT, which tells whether it still lives.
 
 Idempotent per turn: a call that appends carries a random turn id, which the
-session hash keeps (field tid) in the HSET that slides the deadline. When the
+meta hash keeps (field tid) in the HSET that records the activity. When the
 connection breaks after a turn was written and before its reply arrived,
 redis-py resends the same EVALSHA; the resend finds its own turn id, appends
 nothing and writes nothing, and answers as the original did (deadline and
@@ -21,76 +30,100 @@ reply before its next turn. (Were two callers to write one session at once, a
 turn of the other could fall between a send and its resend, and the resend would
 append again: a conversation has one writer at a time.)
 
-KEYS[1] session hash          lr:{b}:s:<sid>
-KEYS[2] session meta hash     lr:{b}:s:<sid>:m
+KEYS[1] session hash          lr:{b}:s:<sid>       (its expiry is the deadline)
+KEYS[2] session meta hash     lr:{b}:s:<sid>:m     abs, idle, last, tid, ovf
 KEYS[3] history list          lr:{b}:s:<sid>:h
 KEYS[4] overflow list         lr:{b}:s:<sid>:o
-KEYS[5] deadline index        lr:{b}:deadlines
-KEYS[6] manual index          lr:{b}:manual
-ARGV[1] session id
-ARGV[2] live history bound, messages (> 0)
-ARGV[3] messages to return: 0 none, N > 0 the last N (at most what the overflow and
+ARGV[1] live history bound, messages (> 0)
+ARGV[2] messages to return: 0 none, N > 0 the last N (at most what the overflow and
         history hold), -P the first page of the overflow and history: at most P
         messages, from the overflow's head (a conversation's first page when it has
         no segments; read_history reads the rest)
-ARGV[4] turn id: random, one per call that appends (ignored, or absent, without
+ARGV[3] turn id: random, one per call that appends (ignored, or absent, without
         messages)
-ARGV[5..] messages to append, each a msgpack array lacking its last element,
+ARGV[4..] messages to append, each a msgpack array lacking its last element,
           the timestamp (ms), which this script appends
 Replies:
-  {1, effective_deadline_ms, now_ms, overflow_len, message...}   ARGV[3] >= 0;
+  {1, effective_deadline_ms, now_ms, moved_overflow_len, message...}   ARGV[2] >= 0;
                                                   oldest returned message first;
-                                                  now_ms: the messages' timestamp
+                                                  now_ms: the messages' timestamp;
+                                                  moved_overflow_len: the overflow's
+                                                  length when this call moved messages
+                                                  into it, else 0
   {1, effective_deadline_ms, now_ms, overflow_len, base, history_len, message...}
-                                                  ARGV[3] < 0; base: the messages in
+                                                  ARGV[2] < 0; base: the messages in
                                                   segments, the absolute position of
                                                   the overflow's head
   {-1}                                             expired, not yet archived; nothing written
   {0}                                              no such session; nothing written
 ]]
 local sessionKey, metaKey, historyKey, overflowKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local sid = ARGV[1]
-local bound, want = tonumber(ARGV[2]), tonumber(ARGV[3])
+local bound, want, appending = tonumber(ARGV[1]), tonumber(ARGV[2]), #ARGV > 3
 
-local s = redis.call('HMGET', sessionKey, 'abs', 'idle', 'auto', 'tid', 'last')
-if not s[1] then
-  if redis.call('EXISTS', metaKey) == 1 then return {-1} end
-  return {0}
+local m = redis.call('HMGET', metaKey, 'abs', 'idle', 'tid', 'last', 'ovf')
+if not m[1] then return {0} end
+local absolute, idle, upgrade = tonumber(m[1]), m[2], false
+if not idle then
+  -- Created before the meta hash kept the activity: read it from the session hash,
+  -- and move it on the first write.
+  local s = redis.call('HMGET', sessionKey, 'idle', 'last', 'tid')
+  if not s[1] then return {-1} end
+  idle, m[3], m[4], upgrade = s[1], s[3], s[2], true
 end
+idle = tonumber(idle)
 
 local now, deadline
-if #ARGV > 4 and s[4] == ARGV[4] then
+local moved, overflowed = 0, m[5]
+if appending and m[3] == ARGV[3] then
   -- A resend of the turn already stored: nothing to write.
-  now = tonumber(s[5])
-  deadline = math.min(now + tonumber(s[2]), tonumber(s[1]))
+  if redis.call('EXISTS', sessionKey) == 0 then return {-1} end
+  now = tonumber(m[4])
+  deadline = math.min(now + idle, absolute)
 else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  deadline = math.min(now + tonumber(s[2]), tonumber(s[1]))
-  if #ARGV > 4 then
-    redis.call('HSET', sessionKey, 'last', now, 'tid', ARGV[4])
-  else
-    redis.call('HSET', sessionKey, 'last', now)
+  deadline = math.min(now + idle, absolute)
+  -- PEXPIREAT answers 0 when the session hash is gone (expired); a deadline that is
+  -- not ahead would delete it. Either way the session has ended: nothing is written.
+  if deadline <= now or redis.call('PEXPIREAT', sessionKey, deadline) == 0 then return {-1} end
+  local activity = {'last', now}
+  local function record(field, value)
+    activity[#activity + 1] = field
+    activity[#activity + 1] = value
   end
-  redis.call('PEXPIREAT', sessionKey, deadline)
-  redis.call('ZADD', s[3] == '1' and KEYS[5] or KEYS[6], deadline, sid)
-  if #ARGV > 4 then
+  if appending then
     local stamp = cmsgpack.pack(now)
+    local entries = {}
+    for i = 4, #ARGV do entries[i - 3] = ARGV[i] .. stamp end
+    -- RPUSH in chunks of 1000: Lua's unpack has a bounded stack.
     local length = 0
-    for i = 5, #ARGV do
-      length = redis.call('RPUSH', historyKey, ARGV[i] .. stamp)
+    for first = 1, #entries, 1000 do
+      length = redis.call('RPUSH', historyKey, unpack(entries, first, math.min(first + 999, #entries)))
     end
-    for _ = 1, length - bound do
-      redis.call('LMOVE', historyKey, overflowKey, 'LEFT', 'RIGHT')
+    local excess = length - bound
+    if excess > 0 then
+      local old = redis.call('LRANGE', historyKey, 0, excess - 1)
+      for first = 1, #old, 1000 do
+        moved = redis.call('RPUSH', overflowKey, unpack(old, first, math.min(first + 999, #old)))
+      end
+      redis.call('LTRIM', historyKey, excess, -1)
+    end
+    record('tid', ARGV[3])
+    if moved > 0 and not overflowed then
+      record('ovf', 1)
+      overflowed = true
     end
   end
+  if upgrade then record('idle', idle) end
+  redis.call('HSET', metaKey, unpack(activity))
 end
 
-local reply = {1, deadline, now, redis.call('LLEN', overflowKey)}
+local reply = {1, deadline, now, moved}
 if want == 0 then return reply end
 local live
 if want < 0 then
   local page = -want
+  reply[4] = redis.call('LLEN', overflowKey)
   reply[5] = tonumber(redis.call('HGET', metaKey, 'base')) or 0
   reply[6] = redis.call('LLEN', historyKey)
   for _, m in ipairs(redis.call('LRANGE', overflowKey, 0, page - 1)) do reply[#reply + 1] = m end
@@ -98,7 +131,7 @@ if want < 0 then
   if #reply - 6 < page then live = redis.call('LRANGE', historyKey, 0, page - 1 - (#reply - 6)) end
 else
   live = redis.call('LRANGE', historyKey, -want, -1)
-  if #live < want then
+  if #live < want and overflowed then
     for _, m in ipairs(redis.call('LRANGE', overflowKey, #live - want, -1)) do
       reply[#reply + 1] = m
     end

@@ -2,8 +2,10 @@
 create_session: store a new session that Redis expires by itself, and index it.
 
 The session hash expires at min(now + max_idle, now + ttl) on the server clock.
-The meta hash keeps what archiving needs once the session hash is gone; the
-history list is created by the first message. No user key gets a TTL.
+The meta hash keeps what archiving needs once the session hash is gone, the last
+activity included (chat_turn moves it); the history list is created by the first
+message. The deadline index gets the first deadline, a lower bound of every later
+one. No user key gets a TTL.
 
 Idempotent per call: each call carries a random creation nonce, kept in the
 meta hash (and copied into the archived record by archive_session). When the
@@ -50,10 +52,10 @@ local absolute = now + ttl
 local deadline = math.min(now + idle, absolute)
 
 redis.call('HSET', sessionKey, 'user', userId, 'pers', personality, 'created', now,
-           'abs', absolute, 'idle', idle, 'last', now, 'auto', auto)
+           'abs', absolute, 'idle', idle, 'auto', auto)
 redis.call('PEXPIREAT', sessionKey, deadline)
 redis.call('HSET', metaKey, 'user', userId, 'pers', personality, 'created', now,
-           'abs', absolute, 'auto', auto, 'nonce', nonce)
+           'abs', absolute, 'idle', idle, 'last', now, 'auto', auto, 'nonce', nonce)
 redis.call('ZADD', indexKey, deadline, sid)
 redis.call('ZADD', userSessionsKey, now, sid)
 redis.call('HSETNX', userKey, 'first_seen', now)

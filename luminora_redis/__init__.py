@@ -15,6 +15,7 @@ from luminora_redis.errors import (
     SessionNotFound,
     UnexpectedReply,
 )
+from luminora_redis.context_messages import ContextMessage
 from luminora_redis.listener import ExpiryListener, ListenerSettings
 from luminora_redis.models import (
     Affinity,
@@ -46,6 +47,7 @@ __all__ = [
     "ArchiveReason",
     "ArchivedConversation",
     "ConfigurationError",
+    "ContextMessage",
     "DeliveryBacklog",
     "Episode",
     "EvolutionEvent",

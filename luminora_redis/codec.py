@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import msgpack
 
+from luminora_redis.context_messages import ContextMessage
 from luminora_redis.errors import InvalidInput, MessageTooLarge
 from luminora_redis.models import (
     Episode,
@@ -42,6 +43,8 @@ from luminora_redis.models import (
 from luminora_redis.validation import check_plain
 
 __all__ = [
+    "decode_context",
+    "decode_context_message",
     "decode_episode",
     "decode_episodes",
     "decode_evolution",
@@ -68,6 +71,7 @@ _message = trusted(Message)
 _packb = msgpack.packb
 unpack = msgpack.unpackb
 UTC = timezone.utc
+_MAX_MS = 253_402_300_800_000  # 10000-01-01: datetime's range
 
 
 def from_ms(ms: int | bytes) -> datetime:
@@ -93,7 +97,10 @@ def prefix(total: int, fields: Iterable[Any], what: str = "value") -> bytes:
 
 
 def encode_message(role: object, content: object, metadata: object, limit: int) -> bytes:
-    """A message as stored, lacking its timestamp: [role, content, metadata, ts]."""
+    """A message as stored, lacking its timestamp: [role, content, metadata, ts].
+
+    One ``packb`` of [role, content, metadata] whose array header is then made to
+    count the timestamp the script appends (a fixarray header is one byte)."""
     if isinstance(role, Role):
         role_value = role.value
     elif isinstance(role, str) and role in _ROLES:
@@ -102,17 +109,35 @@ def encode_message(role: object, content: object, metadata: object, limit: int) 
         raise InvalidInput(f"role must be one of {sorted(_ROLES)}, not {role!r}")
     if not isinstance(content, str):
         raise InvalidInput(f"message content must be a string, not {type(content).__name__}")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise InvalidInput(f"message metadata must be a dict or None, not {type(metadata).__name__}")
-    body = pack(content, "message content") + pack(metadata, "message metadata")
-    if len(body) > limit:
-        raise MessageTooLarge(f"message is {len(body)} bytes; the limit is {limit} (max_message_bytes)")
-    return b"\x94" + pack(role_value) + body
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise InvalidInput(
+                f"message metadata must be a dict or None, not {type(metadata).__name__}")
+        check_plain(metadata, "message metadata")
+    try:
+        packed = _packb([role_value, content, metadata], use_bin_type=True)
+    except UnicodeEncodeError:
+        pack(content, "message content")  # says which part holds the lone surrogate
+        pack(metadata, "message metadata")
+        raise InvalidInput("message: text is not valid unicode (lone surrogate)") from None
+    except (TypeError, ValueError, OverflowError) as error:
+        raise InvalidInput(f"message metadata: cannot store it: {error}") from None
+    size = len(packed) - 2 - len(role_value)  # content and metadata (roles are short ASCII)
+    if size > limit:
+        raise MessageTooLarge(f"message is {size} bytes; the limit is {limit} (max_message_bytes)")
+    return b"\x94" + packed[1:]
 
 
 def decode_message(raw: bytes) -> Message:
     role, content, metadata, ts = unpack(raw)
     return _message(role=_ROLES[role], content=content, timestamp=from_ms(ts), metadata=metadata)
+
+
+def decode_context_message(raw: bytes) -> ContextMessage:
+    role, content, metadata, ts = unpack(raw)
+    if not 0 <= ts < _MAX_MS:
+        raise ValueError(f"timestamp {ts!r} out of range")
+    return ContextMessage(_ROLES[role], content, metadata, ts)
 
 
 def decode_mood(raw: bytes) -> Mood:
@@ -202,6 +227,19 @@ def decode_messages(raws: Sequence[bytes], owner: str = "?") -> list[Message]:
         return [decode_message(raw) for raw in raws]
     except Exception:
         return _salvage("message", owner, decode_message, raws)
+
+
+def decode_context(raws: Sequence[bytes], owner: str = "?") -> list[ContextMessage]:
+    """A chat turn's context in its light form, without the records that cannot be decoded."""
+    try:
+        context = []
+        for role, content, metadata, ts in map(unpack, raws):
+            if not 0 <= ts < _MAX_MS:  # the timestamp is built later: check it now
+                raise ValueError(f"timestamp {ts!r} out of range")
+            context.append(ContextMessage(_ROLES[role], content, metadata, ts))
+        return context
+    except Exception:
+        return _salvage("message", owner, decode_context_message, raws)
 
 
 def decode_facts(reply: Sequence[bytes], owner: str = "?") -> list[Fact]:

@@ -17,7 +17,7 @@ from luminora_redis.context import Context
 from luminora_redis.errors import InvalidInput
 from luminora_redis.models import DeadlineStats, IndexedSession, SessionView
 from luminora_redis.scripts import Batch, Call, Op
-from luminora_redis.users import hash_fields, owns_session
+from luminora_redis.users import hash_fields, live_activity, owns_session
 from luminora_redis.validation import check_number
 
 __all__ = ["archive_expired", "deadline_stats", "list_sessions", "peek_session"]
@@ -47,9 +47,10 @@ def deadline_stats(ctx: Context, window: object = 60.0) -> Op[DeadlineStats]:
 
 def _indexed(session_id: str, state: dict[str, bytes], meta: dict[str, bytes],
              deadline: int | None, now: int, auto: bool | None = None) -> IndexedSession:
-    live = "last" in state
-    if live:
-        deadline = min(int(state["last"]) + int(state["idle"]), int(state["abs"]))
+    activity = live_activity(state, meta)
+    live = activity is not None
+    if activity:
+        deadline = activity[1]
     owner = meta.get("user")
     personality = meta.get("pers")
     return IndexedSession.model_construct(
@@ -140,7 +141,7 @@ def peek_session(ctx: Context, session_id: object, last: object = 10) -> Op[Sess
     entry = _indexed(session_id, state, meta, None, int(clock[0]))
     return SessionView.model_construct(
         session=entry, created_at=from_ms(meta["created"]), expires_at=from_ms(meta["abs"]),
-        last_activity=from_ms(state["last"]) if "last" in state else None,
+        last_activity=from_ms(activity[0]) if (activity := live_activity(state, meta)) else None,
         message_count=int(history[0]) + int(overflow[0]),
         tail=decode_messages(raws, f"session {session_id}"))
 

@@ -15,11 +15,13 @@ is gone, so the resend cannot tell).
 
 from __future__ import annotations
 
+import random
 import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from luminora_redis.codec import (
+    decode_context,
     decode_message,
     decode_messages,
     decode_stored_mood,
@@ -29,6 +31,7 @@ from luminora_redis.codec import (
     prefix,
 )
 from luminora_redis.context import Context
+from luminora_redis.context_messages import ContextMessage
 from luminora_redis.errors import InvalidInput, ReplyCode, UnexpectedReply, raise_for_status
 from luminora_redis.keys import SessionKeys
 from luminora_redis.models import Message, Mood, Session
@@ -80,6 +83,16 @@ def new_nonce() -> str:
     return secrets.token_hex(8)
 
 
+def new_turn_id() -> int:
+    """A turn's id: random, so that a resend of this turn is told from the session's
+    previous turn. Uniqueness is all it needs (nothing is guessed from it), so it
+    comes from ``random`` (reseeded in a forked child), not from the OS."""
+    return _turn_bits(63)
+
+
+_turn_bits = random.getrandbits
+
+
 def encode_messages(ctx: Context, messages: Iterable[MessageLike]) -> list[bytes]:
     """Validate and encode a caller's messages: Message objects, (role, content[, metadata])
     tuples, or mappings with role, content and optional metadata."""
@@ -107,9 +120,9 @@ def _refresh(ctx: Context, session_id: object, entries: list[bytes],
     keys = ctx.session_keys(session_id)
     if keys is None:
         raise_for_status(ReplyCode.NOT_FOUND, str(session_id))
-    reply = yield Call("chat_turn", keys,
-                       (session_id, ctx.settings.max_history, want,
-                        new_nonce() if entries else "", *entries))
+    reply = yield Call("chat_turn", keys[:4],
+                       (ctx.settings.max_history, want, new_turn_id(), *entries) if entries
+                       else (ctx.settings.max_history, want))
     if reply[0] != OK:
         raise_for_status(reply[0], str(session_id))
     return keys, reply
@@ -134,10 +147,10 @@ def _turn(ctx: Context, session_id: object, entries: list[bytes],
 
 
 def chat_turn(ctx: Context, session_id: object, messages: Iterable[MessageLike],
-              last: int = 10) -> Op[list[Message]]:
+              last: int = 10) -> Op[list[ContextMessage]]:
     want = ctx.limit(last, "last")
     _, raws = yield from _turn(ctx, session_id, encode_messages(ctx, messages), want)
-    return decode_messages(raws, str(session_id))
+    return decode_context(raws, str(session_id))
 
 
 def append_messages(ctx: Context, session_id: object,
@@ -162,7 +175,7 @@ def touch(ctx: Context, session_id: object) -> Op[bool]:
     keys = ctx.session_keys(session_id)
     if keys is None:
         return False
-    reply = yield Call("chat_turn", keys, (session_id, ctx.settings.max_history, 0))
+    reply = yield Call("chat_turn", keys[:4], (ctx.settings.max_history, 0))
     return bool(reply[0] == OK)
 
 
@@ -180,18 +193,18 @@ def _session(session_id: str, fields: list[Any]) -> Session | None:
     )
 
 
-def _live_key(ctx: Context, session_id: str) -> str:
+def _live_keys(ctx: Context, session_id: str) -> tuple[str, str]:
     keys = ctx.session_keys(session_id)
     if keys is None:
         raise UnexpectedReply(f"an index holds a malformed session id {session_id!r}")
-    return keys.session
+    return keys.session, keys.meta
 
 
 def get_session(ctx: Context, session_id: object) -> Op[Session | None]:
     keys = ctx.session_keys(session_id)
     if keys is None:
         return None
-    reply = yield Call("get_sessions", (keys.session,), ())
+    reply = yield Call("get_sessions", (keys.session, keys.meta), ())
     return _session(str(session_id), reply[0])
 
 
@@ -206,7 +219,7 @@ def list_user_sessions(ctx: Context, user_id: object) -> Op[list[Session]]:
     if not session_ids:
         return []
     ids = [raw.decode() for raw in session_ids]
-    replies = yield Call("get_sessions", [_live_key(ctx, sid) for sid in ids], ())
+    replies = yield Call("get_sessions", [key for sid in ids for key in _live_keys(ctx, sid)], ())
     sessions = (_session(sid, fields) for sid, fields in zip(ids, replies))
     return [session for session in sessions if session is not None]
 
@@ -227,5 +240,5 @@ def get_mood(ctx: Context, session_id: object) -> Op[Mood | None]:
     keys = ctx.session_keys(session_id)
     if keys is None:
         return None
-    reply = yield Call("get_sessions", (keys.session,), ())
+    reply = yield Call("get_sessions", (keys.session, keys.meta), ())
     return decode_stored_mood(reply[0][7], keys.session)

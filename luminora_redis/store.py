@@ -19,6 +19,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from luminora_redis import archive, erasure, liveness, memory, outbox, overview, sessions, users
 from luminora_redis.base import StoreBase, claim_layout
 from luminora_redis.context import Context
+from luminora_redis.context_messages import ContextMessage
 from luminora_redis.models import (
     Affinity,
     ArchivedConversation,
@@ -172,10 +173,12 @@ class SessionStore(StoreBase):
         return await self.run(sessions.get_history, session_id, last)
 
     async def chat_turn(self, session_id: str, messages: Iterable[MessageLike],
-                        last: int = 10) -> list[Message]:
+                        last: int = 10) -> list[ContextMessage]:
         """The hot path, one round trip: append the turn's messages, slide the idle
-        deadline and return the last ``last`` messages, oldest first. (More than one
-        page or than ``max_history`` messages are read in pages after the turn.)"""
+        deadline and return the last ``last`` messages, oldest first, as light
+        ``ContextMessage`` objects (``to_message()`` gives the pydantic ``Message``).
+        (More than one page or than ``max_history`` messages are read in pages after
+        the turn.)"""
         return await self.run(sessions.chat_turn, session_id, messages, last)
 
     async def list_user_sessions(self, user_id: str) -> list[Session]:

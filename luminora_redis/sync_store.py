@@ -19,6 +19,7 @@ from redis.retry import Retry
 from luminora_redis import archive, erasure, liveness, memory, outbox, overview, sessions, users
 from luminora_redis.base import StoreBase, claim_layout
 from luminora_redis.context import Context
+from luminora_redis.context_messages import ContextMessage
 from luminora_redis.models import (
     Affinity,
     ArchivedConversation,
@@ -149,7 +150,7 @@ class SyncSessionStore(StoreBase):
         return self.run(sessions.get_history, session_id, last)
 
     def chat_turn(self, session_id: str, messages: Iterable[MessageLike],
-                  last: int = 10) -> list[Message]:
+                  last: int = 10) -> list[ContextMessage]:
         return self.run(sessions.chat_turn, session_id, messages, last)
 
     def list_user_sessions(self, user_id: str) -> list[Session]:

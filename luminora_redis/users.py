@@ -65,6 +65,17 @@ def hash_fields(flat: Sequence[Any]) -> dict[str, bytes]:
     return {field.decode(): value for field, value in zip(flat[::2], flat[1::2])}
 
 
+def live_activity(state: dict[str, bytes], meta: dict[str, bytes]) -> tuple[int, int] | None:
+    """A live session's last activity and effective deadline (ms) from its session and
+    meta hashes, as read by read_hashes; None when the session hash is gone. chat_turn
+    keeps the activity in the meta hash; a session not written since an older version
+    created it has it in the session hash."""
+    if "abs" not in state:
+        return None
+    last = int(meta.get("last") or state["last"])
+    return last, min(last + int(state["idle"]), int(state["abs"]))
+
+
 def owns_session(ctx: Context, user_id: str, session_id: object) -> bool:
     """Whether a session id routes to the user's bucket (a precondition of being theirs)."""
     bucket = ctx.keys.bucket_of_session(session_id)
@@ -181,8 +192,9 @@ def _live_session(ctx: Context, user: UserKeys, session_id: str) -> Op[dict[str,
     if "user" not in meta:
         return None
     absolute = int(meta["abs"])
-    live = "last" in state
-    deadline = min(int(state["last"]) + int(state["idle"]), absolute) if live else None
+    activity = live_activity(state, meta)
+    live = activity is not None
+    deadline = activity[1] if activity else None
     messages = yield from _conversation(user, session_id, int(meta.get("segs", b"0")),
                                         keys.overflow, keys.history)
     mood = state.get("mood")
@@ -191,7 +203,7 @@ def _live_session(ctx: Context, user: UserKeys, session_id: str) -> Op[dict[str,
         "personality_name": meta["pers"].decode(),
         "created_at": from_ms(meta["created"]).isoformat(),
         "expires_at": from_ms(absolute).isoformat(),
-        "last_activity": from_ms(state["last"]).isoformat() if live else None,
+        "last_activity": from_ms(activity[0]).isoformat() if activity else None,
         "effective_expires_at": None if deadline is None else from_ms(deadline).isoformat(),
         "live": live,
         "auto_cleanup": meta.get("auto") == b"1",
