@@ -67,9 +67,16 @@ class AutoPipeline:
         self._queue: list[_Pending] = []
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Calls sent and not yet answered, batched or alone (see ``AsyncRunner.call``).
+        self.inflight = 0
         #: Batches written, and calls they held (for benchmarks and tests).
         self.batches = 0
         self.calls = 0
+
+    @property
+    def busy(self) -> bool:
+        """Whether calls are queued or out: a new call then joins the next batch."""
+        return bool(self._queue) or self.inflight > 0
 
     async def call(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """Run ``script`` with ``keys`` and ``args`` in the next batch; its reply."""
@@ -126,6 +133,13 @@ class AutoPipeline:
     async def _send(self, node: Any, group: list[_Pending]) -> None:
         self.batches += 1
         self.calls += len(group)
+        self.inflight += len(group)
+        try:
+            await self._exchange(node, group)
+        finally:
+            self.inflight -= len(group)
+
+    async def _exchange(self, node: Any, group: list[_Pending]) -> None:
         try:
             if self._cluster and node is None:
                 replies: list[Any] = [MovedError("0 unknown:0") for _ in group]

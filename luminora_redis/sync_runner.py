@@ -1,7 +1,8 @@
 """SyncRunner: how the blocking store runs an operation's steps.
 
-The blocking twin of ``AsyncRunner``, with the same rules: single calls go
-through redis-py's ``Script``; a batch is one pipelined write per node on one
+The blocking twin of ``AsyncRunner``, with the same rules: a single call is
+one EVALSHA of the ``Script``'s sha, and goes through ``Script`` (which loads
+it) on NOSCRIPT; a batch is one pipelined write per node on one
 pooled connection (redis-py's blocking cluster pipeline refuses EVALSHA, and
 its ``Pipeline`` would replay a failed write through the client's ``Retry``);
 a NOSCRIPT or MOVED/ASK reply reruns that call alone; any other error is
@@ -36,14 +37,21 @@ class SyncRunner:
         self.client = client
         self.scripts = scripts
         self._cluster = isinstance(client, RedisCluster)
+        self._execute = client.execute_command
 
     def call(self, call: Call) -> Any:
-        """Run one script call; its reply."""
+        """Run one script call (one EVALSHA of the ``Script``'s sha, as ``AsyncRunner``
+        does); its reply."""
         script = self.scripts[call.script]
+        keys, args = call.keys, call.args
         try:
-            return script(call.keys, call.args)
+            return self._execute("EVALSHA", script.sha, len(keys), *keys, *args)
         except NoScriptError:
-            return script(call.keys, call.args)
+            pass
+        try:
+            return script(keys, args)
+        except NoScriptError:
+            return script(keys, args)
 
     def batch(self, calls: Sequence[Call]) -> list[Any]:
         """Run several calls in one write per node; their replies, in order."""

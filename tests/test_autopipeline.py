@@ -94,28 +94,36 @@ async def test_a_cancelled_callers_reply_never_reaches_another_caller(
 
 async def test_a_dropped_connection_fails_the_calls_in_flight_and_replays_nothing(
         store: SessionStore, redis_url: str) -> None:
+    """The first of the eight turns finds the pipeline idle and goes out alone, on the
+    plain path (redis-py's own retry resends it, which the turn id makes harmless); the
+    seven issued meanwhile go out as one batch, whose dropped connection fails them all."""
     sids = await sessions(store, 8)
     with redis.Redis.from_url(redis_url) as raw:
         raw.execute_command("CLIENT", "PAUSE", 5000, "WRITE")  # scripts wait unanswered
         try:
             batch = asyncio.gather(*(store.chat_turn(sid, [("user", "lost?")]) for sid in sids),
                                    return_exceptions=True)
-            victim = None
+            batched = None
             for _ in range(2000):
                 await asyncio.sleep(0.002)
-                waiting = [client for client in raw.client_list()
+                batched = [client for client in raw.client_list()
                            if client["cmd"] != "client|list" and int(client["qbuf"]) > 0]
-                if waiting:
-                    victim = waiting[0]["id"]
+                if batched:
                     break
-            assert victim is not None, "the batch never reached the server"
-            raw.client_kill_filter(_id=victim)
+            assert batched, "the batch never reached the server"
+            own = raw.client_id()
+            for client in raw.client_list():  # the batch's, the lone call's, idle ones
+                if int(client["id"]) != own:
+                    raw.client_kill_filter(_id=client["id"])
         finally:
             raw.execute_command("CLIENT", "UNPAUSE")
         results = await batch
-    assert all(isinstance(result, RedisConnectionError) for result in results), results
-    for sid in sids:  # the server dropped the unread batch; nobody sent it again
+    assert store.runner.pipeline.calls == 7
+    assert all(isinstance(result, RedisConnectionError) for result in results[1:]), results
+    for sid in sids[1:]:  # the server dropped the unread batch; nobody sent it again
         assert await store.get_history(sid) == []
+    stored = [m.content for m in await store.get_history(sids[0])]
+    assert stored == ([] if isinstance(results[0], RedisConnectionError) else ["lost?"])
 
 
 async def test_calls_of_one_task_keep_their_order(store: SessionStore) -> None:
@@ -162,3 +170,16 @@ async def test_on_a_cluster_calls_are_grouped_per_node_and_moved_is_followed(
         assert [m.content for m in await store.get_history(moved)] == [moved, "again"]
     finally:
         await store.aclose()
+
+
+async def test_a_lone_call_goes_out_at_once_and_concurrent_ones_are_batched(
+        store: SessionStore) -> None:
+    sids = await sessions(store, 4)
+    pipeline = store.runner.pipeline
+    before = pipeline.calls
+    for sid in sids:  # one at a time: the pipeline is idle each time
+        await store.chat_turn(sid, [("user", "alone")])
+    assert pipeline.calls == before and pipeline.inflight == 0
+    await asyncio.gather(*(store.chat_turn(sid, [("user", "together")]) for sid in sids))
+    assert pipeline.calls == before + len(sids) - 1  # all but the first shared a batch
+    assert pipeline.inflight == 0

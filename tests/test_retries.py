@@ -123,6 +123,8 @@ class FlakyScript:
     """A script whose first ``failures`` calls raise NOSCRIPT, as when Redis restarts
     between ``Script``'s SCRIPT LOAD and its EVALSHA."""
 
+    sha = "0" * 40
+
     def __init__(self, failures: int) -> None:
         self.failures = failures
         self.calls = 0
@@ -139,29 +141,45 @@ class AsyncFlakyScript(FlakyScript):
         return super().__call__(keys, args)
 
 
+class Flushed:
+    """A client whose server knows no script: every EVALSHA meets NOSCRIPT."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[Any, ...]] = []
+
+    def execute_command(self, *command: Any) -> Any:
+        self.sent.append(command)
+        raise NoScriptError("NOSCRIPT No matching script.")
+
+
+class AsyncFlushed(Flushed):
+    async def execute_command(self, *command: Any) -> Any:  # type: ignore[override]
+        return super().execute_command(*command)
+
+
 def test_a_noscript_reaching_a_single_call_is_retried_once() -> None:
-    client = redis.Redis()  # never connects: the scripts are stand-ins
+    """The runner's own EVALSHA meets NOSCRIPT; ``Script`` then loads and runs it, and
+    when Redis restarted in between, once more."""
+    client = Flushed()
     call = Call("s", ("k",), ("a",))
     script = FlakyScript(failures=1)
-    assert SyncRunner(client, {"s": script}).call(call) == [1, ["k"], ["a"]]
+    assert SyncRunner(client, {"s": script}).call(call) == [1, ["k"], ["a"]]  # type: ignore[arg-type]
+    assert client.sent == [("EVALSHA", "0" * 40, 1, "k", "a")]
     assert script.calls == 2
     twice = FlakyScript(failures=2)
     with pytest.raises(NoScriptError):
-        SyncRunner(client, {"s": twice}).call(call)
-    client.close()
+        SyncRunner(client, {"s": twice}).call(call)  # type: ignore[arg-type]
+    assert twice.calls == 2
 
 
 def test_a_noscript_reaching_a_single_async_call_is_retried_once() -> None:
     async def run() -> None:
-        import redis.asyncio as aioredis
-
-        client = aioredis.Redis()
+        client = AsyncFlushed()
         call = Call("s", ("k",), ("a",))
         script = AsyncFlakyScript(failures=1)
-        assert await AsyncRunner(client, {"s": script}).call(call) == [1, ["k"], ["a"]]
-        assert script.calls == 2
+        assert await AsyncRunner(client, {"s": script}).call(call) == [1, ["k"], ["a"]]  # type: ignore[arg-type]
+        assert script.calls == 2 and len(client.sent) == 1
         with pytest.raises(NoScriptError):
-            await AsyncRunner(client, {"s": AsyncFlakyScript(failures=2)}).call(call)
-        await client.aclose()
+            await AsyncRunner(client, {"s": AsyncFlakyScript(failures=2)}).call(call)  # type: ignore[arg-type]
 
     asyncio.run(run())
