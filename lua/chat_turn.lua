@@ -86,11 +86,6 @@ else
   -- PEXPIREAT answers 0 when the session hash is gone (expired); a deadline that is
   -- not ahead would delete it. Either way the session has ended: nothing is written.
   if deadline <= now or redis.call('PEXPIREAT', sessionKey, deadline) == 0 then return {-1} end
-  local activity = {'last', now}
-  local function record(field, value)
-    activity[#activity + 1] = field
-    activity[#activity + 1] = value
-  end
   if appending then
     local stamp = cmsgpack.pack(now)
     local entries = {}
@@ -108,34 +103,48 @@ else
       end
       redis.call('LTRIM', historyKey, excess, -1)
     end
-    record('tid', ARGV[3])
-    if moved > 0 and not overflowed then
-      record('ovf', 1)
-      overflowed = true
+    if upgrade then
+      redis.call('HSET', metaKey, 'last', now, 'tid', ARGV[3], 'idle', idle)
+    elseif moved > 0 and not overflowed then
+      redis.call('HSET', metaKey, 'last', now, 'tid', ARGV[3], 'ovf', 1)
+    else
+      redis.call('HSET', metaKey, 'last', now, 'tid', ARGV[3])
     end
+    overflowed = overflowed or moved > 0
+  elseif upgrade then
+    redis.call('HSET', metaKey, 'last', now, 'idle', idle)
+  else
+    redis.call('HSET', metaKey, 'last', now)
   end
-  if upgrade then record('idle', idle) end
-  redis.call('HSET', metaKey, unpack(activity))
 end
 
-local reply = {1, deadline, now, moved}
-if want == 0 then return reply end
-local live
-if want < 0 then
-  local page = -want
-  reply[4] = redis.call('LLEN', overflowKey)
-  reply[5] = tonumber(redis.call('HGET', metaKey, 'base')) or 0
-  reply[6] = redis.call('LLEN', historyKey)
-  for _, m in ipairs(redis.call('LRANGE', overflowKey, 0, page - 1)) do reply[#reply + 1] = m end
-  live = {}
-  if #reply - 6 < page then live = redis.call('LRANGE', historyKey, 0, page - 1 - (#reply - 6)) end
-else
-  live = redis.call('LRANGE', historyKey, -want, -1)
-  if #live < want and overflowed then
+if want > 0 then
+  local live = redis.call('LRANGE', historyKey, -want, -1)
+  local reply
+  if #live == want or not overflowed then
+    if #live <= 4000 then return {1, deadline, now, moved, unpack(live)} end  -- unpack's stack
+    reply = {1, deadline, now, moved}
+  else
+    reply = {1, deadline, now, moved}
     for _, m in ipairs(redis.call('LRANGE', overflowKey, #live - want, -1)) do
       reply[#reply + 1] = m
     end
   end
+  for _, m in ipairs(live) do reply[#reply + 1] = m end
+  return reply
 end
-for _, m in ipairs(live) do reply[#reply + 1] = m end
+
+local reply = {1, deadline, now, moved}
+if want == 0 then return reply end
+-- The first page of the whole conversation.
+local page = -want
+reply[4] = redis.call('LLEN', overflowKey)
+reply[5] = tonumber(redis.call('HGET', metaKey, 'base')) or 0
+reply[6] = redis.call('LLEN', historyKey)
+for _, m in ipairs(redis.call('LRANGE', overflowKey, 0, page - 1)) do reply[#reply + 1] = m end
+if #reply - 6 < page then
+  for _, m in ipairs(redis.call('LRANGE', historyKey, 0, page - 1 - (#reply - 6))) do
+    reply[#reply + 1] = m
+  end
+end
 return reply
