@@ -18,6 +18,7 @@ from luminora_redis.archive_reads import (
     get_archived_conversations,
     read_archived_conversation,
 )
+from luminora_redis.compaction import compact_quietly
 from luminora_redis.context import Context
 from luminora_redis.errors import InvalidInput, ReplyCode, UnexpectedReply
 from luminora_redis.keys import SessionKeys, UserKeys
@@ -76,9 +77,11 @@ def archive_session(ctx: Context, session_id: str, mode: str) -> Op[Archived | N
     ``mode`` is ``expire`` (listener and sweeper: expired auto_cleanup
     sessions only), ``cleanup`` (any expired session) or ``end`` (now). The
     same atomic step records the delivery to the ``on_archived`` sink in the
-    bucket's outbox. Retention trimming runs after the commit and never
-    raises: a failed trim is logged and re-run by the next archive of the
-    user, or by the listener once it has delivered this conversation.
+    bucket's outbox. Retention trimming and compression (``compaction``) run
+    after the commit and never raise: a failed trim is logged and re-run by
+    the next archive of the user, or by the listener once it has delivered
+    this conversation; a failed compression leaves the conversation readable,
+    uncompressed, until ``luminora-redis migrate`` or ``compact_archives``.
     """
     keys = ctx.session_keys(session_id)
     if keys is None:
@@ -97,6 +100,8 @@ def archive_session(ctx: Context, session_id: str, mode: str) -> Op[Archived | N
     retention = ctx.settings.archive_retention
     if retention is not None and size > retention:
         yield from retain(ctx, user_id)
+    if ctx.settings.compress_archives:
+        yield from compact_quietly(user, user_id, session_id)
     return Archived(session_id, user_id, ArchiveReason(reason.decode()), ended, count)
 
 

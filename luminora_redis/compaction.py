@@ -1,0 +1,124 @@
+"""Compressing archived conversations into zstd frames, after the archive committed.
+
+Archiving itself stays one O(1) RENAME step (``archive_session.lua``): Lua has
+no zstd, and the expiry path must not wait for compression. Afterwards the
+client reads each unit of the archived conversation (its segments 1..segs,
+then its tail: the overflow followed by the history), compresses it into one
+zstd frame (``frames``) and swaps it in with ``compact_archive.lua``, which
+writes only if the record and the lists are still what was read. Units go in
+order and the record's ``zstd`` field counts the frames, so every reader knows
+which keys hold frames; an interrupted compaction leaves a readable archive
+that is part frames, part lists, and the next compaction goes on from there.
+
+``compact_quietly`` is the follow-up of an archive and never raises: a failed
+compaction leaves the conversation readable, uncompressed. ``compact_user``
+compacts a user's whole archive (the layout upgrade runs it for every user).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from luminora_redis.context import Context
+from luminora_redis.errors import ReplyCode, UnexpectedReply
+from luminora_redis.frames import pack_frame
+from luminora_redis.keys import UserKeys
+from luminora_redis.scripts import Call, Op
+from luminora_redis.segments import STALE
+
+__all__ = ["CHANGED", "compact_archives", "compact_conversation", "compact_quietly",
+           "compact_user"]
+
+logger = logging.getLogger("luminora_redis.archive")
+
+#: compact_archive's reply when a list's length changed since it was read.
+CHANGED = -6
+#: Items per page read from a list.
+PAGE = 500
+#: Archived conversations listed per page by ``compact_user``.
+LISTED = 100
+
+
+def _items(key: str) -> Op[list[bytes]]:
+    """Every item of an archived list, oldest first, a page per call."""
+    items: list[bytes] = []
+    while True:
+        reply = yield Call("range_list", (key,), (len(items), len(items) + PAGE - 1))
+        page = reply[1:]
+        items.extend(page)
+        if not page or len(items) >= int(reply[0]):
+            return items
+
+
+def _state(user: UserKeys, session_id: str) -> Op[tuple[int, int] | None]:
+    """(segs, frames) of an archived record, None when it is gone."""
+    reply = yield Call("read_archived", (user.archived(session_id)[0],), (0, 0, 0))
+    record = reply[0]
+    if record[0] is None:
+        return None
+    return int(record[5] or 0), int(record[6] or 0)
+
+
+def compact_conversation(user: UserKeys, session_id: str) -> Op[int]:
+    """Turn every list of one archived conversation into a zstd frame; how many units
+    this call compacted (0 when it is gone, or compact already)."""
+    record, history, overflow = user.archived(session_id)
+    compacted = 0
+    for _ in range(3):
+        state = yield from _state(user, session_id)
+        if state is None:
+            return compacted
+        segs, frames = state
+        for unit in range(frames + 1, segs + 2):
+            tail = unit == segs + 1
+            key = history if tail else user.segment(session_id, unit)
+            older = (yield from _items(overflow)) if tail else []
+            newer = yield from _items(key)
+            raws = older + newer
+            frame = pack_frame(raws) if raws else b""
+            reply = yield Call("compact_archive", (record, key, overflow),
+                               (unit, segs, len(newer), len(older), frame))
+            if reply[0] == ReplyCode.OK:
+                compacted += 1
+                continue
+            if reply[0] == ReplyCode.NOT_FOUND:
+                return compacted
+            if reply[0] in (STALE, CHANGED):
+                break
+            raise UnexpectedReply(f"compact_archive replied {reply!r}")
+        else:
+            return compacted
+    raise UnexpectedReply(f"archived conversation {session_id} kept changing while compacted")
+
+
+def compact_quietly(user: UserKeys, user_id: str, session_id: str) -> Op[bool]:
+    """Compact a just-archived conversation; False (logged) when it failed. It runs
+    after the archive committed, so it never raises: the archive stays readable."""
+    try:
+        yield from compact_conversation(user, session_id)
+    except Exception as error:  # the archive committed: see the docstring
+        logger.warning("compressing archived session %s of user %r failed (%r); it stays "
+                       "readable uncompressed", session_id, user_id, error)
+        return False
+    return True
+
+
+def compact_user(user: UserKeys) -> Op[int]:
+    """Compact every archived conversation of one user, oldest first, in pages; how many
+    units were compacted."""
+    compacted, start = 0, 0
+    while True:
+        reply: Any = yield Call("range_zset", (user.archive,), (start, start + LISTED - 1, 0))
+        ids = [raw.decode() for raw in reply[1::2]]
+        for session_id in ids:
+            compacted += yield from compact_conversation(user, session_id)
+        start += LISTED
+        if not ids or start >= int(reply[0]):
+            return compacted
+
+
+def compact_archives(ctx: Context, user_id: object) -> Op[int]:
+    """Compress every archived conversation of a user that is not compressed yet (archived
+    with ``compress_archives`` off, or before it existed); how many units were compacted."""
+    return (yield from compact_user(ctx.user_keys(user_id)))
