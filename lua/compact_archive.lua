@@ -16,9 +16,8 @@ KEYS[2] the unit's list          lr:{b}:u:<uid>:a:<sid>:g:<u>  or  lr:{b}:u:<uid
 KEYS[3] archived overflow list   lr:{b}:u:<uid>:a:<sid>:o   (read and deleted for the tail only)
 ARGV[1] u, the unit (>= 1)
 ARGV[2] how many segments the record counted (segs) when the caller read it
-ARGV[3] how many messages the caller read from KEYS[2]
-ARGV[4] how many messages the caller read from KEYS[3] (tail), else 0
-ARGV[5] the frame: zstd bytes, or "" for an empty unit
+ARGV[3] how many messages the caller read from the unit's lists (both, for the tail)
+ARGV[4] the frame: zstd bytes, or "" for an empty unit
 Replies:
   {1, u}        unit u is a frame now
   {0}           nothing to do: the record is gone or unit u is a frame already
@@ -26,8 +25,7 @@ Replies:
   {-6}          a list's length is not what the caller read; nothing written
 ]]
 local recordKey, unitKey, overflowKey = KEYS[1], KEYS[2], KEYS[3]
-local u, segs, length, overflowLength = tonumber(ARGV[1]), tonumber(ARGV[2]),
-  tonumber(ARGV[3]), tonumber(ARGV[4])
+local u, segs, length = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 
 local record = redis.call('HMGET', recordKey, 'pers', 'segs', 'zstd')
 if not record[1] then return {0} end
@@ -36,11 +34,11 @@ if done >= u then return {0} end
 if done ~= u - 1 or recordSegs ~= segs or u > segs + 1 then return {-4, done, recordSegs} end
 local tail = u == segs + 1
 if redis.call('TYPE', unitKey).ok == 'string' then return {-6} end
-if redis.call('LLEN', unitKey) ~= length then return {-6} end
-if tail and redis.call('LLEN', overflowKey) ~= overflowLength then return {-6} end
-if not tail and overflowLength ~= 0 then return {-6} end
+local found = redis.call('LLEN', unitKey)
+if tail then found = found + redis.call('LLEN', overflowKey) end
+if found ~= length then return {-6} end
 redis.call('DEL', unitKey)
 if tail then redis.call('DEL', overflowKey) end
-if ARGV[5] ~= '' then redis.call('SET', unitKey, ARGV[5]) end
+if ARGV[4] ~= '' then redis.call('SET', unitKey, ARGV[4]) end
 redis.call('HSET', recordKey, 'zstd', u)
 return {1, u}

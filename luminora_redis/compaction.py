@@ -25,7 +25,6 @@ from luminora_redis.errors import ReplyCode, UnexpectedReply
 from luminora_redis.frames import pack_frame
 from luminora_redis.keys import UserKeys
 from luminora_redis.scripts import Call, Op
-from luminora_redis.segments import STALE
 
 __all__ = ["CHANGED", "compact_archives", "compact_conversation", "compact_quietly",
            "compact_user"]
@@ -34,21 +33,63 @@ logger = logging.getLogger("luminora_redis.archive")
 
 #: compact_archive's reply when a list's length changed since it was read.
 CHANGED = -6
-#: Items per page read from a list.
-PAGE = 500
+#: Messages per page read.
+PAGE = 1000
 #: Archived conversations listed per page by ``compact_user``.
 LISTED = 100
 
 
-def _items(key: str) -> Op[list[bytes]]:
-    """Every item of an archived list, oldest first, a page per call."""
-    items: list[bytes] = []
-    while True:
-        reply = yield Call("range_list", (key,), (len(items), len(items) + PAGE - 1))
-        page = reply[1:]
-        items.extend(page)
-        if not page or len(items) >= int(reply[0]):
-            return items
+def _read_unit(record: str, lists: tuple[str, ...], segs: int,
+               frames: int) -> Op[tuple[Any, list[bytes]] | None]:
+    """Every message of one unit's lists, in pages (``read_archived.lua``), with the record
+    as of the first page; None when the record is gone or its counts are not ``segs`` and
+    ``frames`` (-1: any, learned from the first page)."""
+    messages: list[bytes] = []
+    index, offset, first = 0, 0, None
+    while index < len(lists):
+        reply = yield Call("read_archived", (record, *lists[index:]),
+                           (offset, PAGE, segs, frames))
+        found, page, done, offset, frame = reply
+        now = int(found[6] or 0)
+        if found[0] is None or int(found[5] or 0) != segs or frame or frames not in (-1, now):
+            return None  # gone, other counts, or a frame already (someone compacts it)
+        first, frames = first or found, now
+        messages.extend(page)
+        index += done
+    return first, messages
+
+
+def compact_conversation(user: UserKeys, session_id: str) -> Op[int]:
+    """Turn every list of one archived conversation into a zstd frame; how many units
+    this call compacted (0 when it is gone, or compact already).
+
+    The first read guesses no segment and no frame, the common case: then reading
+    the tail and swapping it in are the only two round trips."""
+    record, history, overflow = user.archived(session_id)
+    segs, frames, compacted = 0, -1, 0
+    for _ in range(3):
+        while True:
+            unit = max(frames, 0) + 1
+            if unit > segs + 1:
+                return compacted
+            lists = (overflow, history) if unit == segs + 1 else (
+                user.segment(session_id, unit),)
+            read = yield from _read_unit(record, lists, segs, frames)
+            if read is None:
+                break
+            frames = int(read[0][6] or 0)
+            if frames != unit - 1:
+                break  # the guess was wrong: read the record's counts
+            reply = yield Call("compact_archive", (record, lists[-1], overflow),
+                               (unit, segs, len(read[1]), pack_frame(read[1]) if read[1] else b""))
+            if reply[0] != ReplyCode.OK:
+                break  # gone, compacted meanwhile, or changed: read the counts again
+            compacted, frames = compacted + 1, unit
+        state = yield from _state(user, session_id)
+        if state is None:
+            return compacted
+        segs, frames = state
+    raise UnexpectedReply(f"archived conversation {session_id} kept changing while compacted")
 
 
 def _state(user: UserKeys, session_id: str) -> Op[tuple[int, int] | None]:
@@ -58,38 +99,6 @@ def _state(user: UserKeys, session_id: str) -> Op[tuple[int, int] | None]:
     if record[0] is None:
         return None
     return int(record[5] or 0), int(record[6] or 0)
-
-
-def compact_conversation(user: UserKeys, session_id: str) -> Op[int]:
-    """Turn every list of one archived conversation into a zstd frame; how many units
-    this call compacted (0 when it is gone, or compact already)."""
-    record, history, overflow = user.archived(session_id)
-    compacted = 0
-    for _ in range(3):
-        state = yield from _state(user, session_id)
-        if state is None:
-            return compacted
-        segs, frames = state
-        for unit in range(frames + 1, segs + 2):
-            tail = unit == segs + 1
-            key = history if tail else user.segment(session_id, unit)
-            older = (yield from _items(overflow)) if tail else []
-            newer = yield from _items(key)
-            raws = older + newer
-            frame = pack_frame(raws) if raws else b""
-            reply = yield Call("compact_archive", (record, key, overflow),
-                               (unit, segs, len(newer), len(older), frame))
-            if reply[0] == ReplyCode.OK:
-                compacted += 1
-                continue
-            if reply[0] == ReplyCode.NOT_FOUND:
-                return compacted
-            if reply[0] in (STALE, CHANGED):
-                break
-            raise UnexpectedReply(f"compact_archive replied {reply!r}")
-        else:
-            return compacted
-    raise UnexpectedReply(f"archived conversation {session_id} kept changing while compacted")
 
 
 def compact_quietly(user: UserKeys, user_id: str, session_id: str) -> Op[bool]:

@@ -31,7 +31,7 @@ def test_quick_run_with_two_systems(redis_url: str, tmp_path: Path,
     assert code == 0, err
     results = json.loads(path.read_text())
 
-    assert set(results) == {"meta", "turn", "archive"}
+    assert set(results) == {"meta", "turn", "archive", "memory"}
     meta = results["meta"]
     assert meta["server"]["version"] and meta["versions"]["redis"] == redis.__version__
     assert meta["machine"]["cpus"] >= 1

@@ -159,14 +159,14 @@ def test_compact_archive_refuses_stale_counts(make_store: Callable[..., Any], ra
     runner = _runner(raw)
     frame = frames.pack_frame(raw.lrange(history, 0, -1))
     keys = (record, history, overflow)
-    assert runner.call(Call("compact_archive", keys, (1, 1, length, 0, frame)))[0] == -4  # segs
-    assert runner.call(Call("compact_archive", keys, (2, 0, length, 0, frame)))[0] == -4  # unit
-    assert runner.call(Call("compact_archive", keys, (1, 0, length, 1, frame))) == [-6]
+    assert runner.call(Call("compact_archive", keys, (1, 1, length, frame)))[0] == -4  # segs
+    assert runner.call(Call("compact_archive", keys, (2, 0, length, frame)))[0] == -4  # unit
+    assert runner.call(Call("compact_archive", keys, (1, 0, length + 1, frame))) == [-6]
     assert raw.type(history) == b"list" and raw.hget(record, "zstd") is None
-    assert runner.call(Call("compact_archive", keys, (1, 0, length, 0, frame))) == [1, 1]
-    assert runner.call(Call("compact_archive", keys, (1, 0, length, 0, frame))) == [0]
+    assert runner.call(Call("compact_archive", keys, (1, 0, length, frame))) == [1, 1]
+    assert runner.call(Call("compact_archive", keys, (1, 0, length, frame))) == [0]
     raw.delete(record)
-    assert runner.call(Call("compact_archive", keys, (2, 0, 0, 0, b""))) == [0]
+    assert runner.call(Call("compact_archive", keys, (2, 0, 0, b""))) == [0]
 
 
 def test_erase_and_retention_remove_compressed_conversations(make_store: Callable[..., Any],
