@@ -3,9 +3,9 @@
 Compression ratios measured on repeated filler text ("the quick brown fox ...")
 or random letters say nothing about a chat server: the first compresses far
 too well, the second not at all. These sentences read like the two sides of a
-companion chat. A conversation draws its sentences without replacement, so no
-sentence repeats inside one conversation and a ratio comes from the language's
-own redundancy, not from copies.
+companion chat. A conversation draws its sentences without replacement, so up to
+about 33 turns no sentence repeats inside one conversation and a ratio comes
+from the language's own redundancy, not from copies.
 """
 
 from __future__ import annotations
@@ -123,8 +123,8 @@ ASSISTANT = [
 
 def conversation(turns: int, seed: int) -> list[tuple[str, str]]:
     """``turns`` user/assistant exchanges as (role, content) pairs, the same for a seed:
-    a user message of one sentence, a reply of one or two; no sentence twice (the
-    sentences are reused only past ``len(USER)`` turns)."""
+    a user message of one sentence, a reply of one or two. No sentence comes twice
+    before the pools run out: user sentences after 50 turns, replies after about 33."""
     rng = random.Random(seed)
     users: list[str] = []
     replies: list[str] = []

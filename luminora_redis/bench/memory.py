@@ -151,7 +151,8 @@ def report(options: MemoryOptions, rows: Sequence[dict[str, Any]]) -> str:
         "_Payload: the stored message records (msgpack). Bytes are `MEMORY USAGE` (key, "
         "value and allocator rounding) of the keys holding the messages, per conversation; "
         "× is the ratio to the payload. Text: varied English and Spanish chat sentences, "
-        "none repeated within a conversation up to 33 turns._",
+        "none repeated within a conversation up to about 33 turns (longer ones reuse "
+        "reply sentences, which flatters their zstd ratio)._",
         "",
         table(["conversation", "payload B", "live history B", "archived as lists B",
                "archived as zstd B", "zstd frames alone B", "archived record B",
