@@ -39,6 +39,7 @@ __all__ = [
     "get_expired_sessions",
     "read_archived_conversation",
     "cleanup_expired_sessions",
+    "compress",
 ]
 
 SWEEP_BATCH = 500
@@ -71,7 +72,8 @@ def _owner(keys: SessionKeys, session_id: str) -> Op[str | None]:
     return None if meta[0] is None else str(meta[0].decode())
 
 
-def archive_session(ctx: Context, session_id: str, mode: str) -> Op[Archived | None]:
+def archive_session(ctx: Context, session_id: str, mode: str,
+                    compact: bool = True) -> Op[Archived | None]:
     """Archive one session; None when this call did not archive it.
 
     ``mode`` is ``expire`` (listener and sweeper: expired auto_cleanup
@@ -82,6 +84,8 @@ def archive_session(ctx: Context, session_id: str, mode: str) -> Op[Archived | N
     the next archive of the user, or by the listener once it has delivered
     this conversation; a failed compression leaves the conversation readable,
     uncompressed, until ``luminora-redis migrate`` or ``compact_archives``.
+    With ``compact`` False the caller compresses later (``compress``), e.g. the
+    listener, once it has handed the delivery on.
     """
     keys = ctx.session_keys(session_id)
     if keys is None:
@@ -100,9 +104,19 @@ def archive_session(ctx: Context, session_id: str, mode: str) -> Op[Archived | N
     retention = ctx.settings.archive_retention
     if retention is not None and size > retention:
         yield from retain(ctx, user_id)
-    if ctx.settings.compress_archives:
-        yield from compact_quietly(user, user_id, session_id)
-    return Archived(session_id, user_id, ArchiveReason(reason.decode()), ended, count)
+    archived = Archived(session_id, user_id, ArchiveReason(reason.decode()), ended, count)
+    if compact:
+        yield from compress(ctx, archived)
+    return archived
+
+
+def compress(ctx: Context, archived: Archived) -> Op[bool]:
+    """Compress a conversation just archived (when ``compress_archives`` is on); False
+    (logged) when that failed. Never raises: the archive committed and stays readable."""
+    if not ctx.settings.compress_archives:
+        return True
+    return (yield from compact_quietly(ctx.keys.user(archived.user_id), archived.user_id,
+                                       archived.session_id, ctx.settings.page_size))
 
 
 def retain(ctx: Context, user_id: str) -> Op[bool]:

@@ -25,41 +25,43 @@ from luminora_redis.errors import ReplyCode, UnexpectedReply
 from luminora_redis.frames import pack_frame
 from luminora_redis.keys import UserKeys
 from luminora_redis.scripts import Call, Op
+from luminora_redis.settings import StoreSettings
 
 __all__ = ["CHANGED", "compact_archives", "compact_conversation", "compact_quietly",
            "compact_user"]
 
 logger = logging.getLogger("luminora_redis.archive")
 
+#: Messages per script reply, at most, when no store's ``page_size`` applies.
+PAGE = StoreSettings.model_fields["page_size"].default
+
 #: compact_archive's reply when a list's length changed since it was read.
 CHANGED = -6
-#: Messages per page read.
-PAGE = 1000
 #: Archived conversations listed per page by ``compact_user``.
 LISTED = 100
 
 
-def _read_unit(record: str, lists: tuple[str, ...], segs: int,
-               frames: int) -> Op[tuple[Any, list[bytes]] | None]:
-    """Every message of one unit's lists, in pages (``read_archived.lua``), with the record
+def _read_unit(record: str, lists: tuple[str, ...], segs: int, frames: int,
+               page: int) -> Op[tuple[Any, list[bytes]] | None]:
+    """Every message of one unit's lists, in pages of ``page`` (``read_archived.lua``), with the record
     as of the first page; None when the record is gone or its counts are not ``segs`` and
     ``frames`` (-1: any, learned from the first page)."""
     messages: list[bytes] = []
     index, offset, first = 0, 0, None
     while index < len(lists):
         reply = yield Call("read_archived", (record, *lists[index:]),
-                           (offset, PAGE, segs, frames))
-        found, page, done, offset, frame = reply
+                           (offset, page, segs, frames))
+        found, messages_read, done, offset, frame = reply
         now = int(found[6] or 0)
         if found[0] is None or int(found[5] or 0) != segs or frame or frames not in (-1, now):
             return None  # gone, other counts, or a frame already (someone compacts it)
         first, frames = first or found, now
-        messages.extend(page)
+        messages.extend(messages_read)
         index += done
     return first, messages
 
 
-def compact_conversation(user: UserKeys, session_id: str) -> Op[int]:
+def compact_conversation(user: UserKeys, session_id: str, page: int = PAGE) -> Op[int]:
     """Turn every list of one archived conversation into a zstd frame; how many units
     this call compacted (0 when it is gone, or compact already).
 
@@ -74,7 +76,7 @@ def compact_conversation(user: UserKeys, session_id: str) -> Op[int]:
                 return compacted
             lists = (overflow, history) if unit == segs + 1 else (
                 user.segment(session_id, unit),)
-            read = yield from _read_unit(record, lists, segs, frames)
+            read = yield from _read_unit(record, lists, segs, frames, page)
             if read is None:
                 break
             frames = int(read[0][6] or 0)
@@ -101,11 +103,11 @@ def _state(user: UserKeys, session_id: str) -> Op[tuple[int, int] | None]:
     return int(record[5] or 0), int(record[6] or 0)
 
 
-def compact_quietly(user: UserKeys, user_id: str, session_id: str) -> Op[bool]:
+def compact_quietly(user: UserKeys, user_id: str, session_id: str, page: int = PAGE) -> Op[bool]:
     """Compact a just-archived conversation; False (logged) when it failed. It runs
     after the archive committed, so it never raises: the archive stays readable."""
     try:
-        yield from compact_conversation(user, session_id)
+        yield from compact_conversation(user, session_id, page)
     except Exception as error:  # the archive committed: see the docstring
         logger.warning("compressing archived session %s of user %r failed (%r); it stays "
                        "readable uncompressed", session_id, user_id, error)
@@ -113,7 +115,7 @@ def compact_quietly(user: UserKeys, user_id: str, session_id: str) -> Op[bool]:
     return True
 
 
-def compact_user(user: UserKeys) -> Op[int]:
+def compact_user(user: UserKeys, page: int = PAGE) -> Op[int]:
     """Compact every archived conversation of one user, oldest first, in pages; how many
     units were compacted."""
     compacted, start = 0, 0
@@ -121,7 +123,7 @@ def compact_user(user: UserKeys) -> Op[int]:
         reply: Any = yield Call("range_zset", (user.archive,), (start, start + LISTED - 1, 0))
         ids = [raw.decode() for raw in reply[1::2]]
         for session_id in ids:
-            compacted += yield from compact_conversation(user, session_id)
+            compacted += yield from compact_conversation(user, session_id, page)
         start += LISTED
         if not ids or start >= int(reply[0]):
             return compacted
@@ -130,4 +132,4 @@ def compact_user(user: UserKeys) -> Op[int]:
 def compact_archives(ctx: Context, user_id: object) -> Op[int]:
     """Compress every archived conversation of a user that is not compressed yet (archived
     with ``compress_archives`` off, or before it existed); how many units were compacted."""
-    return (yield from compact_user(ctx.user_keys(user_id)))
+    return (yield from compact_user(ctx.user_keys(user_id), ctx.settings.page_size))

@@ -10,12 +10,14 @@ from typing import Any
 import msgpack
 import pytest
 
-from luminora_redis import codec, compaction, frames
+from luminora_redis import SessionStore, codec, compaction, frames
+from luminora_redis.listener import ExpiryListener
 from luminora_redis.migration.layout import upgrade_layout
 from luminora_redis.scripts import Call, script_sources
 from luminora_redis.sync_runner import SyncRunner
 
 from conftest import snapshot, user_keys
+from listener_support import MIN_TTL, create_conversation, flags_restored, running, until
 
 LONG = {"ttl": 60, "max_idle": 30}
 #: Small bounds, so that a conversation of a few turns has segments.
@@ -207,3 +209,23 @@ def test_frames_keep_records_that_are_not_plain_messages() -> None:
     assert frames.unpack_frame(frames.pack_frame(odd)) == odd  # stored as they were
     assert [codec.decode_message(raw) for raw in frames.unpack_frame(frames.pack_frame(plain))] \
         == [codec.decode_message(raw) for raw in plain]
+
+
+@pytest.mark.single_server
+async def test_the_listener_compresses_what_it_archives(store_url: str, redis_server: Any) -> None:
+    store = SessionStore.from_url(store_url)
+    seen: list[Any] = []
+    try:
+        with flags_restored([redis_server]):
+            async with running(ExpiryListener(store, on_archived=seen.append)):
+                session_id = await create_conversation(store, "carlos", {"ttl": MIN_TTL},
+                                                       ["hola", "¡hola!"])
+                record = user_keys("carlos").archived(session_id)[0]
+                await until(lambda: store.client.hget(record, "zstd"))
+                await until(lambda: seen)
+        assert [m.content for m in seen[0].messages] == ["hola", "¡hola!"]
+        assert await store.client.type(record + ":h") == b"string"
+        conversation = await store.get_archived_conversation("carlos", session_id)
+        assert [m.content for m in conversation.messages] == ["hola", "¡hola!"]
+    finally:
+        await store.aclose()
