@@ -2,7 +2,7 @@
 
 Layout 2 stores an archived conversation's messages as zstd frames
 (``compaction``). Readers of layout 2 read message lists too, but readers of
-layout 1 would see a compressed conversation as empty, hence the version. The
+layout 1 fail on a compressed conversation (WRONGTYPE), hence the version. The
 step walks the prefix's user archives (SCAN of ``<prefix>:{b*}:u:*:archive``,
 on every primary of a cluster) and compacts each conversation in the same
 atomic, re-checked steps as after an archive; it is idempotent, so an
