@@ -18,6 +18,7 @@ from luminora_redis.archive_reads import (
     get_archived_conversations,
     read_archived_conversation,
 )
+from luminora_redis.compaction import compact_quietly
 from luminora_redis.context import Context
 from luminora_redis.errors import InvalidInput, ReplyCode, UnexpectedReply
 from luminora_redis.keys import SessionKeys, UserKeys
@@ -38,6 +39,7 @@ __all__ = [
     "get_expired_sessions",
     "read_archived_conversation",
     "cleanup_expired_sessions",
+    "compress",
 ]
 
 SWEEP_BATCH = 500
@@ -70,15 +72,20 @@ def _owner(keys: SessionKeys, session_id: str) -> Op[str | None]:
     return None if meta[0] is None else str(meta[0].decode())
 
 
-def archive_session(ctx: Context, session_id: str, mode: str) -> Op[Archived | None]:
+def archive_session(ctx: Context, session_id: str, mode: str,
+                    compact: bool = True) -> Op[Archived | None]:
     """Archive one session; None when this call did not archive it.
 
     ``mode`` is ``expire`` (listener and sweeper: expired auto_cleanup
     sessions only), ``cleanup`` (any expired session) or ``end`` (now). The
     same atomic step records the delivery to the ``on_archived`` sink in the
-    bucket's outbox. Retention trimming runs after the commit and never
-    raises: a failed trim is logged and re-run by the next archive of the
-    user, or by the listener once it has delivered this conversation.
+    bucket's outbox. Retention trimming and compression (``compaction``) run
+    after the commit and never raise: a failed trim is logged and re-run by
+    the next archive of the user, or by the listener once it has delivered
+    this conversation; a failed compression leaves the conversation readable,
+    uncompressed, until ``luminora-redis migrate`` or ``compact_archives``.
+    With ``compact`` False the caller compresses later (``compress``), e.g. the
+    listener, once it has handed the delivery on.
     """
     keys = ctx.session_keys(session_id)
     if keys is None:
@@ -97,7 +104,19 @@ def archive_session(ctx: Context, session_id: str, mode: str) -> Op[Archived | N
     retention = ctx.settings.archive_retention
     if retention is not None and size > retention:
         yield from retain(ctx, user_id)
-    return Archived(session_id, user_id, ArchiveReason(reason.decode()), ended, count)
+    archived = Archived(session_id, user_id, ArchiveReason(reason.decode()), ended, count)
+    if compact:
+        yield from compress(ctx, archived)
+    return archived
+
+
+def compress(ctx: Context, archived: Archived) -> Op[bool]:
+    """Compress a conversation just archived (when ``compress_archives`` is on); False
+    (logged) when that failed. Never raises: the archive committed and stays readable."""
+    if not ctx.settings.compress_archives:
+        return True
+    return (yield from compact_quietly(ctx.keys.user(archived.user_id), archived.user_id,
+                                       archived.session_id, ctx.settings.page_size))
 
 
 def retain(ctx: Context, user_id: str) -> Op[bool]:

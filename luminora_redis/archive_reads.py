@@ -3,9 +3,13 @@
 An archived conversation's messages lie in its segments 1..segs, then its
 archived overflow, then its archived history; archived lists never change,
 so a (list, offset) cursor is stable and each script call reads one page of
-at most ``page_size`` messages (``read_archived.lua``). Listing the archive
-pages too: ``before`` is the session id of the last conversation of the
-previous page.
+at most ``page_size`` messages (``read_archived.lua``). Compaction
+(``compaction``) replaces those lists, one unit at a time, with zstd frames;
+a page returns a frame whole and the reader decompresses it. A cursor is
+valid while the record's segment and frame counts stay as read: when
+compaction moves on in the middle of a read, the read starts over (at most
+once per unit). Listing the archive pages too: ``before`` is the session id
+of the last conversation of the previous page.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 from luminora_redis.codec import decode_messages, from_ms
 from luminora_redis.context import Context
 from luminora_redis.errors import InvalidInput, UnexpectedReply
+from luminora_redis.frames import unpack_frame
 from luminora_redis.keys import UserKeys
 from luminora_redis.models import ArchivedConversation, ArchiveReason
 from luminora_redis.scripts import Batch, Call, Op
@@ -36,16 +41,20 @@ WINDOW = 8
 class _Reader:
     """The cursor of one archived conversation: which list, where in it."""
 
-    __slots__ = ("list_index", "lists", "messages", "offset", "record", "segs")
+    __slots__ = ("frames", "list_index", "lists", "messages", "offset", "owner", "record",
+                 "segs")
 
-    def __init__(self, user: UserKeys, session_id: str, segs: int) -> None:
+    def __init__(self, user: UserKeys, session_id: str, segs: int, frames: int = -1) -> None:
         record, history, overflow = user.archived(session_id)
         self.record = record
         self.segs = segs
+        #: how many units are zstd frames; -1 until a reply said so
+        self.frames = frames
         self.lists = [*user.segments(session_id, segs), overflow, history]
         self.list_index = 0
         self.offset = 0
         self.messages: list[bytes] = []
+        self.owner = f"archived session {session_id}"
 
     @property
     def done(self) -> bool:
@@ -53,10 +62,22 @@ class _Reader:
 
     def call(self, page: int) -> Call:
         window = self.lists[self.list_index:self.list_index + WINDOW]
-        return Call("read_archived", (self.record, *window), (self.offset, page, self.segs))
+        return Call("read_archived", (self.record, *window),
+                    (self.offset, page, self.segs, self.frames))
+
+    def fits(self, record: Sequence[Any]) -> bool:
+        """Whether a reply's record is the state this cursor assumed (then it read)."""
+        frames = int(record[6] or 0)
+        return int(record[5] or 0) == self.segs and self.frames in (-1, frames)
 
     def take(self, reply: Sequence[Any]) -> None:
-        _, messages, done, offset = reply
+        record, messages, done, offset, frames = reply
+        self.frames = int(record[6] or 0)
+        if frames:
+            before, frame = frames
+            self.messages.extend(messages[:before])
+            self.messages.extend(unpack_frame(frame, self.owner))
+            messages = messages[before:]
         self.messages.extend(messages)
         self.list_index += done
         self.offset = offset
@@ -68,7 +89,7 @@ def _reread(user: UserKeys, session_id: str, record: Sequence[Any]) -> _Reader:
 
 def _conversation(user_id: str, session_id: str, record: Sequence[Any],
                   messages: list[bytes]) -> ArchivedConversation:
-    personality, created, ended, reason, count, _ = record
+    personality, created, ended, reason, count = record[:5]
     return ArchivedConversation.model_construct(
         session_id=session_id, user_id=user_id, personality_name=personality.decode(),
         started_at=from_ms(created), ended_at=from_ms(ended),
@@ -91,17 +112,24 @@ def _read_many(ctx: Context, user: UserKeys, user_id: str,
         record = reply[0]
         if record[0] is None:
             continue
-        if int(record[5] or 0) != reader.segs:
-            reader = _reread(user, session_id, record)
-        else:
+        if reader.fits(record):
             reader.take(reply)
+        else:
+            reader = _reread(user, session_id, record)
+        restarts = 0
         while not reader.done:
             reply = yield reader.call(page)
             record = reply[0]
             if record[0] is None:
                 break
-            if int(record[5] or 0) != reader.segs:
-                raise UnexpectedReply(f"archived conversation {session_id} changed while read")
+            if not reader.fits(record):
+                # Compaction moved on (a frame replaced a list): read it all again.
+                restarts += 1
+                if restarts > reader.segs + 2 or int(record[5] or 0) != reader.segs:
+                    raise UnexpectedReply(
+                        f"archived conversation {session_id} changed while read")
+                reader = _reread(user, session_id, record)
+                continue
             reader.take(reply)
         else:
             found.append(_conversation(user_id, session_id, record, reader.messages))

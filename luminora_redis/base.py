@@ -17,7 +17,8 @@ __all__ = ["LAYOUT_VERSION", "StoreBase", "check_layout_version", "claim_layout"
 
 #: The key layout this code reads and writes. A layout recorded before versions
 #: were recorded is version 1; ``luminora-redis migrate`` upgrades older ones.
-LAYOUT_VERSION = 1
+#: Version 2 compresses archived conversations into zstd frames.
+LAYOUT_VERSION = 2
 
 
 def check_layout_version(prefix: str, recorded: int) -> None:

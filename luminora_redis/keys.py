@@ -47,7 +47,8 @@ Per user (none of these ever gets a TTL)::
     lr:{b}:u:<uid>:evolution    ZSET  msgpack record -> sequence number (the record holds
                                       the time; a sequence orders records of one millisecond)
     lr:{b}:u:<uid>:archive      ZSET  sid -> end time ms * 1000 + archive_seq mod 1000
-    lr:{b}:u:<uid>:a:<sid>      HASH  pers, created, ended, reason, count, segs
+    lr:{b}:u:<uid>:a:<sid>      HASH  pers, created, ended, reason, count, segs, nonce;
+                                      zstd: how many units (below) are zstd frames
     lr:{b}:u:<uid>:a:<sid>:g:<n> LIST segment n (1, 2, ...) of a session's conversation:
                                       an overflow list RENAMEd here while the session was
                                       live, so a long session's keys stay bounded. Its
@@ -57,6 +58,14 @@ Per user (none of these ever gets a TTL)::
                                       delete_session.
     lr:{b}:u:<uid>:a:<sid>:h    LIST  the archived live history (RENAMEd, O(1))
     lr:{b}:u:<uid>:a:<sid>:o    LIST  the archived overflow (RENAMEd, O(1))
+
+An archived conversation's units are its segments 1..segs, then its tail (the
+overflow, then the history). Right after archiving, compaction replaces each
+unit, in order, by one zstd frame under the same name (``compaction``): a
+segment key becomes a STRING, the tail's frame goes to the ``:h`` key (a
+STRING) and ``:o`` is deleted; an empty unit has no key. The record's zstd
+field counts the units done, so the type of each key follows from the record,
+and no key is added: whatever deletes the lists deletes the frames.
 
 Per prefix::
 

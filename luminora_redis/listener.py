@@ -379,7 +379,7 @@ class ExpiryListener:
 
     async def _archive(self, session_id: str, path: str) -> bool:
         """Archive one expired session; True when this call did. Errors propagate."""
-        archived = await call(self._store, archive.archive_session, session_id, "expire")
+        archived = await call(self._store, archive.archive_session, session_id, "expire", False)
         if archived is None:
             return False
         lag = max(0.0, time.time() - archived.ended_ms / 1000)
@@ -391,6 +391,7 @@ class ExpiryListener:
                     archived.message_count, path, lag)
         if self._deliveries is not None:
             self._deliveries.offer(session_id)
+        await call(self._store, archive.compress, archived)  # after the offer: off the lag
         return True
 
     def _count_error(self) -> None:

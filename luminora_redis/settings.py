@@ -75,6 +75,10 @@ class StoreSettings(BaseModel):
     waits there until a listener with a hook delivers it. Set it False where no
     listener has a hook, or the outbox grows with every archive.
 
+    ``compress_archives``: right after a conversation is archived, its
+    message lists are replaced by zstd frames (see ``compaction``); off, they
+    stay lists until ``compact_archives`` or ``luminora-redis migrate``.
+
     ``buckets`` fixes how users spread over hash slots. It is recorded in Redis
     on first use; ``None`` adopts the recorded count (or 1024 on a fresh
     keyspace), and an explicit count that disagrees with the record is refused.
@@ -93,6 +97,7 @@ class StoreSettings(BaseModel):
     max_id_bytes: int = Field(256, ge=1, le=4096)
     archive_retention: int | None = Field(None, ge=0)
     deliveries: StrictBool = True
+    compress_archives: StrictBool = True
     affinity_levels: tuple[tuple[str, int], ...] = DEFAULT_AFFINITY_LEVELS
 
     @field_validator("affinity_levels")

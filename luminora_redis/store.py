@@ -16,7 +16,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
-from luminora_redis import archive, erasure, liveness, memory, outbox, overview, sessions, users
+from luminora_redis import archive, compaction, erasure, liveness, memory, outbox, overview, sessions, users
 from luminora_redis.base import StoreBase, claim_layout
 from luminora_redis.context import Context
 from luminora_redis.context_messages import ContextMessage
@@ -323,6 +323,12 @@ class SessionStore(StoreBase):
         """The user's archived conversations without their messages, newest first (all when
         ``limit`` is None)."""
         return await self.run(users.archive_summaries, user_id, limit)
+
+    async def compact_archives(self, user_id: str) -> int:
+        """Compress the user's archived conversations that are still message lists (archived
+        with ``compress_archives=False``, or by an older version) into zstd frames; how many
+        lists or list pairs it replaced. Reads return the same conversations either way."""
+        return await self.run(compaction.compact_archives, user_id)
 
     async def delete_episode(self, user_id: str, episode_id: str) -> bool:
         """Forget one episode; False when the user had no such episode."""

@@ -16,7 +16,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
-from luminora_redis import archive, erasure, liveness, memory, outbox, overview, sessions, users
+from luminora_redis import archive, compaction, erasure, liveness, memory, outbox, overview, sessions, users
 from luminora_redis.base import StoreBase, claim_layout
 from luminora_redis.context import Context
 from luminora_redis.context_messages import ContextMessage
@@ -241,6 +241,9 @@ class SyncSessionStore(StoreBase):
 
     def list_archive(self, user_id: str, limit: int | None = 20) -> list[ArchiveSummary]:
         return self.run(users.archive_summaries, user_id, limit)
+
+    def compact_archives(self, user_id: str) -> int:
+        return self.run(compaction.compact_archives, user_id)
 
     def delete_episode(self, user_id: str, episode_id: str) -> bool:
         return self.run(users.delete_episode, user_id, episode_id)

@@ -5,6 +5,7 @@ say why in one line without stopping the run, and that the harness leaves no key
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ def test_quick_run_with_two_systems(redis_url: str, tmp_path: Path,
     assert code == 0, err
     results = json.loads(path.read_text())
 
-    assert set(results) == {"meta", "turn", "archive"}
+    assert set(results) == {"meta", "turn", "archive", "memory"}
     meta = results["meta"]
     assert meta["server"]["version"] and meta["versions"]["redis"] == redis.__version__
     assert meta["machine"]["cpus"] >= 1
@@ -90,3 +91,22 @@ def test_unreachable_redis_exits_3() -> None:
 
     code, _, err = _run(["--url", f"redis://127.0.0.1:{free_port()}/0", "--tiny"])
     assert code == 3 and "unreachable" in err
+
+
+def test_memory_measures_live_and_archived_bytes_against_the_payload(redis_url: str) -> None:
+    from luminora_redis.bench.memory import MemoryOptions, run_memory
+
+    results, markdown = run_memory(redis_url, MemoryOptions(turns=[4, 8], conversations=3))
+    assert [row["messages"] for row in results["sizes"]] == [8, 16]
+    for row in results["sizes"]:
+        lists, zstd = row["lists"], row["zstd"]
+        assert lists["payload"] > 0 and zstd["payload"] > 0
+        # the frames replace the lists: smaller than the lists they came from
+        assert 0 < zstd["frames"] < zstd["archived"] < lists["archived"]
+        assert lists["live"] > lists["payload"] and math.isnan(lists["frames"])
+    assert "| 8 turns (16 messages) |" in markdown
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert list(client.scan_iter(match="benchmem:*")) == []
+    finally:
+        client.close()

@@ -238,6 +238,6 @@ def test_the_command(source: redis.Redis, redis_url: str, tmp_path: Path,
     assert invoke([*args, "--yes", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["already_migrated"] == 12
     assert invoke(["migrate", "--url", redis_url]) == 0
-    assert "current (version 1)" in capsys.readouterr().out
+    assert "current (version 2)" in capsys.readouterr().out
     assert invoke(["migrate", "--user-map", str(user_map), "--url", redis_url]) == 2
     assert not (tmp_path / "pwned").exists()

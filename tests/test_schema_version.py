@@ -15,8 +15,9 @@ from conftest import snapshot
 
 
 def _old_keyspace(make_store: Callable[..., Any], raw: Any) -> None:
-    """A keyspace as stores wrote it before versions were recorded: no version field."""
-    store = make_store(buckets=16)
+    """A keyspace as stores wrote it before versions were recorded: no version field
+    (and archived conversations as lists, as version 1 wrote them)."""
+    store = make_store(buckets=16, compress_archives=False)
     store.save_fact("carlos", "personal_info", "name", "Carlos")
     raw.hdel("lr:layout", "version")
     assert raw.hgetall("lr:layout") == {b"buckets": b"16"}
@@ -24,18 +25,22 @@ def _old_keyspace(make_store: Callable[..., Any], raw: Any) -> None:
 
 def test_a_fresh_keyspace_records_its_version(make_store: Callable[..., Any], raw: Any) -> None:
     make_store().get_facts("carlos")
-    assert raw.hgetall("lr:layout") == {b"buckets": b"1024", b"version": b"1"}
+    assert raw.hgetall("lr:layout") == {b"buckets": b"1024",
+                                        b"version": str(base.LAYOUT_VERSION).encode()}
 
 
 def test_an_old_layout_is_version_one_and_the_upgrade_records_it(
         make_store: Callable[..., Any], raw: Any) -> None:
     _old_keyspace(make_store, raw)
-    assert [f.value for f in make_store().get_facts("carlos")] == ["Carlos"]
+    with pytest.raises(ConfigurationError, match="luminora-redis migrate"):
+        make_store().get_facts("carlos")
     assert upgrade_layout(raw, "lr", dry_run=True).recorded
     assert raw.hget("lr:layout", "version") is None  # a dry run writes nothing
     done = upgrade_layout(raw, "lr")
-    assert (done.from_version, done.to_version, done.recorded, done.steps) == (1, 1, True, ())
-    assert raw.hgetall("lr:layout") == {b"buckets": b"16", b"version": b"1"}
+    current = base.LAYOUT_VERSION
+    assert (done.from_version, done.to_version, done.recorded, done.steps) == (
+        1, current, True, tuple(range(1, current)))
+    assert raw.hgetall("lr:layout") == {b"buckets": b"16", b"version": str(current).encode()}
     before = snapshot(raw) if not hasattr(raw, "get_nodes") else None
     again = upgrade_layout(raw, "lr")
     assert not again.recorded and again.steps == ()
@@ -55,23 +60,25 @@ def test_a_newer_layout_is_refused(make_store: Callable[..., Any], raw: Any) -> 
 
 def test_upgrade_steps_run_once_in_order(make_store: Callable[..., Any], raw: Any,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """The machinery with a version 2 that renames nothing but marks every user."""
+    """The machinery with a next version whose step renames nothing but marks the layout."""
     _old_keyspace(make_store, raw)
     ran: list[int] = []
+    current = base.LAYOUT_VERSION
 
-    def one_to_two(client: Any, prefix: str) -> None:
-        ran.append(1)
-        client.hset(f"{prefix}:layout", "step_one", "done")
+    def to_next(client: Any, prefix: str) -> None:
+        ran.append(current)
+        client.hset(f"{prefix}:layout", "step_next", "done")
 
-    monkeypatch.setattr(base, "LAYOUT_VERSION", 2)
-    monkeypatch.setitem(layout.UPGRADES, 1, one_to_two)
+    monkeypatch.setattr(base, "LAYOUT_VERSION", current + 1)
+    monkeypatch.setitem(layout.UPGRADES, current, to_next)
     with pytest.raises(ConfigurationError, match="luminora-redis migrate"):
         make_store().get_facts("carlos")
     done = upgrade_layout(raw, "lr")
-    assert (done.from_version, done.to_version, done.steps) == (1, 2, (1,))
+    assert (done.from_version, done.to_version, done.steps) == (1, current + 1,
+                                                                 tuple(range(1, current + 1)))
     assert upgrade_layout(raw, "lr").steps == ()
-    assert ran == [1]
-    assert raw.hget("lr:layout", "version") == b"2"
+    assert ran == [current]
+    assert raw.hget("lr:layout", "version") == str(current + 1).encode()
     assert [f.value for f in make_store().get_facts("carlos")] == ["Carlos"]
 
 

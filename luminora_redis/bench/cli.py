@@ -123,7 +123,8 @@ def _options(quick: bool, tiny: bool, rounds: int | None,
 
 
 @click.command("bench")
-@click.argument("scenario", type=click.Choice(["turn", "archive", "all"]), default="turn")
+@click.argument("scenario", type=click.Choice(["turn", "archive", "memory", "all"]),
+                default="turn")
 @click.option("--url", default=None,
               help="Redis to run against (keys under bench*); default: private server(s)")
 @click.option("--systems", callback=_csv_systems, default=None,
@@ -149,7 +150,8 @@ def bench(scenario: str, url: str | None, systems: list[str] | None,
           json_path: str | None, chart_path: str | None, live: int | None, seed: int | None,
           tiny: bool, plain: bool) -> None:
     """Compare chat turns per second and their cost across luminora-redis, the hand-written
-    floor and the peer session stores, on one Redis; or measure expiry-to-archive lag."""
+    floor and the peer session stores, on one Redis; or measure expiry-to-archive lag, or
+    bytes per conversation live and archived (memory)."""
     options = _options(quick, tiny, rounds, concurrency)
     options.seed = seed
     chosen = [BY_NAME[n] for n in systems] if systems else list(SYSTEMS)
@@ -193,7 +195,7 @@ def _run(scenario: str, url: str | None, plain: bool, chosen: list[Any], options
                 "command": ["luminora-redis", *sys.argv[1:]], "versions": _versions(),
                 "machine": servers.machine(),
                 "server": {**target.describe(), "url": servers.redacted(target.url)}}
-        results: dict[str, Any] = {"meta": meta, "turn": None, "archive": None}
+        results: dict[str, Any] = {"meta": meta, "turn": None, "archive": None, "memory": None}
         parts = [header_markdown(meta)]
         progress = stack.enter_context(_progress())
         progress.say(f"Redis {target.version} at {servers.redacted(target.url)}: {target.note}")
@@ -216,5 +218,11 @@ def _run(scenario: str, url: str | None, plain: bool, chosen: list[Any], options
                 text = f"### Expiry → archive lag\n\nfailed: {raw['failed']}"
                 progress.say(f"archive: {text.splitlines()[-1]}")
             results["archive"] = raw
+            parts += ["", text]
+        if scenario in ("memory", "all"):
+            from luminora_redis.bench.memory import MemoryOptions, run_memory
+
+            memory_options = MemoryOptions.quick() if quick else MemoryOptions()
+            results["memory"], text = run_memory(target.url, memory_options, progress.say)
             parts += ["", text]
     return results, "\n".join(parts)

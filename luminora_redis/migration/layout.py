@@ -5,8 +5,10 @@ version; a layout written before versions were recorded has no ``version``
 field and is version 1. ``UPGRADES[n]`` turns a version-``n`` keyspace into
 version ``n + 1``; ``upgrade_layout`` runs the steps in order and records each
 version reached, so an interrupted upgrade resumes where it stopped and a
-second run changes nothing. Version 1 is current, so there are no steps yet:
-an upgrade of a version-1 keyspace only records its version.
+second run changes nothing.
+
+Versions: 1, archived conversations as message lists; 2, as zstd frames
+(``migration.compact`` is the step from 1).
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from typing import Any
 
 from luminora_redis import base
 from luminora_redis.errors import ConfigurationError
+from luminora_redis.migration.compact import compact_every_archive
 
 __all__ = ["UPGRADES", "LayoutUpgrade", "upgrade_layout"]
 
 #: version n -> the step that upgrades a version-n keyspace (client, prefix) to n + 1.
-UPGRADES: dict[int, Callable[[Any, str], None]] = {}
+UPGRADES: dict[int, Callable[[Any, str], Any]] = {1: compact_every_archive}
 
 
 @dataclass(frozen=True, slots=True)
