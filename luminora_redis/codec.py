@@ -67,8 +67,21 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 _ROLES: Mapping[str, Role] = {role.value: role for role in Role}
+# A role as a caller may give it (its value, or the member itself) -> its value.
+_ROLE_VALUES: Mapping[object, str] = {**{role.value: role.value for role in Role},
+                                      **{role: role.value for role in Role}}
 _message = trusted(Message)
 _packb = msgpack.packb
+_packers = threading.local()
+
+
+def _packer() -> msgpack.Packer:
+    """This thread's reusable packer (``packb`` builds a new one per call)."""
+    try:
+        return _packers.packer  # type: ignore[no-any-return]
+    except AttributeError:
+        _packers.packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+        return _packers.packer  # type: ignore[no-any-return]
 unpack = msgpack.unpackb
 UTC = timezone.utc
 _MAX_MS = 253_402_300_800_000  # 10000-01-01: datetime's range
@@ -101,12 +114,10 @@ def encode_message(role: object, content: object, metadata: object, limit: int) 
 
     One ``packb`` of [role, content, metadata] whose array header is then made to
     count the timestamp the script appends (a fixarray header is one byte)."""
-    if isinstance(role, Role):
-        role_value = role.value
-    elif isinstance(role, str) and role in _ROLES:
-        role_value = role
-    else:
-        raise InvalidInput(f"role must be one of {sorted(_ROLES)}, not {role!r}")
+    try:
+        role_value = _ROLE_VALUES[role]
+    except (KeyError, TypeError):
+        raise InvalidInput(f"role must be one of {sorted(_ROLES)}, not {role!r}") from None
     if not isinstance(content, str):
         raise InvalidInput(f"message content must be a string, not {type(content).__name__}")
     if metadata is not None:
@@ -115,7 +126,7 @@ def encode_message(role: object, content: object, metadata: object, limit: int) 
                 f"message metadata must be a dict or None, not {type(metadata).__name__}")
         check_plain(metadata, "message metadata")
     try:
-        packed = _packb([role_value, content, metadata], use_bin_type=True)
+        packed = _packer().pack([role_value, content, metadata])
     except UnicodeEncodeError:
         pack(content, "message content")  # says which part holds the lone surrogate
         pack(metadata, "message metadata")
@@ -236,18 +247,22 @@ def decode_context(raws: Sequence[bytes], owner: str = "?") -> list[ContextMessa
     count = len(raws)
     try:
         records = unpack(b"\xdd" + count.to_bytes(4, "big") + b"".join(raws))
-        context = [_context(cls, (_ROLES[role], content, metadata, ts))
-                   for role, content, metadata, ts in records]
-        for message in context:  # the timestamp is only built when asked for: check it now
-            if not 0 <= message[3] < _MAX_MS:
-                raise ValueError(f"timestamp {message[3]!r} out of range")
-        return context
+        # Each record becomes its message as it is; the role and the timestamp are only
+        # turned into a Role and a datetime when asked for, so both are checked now.
+        return [_context(cls, record)
+                if len(record) == 4 and record[0] in _ROLES and 0 <= record[3] < _MAX_MS
+                else _unreadable_record(record)
+                for record in records]
     except Exception:
         return _salvage("message", owner, decode_context_message, raws)
 
 
 cls = ContextMessage
 _context = tuple.__new__
+
+
+def _unreadable_record(record: object) -> ContextMessage:
+    raise ValueError(f"not a message record: {record!r:.80}")
 
 
 def decode_facts(reply: Sequence[bytes], owner: str = "?") -> list[Fact]:

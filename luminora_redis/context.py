@@ -17,10 +17,12 @@ _CACHED_SESSIONS = 10_000
 class Context:
     """The key layout and settings one store's operations share; immutable once built."""
 
-    __slots__ = ("_session_keys", "keys", "settings")
+    __slots__ = ("_session_keys", "keys", "settings", "turn_page")
 
     def __init__(self, settings: StoreSettings, buckets: int) -> None:
         self.settings = settings
+        #: The most messages a chat turn returns in its own reply (more are paged).
+        self.turn_page = min(settings.page_size, settings.max_history)
         self.keys = KeySpace(settings.prefix, buckets)
         self._session_keys: dict[str, SessionKeys] = {}
 

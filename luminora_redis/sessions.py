@@ -97,11 +97,13 @@ def encode_messages(ctx: Context, messages: Iterable[MessageLike]) -> list[bytes
     """Validate and encode a caller's messages: Message objects, (role, content[, metadata])
     tuples, or mappings with role, content and optional metadata."""
     limit = ctx.settings.max_message_bytes
-    if isinstance(messages, (str, bytes, Mapping, Message)):
+    if type(messages) is not list and isinstance(messages, (str, bytes, Mapping, Message)):
         raise InvalidInput("messages must be a sequence of messages, not a single one")
     encoded = []
     for message in messages:
-        if isinstance(message, tuple) and len(message) in (2, 3):
+        if type(message) is tuple and len(message) == 2:  # the common form, first
+            encoded.append(encode_message(message[0], message[1], None, limit))
+        elif isinstance(message, tuple) and len(message) in (2, 3):
             encoded.append(encode_message(message[0], message[1],
                                           message[2] if len(message) == 3 else None, limit))
         elif isinstance(message, Message):
@@ -114,33 +116,28 @@ def encode_messages(ctx: Context, messages: Iterable[MessageLike]) -> list[bytes
     return encoded
 
 
-def _refresh(ctx: Context, session_id: object, entries: list[bytes],
-             want: int) -> Op[tuple[SessionKeys, list[Any]]]:
-    """The chat_turn script: append, slide the idle deadline, read; raises when not live."""
+def _turn(ctx: Context, session_id: object, entries: list[bytes],
+          want: int) -> Op[tuple[int, list[bytes]]]:
+    """Run chat_turn (append, slide the idle deadline, read; raises when the session
+    is not live) and return the timestamp and the messages wanted (the last ``want``;
+    all when negative), oldest first. One round trip when they fit one page and lie
+    in the live history; else the first page comes with the turn and the rest by
+    pages. A turn that filled the overflow is followed by its move into a segment."""
     keys = ctx.session_keys(session_id)
     if keys is None:
         raise_for_status(ReplyCode.NOT_FOUND, str(session_id))
+    settings = ctx.settings
+    paged = not 0 <= want <= ctx.turn_page
     reply = yield Call("chat_turn", keys[:4],
-                       (ctx.settings.max_history, want, new_turn_id(), *entries) if entries
-                       else (ctx.settings.max_history, want))
+                       (settings.max_history, -settings.page_size if paged else want,
+                        new_turn_id(), *entries) if entries
+                       else (settings.max_history, -settings.page_size if paged else want))
     if reply[0] != OK:
         raise_for_status(reply[0], str(session_id))
-    return keys, reply
-
-
-def _turn(ctx: Context, session_id: object, entries: list[bytes],
-          want: int) -> Op[tuple[int, list[bytes]]]:
-    """Run chat_turn and return the messages wanted (the last ``want``; all when
-    negative), oldest first. One round trip when they fit one page and lie in the
-    live history; else the first page comes with the turn and the rest by pages.
-    A turn that filled the overflow is followed by its move into a segment."""
-    settings = ctx.settings
-    if 0 <= want <= min(settings.page_size, settings.max_history):
-        keys, reply = yield from _refresh(ctx, session_id, entries, want)
-        raws = reply[4:]
-    else:
-        keys, reply = yield from _refresh(ctx, session_id, entries, -settings.page_size)
+    if paged:
         raws = yield from read_conversation(ctx, keys, str(session_id), reply, want)
+    else:
+        raws = reply[4:]
     if entries and reply[3] >= settings.max_overflow:
         yield from follow_up(ctx, keys, str(session_id), reply[3])
     return reply[2], raws
