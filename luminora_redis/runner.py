@@ -37,7 +37,7 @@ class AsyncRunner:
     """Runs operation steps on one asyncio redis-py client (single server or cluster)."""
 
     def __init__(self, client: Redis | RedisCluster, scripts: Mapping[str, AsyncScript], *,
-                 autopipeline: bool = False) -> None:
+                 autopipeline: bool = True) -> None:
         self.client = client
         self.scripts = scripts
         self.pipeline = AutoPipeline(client)

@@ -70,7 +70,7 @@ class SessionStore(StoreBase):
     """
 
     def __init__(self, client: aioredis.Redis | RedisCluster,
-                 settings: StoreSettings | None = None, *, autopipeline: bool = False,
+                 settings: StoreSettings | None = None, *, autopipeline: bool = True,
                  **overrides: Any) -> None:
         super().__init__(client, settings, **overrides)
         self._lock: asyncio.Lock | None = None
@@ -78,12 +78,13 @@ class SessionStore(StoreBase):
 
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, settings: StoreSettings | None = None,
-                 autopipeline: bool = False, **overrides: Any) -> SessionStore:
+                 autopipeline: bool = True, **overrides: Any) -> SessionStore:
         """A store with its own client for ``url`` (a cluster client with ``cluster=True``);
         ``aclose()`` closes it. Connection failures are retried three times with jittered
         backoff (so pooled connections survive a Redis restart), then raised.
-        ``autopipeline=True`` sends the calls that concurrent tasks make in one event-loop
-        tick as one pipelined write (see ``luminora_redis.autopipeline``)."""
+        By default the calls that concurrent tasks make while others are out go as one
+        pipelined write (see ``luminora_redis.autopipeline``); a lone call goes out at once.
+        ``autopipeline=False`` sends every call on its own pooled connection."""
         client: aioredis.Redis | RedisCluster = (
             RedisCluster.from_url(url) if cluster else aioredis.Redis.from_url(
                 url, retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=1.0), 3)))

@@ -28,11 +28,11 @@ from luminora_redis.bench.systems import (
     FloorAsync,
     FloorBlocking,
     LuminoraAsync,
-    LuminoraAutopipeline,
+    LuminoraPlain,
     LuminoraBlocking,
 )
 
-SYSTEMS = [LuminoraAsync, LuminoraAutopipeline, LuminoraBlocking, FloorAsync, FloorBlocking,
+SYSTEMS = [LuminoraAsync, LuminoraPlain, LuminoraBlocking, FloorAsync, FloorBlocking,
            LangchainRedis, RedisVL, LlamaIndex, LangchainCommunity, LuminoraCoreLegacy]
 BY_NAME = {cls.name: cls for cls in SYSTEMS}
 

@@ -80,7 +80,7 @@ _CREATE = {"ttl": w.TTL_SECONDS, "max_idle": w.TTL_SECONDS}
 class LuminoraAsync(System):
     name, label, api, facts, floor = ("luminora-async", "luminora-redis (asyncio)",
                                       "asyncio", _FACTS, "floor-async")
-    autopipeline: ClassVar[bool] = False
+    autopipeline: ClassVar[bool] = True
 
     async def open(self) -> None:
         from luminora_redis import SessionStore
@@ -106,11 +106,11 @@ class LuminoraAsync(System):
         await self.store.aclose()
 
 
-class LuminoraAutopipeline(LuminoraAsync):
-    """The asyncio store with ``autopipeline=True``: concurrent turns share writes."""
+class LuminoraPlain(LuminoraAsync):
+    """The asyncio store with ``autopipeline=False``: every call on its own connection."""
 
-    name, label = "luminora-async-ap", "luminora-redis (asyncio, autopipeline)"
-    autopipeline = True
+    name, label = "luminora-async-plain", "luminora-redis (asyncio, no autopipeline)"
+    autopipeline = False
 
 
 class LuminoraBlocking(System):
