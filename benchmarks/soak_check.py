@@ -20,6 +20,7 @@ import redis
 from benchmarks._common import table
 from luminora_redis import ArchivedConversation
 from luminora_redis.codec import decode_message
+from luminora_redis.frames import unpack_frame
 
 __all__ = ["Ledger", "Report", "check", "has_idempotency_key", "outstanding"]
 
@@ -97,6 +98,14 @@ def classify(keys: list[str]) -> tuple[dict[str, list[re.Match[str]]], list[str]
     return by_kind, unknown
 
 
+def stored_messages(client: redis.Redis, record: str) -> int:
+    """Messages held by an archived conversation's tail: lists, or one zstd frame."""
+    if client.type(f"{record}:h") == b"string":
+        return len(unpack_frame(client.get(f"{record}:h") or b"", record))
+    return int(client.llen(f"{record}:h")) + int(client.llen(f"{record}:o"))
+
+
+
 def check(client: redis.Redis, sink: redis.Redis, ledger: Ledger, report: Report) -> None:
     keys = sorted(key.decode() for key in client.scan_iter(count=1000))
     by_kind, unknown = classify(keys)
@@ -121,7 +130,7 @@ def check(client: redis.Redis, sink: redis.Redis, ledger: Ledger, report: Report
                 report.problems.append(f"archive entry without a record: {sid}")
                 report.count("index entries pointing at nothing")
                 continue
-            stored = client.llen(f"{record}:h") + client.llen(f"{record}:o")
+            stored = stored_messages(client, record)
             if int(client.hget(record, "count") or -1) < stored:
                 miscounted += 1
     report.count("sessions created (acknowledged)", len(ledger.sessions))
@@ -143,13 +152,16 @@ def check(client: redis.Redis, sink: redis.Redis, ledger: Ledger, report: Report
     for sid in sorted(not_archived)[:5]:
         report.problems.append(f"session never archived: {sid}")
 
-    # Messages: every archived list and every live history.
+    # Messages: every archived list or zstd frame (segments and tails), and every live history.
     seen: Counter[str] = Counter()
     undecodable = 0
     lists = [m.group(0) for m in by_kind["archived"] if m.group(4)]
     lists += [m.group(0) for m in by_kind["session"] if m.group(3) in (":h", ":o")]
     for key in lists:
-        for raw in client.lrange(key, 0, -1):
+        kind = client.type(key)
+        raws = (unpack_frame(client.get(key) or b"", key) if kind == b"string"
+                else client.lrange(key, 0, -1))
+        for raw in raws:
             try:
                 content = decode_message(raw).content
             except Exception:  # noqa: BLE001 - a record that cannot be read is a finding
