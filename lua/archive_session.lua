@@ -16,6 +16,14 @@ already; the record copies their count (segs), and message_count includes them.
 It also copies the creation nonce, so that a resent create_session still
 recognises its session once archived.
 
+An index score is a lower bound of the effective deadline (chat turns slide
+the deadline without touching the index). A session found still live in
+expire or cleanup mode has its entry raised to the hash's real expiry, so
+whoever found it due does not find it again until it really is. An expired
+session ends at the latest deadline known to have passed: its index score,
+or its last message's time + max idle (within the absolute deadline), exact
+when the last activity appended messages or the entry was raised after it.
+
 KEYS[1]  session hash             lr:{b}:s:<sid>
 KEYS[2]  session meta hash        lr:{b}:s:<sid>:m
 KEYS[3]  history list             lr:{b}:s:<sid>:h
@@ -41,7 +49,8 @@ Replies:
   {1, ended_ms, reason, message_count, archive_size}   archived by this call;
                                                        reason is idle, absolute or ended
   {0}    nothing to do: already archived or deleted (or the meta names another user)
-  {-2}   the session is still live (expire and cleanup modes); nothing written
+  {-2}   the session is still live (expire and cleanup modes); nothing written but its
+         index entry, raised to its real expiry
   {-5}   auto_cleanup is off: left for cleanup (expire mode); nothing written
 ]]
 local sessionKey, metaKey, historyKey, overflowKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -50,7 +59,7 @@ local recordKey, archivedHistoryKey, archivedOverflowKey = KEYS[9], KEYS[10], KE
 local sid, userId, mode, deliver = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 
 local meta = redis.call('HMGET', metaKey, 'user', 'pers', 'created', 'abs', 'auto', 'segs', 'base',
-                        'nonce')
+                        'nonce', 'idle')
 if meta[1] ~= userId then return {0} end
 
 local t = redis.call('TIME')
@@ -58,16 +67,35 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local live = redis.call('EXISTS', sessionKey) == 1
 local ended, reason
 if live then
-  if mode ~= 'end' then return {-2} end
+  if mode ~= 'end' then
+    local deadline = redis.pcall('PEXPIRETIME', sessionKey)
+    if type(deadline) ~= 'number' or deadline < 0 then
+      -- Redis 6.2 lacks PEXPIRETIME, or the hash lost its TTL: the deadline it records.
+      local s = redis.call('HMGET', sessionKey, 'last', 'idle', 'abs')
+      deadline = math.min((tonumber(s[1]) or 0) + (tonumber(s[2]) or 0), tonumber(s[3]) or 0)
+    end
+    redis.call('ZADD', deadlinesKey, 'XX', 'GT', deadline, sid)
+    redis.call('ZADD', manualKey, 'XX', 'GT', deadline, sid)
+    return {-2}
+  end
   redis.call('DEL', sessionKey)
   ended, reason = now, 'ended'
 else
   if mode == 'expire' and meta[5] ~= '1' then return {-5} end
   local absolute = tonumber(meta[4])
-  local deadline = tonumber(redis.call('ZSCORE', deadlinesKey, sid)
-                           or redis.call('ZSCORE', manualKey, sid)) or math.min(now, absolute)
-  ended = deadline
-  if deadline >= absolute then reason = 'absolute' else reason = 'idle' end
+  ended = tonumber(redis.call('ZSCORE', deadlinesKey, sid) or redis.call('ZSCORE', manualKey, sid))
+  local idle = tonumber(meta[9])
+  local last = idle and redis.call('LINDEX', historyKey, -1)
+  -- A message ends with its timestamp, packed by chat_turn as a msgpack uint64 (0xcf).
+  if last and #last > 9 and string.byte(last, -9) == 0xcf then
+    local ok, stamp = pcall(cmsgpack.unpack, string.sub(last, -9))
+    if ok and type(stamp) == 'number' then
+      local byMessage = math.min(stamp + idle, absolute)
+      if not ended or byMessage > ended then ended = byMessage end
+    end
+  end
+  ended = ended or math.min(now, absolute)
+  if ended >= absolute then reason = 'absolute' else reason = 'idle' end
 end
 
 local count = redis.call('LLEN', historyKey) + redis.call('LLEN', overflowKey)

@@ -5,6 +5,10 @@ and chat_turn are all this script with different arguments.
 
 The new deadline is min(now + max_idle, absolute deadline) on the server clock.
 A session whose hash is gone is never written to, so it cannot be resurrected.
+The deadline indexes are not written: their score is a lower bound of the
+effective deadline (which never decreases), set by create_session and raised
+by whoever finds the entry due while the session is still live (read_meta,
+archive_session).
 Messages past the live-history bound move, oldest first, to the overflow list,
 which the archive collects with the rest. The reply carries the overflow's
 length, so the caller can move a full overflow into a segment (archive_segment)
@@ -25,8 +29,8 @@ KEYS[1] session hash          lr:{b}:s:<sid>
 KEYS[2] session meta hash     lr:{b}:s:<sid>:m
 KEYS[3] history list          lr:{b}:s:<sid>:h
 KEYS[4] overflow list         lr:{b}:s:<sid>:o
-KEYS[5] deadline index        lr:{b}:deadlines
-KEYS[6] manual index          lr:{b}:manual
+KEYS[5] deadline index        lr:{b}:deadlines   (unused: kept in the signature)
+KEYS[6] manual index          lr:{b}:manual      (unused: kept in the signature)
 ARGV[1] session id
 ARGV[2] live history bound, messages (> 0)
 ARGV[3] messages to return: 0 none, N > 0 the last N (at most what the overflow and
@@ -73,7 +77,6 @@ else
     redis.call('HSET', sessionKey, 'last', now)
   end
   redis.call('PEXPIREAT', sessionKey, deadline)
-  redis.call('ZADD', s[3] == '1' and KEYS[5] or KEYS[6], deadline, sid)
   if #ARGV > 4 then
     local stamp = cmsgpack.pack(now)
     local length = 0

@@ -3,7 +3,9 @@ create_session: store a new session that Redis expires by itself, and index it.
 
 The session hash expires at min(now + max_idle, now + ttl) on the server clock.
 The meta hash keeps what archiving needs once the session hash is gone; the
-history list is created by the first message. No user key gets a TTL.
+history list is created by the first message. No user key gets a TTL. The
+index entry written here is the session's first deadline; chat turns slide
+the deadline without rewriting it, so it is a lower bound from then on.
 
 Idempotent per call: each call carries a random creation nonce, kept in the
 meta hash (and copied into the archived record by archive_session). When the
@@ -53,7 +55,7 @@ redis.call('HSET', sessionKey, 'user', userId, 'pers', personality, 'created', n
            'abs', absolute, 'idle', idle, 'last', now, 'auto', auto)
 redis.call('PEXPIREAT', sessionKey, deadline)
 redis.call('HSET', metaKey, 'user', userId, 'pers', personality, 'created', now,
-           'abs', absolute, 'auto', auto, 'nonce', nonce)
+           'abs', absolute, 'auto', auto, 'nonce', nonce, 'idle', idle)
 redis.call('ZADD', indexKey, deadline, sid)
 redis.call('ZADD', userSessionsKey, now, sid)
 redis.call('HSETNX', userKey, 'first_seen', now)

@@ -45,7 +45,7 @@ def claim_layout(settings: StoreSettings) -> Op[Context]:
             f"the keyspace {settings.prefix!r} was created with {recorded} buckets, but this "
             f"store was given buckets={settings.buckets}; pass buckets={recorded} or None"
         )
-    return Context(settings, recorded)
+    return Context(settings, recorded, int(reply[2]) if len(reply) > 2 else 0)
 
 
 class StoreBase:
