@@ -9,13 +9,11 @@ KEYS[1] layout hash           lr:layout   (buckets, version)
 ARGV[1] bucket count this store would use on a fresh keyspace
 ARGV[2] layout version this store writes on a fresh keyspace
 Replies:
-  {bucket_count, version, server_version}
-      the ones on record (version 1 when a layout written before versions were
-      recorded has none), and the server's version as a number (0x070000 for 7.0.0;
-      0 before Redis 7, whose scripts cannot say so)
+  {bucket_count, version}   the ones on record; version 1 when a layout written before
+                            versions were recorded has none
 ]]
 if redis.call('HSETNX', KEYS[1], 'buckets', ARGV[1]) == 1 then
   redis.call('HSET', KEYS[1], 'version', ARGV[2])
 end
 local fields = redis.call('HMGET', KEYS[1], 'buckets', 'version')
-return {tonumber(fields[1]), tonumber(fields[2] or '1'), redis.REDIS_VERSION_NUM or 0}
+return {tonumber(fields[1]), tonumber(fields[2] or '1')}

@@ -1,12 +1,11 @@
-#!lua flags=no-writes,allow-cross-slot-keys
 --[[
 scan_buckets: the earliest score of many buckets' sorted sets, in one call.
-A full sweep asks this of every bucket a node serves, then calls due_sessions
-only on the buckets whose earliest entry has passed: one script call per node
-instead of one per bucket. The keys belong to many hash slots, hence the flag
-allow-cross-slot-keys (Redis 7): on a cluster the caller sends only keys of
-slots the receiving node serves (a slot that moved meanwhile gets MOVED, and
-the caller falls back to one call per bucket).
+A full sweep asks this of every bucket, then calls due_sessions only on the
+buckets whose earliest entry has passed: one script call instead of one per
+bucket. The keys belong to many hash slots, so it runs on a single server
+only: Redis Cluster refuses declared keys of several slots (CROSSSLOT), even
+in a script flagged allow-cross-slot-keys, and a cluster sweep keeps one
+due_sessions call per bucket, pipelined per node.
 
 KEYS[1..n] deadline indexes, manual indexes or outboxes   lr:{b}:deadlines, ...
 ARGV none

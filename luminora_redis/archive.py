@@ -13,8 +13,6 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from redis.exceptions import RedisClusterException, ResponseError
-
 from luminora_redis.archive_reads import (
     get_archived_conversation,
     get_archived_conversations,
@@ -24,7 +22,7 @@ from luminora_redis.context import Context
 from luminora_redis.errors import InvalidInput, ReplyCode, UnexpectedReply
 from luminora_redis.keys import SessionKeys, UserKeys
 from luminora_redis.models import ArchiveReason
-from luminora_redis.scripts import Batch, Call, Op, Route
+from luminora_redis.scripts import Batch, Call, Op
 from luminora_redis.segments import STALE
 
 __all__ = [
@@ -201,10 +199,10 @@ class DueScan:
     next_deadlines: dict[int, int]
 
 
-#: Scans of more buckets than this first ask each node for every bucket's earliest
-#: score in one script call (``scan_buckets.lua``), then call ``due_sessions`` only
-#: on the buckets that have something due; scans of fewer buckets (the schedule's,
-#: which knows them to be due) call ``due_sessions`` on each at once.
+#: Scans of more buckets than this first ask for every bucket's earliest score in one
+#: script call (``scan_buckets.lua``; a single server), then call
+#: ``due_sessions`` only on the buckets that have something due; scans of fewer
+#: buckets (the schedule's, which knows them to be due) call it on each at once.
 PROBE_FROM = 16
 #: Keys per ``scan_buckets`` call: bounds the time one call holds the server.
 SCAN_CHUNK = 1024
@@ -212,25 +210,20 @@ SCAN_CHUNK = 1024
 
 def earliest_scores(ctx: Context, keys: Sequence[str]) -> Op[tuple[int, list[int]] | None]:
     """The server clock and each sorted set's earliest score (-1 when empty), in one
-    ``scan_buckets`` call per node and 1024 keys; None when the server cannot run it
-    (before Redis 7) or the call failed on a cluster (a slot moved since the client
-    mapped it), for the caller to ask each bucket instead."""
+    ``scan_buckets`` call per 1024 keys; None on a cluster, where that cannot run, for
+    the caller to ask each bucket instead.
+
+    On a cluster Redis refuses a script whose declared keys span hash slots
+    (CROSSSLOT), even with ``allow-cross-slot-keys``, which lifts the check only for
+    keys a script reaches without declaring them; every key a script touches is
+    declared, so a cluster keeps one call per bucket, pipelined per node."""
     if not ctx.scan_scripts or not keys:
         return None
-    groups = yield Route(keys)
     calls, parts = [], []
-    for group in groups:
-        for start in range(0, len(group), SCAN_CHUNK):
-            part = group[start:start + SCAN_CHUNK]
-            calls.append(Call("scan_buckets", [keys[i] for i in part], ()))
-            parts.append(part)
-    try:
-        replies = yield Batch(calls)
-    except (ResponseError, RedisClusterException) as error:
-        # MOVED/ASK (rerouted through the cluster client, which refuses keys of many
-        # slots) or CROSSSLOT: the per-bucket calls that follow raise any real failure.
-        logger.debug("scan_buckets failed (%r); asking each bucket instead", error)
-        return None
+    for start in range(0, len(keys), SCAN_CHUNK):
+        parts.append(range(start, min(len(keys), start + SCAN_CHUNK)))
+        calls.append(Call("scan_buckets", keys[start:start + SCAN_CHUNK], ()))
+    replies = yield Batch(calls)
     earliest = [-1] * len(keys)
     now = 0
     for part, reply in zip(parts, replies):

@@ -14,31 +14,23 @@ __all__ = ["Context"]
 _CACHED_SESSIONS = 10_000
 
 
-#: The first Redis version whose scripts may declare flags (``#!lua flags=...``), which
-#: multi-bucket scans (``scan_buckets.lua``) need.
-SCRIPT_FLAGS = 0x070000
-
-
 class Context:
     """The key layout and settings one store's operations share; immutable once built.
+    ``cluster``: the store talks to a Redis Cluster."""
 
-    ``server_version`` is Redis's version as a number (``0x070000`` for 7.0.0), as
-    the server reported it when the store first used it; 0 when unknown or older
-    than 7.
-    """
+    __slots__ = ("_session_keys", "cluster", "keys", "settings")
 
-    __slots__ = ("_session_keys", "keys", "server_version", "settings")
-
-    def __init__(self, settings: StoreSettings, buckets: int, server_version: int = 0) -> None:
+    def __init__(self, settings: StoreSettings, buckets: int, cluster: bool = False) -> None:
         self.settings = settings
         self.keys = KeySpace(settings.prefix, buckets)
-        self.server_version = server_version
+        self.cluster = cluster
         self._session_keys: dict[str, SessionKeys] = {}
 
     @property
     def scan_scripts(self) -> bool:
-        """Whether one script may read many buckets at once (Redis 7 and later)."""
-        return self.server_version >= SCRIPT_FLAGS
+        """Whether one script may read many buckets at once: on a single server (a
+        cluster refuses a script's declared keys of several slots)."""
+        return not self.cluster
 
     def session_keys(self, session_id: object) -> SessionKeys | None:
         """The keys of a session, or None when the id is not a session id of this layout.

@@ -23,7 +23,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from luminora_redis.autopipeline import AutoPipeline
-from luminora_redis.scripts import Call, Op, Route, group_by_node
+from luminora_redis.scripts import Call, Op
 
 __all__ = ["AsyncRunner"]
 
@@ -66,11 +66,8 @@ class AsyncRunner:
             step = next(op)
             while True:
                 try:
-                    if isinstance(step, Route):
-                        reply = group_by_node(self.client, step.keys)
-                    else:
-                        reply = await (self.call(step) if isinstance(step, Call)
-                                       else self.batch(step.calls))
+                    reply = await (self.call(step) if isinstance(step, Call)
+                                   else self.batch(step.calls))
                 except Exception as error:
                     # The operation sees its step fail: a follow-up after a commit catches
                     # it; every other operation lets it propagate.

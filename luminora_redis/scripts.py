@@ -6,10 +6,10 @@ checkout (an editable install) they live in the repository's top-level
 ``lua`` folder of its own.
 
 An operation is written once, as a generator: it yields a ``Call`` (one
-script, run by ``redis-py``'s ``Script``: EVALSHA, reloaded on NOSCRIPT), a
-``Batch`` of calls (one pipeline, grouped per node on a cluster) or a ``Route``
-(which keys one node serves), receives the reply, and finally returns its
-result. The asyncio and blocking stores only differ in how they run a step.
+script, run by ``redis-py``'s ``Script``: EVALSHA, reloaded on NOSCRIPT) or a
+``Batch`` of calls (one pipeline, grouped per node on a cluster), receives
+the reply, and finally returns its result. The asyncio and blocking stores
+only differ in how they run a step.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-__all__ = ["Batch", "Call", "Op", "Route", "Step", "group_by_node", "lua_dir", "script_sources"]
+__all__ = ["Batch", "Call", "Op", "Step", "lua_dir", "script_sources"]
 
 T = TypeVar("T")
 
@@ -39,16 +39,7 @@ class Batch(NamedTuple):
     calls: Sequence[Call]
 
 
-class Route(NamedTuple):
-    """Which of ``keys`` share a server: the reply is a list of groups of positions in
-    ``keys``, one group per node of a cluster (a single server: one group). Answered
-    from the client's slot map, without a round trip; a key whose node is not known
-    yet is a group of its own."""
-
-    keys: Sequence[str]
-
-
-Step = Call | Batch | Route
+Step = Call | Batch
 Op = Generator[Step, Any, T]
 
 
@@ -68,18 +59,3 @@ def script_sources() -> dict[str, str]:
     if not sources:
         raise RuntimeError(f"no Lua scripts found in {folder}")
     return sources
-
-
-def group_by_node(client: Any, keys: Sequence[str]) -> list[list[int]]:
-    """`Route`'s answer for a redis-py client: positions of ``keys`` grouped by the node
-    that serves them (cluster clients have ``get_node_from_key``), else one group."""
-    if not hasattr(client, "get_node_from_key"):
-        return [list(range(len(keys)))]
-    groups: dict[Any, list[int]] = {}
-    for index, key in enumerate(keys):
-        try:
-            node: Any = client.get_node_from_key(key).name
-        except Exception:  # no slot map yet: this key goes alone, through the cluster client
-            node = ("alone", index)
-        groups.setdefault(node, []).append(index)
-    return list(groups.values())

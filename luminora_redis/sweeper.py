@@ -2,10 +2,11 @@
 
 Every ``sweep_interval`` it asks all buckets' deadline indexes which scores have
 passed on the server clock (strictly: Redis expires a key only once now > its
-deadline) and archives those sessions. A full sweep asks each node for all its
-buckets' earliest scores in one script call (``scan_buckets.lua``, Redis 7;
-buckets grouped by the node that serves them, from the client's slot map), then
-asks only the buckets that have something due for their due entries. Between
+deadline) and archives those sessions. On a single server a full sweep asks
+for every bucket's earliest score in one script call (``scan_buckets.lua``),
+then asks only the buckets that have something due for their due entries; on a
+cluster, which refuses one script the keys of many slots, it asks every bucket,
+in one pipelined round trip per node (`archive.earliest_scores`). Between
 full sweeps it wakes for the next deadlines the replies named
 (`DeadlineSchedule`). An entry whose archive keeps failing is quarantined after
 ``max_failures`` attempts, so its bucket moves on.

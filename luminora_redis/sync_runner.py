@@ -4,8 +4,7 @@ The blocking twin of ``AsyncRunner``, with the same rules: single calls go
 through redis-py's ``Script``; a batch is one pipelined write per node on one
 pooled connection (redis-py's blocking cluster pipeline refuses EVALSHA, and
 its ``Pipeline`` would replay a failed write through the client's ``Retry``);
-a NOSCRIPT reply loads the script and resends that call to the same node, a
-MOVED/ASK reply reruns it alone through the client; any other error is
+a NOSCRIPT or MOVED/ASK reply reruns that call alone; any other error is
 raised after every reply has been read. A NOSCRIPT that reaches a single call
 (Redis restarted between ``Script``'s SCRIPT LOAD and its second EVALSHA; the
 script did not run) goes through ``Script`` once more.
@@ -21,7 +20,7 @@ from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.exceptions import AskError, MovedError, NoScriptError, ResponseError, TryAgainError
 
-from luminora_redis.scripts import Call, Op, Route, group_by_node
+from luminora_redis.scripts import Call, Op
 
 __all__ = ["SyncRunner"]
 
@@ -56,12 +55,6 @@ class SyncRunner:
         replies: list[Any] = [None] * len(calls)
         for pool, indexes in groups.items():
             for index, reply in zip(indexes, self._pipeline(pool, [calls[i] for i in indexes])):
-                if isinstance(reply, NoScriptError):
-                    # Loaded on every primary, then sent again to the same node: a call
-                    # whose keys span slots (scan_buckets) cannot go through the client.
-                    script = self.scripts[calls[index].script]
-                    script.sha = self.client.script_load(script.script)
-                    reply = self._pipeline(pool, [calls[index]])[0]
                 if isinstance(reply, _RERUN):
                     reply = self.call(calls[index])
                 replies[index] = reply
@@ -96,11 +89,7 @@ class SyncRunner:
             step = next(op)
             while True:
                 try:
-                    if isinstance(step, Route):
-                        reply = group_by_node(self.client, step.keys)
-                    else:
-                        reply = (self.call(step) if isinstance(step, Call)
-                                 else self.batch(step.calls))
+                    reply = self.call(step) if isinstance(step, Call) else self.batch(step.calls)
                 except Exception as error:
                     step = op.throw(error)  # as in AsyncRunner.drive
                 else:

@@ -81,8 +81,6 @@ class Header(NamedTuple):
 
 
 def split_script(name: str, source: str) -> tuple[str, str]:
-    if source.startswith("#!lua"):  # script flags (Redis 7) must be the first line
-        source = source.partition("\n")[2]
     assert source.startswith("--[["), f"{name}: no header block"
     header, _, body = source[len("--[["):].partition("]]")
     return header, body
