@@ -16,8 +16,17 @@ already; the record copies their count (segs), and message_count includes them.
 It also copies the creation nonce, so that a resent create_session still
 recognises its session once archived.
 
+An index score is a lower bound of the effective deadline (chat turns slide
+the deadline without touching the index). A session found still live in
+expire or cleanup mode has its entry raised to the hash's real expiry, so
+whoever found it due does not find it again until it really is. An expired
+session ends exactly at min(last + idle, abs), from the meta hash, where
+chat_turn records every activity; a session last written by an older version
+(no last/idle in its meta hash) ends at its index score, which that version
+kept exact.
+
 KEYS[1]  session hash             lr:{b}:s:<sid>
-KEYS[2]  session meta hash        lr:{b}:s:<sid>:m
+KEYS[2]  session meta hash        lr:{b}:s:<sid>:m   (last activity and idle included)
 KEYS[3]  history list             lr:{b}:s:<sid>:h
 KEYS[4]  overflow list            lr:{b}:s:<sid>:o
 KEYS[5]  deadline index           lr:{b}:deadlines
@@ -41,7 +50,8 @@ Replies:
   {1, ended_ms, reason, message_count, archive_size}   archived by this call;
                                                        reason is idle, absolute or ended
   {0}    nothing to do: already archived or deleted (or the meta names another user)
-  {-2}   the session is still live (expire and cleanup modes); nothing written
+  {-2}   the session is still live (expire and cleanup modes); nothing written but its
+         index entry, raised to its real expiry
   {-5}   auto_cleanup is off: left for cleanup (expire mode); nothing written
 ]]
 local sessionKey, metaKey, historyKey, overflowKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -58,7 +68,18 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local live = redis.call('EXISTS', sessionKey) == 1
 local ended, reason
 if live then
-  if mode ~= 'end' then return {-2} end
+  if mode ~= 'end' then
+    local deadline = redis.pcall('PEXPIRETIME', sessionKey)
+    if type(deadline) ~= 'number' or deadline < 0 then
+      -- Redis 6.2 lacks PEXPIRETIME, or the hash lost its TTL: the deadline the meta
+      -- hash records.
+      deadline = math.min((tonumber(meta[9]) or 0) + (tonumber(meta[10]) or 0),
+                          tonumber(meta[4]) or 0)
+    end
+    redis.call('ZADD', deadlinesKey, 'XX', 'GT', deadline, sid)
+    redis.call('ZADD', manualKey, 'XX', 'GT', deadline, sid)
+    return {-2}
+  end
   redis.call('DEL', sessionKey)
   ended, reason = now, 'ended'
 else

@@ -34,9 +34,9 @@ def check_layout_version(prefix: str, recorded: int) -> None:
             f"--prefix {prefix}` first")
 
 
-def claim_layout(settings: StoreSettings) -> Op[Context]:
+def claim_layout(settings: StoreSettings, cluster: bool = False) -> Op[Context]:
     """Agree with Redis on the bucket count and layout version of this prefix, then
-    build the context."""
+    build the context (``cluster``: the client is a cluster client)."""
     wanted = settings.buckets or DEFAULT_BUCKETS
     reply = yield Call("claim_layout", (f"{settings.prefix}:layout",), (wanted, LAYOUT_VERSION))
     recorded = int(reply[0])
@@ -46,7 +46,7 @@ def claim_layout(settings: StoreSettings) -> Op[Context]:
             f"the keyspace {settings.prefix!r} was created with {recorded} buckets, but this "
             f"store was given buckets={settings.buckets}; pass buckets={recorded} or None"
         )
-    return Context(settings, recorded)
+    return Context(settings, recorded, cluster)
 
 
 class StoreBase:
@@ -72,6 +72,7 @@ class StoreBase:
                          for name, source in script_sources().items()}
         self._ctx: Context | None = None
         self._owns_client = False
+        self._cluster = hasattr(client, "get_node_from_key")  # both shells' cluster clients
 
     @property
     def settings(self) -> StoreSettings:

@@ -15,16 +15,24 @@ _CACHED_SESSIONS = 10_000
 
 
 class Context:
-    """The key layout and settings one store's operations share; immutable once built."""
+    """The key layout and settings one store's operations share; immutable once built.
+    ``cluster``: the store talks to a Redis Cluster."""
 
-    __slots__ = ("_session_keys", "keys", "settings", "turn_page")
+    __slots__ = ("_session_keys", "cluster", "keys", "settings", "turn_page")
 
-    def __init__(self, settings: StoreSettings, buckets: int) -> None:
+    def __init__(self, settings: StoreSettings, buckets: int, cluster: bool = False) -> None:
         self.settings = settings
         #: The most messages a chat turn returns in its own reply (more are paged).
         self.turn_page = min(settings.page_size, settings.max_history)
         self.keys = KeySpace(settings.prefix, buckets)
+        self.cluster = cluster
         self._session_keys: dict[str, SessionKeys] = {}
+
+    @property
+    def scan_scripts(self) -> bool:
+        """Whether one script may read many buckets at once: on a single server (a
+        cluster refuses a script's declared keys of several slots)."""
+        return not self.cluster
 
     def session_keys(self, session_id: object) -> SessionKeys | None:
         """The keys of a session, or None when the id is not a session id of this layout.

@@ -12,7 +12,7 @@ Per session (``b`` = bucket in hex, e.g. ``{b0417}``)::
 
     lr:{b}:s:<sid>          HASH   user, pers, created, abs, idle, last, auto, mood.
                                    PEXPIREAT min(last + idle, abs): its existence is liveness.
-    lr:{b}:s:<sid>:m        HASH   user, pers, created, abs, auto: what archiving needs
+    lr:{b}:s:<sid>:m        HASH   user, pers, created, abs, auto, idle: what archiving needs
                                    after the session hash is gone; segs, base: how many
                                    segments the session has and how many messages they
                                    hold. Deleted when archived.
@@ -23,8 +23,13 @@ Per session (``b`` = bucket in hex, e.g. ``{b0417}``)::
 
 Per bucket::
 
-    lr:{b}:deadlines        ZSET   sid -> effective deadline ms, auto_cleanup sessions.
-                                   The sweeper's guarantee and get_expired_sessions.
+    lr:{b}:deadlines        ZSET   sid -> a lower bound of the effective deadline ms,
+                                   auto_cleanup sessions: create_session writes the first
+                                   deadline; chat turns slide the deadline (which never
+                                   decreases) without rewriting it; whoever finds the
+                                   entry due while the session is live raises it to the
+                                   real expiry (read_meta, archive_session). The sweeper's
+                                   guarantee and get_expired_sessions.
     lr:{b}:manual           ZSET   the same for auto_cleanup=False sessions, which only
                                    cleanup_expired_sessions archives.
     lr:{b}:outbox           ZSET   sid -> ms when its delivery to on_archived may next be
@@ -73,6 +78,8 @@ Per prefix::
                                       version: the layout version (none recorded = 1)
     lr:listeners                ZSET  listener name -> ms (server clock) until which it
                                       counts as alive; refreshed while it runs
+    lr:sweeper                  STRING the id of the listener that runs the periodic
+                                      full sweeps, with a TTL of one lease; renewed by it
 
 The LuminoraCore adapter adds its own keys beside these (alias records of
 caller-chosen session ids, and the fields LuminoraCore stores beyond our
@@ -145,13 +152,14 @@ class UserKeys(NamedTuple):
 class KeySpace:
     """Builds every key from a prefix and a bucket count; pure and cheap."""
 
-    __slots__ = ("buckets", "layout", "listeners", "prefix")
+    __slots__ = ("buckets", "layout", "listeners", "prefix", "sweeper")
 
     def __init__(self, prefix: str, buckets: int) -> None:
         self.prefix = prefix
         self.buckets = buckets
         self.layout = f"{prefix}:layout"
         self.listeners = f"{prefix}:listeners"
+        self.sweeper = f"{prefix}:sweeper"
 
     def tag(self, bucket: int) -> str:
         """The hash-tagged key prefix of one bucket."""

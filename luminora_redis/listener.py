@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import socket
 import time
 from typing import Any
@@ -88,7 +89,8 @@ class ExpiryListener:
     def _new_sweeper(self) -> Sweeper:
         s = self.settings
         return Sweeper(self._store, interval=s.sweep_interval, batch=s.sweep_batch,
-                       max_failures=s.sweep_max_failures,
+                       max_failures=s.sweep_max_failures, lease=s.lease,
+                       owner=f"{self.name}#{secrets.token_hex(4)}",
                        archive=lambda sid: self._archive(sid, SWEEP), inflight=self._inflight,
                        mark=lambda: (self._listening, self._generation),
                        on_full_sweep=self._swept, on_error=self._count_error)
@@ -107,8 +109,15 @@ class ExpiryListener:
 
     @property
     def sweeps(self) -> int:
-        """Completed full sweep passes."""
+        """Completed full sweep passes (only the sweep lease's holder sweeps every
+        interval; the others sweep at start and after a reconnect)."""
         return self._sweeper.sweeps
+
+    @property
+    def sweeping(self) -> bool:
+        """Whether this listener held the sweep lease when it last asked: it runs the
+        periodic full sweeps of its key prefix."""
+        return self._sweeper.holds_lease
 
     @property
     def errors(self) -> int:

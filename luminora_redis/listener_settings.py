@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 __all__ = ["ListenerObserver", "ListenerSettings"]
 
@@ -27,6 +27,12 @@ class ListenerSettings(BaseModel):
     number quarantines a delivery after that many attempts (kept, listed by
     ``list_quarantined``). ``delivery_lease`` must exceed the hook's longest
     call, or another listener delivers the same conversation again.
+
+    ``sweep_lease`` is how long the sweep lease lasts (None: 4 × ``sweep_interval``,
+    at least 1 s): of all listeners of a key prefix only its holder runs the
+    periodic full sweeps, and when the holder dies another takes over within
+    about that long (see ``luminora_redis.sweeper``). It must exceed
+    ``sweep_interval``, at which the holder renews it.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -34,6 +40,7 @@ class ListenerSettings(BaseModel):
     sweep_interval: Seconds = 0.25
     sweep_batch: StrictInt = Field(500, ge=1)
     sweep_max_failures: StrictInt = Field(5, ge=1)
+    sweep_lease: Seconds | None = None
     notifications: StrictBool = True
     #: Sweep at once after every (re)subscription, for what expired meanwhile. Off, the
     #: listener counts as live as soon as it is subscribed (for tests of the fast path).
@@ -47,6 +54,20 @@ class ListenerSettings(BaseModel):
     delivery_backoff_cap: Seconds = 300.0
     delivery_max_attempts: StrictInt | None = Field(None, ge=1)
     heartbeat_interval: Seconds = 2.0
+
+    @model_validator(mode="after")
+    def _lease_outlasts_the_interval(self) -> ListenerSettings:
+        if self.sweep_lease is not None and self.sweep_lease <= self.sweep_interval:
+            raise ValueError(f"sweep_lease ({self.sweep_lease} s) must exceed sweep_interval "
+                             f"({self.sweep_interval} s), at which its holder renews it")
+        return self
+
+    @property
+    def lease(self) -> float:
+        """The sweep lease length in seconds, ``sweep_lease`` or its default."""
+        if self.sweep_lease is not None:
+            return self.sweep_lease
+        return max(1.0, 4 * self.sweep_interval)
 
 
 class ListenerObserver(Protocol):
@@ -69,3 +90,4 @@ class ListenerObserver(Protocol):
 
     def reconnected(self) -> None:
         """The notification subscription was re-established after a loss."""
+

@@ -4,6 +4,9 @@ Each running listener keeps its name in ``<prefix>:listeners`` with the time
 until which it counts as alive, refreshes it while it runs and removes it on a
 clean stop; a killed one lapses by itself. Operators (``live_listeners``)
 see whether anybody delivers the outbox.
+
+The sweep lease (``<prefix>:sweeper``) names the one listener that runs the
+periodic full sweeps; see ``luminora_redis.sweeper``.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from luminora_redis.context import Context
 from luminora_redis.scripts import Call, Op
 
-__all__ = ["heartbeat", "live_listeners"]
+__all__ = ["heartbeat", "live_listeners", "sweep_lease"]
 
 
 def heartbeat(ctx: Context, name: str, ttl_ms: int) -> Op[int]:
@@ -24,3 +27,10 @@ def live_listeners(ctx: Context, limit: int = 1000) -> Op[list[str]]:
     """Names of the listeners whose heartbeat has not lapsed."""
     reply = yield Call("live_listeners", (ctx.keys.listeners,), (limit,))
     return [raw.decode("utf-8", "replace") for raw in reply]
+
+
+def sweep_lease(ctx: Context, owner: str, lease_ms: int) -> Op[str | None]:
+    """Take or renew the sweep lease for ``lease_ms`` (0: release it if held); None when
+    ``owner`` holds it (or released it), else the holder's id."""
+    reply = yield Call("sweep_lease", (ctx.keys.sweeper,), (owner, max(0, int(lease_ms))))
+    return None if reply[0] == 1 else reply[1].decode("utf-8", "replace")

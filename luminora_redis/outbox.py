@@ -16,7 +16,7 @@ from typing import Any
 
 import msgpack
 
-from luminora_redis.archive import DueScan
+from luminora_redis.archive import DueScan, scan_sets
 from luminora_redis.codec import from_ms
 from luminora_redis.context import Context
 from luminora_redis.errors import InvalidInput
@@ -52,20 +52,12 @@ def _body(raw: bytes) -> dict[str, Any]:
 
 def scan_due_deliveries(ctx: Context, buckets: Iterable[int] | None = None,
                         batch: int = 100) -> Op[DueScan]:
-    """Due deliveries of the given buckets (all when None), in one round trip per node,
-    with each bucket's next delivery time."""
-    chosen = range(ctx.keys.buckets) if buckets is None else list(buckets)
-    replies = yield Batch([Call("due_sessions", (ctx.keys.bucket(bucket).outbox,), (batch,))
-                           for bucket in chosen])
-    due: list[str] = []
-    more, now, ahead = False, 0, {}
-    for bucket, reply in zip(chosen, replies):
-        now = max(now, reply[0])
-        if reply[1] >= 0:
-            ahead[bucket] = reply[1]
-        more = more or len(reply) - 2 >= batch
-        due.extend(raw.decode() for raw in reply[2:])
-    return DueScan(due, more, now, ahead)
+    """Due deliveries of the given buckets (all when None), with each bucket's next
+    delivery time: like `archive.scan_due`, a scan of many buckets first asks each
+    node for their earliest scores in one call, then only the due ones."""
+    chosen = range(ctx.keys.buckets) if buckets is None else buckets
+    return (yield from scan_sets(ctx, [(bucket, ctx.keys.bucket(bucket).outbox)
+                                       for bucket in chosen], batch))
 
 
 def _bucket_of(ctx: Context, session_id: str) -> Any:

@@ -5,13 +5,21 @@ in bounded steps.
 Every answer comes from the per-bucket deadline indexes and the per-user
 session sets, in bounded reads (one pipelined round trip per node for all
 buckets), never from a scan of the keyspace.
+
+An index score is a lower bound of its session's deadline: chat turns slide
+the deadline without rewriting the entry, which the sweeper raises to the
+real expiry once it finds it due while the session is live (within one
+``sweep_interval`` while a listener runs). So `list_sessions` and
+`peek_session` show each live session's real deadline, read from its hash;
+`deadline_stats` counts index entries by their scores, so its ``overdue``
+and ``ending_soon`` may include live sessions whose entry awaits that raise.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from luminora_redis.archive import archive_session, due_sessions
+from luminora_redis.archive import archive_session, expired_sessions
 from luminora_redis.codec import decode_messages, from_ms
 from luminora_redis.context import Context
 from luminora_redis.errors import InvalidInput
@@ -30,6 +38,7 @@ def _window_ms(ctx: Context, seconds: object, what: str) -> int:
 
 
 def deadline_stats(ctx: Context, window: object = 60.0) -> Op[DeadlineStats]:
+    """Index entries by their scores (lower bounds of the deadlines: see the module)."""
     span = _window_ms(ctx, window, "window")
     calls = [Call("bucket_stats", ctx.keys.index(bucket), (span,))
              for bucket in range(ctx.keys.buckets)]
@@ -70,6 +79,9 @@ def _limit(ctx: Context, limit: object) -> int:
 
 def list_sessions(ctx: Context, user_id: object = None, expiring_within: object = None,
                   limit: object = 50) -> Op[list[IndexedSession]]:
+    """Sessions not yet archived, earliest deadline first: the ``limit`` earliest index
+    entries (or the user's sessions), each with its real deadline when live (an
+    expired one shows its indexed deadline, a lower bound)."""
     count = _limit(ctx, limit)
     span = -1 if expiring_within is None else _window_ms(ctx, expiring_within, "expiring_within")
     if user_id is not None:
@@ -89,8 +101,15 @@ def list_sessions(ctx: Context, user_id: object = None, expiring_within: object 
         assert keys is not None
         calls.append(Call("read_hashes", (keys.session, keys.meta), ()))
     details = yield Batch(calls)
-    return [_indexed(sid, hash_fields(state), hash_fields(meta), deadline, now, auto)
-            for (deadline, sid, auto), (state, meta) in zip(entries, details)]
+    found = [_indexed(sid, hash_fields(state), hash_fields(meta), deadline, now, auto)
+             for (deadline, sid, auto), (state, meta) in zip(entries, details)]
+    # The index chose them by lower bounds; a live session shows its real deadline.
+    if span >= 0:
+        horizon = from_ms(now + span)
+        found = [entry for entry in found
+                 if entry.expired or (entry.deadline is not None and entry.deadline <= horizon)]
+    found.sort(key=lambda entry: entry.deadline or from_ms(0))
+    return found
 
 
 def _user_sessions(ctx: Context, user_id: object, span: int,
@@ -149,9 +168,9 @@ def peek_session(ctx: Context, session_id: object, last: object = 10) -> Op[Sess
 def archive_expired(ctx: Context, limit: object = 100) -> Op[int]:
     """Archive up to ``limit`` overdue sessions (auto_cleanup or not); how many it archived."""
     count = _limit(ctx, limit)
-    due, _ = yield from due_sessions(ctx, manual=True, batch=count)
+    due, _ = yield from expired_sessions(ctx, manual=True, batch=count, limit=count)
     archived = 0
-    for session_id in due[:count]:
+    for session_id in due:
         if (yield from archive_session(ctx, session_id, "cleanup")) is not None:
             archived += 1
     return archived

@@ -1,8 +1,11 @@
 """DeadlineSchedule: when each bucket next has a session due, as the sweeper learned it.
 
-A full sweep asks every bucket's deadline index (1024 script calls, about
-30 ms of client work), so it cannot run often. But each reply also says when
-that bucket's earliest remaining deadline falls. The sweeper keeps those
+A full sweep asks every bucket's deadline index (one script call on a single
+server, 1024 on a cluster), so it cannot run often. But it also learns when
+each bucket's earliest remaining deadline falls. Index scores are lower
+bounds of the sessions' deadlines, so a bucket may be woken for a session
+that chatted on: the sweep raises that entry to its real expiry, and the
+schedule learns the bucket's next score from the same scan. The sweeper keeps those
 deadlines here and, between full sweeps, wakes when the earliest one falls
 due and asks only the buckets that are due. Known deadlines are therefore
 archived within a round trip of expiring, and the cost follows the expiry

@@ -118,7 +118,7 @@ class SessionStore(StoreBase):
                 self._lock = asyncio.Lock()
             async with self._lock:
                 if self._ctx is None:
-                    ctx = await self._runner.drive(claim_layout(self._settings))
+                    ctx = await self._runner.drive(claim_layout(self._settings, self._cluster))
                     warn_findings(await self.check_server())
                     self._ctx = ctx
         return self._ctx

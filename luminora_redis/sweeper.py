@@ -1,11 +1,32 @@
 """The sweeper: the guarantee behind keyspace notifications (see docs/listener.md).
 
-Every ``sweep_interval`` it asks all buckets' deadline indexes, in one
-pipelined round trip per node, which deadlines have passed on the server
-clock (strictly: Redis expires a key only once now > its deadline), and
-archives those sessions. Between full sweeps it wakes for the next deadlines
-the replies named (`DeadlineSchedule`). An entry whose archive keeps failing
-is quarantined after ``max_failures`` attempts, so its bucket moves on.
+Every ``sweep_interval`` it asks all buckets' deadline indexes which scores have
+passed on the server clock (strictly: Redis expires a key only once now > its
+deadline) and archives those sessions. On a single server a full sweep asks
+for every bucket's earliest score in one script call (``scan_buckets.lua``),
+then asks only the buckets that have something due for their due entries; on a
+cluster, which refuses one script the keys of many slots, it asks every bucket,
+in one pipelined round trip per node (`archive.earliest_scores`). Between
+full sweeps it wakes for the next deadlines the replies named
+(`DeadlineSchedule`). An entry whose archive keeps failing is quarantined after
+``max_failures`` attempts, so its bucket moves on.
+
+Index scores are lower bounds of the sessions' deadlines (chat turns do not
+rewrite them): an entry found due while its session is still live is raised to
+the session's real expiry by the archive path's first script (``read_meta``),
+so the next sweep does not find it again until it is really due.
+
+One sweeper per key prefix: the periodic full sweeps run only in the listener
+that holds the sweep lease (``<prefix>:sweeper``, ``sweep_lease.lua``). Every
+listener asks for the lease once per interval (one cheap script call): the
+holder renews it, the others find it held and do nothing more. The lease lasts
+``lease`` seconds (by default 4 sweep intervals, at least 1 s); when the holder
+dies or cannot reach Redis it stops renewing, and the first listener to ask
+after the lease lapsed takes over: within about one lease. A holder that stops
+cleanly releases it, so the next interval of another listener takes over.
+Catch-up sweeps (at start, and after a reconnect of the notification
+subscription) run whether or not this listener holds the lease: they are what
+makes a listener ``live``, and cost one sweep per reconnect.
 """
 
 from __future__ import annotations
@@ -15,8 +36,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from luminora_redis import archive, outbox
+from luminora_redis import archive, liveness, outbox
 from luminora_redis.outages import UNAVAILABLE, backoff, call
 from luminora_redis.schedule import DeadlineSchedule
 from luminora_redis.store import SessionStore
@@ -40,15 +62,20 @@ class Sweeper:
     raises on failure; ``inflight`` holds sessions some other path is archiving.
     ``on_full_sweep(mark)`` runs after each successful full sweep with what
     ``mark()`` returned just before it started; ``on_error`` after each failure
-    logged.
+    logged. ``owner`` is this sweeper's id in the sweep lease, unique per running
+    listener; ``lease`` the lease length in seconds.
     """
 
     def __init__(self, store: SessionStore, *, interval: float, batch: int, max_failures: int,
                  archive: Archive, inflight: set[str], mark: Callable[[], object],
                  on_full_sweep: Callable[[object], None],
-                 on_error: Callable[[], None]) -> None:
+                 on_error: Callable[[], None], owner: str, lease: float) -> None:
         self._store = store
         self._interval = interval
+        self._owner = owner
+        self._lease_ms = max(1, int(lease * 1000))
+        #: Whether this sweeper held the sweep lease when it last asked.
+        self.holds_lease = False
         self._batch = batch
         self._max_failures = max_failures
         self._archive = archive
@@ -90,6 +117,7 @@ class Sweeper:
                 self._inflight.discard(session_id)
 
         total = 0
+        previous: set[str] = set()
         while True:
             scan = await call(self._store, archive.scan_due, scanned, False, self._batch)
             self.schedule.learn(scan, scanned, time.time() * 1000)
@@ -99,11 +127,13 @@ class Sweeper:
             for result in results:
                 if isinstance(result, BaseException):
                     raise result
-            done = sum(1 for result in results if result == 1)
-            moved = sum(1 for result in results if result == -1)
-            total += done
-            if not scan.more or done + moved == 0 or self.closing:
+            total += sum(1 for result in results if result == 1)
+            # Archived, quarantined and live (re-scored) entries all leave the due range:
+            # scan again while the batch was full and what it found changed.
+            found = set(scan.session_ids)
+            if not scan.more or found == previous or self.closing:
                 return total
+            previous = found
 
     async def _failed(self, session_id: str) -> int:
         quarantined, failures = await call(self._store, outbox.sweep_failed, session_id,
@@ -121,37 +151,75 @@ class Sweeper:
         delays, failures = backoff(), 0
         clock = asyncio.get_running_loop().time
         next_full = 0.0
-        while not stop.is_set():
-            if self.wake.is_set():
-                self.wake.clear()
-                next_full = 0.0
-            full = clock() >= next_full
-            mark = self._mark()
-            try:
-                if full:
-                    await self.sweep_once()
-                elif due := self.schedule.take_due(time.time() * 1000):
-                    await self.sweep(due)
-            except UNAVAILABLE as error:
-                self._on_error()
-                self.schedule.forget()
-                next_full = 0.0
-                delay = delays.compute(failures)
-                failures += 1
-                logger.warning("sweep failed, Redis unreachable (%s); retrying in %.2f s",
-                               error, delay)
-                await self._pause(delay)
-                continue
-            except Exception:
-                self._on_error()
-                logger.exception("sweep failed; the next one runs in %.3f s", self._interval)
-            else:
-                failures = 0
-                if full:
-                    self._on_full_sweep(mark)
+        catch_up = True  # the first sweep, and the one after each wake, run regardless
+        try:
+            while not stop.is_set():
+                if self.wake.is_set():
+                    self.wake.clear()
+                    next_full, catch_up = 0.0, True
+                full = clock() >= next_full
+                next_full, catch_up, failures = await self._cycle(
+                    full, catch_up, next_full, delays, failures)
+        finally:
+            await self._release()
+
+    async def _cycle(self, full: bool, catch_up: bool, next_full: float, delays: Any,
+                     failures: int) -> tuple[float, bool, int]:
+        """One pass of `run`: a full sweep when ``full`` and this sweeper holds the lease
+        (or ``catch_up``), else the due buckets; then the pause. Returns the next
+        (next_full, catch_up, failures)."""
+        clock = asyncio.get_running_loop().time
+        mark = self._mark()
+        swept = False
+        try:
             if full:
-                next_full = clock() + self._interval
-            await self._pause(self.schedule.pause(next_full - clock(), time.time() * 1000, MIN_GAP))
+                self.holds_lease = await self._hold()
+                if self.holds_lease or catch_up:
+                    await self.sweep_once()
+                    swept = True
+                else:
+                    self.schedule.forget()  # the holder watches the deadlines
+                catch_up = False
+            elif due := self.schedule.take_due(time.time() * 1000):
+                await self.sweep(due)
+        except UNAVAILABLE as error:
+            self._on_error()
+            self.schedule.forget()
+            delay = delays.compute(failures)
+            logger.warning("sweep failed, Redis unreachable (%s); retrying in %.2f s",
+                           error, delay)
+            await self._pause(delay)
+            return 0.0, True, failures + 1
+        except Exception:
+            self._on_error()
+            logger.exception("sweep failed; the next one runs in %.3f s", self._interval)
+        else:
+            failures = 0
+            if swept:
+                self._on_full_sweep(mark)
+        if full:
+            next_full = clock() + self._interval
+        await self._pause(self.schedule.pause(next_full - clock(), time.time() * 1000, MIN_GAP))
+        return next_full, catch_up, failures
+
+    async def _hold(self) -> bool:
+        """Take or renew the sweep lease; whether this sweeper holds it."""
+        holder = await call(self._store, liveness.sweep_lease, self._owner, self._lease_ms)
+        if holder is None and not self.holds_lease:
+            logger.info("%s holds the sweep lease: it runs the full sweeps", self._owner)
+        return holder is None
+
+    async def _release(self) -> None:
+        """Give the lease up on stop, so that another listener takes over at its next
+        interval rather than after the lease lapses."""
+        if not self.holds_lease:
+            return
+        self.holds_lease = False
+        try:
+            await asyncio.wait_for(call(self._store, liveness.sweep_lease, self._owner, 0), 2.0)
+        except (*UNAVAILABLE, asyncio.TimeoutError) as error:
+            logger.debug("%s could not release the sweep lease (%s); it lapses", self._owner,
+                         error)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep up to ``seconds``; a stop or a catch-up request ends it early."""

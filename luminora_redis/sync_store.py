@@ -111,7 +111,7 @@ class SyncSessionStore(StoreBase):
     def context(self) -> Context:
         with self._lock:
             if self._ctx is None:
-                ctx = self._runner.drive(claim_layout(self._settings))
+                ctx = self._runner.drive(claim_layout(self._settings, self._cluster))
                 warn_findings(self.check_server())
                 self._ctx = ctx
         return self._ctx

@@ -84,7 +84,7 @@ def test_archive_reads_the_owner_first_then_declares_the_owners_keys() -> None:
 
 
 def test_sweeping_asks_every_bucket_in_one_batch() -> None:
-    op = archive.due_sessions(CTX, manual=False)
+    op = archive.due_sessions(Context(StoreSettings(), buckets=1024, cluster=True), manual=False)
     batch = first_step(op)
     assert isinstance(batch, Batch) and len(batch.calls) == 1024
     due, more = finish(op, [[0, -1]] * 1023 + [[0, -1, b"0001-" + b"a" * 32]])
@@ -113,3 +113,33 @@ def test_messages_decoded_on_the_hot_path_equal_model_construct() -> None:
     assert fast.model_dump() == slow.model_dump() and fast.model_fields_set == slow.model_fields_set
     assert fast.model_copy(update={"content": "x"}).content == "x"
     assert Message.model_validate(fast.model_dump()) == fast
+
+
+def test_a_full_scan_asks_every_earliest_score_first_then_only_the_due_buckets() -> None:
+    op = archive.scan_due(CTX, None)
+    probe = first_step(op)
+    assert isinstance(probe, Batch) and [c.script for c in probe.calls] == ["scan_buckets"]
+    assert list(probe.calls[0].keys) == [CTX.keys.index(b)[0] for b in range(1024)]
+    earliest = [-1] * 1024
+    earliest[5], earliest[9] = 999, 1500  # bucket 5 is due at 1000, bucket 9 ahead
+    due = op.send([[1000, *earliest]])
+    assert [call.keys for call in due.calls] == [(CTX.keys.index(5)[0],)]
+    scan = finish(op, [[1001, 1200, b"s1"]])
+    assert scan.session_ids == ["s1"] and not scan.more
+    assert scan.now_ms == 1001 and scan.next_deadlines == {5: 1200, 9: 1500}
+
+
+def test_a_cluster_scan_asks_every_bucket_since_a_script_cannot_span_slots() -> None:
+    ctx = Context(StoreSettings(), buckets=1024, cluster=True)
+    batch = first_step(archive.scan_due(ctx, None))
+    assert [call.script for call in batch.calls] == ["due_sessions"] * 1024
+
+
+def test_a_live_session_found_due_is_not_archived() -> None:
+    """read_meta answers with the live session's real deadline (having raised its index
+    entry): nothing more is asked."""
+    sid = CTX.keys.new_session_id("carlos")
+    op = archive.archive_session(CTX, sid, "expire")
+    read = first_step(op)
+    assert read.keys[-1] == CTX.session_keys(sid).session
+    assert finish(op, [b"carlos", b"alicia", b"1", b"2", b"1", 123456]) is None

@@ -4,20 +4,35 @@ bucket moves on."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from luminora_redis import QuarantineKind, SessionStore
+from luminora_redis import ArchiveReason, QuarantineKind, SessionStore, archive
 from luminora_redis.archive import scan_due
 from luminora_redis.listener import SWEEP, ExpiryListener
+from luminora_redis.scripts import Call
 
-from conftest import wait_until
-from listener_support import create_sessions, open_async_stores, running, until
+from conftest import session_keys, wait_until
+from listener_support import (
+    MIN_TTL,
+    archived_sessions,
+    create_sessions,
+    open_async_stores,
+    running,
+    until,
+)
 
 async_stores = pytest.fixture(open_async_stores)
+
+
+def to_ms(moment: Any) -> int:
+    return round(moment.timestamp() * 1000)
 
 
 def _ms(reply: Any) -> int:
@@ -110,3 +125,180 @@ def test_list_quarantined_refuses_a_bad_limit(store: Any) -> None:
         with pytest.raises(InvalidInput, match="limit"):
             store.list_quarantined(bad)
     wait_until(lambda: store.list_quarantined(1) == [])
+
+
+# -- index scores are lower bounds ------------------------------------------------------
+
+
+@pytest.mark.parametrize("auto", [True, False])
+def test_a_live_session_whose_index_score_passed_is_raised_never_listed_or_archived(
+        auto: bool, store: Any, raw: Any) -> None:
+    """A chat turn slides the deadline and leaves the index alone; an entry whose (lower
+    bound) score has passed while its session lives is raised to the session's real
+    expiry by whoever finds it, and the session is never listed as expired nor archived."""
+    sid = store.create_session("carlos", "alicia",
+                               {"ttl": 60, "max_idle": 30, "auto_cleanup": auto})
+    keys = session_keys(sid)
+    index = keys.deadlines if auto else keys.manual
+    first = raw.zscore(index, sid)
+    assert first == raw.pexpiretime(keys.session)
+    wait_until(lambda: store.chat_turn(sid, [("user", "hola")]) is not None
+               and raw.pexpiretime(keys.session) > first)
+    assert raw.zscore(index, sid) == first, "the hot path does not re-index"
+    raw.zadd(index, {sid: 1}, xx=True)  # long past: as if its first deadline had passed
+    assert store.get_expired_sessions() == []
+    assert raw.zscore(index, sid) == raw.pexpiretime(keys.session) > first
+    raw.zadd(index, {sid: 1}, xx=True)
+    listed = store.list_sessions()
+    assert [(e.session_id, e.expired) for e in listed] == [(sid, False)]
+    assert to_ms(listed[0].deadline) == raw.pexpiretime(keys.session)
+    assert store.cleanup_expired_sessions() == 0
+    raw.zadd(index, {sid: 1}, xx=True)
+    assert store.archive_expired() == 0
+    assert raw.zscore(index, sid) == raw.pexpiretime(keys.session)
+    assert store.get_archived_conversations("carlos") == []
+    assert store.get_session(sid) is not None
+
+
+def test_a_due_entry_of_a_live_session_is_not_found_again_by_the_next_sweep(
+        store: Any, raw: Any) -> None:
+    sid = store.create_session("carlos", "alicia", {"ttl": 60, "max_idle": 30})
+    keys, bucket = session_keys(sid), int(sid[:4], 16)
+    raw.zadd(keys.deadlines, {sid: 1}, xx=True)
+    assert store.run(scan_due, [bucket], False, 100).session_ids == [sid]
+    assert store.run(archive.archive_session, sid, "expire") is None
+    assert raw.zscore(keys.deadlines, sid) == raw.pexpiretime(keys.session)
+    assert store.run(scan_due, [bucket], False, 100).session_ids == []
+    assert store.run(scan_due, None, False, 100).session_ids == []
+
+
+def test_the_archive_script_raises_a_live_sessions_entry_itself(store: Any, raw: Any) -> None:
+    """The race where read_meta saw the session expired... cannot happen (nothing
+    resurrects it), but any caller that reaches archive_session.lua with a live session
+    in expire or cleanup mode gets {-2} and the entry raised in the same step."""
+    sid = store.create_session("carlos", "alicia", {"ttl": 60, "max_idle": 30})
+    keys = session_keys(sid)
+    raw.zadd(keys.deadlines, {sid: 1}, xx=True)
+
+    def archive_directly(ctx: Any, mode: str) -> Any:
+        user = ctx.keys.user("carlos")
+        reply = yield Call("archive_session", archive._archive_keys(ctx, keys, user, sid),
+                           (sid, "carlos", mode, 0))
+        return reply
+
+    for mode in ("expire", "cleanup"):
+        raw.zadd(keys.deadlines, {sid: 1}, xx=True)
+        assert store.run(archive_directly, mode) == [-2]
+        assert raw.zscore(keys.deadlines, sid) == raw.pexpiretime(keys.session)
+    assert raw.zscore(keys.manual, sid) is None, "the other index is left alone"
+
+
+def test_one_call_reads_every_buckets_earliest_score_on_a_single_server(
+        store: Any, raw: Any, topology: str) -> None:
+    sid = store.create_session("carlos", "alicia", {"ttl": 60})
+    ctx = store.context()
+    keys = [ctx.keys.index(bucket)[0] for bucket in range(ctx.keys.buckets)]
+    found = store.run(archive.earliest_scores, keys)
+    if topology == "cluster":
+        assert found is None  # one call per bucket: a script cannot span slots there
+        return
+    _, earliest = found
+    bucket = int(sid[:4], 16)
+    assert earliest[bucket] == raw.zscore(keys[bucket], sid)
+    assert [score for n, score in enumerate(earliest) if n != bucket] == [-1] * 1023
+
+
+async def test_a_session_that_stops_chatting_is_archived_by_the_sweeper_alone(
+        async_stores: Callable[..., SessionStore], raw: Any) -> None:
+    """Notifications off: the sweeper finds the entry due at its first deadline while the
+    session chats on, raises it, and archives the session once it really expired, with
+    the deadline of its last turn."""
+    store = async_stores()
+    listener = ExpiryListener(store, notifications=False, sweep_interval=0.05)
+    async with running(listener):
+        sid = await store.create_session("carlos", "alicia", {"ttl": 60, "max_idle": 1.0})
+        keys = session_keys(sid)
+        first = raw.zscore(keys.deadlines, sid)
+        while time.time() * 1000 < first + 300:  # chat on past the first deadline
+            await store.chat_turn(sid, [("user", "hola")])
+            await asyncio.sleep(0.1)
+        await until(lambda: raw.zscore(keys.deadlines, sid) > first)  # raised by a sweep
+        assert listener.archived == 0
+        session = await store.get_session(sid)
+        assert session is not None
+        await until(lambda: listener.archived == 1, timeout=15)
+    assert listener.archived_by_path[SWEEP] == 1
+    (conversation,) = await store.get_archived_conversations("carlos")
+    assert conversation.reason is ArchiveReason.IDLE
+    assert conversation.ended_at == session.effective_expires_at
+    assert conversation.message_count == len(conversation.messages) > 3
+
+
+# -- one sweeper per prefix: the sweep lease ----------------------------------------------
+
+
+async def test_only_the_lease_holder_sweeps_and_another_takes_over_when_it_dies(
+        async_stores: Callable[..., SessionStore], raw: Any) -> None:
+    """Three listeners: one holds the lease and runs the periodic sweeps, the others only
+    swept once at start. The holder dies without releasing the lease: another takes
+    over once it lapses, and archives through sweeps alone (notifications off)."""
+    group = [ExpiryListener(async_stores(), notifications=False, sweep_interval=0.05,
+                            sweep_lease=0.4, name=f"L{n}") for n in range(3)]
+    stopped: list[ExpiryListener] = []
+    async with running(*group):
+        await until(lambda: sum(x.sweeping for x in group) == 1)
+        (holder,) = [x for x in group if x.sweeping]
+        others = [x for x in group if x is not holder]
+        before = [x.sweeps for x in others]
+        start = holder.sweeps
+        await until(lambda: holder.sweeps >= start + 5)
+        assert [x.sweeps for x in others] == before == [1, 1], "only the holder sweeps"
+        assert raw.get("lr:sweeper").decode().startswith(f"{holder.name}#")
+
+        async def die() -> None:  # no release: the lease has to lapse
+            pass
+
+        holder._sweeper._release = die  # type: ignore[method-assign]
+        await holder.stop()
+        stopped.append(holder)
+        await until(lambda: sum(x.sweeping for x in others) == 1, timeout=10)
+        owners = await create_sessions(others[0]._store, 3, 3, [MIN_TTL] * 3)
+        await until(lambda: sum(x.archived for x in others) == 3, timeout=15)
+    assert sum(x.archived_by_path[SWEEP] for x in others) == 3
+    assert await archived_sessions(others[0]._store, owners.values()) == Counter(list(owners))
+
+
+async def test_a_holder_that_stops_hands_the_lease_on_at_once(
+        async_stores: Callable[..., SessionStore], raw: Any) -> None:
+    first = ExpiryListener(async_stores(), notifications=False, sweep_interval=0.05,
+                           sweep_lease=600, name="first")
+    second = ExpiryListener(async_stores(), notifications=False, sweep_interval=0.05,
+                            sweep_lease=600, name="second")
+    async with running(first):
+        await until(lambda: first.sweeping)
+        async with running(second):
+            assert not second.sweeping
+            await first.stop()  # releases: no 10-minute wait for the lease to lapse
+            await until(lambda: second.sweeping, timeout=10)
+            assert raw.get("lr:sweeper").decode().startswith("second#")
+    assert raw.get("lr:sweeper") is None
+
+
+@pytest.mark.single_server
+async def test_a_listener_without_the_lease_still_catches_up_after_a_reconnect(
+        async_stores: Callable[..., SessionStore], redis_server: Any) -> None:
+    """Sessions that expire while a listener's subscription is down are in the index, and
+    the holder's sweeps find them whatever happens to the others; the reconnected
+    listener still runs one catch-up sweep of its own before it is live again."""
+    holder = ExpiryListener(async_stores(), notifications=False, sweep_interval=0.05,
+                            name="holder")
+    follower = ExpiryListener(async_stores(), sweep_interval=0.05, name="follower")
+    async with running(holder):
+        await until(lambda: holder.sweeping)
+        async with running(follower):
+            assert not follower.sweeping
+            sweeps, lives = follower.sweeps, follower.lives
+            with redis_server.client() as admin:  # the follower's subscription only
+                assert admin.client_kill_filter(_type="pubsub") == 1
+            await asyncio.wait_for(follower.wait_live(after=lives), 30)
+            assert follower.sweeps == sweeps + 1 and not follower.sweeping
