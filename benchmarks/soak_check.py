@@ -53,6 +53,7 @@ SID = r"[0-9a-f]{4}-[0-9a-f]{32}"
 LAYOUT = [
     ("layout", re.compile(rf"{PREFIX}:layout")),
     ("listeners", re.compile(rf"{PREFIX}:listeners")),
+    ("sweep lease", re.compile(rf"{PREFIX}:sweeper")),
     ("bucket", re.compile(rf"{PREFIX}:{TAG}:(deadlines|manual|outbox|outbox:d|outbox:dead|"
                           rf"failures|quarantine)")),
     ("session", re.compile(rf"{PREFIX}:({TAG}):s:({SID})(:m|:h|:o)?")),

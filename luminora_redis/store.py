@@ -39,6 +39,7 @@ from luminora_redis.models import (
     SessionView,
     UserSummary,
 )
+from luminora_redis.packing import use_hiredis_packing
 from luminora_redis.runner import AsyncRunner
 from luminora_redis.scripts import Op
 from luminora_redis.server_checks import findings_for, policies_async, warn_findings
@@ -81,13 +82,16 @@ class SessionStore(StoreBase):
                  autopipeline: bool = True, **overrides: Any) -> SessionStore:
         """A store with its own client for ``url`` (a cluster client with ``cluster=True``);
         ``aclose()`` closes it. Connection failures are retried three times with jittered
-        backoff (so pooled connections survive a Redis restart), then raised.
+        backoff (so pooled connections survive a Redis restart), then raised. With hiredis
+        installed, commands are packed by hiredis (see ``luminora_redis.packing``).
         By default the calls that concurrent tasks make while others are out go as one
         pipelined write (see ``luminora_redis.autopipeline``); a lone call goes out at once.
         ``autopipeline=False`` sends every call on its own pooled connection."""
         client: aioredis.Redis | RedisCluster = (
             RedisCluster.from_url(url) if cluster else aioredis.Redis.from_url(
                 url, retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=1.0), 3)))
+        if not cluster:
+            use_hiredis_packing(client)  # type: ignore[arg-type]
         store = cls(client, settings, autopipeline=autopipeline, **overrides)
         store._owns_client = True
         return store

@@ -1,0 +1,48 @@
+"""Commands packed by hiredis on the asyncio client, as redis-py's blocking client does.
+
+redis-py's blocking ``Connection`` packs commands with hiredis when hiredis is
+installed (``HiredisRespSerializer``); its asyncio ``Connection`` always packs
+them in Python, one ``bytes.join`` per argument. For a chat turn's EVALSHA
+(four keys, two 200-character messages) that is about 9 µs against 1.5 µs,
+paid once per call on the plain path and once per call of every pipelined
+batch. ``use_hiredis_packing`` gives a client's connection pool a subclass of
+its own connection class (TCP, TLS or Unix socket alike) whose
+``pack_command`` is redis-py's ``HiredisRespSerializer``: no protocol code of
+our own. Without hiredis it changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio.client import Redis
+from redis.connection import HiredisRespSerializer
+from redis.utils import HIREDIS_AVAILABLE
+
+__all__ = ["use_hiredis_packing"]
+
+_classes: dict[type, type] = {}
+
+
+class _HiredisPacking:
+    """Mixed into an asyncio connection class: pack with hiredis."""
+
+    _serializer = HiredisRespSerializer()
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        return self._serializer.pack(*args)
+
+
+def use_hiredis_packing(client: Redis) -> bool:
+    """Make ``client``'s new connections pack commands with hiredis; whether it did."""
+    if not HIREDIS_AVAILABLE:
+        return False
+    pool = client.connection_pool
+    base = pool.connection_class
+    if issubclass(base, _HiredisPacking):
+        return True
+    packed = _classes.get(base)
+    if packed is None:
+        packed = _classes[base] = type(f"HiredisPacking{base.__name__}", (_HiredisPacking, base), {})
+    pool.connection_class = packed
+    return True
