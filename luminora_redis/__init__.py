@@ -6,6 +6,7 @@ episodes) lives in non-expiring per-user keys under a persistent ``user_id``;
 expired conversations are archived into their user's archive exactly once.
 """
 
+from luminora_redis.context_messages import ContextMessage
 from luminora_redis.errors import (
     ConfigurationError,
     InvalidInput,
@@ -15,7 +16,6 @@ from luminora_redis.errors import (
     SessionNotFound,
     UnexpectedReply,
 )
-from luminora_redis.context_messages import ContextMessage
 from luminora_redis.listener import ExpiryListener, ListenerSettings
 from luminora_redis.models import (
     Affinity,

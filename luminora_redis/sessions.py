@@ -33,7 +33,6 @@ from luminora_redis.codec import (
 from luminora_redis.context import Context
 from luminora_redis.context_messages import ContextMessage
 from luminora_redis.errors import InvalidInput, ReplyCode, UnexpectedReply, raise_for_status
-from luminora_redis.keys import SessionKeys
 from luminora_redis.models import Message, Mood, Session
 from luminora_redis.scripts import Call, Op
 from luminora_redis.segments import follow_up, read_conversation

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis
 
-from luminora_redis import ArchiveReason, ContextMessage, Message, Role
+from luminora_redis import ArchiveReason, ContextMessage, Message, Role, SessionExpired
 
 from conftest import server_ms, session_keys
 
@@ -98,7 +98,6 @@ def test_an_expired_session_is_not_written_by_a_turn(store: Any, raw: redis.Redi
     store.chat_turn(session_id, [("user", "hola")])
     before = raw.hgetall(keys.meta), raw.lrange(keys.history, 0, -1)
     raw.delete(keys.session)  # expired, not yet archived
-    from luminora_redis import SessionExpired
     with pytest.raises(SessionExpired):
         store.chat_turn(session_id, [("user", "late")])
     assert (raw.hgetall(keys.meta), raw.lrange(keys.history, 0, -1)) == before

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 from redis.exceptions import NoScriptError
 
 from luminora_redis import SyncSessionStore, sessions

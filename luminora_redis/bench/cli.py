@@ -28,8 +28,8 @@ from luminora_redis.bench.systems import (
     FloorAsync,
     FloorBlocking,
     LuminoraAsync,
-    LuminoraPlain,
     LuminoraBlocking,
+    LuminoraPlain,
 )
 
 SYSTEMS = [LuminoraAsync, LuminoraPlain, LuminoraBlocking, FloorAsync, FloorBlocking,
