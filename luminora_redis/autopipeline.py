@@ -30,13 +30,20 @@ were in it, and nothing is replayed. Rules, each pinned by a test:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from redis.asyncio.client import Redis
 from redis.asyncio.cluster import PipelineCommand, RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import AskError, MovedError, NoScriptError, ResponseError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    ConnectionError,
+    MovedError,
+    NoScriptError,
+    ResponseError,
+    TryAgainError,
+)
 
 __all__ = ["AutoPipeline"]
 
@@ -205,11 +212,17 @@ class AutoPipeline:
         try:
             await connection.send_packed_command(
                 connection.pack_commands([pending.command() for pending in group]))
+            read = _reader(connection)
             for _ in group:
                 try:
-                    replies.append(await connection.read_response())
+                    replies.append(await read())
                 except ResponseError as error:
                     replies.append(error)
+        except OSError as error:  # as Connection.read_response reports it
+            await connection.disconnect()
+            failure = ConnectionError(f"Error while reading from {connection.host}:"
+                                      f"{connection.port} : {error.args}")
+            replies.extend([failure] * (len(group) - len(replies)))
         except BaseException as error:
             # Replies may still be on the wire: this connection cannot be reused.
             await connection.disconnect()
@@ -225,6 +238,19 @@ class AutoPipeline:
         commands = [PipelineCommand(index, *pending.command()) for index, pending in enumerate(group)]
         await node.execute_pipeline(commands)
         return [command.result for command in commands]
+
+
+def _reader(connection: Any) -> Callable[[], Awaitable[Any]]:
+    """How to read one reply of a batch: the connection parser's own read when it has
+    one and no socket timeout applies. ``Connection.read_response`` wraps that read in
+    per-call work (a host string, timeout and health-check bookkeeping) that costs
+    several times the read itself, once per reply of the batch. The parser returns a
+    Redis error as a ``ResponseError`` object instead of raising it: the reply of its
+    call. With a socket timeout, or a parser without that read, the connection's own."""
+    read = getattr(getattr(connection, "_parser", None), "read_response", None)
+    if read is None or getattr(connection, "socket_timeout", None) is not None:
+        return connection.read_response  # type: ignore[no-any-return]
+    return read  # type: ignore[no-any-return]
 
 
 def _fail(future: asyncio.Future[Any], error: BaseException) -> None:
