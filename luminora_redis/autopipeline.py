@@ -35,6 +35,7 @@ from typing import Any
 
 from redis.asyncio.client import Redis
 from redis.asyncio.cluster import PipelineCommand, RedisCluster
+from redis.asyncio.connection import async_timeout
 from redis.commands.core import AsyncScript
 from redis.exceptions import (
     AskError,
@@ -42,6 +43,7 @@ from redis.exceptions import (
     MovedError,
     NoScriptError,
     ResponseError,
+    TimeoutError,
     TryAgainError,
 )
 
@@ -213,11 +215,17 @@ class AutoPipeline:
             await connection.send_packed_command(
                 connection.pack_commands([pending.command() for pending in group]))
             read = _reader(connection)
-            for _ in group:
-                try:
-                    replies.append(await read())
-                except ResponseError as error:
-                    replies.append(error)
+            async with async_timeout(connection.socket_timeout):
+                for _ in group:
+                    try:
+                        replies.append(await read())
+                    except ResponseError as error:
+                        replies.append(error)
+        except asyncio.TimeoutError:  # as Connection.read_response reports it
+            await connection.disconnect()
+            failure: Exception = TimeoutError(
+                f"Timeout reading from {connection.host}:{connection.port}")
+            replies.extend([failure] * (len(group) - len(replies)))
         except OSError as error:  # as Connection.read_response reports it
             await connection.disconnect()
             failure = ConnectionError(f"Error while reading from {connection.host}:"
@@ -241,16 +249,15 @@ class AutoPipeline:
 
 
 def _reader(connection: Any) -> Callable[[], Awaitable[Any]]:
-    """How to read one reply of a batch: the connection parser's own read when it has
-    one and no socket timeout applies. ``Connection.read_response`` wraps that read in
-    per-call work (a host string, timeout and health-check bookkeeping) that costs
-    several times the read itself, once per reply of the batch. The parser returns a
-    Redis error as a ``ResponseError`` object instead of raising it: the reply of its
-    call. With a socket timeout, or a parser without that read, the connection's own."""
+    """How to read one reply of a batch: the connection parser's own read.
+    ``Connection.read_response`` wraps that read in per-call work (a timeout context,
+    a host string, health-check bookkeeping) that costs several times the read itself,
+    once per reply of the batch; here the connection's socket timeout bounds the
+    batch's whole read instead. The parser returns a Redis error as a
+    ``ResponseError`` object instead of raising it: the reply of its call. Without
+    such a parser, the connection's own read."""
     read = getattr(getattr(connection, "_parser", None), "read_response", None)
-    if read is None or getattr(connection, "socket_timeout", None) is not None:
-        return connection.read_response  # type: ignore[no-any-return]
-    return read  # type: ignore[no-any-return]
+    return read if read is not None else connection.read_response  # type: ignore[no-any-return]
 
 
 def _fail(future: asyncio.Future[Any], error: BaseException) -> None:

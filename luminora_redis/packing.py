@@ -7,8 +7,10 @@ them in Python, one ``bytes.join`` per argument. For a chat turn's EVALSHA
 paid once per call on the plain path and once per call of every pipelined
 batch. ``use_hiredis_packing`` gives a client's connection pool a subclass of
 its own connection class (TCP, TLS or Unix socket alike) whose
-``pack_command`` is redis-py's ``HiredisRespSerializer``: no protocol code of
-our own. Without hiredis it changes nothing.
+``pack_command`` is hiredis's ``pack_command`` (through redis-py's
+``HiredisRespSerializer`` for a multi-word command name or a bytearray or
+memoryview argument, which it converts): no protocol code of our own. Without
+hiredis it changes nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from typing import Any
 from redis.asyncio.client import Redis
 from redis.connection import HiredisRespSerializer
 from redis.utils import HIREDIS_AVAILABLE
+
+if HIREDIS_AVAILABLE:
+    from hiredis import pack_command as _pack
 
 __all__ = ["use_hiredis_packing"]
 
@@ -30,6 +35,12 @@ class _HiredisPacking:
     _serializer = HiredisRespSerializer()
 
     def pack_command(self, *args: Any) -> list[bytes]:
+        name = args[0]
+        if type(name) is str and " " not in name:  # EVALSHA and the like: hiredis at once
+            try:
+                return [_pack(args)]
+            except TypeError:  # bytearray, memoryview: the serializer converts them
+                pass
         return self._serializer.pack(*args)
 
 
