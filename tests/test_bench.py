@@ -32,7 +32,11 @@ def test_quick_run_with_two_systems(redis_url: str, tmp_path: Path,
     assert code == 0, err
     results = json.loads(path.read_text())
 
-    assert set(results) == {"meta", "turn", "archive", "memory"}
+    assert set(results) == {"meta", "turn", "archive", "memory", "script_cost"}
+    cost = results["script_cost"]
+    assert cost["rounds"] >= 3 and len(cost["ours_usec"]) == len(cost["floor_usec"]) == cost["rounds"]
+    assert all(usec > 0 for usec in cost["ours_usec"] + cost["floor_usec"])
+    assert cost["ratio_median"] > 0
     meta = results["meta"]
     assert meta["server"]["version"] and meta["versions"]["redis"] == redis.__version__
     assert meta["machine"]["cpus"] >= 1
@@ -67,6 +71,7 @@ def test_quick_run_with_two_systems(redis_url: str, tmp_path: Path,
     assert systems["floor-async"]["throughput"]["1"]["ratio_to_floor"] == 1.0
 
     assert "| luminora-redis (asyncio) | asyncio |" in out
+    assert "| luminora-redis `chat_turn.lua` |" in out
     assert "Did not run:" in out
     with redis.Redis.from_url(redis_url) as client:
         assert client.keys("bench*") == []

@@ -203,6 +203,12 @@ def _run(scenario: str, url: str | None, plain: bool, chosen: list[Any], options
             outcomes = asyncio.run(run_turns(target, chosen, options, progress))
             results["turn"] = turn_json(outcomes, options)
             parts += ["", "### Chat turn", "", turn_markdown(results["turn"])]
+            from luminora_redis.bench.script_cost import run_script_cost
+
+            results["script_cost"], text = run_script_cost(
+                target.url, rounds=max(3, options.rounds), calls=400 if quick else 4000,
+                say=progress.say)
+            parts += ["", text]
         if scenario in ("archive", "all"):
             from luminora_redis.bench.archive import ArchiveOptions, run_archive
 

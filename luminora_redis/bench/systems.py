@@ -150,6 +150,12 @@ def _packed(role: str, content: str) -> bytes:
 
 
 _MESSAGES = [(_packed("user", u), _packed("assistant", a)) for u, a in zip(w.USER, w.ASSISTANT)]
+
+
+def floor_messages(turn: int) -> tuple[bytes, bytes]:
+    """The floor's two packed messages of a session's ``turn``."""
+    return _MESSAGES[turn]
+
 _FLOOR_FACTS = Facts(
     "one EVALSHA (redis-py register_script) of a minimal script: HMGET the deadlines, "
     "RPUSH both msgpack messages, LTRIM, PEXPIRE hash and list, LRANGE -10 -1; raw bytes back",

@@ -1,0 +1,119 @@
+"""The server's cost of one chat turn's script: ours against the floor's, from
+``INFO commandstats``.
+
+The per-turn pass of ``bench turn`` reads ``commandstats`` around a few hundred
+sequential turns, where one scheduling hiccup of a shared machine moves the figure
+by a third. Here each script runs ``calls`` turns (sessions of 20 turns, the
+workload's messages, the last 10 read back) in pipelined batches, so the client's
+pace does not matter, and the rounds alternate between the two scripts: the
+figure is EVALSHA's ``usec_per_call`` (the script and every command inside it),
+the median over the rounds, and the ratio is taken round by round.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from luminora_redis.bench import systems, workload
+from luminora_redis.bench.report import table
+from luminora_redis.scripts import Call
+from luminora_redis.sessions import encode_messages
+from luminora_redis.sync_store import SyncSessionStore
+
+PREFIX = "benchscript"
+BATCH = 200
+
+
+def _usec(client: redis.Redis) -> tuple[int, int]:
+    stats = client.info("commandstats").get("cmdstat_evalsha", {})
+    return int(stats.get("calls", 0)), int(stats.get("usec", 0))
+
+
+def _ours(url: str, calls: int) -> Callable[[], float]:
+    store = SyncSessionStore.from_url(url, prefix=PREFIX)
+    client = store.runner.client
+    ctx = store.context()
+    turns = [encode_messages(ctx, [("user", u), ("assistant", a)])
+             for u, a in zip(workload.USER, workload.ASSISTANT)]
+
+    def run() -> float:
+        sids = [store.create_session(f"u{n}", workload.PERSONALITY, {"ttl": 3600, "max_idle": 3600})
+                for n in range(calls // workload.TURNS_PER_SESSION)]
+        keys = [ctx.session_keys(sid)[:4] for sid in sids]  # type: ignore[index]
+        steps = [Call("chat_turn", keys[n // workload.TURNS_PER_SESSION],
+                      (ctx.settings.max_history, workload.LAST, 1 + n,
+                       *turns[n % workload.TURNS_PER_SESSION]))
+                 for n in range(len(sids) * workload.TURNS_PER_SESSION)]
+        before = _usec(client)
+        for start in range(0, len(steps), BATCH):
+            store.runner.batch(steps[start:start + BATCH])
+        after = _usec(client)
+        return (after[1] - before[1]) / max(1, after[0] - before[0])
+
+    return run
+
+
+def _floor(url: str, calls: int) -> Callable[[], float]:
+    client = redis.Redis.from_url(url)
+    script = client.register_script(systems.floor_script())
+
+    def run() -> float:
+        now = int(time.time() * 1000)
+        keys = [(f"{PREFIX}:f:{n}:{now}", f"{PREFIX}:f:{n}:{now}:h")
+                for n in range(calls // workload.TURNS_PER_SESSION)]
+        with client.pipeline(transaction=False) as pipe:
+            for session, _ in keys:
+                pipe.hset(session, mapping={"abs": now + 3_600_000, "idle": 3_600_000})
+                pipe.pexpire(session, 3_600_000)
+            pipe.execute()
+        script.sha = client.script_load(script.script)
+        before = _usec(client)
+        for start in range(0, len(keys) * workload.TURNS_PER_SESSION, BATCH):
+            with client.pipeline(transaction=False) as pipe:
+                for n in range(start, min(start + BATCH, len(keys) * workload.TURNS_PER_SESSION)):
+                    script(keys=keys[n // workload.TURNS_PER_SESSION],
+                           args=[systems.FLOOR_BOUND, workload.LAST,
+                                 *systems.floor_messages(n % workload.TURNS_PER_SESSION)],
+                           client=pipe)
+                pipe.execute()
+        after = _usec(client)
+        return (after[1] - before[1]) / max(1, after[0] - before[0])
+
+    return run
+
+
+def run_script_cost(url: str, rounds: int, calls: int,
+                    say: Callable[[str], None]) -> tuple[dict[str, Any], str]:
+    """Median µs per call of each script over ``rounds`` alternating rounds, and the ratio."""
+    ours, floor = _ours(url, calls), _floor(url, calls)
+    mine: list[float] = []
+    theirs: list[float] = []
+    for round_no in range(rounds):
+        say(f"script cost: round {round_no + 1}/{rounds}")
+        first, second = (ours, floor) if round_no % 2 == 0 else (floor, ours)
+        a, b = first(), second()
+        mine.append(a if first is ours else b)
+        theirs.append(b if first is ours else a)
+    cleanup = redis.Redis.from_url(url)
+    for key in cleanup.scan_iter(f"{PREFIX}*", count=1000):
+        cleanup.unlink(key)
+    ratios = [m / t for m, t in zip(mine, theirs)]
+    raw = {"calls": calls, "rounds": rounds, "ours_usec": mine, "floor_usec": theirs,
+           "ratio_median": statistics.median(ratios)}
+    text = "\n".join([
+        "### Server cost of the turn's script (INFO commandstats)",
+        "",
+        f"_{calls:,} turns per script per round, pipelined in batches of {BATCH}, "
+        f"{rounds} alternating rounds; EVALSHA usec_per_call, median._",
+        "",
+        table(["script", "µs per turn", "÷ floor"],
+              [["luminora-redis `chat_turn.lua`", f"{statistics.median(mine):.1f}",
+                f"{statistics.median(ratios):.2f}×"],
+               ["floor `floor_turn.lua`", f"{statistics.median(theirs):.1f}", "1.00×"]]),
+    ])
+    return raw, text
