@@ -22,6 +22,7 @@ from luminora_redis.context import Context
 from luminora_redis.errors import InvalidInput
 from luminora_redis.models import Affinity, Episode, EvolutionEvent, EvolutionKind, Fact, Sentiment
 from luminora_redis.scripts import Call, Op
+from luminora_redis.sessions import new_turn_id
 from luminora_redis.validation import check_integer, check_number
 
 __all__ = [
@@ -56,7 +57,7 @@ def update_affinity(ctx: Context, user_id: object, personality_name: object, poi
     levels = [item for name, minimum in ctx.settings.affinity_levels for item in (name, minimum)]
     record = prefix(8, (EvolutionKind.AFFINITY.value, personality, delta, interaction))
     reply = yield Call("update_affinity", (user.affinity, user.evolution, user.user),
-                       (personality, delta, record, *levels))
+                       (personality, delta, record, new_turn_id(), *levels))
     return Affinity.model_construct(user_id=user_id, personality_name=personality,
                                     points=reply[1], level=reply[2].decode())
 
@@ -182,7 +183,7 @@ def record_trait(ctx: Context, user_id: object, personality_name: object, trait:
         raise InvalidInput("trait value is too long")
     why = None if reason is None else ctx.name(reason, "reason")
     record = prefix(7, (EvolutionKind.TRAIT.value, personality, name, value, why))
-    reply = yield Call("record_trait", (user.evolution, user.user), (record,))
+    reply = yield Call("record_trait", (user.evolution, user.user), (record, new_turn_id()))
     return EvolutionEvent.model_construct(kind=EvolutionKind.TRAIT, personality_name=personality,
                                           timestamp=from_ms(reply[1]), sequence=reply[2],
                                           trait=name, value=value, reason=why)

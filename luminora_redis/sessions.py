@@ -83,8 +83,8 @@ def new_nonce() -> str:
 
 
 def new_turn_id() -> int:
-    """A turn's id: random, so that a resend of this turn is told from the session's
-    previous turn. Uniqueness is all it needs (nothing is guessed from it), so it
+    """A turn's (or a memory write's) id: random, so that a resend of this call is told
+    from the previous one. Uniqueness is all it needs (nothing is guessed from it), so it
     comes from ``random`` (reseeded in a forked child), not from the OS."""
     return _turn_bits(63)
 

@@ -1,6 +1,7 @@
 """Resent writes: when the connection breaks after a script ran and before its reply
 arrived, redis-py's ``Retry`` sends the same EVALSHA again. Each write a resend can
-repeat recognises it (a turn id, a creation nonce) and is stored once; a NOSCRIPT that
+repeat recognises it (a turn id, a creation nonce, an operation id) and is stored
+once; a NOSCRIPT that
 reaches a single call is retried through ``Script``.
 
 The resend is made here by running one operation step twice through the store's own
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from redis.exceptions import NoScriptError
 
-from luminora_redis import SyncSessionStore, sessions
+from luminora_redis import SyncSessionStore, memory, sessions
 from luminora_redis.runner import AsyncRunner
 from luminora_redis.scripts import Call
 from luminora_redis.sync_runner import SyncRunner
@@ -81,6 +82,31 @@ def test_turns_with_the_same_messages_are_each_stored(blocking: SyncSessionStore
         blocking.chat_turn(sid, [("user", "ok")])
         blocking.append_message(sid, "assistant", "ok")
     assert contents(blocking, sid) == ["ok"] * 4
+
+
+def test_a_resent_affinity_change_is_applied_once(blocking: SyncSessionStore) -> None:
+    blocking.update_affinity("carlos", "alicia", 10)
+    op = memory.update_affinity(blocking.context(), "carlos", "alicia", 20)
+    call = next(op)
+    first = blocking.runner.call(call)
+    again = blocking.runner.call(call)
+    assert again == first  # same points, level and time
+    assert finish(op, again).points == 30
+    assert blocking.get_affinity("carlos", "alicia").points == 30
+    assert len(blocking.get_evolution("carlos", "alicia")) == 2
+    # Another personality's change, and the next change, apply as usual.
+    assert blocking.update_affinity("carlos", "bruno", 5).points == 5
+    assert blocking.update_affinity("carlos", "alicia", 20).points == 50
+
+
+def test_a_resent_trait_change_is_logged_once(blocking: SyncSessionStore) -> None:
+    op = memory.record_trait(blocking.context(), "carlos", "alicia", "humor", "dry")
+    call = next(op)
+    first = blocking.runner.call(call)
+    assert blocking.runner.call(call) == first
+    assert finish(op, first).sequence == 1
+    blocking.record_trait("carlos", "alicia", "humor", "warm")
+    assert [e.value for e in blocking.get_evolution("carlos", "alicia")] == ["dry", "warm"]
 
 
 def test_a_resent_create_returns_the_created_id_and_leaves_one_session(
