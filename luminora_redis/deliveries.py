@@ -128,12 +128,13 @@ class Deliveries:
         next_full = next_backlog = 0.0
         while not stop.is_set():
             full = clock() >= next_full
+            leftover = False
             try:
                 if full:
-                    await self._scan(None)
+                    leftover = await self._scan(None)
                     next_full = clock() + self._interval
                 elif due := self._schedule.take_due(time.time() * 1000):
-                    await self._scan(due)
+                    leftover = await self._scan(due)
                 if self._observer is not None and clock() >= next_backlog:
                     next_backlog = clock() + BACKLOG_EVERY
                     self._report("backlog", await self.backlog())
@@ -148,6 +149,13 @@ class Deliveries:
                                "in %.2f s", error, delay)
                 await self._pause(delay)
                 continue
+            if leftover:
+                # Due deliveries were left in the outbox (the queue was full, or a bucket
+                # held more than one scan takes): scan again as soon as a worker has room,
+                # not at the next full scan.
+                next_full = clock()
+                await self._pause(self._interval)
+                continue
             await self._pause(self._schedule.pause(next_full - clock(), time.time() * 1000, MIN_GAP))
 
     async def _pause(self, seconds: float) -> None:
@@ -158,15 +166,18 @@ class Deliveries:
     async def backlog(self) -> DeliveryBacklog:
         return await call(self._store, outbox.delivery_backlog)
 
-    async def _scan(self, buckets: list[int] | None) -> None:
+    async def _scan(self, buckets: list[int] | None) -> bool:
+        """Queue the due deliveries of ``buckets`` (all when None); whether some due ones
+        were left in the outbox."""
         scanned = buckets if buckets is not None else range(
             (await self._store.context()).keys.buckets)
         scan = await call(self._store, outbox.scan_due_deliveries, scanned, 4 * self._workers)
         self._schedule.learn(scan, scanned, time.time() * 1000)
         for session_id in scan.session_ids:
             if self._queue.full():
-                break  # the rest waits for the next scan; leases are taken only by workers
+                return True  # the rest waits for room; leases are taken only by workers
             self.offer(session_id)
+        return scan.more
 
     async def _worker(self) -> None:
         while (session_id := await self._queue.get()) is not None:

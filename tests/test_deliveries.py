@@ -295,3 +295,19 @@ async def test_a_store_told_that_no_sink_listens_records_no_deliveries(
     other = await recorded.create_session("carlos", "alicia", {"ttl": 60})
     assert await recorded.end_session(other)
     assert (await recorded.delivery_backlog()).pending == 1
+
+
+async def test_a_backlog_larger_than_the_queue_drains_without_waiting_for_full_scans(
+        async_stores: Callable[..., SessionStore]) -> None:
+    """One worker holds four queued deliveries; the other 16 of the backlog are taken as
+    the worker makes room, not one queueful per (here 60 s) full scan."""
+    store = async_stores()
+    ids = [await store.create_session(f"user-{n}", "alicia", {"ttl": 60}) for n in range(20)]
+    for sid in ids:
+        assert await store.end_session(sid)  # archived while no listener runs: in the outbox
+    seen: list[str] = []
+    listener = ExpiryListener(async_stores(), on_archived=lambda c: seen.append(c.session_id),
+                              delivery_workers=1, sweep_interval=0.05, delivery_interval=60.0)
+    async with running(listener):
+        await until(lambda: len(seen) == 20, timeout=15)
+    assert sorted(seen) == sorted(ids)

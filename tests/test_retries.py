@@ -1,8 +1,7 @@
 """Resent writes: when the connection breaks after a script ran and before its reply
 arrived, redis-py's ``Retry`` sends the same EVALSHA again. Each write a resend can
 repeat recognises it (a turn id, a creation nonce, an operation id) and is stored
-once; a NOSCRIPT that
-reaches a single call is retried through ``Script``.
+once; a NOSCRIPT that reaches a single call is retried through ``Script``.
 
 The resend is made here by running one operation step twice through the store's own
 runner, exactly what redis-py's retry sends; ``tests/test_soak.py`` makes it happen
@@ -208,3 +207,26 @@ def test_a_noscript_reaching_a_single_async_call_is_retried_once() -> None:
             await AsyncRunner(client, {"s": AsyncFlakyScript(failures=2)}).call(call)  # type: ignore[arg-type]
 
     asyncio.run(run())
+
+
+def test_turn_ids_ignore_the_global_random_seed_and_differ_after_a_fork() -> None:
+    """A process that seeds ``random`` (as test tools do) or forks workers must not
+    repeat ids: a repeated id makes a new write look like a resend of the last one."""
+    import os
+    import random
+
+    random.seed(7)
+    first = sessions.new_turn_id()
+    random.seed(7)
+    assert sessions.new_turn_id() != first
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        os.write(write, str(sessions.new_turn_id()).encode())
+        os._exit(0)
+    os.close(write)
+    mine = sessions.new_turn_id()
+    with os.fdopen(read) as pipe:
+        theirs = int(pipe.read())
+    os.waitpid(child, 0)
+    assert theirs != mine
