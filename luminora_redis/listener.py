@@ -19,7 +19,7 @@ from typing import Any
 
 from redis import exceptions as redis_errors
 
-from luminora_redis import archive, liveness
+from luminora_redis import archive, heartbeats
 from luminora_redis.deliveries import Deliveries, OnArchived
 from luminora_redis.listener_settings import ListenerObserver, ListenerSettings
 from luminora_redis.notifications import ensure_flags
@@ -169,7 +169,9 @@ class ExpiryListener:
         self._listening = not self.settings.notifications
         s = self.settings
         loops = [asyncio.create_task(self._sweeper.run(self._stop), name=f"{self.name} sweeper"),
-                 asyncio.create_task(self._heartbeat(), name=f"{self.name} heartbeat")]
+                 asyncio.create_task(heartbeats.beat(self._store, self.name,
+                                                     self.settings.heartbeat_interval, self._stop),
+                                     name=f"{self.name} heartbeat")]
         notifier: asyncio.Task[None] | None = None
         workers: list[asyncio.Task[None]] = []
         if s.notifications:
@@ -241,34 +243,13 @@ class ExpiryListener:
                 if task not in finished and isinstance(result, Exception):
                     logger.error("listener task %s failed while stopping", task.get_name(),
                                  exc_info=result)
-            await self._leave()
+            await heartbeats.leave(self._store, self.name)
             self._inflight.clear()
             self._sweeper.closing = False
             self._sweeper.wake.clear()
             self._stop.clear()
             self.live.clear()
             self._stopped.set()
-
-    # -- heartbeat ----------------------------------------------------------------
-
-    async def _heartbeat(self) -> None:
-        interval = self.settings.heartbeat_interval
-        ttl_ms = int(interval * 3000)
-        while not self._stop.is_set():
-            try:
-                await call(self._store, liveness.heartbeat, self.name, ttl_ms)
-            except UNAVAILABLE as error:
-                logger.debug("heartbeat of listener %s failed (%s)", self.name, error)
-            try:
-                await asyncio.wait_for(self._stop.wait(), interval)
-            except asyncio.TimeoutError:
-                pass
-
-    async def _leave(self) -> None:
-        try:
-            await asyncio.wait_for(call(self._store, liveness.heartbeat, self.name, 0), 2.0)
-        except (*UNAVAILABLE, asyncio.TimeoutError) as error:
-            logger.debug("listener %s could not remove its heartbeat (%s)", self.name, error)
 
     # -- the sweeper and liveness ---------------------------------------------------
 
