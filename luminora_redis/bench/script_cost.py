@@ -13,7 +13,6 @@ the median over the rounds, and the ratio is taken round by round.
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -59,18 +58,12 @@ def _ours(url: str, calls: int) -> Callable[[], float]:
 
 
 def _floor(url: str, calls: int) -> Callable[[], float]:
-    client = redis.Redis.from_url(url)
-    script = client.register_script(systems.floor_script())
+    floor = systems.FloorBlocking(url, f"{PREFIX}:f")
+    floor.open()
+    client, script = floor.client, floor.script
 
     def run() -> float:
-        now = int(time.time() * 1000)
-        keys = [(f"{PREFIX}:f:{n}:{now}", f"{PREFIX}:f:{n}:{now}:h")
-                for n in range(calls // workload.TURNS_PER_SESSION)]
-        with client.pipeline(transaction=False) as pipe:
-            for session, _ in keys:
-                pipe.hset(session, mapping={"abs": now + 3_600_000, "idle": 3_600_000})
-                pipe.pexpire(session, 3_600_000)
-            pipe.execute()
+        keys = floor.sessions(calls // workload.TURNS_PER_SESSION)
         script.sha = client.script_load(script.script)
         before = _usec(client)
         for start in range(0, len(keys) * workload.TURNS_PER_SESSION, BATCH):
