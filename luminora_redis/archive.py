@@ -73,14 +73,12 @@ def _read_meta(keys: SessionKeys, session_id: str) -> Call:
                 (session_id,))
 
 
-def _owner(keys: SessionKeys, session_id: str, live: list[bool] | None = None) -> Op[str | None]:
-    """The user a session belongs to, from its meta hash; None once archived or deleted.
-    ``live`` (when given) receives whether the session hash is still there; its index
-    entry was then raised to its real deadline by the same script."""
+def _owner(keys: SessionKeys, session_id: str) -> Op[tuple[str | None, bool]]:
+    """The user a session belongs to, from its meta hash (None once archived or
+    deleted), and whether the session hash is still there; its index entry was then
+    raised to its real deadline by the same script."""
     meta = yield _read_meta(keys, session_id)
-    if live is not None:
-        live.append(len(meta) > 5 and bool(meta[5]))
-    return None if meta[0] is None else str(meta[0].decode())
+    return (None if meta[0] is None else str(meta[0].decode())), len(meta) > 5 and bool(meta[5])
 
 
 def archive_session(ctx: Context, session_id: str, mode: str,
@@ -104,9 +102,8 @@ def archive_session(ctx: Context, session_id: str, mode: str,
     keys = ctx.session_keys(session_id)
     if keys is None:
         return None
-    live: list[bool] = []
-    user_id = yield from _owner(keys, str(session_id), live)
-    if user_id is None or (live[0] and mode != "end"):
+    user_id, live = yield from _owner(keys, str(session_id))
+    if user_id is None or (live and mode != "end"):
         return None
     user = ctx.keys.user(user_id)
     reply = yield Call("archive_session", _archive_keys(ctx, keys, user, session_id),
@@ -188,7 +185,7 @@ def delete_session(ctx: Context, session_id: object) -> Op[bool]:
     keys = ctx.session_keys(session_id)
     if keys is None:
         return False
-    user_id = yield from _owner(keys, str(session_id))
+    user_id, _ = yield from _owner(keys, str(session_id))
     if user_id is None:
         return False
     user = ctx.keys.user(user_id)

@@ -30,7 +30,8 @@ were in it, and nothing is replayed. Rules, each pinned by a test:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 from redis.asyncio.client import Redis
@@ -86,6 +87,16 @@ class AutoPipeline:
     def busy(self) -> bool:
         """Whether calls are queued or out: a new call then joins the next batch."""
         return bool(self._queue) or self.inflight > 0
+
+    @contextlib.contextmanager
+    def alone(self) -> Iterator[None]:
+        """Count a call sent outside the batches (while the pipeline was idle) as out,
+        so that calls made meanwhile queue behind it."""
+        self.inflight += 1
+        try:
+            yield
+        finally:
+            self.inflight -= 1
 
     async def call(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """Run ``script`` with ``keys`` and ``args`` in the next batch; its reply."""
@@ -221,15 +232,14 @@ class AutoPipeline:
                         replies.append(await read())
                     except ResponseError as error:
                         replies.append(error)
-        except asyncio.TimeoutError:  # as Connection.read_response reports it
+        except (asyncio.TimeoutError, OSError) as error:
+            # As Connection.read_response reports them: a redis-py TimeoutError or
+            # ConnectionError. Replies may still be on the wire: the connection goes.
             await connection.disconnect()
-            failure: Exception = TimeoutError(
-                f"Timeout reading from {connection.host}:{connection.port}")
-            replies.extend([failure] * (len(group) - len(replies)))
-        except OSError as error:  # as Connection.read_response reports it
-            await connection.disconnect()
-            failure = ConnectionError(f"Error while reading from {connection.host}:"
-                                      f"{connection.port} : {error.args}")
+            where = f"{connection.host}:{connection.port}"
+            failure = (TimeoutError(f"Timeout reading from {where}")
+                       if isinstance(error, asyncio.TimeoutError)
+                       else ConnectionError(f"Error while reading from {where} : {error.args}"))
             replies.extend([failure] * (len(group) - len(replies)))
         except BaseException as error:
             # Replies may still be on the wire: this connection cannot be reused.

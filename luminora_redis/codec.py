@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import msgpack
 
-from luminora_redis.context_messages import ContextMessage
+from luminora_redis.context_messages import ROLES, ContextMessage
 from luminora_redis.errors import InvalidInput, MessageTooLarge
 from luminora_redis.models import (
     Episode,
@@ -66,13 +66,16 @@ __all__ = [
 log = logging.getLogger(__name__)
 R = TypeVar("R")
 
-_ROLES: Mapping[str, Role] = {role.value: role for role in Role}
+_ROLES: Mapping[str, Role] = ROLES
 # A role as a caller may give it (its value, or the member itself) -> its value.
 _ROLE_VALUES: Mapping[object, str] = {**{role.value: role.value for role in Role},
                                       **{role: role.value for role in Role}}
 _message = trusted(Message)
 _packb = msgpack.packb
 _packers = threading.local()
+unpack = msgpack.unpackb
+UTC = timezone.utc
+_MAX_MS = 253_402_300_800_000  # 10000-01-01: datetime's range
 
 
 def _packer() -> msgpack.Packer:
@@ -82,9 +85,6 @@ def _packer() -> msgpack.Packer:
     except AttributeError:
         _packers.packer = msgpack.Packer(use_bin_type=True, autoreset=True)
         return _packers.packer  # type: ignore[no-any-return]
-unpack = msgpack.unpackb
-UTC = timezone.utc
-_MAX_MS = 253_402_300_800_000  # 10000-01-01: datetime's range
 
 
 def from_ms(ms: int | bytes) -> datetime:
@@ -249,7 +249,7 @@ def decode_context(raws: Sequence[bytes], owner: str = "?") -> list[ContextMessa
         records = unpack(b"\xdd" + count.to_bytes(4, "big") + b"".join(raws))
         # Each record becomes its message as it is; the role and the timestamp are only
         # turned into a Role and a datetime when asked for, so both are checked now.
-        return [_context(cls, record)
+        return [_context(ContextMessage, record)
                 if len(record) == 4 and record[0] in _ROLES and 0 <= record[3] < _MAX_MS
                 else _unreadable_record(record)
                 for record in records]
@@ -257,7 +257,6 @@ def decode_context(raws: Sequence[bytes], owner: str = "?") -> list[ContextMessa
         return _salvage("message", owner, decode_context_message, raws)
 
 
-cls = ContextMessage
 _context = tuple.__new__
 
 

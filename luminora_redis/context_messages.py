@@ -20,10 +20,11 @@ from typing import Any
 
 from luminora_redis.models import Message, Role
 
-__all__ = ["ContextMessage"]
+__all__ = ["ROLES", "ContextMessage"]
 
 _UTC = timezone.utc
-_ROLES: dict[str, Role] = {role.value: role for role in Role}
+#: A stored role's value -> the Role (the codec reads roles through it too).
+ROLES: dict[str, Role] = {role.value: role for role in Role}
 
 
 class ContextMessage(tuple):  # type: ignore[type-arg]
@@ -39,7 +40,7 @@ class ContextMessage(tuple):  # type: ignore[type-arg]
 
     @property
     def role(self) -> Role:
-        return _ROLES[self[0]]
+        return ROLES[self[0]]
 
     content: str = property(itemgetter(1))  # type: ignore[assignment]
     metadata: dict[str, Any] | None = property(itemgetter(2))  # type: ignore[assignment]

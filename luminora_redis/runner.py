@@ -54,11 +54,8 @@ class AsyncRunner:
                 return await pipeline.call(script, keys, args)
             # Nothing queued or in flight: a lone call goes out at once, as without
             # auto-pipelining, and calls made while it is out queue behind it.
-            pipeline.inflight += 1
-            try:
+            with pipeline.alone():
                 return await self._direct(script, keys, args)
-            finally:
-                pipeline.inflight -= 1
         return await self._direct(script, keys, args)
 
     async def _direct(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:

@@ -105,9 +105,7 @@ def encode_messages(ctx: Context, messages: Iterable[MessageLike]) -> list[bytes
         raise InvalidInput("messages must be a sequence of messages, not a single one")
     encoded = []
     for message in messages:
-        if type(message) is tuple and len(message) == 2:  # the common form, first
-            encoded.append(encode_message(message[0], message[1], None, limit))
-        elif isinstance(message, tuple) and len(message) in (2, 3):
+        if isinstance(message, tuple) and len(message) in (2, 3):
             encoded.append(encode_message(message[0], message[1],
                                           message[2] if len(message) == 3 else None, limit))
         elif isinstance(message, Message):
@@ -132,10 +130,10 @@ def _turn(ctx: Context, session_id: object, entries: list[bytes],
         raise_for_status(ReplyCode.NOT_FOUND, str(session_id))
     settings = ctx.settings
     paged = not 0 <= want <= ctx.turn_page
+    asked = -settings.page_size if paged else want
     reply = yield Call("chat_turn", keys[:4],
-                       (settings.max_history, -settings.page_size if paged else want,
-                        new_turn_id(), *entries) if entries
-                       else (settings.max_history, -settings.page_size if paged else want))
+                       (settings.max_history, asked, new_turn_id(), *entries) if entries
+                       else (settings.max_history, asked))
     if reply[0] != OK:
         raise_for_status(reply[0], str(session_id))
     if paged:
