@@ -40,6 +40,7 @@ __all__ = [
     "get_archived_conversations",
     "get_expired_sessions",
     "read_archived_conversation",
+    "trim_to_retention",
     "cleanup_expired_sessions",
     "compress",
 ]
@@ -141,7 +142,7 @@ def retain(ctx: Context, user_id: str) -> Op[bool]:
     if retention is None:
         return True
     try:
-        yield from _trim(ctx.keys.user(user_id), retention)
+        yield from trim_to_retention(ctx, user_id)
     except Exception as error:  # the archive committed: see the docstring
         logger.warning("trimming the archive of user %r to %d conversations failed (%r); "
                        "it is retried later", user_id, retention, error)
@@ -149,12 +150,28 @@ def retain(ctx: Context, user_id: str) -> Op[bool]:
     return True
 
 
-def _trim(user: UserKeys, keep: int) -> Op[None]:
+def trim_to_retention(ctx: Context, user_id: str) -> Op[None]:
+    """Trim the user's archive to its newest ``archive_retention`` conversations (nothing
+    when that is None); raises on failure.
+
+    An archive whose delivery to ``on_archived`` is pending or quarantined is
+    never trimmed, so the sink gets every archive: it goes once the delivery is
+    acknowledged (the listener trims again then). Until then the archive may
+    hold more than the retention.
+    """
+    retention = ctx.settings.archive_retention
+    if retention is None:
+        return
+    bucket = ctx.keys.bucket(ctx.keys.bucket_of_user(user_id))
+    yield from _trim(ctx.keys.user(user_id), bucket.outbox, bucket.dead, retention)
+
+
+def _trim(user: UserKeys, outbox: str, dead: str, keep: int) -> Op[None]:
     victims: list[str] = []
     for _ in range(10):
         segments = yield from _segments_of(user, victims)
         keys = [key for sid in victims for key in user.archived(sid)]
-        reply = yield Call("trim_archive", (user.archive, *keys), (keep, *victims))
+        reply = yield Call("trim_archive", (user.archive, outbox, dead, *keys), (keep, *victims))
         if segments:
             yield Batch([Call("drop_segments", (user.archived(sid)[0], *user.segments(sid, segs)),
                               ()) for sid, segs in segments])

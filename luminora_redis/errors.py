@@ -36,6 +36,8 @@ class ReplyCode(IntEnum):
     ALIVE = -2
     EXISTS = -3
     MANUAL = -5
+    #: claim_delivery: the delivery's body cannot be read; quarantined
+    UNREADABLE = 3
 
 
 class LuminoraRedisError(Exception):

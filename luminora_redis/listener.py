@@ -10,6 +10,7 @@ docs/listener.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -22,8 +23,8 @@ from redis import exceptions as redis_errors
 from luminora_redis import archive, heartbeats
 from luminora_redis.deliveries import Deliveries, OnArchived
 from luminora_redis.listener_settings import ListenerObserver, ListenerSettings
-from luminora_redis.notifications import ensure_flags
-from luminora_redis.outages import UNAVAILABLE, backoff, call
+from luminora_redis.notifications import NOTIFY_CONFIG, check_flags
+from luminora_redis.outages import Outage, call, is_outage
 from luminora_redis.store import SessionStore
 from luminora_redis.subscriptions import subscription_for
 from luminora_redis.sweeper import Sweeper
@@ -58,7 +59,7 @@ class ExpiryListener:
             raise TypeError(f"ExpiryListener needs the asyncio SessionStore, not {store!r}")
         if on_archived is not None and not callable(on_archived):
             raise TypeError(f"on_archived must be callable, not {on_archived!r}")
-        base = settings.model_dump() if settings is not None else {}
+        base = settings.model_dump(exclude_unset=True) if settings is not None else {}
         self.settings = ListenerSettings.model_validate({**base, **overrides})
         self._store = store
         self._on_archived = on_archived
@@ -76,9 +77,14 @@ class ExpiryListener:
         self._queue: asyncio.Queue[str | None] = asyncio.Queue(_QUEUE_SIZE)
         self._inflight: set[str] = set()  # sessions this listener is archiving or has queued
         self._listening = False  # notifications can arrive (or are not wanted)
-        self._generation = 0  # subscriptions established, the first included
+        # Bumped whenever events may have been missed (a subscription, the end of an
+        # outage, lost flags): a full sweep begun after the bump makes the listener live.
+        self._generation = 0
         self._live_generation = -1
-        self._failures = 0  # notification connection failures since the last confirmation
+        self._subscriptions = 0  # subscriptions established, the first included
+        self._subscribed: Outage | None = None  # the notification subscription's outages
+        self._outages: set[str] = set()  # loops in an outage now
+        self._outage_count = 0
         self._warned = False
         self._archived = {NOTIFICATION: 0, SWEEP: 0}
         self._errors = 0
@@ -93,7 +99,8 @@ class ExpiryListener:
                        owner=f"{self.name}#{secrets.token_hex(4)}",
                        archive=lambda sid: self._archive(sid, SWEEP), inflight=self._inflight,
                        mark=lambda: (self._listening, self._generation),
-                       on_full_sweep=self._swept, on_error=self._count_error)
+                       on_full_sweep=self._swept, on_error=self._count_error,
+                       outage=self._outage)
 
     # -- counters ----------------------------------------------------------------
 
@@ -158,8 +165,11 @@ class ExpiryListener:
     async def run(self) -> None:
         """Listen, sweep and deliver until `stop` is called or this task is cancelled.
 
-        Connection losses are retried with bounded, jittered backoff for as
-        long as it runs; it raises only on a bug in one of its own loops.
+        Redis being unreachable or refusing (OOM, BUSY, LOADING, READONLY, …) is
+        an outage that every loop waits out with bounded, jittered backoff, at
+        start too; `outage` and the observer show it. It raises only on a
+        configuration the store refuses at start (e.g. a layout version), or on a
+        bug that escaped a loop.
         """
         if not self._stopped.is_set():
             raise RuntimeError(f"listener {self.name} is already running")
@@ -167,26 +177,55 @@ class ExpiryListener:
         self.started.clear()
         self.live.clear()
         self._listening = not self.settings.notifications
+        try:
+            if await self._start():
+                await self._serve()
+        finally:
+            self._outages.clear()
+            self._stop.clear()
+            self.live.clear()
+            self._stopped.set()
+
+    async def _start(self) -> bool:
+        """Read the keyspace's layout, waiting out outages; False when stopped first."""
+        outage = self._outage("starting the listener")
+        while not self._stop.is_set():
+            try:
+                await self._store.context()
+            except Exception as error:
+                if not is_outage(error):
+                    raise
+                await outage.wait(error, self._stop)
+            else:
+                outage.recovered()
+                return True
+        return False
+
+    async def _serve(self) -> None:
         s = self.settings
+        beat = heartbeats.beat(self._store, self.name, s.heartbeat_interval, self._stop,
+                               self._outage("the heartbeat"))
         loops = [asyncio.create_task(self._sweeper.run(self._stop), name=f"{self.name} sweeper"),
-                 asyncio.create_task(heartbeats.beat(self._store, self.name,
-                                                     self.settings.heartbeat_interval, self._stop),
-                                     name=f"{self.name} heartbeat")]
+                 asyncio.create_task(beat, name=f"{self.name} heartbeat")]
         notifier: asyncio.Task[None] | None = None
         workers: list[asyncio.Task[None]] = []
         if s.notifications:
             notifier = asyncio.create_task(self._notification_loop(),
                                            name=f"{self.name} notifications")
-            workers = [asyncio.create_task(self._worker(), name=f"{self.name} worker {n}")
+            archiving = self._outage("archiving notified sessions")
+            workers = [asyncio.create_task(self._worker(archiving), name=f"{self.name} worker {n}")
                        for n in range(_WORKERS)]
             loops += [notifier, *workers]
+            if s.configure_notifications:
+                loops.append(asyncio.create_task(self._flags_loop(),
+                                                 name=f"{self.name} notification flags"))
         if self._on_archived is not None:
             self._deliveries = Deliveries(
                 self._store, self._on_archived, interval=s.delivery_interval,
-                workers=s.delivery_workers, lease=s.delivery_lease,
+                workers=s.delivery_workers, lease=s.delivery_lease, hook_timeout=s.hook_limit,
                 backoff_base=s.delivery_backoff, backoff_cap=s.delivery_backoff_cap,
                 max_attempts=s.delivery_max_attempts, observer=self._observer,
-                on_error=self._count_error)
+                on_error=self._count_error, outage=self._outage)
             loops.append(asyncio.create_task(self._deliveries.run(self._stop, _STOP_GRACE),
                                              name=f"{self.name} deliveries"))
         stopper = asyncio.create_task(self._stop.wait())
@@ -203,8 +242,8 @@ class ExpiryListener:
         finally:
             await self._shutdown(stopper, notifier, loops, len(workers))
             logger.info("listener %s stopped: %d archived, %d delivered, %d sweeps, %d errors, "
-                        "%d reconnects", self.name, self.archived, self.delivered, self.sweeps,
-                        self._errors, self._reconnects)
+                        "%d reconnects, %d outages", self.name, self.archived, self.delivered,
+                        self.sweeps, self._errors, self._reconnects, self._outage_count)
 
     async def stop(self) -> None:
         """Ask `run` to finish and wait until it has; in-flight work completes first."""
@@ -247,9 +286,44 @@ class ExpiryListener:
             self._inflight.clear()
             self._sweeper.closing = False
             self._sweeper.wake.clear()
-            self._stop.clear()
+
+    # -- outages ----------------------------------------------------------------------
+
+    @property
+    def outage(self) -> bool:
+        """Whether some loop of this listener finds Redis unreachable or refusing now;
+        `live` is clear meanwhile, and set again after the catch-up sweep that
+        follows the outage."""
+        return bool(self._outages)
+
+    @property
+    def outages(self) -> int:
+        """Outages this listener waited out or is waiting out (overlapping ones of
+        several loops count once)."""
+        return self._outage_count
+
+    def _outage(self, what: str) -> Outage:
+        """A fresh `Outage` for one of this listener's loops."""
+        return Outage(what, on_error=self._count_error, on_change=self._outage_changed)
+
+    def _outage_changed(self, what: str, active: bool) -> None:
+        was = bool(self._outages)
+        if active:
+            self._outages.add(what)
+        else:
+            self._outages.discard(what)
+        if was == bool(self._outages):
+            return
+        if self._outages:
+            self._outage_count += 1
             self.live.clear()
-            self._stopped.set()
+        else:
+            # Whatever expired meanwhile may have been missed: catch up, then be live.
+            self._generation += 1
+            self._sweeper.wake.set()
+        report = getattr(self._observer, "outage", None)
+        if report is not None:
+            report(bool(self._outages))
 
     # -- the sweeper and liveness ---------------------------------------------------
 
@@ -292,7 +366,8 @@ class ExpiryListener:
     # -- notifications ----------------------------------------------------------------
 
     async def _notification_loop(self) -> None:
-        delays = backoff()
+        outage = self._outage("the notification subscription")
+        self._subscribed = outage
         subscription = subscription_for(self._store, self.name, self._on_expired,
                                         self._on_subscribed, self._count_error)
         while True:
@@ -305,42 +380,71 @@ class ExpiryListener:
                     "permission for __keyevent@*__:expired (ACL &__keyevent@*__:expired); "
                     "archiving through the sweeper only, every %.3f s", error,
                     self.settings.sweep_interval)
+                outage.recovered()
                 self._generation += 1
                 self._listening = True
                 self._sweeper.wake.set()
                 return
-            except UNAVAILABLE as error:
-                reason = f"lost the notification connection ({error})"
             except Exception as error:
-                logger.exception("notification subscription failed")
-                reason = f"notification subscription failed ({error!r})"
-            self._count_error()
-            self._lost()
-            delay = delays.compute(self._failures)
-            self._failures += 1
-            logger.warning("%s; reconnecting in %.2f s, the sweeper covers the gap", reason, delay)
-            await asyncio.sleep(delay)
+                # The sweeper covers the gap until the subscription is back.
+                self._lost()
+                await outage.wait(error, self._stop, unexpected=not is_outage(error))
 
     async def _on_subscribed(self) -> None:
         """The subscription is live (again): merge the flags, then have the sweeper catch
         up on whatever expired meanwhile."""
         # A restarted server, or a replica promoted by a failover, lacks our CONFIG SET.
-        if self.settings.configure_notifications and not await ensure_flags(
-                self._store.client, warn=not self._warned):
-            self._warned = True
+        if self.settings.configure_notifications:
+            await self._check_flags()
+        self._subscriptions += 1
         self._generation += 1
-        if self._generation > 1:
+        if self._subscriptions > 1:
             self.live.clear()
             self._reconnects += 1
             if self._observer is not None:
                 self._observer.reconnected()
             logger.info("listener %s resubscribed to expired events; catching up", self.name)
-        self._failures = 0
+        if self._subscribed is not None:
+            self._subscribed.recovered()
         self._listening = True
         if self.settings.catch_up:
             self._sweeper.wake.set()
         else:
             self._become_live(self._generation)
+
+    async def _check_flags(self) -> bool:
+        """Merge the notification flags into every server's; whether one lacked them.
+        A refusal of ``CONFIG`` is logged once per run."""
+        check = await check_flags(self._store.client)
+        if check.refusal is not None and not self._warned:
+            self._warned = True
+            logger.warning(check.warning)
+        return bool(check.restored)
+
+    async def _flags_loop(self) -> None:
+        """Every heartbeat interval, put back the notification flags if someone removed
+        them (``CONFIG SET notify-keyspace-events ""``), logged once each time, and
+        catch up on what expired unannounced meanwhile."""
+        outage = self._outage("checking the notification flags")
+        while not self._stop.is_set():
+            try:
+                if self._listening and await self._check_flags():
+                    logger.warning("listener %s: the server's %s lacked the expired events "
+                                   "(someone changed it); restored them, catching up",
+                                   self.name, NOTIFY_CONFIG)
+                    self._lost_events()
+            except Exception as error:
+                await outage.wait(error, self._stop, unexpected=not is_outage(error))
+                continue
+            outage.recovered()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.settings.heartbeat_interval)
+
+    def _lost_events(self) -> None:
+        """Events may have been lost: not live until a catch-up sweep has run."""
+        self.live.clear()
+        self._generation += 1
+        self._sweeper.wake.set()
 
     async def _on_expired(self, key: str) -> None:
         ctx = await self._store.context()
@@ -350,18 +454,20 @@ class ExpiryListener:
         self._inflight.add(session_id)
         await self._queue.put(session_id)
 
-    async def _worker(self) -> None:
+    async def _worker(self, outage: Outage) -> None:
         while (session_id := await self._queue.get()) is not None:
             try:
                 await self._archive(session_id, NOTIFICATION)
-            except UNAVAILABLE as error:
-                self._count_error()
-                logger.warning("could not archive session %s on its notification (%s); "
-                               "the sweeper will", session_id, error)
-            except Exception:
-                self._count_error()
-                logger.exception("archiving session %s failed; the sweeper retries it",
-                                 session_id)
+            except Exception as error:
+                if is_outage(error):
+                    # The session stays due in the deadline index: the sweeper takes it.
+                    outage.failed(error)
+                else:
+                    self._count_error()
+                    logger.exception("archiving session %s failed; the sweeper retries it",
+                                     session_id)
+            else:
+                outage.recovered()
             finally:
                 self._inflight.discard(session_id)
 

@@ -28,6 +28,14 @@ class ListenerSettings(BaseModel):
     ``list_quarantined``). ``delivery_lease`` must exceed the hook's longest
     call, or another listener delivers the same conversation again.
 
+    ``hook_timeout`` bounds one call of an async ``on_archived`` (seconds; None:
+    no bound). A call that overruns is abandoned (cancelled and no longer
+    awaited), counts as a failed attempt, and frees its worker, so hung calls
+    never stall the other deliveries. It must be below ``delivery_lease``; left
+    at its default (30 s), it is lowered to half the lease when the lease is
+    shorter than a minute. A plain (non-async) hook runs on the event loop and
+    cannot be timed out.
+
     ``sweep_lease`` is how long the sweep lease lasts (None: 4 × ``sweep_interval``,
     at least 1 s): of all listeners of a key prefix only its holder runs the
     periodic full sweeps, and when the holder dies another takes over within
@@ -53,6 +61,7 @@ class ListenerSettings(BaseModel):
     delivery_backoff: Seconds = 0.5
     delivery_backoff_cap: Seconds = 300.0
     delivery_max_attempts: StrictInt | None = Field(None, ge=1)
+    hook_timeout: Seconds | None = 30.0
     heartbeat_interval: Seconds = 2.0
 
     @model_validator(mode="after")
@@ -60,7 +69,20 @@ class ListenerSettings(BaseModel):
         if self.sweep_lease is not None and self.sweep_lease <= self.sweep_interval:
             raise ValueError(f"sweep_lease ({self.sweep_lease} s) must exceed sweep_interval "
                              f"({self.sweep_interval} s), at which its holder renews it")
+        if self.hook_timeout is not None and self.hook_timeout >= self.delivery_lease \
+                and "hook_timeout" in self.model_fields_set:
+            raise ValueError(f"hook_timeout ({self.hook_timeout} s) must be below "
+                             f"delivery_lease ({self.delivery_lease} s), or another listener "
+                             f"delivers the same conversation while the call still runs")
         return self
+
+    @property
+    def hook_limit(self) -> float | None:
+        """The effective ``hook_timeout``: as given, or its default lowered to half of a
+        delivery lease shorter than a minute."""
+        if self.hook_timeout is None or "hook_timeout" in self.model_fields_set:
+            return self.hook_timeout
+        return min(self.hook_timeout, self.delivery_lease / 2)
 
     @property
     def lease(self) -> float:
@@ -75,7 +97,8 @@ class ListenerObserver(Protocol):
 
     Called on the event loop: keep each call cheap and non-blocking. The
     delivery methods (``delivered(attempts)``, ``delivery_failed()``,
-    ``backlog(DeliveryBacklog)``) are called only when the observer has them.
+    ``backlog(DeliveryBacklog)``) and ``outage(active)`` (an outage began, or
+    the last one ended) are called only when the observer has them.
     """
 
     def archived(self, path: str, lag: float) -> None:

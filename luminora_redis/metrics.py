@@ -19,6 +19,8 @@ Exported series::
     luminora_redis_delivery_oldest_age_seconds                   age of the oldest pending one
     luminora_redis_deliveries_quarantined                        deliveries out of attempts
     luminora_redis_sessions_quarantined                          sweep entries out of attempts
+    luminora_redis_outage                                        1 while Redis cannot serve
+    luminora_redis_outages_total                                 outages waited out or ongoing
 
 The backlog gauges are refreshed every few seconds by a listener that has an
 ``on_archived`` hook.
@@ -89,6 +91,12 @@ class ListenerMetrics:
         self._stuck = Gauge("luminora_redis_sessions_quarantined",
                             "Deadline index entries quarantined after repeated failures",
                             registry=self.registry)
+        self._outage = Gauge("luminora_redis_outage",
+                             "1 while Redis is unreachable or refuses (OOM, BUSY, LOADING, ...)",
+                             registry=self.registry)
+        self._outages = Counter("luminora_redis_outages",
+                                "Outages of Redis the listener waited out or is waiting out",
+                                registry=self.registry)
 
     def archived(self, path: str, lag: float) -> None:
         self._archived.labels(path).inc()
@@ -108,6 +116,11 @@ class ListenerMetrics:
 
     def delivery_failed(self) -> None:
         self._delivery_failures.inc()
+
+    def outage(self, active: bool) -> None:
+        self._outage.set(1 if active else 0)
+        if active:
+            self._outages.inc()
 
     def backlog(self, backlog: DeliveryBacklog) -> None:
         self._pending.set(backlog.pending)

@@ -18,18 +18,21 @@ On Redis Cluster every node has its own configuration and publishes only the
 events of the keys it serves, so `ensure_flags` merges the flags on every
 primary the client knows. A replica promoted by a failover has its own
 configuration too: the listener calls `ensure_flags` again whenever the set of
-primaries changes.
+primaries changes. A running listener also checks the flags every heartbeat
+interval (`check_flags`), and puts them back when someone removed them.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import NoPermissionError, ResponseError
 
-__all__ = ["EXPIRED_FLAGS", "NOTIFY_CONFIG", "ensure_flags", "merged_flags", "refusal_warning"]
+__all__ = ["EXPIRED_FLAGS", "NOTIFY_CONFIG", "FlagCheck", "check_flags", "ensure_flags",
+           "merged_flags", "refusal_warning"]
 
 NOTIFY_CONFIG = "notify-keyspace-events"
 #: What the listener needs: the keyevent class and the expired event type.
@@ -88,6 +91,38 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+@dataclass
+class FlagCheck:
+    """What `check_flags` found: the servers where it added missing flags, and the
+    first refusal of ``CONFIG`` (then ``warning`` says what to set)."""
+
+    needed: str
+    restored: list[str] = field(default_factory=list)
+    refusal: ResponseError | None = None
+
+    @property
+    def warning(self) -> str:
+        return refusal_warning(self.needed, self.refusal) if self.refusal is not None else ""
+
+
+async def check_flags(client: Any, needed: str = EXPIRED_FLAGS) -> FlagCheck:
+    """Merge the ``needed`` flags into every server's (see `ensure_flags`), and say where
+    they were missing. Logs nothing; any error but a refusal of ``CONFIG`` propagates."""
+    check = FlagCheck(needed)
+    if not isinstance(client, RedisCluster):
+        targets: list[ClusterNode | None] = [None]
+    else:
+        await client.initialize()  # a client that sent nothing yet knows no primaries
+        targets = list(client.get_primaries())
+    for node in targets:
+        outcome = await _merge_on(client, needed, node)
+        if isinstance(outcome, ResponseError):
+            check.refusal = check.refusal or outcome
+        elif outcome:
+            check.restored.append("server" if node is None else node.name)
+    return check
+
+
 async def ensure_flags(client: Any, needed: str = EXPIRED_FLAGS, *, warn: bool = True) -> bool:
     """Make the server publish the ``needed`` events, adding only missing flags.
 
@@ -99,21 +134,17 @@ async def ensure_flags(client: Any, needed: str = EXPIRED_FLAGS, *, warn: bool =
     re-checking after a reconnect has warned already). Any other error,
     connection errors included, propagates.
     """
-    if not isinstance(client, RedisCluster):
-        refusal = await _merge_on(client, needed, None)
-    else:
-        await client.initialize()  # a client that sent nothing yet knows no primaries
-        refusals = [await _merge_on(client, needed, node) for node in client.get_primaries()]
-        refusal = next((error for error in refusals if error is not None), None)
-    if refusal is None:
+    check = await check_flags(client, needed)
+    if check.refusal is None:
         return True
     if warn:
-        logger.warning(refusal_warning(needed, refusal))
+        logger.warning(check.warning)
     return False
 
 
-async def _merge_on(client: Any, needed: str, node: ClusterNode | None) -> ResponseError | None:
-    """Merge the flags on one server (one cluster ``node``); the refusal, if it refused."""
+async def _merge_on(client: Any, needed: str, node: ClusterNode | None) -> ResponseError | bool:
+    """Merge the flags on one server (one cluster ``node``): whether some were missing,
+    or the refusal, if it refused."""
     target: dict[str, Any] = {} if node is None else {"target_nodes": node}
     where = "" if node is None else f" on {node.name}"
     try:
@@ -128,4 +159,4 @@ async def _merge_on(client: Any, needed: str, node: ClusterNode | None) -> Respo
         if not _is_refusal(error):
             raise
         return error
-    return None
+    return merged is not None

@@ -19,7 +19,7 @@ import msgpack
 from luminora_redis.archive import DueScan, scan_sets
 from luminora_redis.codec import from_ms
 from luminora_redis.context import Context
-from luminora_redis.errors import InvalidInput
+from luminora_redis.errors import InvalidInput, ReplyCode
 from luminora_redis.models import DeliveryBacklog, QuarantinedEntry, QuarantineKind
 from luminora_redis.scripts import Batch, Call, Op
 
@@ -37,16 +37,23 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One claimed delivery: which archived conversation, and its attempt number."""
+    """One claimed delivery: which archived conversation, and its attempt number.
+    ``unreadable``: its body could not be read, and the claim quarantined it."""
 
     session_id: str
     user_id: str
     attempts: int
     created_ms: int
+    unreadable: bool = False
 
 
 def _body(raw: bytes) -> dict[str, Any]:
-    body = msgpack.unpackb(raw, raw=False, strict_map_key=False)
+    """A delivery's body; empty when it cannot be read (such a body is quarantined at its
+    claim, and listed with what is known: its session id)."""
+    try:
+        body = msgpack.unpackb(raw, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.UnpackException):
+        return {}
     return body if isinstance(body, dict) else {}
 
 
@@ -70,8 +77,11 @@ def _bucket_of(ctx: Context, session_id: str) -> Any:
 def claim_delivery(ctx: Context, session_id: str, lease_ms: int) -> Op[Delivery | None]:
     """Take the lease on one due delivery; None when it is not due (anymore)."""
     keys = _bucket_of(ctx, session_id)
-    reply = yield Call("claim_delivery", (keys.outbox, keys.bodies), (session_id, lease_ms))
-    if reply[0] != 1:
+    reply = yield Call("claim_delivery", (keys.outbox, keys.bodies, keys.dead),
+                       (session_id, lease_ms))
+    if reply[0] == ReplyCode.UNREADABLE:
+        return Delivery(session_id, "", 0, 0, unreadable=True)
+    if reply[0] != ReplyCode.OK:
         return None
     body = _body(reply[1])
     return Delivery(session_id, str(body.get("user", "")), int(body.get("attempts", 1)),

@@ -36,10 +36,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from luminora_redis import archive, liveness, outbox
-from luminora_redis.outages import UNAVAILABLE, backoff, call
+from luminora_redis.outages import Outage, call, is_outage
 from luminora_redis.schedule import DeadlineSchedule
 from luminora_redis.store import SessionStore
 
@@ -63,13 +62,15 @@ class Sweeper:
     ``on_full_sweep(mark)`` runs after each successful full sweep with what
     ``mark()`` returned just before it started; ``on_error`` after each failure
     logged. ``owner`` is this sweeper's id in the sweep lease, unique per running
-    listener; ``lease`` the lease length in seconds.
+    listener; ``lease`` the lease length in seconds. ``outage(what)`` makes the
+    `Outage` through which each run waits out Redis being unreachable or refusing.
     """
 
     def __init__(self, store: SessionStore, *, interval: float, batch: int, max_failures: int,
                  archive: Archive, inflight: set[str], mark: Callable[[], object],
                  on_full_sweep: Callable[[object], None],
-                 on_error: Callable[[], None], owner: str, lease: float) -> None:
+                 on_error: Callable[[], None], owner: str, lease: float,
+                 outage: Callable[[str], Outage]) -> None:
         self._store = store
         self._interval = interval
         self._owner = owner
@@ -83,6 +84,7 @@ class Sweeper:
         self._mark = mark
         self._on_full_sweep = on_full_sweep
         self._on_error = on_error
+        self._new_outage = outage
         self.schedule = DeadlineSchedule()
         self.wake = asyncio.Event()  # ends the pause: stop, or a catch-up sweep
         self.closing = False
@@ -107,9 +109,9 @@ class Sweeper:
             try:
                 async with limit:
                     return int(await self._archive(session_id))
-            except UNAVAILABLE:
-                raise
-            except Exception:
+            except Exception as error:
+                if is_outage(error):
+                    raise  # not this session's failure: the sweep waits the outage out
                 self._on_error()
                 logger.exception("archiving session %s failed", session_id)
                 return await self._failed(session_id)
@@ -148,7 +150,7 @@ class Sweeper:
     async def run(self, stop: asyncio.Event) -> None:
         """Sweep until ``stop`` is set: full sweeps every interval (at once when woken)
         and, in between, scans of just the buckets the schedule knows to be due."""
-        delays, failures = backoff(), 0
+        outage = self._new_outage("the sweeper")
         clock = asyncio.get_running_loop().time
         next_full = 0.0
         catch_up = True  # the first sweep, and the one after each wake, run regardless
@@ -158,16 +160,16 @@ class Sweeper:
                     self.wake.clear()
                     next_full, catch_up = 0.0, True
                 full = clock() >= next_full
-                next_full, catch_up, failures = await self._cycle(
-                    full, catch_up, next_full, delays, failures)
+                next_full, catch_up = await self._cycle(full, catch_up, next_full, outage)
         finally:
             await self._release()
 
-    async def _cycle(self, full: bool, catch_up: bool, next_full: float, delays: Any,
-                     failures: int) -> tuple[float, bool, int]:
+    async def _cycle(self, full: bool, catch_up: bool, next_full: float,
+                     outage: Outage) -> tuple[float, bool]:
         """One pass of `run`: a full sweep when ``full`` and this sweeper holds the lease
         (or ``catch_up``), else the due buckets; then the pause. Returns the next
-        (next_full, catch_up, failures)."""
+        (next_full, catch_up). An outage ends the pass early, and a catch-up full
+        sweep follows it."""
         clock = asyncio.get_running_loop().time
         mark = self._mark()
         swept = False
@@ -182,25 +184,21 @@ class Sweeper:
                 catch_up = False
             elif due := self.schedule.take_due(time.time() * 1000):
                 await self.sweep(due)
-        except UNAVAILABLE as error:
-            self._on_error()
-            self.schedule.forget()
-            delay = delays.compute(failures)
-            logger.warning("sweep failed, Redis unreachable (%s); retrying in %.2f s",
-                           error, delay)
-            await self._pause(delay)
-            return 0.0, True, failures + 1
-        except Exception:
+        except Exception as error:
+            if is_outage(error):
+                self.schedule.forget()
+                await self._pause(outage.failed(error))
+                return 0.0, True
             self._on_error()
             logger.exception("sweep failed; the next one runs in %.3f s", self._interval)
         else:
-            failures = 0
+            outage.recovered()
             if swept:
                 self._on_full_sweep(mark)
         if full:
             next_full = clock() + self._interval
         await self._pause(self.schedule.pause(next_full - clock(), time.time() * 1000, MIN_GAP))
-        return next_full, catch_up, failures
+        return next_full, catch_up
 
     async def _hold(self) -> bool:
         """Take or renew the sweep lease; whether this sweeper holds it."""
@@ -217,8 +215,8 @@ class Sweeper:
         self.holds_lease = False
         try:
             await asyncio.wait_for(call(self._store, liveness.sweep_lease, self._owner, 0), 2.0)
-        except (*UNAVAILABLE, asyncio.TimeoutError) as error:
-            logger.debug("%s could not release the sweep lease (%s); it lapses", self._owner,
+        except Exception as error:  # stopping: the lease lapses by itself
+            logger.debug("%s could not release the sweep lease (%r); it lapses", self._owner,
                          error)
 
     async def _pause(self, seconds: float) -> None:

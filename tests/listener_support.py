@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
+import re
+import subprocess
+import sys
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -17,6 +22,8 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from luminora_redis import SessionStore, SyncSessionStore
 from luminora_redis.listener import ExpiryListener
 from luminora_redis.testing import RedisServer
+
+from conftest import wait_until
 
 ALL_TYPES = "g$lshzxetd"
 MIN_TTL = 0.5  # seconds: see create_sessions
@@ -187,3 +194,51 @@ def primaries_of(topology: str, request: pytest.FixtureRequest) -> list[RedisSer
     if topology == "cluster":
         return list(request.getfixturevalue("redis_cluster").primaries())
     return [request.getfixturevalue("redis_server")]
+
+
+ARCHIVED_LINE = re.compile(r"archived session (\S+) of user")
+
+
+class ListenProcess:
+    """``python -m luminora_redis.listen_cli`` in a subprocess, its log lines collected."""
+
+    def __init__(self, *args: str) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "luminora_redis.listen_cli", *args],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=env, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def log(self) -> str:
+        return "\n".join(self.lines)
+
+    def find(self, pattern: str) -> re.Match[str] | None:
+        return next((m for line in list(self.lines) if (m := re.search(pattern, line))), None)
+
+    def archived(self) -> list[str]:
+        return [m.group(1) for line in list(self.lines) if (m := ARCHIVED_LINE.search(line))]
+
+    def wait_started(self) -> None:
+        wait_until(lambda: self.find(r"listener \S+ started") or self.process.poll() is not None,
+                   timeout=15)
+        assert self.process.poll() is None, self.log()
+
+    def finish(self) -> int:
+        """Wait for the exit (killing after 10 s) and for the last log lines."""
+        try:
+            code = self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self._reader.join(timeout=5)
+        assert self.process.stderr is not None
+        self.process.stderr.close()
+        return code

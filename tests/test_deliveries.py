@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from luminora_redis import (
     QuarantineKind,
     SessionStore,
 )
-from luminora_redis.listener import ExpiryListener
+from luminora_redis.listener import ExpiryListener, ListenerSettings
 
 from listener_support import create_sessions, open_async_stores, running, until
 
@@ -140,11 +141,62 @@ async def test_a_slow_sink_never_holds_up_archiving(
 
 
 @pytest.mark.single_server
-async def test_a_delivery_whose_archive_is_gone_is_dropped_with_a_log_line(
-        async_stores: Callable[..., SessionStore], caplog: pytest.LogCaptureFixture) -> None:
-    store = async_stores(archive_retention=0)  # every archive is trimmed at once
+async def test_retention_keeps_an_archive_until_the_sink_acknowledged_it(
+        async_stores: Callable[..., SessionStore]) -> None:
+    store = async_stores(archive_retention=1)
+    sids = [await store.create_session("carlos", "alicia", {"ttl": 60}) for _ in range(4)]
+    for sid in sids:
+        assert await store.end_session(sid)
+    # Nothing is trimmed while the sink has not got it: four archives over a retention of 1.
+    assert len(await store.get_archived_conversations("carlos")) == 4
+    received: dict[str, int] = {}
+
+    async def sink(conversation: ArchivedConversation) -> None:
+        received[conversation.session_id] = len(conversation.messages)
+
+    listener = ExpiryListener(store, on_archived=sink, **FAST)
+    async with running(listener):
+        await until(lambda: len(received) == 4, timeout=20)
+        await until(lambda: listener.delivered == 4)
+    assert set(received) == set(sids)
+    # Acknowledged, the older ones go; the newest stays.
+    async def trimmed() -> bool:
+        return len(await store.get_archived_conversations("carlos")) == 1
+
+    await until(trimmed)
+    assert [c.session_id for c in await store.get_archived_conversations("carlos")] == [sids[-1]]
+    assert await store.delivery_backlog() == DeliveryBacklog(
+        pending=0, oldest_age_seconds=None, quarantined=0)
+
+
+async def test_retention_keeps_a_quarantined_delivery_s_archive(
+        async_stores: Callable[..., SessionStore]) -> None:
+    store = async_stores(archive_retention=0)
+
+    def broken(conversation: ArchivedConversation) -> None:
+        raise ValueError("the sink refuses it")
+
     sid = await store.create_session("carlos", "alicia", {"ttl": 60})
     assert await store.end_session(sid)
+    listener = ExpiryListener(store, on_archived=broken, delivery_max_attempts=1, **FAST)
+    async with running(listener):
+        await until(lambda: listener.quarantined == 1, timeout=20)
+    other = ExpiryListener(store, on_archived=lambda c: None, **FAST)
+    async with running(other):  # another listener trims what it delivers, not this one
+        await store.end_session(await store.create_session("carlos", "alicia", {"ttl": 60}))
+        await until(lambda: other.delivered == 1, timeout=20)
+    assert [c.session_id for c in await store.get_archived_conversations("carlos")] == [sid]
+
+
+async def test_a_delivery_whose_archive_is_gone_is_dropped_with_a_log_line(
+        async_stores: Callable[..., SessionStore], caplog: pytest.LogCaptureFixture,
+        raw: Any) -> None:
+    store = async_stores()
+    sid = await store.create_session("carlos", "alicia", {"ttl": 60})
+    assert await store.end_session(sid)
+    user = (await store.context()).keys.user("carlos")
+    raw.zrem(user.archive, sid)  # gone behind the outbox's back
+    raw.delete(*user.archived(sid))
     assert await store.get_archived_conversations("carlos") == []
     called: list[str] = []
     listener = ExpiryListener(store, on_archived=lambda c: called.append(c.session_id), **FAST)
@@ -203,7 +255,8 @@ def test_trimming_that_fails_after_the_commit_does_not_raise(
 
     # The store fixture has no retention; a second store of the same keyspace has.
     sids = [store.create_session("carlos", "alicia", {"ttl": 60}) for _ in range(3)]
-    retained = type(inner)(inner.client, archive_retention=1)
+    # Without deliveries: with them, retention waits for the sink (tested above).
+    retained = type(inner)(inner.client, archive_retention=1, deliveries=False)
     retained._scripts["trim_archive"] = flaky
     run = store.loop.run_until_complete if hasattr(store, "loop") else (lambda value: value)
     with caplog.at_level(logging.WARNING, logger="luminora_redis.archive"):
@@ -311,3 +364,100 @@ async def test_a_backlog_larger_than_the_queue_drains_without_waiting_for_full_s
     async with running(listener):
         await until(lambda: len(seen) == 20, timeout=15)
     assert sorted(seen) == sorted(ids)
+
+
+async def test_hung_hook_calls_are_abandoned_and_stall_no_other_delivery(
+        async_stores: Callable[..., SessionStore]) -> None:
+    store = async_stores()
+    sids = [await store.create_session(f"user-{n}", "alicia", {"ttl": 60}) for n in range(12)]
+    hang, stubborn = set(sids[:3]), sids[3]  # more hung calls than workers
+    attempts: Counter[str] = Counter()
+    delivered: set[str] = set()
+
+    async def sink(conversation: ArchivedConversation) -> None:
+        sid = conversation.session_id
+        attempts[sid] += 1
+        if attempts[sid] == 1 and sid in hang:
+            await asyncio.Event().wait()  # hangs for good
+        if attempts[sid] == 1 and sid == stubborn:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                await asyncio.sleep(3)  # ignores the cancellation for a while
+                return
+        delivered.add(sid)
+
+    listener = ExpiryListener(store, on_archived=sink, delivery_workers=2, hook_timeout=0.3,
+                              **FAST)
+    async with running(listener):
+        for sid in sids:
+            assert await store.end_session(sid)
+        await until(lambda: delivered == set(sids), timeout=30)
+        await until(lambda: listener.delivered == len(sids))
+    assert {sid: attempts[sid] for sid in sids} == {
+        sid: 2 if sid in hang or sid == stubborn else 1 for sid in sids}
+    assert listener.errors == 4
+    assert await store.delivery_backlog() == DeliveryBacklog(
+        pending=0, oldest_age_seconds=None, quarantined=0)
+
+
+async def test_an_overrun_counts_towards_max_attempts(
+        async_stores: Callable[..., SessionStore]) -> None:
+    store = async_stores()
+
+    async def hangs(conversation: ArchivedConversation) -> None:
+        await asyncio.Event().wait()
+
+    listener = ExpiryListener(store, on_archived=hangs, hook_timeout=0.1,
+                              delivery_max_attempts=2, **FAST)
+    async with running(listener):
+        sid = await store.create_session("carlos", "alicia", {"ttl": 60})
+        await store.end_session(sid)
+        await until(lambda: listener.quarantined == 1, timeout=20)
+    [entry] = await store.list_quarantined()
+    assert (entry.session_id, entry.kind, entry.attempts) == (sid, QuarantineKind.DELIVERY, 2)
+
+
+def test_the_hook_timeout_stays_below_the_delivery_lease() -> None:
+    assert ListenerSettings().hook_limit == 30.0
+    assert ListenerSettings(delivery_lease=2.0).hook_limit == 1.0  # the default follows
+    assert ListenerSettings(delivery_lease=2.0, hook_timeout=1.5).hook_limit == 1.5
+    assert ListenerSettings(hook_timeout=None).hook_limit is None
+    with pytest.raises(ValueError, match="hook_timeout"):
+        ListenerSettings(delivery_lease=2.0, hook_timeout=2.0)
+
+
+async def test_an_unreadable_outbox_entry_is_quarantined_at_once(
+        async_stores: Callable[..., SessionStore], raw: Any) -> None:
+    store = async_stores()
+    sid = await store.create_session("carlos", "alicia", {"ttl": 60})
+    await store.end_session(sid)
+    bucket = (await store.context()).keys.bucket(int(sid[:4], 16))
+    raw.hset(bucket.bodies, sid, b"\xc1 not msgpack")
+    called: list[str] = []
+    # Retries forever otherwise: an unreadable body is no retry's to fix.
+    listener = ExpiryListener(store, on_archived=lambda c: called.append(c.session_id), **FAST)
+    async with running(listener):
+        await until(lambda: listener.quarantined == 1, timeout=20)
+    assert called == []
+    [entry] = await store.list_quarantined()
+    assert (entry.session_id, entry.kind) == (sid, QuarantineKind.DELIVERY)
+    assert (await store.delivery_backlog()).pending == 0
+
+
+async def test_a_failure_before_the_hook_counts_towards_max_attempts(
+        async_stores: Callable[..., SessionStore], raw: Any) -> None:
+    store = async_stores()
+    sid = await store.create_session("carlos", "alicia", {"ttl": 60})
+    await store.end_session(sid)
+    record = (await store.context()).keys.user("carlos").archived(sid)[0]
+    raw.delete(record)
+    raw.set(record, "not a record")  # reading the archive fails with WRONGTYPE
+    called: list[str] = []
+    listener = ExpiryListener(store, on_archived=lambda c: called.append(c.session_id),
+                              delivery_max_attempts=3, **FAST)
+    async with running(listener):
+        await until(lambda: listener.quarantined == 1, timeout=20)
+    assert called == []
+    [entry] = await store.list_quarantined()
+    assert (entry.session_id, entry.kind, entry.attempts) == (sid, QuarantineKind.DELIVERY, 3)

@@ -10,13 +10,8 @@ notification flags it puts back afterwards. Failover is in
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import re
 import signal
-import subprocess
-import sys
-import threading
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -30,6 +25,7 @@ from luminora_redis.testing import LocalCluster, RedisServer
 
 from conftest import flush_cluster, require_redis_server, wait_until
 from listener_support import (
+    ListenProcess,
     archived_sessions,
     create_sessions,
     flags_restored,
@@ -39,54 +35,6 @@ from listener_support import (
 )
 
 pytestmark = pytest.mark.slow
-
-ARCHIVED_LINE = re.compile(r"archived session (\S+) of user")
-
-
-class ListenProcess:
-    """``python -m luminora_redis.listen_cli`` in a subprocess, its log lines collected."""
-
-    def __init__(self, *args: str) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "luminora_redis.listen_cli", *args],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            env=env, text=True)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.append(line.rstrip("\n"))
-
-    def log(self) -> str:
-        return "\n".join(self.lines)
-
-    def find(self, pattern: str) -> re.Match[str] | None:
-        return next((m for line in list(self.lines) if (m := re.search(pattern, line))), None)
-
-    def archived(self) -> list[str]:
-        return [m.group(1) for line in list(self.lines) if (m := ARCHIVED_LINE.search(line))]
-
-    def wait_started(self) -> None:
-        wait_until(lambda: self.find(r"listener \S+ started") or self.process.poll() is not None,
-                   timeout=15)
-        assert self.process.poll() is None, self.log()
-
-    def finish(self) -> int:
-        """Wait for the exit (killing after 10 s) and for the last log lines."""
-        try:
-            code = self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
-        self._reader.join(timeout=5)
-        assert self.process.stderr is not None
-        self.process.stderr.close()
-        return code
-
 
 @pytest.fixture
 def server() -> Iterator[RedisServer]:

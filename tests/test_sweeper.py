@@ -242,8 +242,10 @@ async def test_only_the_lease_holder_sweeps_and_another_takes_over_when_it_dies(
     """Three listeners: one holds the lease and runs the periodic sweeps, the others only
     swept once at start. The holder dies without releasing the lease: another takes
     over once it lapses, and archives through sweeps alone (notifications off)."""
+    # The lease must outlast the longest stall of the holder's loop on a busy machine
+    # (a cluster sweep under load), or a live holder's lease lapses to another.
     group = [ExpiryListener(async_stores(), notifications=False, sweep_interval=0.05,
-                            sweep_lease=0.4, name=f"L{n}") for n in range(3)]
+                            sweep_lease=3.0, name=f"L{n}") for n in range(3)]
     stopped: list[ExpiryListener] = []
     async with running(*group):
         await until(lambda: sum(x.sweeping for x in group) == 1)
@@ -261,7 +263,7 @@ async def test_only_the_lease_holder_sweeps_and_another_takes_over_when_it_dies(
         holder._sweeper._release = die  # type: ignore[method-assign]
         await holder.stop()
         stopped.append(holder)
-        await until(lambda: sum(x.sweeping for x in others) == 1, timeout=10)
+        await until(lambda: sum(x.sweeping for x in others) == 1, timeout=20)
         owners = await create_sessions(others[0]._store, 3, 3, [MIN_TTL] * 3)
         await until(lambda: sum(x.archived for x in others) == 3, timeout=15)
     assert sum(x.archived_by_path[SWEEP] for x in others) == 3
