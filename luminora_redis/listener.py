@@ -10,7 +10,6 @@ docs/listener.md.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -23,7 +22,8 @@ from redis import exceptions as redis_errors
 from luminora_redis import archive, heartbeats
 from luminora_redis.deliveries import Deliveries, OnArchived
 from luminora_redis.listener_settings import ListenerObserver, ListenerSettings
-from luminora_redis.notifications import NOTIFY_CONFIG, check_flags
+from luminora_redis.live_state import LiveState
+from luminora_redis.notifications import FlagKeeper
 from luminora_redis.outages import Outage, call, is_outage
 from luminora_redis.store import SessionStore
 from luminora_redis.subscriptions import subscription_for
@@ -65,27 +65,19 @@ class ExpiryListener:
         self._on_archived = on_archived
         self._observer = observer
         self.name = self.settings.name or f"{socket.gethostname()}:{os.getpid()}"
+        self._state = LiveState(self.name, lambda: self._sweeper.wake.set(), observer)
         #: Set once the listener is subscribed and a sweep after that has completed.
-        self.started = asyncio.Event()
-        #: Set while live: subscribed and caught up; cleared when the subscription is lost.
-        self.live = asyncio.Event()
-        self._lives = 0  # times it became live
-        self._live_changed = asyncio.Condition()
+        self.started = self._state.started
+        #: Set while live: subscribed, in no outage and caught up (see ``live_state``).
+        self.live = self._state.live
         self._stop = asyncio.Event()
         self._stopped = asyncio.Event()
         self._stopped.set()
         self._queue: asyncio.Queue[str | None] = asyncio.Queue(_QUEUE_SIZE)
         self._inflight: set[str] = set()  # sessions this listener is archiving or has queued
-        self._listening = False  # notifications can arrive (or are not wanted)
-        # Bumped whenever events may have been missed (a subscription, the end of an
-        # outage, lost flags): a full sweep begun after the bump makes the listener live.
-        self._generation = 0
-        self._live_generation = -1
         self._subscriptions = 0  # subscriptions established, the first included
         self._subscribed: Outage | None = None  # the notification subscription's outages
-        self._outages: set[str] = set()  # loops in an outage now
-        self._outage_count = 0
-        self._warned = False
+        self._flags = FlagKeeper(store.client, self.name)
         self._archived = {NOTIFICATION: 0, SWEEP: 0}
         self._errors = 0
         self._reconnects = 0
@@ -98,8 +90,8 @@ class ExpiryListener:
                        max_failures=s.sweep_max_failures, lease=s.lease,
                        owner=f"{self.name}#{secrets.token_hex(4)}",
                        archive=lambda sid: self._archive(sid, SWEEP), inflight=self._inflight,
-                       mark=lambda: (self._listening, self._generation),
-                       on_full_sweep=self._swept, on_error=self._count_error,
+                       mark=self._state.mark, on_full_sweep=self._swept,
+                       on_error=self._count_error,
                        outage=self._outage)
 
     # -- counters ----------------------------------------------------------------
@@ -138,8 +130,9 @@ class ExpiryListener:
 
     @property
     def lives(self) -> int:
-        """Times the listener became live: once at start, then once per reconnect."""
-        return self._lives
+        """Times the listener became live: once at start, then once per reconnect and per
+        outage."""
+        return self._state.lives
 
     @property
     def delivered(self) -> int:
@@ -156,9 +149,7 @@ class ExpiryListener:
         """Wait until the listener has become live more than ``after`` times (e.g. pass
         `lives` read before a fault to await the catch-up after the reconnect); returns
         the count. Bound it with ``asyncio.wait_for``."""
-        async with self._live_changed:
-            await self._live_changed.wait_for(lambda: self._lives > after and self.live.is_set())
-            return self._lives
+        return await self._state.wait_live(after)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -174,16 +165,13 @@ class ExpiryListener:
         if not self._stopped.is_set():
             raise RuntimeError(f"listener {self.name} is already running")
         self._stopped.clear()
-        self.started.clear()
-        self.live.clear()
-        self._listening = not self.settings.notifications
+        self._state.reset(listening=not self.settings.notifications)
         try:
             if await self._start():
                 await self._serve()
         finally:
-            self._outages.clear()
+            self._state.reset(listening=False)
             self._stop.clear()
-            self.live.clear()
             self._stopped.set()
 
     async def _start(self) -> bool:
@@ -217,7 +205,11 @@ class ExpiryListener:
                        for n in range(_WORKERS)]
             loops += [notifier, *workers]
             if s.configure_notifications:
-                loops.append(asyncio.create_task(self._flags_loop(),
+                kept = self._flags.keep(s.heartbeat_interval, self._stop,
+                                        self._outage("checking the notification flags"),
+                                        listening=lambda: self._state.listening,
+                                        on_restored=self._missed)
+                loops.append(asyncio.create_task(kept,
                                                  name=f"{self.name} notification flags"))
         if self._on_archived is not None:
             self._deliveries = Deliveries(
@@ -243,7 +235,7 @@ class ExpiryListener:
             await self._shutdown(stopper, notifier, loops, len(workers))
             logger.info("listener %s stopped: %d archived, %d delivered, %d sweeps, %d errors, "
                         "%d reconnects, %d outages", self.name, self.archived, self.delivered,
-                        self.sweeps, self._errors, self._reconnects, self._outage_count)
+                        self.sweeps, self._errors, self._reconnects, self.outages)
 
     async def stop(self) -> None:
         """Ask `run` to finish and wait until it has; in-flight work completes first."""
@@ -294,36 +286,17 @@ class ExpiryListener:
         """Whether some loop of this listener finds Redis unreachable or refusing now;
         `live` is clear meanwhile, and set again after the catch-up sweep that
         follows the outage."""
-        return bool(self._outages)
+        return self._state.in_outage
 
     @property
     def outages(self) -> int:
         """Outages this listener waited out or is waiting out (overlapping ones of
         several loops count once)."""
-        return self._outage_count
+        return self._state.outages
 
     def _outage(self, what: str) -> Outage:
         """A fresh `Outage` for one of this listener's loops."""
-        return Outage(what, on_error=self._count_error, on_change=self._outage_changed)
-
-    def _outage_changed(self, what: str, active: bool) -> None:
-        was = bool(self._outages)
-        if active:
-            self._outages.add(what)
-        else:
-            self._outages.discard(what)
-        if was == bool(self._outages):
-            return
-        if self._outages:
-            self._outage_count += 1
-            self.live.clear()
-        else:
-            # Whatever expired meanwhile may have been missed: catch up, then be live.
-            self._generation += 1
-            self._sweeper.wake.set()
-        report = getattr(self._observer, "outage", None)
-        if report is not None:
-            report(bool(self._outages))
+        return Outage(what, on_error=self._count_error, on_change=self._state.outage_changed)
 
     # -- the sweeper and liveness ---------------------------------------------------
 
@@ -338,30 +311,7 @@ class ExpiryListener:
     def _swept(self, mark: object) -> None:
         if self._observer is not None:
             self._observer.swept()
-        assert isinstance(mark, tuple)
-        listening: bool = mark[0]
-        generation: int = mark[1]
-        if listening and self._listening and generation == self._generation:
-            self._become_live(generation)
-
-    def _become_live(self, generation: int) -> None:
-        if generation <= self._live_generation:
-            return
-        self._live_generation = generation
-        self._lives += 1
-        self.live.set()
-        asyncio.get_running_loop().create_task(self._announce_live())
-        if not self.started.is_set():
-            self.started.set()
-            logger.info("listener %s started", self.name)
-
-    async def _announce_live(self) -> None:
-        async with self._live_changed:
-            self._live_changed.notify_all()
-
-    def _lost(self) -> None:
-        self._listening = False
-        self.live.clear()
+        self._state.swept(mark)
 
     # -- notifications ----------------------------------------------------------------
 
@@ -381,13 +331,12 @@ class ExpiryListener:
                     "archiving through the sweeper only, every %.3f s", error,
                     self.settings.sweep_interval)
                 outage.recovered()
-                self._generation += 1
-                self._listening = True
+                self._state.subscribed()
                 self._sweeper.wake.set()
                 return
             except Exception as error:
                 # The sweeper covers the gap until the subscription is back.
-                self._lost()
+                self._state.lost()
                 await outage.wait(error, self._stop, unexpected=not is_outage(error))
 
     async def _on_subscribed(self) -> None:
@@ -395,55 +344,24 @@ class ExpiryListener:
         up on whatever expired meanwhile."""
         # A restarted server, or a replica promoted by a failover, lacks our CONFIG SET.
         if self.settings.configure_notifications:
-            await self._check_flags()
+            await self._flags.ensure()
         self._subscriptions += 1
-        self._generation += 1
+        self._state.subscribed()
         if self._subscriptions > 1:
-            self.live.clear()
             self._reconnects += 1
             if self._observer is not None:
                 self._observer.reconnected()
             logger.info("listener %s resubscribed to expired events; catching up", self.name)
         if self._subscribed is not None:
             self._subscribed.recovered()
-        self._listening = True
         if self.settings.catch_up:
             self._sweeper.wake.set()
         else:
-            self._become_live(self._generation)
+            self._state.become_live()
 
-    async def _check_flags(self) -> bool:
-        """Merge the notification flags into every server's; whether one lacked them.
-        A refusal of ``CONFIG`` is logged once per run."""
-        check = await check_flags(self._store.client)
-        if check.refusal is not None and not self._warned:
-            self._warned = True
-            logger.warning(check.warning)
-        return bool(check.restored)
-
-    async def _flags_loop(self) -> None:
-        """Every heartbeat interval, put back the notification flags if someone removed
-        them (``CONFIG SET notify-keyspace-events ""``), logged once each time, and
-        catch up on what expired unannounced meanwhile."""
-        outage = self._outage("checking the notification flags")
-        while not self._stop.is_set():
-            try:
-                if self._listening and await self._check_flags():
-                    logger.warning("listener %s: the server's %s lacked the expired events "
-                                   "(someone changed it); restored them, catching up",
-                                   self.name, NOTIFY_CONFIG)
-                    self._lost_events()
-            except Exception as error:
-                await outage.wait(error, self._stop, unexpected=not is_outage(error))
-                continue
-            outage.recovered()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.settings.heartbeat_interval)
-
-    def _lost_events(self) -> None:
-        """Events may have been lost: not live until a catch-up sweep has run."""
-        self.live.clear()
-        self._generation += 1
+    def _missed(self) -> None:
+        """Events may have been missed: catch up before being live again."""
+        self._state.missed()
         self._sweeper.wake.set()
 
     async def _on_expired(self, key: str) -> None:

@@ -24,15 +24,20 @@ interval (`check_flags`), and puts them back when someone removed them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import NoPermissionError, ResponseError
 
-__all__ = ["EXPIRED_FLAGS", "NOTIFY_CONFIG", "FlagCheck", "check_flags", "ensure_flags",
-           "merged_flags", "refusal_warning"]
+from luminora_redis.outages import Outage, is_outage
+
+__all__ = ["EXPIRED_FLAGS", "NOTIFY_CONFIG", "FlagCheck", "FlagKeeper", "check_flags",
+           "ensure_flags", "merged_flags", "refusal_warning"]
 
 NOTIFY_CONFIG = "notify-keyspace-events"
 #: What the listener needs: the keyevent class and the expired event type.
@@ -160,3 +165,41 @@ async def _merge_on(client: Any, needed: str, node: ClusterNode | None) -> Respo
             raise
         return error
     return merged is not None
+
+
+class FlagKeeper:
+    """Keeps one listener's notification flags set: at every subscription (`ensure`) and
+    every interval while it runs (`keep`), logging a refusal of ``CONFIG`` once and
+    each time it had to put removed flags back."""
+
+    def __init__(self, client: Any, name: str) -> None:
+        self._client = client
+        self._name = name
+        self._warned = False
+
+    async def ensure(self) -> bool:
+        """Merge the flags into every server's; whether some server lacked them."""
+        check = await check_flags(self._client)
+        if check.refusal is not None and not self._warned:
+            self._warned = True
+            logger.warning(check.warning)
+        return bool(check.restored)
+
+    async def keep(self, interval: float, stop: asyncio.Event, outage: Outage, *,
+                   listening: Callable[[], bool], on_restored: Callable[[], None]) -> None:
+        """Until ``stop``: every ``interval`` seconds while ``listening()``, put back flags
+        someone removed (``CONFIG SET notify-keyspace-events ""``) and call
+        ``on_restored``: whatever expired meanwhile went unannounced."""
+        while not stop.is_set():
+            try:
+                if listening() and await self.ensure():
+                    logger.warning("listener %s: the server's %s lacked the expired events "
+                                   "(someone changed it); restored them, catching up",
+                                   self._name, NOTIFY_CONFIG)
+                    on_restored()
+            except Exception as error:
+                await outage.wait(error, stop, unexpected=not is_outage(error))
+                continue
+            outage.recovered()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)

@@ -219,7 +219,9 @@ async def test_between_full_sweeps_the_sweeper_wakes_for_the_deadlines_it_knows(
     async with running(listener):
         await until(lambda: len(archived) == 3, timeout=10)
     assert listener.sweeps == 1, "no full sweep ran after the first one"
-    assert [c.session_id for c, _ in archived] == sessions
+    # On a loaded machine the listener may start after the first deadlines: the start's
+    # sweep then archives those together, in any order.
+    assert sorted(c.session_id for c, _ in archived) == sorted(sessions)
     lags = [f"{(at - c.ended_at.timestamp()) * 1000:.0f} ms" for c, at in archived]
     print(f"\narchived {lags} after their deadlines")
 
