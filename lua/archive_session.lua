@@ -14,7 +14,9 @@ bucket's outbox (due now), so it survives any crash of whoever archived
 The session's segments (lr:{b}:u:<uid>:a:<sid>:g:<n>) are in the archive area
 already; the record copies their count (segs), and message_count includes them.
 It also copies the creation nonce, so that a resent create_session still
-recognises its session once archived.
+recognises its session once archived, and the session's mood (from the meta
+hash, where save_mood keeps a copy; from the session hash for a session whose
+mood was saved before that copy existed), when it has one.
 
 An index score is a lower bound of the effective deadline (chat turns slide
 the deadline without touching the index). A session found still live in
@@ -66,6 +68,8 @@ if meta[1] ~= userId then return {0} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local live = redis.call('EXISTS', sessionKey) == 1
+-- The mood the session ends with (read before the session hash is deleted).
+local mood = redis.call('HGET', metaKey, 'mood') or redis.call('HGET', sessionKey, 'mood')
 local ended, reason
 if live then
   if mode ~= 'end' then
@@ -109,6 +113,7 @@ end
 redis.call('HSET', recordKey, 'pers', meta[2], 'created', meta[3], 'ended', ended,
            'reason', reason, 'count', count, 'segs', tonumber(meta[6]) or 0,
            'nonce', meta[8] or '')
+if mood then redis.call('HSET', recordKey, 'mood', mood) end
 local seq = redis.call('HINCRBY', KEYS[12], 'archive_seq', 1)
 redis.call('ZADD', archiveKey, ended * 1000 + seq % 1000, sid)
 redis.call('ZREM', deadlinesKey, sid)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from luminora_redis.codec import decode_messages, from_ms
+from luminora_redis.codec import decode_messages, decode_stored_mood, from_ms
 from luminora_redis.context import Context
 from luminora_redis.errors import InvalidInput, UnexpectedReply
 from luminora_redis.frames import unpack_frame
@@ -90,11 +90,13 @@ def _reread(user: UserKeys, session_id: str, record: Sequence[Any]) -> _Reader:
 def _conversation(user_id: str, session_id: str, record: Sequence[Any],
                   messages: list[bytes]) -> ArchivedConversation:
     personality, created, ended, reason, count = record[:5]
+    mood = record[7] if len(record) > 7 else None
     return ArchivedConversation.model_construct(
         session_id=session_id, user_id=user_id, personality_name=personality.decode(),
         started_at=from_ms(created), ended_at=from_ms(ended),
         reason=ArchiveReason(reason.decode()), message_count=int(count),
         messages=decode_messages(messages, f"archived session {session_id}"),
+        mood=decode_stored_mood(mood, f"archived session {session_id}"),
     )
 
 

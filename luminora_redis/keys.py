@@ -15,7 +15,8 @@ Per session (``b`` = bucket in hex, e.g. ``{b0417}``)::
     lr:{b}:s:<sid>:m        HASH   user, pers, created, abs, auto, idle: what archiving needs
                                    after the session hash is gone; segs, base: how many
                                    segments the session has and how many messages they
-                                   hold. Deleted when archived.
+                                   hold; mood: a copy of the session's, for its archive
+                                   record. Deleted when archived.
     lr:{b}:s:<sid>:h        LIST   live history, msgpack messages, at most max_history.
     lr:{b}:s:<sid>:o        LIST   older messages moved out of the live history. Once it
                                    holds max_overflow messages it is RENAMEd (O(1)) to the
@@ -52,7 +53,7 @@ Per user (none of these ever gets a TTL)::
     lr:{b}:u:<uid>:evolution    ZSET  msgpack record -> sequence number (the record holds
                                       the time; a sequence orders records of one millisecond)
     lr:{b}:u:<uid>:archive      ZSET  sid -> end time ms * 1000 + archive_seq mod 1000
-    lr:{b}:u:<uid>:a:<sid>      HASH  pers, created, ended, reason, count, segs, nonce;
+    lr:{b}:u:<uid>:a:<sid>      HASH  pers, created, ended, reason, count, segs, nonce, mood;
                                       zstd: how many units (below) are zstd frames
     lr:{b}:u:<uid>:a:<sid>:g:<n> LIST segment n (1, 2, ...) of a session's conversation:
                                       an overflow list RENAMEd here while the session was

@@ -173,7 +173,8 @@ class ArchivedConversation(_Value):
 
     ``idempotency_key`` is stable across every delivery of this conversation to
     the ``on_archived`` sink (it is the session id): deliveries are at least
-    once, so a sink deduplicates on it.
+    once, so a sink deduplicates on it. ``mood`` is the mood the session ended
+    with (None when none was saved, or it was archived before archives kept it).
     """
 
     session_id: str
@@ -185,6 +186,7 @@ class ArchivedConversation(_Value):
     message_count: int
     messages: list[Message]
     idempotency_key: str = ""
+    mood: Mood | None = None
 
     def model_post_init(self, context: Any, /) -> None:
         if not self.idempotency_key:

@@ -22,6 +22,7 @@ from luminora_redis.codec import (
     decode_evolutions,
     decode_facts,
     decode_messages,
+    decode_stored_mood,
     from_ms,
 )
 from luminora_redis.context import Context
@@ -197,7 +198,9 @@ def _live_session(ctx: Context, user: UserKeys, session_id: str) -> Op[dict[str,
     deadline = activity[1] if activity else None
     messages = yield from _conversation(user, session_id, int(meta.get("segs", b"0")),
                                         keys.overflow, keys.history)
-    mood = state.get("mood")
+    # The session hash holds the current mood; the meta hash a copy that outlives it.
+    mood = decode_stored_mood(state.get("mood") or meta.get("mood"), keys.session)
+    idle = meta.get("idle") or state.get("idle")
     return {
         "session_id": session_id,
         "personality_name": meta["pers"].decode(),
@@ -205,9 +208,12 @@ def _live_session(ctx: Context, user: UserKeys, session_id: str) -> Op[dict[str,
         "expires_at": from_ms(absolute).isoformat(),
         "last_activity": from_ms(activity[0]).isoformat() if activity else None,
         "effective_expires_at": None if deadline is None else from_ms(deadline).isoformat(),
+        "ttl": (absolute - int(meta["created"])) / 1000,
+        "max_idle": None if idle is None else int(idle) / 1000,
         "live": live,
         "auto_cleanup": meta.get("auto") == b"1",
         "has_mood": mood is not None,
+        "mood": None if mood is None else _json(mood),
         "messages": [_json(message) for message in messages],
     }
 

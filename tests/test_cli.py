@@ -118,6 +118,79 @@ def test_listen_archives_under_its_prefix_and_calls_the_hook(redis_url: str,
     assert "prefix 'app'" in err and "SIGTERM received" in err
 
 
+def _one_line(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.stderr.startswith("luminora-redis: ") and result.stderr.count("\n") == 1, \
+        result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["listen", "--prefix", "bad:prefix"], "bad --prefix 'bad:prefix'"),
+    (["listen", "--buckets", "4"], "was created with 8 buckets"),
+    (["sessions", "show", "not-a-session"], "not a session id of this store"),
+    (["sessions", "end", "xyz"], "not a session id of this store"),
+    (["stats", "--prefix", "bad:prefix"], "bad --prefix"),
+])
+def test_invalid_input_is_one_line_and_exit_2(redis_url: str, argv: list[str],
+                                              words: str) -> None:
+    with SyncSessionStore.from_url(redis_url, buckets=8) as store:
+        store.create_session("carlos", "alicia")
+    result = run(*argv, "--url", redis_url)
+    assert result.returncode == 2 and words in result.stderr, result.stderr
+    _one_line(result)
+
+
+def test_listen_on_a_metrics_port_in_use_is_one_line_and_exit_2(redis_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("listen", "--url", redis_url, "--metrics-port", str(port))
+    assert result.returncode == 2 and f"cannot serve metrics on 127.0.0.1:{port}" in result.stderr
+    _one_line(result)
+
+
+def test_listen_replaces_a_listener_that_fails(redis_url: str, monkeypatch: pytest.MonkeyPatch,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+    import importlib
+
+    from click.testing import CliRunner
+
+    from luminora_redis.cli import main
+
+    listen_module = importlib.import_module("luminora_redis.cli.listen")
+    runs: list[str] = []
+
+    class Failing:
+        """Fails twice (a Redis error, then a bug), then runs until the stop signal."""
+
+        def __init__(self, store: object, **options: object) -> None:
+            self.name = f"failing-{len(runs)}"
+            self.stopped = asyncio.Event()
+
+        async def run(self) -> None:
+            runs.append(self.name)
+            if len(runs) == 1:
+                raise redis.ConnectionError("Redis went away")
+            if len(runs) == 2:
+                raise RuntimeError("a bug in a loop")
+            signal.raise_signal(signal.SIGTERM)
+            await self.stopped.wait()
+
+        async def stop(self) -> None:
+            self.stopped.set()
+
+    monkeypatch.setattr(listen_module, "ExpiryListener", Failing)
+    monkeypatch.setattr(listen_module, "RESTART_DELAY", 0.01)
+    result = CliRunner().invoke(main, ["listen", "--url", redis_url])
+    assert result.exit_code == 0, result.output
+    assert runs == ["failing-0", "failing-1", "failing-2"]
+    failures = [record for record in caplog.records if "a new one starts" in record.getMessage()]
+    assert [record.exc_info[1].__class__ for record in failures if record.exc_info] == [
+        redis.ConnectionError, RuntimeError]
+
+
 def test_listen_refuses_a_hook_it_cannot_load(redis_url: str) -> None:
     result = run("listen", "--url", redis_url, "--hook", "no_such_module_here:fn")
     assert result.returncode == 2 and "cannot load the hook" in result.stderr

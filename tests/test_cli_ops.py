@@ -3,17 +3,25 @@ users, stats and check, as tables and as JSON, with their exit codes."""
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import io
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 from click.testing import CliRunner, Result
+from rich.console import Console
 
 from luminora_redis import SessionStore, SyncSessionStore
 from luminora_redis.cli import main
+from luminora_redis.cli.common import dumps, literal
+from luminora_redis.keys import KeySpace
+from luminora_redis.listener import ExpiryListener
 from luminora_redis.testing import LocalCluster, RedisServer
 
 from conftest import snapshot, wait_until
@@ -136,10 +144,49 @@ def test_users_export_to_stdout_and_to_a_file(redis_url: str, people: dict[str, 
     assert exported["user_id"] == "carlos"
     assert [s["session_id"] for s in exported["sessions"]] == [people["live"]]
     assert [c["messages"][0]["content"] for c in exported["archived_conversations"]] == ["adiós"]
+    assert exported["archived_conversations"][0]["mood"] is None
     out = tmp_path / "carlos.json"
     result = cli(redis_url, "users", "export", "carlos", "--out", str(out))
     assert result.exit_code == 0 and result.stdout == "" and str(out) in result.stderr
     assert json.loads(out.read_text())["facts"] == exported["facts"]
+
+
+def _undated(exported: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in exported.items() if name != "exported_at"}
+
+
+def test_users_export_takes_json_and_keeps_moods_and_timeouts(redis_url: str,
+                                                              store: SyncSessionStore) -> None:
+    live = store.create_session("eve", "alicia", {"ttl": 3600, "max_idle": 600})
+    store.save_mood(live, "curious", 0.25)
+    ended = store.create_session("eve", "alicia")
+    store.save_mood(ended, "happy", 0.75)
+    expired = store.create_session("eve", "bruno", {"ttl": 0.2})
+    store.save_mood(expired, "shy", 0.5)
+    older = store.create_session("eve", "bruno")
+    store.save_mood(older, "calm", 1.0)
+    # a mood saved before the meta hash kept a copy: only the session hash has it
+    raw = redis.Redis.from_url(redis_url)
+    keys = KeySpace("lr", 8)
+    raw.hdel(keys.session(older, keys.bucket_of_session(older)).meta, "mood")
+    raw.close()
+    store.end_session(ended)
+    store.end_session(older)
+    wait_until(lambda: store.get_session(expired) is None)
+    assert store.archive_expired(10) == 1  # its session hash, mood and all, expired first
+
+    exported = as_json(cli(redis_url, "users", "export", "eve"))
+    assert _undated(as_json(cli(redis_url, "users", "export", "eve", "--json"))) == \
+        _undated(exported)
+    [session] = exported["sessions"]
+    assert (session["session_id"], session["ttl"], session["max_idle"]) == (live, 3600.0, 600.0)
+    assert session["has_mood"] is True
+    assert (session["mood"]["mood"], session["mood"]["intensity"]) == ("curious", 0.25)
+    moods = {item["session_id"]: (item["mood"]["mood"], item["mood"]["intensity"])
+             for item in exported["archived_conversations"]}
+    assert moods == {ended: ("happy", 0.75), expired: ("shy", 0.5), older: ("calm", 1.0)}
+    assert {c.session_id: c.mood.mood for c in store.get_archived_conversations("eve")
+            if c.mood is not None} == {ended: "happy", expired: "shy", older: "calm"}
 
 
 def test_users_erase_asks_first(redis_url: str, people: dict[str, str],
@@ -158,6 +205,112 @@ def test_users_erase_asks_first(redis_url: str, people: dict[str, str],
     erased = as_json(cli(redis_url, "users", "erase", "carlos", "--yes", "--json"))
     assert erased["keys_removed"] == 1 and erased["erased"]["facts"] == 1
     client.close()
+
+
+# -- what users wrote ----------------------------------------------------------------
+
+LINK, BOLD, RED = "[link=http://evil]click[/link]", "[bold]x[/bold]", "\x1b[31mred"
+EVIL = f"{LINK} {BOLD} {RED}"
+NAME = "[link=http://evil]u[/link]"  # ids and names may hold markup, not control characters
+
+
+@pytest.fixture
+def evil(store: SyncSessionStore) -> dict[str, str]:
+    live = store.create_session(NAME, BOLD, {"ttl": 3600})
+    store.chat_turn(live, [("user", EVIL)])
+    store.save_mood(live, BOLD)
+    store.save_fact(NAME, "personal_info", "name", EVIL)
+    store.save_episode(NAME, "milestone", EVIL, EVIL, importance=8)
+    ended = store.create_session(NAME, "alicia")
+    store.append_message(ended, "user", EVIL)
+    store.end_session(ended)
+    return {"live": live, "ended": ended}
+
+
+def _strings(data: Any) -> set[str]:
+    """Every string value anywhere in parsed JSON."""
+    if isinstance(data, str):
+        return {data}
+    values = data.values() if isinstance(data, dict) else data if isinstance(data, list) else []
+    return set().union(*(_strings(value) for value in values))
+
+
+def test_literal_shows_control_characters_and_parses_no_markup() -> None:
+    text = literal("[b]x[/b] :smile: \x1b[31m \x9b1m \u202egnp.exe \r\x00\x7f one\ntwo\tthree")
+    assert text.plain == ("[b]x[/b] :smile: \\x1b[31m \\x9b1m \\u202egnp.exe \\r\\x00\\x7f "
+                          "one\ntwo\tthree")
+    assert literal(None).plain == "-" and literal(3).plain == "3"
+    data = {"text": "\x1b[31m \x9b \u202e \u2066 ¡hola!"}
+    out = dumps(data)
+    assert json.loads(out) == data and not re.search("[\x1b\x9b\u202e\u2066]", out)
+    assert "¡hola!" in out
+
+
+def test_what_users_wrote_is_printed_literally(redis_url: str, evil: dict[str, str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
+    tables = {argv: cli(redis_url, *argv) for argv in (
+        ("users", "show", NAME), ("sessions", "show", evil["live"]), ("sessions", "list"))}
+    for argv, result in tables.items():
+        assert result.exit_code == 0, argv
+        assert "\x1b" not in result.stdout and NAME in result.stdout, argv
+    for argv in (("users", "show", NAME), ("sessions", "show", evil["live"])):
+        out = tables[argv].stdout
+        assert LINK in out and BOLD in out and "\\x1b[31mred" in out, argv
+    assert BOLD in tables[("sessions", "list")].stdout  # the personality
+    listed = cli(redis_url, "sessions", "list", "--json")
+    assert {NAME, BOLD} <= _strings(json.loads(listed.stdout))
+    for argv in (("users", "show", NAME, "--json"), ("sessions", "show", evil["live"], "--json"),
+                 ("users", "export", NAME), ("users", "export", NAME, "--json")):
+        result = cli(redis_url, *argv)
+        assert result.exit_code == 0 and "\x1b" not in result.stdout, argv
+        assert LINK in result.stdout and "\\u001b[31mred" in result.stdout, argv
+        assert EVIL in _strings(json.loads(result.stdout)), argv
+    erased = cli(redis_url, "users", "erase", NAME, "--yes")
+    assert erased.exit_code == 0 and f"erased user {NAME!r}" in erased.stdout
+
+
+def test_a_color_terminal_gets_no_link_and_no_escape_from_users(
+        redis_url: str, evil: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    probe = Console(file=io.StringIO())
+    probe.print("[link=http://probe]p[/link] [bold]b[/bold]")
+    assert "\x1b]8;" in probe.file.getvalue()  # in this environment rich renders links
+    for argv in (("users", "show", NAME), ("sessions", "show", evil["live"]),
+                 ("sessions", "list")):
+        result = cli(redis_url, *argv)
+        assert result.exit_code == 0, argv
+        out = result.stdout
+        assert "\x1b]8;" not in out and "\x1b[31m" not in out and NAME in out, argv
+    out = cli(redis_url, "sessions", "show", evil["live"]).stdout
+    assert LINK in out and BOLD in out and "\\x1b[31mred" in out
+
+
+# -- invalid input and not found -------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [
+    ("sessions", "show", "not-a-session"), ("sessions", "end", "xyz"),
+    ("sessions", "show", "ffff-" + "0" * 32),  # well formed, but beyond the 8 buckets
+    ("stats", "--prefix", "bad:prefix"), ("sessions", "list", "--prefix", "bad:prefix"),
+    ("check", "--prefix", "bad:prefix"), ("users", "show", "carlos", "--prefix", ""),
+    ("users", "export", "carlos", "--prefix", "x" * 33)])
+def test_an_invalid_id_or_prefix_is_a_usage_error(redis_url: str, people: dict[str, str],
+                                                  argv: tuple[str, ...]) -> None:
+    result = cli(redis_url, *argv)
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.startswith("luminora-redis: ") and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_a_well_formed_id_of_no_session_is_not_found(redis_url: str,
+                                                     people: dict[str, str]) -> None:
+    unknown = people["live"][:5] + "0" * 32  # a bucket of this store, no session
+    for command in ("show", "end"):
+        result = cli(redis_url, "sessions", command, unknown)
+        assert result.exit_code == 4 and "no session" in result.stderr, command
+        assert result.stderr.count("\n") == 1
 
 
 # -- stats and check ----------------------------------------------------------------
@@ -234,6 +387,8 @@ def test_check_finds_what_a_restricted_user_may_not_do(redis_url: str, people: d
         assert "&__keyevent@0__:expired" in found["permission SUBSCRIBE"]["fix"]
         assert found["permission EVALSHA"]["status"] == "ok"
         assert found["notifications"]["status"] == "unknown"
+        assert found["persistence"]["status"] == "unknown"  # AOF is off, save unreadable
+        assert "could not read" in found["persistence"]["detail"]
         wrong = cli(redis_url.replace("redis://", "redis://app:wrong@"), "check")
         assert wrong.exit_code == 3 and "credentials" in wrong.stderr
     finally:
@@ -249,10 +404,103 @@ def test_check_reports_an_eviction_policy_that_drops_user_data(redis_url: str,
     try:
         result = cli(redis_url, "check", "--json")
         assert result.exit_code == 1
-        assert any(item["check"].startswith("server:") and item["status"] == "problem"
-                   for item in json.loads(result.stdout)["findings"])
+        assert _findings(result)["server: evicts user data"]["status"] == "problem"
+        table = cli(redis_url, "check")
+        assert "server: evicts user data" in table.stdout and "FindingCode" not in table.stdout
     finally:
         flags.config_set("maxmemory-policy", before)
+
+
+def test_check_flags_a_server_that_persists_nothing(redis_url: str, people: dict[str, str],
+                                                    flags: redis.Redis) -> None:
+    assert flags.config_get("save")["save"] == "" and flags.config_get("appendonly")[
+        "appendonly"] == "no"  # how the shared server runs
+    result = cli(redis_url, "check", "--json")
+    found = _findings(result)["persistence"]
+    assert result.exit_code == 1 and found["status"] == "problem"
+    assert "appendonly no and save ''" in found["detail"] and "appendonly yes" in found["fix"]
+    flags.config_set("save", "3600 1")
+    try:
+        found = _findings(cli(redis_url, "check", "--json"))["persistence"]
+        assert found["status"] == "ok" and "RDB snapshots" in found["detail"]
+    finally:
+        flags.config_set("save", "")
+
+
+def while_listening(url: str, action: Callable[[], Any], **options: Any) -> Any:
+    """Run ``action`` in a thread while an ExpiryListener runs on ``url``; its result."""
+    async def scenario() -> Any:
+        async with SessionStore.from_url(url) as async_store:
+            listener = ExpiryListener(async_store, **options)
+            task = asyncio.create_task(listener.run())
+            await asyncio.wait_for(listener.started.wait(), 30)
+            try:
+                return await asyncio.get_running_loop().run_in_executor(None, action)
+            finally:
+                await listener.stop()
+                await task
+
+    return asyncio.run(scenario())
+
+
+@NEEDS_OUTBOX
+@NEEDS_HEARTBEAT
+def test_check_flags_deliveries_nobody_makes(redis_url: str, people: dict[str, str],
+                                             store: SyncSessionStore,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    check_module = importlib.import_module("luminora_redis.cli.check")  # the package's
+    # attribute of that name is the command
+    assert store.delivery_backlog().pending == 1  # the session people ended
+    found = _findings(cli(redis_url, "check", "--json"))["deliveries"]
+    assert found["status"] == "problem" and "no listener is alive" in found["detail"]
+    assert "--hook" in found["fix"] and "deliveries=False" in found["fix"]
+    stale_after = check_module.STALE_DELIVERY
+
+    def without_a_hook() -> tuple[dict[str, Any], dict[str, Any]]:
+        fresh = _findings(cli(redis_url, "check", "--json"))["deliveries"]
+        monkeypatch.setattr(check_module, "STALE_DELIVERY", 0.0)
+        wait_until(lambda: (store.delivery_backlog().oldest_age_seconds or 0) > 0)
+        stale = _findings(cli(redis_url, "check", "--json"))["deliveries"]
+        monkeypatch.setattr(check_module, "STALE_DELIVERY", stale_after)
+        return fresh, stale
+
+    fresh, stale = while_listening(redis_url, without_a_hook, name="hookless")
+    assert fresh["status"] == "ok" and "1 listener(s) alive" in fresh["detail"]
+    assert stale["status"] == "problem" and "none of them delivers" in stale["detail"]
+    assert store.delivery_backlog().pending == 1
+
+    delivered: list[str] = []
+
+    def with_a_hook() -> dict[str, Any]:
+        wait_until(lambda: store.delivery_backlog().pending == 0, timeout=30)
+        return _findings(cli(redis_url, "check", "--json"))["deliveries"]
+
+    found = while_listening(redis_url, with_a_hook,
+                            on_archived=lambda conversation: delivered.append(
+                                conversation.session_id))
+    assert delivered == [people["ended"]]
+    assert found["status"] == "ok" and found["detail"].startswith("none pending")
+
+
+@NEEDS_OUTBOX
+@NEEDS_HEARTBEAT
+def test_check_passes_on_a_ready_server(redis_server: RedisServer) -> None:
+    with RedisServer(config={"appendonly": "yes"}) as server:
+        with SyncSessionStore.from_url(server.url) as ready:
+            ended = ready.create_session("carlos", "alicia")
+            ready.end_session(ended)
+
+            def check() -> tuple[Result, Result]:
+                wait_until(lambda: ready.delivery_backlog().pending == 0, timeout=30)
+                return cli(server.url, "check", "--json"), cli(server.url, "check")
+
+            as_data, table = while_listening(server.url, check, on_archived=lambda _: None)
+    assert as_data.exit_code == 0, as_data.stdout
+    found = _findings(as_data)
+    assert found["persistence"]["status"] == "ok" and "appendonly yes" in found["persistence"][
+        "detail"]
+    assert found["deliveries"]["status"] == "ok" and found["listeners"]["status"] == "ok"
+    assert table.exit_code == 0 and table.stdout.rstrip().endswith("no problem found")
 
 
 @NEEDS_OUTBOX

@@ -6,9 +6,19 @@ needs (``Ex``), ``maxmemory-policy`` (an eviction policy that can drop user
 data is reported by the store's server checks), this prefix's layout (bucket
 count and version), the permissions the listener needs (CONFIG GET and SET
 of the flags, SUBSCRIBE to the expired-event channel, EVALSHA), asked with
-``ACL DRYRUN`` on Redis 7 or tried where DRYRUN is missing; and whether any
-listener is alive (its heartbeat). Every problem comes with what to change;
-any problem exits 1.
+``ACL DRYRUN`` on Redis 7 or tried where DRYRUN is missing; that the server
+persists its data at all (AOF or RDB save points: user memory has no TTL and
+is meant to last); whether any listener is alive (its heartbeat); and whether
+deliveries to ``on_archived`` pile up with nobody to deliver them. Every
+problem comes with what to change; any problem exits 1.
+
+The heartbeat names the live listeners but not whether they have a hook, so
+the delivery finding is a problem when deliveries are pending and no listener
+is alive, or when the oldest pending one has waited longer than
+`STALE_DELIVERY` while listeners are alive (none of them delivers, or its hook
+keeps failing): with a hooked listener running and a healthy sink, a delivery
+is made within about a second, and a failing one is retried at least every
+five minutes (the default backoff cap).
 """
 
 from __future__ import annotations
@@ -26,9 +36,11 @@ from luminora_redis.cli.common import (
     connection_options,
     emit,
     json_option,
+    literal,
     make_client,
     primaries,
 )
+from luminora_redis.models import FindingCode
 from luminora_redis.notifications import EXPIRED_FLAGS, NOTIFY_CONFIG, merged_flags
 from luminora_redis.sync_store import SyncSessionStore
 
@@ -36,6 +48,8 @@ __all__ = ["check", "run_checks"]
 
 MINIMUM_VERSION = (6, 2)
 OK, WARNING, PROBLEM_STATUS, UNKNOWN = "ok", "warning", "problem", "unknown"
+#: Seconds the oldest pending delivery may wait while listeners are alive.
+STALE_DELIVERY = 300.0
 
 
 @dataclass
@@ -89,6 +103,31 @@ def _policy(node: Any, where: str) -> Finding:
         return Finding(f"maxmemory-policy{where}", UNKNOWN, "CONFIG GET is not allowed here",
                        "make sure the policy is noeviction or volatile-*: user memory has no TTL")
     return Finding(f"maxmemory-policy{where}", OK, policy)
+
+
+def _persistence(node: Any, where: str) -> Finding:
+    appendonly, save = _config(node, "appendonly"), _config(node, "save")
+    fix = ("turn on AOF (CONFIG SET appendonly yes, and appendonly yes in redis.conf or your "
+           "provider's settings) or RDB snapshots (save 3600 1 300 100)")
+    if appendonly is None or save is None:
+        try:
+            aof = str(node.info("persistence").get("aof_enabled", ""))
+        except ResponseError:
+            aof = ""
+        if aof == "1":
+            return Finding(f"persistence{where}", OK, "AOF on (INFO persistence)")
+        return Finding(f"persistence{where}", UNKNOWN, "could not read appendonly and save "
+                       "(CONFIG GET is not allowed here)",
+                       "make sure the server persists its data (AOF or RDB snapshots): user "
+                       "memory has no TTL and is meant to last")
+    if appendonly == "yes":
+        return Finding(f"persistence{where}", OK, f"appendonly yes, save {save!r}")
+    if save.strip():
+        return Finding(f"persistence{where}", OK, f"RDB snapshots (save {save!r}), appendonly "
+                       f"no: a crash loses what changed since the last snapshot")
+    return Finding(f"persistence{where}", PROBLEM_STATUS, "none: appendonly no and save '', "
+                   "so a restart loses everything, user memory included (it has no TTL and is "
+                   "meant to last)", f"{fix}; nothing to do if replicas persist it by design")
 
 
 def _permissions(node: Any, where: str, flags_ok: bool) -> list[Finding]:
@@ -168,6 +207,7 @@ def run_checks(client: Any, prefix: str) -> list[Finding]:
         flags, flags_ok = _flags(node, where)
         findings.append(flags)
         findings.append(_policy(node, where))
+        findings.append(_persistence(node, where))
         findings.extend(_permissions(node, where, flags_ok))
     layout, buckets = _layout(client, prefix)
     findings.append(layout)
@@ -176,13 +216,16 @@ def run_checks(client: Any, prefix: str) -> list[Finding]:
     store = SyncSessionStore(client, prefix=prefix, buckets=buckets)
     if hasattr(store, "check_server"):
         server = store.check_server()
-        findings.extend(Finding(f"server: {item.code}", PROBLEM_STATUS, item.message, item.fix)
+        findings.extend(Finding(f"server: {item.code.value.replace('-', ' ')}",
+                                UNKNOWN if item.code is FindingCode.CONFIG_UNAVAILABLE
+                                else PROBLEM_STATUS, item.message, item.fix)
                         for item in server)
         if not server:
             findings.append(Finding("server checks", OK, "no finding"))
     else:
         findings.append(Finding("server checks", UNKNOWN,
                                 "this build has no store server checks (check_server)"))
+    alive: list[str] | None = None
     if hasattr(store, "live_listeners"):
         alive = store.live_listeners()
         findings.append(Finding("listeners", OK, f"{len(alive)} alive: {', '.join(alive)}")
@@ -194,7 +237,31 @@ def run_checks(client: Any, prefix: str) -> list[Finding]:
     else:
         findings.append(Finding("listeners", UNKNOWN,
                                 "this build has no listener heartbeat (live_listeners)"))
+    if hasattr(store, "delivery_backlog") and alive is not None:
+        findings.append(_deliveries(store, alive, prefix))
     return findings
+
+
+def _deliveries(store: SyncSessionStore, alive: list[str], prefix: str) -> Finding:
+    """Whether the deliveries to ``on_archived`` waiting in the outboxes are being made."""
+    backlog = store.delivery_backlog()
+    kept = f"; {backlog.quarantined} quarantined" if backlog.quarantined else ""
+    if backlog.pending == 0:
+        return Finding("deliveries", OK, f"none pending{kept}")
+    age = backlog.oldest_age_seconds or 0.0
+    waiting = f"{backlog.pending} pending, the oldest for {age:.0f} s{kept}"
+    fix = (f"run a listener with a hook ('luminora-redis listen --prefix {prefix} --hook "
+           f"module:function', or ExpiryListener(on_archived=...)); if nothing takes archived "
+           f"conversations, open the stores with deliveries=False so none are recorded")
+    if not alive:
+        return Finding("deliveries", PROBLEM_STATUS,
+                       f"{waiting}, and no listener is alive to deliver them", fix)
+    if age > STALE_DELIVERY:
+        return Finding("deliveries", PROBLEM_STATUS,
+                       f"{waiting} while {len(alive)} listener(s) are alive: none of them "
+                       f"delivers (no on_archived hook), or the hook keeps failing",
+                       fix + "; a failing hook shows in the listeners' logs")
+    return Finding("deliveries", OK, f"{waiting}, {len(alive)} listener(s) alive to deliver")
 
 
 @click.command()
@@ -202,7 +269,8 @@ def run_checks(client: Any, prefix: str) -> list[Finding]:
 @json_option
 def check(url: str, prefix: str, cluster: bool, as_json: bool) -> None:
     """Check the server for luminora-redis: version, notification flags, maxmemory-policy,
-    layout, the listener's permissions, live listeners. Exits 1 on a problem."""
+    persistence, layout, the listener's permissions, live listeners, pending deliveries.
+    Exits 1 on a problem."""
     client = make_client(url, cluster)
     try:
         client.ping()
@@ -215,8 +283,8 @@ def check(url: str, prefix: str, cluster: bool, as_json: bool) -> None:
         table = Table("check", "status", "detail", "what to change")
         for item in findings:
             style = {"ok": "green", "problem": "bold red", "warning": "yellow"}.get(item.status)
-            table.add_row(item.check, f"[{style}]{item.status}[/]" if style else item.status,
-                          item.detail, item.fix or "")
+            table.add_row(literal(item.check), literal(item.status, style or ""),
+                          literal(item.detail), literal(item.fix or ""))
         out.print(table)
         out.print(f"{len(problems)} problem(s)" if problems else "no problem found")
 

@@ -3,13 +3,22 @@ a store without writing anything, the exit codes, and output for people (rich)
 or scripts (``--json``).
 
 Exit codes: 0 ok, 1 a problem found or an operation failed, 2 usage error,
-3 Redis unreachable, 4 not found. An expected failure is one line on stderr
-that says what to do, never a traceback.
+3 Redis unreachable, 4 not found. Usage errors (2) are also an invalid
+argument: a ``--prefix`` the store would refuse, an id that is not of the
+form the store hands out, a metrics port already in use. An expected failure
+is one line on stderr that says what to do, never a traceback.
+
+Everything a command prints that came from Redis (user ids, messages, facts,
+episode titles, personality names, moods, listener names) was written by
+someone else: tables show it through `literal`, which never lets it act as
+markup or as terminal control sequences, and `--json` output escapes the
+same characters.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,11 +26,14 @@ from typing import Any, TypeVar
 
 import click
 import redis
+from pydantic import ValidationError
 from redis.cluster import RedisCluster
 from redis.exceptions import AuthenticationError, RedisClusterException, RedisError, ResponseError
 from rich.console import Console
+from rich.text import Text
 
 from luminora_redis.errors import ConfigurationError, InvalidInput
+from luminora_redis.settings import StoreSettings
 from luminora_redis.sync_store import SyncSessionStore
 
 __all__ = [
@@ -31,7 +43,9 @@ __all__ = [
     "connection_options",
     "console",
     "emit",
+    "dumps",
     "json_option",
+    "literal",
     "make_client",
     "open_store",
     "primaries",
@@ -42,16 +56,48 @@ OK, PROBLEM, USAGE, UNREACHABLE, NOT_FOUND = 0, 1, 2, 3, 4
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: What a terminal would act on instead of showing: C0 controls but newline and tab,
+#: DEL, C1 controls (0x9b is a one-byte CSI), and the bidirectional overrides and
+#: isolates, which reorder the text around them.
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    return repr(match.group())[1:-1]
+
+
+def literal(value: object, style: str = "") -> Text:
+    """``value`` as text a terminal shows exactly as it is: a `rich.text.Text`, so
+    rich parses no markup and no ``:emoji:`` code in it, with every control
+    character written out as its Python escape (ESC shows as the four characters
+    ``\\x1b``, a carriage return as ``\\r``). Newlines and tabs are kept, so a
+    multi-line message stays readable in its table cell. ``None`` shows as ``-``."""
+    return Text("-" if value is None else _UNSAFE.sub(_visible, str(value)), style=style)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def dumps(data: Any) -> str:
+    """``data`` as indented JSON for scripts. json escapes C0 controls by itself; the
+    other characters `literal` makes visible become ``\\uXXXX`` escapes too (they
+    can only occur inside strings), so the output is safe to print and parses to
+    the same data."""
+    return _UNSAFE.sub(_json_escape, json.dumps(data, indent=2, ensure_ascii=False))
+
 
 class Failure(click.ClickException):
-    """An expected failure: one line on stderr and its exit code."""
+    """An expected failure: one line on stderr and its exit code. The message is shown
+    as `literal` shows text, with newlines escaped too, so it stays one line."""
 
     def __init__(self, message: str, exit_code: int = PROBLEM) -> None:
         super().__init__(message)
         self.exit_code = exit_code
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"luminora-redis: {self.message}", err=True)
+        line = _UNSAFE.sub(_visible, self.message).replace("\n", "\\n")
+        click.echo(f"luminora-redis: {line}", err=True)
 
 
 class LuminoraGroup(click.Group):
@@ -79,11 +125,22 @@ class LuminoraGroup(click.Group):
             raise Failure(f"Redis failed: {error}", PROBLEM) from None
 
 
+def _prefix(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A prefix the store accepts, or a usage error in one line."""
+    try:
+        StoreSettings.model_validate({"prefix": value})
+    except ValidationError:
+        raise Failure(f"bad --prefix {value!r}: a prefix is 1 to 32 letters, digits, '_', '.' "
+                      f"or '-'", USAGE) from None
+    return value
+
+
 def connection_options(function: F) -> F:
-    """``--url`` (or ``REDIS_URL``), ``--prefix`` and ``--cluster``."""
+    """``--url`` (or ``REDIS_URL``), ``--prefix`` (checked as the store checks it) and
+    ``--cluster``."""
     function = click.option("--cluster", is_flag=True,
                             help="the URL names a node of a Redis Cluster")(function)
-    function = click.option("--prefix", default="lr", show_default=True,
+    function = click.option("--prefix", default="lr", show_default=True, callback=_prefix,
                             help="the key prefix the store was configured with")(function)
     function = click.option("--url", envvar="REDIS_URL", default=DEFAULT_URL,
                             show_default=True, help="the Redis to use (or REDIS_URL)")(function)
@@ -104,7 +161,7 @@ def console() -> Console:
 def emit(as_json: bool, data: Any, render: Callable[[Console], None]) -> None:
     """Print ``data`` as JSON, or let ``render`` draw it for people."""
     if as_json:
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        click.echo(dumps(data))
     else:
         render(console())
 

@@ -7,6 +7,15 @@ yours (plain or async); with ``--metrics-port`` it serves Prometheus metrics
 (``pip install 'luminora-redis[metrics]'``). A stop signal lets in-flight
 archives finish, closes the connections and exits 0; sessions that expire
 while no listener runs are archived by the next one's sweeper.
+
+What the operator got wrong at start is one line and exit 2: a bad ``--url``
+or ``--prefix``, a ``--buckets`` that disagrees with the one Redis recorded,
+a hook that cannot be loaded, a metrics port already in use. Redis
+unreachable at start is one line and exit 3. Once running, nothing the
+listener raises ends the process: the listener rides out Redis outages by
+itself, and should it fail all the same, the failure is logged with its
+traceback and a new listener starts after a pause (`RESTART_DELAY`, doubling
+up to `RESTART_DELAY_MAX` while failures repeat), until a stop signal.
 """
 
 from __future__ import annotations
@@ -22,12 +31,15 @@ import click
 from redis.asyncio.cluster import RedisCluster
 
 from luminora_redis.cli.common import USAGE, Failure, connection_options, make_client
+from luminora_redis.errors import ConfigurationError
 from luminora_redis.listener import ExpiryListener, ListenerObserver
 from luminora_redis.store import SessionStore
 
 __all__ = ["listen", "load_hook"]
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: Seconds before a listener that failed is replaced, and the most that doubles to.
+RESTART_DELAY, RESTART_DELAY_MAX = 1.0, 60.0
 
 logger = logging.getLogger("luminora_redis.listener")
 
@@ -108,7 +120,12 @@ def listen(url: str, prefix: str, cluster: bool, buckets: int | None, sweep_inte
             raise Failure("--metrics-port needs prometheus_client; install it with: "
                           "pip install 'luminora-redis[metrics]'", USAGE) from None
         metrics = ListenerMetrics()
-        server = metrics.serve(metrics_host, metrics_port)
+        try:
+            server = metrics.serve(metrics_host, metrics_port)
+        except OSError as error:  # the port is taken, or the host is not an address of ours
+            raise Failure(f"cannot serve metrics on {metrics_host}:{metrics_port} "
+                          f"({error.strerror or error}); choose another --metrics-port or "
+                          f"--metrics-host", USAGE) from None
         observer = metrics
         logger.info("metrics on http://%s:%d/metrics", server.host, server.port)
     options = {"on_archived": on_archived, "notifications": not no_notifications,
@@ -125,20 +142,47 @@ def listen(url: str, prefix: str, cluster: bool, buckets: int | None, sweep_inte
 async def _listen(url: str, cluster: bool, prefix: str, buckets: int | None,
                   options: dict[str, Any]) -> None:
     store = SessionStore.from_url(url, cluster=cluster, prefix=prefix, buckets=buckets)
-    listener = ExpiryListener(store, **options)
     loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    current: list[ExpiryListener] = []
     stopping: list[asyncio.Task[None]] = []
 
     def on_signal(signum: signal.Signals) -> None:
-        if not stopping:
+        if not stop.is_set():
             logger.info("%s received, stopping", signum.name)
-            stopping.append(loop.create_task(listener.stop()))
+            stop.set()
+            stopping.extend(loop.create_task(listener.stop()) for listener in current)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-    logger.info("listening to %s, prefix %r, as %s", _where(store), prefix, listener.name)
     try:
-        await listener.run()
+        try:
+            await store.context()  # claims or checks the layout: a bad --buckets ends here
+        except ConfigurationError as error:
+            raise Failure(str(error), USAGE) from None
+        delay = RESTART_DELAY
+        while not stop.is_set():
+            listener = ExpiryListener(store, **options)
+            current[:] = [listener]
+            logger.info("listening to %s, prefix %r, as %s", _where(store), prefix, listener.name)
+            started = loop.time()
+            try:
+                await listener.run()
+                break
+            except ConfigurationError:  # the layout changed under it: a new listener fails too
+                raise
+            except Exception:
+                if stop.is_set():
+                    break
+                if loop.time() - started > RESTART_DELAY_MAX:
+                    delay = RESTART_DELAY  # it ran well for a while: not a repeating failure
+                logger.exception("listener %s failed; a new one starts in %g s",
+                                 listener.name, delay)
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+            delay = min(delay * 2, RESTART_DELAY_MAX)
         for task in stopping:
             await task
     finally:

@@ -15,13 +15,17 @@ from rich.table import Table
 
 from luminora_redis.cli.common import (
     NOT_FOUND,
+    USAGE,
     Failure,
     connection_options,
     emit,
     json_option,
+    literal,
     open_store,
 )
+from luminora_redis.keys import KeySpace
 from luminora_redis.models import IndexedSession
+from luminora_redis.sync_store import SyncSessionStore
 
 __all__ = ["sessions"]
 
@@ -32,6 +36,19 @@ def _when(value: Any) -> str:
 
 def _state(entry: IndexedSession) -> str:
     return "expired, awaiting archive" if entry.expired else "live"
+
+
+def _checked(store: SyncSessionStore, session_id: str) -> str:
+    """``session_id`` if it is of the form this store hands out (bucket-hex, dash, 32
+    hex, in one of its buckets), else a usage error: such an id names no session
+    here, whatever Redis holds."""
+    settings = store.settings
+    assert settings.buckets is not None  # open_store adopts the recorded count
+    if KeySpace(settings.prefix, settings.buckets).bucket_of_session(session_id) is None:
+        raise Failure(f"{session_id!r} is not a session id of this store (one is four hex "
+                      f"digits naming one of its {settings.buckets} buckets, a dash and 32 hex "
+                      f"digits); check the id and --prefix", USAGE)
+    return session_id
 
 
 @click.group()
@@ -56,9 +73,9 @@ def list_command(url: str, prefix: str, cluster: bool, as_json: bool, user_id: s
         table = Table("session", "user", "personality", "deadline (UTC)", "state", "auto",
                       title=f"{len(found)} session(s)")
         for entry in found:
-            table.add_row(entry.session_id, entry.user_id or "-", entry.personality_name or "-",
-                          _when(entry.deadline), _state(entry),
-                          "yes" if entry.auto_cleanup else "no")
+            table.add_row(literal(entry.session_id), literal(entry.user_id or None),
+                          literal(entry.personality_name or None), _when(entry.deadline),
+                          _state(entry), "yes" if entry.auto_cleanup else "no")
         out.print(table)
 
     emit(as_json, [entry.model_dump(mode="json") for entry in found], render)
@@ -75,14 +92,14 @@ def show_command(url: str, prefix: str, cluster: bool, as_json: bool, session_id
     """One session's metadata, deadlines and the tail of its history (a peek: it does not
     slide the idle deadline)."""
     with open_store(url, prefix, cluster) as store:
-        view = store.peek_session(session_id, last)
+        view = store.peek_session(_checked(store, session_id), last)
     if view is None:
         raise Failure(f"no session {session_id!r} waiting to be archived (it never existed, "
                       f"or was ended, archived or deleted)", NOT_FOUND)
 
     def render(out: Console) -> None:
         entry = view.session
-        table = Table(show_header=False, title=f"session {entry.session_id}")
+        table = Table(show_header=False, title=literal(f"session {entry.session_id}"))
         for name, value in (("user", entry.user_id), ("personality", entry.personality_name),
                             ("state", _state(entry)), ("created", _when(view.created_at)),
                             ("last activity", _when(view.last_activity)),
@@ -90,11 +107,12 @@ def show_command(url: str, prefix: str, cluster: bool, as_json: bool, session_id
                             ("absolute deadline", _when(view.expires_at)),
                             ("auto cleanup", "yes" if entry.auto_cleanup else "no"),
                             ("live messages", str(view.message_count))):
-            table.add_row(name, value or "-")
+            table.add_row(name, literal(value or None))
         out.print(table)
         history = Table("time (UTC)", "role", "content", title=f"last {len(view.tail)} message(s)")
         for message in view.tail:
-            history.add_row(_when(message.timestamp), message.role.value, message.content)
+            history.add_row(_when(message.timestamp), literal(message.role.value),
+                            literal(message.content))
         out.print(history)
 
     emit(as_json, view.model_dump(mode="json"), render)
@@ -107,12 +125,12 @@ def show_command(url: str, prefix: str, cluster: bool, as_json: bool, session_id
 def end_command(url: str, prefix: str, cluster: bool, as_json: bool, session_id: str) -> None:
     """Archive a session now (an explicit logout)."""
     with open_store(url, prefix, cluster) as store:
-        ended = store.end_session(session_id)
+        ended = store.end_session(_checked(store, session_id))
     if not ended:
         raise Failure(f"no session {session_id!r} to end (it never existed, or was already "
                       f"archived or deleted)", NOT_FOUND)
     emit(as_json, {"session_id": session_id, "archived": True},
-         lambda out: out.print(f"archived session {session_id}"))
+         lambda out: out.print(literal(f"archived session {session_id}")))
 
 
 @sessions.command("cleanup")

@@ -17,7 +17,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from luminora_redis.cli.common import connection_options, emit, json_option, open_store, primaries
+from luminora_redis.cli.common import (
+    connection_options,
+    emit,
+    json_option,
+    literal,
+    open_store,
+    primaries,
+)
 from luminora_redis.sync_store import SyncSessionStore
 
 __all__ = ["stats"]
@@ -103,7 +110,7 @@ def stats(url: str, prefix: str, cluster: bool, as_json: bool, window: float,
         data = gather(store, window, not no_scan, not as_json)
 
     def render(out: Console) -> None:
-        table = Table(show_header=False, title=f"luminora-redis under {prefix!r}")
+        table = Table(show_header=False, title=literal(f"luminora-redis under {prefix!r}"))
         backlog = data["oldest_overdue_seconds"]
         deliveries = data["deliveries"] or {}
         rows = [
@@ -121,7 +128,7 @@ def stats(url: str, prefix: str, cluster: bool, as_json: bool, window: float,
             ("buckets", data["buckets"]),
         ]
         for name, value in rows:
-            table.add_row(name, _text(value))
+            table.add_row(name, literal(_text(value)))
         out.print(table)
 
     emit(as_json, data, render)

@@ -1,4 +1,8 @@
-"""``luminora-redis users``: show, export and erase one user."""
+"""``luminora-redis users``: show, export and erase one user.
+
+``export`` writes JSON whether or not ``--json`` is given (it takes the flag like
+every other data command, so scripts can pass it everywhere).
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,10 @@ from luminora_redis.cli.common import (
     PROBLEM,
     Failure,
     connection_options,
+    dumps,
     emit,
     json_option,
+    literal,
     open_store,
 )
 from luminora_redis.models import UserSummary
@@ -36,10 +42,10 @@ def _known(store: SyncSessionStore, user_id: str) -> UserSummary:
 
 
 def _summary_table(summary: UserSummary) -> Table:
-    table = Table(show_header=False, title=f"user {summary.user_id}")
+    table = Table(show_header=False, title=literal(f"user {summary.user_id}"))
     for name, value in summary.model_dump().items():
         if name != "user_id":
-            table.add_row(name.replace("_", " "), "-" if value is None else str(value))
+            table.add_row(name.replace("_", " "), literal(value))
     return table
 
 
@@ -71,7 +77,7 @@ def show_command(url: str, prefix: str, cluster: bool, as_json: bool, user_id: s
 
     def render(out: Console) -> None:
         out.print(_summary_table(summary))
-        parts: list[tuple[str, list[str], list[list[str]]]] = [
+        parts: list[tuple[str, list[str], list[list[object]]]] = [
             ("affinity", ["personality", "points", "level"],
              [[a.personality_name, str(a.points), a.level] for a in data["affinities"]]),
             ("facts", ["category", "key", "value", "confidence"],
@@ -92,7 +98,7 @@ def show_command(url: str, prefix: str, cluster: bool, as_json: bool, user_id: s
         for title, columns, rows in parts:
             table = Table(*columns, title=title)
             for row in rows:
-                table.add_row(*row)
+                table.add_row(*(literal(cell) for cell in row))
             out.print(table)
 
     emit(as_json, plain, render)
@@ -100,16 +106,19 @@ def show_command(url: str, prefix: str, cluster: bool, as_json: bool, user_id: s
 
 @users.command("export")
 @connection_options
+@click.option("--json", "as_json", is_flag=True,
+              help="accepted for symmetry: the export is JSON either way")
 @click.argument("user_id")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, writable=True, path_type=Path),
               default=None, help="write the JSON here instead of to stdout")
-def export_command(url: str, prefix: str, cluster: bool, user_id: str,
+def export_command(url: str, prefix: str, cluster: bool, as_json: bool, user_id: str,
                    out_file: Path | None) -> None:
-    """Everything kept about one user, as JSON (read in bounded pages)."""
+    """Everything kept about one user, as JSON (read in bounded pages), with or without
+    --json."""
     with open_store(url, prefix, cluster) as store:
         _known(store, user_id)
         exported = store.export_user(user_id)
-    text = json.dumps(exported, indent=2, ensure_ascii=False)
+    text = dumps(exported)
     if out_file is None:
         click.echo(text)
         return
@@ -140,8 +149,8 @@ def erase_command(url: str, prefix: str, cluster: bool, as_json: bool, user_id: 
                 raise Failure("nothing was erased", PROBLEM)
         removed = store.erase_user(user_id)
     result = {"user_id": user_id, "keys_removed": removed, "erased": summary.model_dump(mode="json")}
-    emit(as_json, result, lambda out: out.print(
+    emit(as_json, result, lambda out: out.print(literal(
         f"erased user {user_id!r}: {removed} key(s) removed ({summary.live_sessions} session(s), "
         f"{summary.archived_conversations} archived conversation(s), {summary.facts} fact(s), "
         f"{summary.episodes} episode(s), {summary.evolution_records} evolution record(s), "
-        f"{summary.personalities} affinity record(s))"))
+        f"{summary.personalities} affinity record(s))")))
