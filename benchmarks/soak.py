@@ -79,7 +79,6 @@ from redis.backoff import ExponentialWithJitterBackoff
 from benchmarks.soak_check import ATTEMPTS, SINK_KEY, Ledger, Report, check, hook_hangs, outstanding
 from luminora_redis import ArchivedConversation, ExpiryListener, SessionStore
 from luminora_redis.errors import SessionNotFound
-from luminora_redis.listener_settings import ListenerSettings
 from luminora_redis.store import close_client as close_async_client
 from luminora_redis.sync_store import close_client
 from luminora_redis.testing import LocalCluster, RedisServer, RedisServerError
@@ -97,9 +96,6 @@ CLUSTER_FAULTS = ("listener kill -9", "failover", "client kill", "script flush",
                   "client pause write", "client pause all", "pubsub kill", "oom window")
 #: The fault the listeners' hook makes itself (``hook_hangs``), counted from the sink.
 HOOK_HANG = "on_archived hangs (first attempt)"
-#: Whether ``ExpiryListener`` takes ``hook_timeout``: without it a hanging hook would
-#: hang its delivery worker for good, so the hook does not hang.
-HOOK_TIMEOUT = "hook_timeout" in ListenerSettings.model_fields  # until hook_timeout lands
 #: Errors after which a write may or may not have landed; each is counted by name in the
 #: figures. redis-py 8.1's asyncio cluster client can raise AttributeError (a connection's
 #: writer is None) when a connection is killed under a command. A NOSCRIPT is not among
@@ -191,7 +187,8 @@ async def listen(url: str, sink_url: str, cluster: bool, retention: int | None,
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     sink = aioredis.Redis.from_url(sink_url)
     store = SessionStore.from_url(url, cluster=cluster, archive_retention=retention)
-    hang = hook_timeout is not None and HOOK_TIMEOUT
+    # Without a hook_timeout a hanging hook would hold its delivery worker for good.
+    hang = hook_timeout is not None
 
     async def on_archived(conversation: ArchivedConversation) -> None:
         sid = conversation.session_id
@@ -205,9 +202,8 @@ async def listen(url: str, sink_url: str, cluster: bool, retention: int | None,
 
     # The hook is one RPUSH, so a short lease lets the survivors take over a killed
     # listener's deliveries within the drain (the default lease is a minute).
-    timeout: dict[str, Any] = {"hook_timeout": hook_timeout} if hang else {}  # until hook_timeout lands
     listener = ExpiryListener(store, sweep_interval=0.05, on_archived=on_archived,
-                              delivery_lease=3.0, **timeout)
+                              delivery_lease=3.0, hook_timeout=hook_timeout)
     try:
         await listener.run()
     finally:
