@@ -90,6 +90,9 @@ def load_hook(spec: str) -> Any:
               help="leave the server's notify-keyspace-events untouched")
 @click.option("--hook", default=None, metavar="MODULE:FUNCTION",
               help="call this with every ArchivedConversation this listener archives")
+@click.option("--hook-timeout", type=Seconds(), default=None, metavar="SECONDS",
+              help="abandon an async hook call after this long, as a failed attempt "
+                   "(default 30)")
 @click.option("--name", default=None, help="this listener's name (default host:pid)")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
               help="serve Prometheus metrics on this port (needs the 'metrics' extra)")
@@ -99,8 +102,8 @@ def load_hook(spec: str) -> Any:
               default="INFO", show_default=True, help="INFO logs every archived session")
 def listen(url: str, prefix: str, cluster: bool, buckets: int | None, sweep_interval: float,
            sweep_batch: int, no_notifications: bool, no_configure_notifications: bool,
-           hook: str | None, name: str | None, metrics_port: int | None, metrics_host: str,
-           log_level: str) -> None:
+           hook: str | None, hook_timeout: float | None, name: str | None,
+           metrics_port: int | None, metrics_host: str, log_level: str) -> None:
     """Archive expired sessions into their users' archives as they expire (keyspace
     notifications, plus a sweeper for whatever they miss) until SIGTERM or SIGINT."""
     logging.basicConfig(level=log_level.upper(),
@@ -132,6 +135,8 @@ def listen(url: str, prefix: str, cluster: bool, buckets: int | None, sweep_inte
                "configure_notifications": not no_configure_notifications,
                "sweep_interval": sweep_interval, "sweep_batch": sweep_batch, "name": name,
                "observer": observer}
+    if hook_timeout is not None:
+        options["hook_timeout"] = hook_timeout
     try:
         asyncio.run(_listen(url, cluster, prefix, buckets, options))
     finally:
@@ -156,10 +161,6 @@ async def _listen(url: str, cluster: bool, prefix: str, buckets: int | None,
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
     try:
-        try:
-            await store.context()  # claims or checks the layout: a bad --buckets ends here
-        except ConfigurationError as error:
-            raise Failure(str(error), USAGE) from None
         delay = RESTART_DELAY
         while not stop.is_set():
             listener = ExpiryListener(store, **options)
@@ -167,10 +168,10 @@ async def _listen(url: str, cluster: bool, prefix: str, buckets: int | None,
             logger.info("listening to %s, prefix %r, as %s", _where(store), prefix, listener.name)
             started = loop.time()
             try:
-                await listener.run()
+                await listener.run()  # waits out outages, at start too
                 break
-            except ConfigurationError:  # the layout changed under it: a new listener fails too
-                raise
+            except ConfigurationError as error:  # e.g. a bad --buckets: no restart fixes it
+                raise Failure(str(error), USAGE) from None
             except Exception:
                 if stop.is_set():
                     break
