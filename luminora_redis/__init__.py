@@ -10,6 +10,7 @@ from luminora_redis.context_messages import ContextMessage
 from luminora_redis.errors import (
     ConfigurationError,
     InvalidInput,
+    InvalidSettings,
     LuminoraRedisError,
     MessageTooLarge,
     SessionExpired,
@@ -56,6 +57,7 @@ __all__ = [
     "Fact",
     "FindingCode",
     "InvalidInput",
+    "InvalidSettings",
     "ListenerSettings",
     "LuminoraRedisError",
     "Message",

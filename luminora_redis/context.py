@@ -12,6 +12,8 @@ __all__ = ["Context"]
 # Sessions whose keys are remembered: a chat turn derives them without a regex or
 # f-strings. About 1 KiB each; the cache starts over when full.
 _CACHED_SESSIONS = 10_000
+#: The largest count a caller may pass (a signed 64-bit integer, as Redis takes counts).
+MAX_COUNT = (1 << 63) - 1
 
 
 class Context:
@@ -38,13 +40,16 @@ class Context:
         """The keys of a session, or None when the id is not a session id of this layout.
 
         A malformed id never becomes a key: it is treated as a session that
-        does not exist, without asking Redis.
+        does not exist, without asking Redis. An id that is not a string at all is
+        the caller's mistake: InvalidInput.
         """
         cached = self._session_keys.get(session_id) if isinstance(session_id, str) else None
         if cached is not None:
             return cached
         bucket = self.keys.bucket_of_session(session_id)
         if bucket is None:
+            if not isinstance(session_id, str):
+                raise InvalidInput(f"a session id must be a string, not {type(session_id).__name__}")
             return None
         assert isinstance(session_id, str)
         keys = self.keys.session(session_id, bucket)
@@ -66,6 +71,13 @@ class Context:
         """A caller's optional count as a script argument: -1 for None (all)."""
         if value is None:
             return -1
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise InvalidInput(f"{what} must be a non-negative integer or None, not {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+            raise InvalidInput(f"{what} must be a non-negative 64-bit integer or None, "
+                               f"not {value!r:.60}")
+        return value
+
+    def count(self, value: object, what: str) -> int:
+        """A caller's count that has no "all" (None): an integer from 0 to ``MAX_COUNT``."""
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+            raise InvalidInput(f"{what} must be a non-negative 64-bit integer, not {value!r:.60}")
         return value

@@ -15,6 +15,7 @@ from typing import NoReturn
 __all__ = [
     "ConfigurationError",
     "InvalidInput",
+    "InvalidSettings",
     "LuminoraRedisError",
     "MessageTooLarge",
     "ReplyCode",
@@ -54,6 +55,19 @@ class MessageTooLarge(InvalidInput):
 
 class ConfigurationError(LuminoraRedisError):
     """The store cannot work with the client or settings it was given."""
+
+
+class InvalidSettings(ConfigurationError, ValueError):
+    """A settings object (``StoreSettings``, ``SessionConfig``, ``ListenerSettings``) or a
+    store or listener keyword was refused; the message names each field and what is wrong.
+
+    It is a ``ValueError`` too, like the pydantic error it replaces (kept as ``__cause__``).
+    """
+
+    def __init__(self, message: str, reasons: str | None = None) -> None:
+        super().__init__(message)
+        #: What is wrong, without the name of the settings object.
+        self.reasons = message if reasons is None else reasons
 
 
 class SessionNotFound(LuminoraRedisError, LookupError):

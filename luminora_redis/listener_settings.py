@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic import ConfigDict, Field, StrictBool, StrictInt, model_validator
+
+from luminora_redis.settings import SettingsModel
 
 __all__ = ["ListenerObserver", "ListenerSettings"]
 
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
 
 
-class ListenerSettings(BaseModel):
+class ListenerSettings(SettingsModel):
     """How a listener sweeps, delivers and reports; every field is also a keyword of
     `ExpiryListener`.
 
@@ -41,6 +43,8 @@ class ListenerSettings(BaseModel):
     periodic full sweeps, and when the holder dies another takes over within
     about that long (see ``luminora_redis.sweeper``). It must exceed
     ``sweep_interval``, at which the holder renews it.
+
+    An invalid setting raises ``InvalidSettings``, also from ``ExpiryListener``'s keywords.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

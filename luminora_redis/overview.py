@@ -70,10 +70,10 @@ def _indexed(session_id: str, state: dict[str, bytes], meta: dict[str, bytes],
         auto_cleanup=meta.get("auto", b"1" if auto else b"0") == b"1")
 
 
-def _limit(ctx: Context, limit: object) -> int:
-    count = ctx.limit(limit)
+def _limit(ctx: Context, limit: object, what: str = "limit") -> int:
+    count = ctx.limit(limit, what)
     if count < 1 or count > MAX_LIST:
-        raise InvalidInput(f"limit must be from 1 to {MAX_LIST}, not {limit!r}")
+        raise InvalidInput(f"{what} must be an integer from 1 to {MAX_LIST}, not {limit!r:.60}")
     return count
 
 
@@ -142,7 +142,7 @@ def _user_sessions(ctx: Context, user_id: object, span: int,
 
 
 def peek_session(ctx: Context, session_id: object, last: object = 10) -> Op[SessionView | None]:
-    want = _limit(ctx, last) if last != 0 else 0
+    want = 0 if type(last) is int and last == 0 else _limit(ctx, last, "last")
     keys = ctx.session_keys(session_id)
     if keys is None:
         return None

@@ -101,8 +101,11 @@ def encode_messages(ctx: Context, messages: Iterable[MessageLike]) -> list[bytes
     """Validate and encode a caller's messages: Message objects, (role, content[, metadata])
     tuples, or mappings with role, content and optional metadata."""
     limit = ctx.settings.max_message_bytes
-    if type(messages) is not list and isinstance(messages, (str, bytes, Mapping, Message)):
-        raise InvalidInput("messages must be a sequence of messages, not a single one")
+    if type(messages) is not list:
+        if isinstance(messages, (str, bytes, bytearray, Mapping, Message)):
+            raise InvalidInput("messages must be a sequence of messages, not a single one")
+        if not isinstance(messages, Iterable):
+            raise InvalidInput(f"messages must be a list of messages, not {type(messages).__name__}")
     encoded = []
     for message in messages:
         if isinstance(message, tuple) and len(message) in (2, 3):
@@ -147,7 +150,7 @@ def _turn(ctx: Context, session_id: object, entries: list[bytes],
 
 def chat_turn(ctx: Context, session_id: object, messages: Iterable[MessageLike],
               last: int = 10) -> Op[list[ContextMessage]]:
-    want = ctx.limit(last, "last")
+    want = ctx.count(last, "last")
     _, raws = yield from _turn(ctx, session_id, encode_messages(ctx, messages), want)
     return decode_context(raws, str(session_id))
 

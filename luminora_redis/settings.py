@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from collections.abc import Iterable
+from difflib import get_close_matches
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 from pydantic import (
     BaseModel,
@@ -15,13 +17,18 @@ from pydantic import (
     model_validator,
 )
 
-from luminora_redis.errors import InvalidInput
+from luminora_redis.errors import InvalidInput, InvalidSettings
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = [
     "DEFAULT_AFFINITY_LEVELS",
     "DEFAULT_BUCKETS",
     "SessionConfig",
+    "SettingsModel",
     "StoreSettings",
+    "describe_invalid",
     "parse_session_config",
 ]
 
@@ -36,7 +43,68 @@ _TEN_YEARS = 10 * 365 * 24 * 3600.0
 Seconds = Annotated[float, Field(gt=0, le=_TEN_YEARS, allow_inf_nan=False, strict=True)]
 
 
-class SessionConfig(BaseModel):
+def describe_invalid(error: ValidationError, fields: Iterable[str] = ()) -> str:
+    """One line naming each refused field and what is wrong with it (pydantic's own
+    text spans lines and links to its site). ``fields``: the known field names, to
+    suggest one for a misspelt keyword."""
+    reasons = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in item["loc"])
+        if item["type"] == "extra_forbidden":
+            close = get_close_matches(where, list(fields), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            reasons.append(f"unknown setting {where!r}{hint}")
+            continue
+        message = str(item["msg"]).removeprefix("Value error, ")
+        message = message[:1].lower() + message[1:]
+        got = repr(item.get("input"))
+        got = got if len(got) <= 60 else got[:57] + "..."
+        reason = f"{message}, not {got}" if item["type"] != "value_error" else message
+        reasons.append(f"{where}: {reason}" if where else reason)
+    return "; ".join(reasons).replace("\n", " ")
+
+
+class SettingsModel(BaseModel):
+    """A pydantic model of settings whose refusals are ``InvalidSettings``.
+
+    Building one (``Model(...)``, ``Model.model_validate(...)``) raises the library's
+    error with a one-line message instead of pydantic's ``ValidationError``, which
+    rides along as its ``__cause__``.
+    """
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as error:
+            _refuse(type(self), error)
+
+    @classmethod
+    def model_validate(cls, obj: Any, **options: Any) -> Self:
+        try:
+            return super().model_validate(obj, **options)
+        except ValidationError as error:
+            _refuse(cls, error)
+
+    @classmethod
+    def model_validate_json(cls, json_data: Any, **options: Any) -> Self:
+        try:
+            return super().model_validate_json(json_data, **options)
+        except ValidationError as error:
+            _refuse(cls, error)
+
+
+def _refuse(model: type[BaseModel], error: ValidationError) -> NoReturn:
+    # pydantic validates a mapping by calling the model's __init__ (a custom one, here),
+    # and wraps what that raised, already described, as a ValueError of its own.
+    errors = error.errors(include_url=False)
+    inner = errors[0].get("ctx", {}).get("error") if len(errors) == 1 else None
+    if isinstance(inner, InvalidSettings):
+        raise inner
+    reasons = describe_invalid(error, model.model_fields)
+    raise InvalidSettings(f"invalid {model.__name__}: {reasons}", reasons) from error
+
+
+class SessionConfig(SettingsModel):
     """How long one session lives.
 
     ``ttl`` is the absolute lifetime and ``max_idle`` the sliding idle timeout,
@@ -60,7 +128,7 @@ class SessionConfig(BaseModel):
         return max(1, math.ceil(self.max_idle * 1000))
 
 
-class StoreSettings(BaseModel):
+class StoreSettings(SettingsModel):
     """Settings shared by every operation of one store.
 
     ``max_history`` messages stay in a session's live history; older ones move
@@ -82,6 +150,7 @@ class StoreSettings(BaseModel):
     ``buckets`` fixes how users spread over hash slots. It is recorded in Redis
     on first use; ``None`` adopts the recorded count (or 1024 on a fresh
     keyspace), and an explicit count that disagrees with the record is refused.
+    An invalid setting raises ``InvalidSettings``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -137,5 +206,5 @@ def parse_session_config(settings: StoreSettings, config: object) -> SessionConf
     merged = {"ttl": settings.default_ttl, "max_idle": settings.default_max_idle, **config}
     try:
         return SessionConfig.model_validate(merged)
-    except ValidationError as error:
-        raise InvalidInput(f"invalid session_config: {error}") from None
+    except InvalidSettings as error:
+        raise InvalidInput(f"invalid session_config: {error.reasons}") from error.__cause__

@@ -17,7 +17,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from luminora_redis import archive, compaction, erasure, liveness, memory, outbox, overview, sessions, users
-from luminora_redis.base import StoreBase, claim_layout
+from luminora_redis.base import StoreBase, check_flag, claim_layout, client_from_url, store_settings
 from luminora_redis.context import Context
 from luminora_redis.context_messages import ContextMessage
 from luminora_redis.models import (
@@ -70,9 +70,15 @@ class SessionStore(StoreBase):
     or its fields as keyword arguments.
     """
 
+    _client_types = (aioredis.Redis, RedisCluster)
+    _client_kinds = "an asyncio client, redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster"
+    _client_hint = ("a blocking client (redis.Redis) goes to SyncSessionStore; "
+                   "SessionStore.from_url(url) makes the right client")
+
     def __init__(self, client: aioredis.Redis | RedisCluster,
                  settings: StoreSettings | None = None, *, autopipeline: bool = True,
                  **overrides: Any) -> None:
+        check_flag(autopipeline, "autopipeline")
         super().__init__(client, settings, **overrides)
         self._lock: asyncio.Lock | None = None
         self._runner = AsyncRunner(client, self._scripts, autopipeline=autopipeline)
@@ -87,12 +93,16 @@ class SessionStore(StoreBase):
         By default the calls that concurrent tasks make while others are out go as one
         pipelined write (see ``luminora_redis.autopipeline``); a lone call goes out at once.
         ``autopipeline=False`` sends every call on its own pooled connection."""
+        settings = store_settings(settings, overrides)
+        check_flag(cluster, "cluster")
+        check_flag(autopipeline, "autopipeline")
         client: aioredis.Redis | RedisCluster = (
-            RedisCluster.from_url(url) if cluster else aioredis.Redis.from_url(
-                url, retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=1.0), 3)))
+            client_from_url(RedisCluster.from_url, url) if cluster else client_from_url(
+                aioredis.Redis.from_url, url,
+                retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=1.0), 3)))
         if not cluster:
             use_hiredis_packing(client)  # type: ignore[arg-type]
-        store = cls(client, settings, autopipeline=autopipeline, **overrides)
+        store = cls(client, settings, autopipeline=autopipeline)
         store._owns_client = True
         return store
 

@@ -17,7 +17,7 @@ from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from luminora_redis import archive, compaction, erasure, liveness, memory, outbox, overview, sessions, users
-from luminora_redis.base import StoreBase, claim_layout
+from luminora_redis.base import StoreBase, check_flag, claim_layout, client_from_url, store_settings
 from luminora_redis.context import Context
 from luminora_redis.context_messages import ContextMessage
 from luminora_redis.models import (
@@ -71,6 +71,11 @@ class SyncSessionStore(StoreBase):
     Safe to share between threads.
     """
 
+    _client_types = (redis.Redis, RedisCluster)
+    _client_kinds = "a blocking client, redis.Redis or redis.cluster.RedisCluster"
+    _client_hint = ("an asyncio client (redis.asyncio.Redis) goes to SessionStore; "
+                   "SyncSessionStore.from_url(url) makes the right client")
+
     def __init__(self, client: redis.Redis | RedisCluster,
                  settings: StoreSettings | None = None, **overrides: Any) -> None:
         super().__init__(client, settings, **overrides)
@@ -83,10 +88,13 @@ class SyncSessionStore(StoreBase):
         """A store with its own client for ``url`` (a cluster client with ``cluster=True``);
         ``close()`` closes it. Connection failures are retried three times with jittered
         backoff (so pooled connections survive a Redis restart), then raised."""
+        settings = store_settings(settings, overrides)
+        check_flag(cluster, "cluster")
         client: redis.Redis | RedisCluster = (
-            RedisCluster.from_url(url) if cluster else redis.Redis.from_url(
-                url, retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=1.0), 3)))
-        store = cls(client, settings, **overrides)
+            client_from_url(RedisCluster.from_url, url) if cluster else client_from_url(
+                redis.Redis.from_url, url,
+                retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=1.0), 3)))
+        store = cls(client, settings)
         store._owns_client = True
         return store
 

@@ -165,7 +165,7 @@ def archive_summaries(ctx: Context, user_id: object, limit: object = 20) -> Op[l
 def get_archived_conversation(ctx: Context, user_id: object,
                               session_id: object) -> Op[ArchivedConversation | None]:
     user_id = ctx.user_id(user_id)
-    if not owns_session(ctx, user_id, session_id):
+    if ctx.session_keys(session_id) is None or not owns_session(ctx, user_id, session_id):
         return None
     return (yield from read_archived_conversation(ctx, user_id, session_id))
 

@@ -7,12 +7,25 @@ script would append must decode into the full record.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import msgpack
 import pytest
+import redis
+import redis.asyncio
 from pydantic import ValidationError
 
+from luminora_redis import (
+    ExpiryListener,
+    InvalidSettings,
+    ListenerSettings,
+    LuminoraRedisError,
+    SessionConfig,
+    SessionStore,
+    SyncSessionStore,
+)
 from luminora_redis.codec import (
     decode_episode,
     decode_evolution,
@@ -285,23 +298,116 @@ def test_default_levels_are_stranger_acquaintance_friend() -> None:
     assert DEFAULT_AFFINITY_LEVELS == (("stranger", 0), ("acquaintance", 25), ("friend", 50))
 
 
+def assert_names_the_field(error: BaseException, field: str) -> None:
+    """A settings refusal is the library's error: one line naming the field, no pydantic
+    link; pydantic's own error rides along as its cause."""
+    assert isinstance(error, InvalidSettings)
+    assert isinstance(error, LuminoraRedisError) and isinstance(error, ValueError)
+    text = str(error)
+    assert "\n" not in text and "pydantic.dev" not in text, text
+    assert field in text, text
+    assert isinstance(error.__cause__, ValidationError)
+
+
 @pytest.mark.parametrize("levels", [
     (),
     (("low", 5), ("high", 10)),                 # does not start at 0
     (("a", 0), ("b", 20), ("c", 10)),           # not ascending
     (("a", 0), ("b", 10), ("c", 10)),           # duplicate minimum
     (("", 0), ("b", 10)),                       # empty name
-], ids=["empty", "no-zero", "descending", "duplicate", "empty-name"])
+    (("a", 0), ("b", "ten")),                   # not a number
+], ids=["empty", "no-zero", "descending", "duplicate", "empty-name", "not-a-number"])
 def test_invalid_affinity_levels_are_refused(levels: tuple[tuple[str, int], ...]) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(InvalidSettings) as caught:
         StoreSettings(affinity_levels=levels)
+    assert_names_the_field(caught.value, "affinity_levels")
 
 
-@pytest.mark.parametrize("field", [{"prefix": "a:b"}, {"prefix": "{x}"}, {"buckets": 0},
-                                   {"max_history": 0}, {"default_ttl": 0}, {"unknown": 1}])
-def test_invalid_store_settings_are_refused(field: dict[str, object]) -> None:
-    with pytest.raises(ValidationError):
-        StoreSettings(**field)
+BAD_STORE_SETTINGS = {
+    "prefix-colon": ({"prefix": "a:b"}, "prefix"),
+    "prefix-brace": ({"prefix": "{x}"}, "prefix"),
+    "prefix-newline": ({"prefix": "a\nb"}, "prefix"),
+    "prefix-int": ({"prefix": 7}, "prefix"),
+    "buckets-zero": ({"buckets": 0}, "buckets"),
+    "buckets-string": ({"buckets": "many"}, "buckets"),
+    "max-history-zero": ({"max_history": 0}, "max_history"),
+    "default-ttl-zero": ({"default_ttl": 0}, "default_ttl"),
+    "deliveries-string": ({"deliveries": "no"}, "deliveries"),
+    "misspelt": ({"prefx": "lr"}, "'prefx' (did you mean 'prefix'?)"),
+    "unknown": ({"unknown": 1}, "unknown"),
+}
+
+
+@pytest.mark.parametrize(("fields", "named"), BAD_STORE_SETTINGS.values(),
+                         ids=BAD_STORE_SETTINGS.keys())
+def test_invalid_store_settings_are_refused_with_the_library_error(
+        fields: dict[str, Any], named: str) -> None:
+    """Every way to give a store its settings refuses them alike, before any client is
+    made or any command sent (the URLs lead nowhere)."""
+    attempts = [
+        lambda: StoreSettings(**fields),
+        lambda: StoreSettings.model_validate(fields),
+        lambda: SyncSessionStore.from_url("redis://127.0.0.1:1/0", **fields),
+        lambda: SessionStore.from_url("redis://127.0.0.1:1/0", **fields),
+        lambda: SyncSessionStore.from_url("redis://127.0.0.1:1/0", settings=StoreSettings(), **fields),
+        lambda: SessionStore.from_url("redis://127.0.0.1:1/0", cluster=True, **fields),
+    ]
+    client = redis.Redis(port=1)
+    try:
+        attempts.append(lambda: SyncSessionStore(client, **fields))
+        for attempt in attempts:
+            with pytest.raises(InvalidSettings) as caught:
+                attempt()
+            assert_names_the_field(caught.value, named)
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("fields", [{"ttl": 0}, {"max_idle": -1}, {"ttl": "10"},
+                                    {"auto_cleanup": "yes"}, {"idle": 30}],
+                         ids=["ttl-zero", "max-idle-negative", "ttl-string", "auto-cleanup-string",
+                              "misspelt"])
+def test_an_invalid_session_config_object_is_refused_with_the_library_error(
+        fields: dict[str, Any]) -> None:
+    """Built directly it is a settings error; passed to ``create_session`` as a mapping it
+    is the caller's input (``InvalidInput``, see test_validation), with the same words."""
+    (field,) = fields
+    with pytest.raises(InvalidSettings) as caught:
+        SessionConfig(**fields)
+    assert_names_the_field(caught.value, field)
+    with pytest.raises(InvalidInput) as refused:
+        parse_session_config(StoreSettings(), fields)
+    assert not isinstance(refused.value, InvalidSettings)
+    assert str(refused.value) == f"invalid session_config: {caught.value.reasons}"
+
+
+BAD_LISTENER_SETTINGS = {
+    "misspelt": ({"sweep_intervall": 1}, "'sweep_intervall' (did you mean 'sweep_interval'?)"),
+    "interval-zero": ({"sweep_interval": 0}, "sweep_interval"),
+    "interval-string": ({"sweep_interval": "1"}, "sweep_interval"),
+    "batch-float": ({"sweep_batch": 1.5}, "sweep_batch"),
+    "catch-up-string": ({"catch_up": "no"}, "catch_up"),
+    "name-int": ({"name": 5}, "name"),
+    "lease-not-beyond-interval": ({"sweep_interval": 1.0, "sweep_lease": 0.5}, "sweep_lease"),
+}
+
+
+@pytest.mark.parametrize(("fields", "named"), BAD_LISTENER_SETTINGS.values(),
+                         ids=BAD_LISTENER_SETTINGS.keys())
+def test_invalid_listener_settings_are_refused_with_the_library_error(
+        fields: dict[str, Any], named: str) -> None:
+    store = SessionStore(redis.asyncio.Redis(port=1))
+    attempts = [lambda: ListenerSettings(**fields),
+                lambda: ListenerSettings.model_validate(fields),
+                lambda: ExpiryListener(store, **fields),
+                lambda: ExpiryListener(store, ListenerSettings(), **fields)]
+    try:
+        for attempt in attempts:
+            with pytest.raises(InvalidSettings) as caught:
+                attempt()
+            assert_names_the_field(caught.value, named)
+    finally:
+        asyncio.run(store.client.aclose())
 
 
 def test_session_config_gaps_are_filled_from_the_store_defaults() -> None:

@@ -14,6 +14,10 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.sentinel
+import redis.cluster
+import redis.sentinel
 
 from luminora_redis import (
     ArchiveReason,
@@ -154,6 +158,73 @@ def test_an_asyncio_client_that_decodes_responses_is_refused() -> None:
             SessionStore(client)
     finally:
         asyncio.run(client.aclose())
+
+
+@pytest.mark.parametrize("kind", ["redis.asyncio.Redis", "redis.asyncio.cluster.RedisCluster"])
+def test_an_asyncio_client_is_refused_by_the_blocking_store(kind: str) -> None:
+    client: Any = (redis.asyncio.Redis(port=1) if kind == "redis.asyncio.Redis" else
+                   redis.asyncio.cluster.RedisCluster(host="127.0.0.1", port=1))
+    try:
+        with pytest.raises(ConfigurationError) as caught:
+            SyncSessionStore(client)
+        message = str(caught.value)
+        assert "redis.Redis or redis.cluster.RedisCluster" in message and "SessionStore" in message
+    finally:
+        asyncio.run(client.aclose())
+
+
+def test_a_blocking_client_is_refused_by_the_asyncio_store() -> None:
+    client = redis.Redis(port=1)
+    try:
+        with pytest.raises(ConfigurationError) as caught:
+            SessionStore(client)  # type: ignore[arg-type]
+        message = str(caught.value)
+        assert "redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster" in message
+        assert "SyncSessionStore" in message and "redis.client.Redis" in message
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("thing", [None, "redis://localhost:6379/0", 6379, object()],
+                         ids=["none", "url", "port", "object"])
+def test_something_that_is_not_a_redis_client_is_refused_by_both_stores(thing: object) -> None:
+    for store_class in (SessionStore, SyncSessionStore):
+        with pytest.raises(ConfigurationError, match=f"{store_class.__name__} needs"):
+            store_class(thing)  # type: ignore[arg-type]
+
+
+def test_a_sentinel_client_is_welcome_in_its_shell() -> None:
+    """``Sentinel(...).master_for()`` makes a subclass of the shell's ``Redis``; nothing is
+    sent at construction, so no sentinel has to run."""
+    blocking = redis.sentinel.Sentinel([("127.0.0.1", 1)]).master_for("mymaster")
+    asynchronous = redis.asyncio.sentinel.Sentinel([("127.0.0.1", 1)]).master_for("mymaster")
+    try:
+        assert SyncSessionStore(blocking).client is blocking
+        assert SessionStore(asynchronous).client is asynchronous
+        with pytest.raises(ConfigurationError):
+            SessionStore(blocking)  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError):
+            SyncSessionStore(asynchronous)  # type: ignore[arg-type]
+    finally:
+        blocking.close()
+        asyncio.run(asynchronous.aclose())
+
+
+@pytest.mark.parametrize("call", [
+    lambda: SyncSessionStore.from_url(None),  # type: ignore[arg-type]
+    lambda: SessionStore.from_url(6379),  # type: ignore[arg-type]
+    lambda: SyncSessionStore.from_url("http://localhost:6379"),
+    lambda: SessionStore.from_url("redis://localhost:port/0"),
+    lambda: SyncSessionStore.from_url("redis://127.0.0.1:1/0", cluster="no"),  # type: ignore[arg-type]
+    lambda: SessionStore.from_url("redis://127.0.0.1:1/0", autopipeline=1),  # type: ignore[arg-type]
+    lambda: SyncSessionStore(redis.Redis(port=1), settings={"prefix": "x"}),  # type: ignore[arg-type]
+], ids=["url-none", "url-int", "url-scheme", "url-port", "cluster-string", "autopipeline-int",
+        "settings-dict"])
+def test_a_url_or_option_the_store_cannot_use_is_refused_by_name(call: Any) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        call()
+    assert isinstance(caught.value, ValueError)
+    assert any(word in str(caught.value) for word in ("url", "cluster", "autopipeline", "settings"))
 
 
 def test_a_store_works_with_a_client_it_did_not_make(redis_url: str) -> None:

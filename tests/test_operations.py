@@ -64,11 +64,16 @@ def test_bad_input_is_refused_before_any_step() -> None:
 
 
 def test_a_malformed_session_id_never_becomes_a_step() -> None:
-    for bad in ("", "*", "lr:{b0001}:s:x", "ffff-" + "0" * 32, None, 42):
+    for bad in ("", "*", "lr:{b0001}:s:x", "ffff-" + "0" * 32):
         with pytest.raises(StopIteration):
             first_step(sessions.touch(CTX, bad))
         with pytest.raises(StopIteration):
             first_step(sessions.get_session(CTX, bad))
+    for wrong in (None, 42, b"0001-" + b"0" * 32):  # not even a string: the caller's mistake
+        with pytest.raises(InvalidInput, match="session id must be a string"):
+            first_step(sessions.touch(CTX, wrong))
+        with pytest.raises(InvalidInput, match="session id must be a string"):
+            first_step(sessions.get_session(CTX, wrong))
 
 
 def test_archive_reads_the_owner_first_then_declares_the_owners_keys() -> None:

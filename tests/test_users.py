@@ -157,8 +157,10 @@ def test_get_archived_conversation_reads_only_the_users_own(make_store: Callable
     assert [m.content for m in conversation.messages] == ["carlos one", "reply one"]
     assert store.get_archived_conversation("dana", ids["archived"]) is None
     assert store.get_archived_conversation("carlos", ids["live"]) is None
-    for bad in ("", "../x", "0000-zz", ids["archived"] + "x", 42):
+    for bad in ("", "../x", "0000-zz", ids["archived"] + "x"):
         assert store.get_archived_conversation("carlos", bad) is None
+    with pytest.raises(InvalidInput, match="session id must be a string"):
+        store.get_archived_conversation("carlos", 42)
     [summary] = store.list_archive("carlos")
     assert summary.session_id == ids["archived"] and summary.message_count == 2
 

@@ -1,12 +1,14 @@
 """Safe input against a real Redis, in both shells.
 
-Hostile but valid ids are stored fully isolated; invalid input is refused
-with InvalidInput before anything is written; a malformed session id is a
-session that does not exist, decided without a single command to Redis.
+Hostile but valid ids are stored fully isolated; invalid input, a wrong type
+in any argument of any public method included, is refused with InvalidInput
+before anything is written; a malformed session id (a string) is a session that
+does not exist, decided without a single command to Redis.
 """
 
 from __future__ import annotations
 
+import inspect
 from datetime import datetime, timezone
 from typing import Any
 
@@ -14,7 +16,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from luminora_redis import InvalidInput, SessionExpired, SessionNotFound
+from luminora_redis import InvalidInput, SessionExpired, SessionNotFound, SessionStore, SyncSessionStore
 
 from conftest import snapshot
 
@@ -147,9 +149,12 @@ BAD_CONFIGS = [
 def test_a_bad_session_config_is_refused_and_nothing_is_written(
         ready: Any, raw: redis.Redis, config: object) -> None:
     before = snapshot(raw)
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput) as caught:
         ready.create_session("carlos", "alicia", config)
     assert snapshot(raw) == before
+    message = str(caught.value)
+    assert "\n" not in message and "pydantic.dev" not in message, message
+    assert "session_config" in message
 
 
 BAD_MESSAGES = {
@@ -194,6 +199,119 @@ def test_something_that_is_not_a_list_of_messages_is_refused(
     assert snapshot(raw) == before
 
 
+# -- wrong types, in every public method -------------------------------------------------
+#
+# Each parameter of each public method gets values of the wrong type, derived from its
+# annotation, while the other arguments are fine: each call raises InvalidInput (never a
+# bare TypeError or AttributeError, nor a "not found" for a session id that is not even
+# a string) and writes nothing. A new method or parameter type without an entry below
+# fails at collection.
+
+
+class Opaque:
+    """An object no parameter takes."""
+
+    def __repr__(self) -> str:
+        return "Opaque()"
+
+
+_SINGLE_MESSAGE = {"role": "user", "content": "hi"}
+WRONG_TYPES: dict[str, list[Any]] = {
+    "str": [None, 5, 1.5, b"carlos", ["carlos"], {"a": 1}, Opaque()],
+    "str | None": [5, b"carlos", ["carlos"], {"a": 1}, Opaque()],
+    "int": [None, "5", 5.0, True, b"5", [5], {"a": 1}, Opaque()],
+    "int | None": ["5", 5.0, True, b"5", [5], Opaque()],
+    "float": [None, "0.5", True, b"1", [1], Opaque()],
+    "float | None": ["0.5", True, b"1", [1], Opaque()],
+    "float | str": [None, True, b"x", ["x"], {"a": 1}, Opaque()],
+    "Sentiment | str": [None, 5, b"positive", ["positive"], Opaque()],
+    "Any": [Opaque(), {1: "x"}, {"a", "b"}, ("a", "b"), {"a": object()}],
+    "dict[str, Any] | None": [["ttl"], ("ttl", 60), "ttl", 60, b"ttl", Opaque()],
+    "Iterable[MessageLike]": [None, 5, Opaque(), "hi", b"hi", _SINGLE_MESSAGE, [None], [5],
+                              [b"hi"], [["user", "hi"]], [(5, "hi")], [("user", None)],
+                              [("user", b"hi")], [("user", "hi", "meta")], [("user", "hi", ["m"])],
+                              [{"role": "user", "content": 5}]],
+}
+#: A fine value for each required parameter ("SESSION": the test's live session).
+FINE = {"user_id": "carlos", "personality_name": "alicia", "session_id": "SESSION",
+        "role": "user", "content": "hi", "messages": [("user", "hi")], "mood": "shy",
+        "category": "c", "key": "k", "value": "v", "points_delta": 1, "episode_type": "e",
+        "title": "t", "summary": "s", "trait": "humor", "episode_id": "e1"}
+#: Public methods that take no caller data (``run`` takes an operation generator).
+NO_DATA = {"aclose", "context", "run", "cleanup_expired_sessions", "delivery_backlog",
+           "live_listeners", "check_server"}
+
+
+def wrong_calls(name: str) -> list[tuple[str, dict[str, Any]]]:
+    """(what is wrong, keyword arguments) for every wrong-typed value of every parameter."""
+    parameters = [p for p in inspect.signature(getattr(SessionStore, name)).parameters.values()
+                  if p.name != "self"]
+    calls = []
+    for wrong in parameters:
+        if str(wrong.annotation) not in WRONG_TYPES:
+            raise LookupError(f"{name}({wrong.name}: {wrong.annotation}): "
+                              f"add wrong values for this type to WRONG_TYPES")
+        for value in WRONG_TYPES[str(wrong.annotation)]:
+            arguments = {p.name: FINE[p.name] for p in parameters
+                         if p.default is inspect.Parameter.empty}
+            arguments[wrong.name] = value
+            calls.append((f"{wrong.name}={value!r:.40}", arguments))
+    return calls
+
+
+PUBLIC = sorted(name for name, member in vars(SessionStore).items()
+                if not name.startswith("_") and inspect.isfunction(member) and name not in NO_DATA)
+
+
+def test_every_public_method_with_data_is_checked_for_wrong_types() -> None:
+    blocking = {name for name, member in vars(SyncSessionStore).items()
+                if not name.startswith("_") and inspect.isfunction(member)}
+    assert set(PUBLIC) <= blocking and set(PUBLIC) | NO_DATA >= blocking - {"close"}
+    for name in NO_DATA - {"run"}:
+        assert len(inspect.signature(getattr(SessionStore, name)).parameters) == 1, name
+    assert sum(len(wrong_calls(name)) for name in PUBLIC) > 300
+
+
+@pytest.mark.parametrize("method", PUBLIC)
+def test_a_wrong_type_is_refused_and_nothing_is_written(
+        ready: Any, raw: redis.Redis, method: str) -> None:
+    session_id = ready.create_session("carlos", "alicia", LONG)
+    ready.chat_turn(session_id, [("user", "hello")])
+    before = snapshot(raw)
+    failures = []
+    for wrong, arguments in wrong_calls(method):
+        arguments = {key: session_id if value == "SESSION" else value
+                     for key, value in arguments.items()}
+        try:
+            result = getattr(ready, method)(**arguments)
+        except InvalidInput as error:
+            assert "\n" not in str(error), str(error)
+        except Exception as error:
+            failures.append(f"{method}({wrong}) raised {type(error).__name__}: {error}")
+        else:
+            failures.append(f"{method}({wrong}) was accepted: {result!r:.80}")
+        if snapshot(raw) != before:
+            failures.append(f"{method}({wrong}) wrote to Redis")
+            before = snapshot(raw)
+    assert not failures, "\n".join(failures)
+
+
+def test_a_count_beyond_64_bits_is_refused_before_redis_sees_it(ready: Any, raw: redis.Redis) -> None:
+    session_id = ready.create_session("carlos", "alicia", LONG)
+    before = snapshot(raw)
+    huge = 1 << 64
+    for call in (lambda: ready.list_archive("carlos", huge),
+                 lambda: ready.get_archived_conversations("carlos", huge),
+                 lambda: ready.get_episodes("carlos", None, huge),
+                 lambda: ready.get_evolution("carlos", None, huge),
+                 lambda: ready.get_history(session_id, huge),
+                 lambda: ready.chat_turn(session_id, [("user", "hi")], huge)):
+        with pytest.raises(InvalidInput, match="64-bit"):
+            call()
+    assert snapshot(raw) == before
+    assert len(ready.list_archive("carlos", (1 << 63) - 1)) == 0
+
+
 # -- malformed session ids ---------------------------------------------------------------
 
 
@@ -207,9 +325,6 @@ MALFORMED_IDS = [
     pytest.param("0001-" + HEX32.upper(), id="upper-case"),
     pytest.param("0400-" + HEX32, id="bucket-beyond-count"),
     pytest.param("ffff-" + HEX32, id="bucket-ffff"),
-    pytest.param(None, id="none"),
-    pytest.param(1234, id="int"),
-    pytest.param(b"0001-" + HEX32.encode(), id="bytes"),
     pytest.param("0001-" + HEX32 + "\n", id="trailing-newline"),
 ]
 
