@@ -21,6 +21,7 @@ from redis import exceptions as redis_errors
 
 from luminora_redis import archive, heartbeats
 from luminora_redis.deliveries import Deliveries, OnArchived
+from luminora_redis.errors import ConfigurationError, InvalidSettings
 from luminora_redis.listener_settings import ListenerObserver, ListenerSettings
 from luminora_redis.live_state import LiveState
 from luminora_redis.notifications import FlagKeeper
@@ -56,9 +57,13 @@ class ExpiryListener:
                  on_archived: OnArchived | None = None,
                  observer: ListenerObserver | None = None, **overrides: Any) -> None:
         if not isinstance(store, SessionStore):
-            raise TypeError(f"ExpiryListener needs the asyncio SessionStore, not {store!r}")
+            raise ConfigurationError(f"ExpiryListener needs the asyncio SessionStore, not "
+                                     f"{type(store).__name__}")
         if on_archived is not None and not callable(on_archived):
-            raise TypeError(f"on_archived must be callable, not {on_archived!r}")
+            raise InvalidSettings(f"on_archived must be callable, not {on_archived!r}")
+        if settings is not None and not isinstance(settings, ListenerSettings):
+            raise InvalidSettings(f"settings must be a ListenerSettings, not "
+                                  f"{type(settings).__name__}")
         base = settings.model_dump(exclude_unset=True) if settings is not None else {}
         self.settings = ListenerSettings.model_validate({**base, **overrides})
         self._store = store

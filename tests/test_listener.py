@@ -31,6 +31,7 @@ from luminora_redis import (
     SessionStore,
     SyncSessionStore,
 )
+from luminora_redis.errors import ConfigurationError, InvalidSettings
 from luminora_redis.listener import NOTIFICATION, SWEEP, ExpiryListener
 from luminora_redis.notifications import ensure_flags, merged_flags
 from luminora_redis.testing import LocalCluster, RedisServer
@@ -92,11 +93,13 @@ async def test_listener_refuses_bad_arguments() -> None:
     for batch in (0, -5, 1.5, True):
         with pytest.raises(ValueError, match="sweep_batch"):
             ExpiryListener(store, sweep_batch=batch)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="on_archived"):
+    with pytest.raises(InvalidSettings, match="on_archived"):
         ExpiryListener(store, on_archived="print")  # type: ignore[arg-type]
+    with pytest.raises(InvalidSettings, match="ListenerSettings"):
+        ExpiryListener(store, 5)  # type: ignore[arg-type]
     await store.aclose()
     with SyncSessionStore.from_url("redis://127.0.0.1:1/0") as blocking, \
-            pytest.raises(TypeError, match="asyncio SessionStore"):
+            pytest.raises(ConfigurationError, match="asyncio SessionStore"):
         ExpiryListener(blocking)  # type: ignore[arg-type]
     settings = ListenerSettings(sweep_interval=1.5, delivery_max_attempts=3)
     typed = ExpiryListener(store, settings, sweep_batch=7, name="typed")
