@@ -82,6 +82,7 @@ SID = r"[0-9a-f]{4}-[0-9a-f]{32}"
 LAYOUT = [
     ("layout", re.compile(rf"{PREFIX}:layout")),
     ("listeners", re.compile(rf"{PREFIX}:listeners")),
+    ("deliverers", re.compile(rf"{PREFIX}:deliverers")),
     ("sweep lease", re.compile(rf"{PREFIX}:sweeper")),
     ("bucket", re.compile(rf"{PREFIX}:{TAG}:(deadlines|manual|outbox|outbox:d|outbox:dead|"
                           rf"failures|quarantine)")),

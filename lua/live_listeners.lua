@@ -1,7 +1,7 @@
 --[[
 live_listeners: the listeners whose heartbeat has not lapsed (score > now).
 
-KEYS[1] listeners ZSET   lr:listeners   name -> ms alive until
+KEYS[1] listeners ZSET   lr:listeners (or lr:deliverers: those with a hook)   name -> ms alive until
 ARGV[1] how many, at most (> 0)
 Replies:
   {name...}   soonest to lapse first

@@ -19,12 +19,13 @@ logger = logging.getLogger("luminora_redis.listener")
 
 
 async def beat(store: SessionStore, name: str, interval: float, stop: asyncio.Event,
-               outage: Outage) -> None:
-    """Say ``name`` is alive every ``interval`` seconds (for three intervals) until ``stop``."""
+               outage: Outage, delivers: bool) -> None:
+    """Say ``name`` is alive (and whether it ``delivers`` to a hook) every ``interval``
+    seconds, for three intervals, until ``stop``."""
     ttl_ms = int(interval * 3000)
     while not stop.is_set():
         try:
-            await call(store, liveness.heartbeat, name, ttl_ms)
+            await call(store, liveness.heartbeat, name, ttl_ms, delivers)
         except Exception as error:
             outage.failed(error, unexpected=not is_outage(error))
         else:

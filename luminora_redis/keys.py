@@ -79,6 +79,7 @@ Per prefix::
                                       version: the layout version (none recorded = 1)
     lr:listeners                ZSET  listener name -> ms (server clock) until which it
                                       counts as alive; refreshed while it runs
+    lr:deliverers               ZSET  the same, of the listeners with an on_archived hook
     lr:sweeper                  STRING the id of the listener that runs the periodic
                                       full sweeps, with a TTL of one lease; renewed by it
 
@@ -153,13 +154,14 @@ class UserKeys(NamedTuple):
 class KeySpace:
     """Builds every key from a prefix and a bucket count; pure and cheap."""
 
-    __slots__ = ("buckets", "layout", "listeners", "prefix", "sweeper")
+    __slots__ = ("buckets", "deliverers", "layout", "listeners", "prefix", "sweeper")
 
     def __init__(self, prefix: str, buckets: int) -> None:
         self.prefix = prefix
         self.buckets = buckets
         self.layout = f"{prefix}:layout"
         self.listeners = f"{prefix}:listeners"
+        self.deliverers = f"{prefix}:deliverers"
         self.sweeper = f"{prefix}:sweeper"
 
     def tag(self, bucket: int) -> str:

@@ -197,7 +197,8 @@ class ExpiryListener:
     async def _serve(self) -> None:
         s = self.settings
         beat = heartbeats.beat(self._store, self.name, s.heartbeat_interval, self._stop,
-                               self._outage("the heartbeat"))
+                               self._outage("the heartbeat"),
+                               delivers=self._on_archived is not None)
         loops = [asyncio.create_task(self._sweeper.run(self._stop), name=f"{self.name} sweeper"),
                  asyncio.create_task(beat, name=f"{self.name} heartbeat")]
         notifier: asyncio.Task[None] | None = None

@@ -12,20 +12,27 @@ periodic full sweeps; see ``luminora_redis.sweeper``.
 from __future__ import annotations
 
 from luminora_redis.context import Context
+from luminora_redis.errors import InvalidInput
 from luminora_redis.scripts import Call, Op
 
 __all__ = ["heartbeat", "live_listeners", "sweep_lease"]
 
 
-def heartbeat(ctx: Context, name: str, ttl_ms: int) -> Op[int]:
-    """Say ``name`` is alive for ``ttl_ms`` more (0: it stopped); the server clock, ms."""
-    reply = yield Call("listener_heartbeat", (ctx.keys.listeners,), (name, max(0, int(ttl_ms))))
+def heartbeat(ctx: Context, name: str, ttl_ms: int, delivers: bool = False) -> Op[int]:
+    """Say ``name`` is alive for ``ttl_ms`` more (0: it stopped), and whether it delivers
+    to an ``on_archived`` hook; the server clock, ms."""
+    reply = yield Call("listener_heartbeat", (ctx.keys.listeners, ctx.keys.deliverers),
+                       (name, max(0, int(ttl_ms)), 1 if delivers else 0))
     return int(reply[0])
 
 
-def live_listeners(ctx: Context, limit: int = 1000) -> Op[list[str]]:
-    """Names of the listeners whose heartbeat has not lapsed."""
-    reply = yield Call("live_listeners", (ctx.keys.listeners,), (limit,))
+def live_listeners(ctx: Context, limit: int = 1000, delivering: bool = False) -> Op[list[str]]:
+    """Names of the listeners whose heartbeat has not lapsed (``delivering``: only those
+    with an ``on_archived`` hook)."""
+    if not isinstance(delivering, bool):
+        raise InvalidInput(f"delivering must be True or False, not {delivering!r}")
+    key = ctx.keys.deliverers if delivering else ctx.keys.listeners
+    reply = yield Call("live_listeners", (key,), (limit,))
     return [raw.decode("utf-8", "replace") for raw in reply]
 
 

@@ -383,9 +383,10 @@ class SessionStore(StoreBase):
         """Quarantined deliveries and sweep entries, earliest first; their data is kept."""
         return await self.run(outbox.list_quarantined, limit)
 
-    async def live_listeners(self) -> list[str]:
-        """Names of the listeners running now (their heartbeat has not lapsed)."""
-        return await self.run(liveness.live_listeners)
+    async def live_listeners(self, delivering: bool = False) -> list[str]:
+        """Names of the listeners running now (their heartbeat has not lapsed); with
+        ``delivering``, only those that deliver to an ``on_archived`` hook."""
+        return await self.run(liveness.live_listeners, 1000, delivering)
 
     async def check_server(self) -> list[ServerFinding]:
         """Server settings that endanger the data (``maxmemory-policy`` of every primary);

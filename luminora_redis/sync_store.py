@@ -278,8 +278,8 @@ class SyncSessionStore(StoreBase):
     def list_quarantined(self, limit: int = 100) -> list[QuarantinedEntry]:
         return self.run(outbox.list_quarantined, limit)
 
-    def live_listeners(self) -> list[str]:
-        return self.run(liveness.live_listeners)
+    def live_listeners(self, delivering: bool = False) -> list[str]:
+        return self.run(liveness.live_listeners, 1000, delivering)
 
     def check_server(self) -> list[ServerFinding]:
         return findings_for(policies_blocking(self._client))

@@ -452,11 +452,23 @@ def test_check_flags_deliveries_nobody_makes(redis_url: str, people: dict[str, s
     # attribute of that name is the command
     assert store.delivery_backlog().pending == 1  # the session people ended
     found = _findings(cli(redis_url, "check", "--json"))["deliveries"]
-    assert found["status"] == "problem" and "no listener is alive" in found["detail"]
+    assert found["status"] == "problem" and "no listener with an on_archived hook" in \
+        found["detail"]
     assert "--hook" in found["fix"] and "deliveries=False" in found["fix"]
-    stale_after = check_module.STALE_DELIVERY
 
     def without_a_hook() -> tuple[dict[str, Any], dict[str, Any]]:
+        deliveries = _findings(cli(redis_url, "check", "--json"))["deliveries"]
+        return deliveries, _findings(cli(redis_url, "check", "--json"))["listeners"]
+
+    hookless, listeners = while_listening(redis_url, without_a_hook, name="hookless")
+    assert listeners["status"] == "ok" and "hookless" in listeners["detail"]
+    assert hookless["status"] == "problem" and "no listener with an on_archived hook" in \
+        hookless["detail"]
+    assert store.delivery_backlog().pending == 1
+
+    stale_after = check_module.STALE_DELIVERY
+
+    def failing() -> tuple[dict[str, Any], dict[str, Any]]:
         fresh = _findings(cli(redis_url, "check", "--json"))["deliveries"]
         monkeypatch.setattr(check_module, "STALE_DELIVERY", 0.0)
         wait_until(lambda: (store.delivery_backlog().oldest_age_seconds or 0) > 0)
@@ -464,9 +476,12 @@ def test_check_flags_deliveries_nobody_makes(redis_url: str, people: dict[str, s
         monkeypatch.setattr(check_module, "STALE_DELIVERY", stale_after)
         return fresh, stale
 
-    fresh, stale = while_listening(redis_url, without_a_hook, name="hookless")
-    assert fresh["status"] == "ok" and "1 listener(s) alive" in fresh["detail"]
-    assert stale["status"] == "problem" and "none of them delivers" in stale["detail"]
+    def refuse(conversation: Any) -> None:
+        raise RuntimeError("the sink is down")
+
+    fresh, stale = while_listening(redis_url, failing, on_archived=refuse)
+    assert fresh["status"] == "ok" and "1 listener(s) with a hook" in fresh["detail"]
+    assert stale["status"] == "problem" and "the hook keeps failing" in stale["detail"]
     assert store.delivery_backlog().pending == 1
 
     delivered: list[str] = []

@@ -12,13 +12,13 @@ is meant to last); whether any listener is alive (its heartbeat); and whether
 deliveries to ``on_archived`` pile up with nobody to deliver them. Every
 problem comes with what to change; any problem exits 1.
 
-The heartbeat names the live listeners but not whether they have a hook, so
+The heartbeat says which live listeners deliver to an ``on_archived`` hook, so
 the delivery finding is a problem when deliveries are pending and no listener
-is alive, or when the oldest pending one has waited longer than
-`STALE_DELIVERY` while listeners are alive (none of them delivers, or its hook
-keeps failing): with a hooked listener running and a healthy sink, a delivery
-is made within about a second, and a failing one is retried at least every
-five minutes (the default backoff cap).
+with a hook is alive, or when the oldest pending one has waited longer than
+`STALE_DELIVERY` while such listeners are alive (the hook keeps failing): with
+a hooked listener running and a healthy sink, a delivery is made within about
+a second, and a failing one is retried at least every five minutes (the
+default backoff cap).
 """
 
 from __future__ import annotations
@@ -238,7 +238,7 @@ def run_checks(client: Any, prefix: str) -> list[Finding]:
         findings.append(Finding("listeners", UNKNOWN,
                                 "this build has no listener heartbeat (live_listeners)"))
     if hasattr(store, "delivery_backlog") and alive is not None:
-        findings.append(_deliveries(store, alive, prefix))
+        findings.append(_deliveries(store, store.live_listeners(delivering=True), prefix))
     return findings
 
 
@@ -255,13 +255,15 @@ def _deliveries(store: SyncSessionStore, alive: list[str], prefix: str) -> Findi
            f"conversations, open the stores with deliveries=False so none are recorded")
     if not alive:
         return Finding("deliveries", PROBLEM_STATUS,
-                       f"{waiting}, and no listener is alive to deliver them", fix)
+                       f"{waiting}, and no listener with an on_archived hook is alive to "
+                       f"deliver them", fix)
     if age > STALE_DELIVERY:
         return Finding("deliveries", PROBLEM_STATUS,
-                       f"{waiting} while {len(alive)} listener(s) are alive: none of them "
-                       f"delivers (no on_archived hook), or the hook keeps failing",
-                       fix + "; a failing hook shows in the listeners' logs")
-    return Finding("deliveries", OK, f"{waiting}, {len(alive)} listener(s) alive to deliver")
+                       f"{waiting} while {len(alive)} listener(s) with a hook are alive: "
+                       f"the hook keeps failing", "see the listeners' logs for the hook's "
+                       "errors; store.list_quarantined() lists what ran out of attempts")
+    return Finding("deliveries", OK, f"{waiting}, {len(alive)} listener(s) with a hook alive "
+                   f"to deliver them")
 
 
 @click.command()
