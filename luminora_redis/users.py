@@ -18,7 +18,6 @@ from typing import Any
 
 from luminora_redis.archive_reads import read_archived_conversation
 from luminora_redis.codec import (
-    decode_episodes,
     decode_evolutions,
     decode_facts,
     decode_messages,
@@ -26,7 +25,7 @@ from luminora_redis.codec import (
 )
 from luminora_redis.context import Context
 from luminora_redis.keys import UserKeys
-from luminora_redis.memory import get_affinities
+from luminora_redis.memory import get_affinities, get_episodes
 from luminora_redis.models import (
     ArchivedConversation,
     ArchiveReason,
@@ -34,7 +33,8 @@ from luminora_redis.models import (
     Message,
     UserSummary,
 )
-from luminora_redis.scripts import Call, Op
+from luminora_redis.scripts import Batch, Call, Op
+from luminora_redis.sessions import user_session_ids
 
 __all__ = [
     "archive_summaries",
@@ -45,6 +45,7 @@ __all__ = [
     "hash_fields",
     "list_items",
     "owns_session",
+    "read_hashes",
     "segments_of",
 ]
 
@@ -63,6 +64,18 @@ def segments_of(user: UserKeys, session_id: str, count: int) -> list[str]:
 def hash_fields(flat: Sequence[Any]) -> dict[str, bytes]:
     """An HGETALL reply as a dict of field name to raw value."""
     return {field.decode(): value for field, value in zip(flat[::2], flat[1::2])}
+
+
+def read_hashes(ctx: Context, keys: Sequence[str]) -> Op[list[dict[str, bytes]]]:
+    """Small hashes of one slot (fixed fields: sessions, meta hashes, archived records),
+    each whole, in key order: one round trip of ``read_hashes`` calls of at most
+    ``page_size`` keys each."""
+    if not keys:
+        return []
+    page = ctx.settings.page_size
+    replies = yield Batch([Call("read_hashes", keys[start:start + page], ())
+                           for start in range(0, len(keys), page)])
+    return [hash_fields(flat) for reply in replies for flat in reply]
 
 
 def live_activity(state: dict[str, bytes], meta: dict[str, bytes]) -> tuple[int, int] | None:
@@ -146,19 +159,29 @@ def _summary(session_id: str, record: dict[str, bytes]) -> ArchiveSummary | None
 
 
 def archive_summaries(ctx: Context, user_id: object, limit: object = 20) -> Op[list[ArchiveSummary]]:
-    """The user's newest archived conversations without their messages, newest first."""
+    """The user's newest archived conversations without their messages, newest first: the
+    newest ``limit`` (all when None), in pages of at most ``page_size`` (``list_archive``
+    from the previous page's last conversation, then that page's records)."""
     user_id = ctx.user_id(user_id)
     user = ctx.keys.user(user_id)
     count = ctx.limit(limit)
-    if count == 0:
-        return []
-    reply = yield Call("range_zset", (user.archive,), (0, count - 1 if count > 0 else -1, 1))
-    ids = [raw.decode() for raw in reply[1::2]]
-    if not ids:
-        return []
-    records = yield Call("read_hashes", [user.archived(sid)[0] for sid in ids], ())
-    found = (_summary(sid, hash_fields(record)) for sid, record in zip(ids, records))
-    return [summary for summary in found if summary is not None]
+    found: list[ArchiveSummary] = []
+    listed, before = 0, ""
+    while count < 0 or listed < count:
+        asked = ctx.settings.page_size if count < 0 else min(ctx.settings.page_size,
+                                                             count - listed)
+        ids = [raw.decode() for raw in (yield Call("list_archive", (user.archive,),
+                                                   (asked, before)))]
+        if not ids:
+            break
+        listed += len(ids)
+        records = yield Call("read_hashes", [user.archived(sid)[0] for sid in ids], ())
+        summaries = (_summary(sid, hash_fields(record)) for sid, record in zip(ids, records))
+        found.extend(summary for summary in summaries if summary is not None)
+        if len(ids) < asked:
+            break
+        before = ids[-1]
+    return found
 
 
 def get_archived_conversation(ctx: Context, user_id: object,
@@ -225,18 +248,6 @@ def _facts(user: UserKeys) -> Op[list[dict[str, Any]]]:
     return [_json(fact) for fact in facts]
 
 
-def _episodes(user: UserKeys) -> Op[list[dict[str, Any]]]:
-    episodes = []
-    start = 0
-    while True:
-        page = yield Call("page_episodes", (user.episodes, user.episode_bodies),
-                          (start, start + PAGE - 1))
-        episodes.extend(_json(episode) for episode in decode_episodes(page, user.episode_bodies))
-        start += PAGE
-        if len(page) < PAGE:
-            return episodes
-
-
 def export_user(ctx: Context, user_id: object) -> Op[dict[str, Any]]:
     """Everything kept about one user, as plain JSON-ready data (see ``SessionStore.export_user``)."""
     user_id = ctx.user_id(user_id)
@@ -244,12 +255,11 @@ def export_user(ctx: Context, user_id: object) -> Op[dict[str, Any]]:
     summary = yield from get_user(ctx, user_id)
     affinities = yield from get_affinities(ctx, user_id)
     facts = yield from _facts(user)
-    episodes = yield from _episodes(user)
+    episodes = [_json(episode) for episode in (yield from get_episodes(ctx, user_id))]
     evolution = [_json(event) for event in decode_evolutions(
         (yield from _zset_members(user.evolution)), user.evolution)]
     sessions = []
-    for raw in (yield from _zset_members(user.sessions)):
-        session_id = raw.decode()
+    for session_id in (yield from user_session_ids(ctx, user)):
         if owns_session(ctx, user_id, session_id):
             live = yield from _live_session(ctx, user, session_id)
             if live is not None:
