@@ -110,6 +110,8 @@ def list_items(key: str) -> Op[list[bytes]]:
 
 
 def _zset_members(key: str, newest_first: bool = False) -> Op[list[bytes]]:
+    """Every member of a sorted set that only grows at its end (the evolution log), by
+    rank pages."""
     members: list[bytes] = []
     start = 0
     while True:
@@ -120,6 +122,22 @@ def _zset_members(key: str, newest_first: bool = False) -> Op[list[bytes]]:
         start += PAGE
         if not page or start >= int(reply[0]):
             return members
+
+
+def _archived_ids(ctx: Context, user: UserKeys) -> Op[list[str]]:
+    """The ids of the user's archived conversations, oldest first, read newest first in
+    ``list_archive`` pages of at most ``page_size`` from the last id read: retention,
+    which trims the oldest, shifts no page, and a conversation archived meanwhile is
+    left out."""
+    ids: list[str] = []
+    page, before = ctx.settings.page_size, ""
+    while True:
+        found = yield Call("list_archive", (user.archive,), (page, before))
+        ids.extend(raw.decode() for raw in found)
+        if len(found) < page:
+            ids.reverse()
+            return ids
+        before = ids[-1]
 
 
 def _conversation(user: UserKeys, session_id: str, segments: int, overflow: str,
@@ -265,8 +283,7 @@ def export_user(ctx: Context, user_id: object) -> Op[dict[str, Any]]:
             if live is not None:
                 sessions.append(live)
     archived = []
-    for raw in (yield from _zset_members(user.archive)):
-        session_id = raw.decode()
+    for session_id in (yield from _archived_ids(ctx, user)):
         if owns_session(ctx, user_id, session_id):
             conversation = yield from read_archived_conversation(ctx, user_id, session_id)
             if conversation is not None:

@@ -250,6 +250,22 @@ def test_list_archive_of_everything_reads_in_pages(paged: Any) -> None:
     assert max(len(reply) for reply in watch.of("read_hashes")) <= PAGE
 
 
+def test_an_export_lists_every_archived_conversation_while_the_oldest_is_trimmed(
+        paged: Any, raw: Any) -> None:
+    ended = []
+    for n in range(7):
+        sid = paged.create_session("carlos", "alicia", LONG)
+        paged.chat_turn(sid, [("user", f"c{n}")])
+        assert paged.end_session(sid)
+        ended.append(sid)
+    watch = Watch(paged)
+    # Retention between two pages: the oldest conversation leaves the archive.
+    watch.after_first("list_archive", lambda: raw.zrem(user_keys("carlos").archive, ended[0]))
+    exported = paged.export_user("carlos")["archived_conversations"]
+    assert [c["session_id"] for c in exported] == ended[1:]
+    assert max(len(reply) for reply in watch.of("list_archive")) <= PAGE
+
+
 # -- a peek counts every message ---------------------------------------------------------
 
 
