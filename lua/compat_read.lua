@@ -1,7 +1,9 @@
 --[[
-compat_read: every field of several hashes of one slot, in one reply.
+compat_read: every field of several small hashes of one slot, in one reply. Only
+for hashes with a fixed set of fields (an alias record, a standalone mood, a
+session's meta hash); hashes that grow with use are read by compat_scan.
 
-KEYS[1..n] hashes             e.g. lr:{b}:u:<uid>:facts and lr:{b}:u:<uid>:lc:f
+KEYS[1..n] fixed-field hashes e.g. lr:{c<hhhh>}:lc:s:<caller id>
 ARGV none
 Replies:
   {{field, value, ...}, ...}  one flat list per key, in KEYS order ({} when missing)

@@ -6,6 +6,7 @@ episodes) lives in non-expiring per-user keys under a persistent ``user_id``;
 expired conversations are archived into their user's archive exactly once.
 """
 
+from luminora_redis.codec import unreadable_records_total
 from luminora_redis.context_messages import ContextMessage
 from luminora_redis.errors import (
     ConfigurationError,
@@ -76,4 +77,5 @@ __all__ = [
     "StoreSettings",
     "SyncSessionStore",
     "UnexpectedReply",
+    "unreadable_records_total",
 ]

@@ -125,7 +125,8 @@ def archive_session(ctx: Context, session_id: str, mode: str,
 
 def compress(ctx: Context, archived: Archived) -> Op[bool]:
     """Compress a conversation just archived (when ``compress_archives`` is on); False
-    (logged) when that failed. Never raises: the archive committed and stays readable."""
+    (logged) when Redis or the library failed it, which is not raised: the archive
+    committed and stays readable. A bug (any other exception) propagates."""
     if not ctx.settings.compress_archives:
         return True
     return (yield from compact_quietly(ctx.keys.user(archived.user_id), archived.user_id,

@@ -10,6 +10,12 @@ valid while the record's segment and frame counts stay as read: when
 compaction moves on in the middle of a read, the read starts over (at most
 once per unit). Listing the archive pages too: ``before`` is the session id
 of the last conversation of the previous page.
+
+A conversation that cannot be read whole says so: records that do not
+decode, and a frame that does not decompress, are skipped (logged, and
+counted by ``codec.unreadable_records_total``), and the conversation's
+``unreadable_messages`` counts the messages it lacks, which its record's
+message count tells for a frame.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Any
 from luminora_redis.codec import decode_messages, decode_stored_mood, from_ms
 from luminora_redis.context import Context
 from luminora_redis.errors import InvalidInput, UnexpectedReply
-from luminora_redis.frames import unpack_frame
+from luminora_redis.frames import read_frame
 from luminora_redis.keys import UserKeys
 from luminora_redis.models import ArchivedConversation, ArchiveReason
 from luminora_redis.scripts import Batch, Call, Op
@@ -41,8 +47,8 @@ WINDOW = 8
 class _Reader:
     """The cursor of one archived conversation: which list, where in it."""
 
-    __slots__ = ("frames", "list_index", "lists", "messages", "offset", "owner", "record",
-                 "segs")
+    __slots__ = ("frames", "list_index", "lists", "lost_frames", "messages", "offset", "owner",
+                 "record", "segs")
 
     def __init__(self, user: UserKeys, session_id: str, segs: int, frames: int = -1) -> None:
         record, history, overflow = user.archived(session_id)
@@ -54,6 +60,8 @@ class _Reader:
         self.list_index = 0
         self.offset = 0
         self.messages: list[bytes] = []
+        #: frames that could not be read (their messages are missing from ``messages``)
+        self.lost_frames = 0
         self.owner = f"archived session {session_id}"
 
     @property
@@ -76,7 +84,11 @@ class _Reader:
         if frames:
             before, frame = frames
             self.messages.extend(messages[:before])
-            self.messages.extend(unpack_frame(frame, self.owner))
+            rows = read_frame(frame, self.owner)
+            if rows is None:
+                self.lost_frames += 1
+            else:
+                self.messages.extend(rows)
             messages = messages[before:]
         self.messages.extend(messages)
         self.list_index += done
@@ -87,15 +99,20 @@ def _reread(user: UserKeys, session_id: str, record: Sequence[Any]) -> _Reader:
     return _Reader(user, session_id, int(record[5] or 0))
 
 
-def _conversation(user_id: str, session_id: str, record: Sequence[Any],
-                  messages: list[bytes]) -> ArchivedConversation:
+def _conversation(user_id: str, session_id: str, record: Sequence[Any], messages: list[bytes],
+                  lost_frames: int = 0) -> ArchivedConversation:
     personality, created, ended, reason, count = record[:5]
     mood = record[7] if len(record) > 7 else None
+    decoded = decode_messages(messages, f"archived session {session_id}")
+    # Records that do not decode, and what the record counts that no list or frame gave
+    # back (a lost frame held one message at least: an empty unit has no frame).
+    missing = max(0, int(count) - len(messages), lost_frames)
+    unreadable = len(messages) - len(decoded) + missing
     return ArchivedConversation.model_construct(
         session_id=session_id, user_id=user_id, personality_name=personality.decode(),
         started_at=from_ms(created), ended_at=from_ms(ended),
         reason=ArchiveReason(reason.decode()), message_count=int(count),
-        messages=decode_messages(messages, f"archived session {session_id}"),
+        unreadable_messages=unreadable, messages=decoded,
         mood=decode_stored_mood(mood, f"archived session {session_id}"),
     )
 
@@ -134,7 +151,8 @@ def _read_many(ctx: Context, user: UserKeys, user_id: str,
                 continue
             reader.take(reply)
         else:
-            found.append(_conversation(user_id, session_id, record, reader.messages))
+            found.append(_conversation(user_id, session_id, record, reader.messages,
+                                       reader.lost_frames))
     return found
 
 

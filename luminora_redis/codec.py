@@ -13,8 +13,8 @@ that cannot be decoded anyway (written by hand, or by 0.1.0 with int map
 keys) must not make the read of every other record raise: the ``decode_*s``
 functions decode a whole reply, and only when that fails go record by
 record, skipping each unreadable one with a warning (once per record and
-process) and counting it in ``unreadable_records()``. Good replies pay for
-one ``try`` around the whole list, nothing per record.
+process) and counting it in ``unreadable_records_total()``. Good replies pay
+for one ``try`` around the whole list, nothing per record.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ __all__ = [
     "prefix",
     "unpack",
     "unreadable_records",
+    "unreadable_records_total",
 ]
 
 log = logging.getLogger(__name__)
@@ -217,9 +218,18 @@ class _Unreadable:
 _unreadable = _Unreadable()
 
 
-def unreadable_records() -> int:
-    """How many stored records this process has skipped as unreadable."""
+def unreadable_records_total() -> int:
+    """How many stored records this process has skipped as unreadable, since it started:
+    each read that skips one counts it (a record read twice counts twice). A record is
+    a message, fact, episode, evolution record or mood that does not decode, or an
+    archived zstd frame that does not decompress (one, whatever it held: the
+    ``ArchivedConversation`` read says how many messages it lost). A counter, for
+    monitoring: a rise means stored data that reads leave out."""
     return _unreadable.count
+
+
+#: The former name of ``unreadable_records_total``.
+unreadable_records = unreadable_records_total
 
 
 def _salvage(kind: str, owner: str, decode: Callable[[Any], R], records: Sequence[Any]) -> list[R]:

@@ -10,8 +10,9 @@ order and the record's ``zstd`` field counts the frames, so every reader knows
 which keys hold frames; an interrupted compaction leaves a readable archive
 that is part frames, part lists, and the next compaction goes on from there.
 
-``compact_quietly`` is the follow-up of an archive and never raises: a failed
-compaction leaves the conversation readable, uncompressed. ``compact_user``
+``compact_quietly`` is the follow-up of an archive: a Redis or library error
+in it is logged, never raised, and leaves the conversation readable,
+uncompressed; any other exception is a bug and propagates. ``compact_user``
 compacts a user's whole archive (the layout upgrade runs it for every user).
 """
 
@@ -21,7 +22,7 @@ import logging
 from typing import Any
 
 from luminora_redis.context import Context
-from luminora_redis.errors import ReplyCode, UnexpectedReply
+from luminora_redis.errors import FOLLOW_UP_ERRORS, ReplyCode, UnexpectedReply
 from luminora_redis.frames import pack_frame
 from luminora_redis.keys import UserKeys
 from luminora_redis.scripts import Call, Op
@@ -104,11 +105,12 @@ def _state(user: UserKeys, session_id: str) -> Op[tuple[int, int] | None]:
 
 
 def compact_quietly(user: UserKeys, user_id: str, session_id: str, page: int = PAGE) -> Op[bool]:
-    """Compact a just-archived conversation; False (logged) when it failed. It runs
-    after the archive committed, so it never raises: the archive stays readable."""
+    """Compact a just-archived conversation; False (logged) when Redis or the library
+    failed it. It runs after the archive committed, so such errors are not raised: the
+    archive stays readable. Any other exception is a bug and propagates."""
     try:
         yield from compact_conversation(user, session_id, page)
-    except Exception as error:  # the archive committed: see the docstring
+    except FOLLOW_UP_ERRORS as error:
         logger.warning("compressing archived session %s of user %r failed (%r); it stays "
                        "readable uncompressed", session_id, user_id, error)
         return False

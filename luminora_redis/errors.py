@@ -12,7 +12,10 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import NoReturn
 
+from redis.exceptions import RedisError
+
 __all__ = [
+    "FOLLOW_UP_ERRORS",
     "ConfigurationError",
     "InvalidInput",
     "InvalidSettings",
@@ -87,6 +90,12 @@ class SessionExpired(SessionNotFound):
 
 class UnexpectedReply(LuminoraRedisError):
     """A script answered with a code it is not documented to return."""
+
+
+#: What work after a commit (compression, segment moves) may fail with without making the
+#: committed operation look failed: Redis refusing or unreachable, or a library error.
+#: Anything else is a bug and propagates.
+FOLLOW_UP_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError, LuminoraRedisError)
 
 
 def raise_for_status(code: int, session_id: str) -> NoReturn:

@@ -6,8 +6,10 @@ when every message is a well-formed ``[role, content, metadata, ts]`` record
 becomes its small distance from the one before), else ``[1, [raw, ...]]``,
 the stored bytes as they were. Reading turns either back into message records
 that decode exactly as the originals did. A frame that cannot be read is
-skipped with a warning and counted, like any unreadable record (see
-``codec``), so it never fails the reads of other conversations.
+skipped with a warning and counted as one unreadable record (see ``codec``),
+so it never fails the reads of other conversations; ``read_frame`` tells its
+caller so (``None``), and the archive reader counts the messages it held in
+the conversation's ``unreadable_messages``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import zstandard
 
 from luminora_redis import codec
 
-__all__ = ["LEVEL", "pack_frame", "unpack_frame"]
+__all__ = ["LEVEL", "pack_frame", "read_frame", "unpack_frame"]
 
 #: zstd level: archives are written off the hot path, and level 9 costs about
 #: 30 µs per 4 KiB conversation.
@@ -86,11 +88,18 @@ def _rows(body: Any) -> list[bytes]:
     return rows
 
 
-def unpack_frame(frame: bytes, owner: str = "?") -> list[bytes]:
-    """The message records of a frame, oldest first; [] (logged and counted) when the
-    frame cannot be read."""
+def read_frame(frame: bytes, owner: str = "?") -> list[bytes] | None:
+    """The message records of a frame, oldest first; None (logged, and counted as one
+    unreadable record) when the frame cannot be read."""
     try:
         return _rows(codec.unpack(_decompressor().decompress(frame)))
     except Exception as error:  # decoding is pure: whatever it raises, the frame is unreadable
         codec._unreadable.skip("archive frame", owner, 0, bytes(frame[:64]), error)
-        return []
+        return None
+
+
+def unpack_frame(frame: bytes, owner: str = "?") -> list[bytes]:
+    """The message records of a frame, oldest first; [] (logged and counted) when the
+    frame cannot be read (``read_frame`` tells that apart from an empty frame)."""
+    rows = read_frame(frame, owner)
+    return [] if rows is None else rows

@@ -152,18 +152,22 @@ def save_episode(ctx: Context, user_id: object, episode_type: object, title: obj
 
 def get_episodes(ctx: Context, user_id: object, min_importance: object = None,
                  limit: object = None) -> Op[list[Episode]]:
-    """Episodes, most important first (all when ``limit`` is None), in pages."""
+    """Episodes, most important first (all when ``limit`` is None), in pages of at most
+    ``page_size``. Each page starts below the (importance, id) of the last episode of
+    the one before, so episodes saved or deleted meanwhile never make it skip or repeat
+    one (see ``get_episodes.lua``)."""
     user = ctx.user_keys(user_id)
     floor = "-inf" if min_importance is None else repr(
         check_number(min_importance, "min_importance", 0.0, MAX_IMPORTANCE))
     wanted = ctx.limit(limit)
     raws: list[bytes] = []
-    cursor = b""
+    score: bytes | str = ""
+    last: bytes | str = ""
     while wanted < 0 or len(raws) < wanted:
         count = ctx.settings.page_size if wanted < 0 else min(ctx.settings.page_size,
                                                               wanted - len(raws))
-        more, cursor, *page = yield Call("get_episodes", (user.episodes, user.episode_bodies),
-                                         (floor, count, cursor))
+        more, score, last, *page = yield Call(
+            "get_episodes", (user.episodes, user.episode_bodies), (floor, count, score, last))
         raws.extend(page)
         if not more:
             break

@@ -184,6 +184,11 @@ class ArchivedConversation(_Value):
     ended_at: datetime
     reason: ArchiveReason
     message_count: int
+    #: How many of its messages could not be read, so ``messages`` lacks them: stored
+    #: records that do not decode, and the messages ``message_count`` counts that no
+    #: stored list or frame gave back (an unreadable zstd frame: all it held). 0 when
+    #: the conversation was read whole.
+    unreadable_messages: int = 0
     messages: list[Message]
     idempotency_key: str = ""
     mood: Mood | None = None

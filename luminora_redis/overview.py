@@ -22,10 +22,12 @@ from typing import Any
 from luminora_redis.archive import archive_session, expired_sessions
 from luminora_redis.codec import decode_messages, from_ms
 from luminora_redis.context import Context
-from luminora_redis.errors import InvalidInput
+from luminora_redis.errors import InvalidInput, ReplyCode, SessionNotFound
 from luminora_redis.models import DeadlineStats, IndexedSession, SessionView
 from luminora_redis.scripts import Batch, Call, Op
-from luminora_redis.users import hash_fields, live_activity, owns_session
+from luminora_redis.segments import read_conversation
+from luminora_redis.sessions import user_session_ids
+from luminora_redis.users import hash_fields, live_activity, owns_session, read_hashes
 from luminora_redis.validation import check_number
 
 __all__ = ["archive_expired", "deadline_stats", "list_sessions", "peek_session"]
@@ -114,11 +116,12 @@ def list_sessions(ctx: Context, user_id: object = None, expiring_within: object 
 
 def _user_sessions(ctx: Context, user_id: object, span: int,
                    count: int) -> Op[list[IndexedSession]]:
+    """The user's sessions (the oldest ``MAX_LIST`` of them), ids and hashes read in
+    pages of at most ``page_size``."""
     user_id = ctx.user_id(user_id)
     user = ctx.keys.user(user_id)
     bucket = ctx.keys.bucket_of_user(user_id)
-    reply = yield Call("range_zset", (user.sessions,), (0, MAX_LIST - 1, 0))
-    ids = [raw.decode() for raw in reply[1::2]]
+    ids = yield from user_session_ids(ctx, user, MAX_LIST)
     ids = [sid for sid in ids if owns_session(ctx, user_id, sid)]
     clock = yield Call("bucket_stats", ctx.keys.index(bucket), (0,))
     now = int(clock[0])
@@ -129,8 +132,8 @@ def _user_sessions(ctx: Context, user_id: object, span: int,
         session = ctx.session_keys(sid)
         assert session is not None
         keys += [session.session, session.meta]
-    hashes = yield Call("read_hashes", keys, ())
-    found = [_indexed(sid, hash_fields(state), hash_fields(meta), None, now)
+    hashes = yield from read_hashes(ctx, keys)
+    found = [_indexed(sid, state, meta, None, now)
              for sid, state, meta in zip(ids, hashes[::2], hashes[1::2])]
     found = [entry for entry in found if entry.user_id is not None]
     if span >= 0:
@@ -142,27 +145,37 @@ def _user_sessions(ctx: Context, user_id: object, span: int,
 
 
 def peek_session(ctx: Context, session_id: object, last: object = 10) -> Op[SessionView | None]:
+    """A session not yet archived with its newest ``last`` messages, without sliding its
+    idle deadline. ``message_count`` counts the whole conversation (segments, overflow and
+    history, as of one atomic read); the tail is one script call when it lies in the
+    overflow and history and fits a page, else it is read by pages like ``get_history``."""
     want = 0 if type(last) is int and last == 0 else _limit(ctx, last, "last")
     keys = ctx.session_keys(session_id)
     if keys is None:
         return None
     assert isinstance(session_id, str)
-    state, meta = (hash_fields(flat) for flat in (yield Call("read_hashes",
-                                                          (keys.session, keys.meta), ())))
+    state, meta = yield from read_hashes(ctx, (keys.session, keys.meta))
     if "user" not in meta:
         return None
     clock = yield Call("bucket_stats", (keys.deadlines, keys.manual), (0,))
-    history: list[Any] = yield Call("range_list", (keys.history,), (-want, -1) if want else (1, 0))
-    raws = list(history[1:]) if want else []
-    overflow: list[Any] = yield Call("range_list", (keys.overflow,),
-                                     (-(want - len(raws)), -1) if want > len(raws) else (1, 0))
-    raws = list(overflow[1:]) + raws
+    reply: list[Any] = yield Call("peek_history", (keys.meta, keys.overflow, keys.history),
+                                  (min(want, ctx.settings.page_size),))
+    if reply[0] != ReplyCode.OK:
+        return None
+    _, base, overflow_len, history_len = reply[:4]
+    total = int(base) + int(overflow_len) + int(history_len)
+    raws = reply[4:]
+    if len(raws) < min(want, total):
+        try:
+            raws = yield from read_conversation(
+                ctx, keys, session_id, (ReplyCode.OK, 0, 0, overflow_len, base, history_len), want)
+        except SessionNotFound:  # archived or deleted meanwhile
+            return None
     entry = _indexed(session_id, state, meta, None, int(clock[0]))
     return SessionView.model_construct(
         session=entry, created_at=from_ms(meta["created"]), expires_at=from_ms(meta["abs"]),
         last_activity=from_ms(activity[0]) if (activity := live_activity(state, meta)) else None,
-        message_count=int(history[0]) + int(overflow[0]),
-        tail=decode_messages(raws, f"session {session_id}"))
+        message_count=total, tail=decode_messages(raws, f"session {session_id}"))
 
 
 def archive_expired(ctx: Context, limit: object = 100) -> Op[int]:

@@ -8,9 +8,10 @@ the user's archive area as the session's next segment. A session's keys so
 stay bounded by settings, and no message is dropped: the conversation is its
 segments 1..segs, then its overflow, then its history.
 
-That follow-up runs after the turn committed, so its failure never reaches
-the turn's caller: it is logged, and the next turn retries it, since the
-overflow is still over the bound.
+That follow-up runs after the turn committed, so a Redis or library error in
+it never reaches the turn's caller: it is logged, and the next turn retries
+it, since the overflow is still over the bound. Any other exception is a bug
+and propagates.
 
 Reads page by absolute position (see ``read_history.lua``): no script reply
 carries more than ``page_size`` messages, and a reader sees every message
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from luminora_redis.context import Context
-from luminora_redis.errors import ReplyCode, UnexpectedReply, raise_for_status
+from luminora_redis.errors import FOLLOW_UP_ERRORS, ReplyCode, UnexpectedReply, raise_for_status
 from luminora_redis.keys import SessionKeys, UserKeys
 from luminora_redis.scripts import Call, Op
 
@@ -57,12 +58,13 @@ def archive_segment(ctx: Context, keys: SessionKeys, session_id: str) -> Op[int 
 
 
 def follow_up(ctx: Context, keys: SessionKeys, session_id: str, overflow_len: int) -> Op[None]:
-    """After a committed turn: archive a full overflow as a segment. Never raises."""
+    """After a committed turn: archive a full overflow as a segment. A Redis or library
+    error is logged (the next turn retries), never raised; a bug propagates."""
     if overflow_len < ctx.settings.max_overflow:
         return
     try:
         yield from archive_segment(ctx, keys, session_id)
-    except Exception:
+    except FOLLOW_UP_ERRORS:
         logger.warning("could not move the overflow of session %s (%d messages) into a "
                        "segment; the next turn retries", session_id, overflow_len, exc_info=True)
 

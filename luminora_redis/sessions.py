@@ -34,8 +34,9 @@ from luminora_redis.codec import (
 from luminora_redis.context import Context
 from luminora_redis.context_messages import ContextMessage
 from luminora_redis.errors import InvalidInput, ReplyCode, UnexpectedReply, raise_for_status
+from luminora_redis.keys import UserKeys
 from luminora_redis.models import Message, Mood, Session
-from luminora_redis.scripts import Call, Op
+from luminora_redis.scripts import Batch, Call, Op
 from luminora_redis.segments import follow_up, read_conversation
 from luminora_redis.settings import parse_session_config
 from luminora_redis.validation import check_number
@@ -51,6 +52,7 @@ __all__ = [
     "list_user_sessions",
     "save_mood",
     "touch",
+    "user_session_ids",
 ]
 
 OK = ReplyCode.OK
@@ -215,14 +217,38 @@ def is_session_expired(ctx: Context, session_id: object) -> Op[bool]:
     return session is None
 
 
+def user_session_ids(ctx: Context, user: UserKeys, limit: int | None = None) -> Op[list[str]]:
+    """The ids of a user's sessions not yet archived, oldest first (the oldest ``limit``
+    when given), in pages of at most ``page_size``. Each page starts after the (creation
+    time, id) of the last session of the one before, so sessions archived or created
+    meanwhile never make it skip or repeat one (see ``list_user_sessions.lua``)."""
+    ids: list[str] = []
+    score: bytes | str = ""
+    last: bytes | str = ""
+    while limit is None or len(ids) < limit:
+        count = ctx.settings.page_size if limit is None else min(ctx.settings.page_size,
+                                                                 limit - len(ids))
+        reply = yield Call("list_user_sessions", (user.sessions,), (count, score, last))
+        ids.extend(raw.decode() for raw in reply[::2])
+        if len(reply) < 2 * count:
+            break
+        last, score = reply[-2], reply[-1]
+    return ids
+
+
 def list_user_sessions(ctx: Context, user_id: object) -> Op[list[Session]]:
+    """The user's live sessions, oldest first: their ids in pages of at most ``page_size``,
+    then the sessions in script calls of at most ``page_size`` each (one round trip)."""
     user = ctx.user_keys(user_id)
-    session_ids = yield Call("list_user_sessions", (user.sessions,), ())
-    if not session_ids:
+    ids = yield from user_session_ids(ctx, user)
+    if not ids:
         return []
-    ids = [raw.decode() for raw in session_ids]
-    replies = yield Call("get_sessions", [key for sid in ids for key in _live_keys(ctx, sid)], ())
-    sessions = (_session(sid, fields) for sid, fields in zip(ids, replies))
+    keys = [key for sid in ids for key in _live_keys(ctx, sid)]
+    step = 2 * ctx.settings.page_size  # a session and its meta hash: one entry of a reply
+    replies = yield Batch([Call("get_sessions", keys[start:start + step], ())
+                           for start in range(0, len(keys), step)])
+    fields = [entry for reply in replies for entry in reply]
+    sessions = (_session(sid, entry) for sid, entry in zip(ids, fields))
     return [session for session in sessions if session is not None]
 
 

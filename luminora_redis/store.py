@@ -197,7 +197,8 @@ class SessionStore(StoreBase):
         return await self.run(sessions.chat_turn, session_id, messages, last)
 
     async def list_user_sessions(self, user_id: str) -> list[Session]:
-        """The user's live sessions, oldest first."""
+        """The user's live sessions, oldest first, read in pages of at most ``page_size``
+        (by creation time and id: sessions ending or starting meanwhile shift no page)."""
         return await self.run(sessions.list_user_sessions, user_id)
 
     async def save_mood(self, session_id: str, mood: str, intensity: float = 0.5) -> Mood:
@@ -273,7 +274,8 @@ class SessionStore(StoreBase):
     async def get_episodes(self, user_id: str, min_importance: float | None = None,
                            limit: int | None = None) -> list[Episode]:
         """The user's episodes, highest importance first (all when ``limit`` is None),
-        read in pages of at most ``page_size``."""
+        read in pages of at most ``page_size`` by (importance, id), so an episode saved
+        or deleted meanwhile never makes the list skip or repeat another."""
         return await self.run(memory.get_episodes, user_id, min_importance, limit)
 
     async def record_trait(self, user_id: str, personality_name: str, trait: str,
@@ -336,7 +338,7 @@ class SessionStore(StoreBase):
 
     async def list_archive(self, user_id: str, limit: int | None = 20) -> list[ArchiveSummary]:
         """The user's archived conversations without their messages, newest first (all when
-        ``limit`` is None)."""
+        ``limit`` is None), read in pages of at most ``page_size``."""
         return await self.run(users.archive_summaries, user_id, limit)
 
     async def compact_archives(self, user_id: str) -> int:
@@ -353,13 +355,15 @@ class SessionStore(StoreBase):
                             expiring_within: float | None = None,
                             limit: int = 50) -> list[IndexedSession]:
         """Sessions not yet archived with their deadlines, earliest deadline first: from the
-        per-bucket deadline indexes, or the user's session set with ``user_id``; only those
-        ending within ``expiring_within`` seconds (or already overdue) when given."""
+        per-bucket deadline indexes, or the user's session set with ``user_id`` (its oldest
+        10,000 sessions, read in pages); only those ending within ``expiring_within``
+        seconds (or already overdue) when given. ``limit``: 1 to 10,000."""
         return await self.run(overview.list_sessions, user_id, expiring_within, limit)
 
     async def peek_session(self, session_id: str, last: int = 10) -> SessionView | None:
-        """A session not yet archived (live or overdue) with its newest ``last`` messages,
-        without sliding its idle deadline; None when there is no such session."""
+        """A session not yet archived (live or overdue) with its newest ``last`` messages
+        (at most 10,000), without sliding its idle deadline; None when there is no such
+        session. ``message_count`` counts the whole conversation, segments included."""
         return await self.run(overview.peek_session, session_id, last)
 
     async def deadline_stats(self, window: float = 60.0) -> DeadlineStats:

@@ -18,7 +18,6 @@ from typing import Any
 
 from luminora_redis.archive_reads import read_archived_conversation
 from luminora_redis.codec import (
-    decode_episodes,
     decode_evolutions,
     decode_facts,
     decode_messages,
@@ -27,7 +26,7 @@ from luminora_redis.codec import (
 )
 from luminora_redis.context import Context
 from luminora_redis.keys import UserKeys
-from luminora_redis.memory import get_affinities
+from luminora_redis.memory import get_affinities, get_episodes
 from luminora_redis.models import (
     ArchivedConversation,
     ArchiveReason,
@@ -35,7 +34,8 @@ from luminora_redis.models import (
     Message,
     UserSummary,
 )
-from luminora_redis.scripts import Call, Op
+from luminora_redis.scripts import Batch, Call, Op
+from luminora_redis.sessions import user_session_ids
 
 __all__ = [
     "archive_summaries",
@@ -46,6 +46,7 @@ __all__ = [
     "hash_fields",
     "list_items",
     "owns_session",
+    "read_hashes",
     "segments_of",
 ]
 
@@ -64,6 +65,18 @@ def segments_of(user: UserKeys, session_id: str, count: int) -> list[str]:
 def hash_fields(flat: Sequence[Any]) -> dict[str, bytes]:
     """An HGETALL reply as a dict of field name to raw value."""
     return {field.decode(): value for field, value in zip(flat[::2], flat[1::2])}
+
+
+def read_hashes(ctx: Context, keys: Sequence[str]) -> Op[list[dict[str, bytes]]]:
+    """Small hashes of one slot (fixed fields: sessions, meta hashes, archived records),
+    each whole, in key order: one round trip of ``read_hashes`` calls of at most
+    ``page_size`` keys each."""
+    if not keys:
+        return []
+    page = ctx.settings.page_size
+    replies = yield Batch([Call("read_hashes", keys[start:start + page], ())
+                           for start in range(0, len(keys), page)])
+    return [hash_fields(flat) for reply in replies for flat in reply]
 
 
 def live_activity(state: dict[str, bytes], meta: dict[str, bytes]) -> tuple[int, int] | None:
@@ -98,6 +111,8 @@ def list_items(key: str) -> Op[list[bytes]]:
 
 
 def _zset_members(key: str, newest_first: bool = False) -> Op[list[bytes]]:
+    """Every member of a sorted set that only grows at its end (the evolution log), by
+    rank pages."""
     members: list[bytes] = []
     start = 0
     while True:
@@ -108,6 +123,22 @@ def _zset_members(key: str, newest_first: bool = False) -> Op[list[bytes]]:
         start += PAGE
         if not page or start >= int(reply[0]):
             return members
+
+
+def _archived_ids(ctx: Context, user: UserKeys) -> Op[list[str]]:
+    """The ids of the user's archived conversations, oldest first, read newest first in
+    ``list_archive`` pages of at most ``page_size`` from the last id read: retention,
+    which trims the oldest, shifts no page, and a conversation archived meanwhile is
+    left out."""
+    ids: list[str] = []
+    page, before = ctx.settings.page_size, ""
+    while True:
+        found = yield Call("list_archive", (user.archive,), (page, before))
+        ids.extend(raw.decode() for raw in found)
+        if len(found) < page:
+            ids.reverse()
+            return ids
+        before = ids[-1]
 
 
 def _conversation(user: UserKeys, session_id: str, segments: int, overflow: str,
@@ -147,19 +178,29 @@ def _summary(session_id: str, record: dict[str, bytes]) -> ArchiveSummary | None
 
 
 def archive_summaries(ctx: Context, user_id: object, limit: object = 20) -> Op[list[ArchiveSummary]]:
-    """The user's newest archived conversations without their messages, newest first."""
+    """The user's newest archived conversations without their messages, newest first: the
+    newest ``limit`` (all when None), in pages of at most ``page_size`` (``list_archive``
+    from the previous page's last conversation, then that page's records)."""
     user_id = ctx.user_id(user_id)
     user = ctx.keys.user(user_id)
     count = ctx.limit(limit)
-    if count == 0:
-        return []
-    reply = yield Call("range_zset", (user.archive,), (0, count - 1 if count > 0 else -1, 1))
-    ids = [raw.decode() for raw in reply[1::2]]
-    if not ids:
-        return []
-    records = yield Call("read_hashes", [user.archived(sid)[0] for sid in ids], ())
-    found = (_summary(sid, hash_fields(record)) for sid, record in zip(ids, records))
-    return [summary for summary in found if summary is not None]
+    found: list[ArchiveSummary] = []
+    listed, before = 0, ""
+    while count < 0 or listed < count:
+        asked = ctx.settings.page_size if count < 0 else min(ctx.settings.page_size,
+                                                             count - listed)
+        ids = [raw.decode() for raw in (yield Call("list_archive", (user.archive,),
+                                                   (asked, before)))]
+        if not ids:
+            break
+        listed += len(ids)
+        records = yield Call("read_hashes", [user.archived(sid)[0] for sid in ids], ())
+        summaries = (_summary(sid, hash_fields(record)) for sid, record in zip(ids, records))
+        found.extend(summary for summary in summaries if summary is not None)
+        if len(ids) < asked:
+            break
+        before = ids[-1]
+    return found
 
 
 def get_archived_conversation(ctx: Context, user_id: object,
@@ -231,18 +272,6 @@ def _facts(user: UserKeys) -> Op[list[dict[str, Any]]]:
     return [_json(fact) for fact in facts]
 
 
-def _episodes(user: UserKeys) -> Op[list[dict[str, Any]]]:
-    episodes = []
-    start = 0
-    while True:
-        page = yield Call("page_episodes", (user.episodes, user.episode_bodies),
-                          (start, start + PAGE - 1))
-        episodes.extend(_json(episode) for episode in decode_episodes(page, user.episode_bodies))
-        start += PAGE
-        if len(page) < PAGE:
-            return episodes
-
-
 def export_user(ctx: Context, user_id: object) -> Op[dict[str, Any]]:
     """Everything kept about one user, as plain JSON-ready data (see ``SessionStore.export_user``)."""
     user_id = ctx.user_id(user_id)
@@ -250,19 +279,17 @@ def export_user(ctx: Context, user_id: object) -> Op[dict[str, Any]]:
     summary = yield from get_user(ctx, user_id)
     affinities = yield from get_affinities(ctx, user_id)
     facts = yield from _facts(user)
-    episodes = yield from _episodes(user)
+    episodes = [_json(episode) for episode in (yield from get_episodes(ctx, user_id))]
     evolution = [_json(event) for event in decode_evolutions(
         (yield from _zset_members(user.evolution)), user.evolution)]
     sessions = []
-    for raw in (yield from _zset_members(user.sessions)):
-        session_id = raw.decode()
+    for session_id in (yield from user_session_ids(ctx, user)):
         if owns_session(ctx, user_id, session_id):
             live = yield from _live_session(ctx, user, session_id)
             if live is not None:
                 sessions.append(live)
     archived = []
-    for raw in (yield from _zset_members(user.archive)):
-        session_id = raw.decode()
+    for session_id in (yield from _archived_ids(ctx, user)):
         if owns_session(ctx, user_id, session_id):
             conversation = yield from read_archived_conversation(ctx, user_id, session_id)
             if conversation is not None:

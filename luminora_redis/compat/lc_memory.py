@@ -18,7 +18,6 @@ from luminora_redis.codec import decode_episode, decode_fact, pack, prefix, unpa
 from luminora_redis.compat.lc_aliases import (
     Alias,
     local_iso,
-    pairs,
     plain,
     record_keys,
     resolve_user,
@@ -39,6 +38,7 @@ __all__ = [
     "save_affinity",
     "save_episode",
     "save_fact",
+    "scan_with_records",
     "sentiment_of",
 ]
 
@@ -122,19 +122,36 @@ def save_fact(ctx: Context, user_id: object, category: object, key: object, valu
     return True
 
 
+def scan_with_records(ctx: Context, scanned: str,
+                      records: str) -> Op[dict[bytes, tuple[bytes, bytes | None]]]:
+    """Every field of a hash that grows with the user's lifetime (facts, episode bodies)
+    with its value and the adapter's record beside it (None when there is none), read by
+    ``compat_scan`` steps of about ``page_size`` fields, so no reply holds the whole hash."""
+    found: dict[bytes, tuple[bytes, bytes | None]] = {}
+    cursor: bytes | str = "0"
+    while True:
+        reply = yield Call("compat_scan", (scanned, records), (cursor, ctx.settings.page_size))
+        cursor = reply[0]
+        for field, value, record in zip(reply[1::3], reply[2::3], reply[3::3]):
+            found[field] = (value, record)
+        if cursor in (b"0", "0"):
+            return found
+
+
 def get_facts(ctx: Context, user_id: object, category: object = None) -> Op[list[dict[str, Any]]]:
+    """The user's facts in save order, all or of one category, read in pages (see
+    ``scan_with_records``)."""
     asked = ctx.user_id(user_id)
     user_id, alias = yield from resolve_user(ctx, asked)
     wanted = ctx.name(category, "category") if category else None
     user = ctx.keys.user(user_id)
-    facts_raw, records_raw = yield Call("compat_read", (user.facts, record_keys(user)[1]), ())
-    records = pairs(records_raw)
+    scanned = yield from scan_with_records(ctx, user.facts, record_keys(user)[1])
     rows = []
-    for field, raw in pairs(facts_raw).items():
+    for field, (raw, record) in scanned.items():
         fact = decode_fact(field, raw)
         if wanted is not None and fact.category != wanted:
             continue
-        extra, sequence = unpack(records[field]) if field in records else ({}, 0)
+        extra, sequence = unpack(record) if record is not None else ({}, 0)
         row = {"user_id": user_id, "category": fact.category, "key": fact.key,
                "value": fact.value, "confidence": fact.confidence,
                "updated_at": local_iso(fact.updated_at), **extra}
@@ -244,19 +261,19 @@ def save_episode(ctx: Context, user_id: object, episode_type: object, title: obj
 
 def get_episodes(ctx: Context, user_id: object,
                  min_importance: object = None) -> Op[list[dict[str, Any]]]:
+    """The user's episodes in save order, those with ``importance >= min_importance`` when
+    given, read in pages (see ``scan_with_records``)."""
     user_id, _ = yield from resolve_user(ctx, user_id)
     floor = None if min_importance is None else check_number(
         min_importance, "min_importance", -1e15, 1e15)
     user = ctx.keys.user(user_id)
-    bodies, records_raw = yield Call("compat_read",
-                                     (user.episode_bodies, record_keys(user)[2]), ())
-    records = pairs(records_raw)
+    scanned = yield from scan_with_records(ctx, user.episode_bodies, record_keys(user)[2])
     rows = []
-    for field, raw in pairs(bodies).items():
+    for raw, stored in scanned.values():
         episode = decode_episode(raw)
         if floor is not None and episode.importance < floor:
             continue
-        record, sequence = unpack(records[field]) if field in records else (
+        record, sequence = unpack(stored) if stored is not None else (
             {"sentiment": episode.sentiment.value, "extra": {}}, 0)
         row = {"user_id": user_id, "episode_type": episode.episode_type, "title": episode.title,
                "summary": episode.summary, "importance": episode.importance,

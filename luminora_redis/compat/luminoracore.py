@@ -68,8 +68,10 @@ Departures from the reference, and why
 - Conversation turns of a session that has ended read as ``[]``: they are in
   the user's archive (``SessionStore.get_archived_conversations``).
 - Each call costs one extra round trip (the alias lookup of its ``user_id`` or
-  session id). ``get_facts`` and ``get_episodes`` read the user's whole list in
-  one script reply, as LuminoraCore's interface has no paging.
+  session id). ``get_facts`` and ``get_episodes`` return the user's whole list,
+  as LuminoraCore's interface has no paging, but read it in pages (``HSCAN``
+  steps of about ``page_size`` fields, each with the adapter's record beside
+  it): no script reply holds a heavy user's whole memory.
 - Peripheral methods outside the ABC (snapshots, ``get_moods``,
   ``save_memory``) are not provided: nothing on the chat path calls them.
 """
