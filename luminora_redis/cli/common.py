@@ -26,13 +26,12 @@ from typing import Any, TypeVar
 
 import click
 import redis
-from pydantic import ValidationError
 from redis.cluster import RedisCluster
 from redis.exceptions import AuthenticationError, RedisClusterException, RedisError, ResponseError
 from rich.console import Console
 from rich.text import Text
 
-from luminora_redis.errors import ConfigurationError, InvalidInput
+from luminora_redis.errors import ConfigurationError, InvalidInput, InvalidSettings
 from luminora_redis.settings import StoreSettings
 from luminora_redis.sync_store import SyncSessionStore
 
@@ -115,7 +114,7 @@ class LuminoraGroup(click.Group):
         except (redis.ConnectionError, redis.TimeoutError, RedisClusterException) as error:
             raise Failure(f"cannot reach Redis ({error}); start it, or point --url or "
                           f"REDIS_URL at it", UNREACHABLE) from None
-        except InvalidInput as error:
+        except (InvalidInput, InvalidSettings) as error:
             raise Failure(str(error), USAGE) from None
         except ConfigurationError as error:
             raise Failure(str(error), PROBLEM) from None
@@ -129,7 +128,7 @@ def _prefix(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """A prefix the store accepts, or a usage error in one line."""
     try:
         StoreSettings.model_validate({"prefix": value})
-    except ValidationError:
+    except InvalidSettings:
         raise Failure(f"bad --prefix {value!r}: a prefix is 1 to 32 letters, digits, '_', '.' "
                       f"or '-'", USAGE) from None
     return value

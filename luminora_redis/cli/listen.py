@@ -33,6 +33,7 @@ from redis.asyncio.cluster import RedisCluster
 from luminora_redis.cli.common import USAGE, Failure, connection_options, make_client
 from luminora_redis.errors import ConfigurationError
 from luminora_redis.listener import ExpiryListener, ListenerObserver
+from luminora_redis.outages import is_outage
 from luminora_redis.store import SessionStore
 
 __all__ = ["listen", "load_hook"]
@@ -161,6 +162,14 @@ async def _listen(url: str, cluster: bool, prefix: str, buckets: int | None,
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
     try:
+        try:
+            await store.context()  # claims or checks the layout: a bad --buckets ends here
+        except ConfigurationError as error:
+            raise Failure(str(error), USAGE) from None
+        except Exception as error:
+            if not is_outage(error):
+                raise
+            # Redis cannot serve yet: the listener waits that out, and checks the layout then.
         delay = RESTART_DELAY
         while not stop.is_set():
             listener = ExpiryListener(store, **options)
