@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from luminora_redis.context import Context
 from luminora_redis.errors import InvalidInput
-from luminora_redis.scripts import Call, Op
+from luminora_redis.scripts import Batch, Call, Op
 
 __all__ = ["heartbeat", "live_listeners", "sweep_lease"]
 
@@ -21,9 +21,12 @@ __all__ = ["heartbeat", "live_listeners", "sweep_lease"]
 def heartbeat(ctx: Context, name: str, ttl_ms: int, delivers: bool = False) -> Op[int]:
     """Say ``name`` is alive for ``ttl_ms`` more (0: it stopped), and whether it delivers
     to an ``on_archived`` hook; the server clock, ms."""
-    reply = yield Call("listener_heartbeat", (ctx.keys.listeners, ctx.keys.deliverers),
-                       (name, max(0, int(ttl_ms)), 1 if delivers else 0))
-    return int(reply[0])
+    ttl = max(0, int(ttl_ms))
+    # Two keys of two slots on a cluster: one call each, in one round trip per node.
+    replies = yield Batch([Call("listener_heartbeat", (ctx.keys.listeners,), (name, ttl)),
+                           Call("listener_heartbeat", (ctx.keys.deliverers,),
+                                (name, ttl if delivers else 0))])
+    return int(replies[0][0])
 
 
 def live_listeners(ctx: Context, limit: int = 1000, delivering: bool = False) -> Op[list[str]]:
