@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 compat_read: every field of several hashes of one slot, in one reply.
 

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 page_episodes: one page of a user's episodes, most important first.
 

@@ -1,3 +1,4 @@
+#!lua
 --[[
 trim_archive: keep only a user's newest N archived conversations.
 
