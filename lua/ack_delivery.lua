@@ -1,3 +1,4 @@
+#!lua
 --[[
 ack_delivery: a delivery is done (the sink took it, or its archive is gone):
 remove it from the outbox, from the dead letters and its body.

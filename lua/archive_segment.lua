@@ -1,3 +1,4 @@
+#!lua
 --[[
 archive_segment: move a session's full overflow list into its user's archive
 area as the session's next segment, in O(1) (RENAME). Runs after a chat turn

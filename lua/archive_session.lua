@@ -1,3 +1,4 @@
+#!lua
 --[[
 archive_session: move a session's conversation into its user's archive,
 exactly once. Idempotent: when several listeners, a sweeper and a cleanup race

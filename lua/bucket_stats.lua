@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 bucket_stats: what one bucket's deadline indexes say, on the server clock:
 sessions not yet archived, how many are overdue, how many end soon, and the

@@ -1,3 +1,4 @@
+#!lua
 --[[
 chat_turn: append zero or more messages, slide the idle deadline and return
 the last N messages, in one atomic step. touch, append_message, get_history

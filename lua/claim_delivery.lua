@@ -1,3 +1,4 @@
+#!lua
 --[[
 claim_delivery: take the lease on one due delivery of the outbox. The score
 moves to now + lease and the attempt count goes up, atomically, so of several

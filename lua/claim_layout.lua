@@ -1,9 +1,14 @@
+#!lua flags=allow-oom
 --[[
 claim_layout: record the bucket count and layout version of this key prefix
 on first use and return the recorded ones. Users map to buckets by a hash
 modulo this count, so every store sharing a prefix must agree on it forever;
 the version says how the keys are laid out, so a store can refuse a layout
 newer than it understands.
+
+Flagged allow-oom: every store runs this before its first operation, reads
+included, and reads must keep working when Redis is over maxmemory. It writes
+nothing when the layout is on record, else two small fields, once per keyspace.
 
 KEYS[1] layout hash           lr:layout   (buckets, version)
 ARGV[1] bucket count this store would use on a fresh keyspace

@@ -1,3 +1,4 @@
+#!lua
 --[[
 compact_archive: replace one unit of an archived conversation, its message
 list(s), with one zstd frame the caller compressed from them (Lua has no zstd).

@@ -1,3 +1,4 @@
+#!lua
 --[[
 compat_clear_history: empty the conversation of a live session (LangChain's
 ``clear``); the session itself stays, and it counts as activity for nobody.

@@ -1,3 +1,4 @@
+#!lua
 --[[
 compat_delete_fact: forget one fact and the caller's record beside it.
 

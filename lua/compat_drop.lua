@@ -1,3 +1,4 @@
+#!lua
 --[[
 compat_drop: remove a caller-chosen session id's alias record and its
 standalone mood, both hash-tagged by that id.

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 compat_get_affinity: a user's points with one personality and the record a
 LuminoraCore caller saved beside them.

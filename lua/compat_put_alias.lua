@@ -1,3 +1,4 @@
+#!lua
 --[[
 compat_put_alias: record which session of ours a caller-chosen session id
 names (and its user), replacing any older record, expiring at a given time.

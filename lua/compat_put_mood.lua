@@ -1,3 +1,4 @@
+#!lua
 --[[
 compat_put_mood: the mood of a session this store does not know (LuminoraCore
 saves moods under any id). Kept beside the alias records, expiring like a session.

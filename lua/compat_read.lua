@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 compat_read: every field of several small hashes of one slot, in one reply. Only
 for hashes with a fixed set of fields (an alias record, a standalone mood, a

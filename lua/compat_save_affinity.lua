@@ -1,3 +1,4 @@
+#!lua
 --[[
 compat_save_affinity: set a user's affinity with a personality to an absolute
 number of points (LuminoraCore's save_affinity), keep the caller's record

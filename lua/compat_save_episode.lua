@@ -1,3 +1,4 @@
+#!lua
 --[[
 compat_save_episode: remember an episode and keep the caller's extra fields
 and an insertion sequence beside it (LuminoraCore lists episodes in save order).

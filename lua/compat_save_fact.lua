@@ -1,3 +1,4 @@
+#!lua
 --[[
 compat_save_fact: set one fact about a user and keep the caller's extra fields
 and an insertion sequence beside it (LuminoraCore lists facts in save order).

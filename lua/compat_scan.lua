@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 compat_scan: one HSCAN step over a hash that grows with a user's lifetime (facts,
 episode bodies), each field with the record the LuminoraCore adapter keeps

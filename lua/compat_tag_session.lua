@@ -1,3 +1,4 @@
+#!lua
 --[[
 compat_tag_session: note the caller-chosen id of a session in its meta hash,
 so that get_expired_sessions can answer in the caller's ids. The meta hash

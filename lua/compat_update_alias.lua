@@ -1,3 +1,4 @@
+#!lua
 --[[
 compat_update_alias: change fields of an existing alias record; never creates one.
 

@@ -1,3 +1,4 @@
+#!lua
 --[[
 create_session: store a new session that Redis expires by itself, and index it.
 

@@ -1,3 +1,4 @@
+#!lua
 --[[
 delete_episode: forget one episode of a user's story.
 

@@ -1,3 +1,4 @@
+#!lua
 --[[
 delete_fact: forget one fact about a user.
 

@@ -1,3 +1,4 @@
+#!lua
 --[[
 delete_session: remove a session, its history and its segments without archiving them.
 

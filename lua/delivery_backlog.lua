@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 delivery_backlog: how much of one bucket waits: pending deliveries, the
 creation time of the oldest among the first 100 by next attempt (exact unless

@@ -1,3 +1,4 @@
+#!lua
 --[[
 drop_segments: delete the segments of an archived conversation whose record
 retention has trimmed (trim_archive deletes the record and its two lists; the

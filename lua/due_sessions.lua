@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 due_sessions: members of one bucket's ZSET whose score has passed on the server
 clock, and the next score still ahead. The sweeper and get_expired_sessions

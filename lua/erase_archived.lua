@@ -1,3 +1,4 @@
+#!lua
 --[[
 erase_archived: erase some of one user's archived conversations, each with its
 record, its message lists and segments, its archive entry, and any pending,

@@ -1,3 +1,4 @@
+#!lua
 --[[
 erase_memory: the last step of erasing a user: the user hash and the user's
 memory (affinity, facts, episodes, evolution), once no session and no archived

@@ -1,3 +1,4 @@
+#!lua
 --[[
 erase_sessions: erase some of one user's sessions (live, or expired and not yet
 archived) with everything they own, each in one atomic step with its session

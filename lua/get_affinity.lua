@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 get_affinity: a user's affinity points with one personality or with all.
 

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 get_episodes: one page of a user's episodes, most important first.
 

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 get_evolution: one page of a user's evolution log, walked by sequence number
 from a cursor, filtered by personality before counting, so a page holds up to

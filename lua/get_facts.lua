@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 get_facts: one page of the facts about a user (HSCAN); the caller filters by
 category and drops the duplicates HSCAN may return while the hash is rehashed.

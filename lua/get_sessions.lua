@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 get_sessions: read one or more sessions without refreshing them (a peek).
 

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 list_archive: one page of a user's archived conversations, newest first.
 

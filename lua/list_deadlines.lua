@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 list_deadlines: the sessions of one bucket with the earliest deadlines, from
 its two deadline indexes (bounded by a limit, never a keyspace scan).

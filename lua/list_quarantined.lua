@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 list_quarantined: the earliest quarantined entries of one bucket: dead
 deliveries with their bodies, and sweep entries with their failure counts.

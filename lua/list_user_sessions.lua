@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 list_user_sessions: one page of the ids of a user's sessions not yet archived,
 oldest first. Some may have expired a moment ago; the caller reads them with

@@ -1,3 +1,4 @@
+#!lua
 --[[
 listener_heartbeat: a listener says it is alive until now + ttl (server
 clock), or that it stopped (ttl 0). Entries that lapsed are pruned, so the

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 live_listeners: the listeners whose heartbeat has not lapsed (score > now).
 

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 peek_history: how many messages a session's conversation holds, and its newest
 messages from the overflow and the history, without sliding its idle deadline

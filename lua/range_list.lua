@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 range_list: one page of a list (a history, an overflow or a segment), so that
 long conversations are read in bounded replies.

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 range_zset: one page of a sorted set by rank (a user's sessions, archive,
 evolution log), so that a long one is read in bounded replies.

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 read_archived: one page of an archived conversation, with its record.
 

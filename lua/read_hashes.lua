@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 read_hashes: several small hashes of one slot (a user hash, a session and its
 meta hash, archived records), each in full.

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 read_history: one page of a live session's conversation, read-only. Pages
 after the first (which chat_turn returns, so that reading slides the idle

@@ -1,3 +1,4 @@
+#!lua
 --[[
 read_meta: the first step of every archive path (end, expiry, cleanup, delete).
 The session id routes to the bucket but not to the user; the meta hash names

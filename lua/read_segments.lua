@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 read_segments: who owns a session and how far its segments reach. The first
 step of every operation that declares a session's segments (the segment

@@ -1,3 +1,4 @@
+#!lua
 --[[
 record_trait: append a caller-defined change of a personality's trait to the
 user's evolution log.

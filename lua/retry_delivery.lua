@@ -1,3 +1,4 @@
+#!lua
 --[[
 retry_delivery: the sink failed; try again after a delay, or quarantine the
 delivery into the dead letters once it has had its maximum attempts (its body

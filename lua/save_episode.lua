@@ -1,3 +1,4 @@
+#!lua
 --[[
 save_episode: remember an episode of a user's story, ranked by importance.
 

@@ -1,3 +1,4 @@
+#!lua
 --[[
 save_fact: set one fact about a user (insert or replace).
 

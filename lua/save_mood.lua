@@ -1,3 +1,4 @@
+#!lua
 --[[
 save_mood: set the personality's current mood on a live session. A mood is
 session state: it is not activity, so it does not slide the idle deadline.

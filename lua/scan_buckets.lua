@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 scan_buckets: the earliest score of many buckets' sorted sets, in one call.
 A full sweep asks this of every bucket, then calls due_sessions only on the

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 scan_hash: one HSCAN step over a hash that grows with use (a user's facts).
 

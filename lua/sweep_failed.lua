@@ -1,3 +1,4 @@
+#!lua
 --[[
 sweep_failed: archiving an index entry failed (an error other than Redis being
 unreachable). Count it; at the maximum, move the entry out of the deadline

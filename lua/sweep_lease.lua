@@ -1,3 +1,4 @@
+#!lua
 --[[
 sweep_lease: take, renew or release the lease that lets one listener of a key
 prefix run the periodic full sweeps, so their cost does not grow with the

@@ -1,3 +1,4 @@
+#!lua
 --[[
 trim_archive: keep only a user's newest N archived conversations, never one
 whose delivery to the on_archived sink is pending or quarantined.

@@ -1,3 +1,4 @@
+#!lua
 --[[
 update_affinity: add points to a user's affinity with a personality, never
 going below 0, and log the change in the user's evolution, atomically.

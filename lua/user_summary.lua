@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
 user_summary: one user's first and last visit and the size of each part of
 their data, all O(1) reads.

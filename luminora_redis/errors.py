@@ -4,7 +4,8 @@ Every script replies with a flat array whose first element is a status code.
 The codes are few and shared by all scripts; ``raise_for_status`` turns the
 non-success ones into exceptions, so "expired" and "not found" are typed while
 connection errors from redis-py propagate untouched: a Redis outage never
-looks like a missing session.
+looks like a missing session. A refusal of the server itself (``OutOfMemory``)
+is mapped once, where both stores run a step (``server_refusal``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import NoReturn
 
-from redis.exceptions import RedisError
+from redis import exceptions as redis_errors
 
 __all__ = [
     "FOLLOW_UP_ERRORS",
@@ -21,11 +22,14 @@ __all__ = [
     "InvalidSettings",
     "LuminoraRedisError",
     "MessageTooLarge",
+    "OutOfMemory",
     "ReplyCode",
+    "ServerRefused",
     "SessionExpired",
     "SessionNotFound",
     "UnexpectedReply",
     "raise_for_status",
+    "server_refusal",
 ]
 
 
@@ -92,10 +96,36 @@ class UnexpectedReply(LuminoraRedisError):
     """A script answered with a code it is not documented to return."""
 
 
+class ServerRefused(LuminoraRedisError):
+    """Redis refused to run a script for a state of its own, not for the input: the
+    script did not run and wrote nothing. The state passes (an outage to wait out);
+    the redis-py error is the ``__cause__``."""
+
+
+class OutOfMemory(ServerRefused, redis_errors.OutOfMemoryError):
+    """Redis is over ``maxmemory`` (under ``noeviction``, or with nothing left to evict)
+    and refuses every script that may write before it runs; reads keep working.
+
+    Also a redis-py ``OutOfMemoryError``, so code that catches Redis's own refusal
+    (or ``ResponseError``) still does."""
+
+
+def server_refusal(error: Exception) -> Exception:
+    """The library's exception for a refusal by Redis, chained to ``error``; any other
+    error as it is. Both runners pass every failed step through it."""
+    if isinstance(error, redis_errors.OutOfMemoryError) and not isinstance(error, OutOfMemory):
+        refused = OutOfMemory(*error.args)
+        refused.__cause__ = error
+        refused.__suppress_context__ = True
+        return refused
+    return error
+
+
 #: What work after a commit (compression, segment moves) may fail with without making the
 #: committed operation look failed: Redis refusing or unreachable, or a library error.
 #: Anything else is a bug and propagates.
-FOLLOW_UP_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError, LuminoraRedisError)
+FOLLOW_UP_ERRORS: tuple[type[Exception], ...] = (redis_errors.RedisError, OSError,
+                                                 LuminoraRedisError)
 
 
 def raise_for_status(code: int, session_id: str) -> NoReturn:

@@ -26,6 +26,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from luminora_redis.autopipeline import AutoPipeline
+from luminora_redis.errors import server_refusal
 from luminora_redis.scripts import Call, Op
 
 __all__ = ["AsyncRunner"]
@@ -88,8 +89,9 @@ class AsyncRunner:
                                    else self.batch(step.calls))
                 except Exception as error:
                     # The operation sees its step fail: a follow-up after a commit catches
-                    # it; every other operation lets it propagate.
-                    step = op.throw(error)
+                    # it; every other operation lets it propagate. A refusal by Redis (over
+                    # maxmemory) becomes the library's error here, for every path a step takes.
+                    step = op.throw(server_refusal(error))
                 else:
                     step = op.send(reply)
         except StopIteration as done:

@@ -21,6 +21,7 @@ from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.exceptions import AskError, MovedError, NoScriptError, ResponseError, TryAgainError
 
+from luminora_redis.errors import server_refusal
 from luminora_redis.scripts import Call, Op
 
 __all__ = ["SyncRunner"]
@@ -99,7 +100,7 @@ class SyncRunner:
                 try:
                     reply = self.call(step) if isinstance(step, Call) else self.batch(step.calls)
                 except Exception as error:
-                    step = op.throw(error)  # as in AsyncRunner.drive
+                    step = op.throw(server_refusal(error))  # as in AsyncRunner.drive
                 else:
                     step = op.send(reply)
         except StopIteration as done:

@@ -1,5 +1,6 @@
 """The public surface: names from the contract, two shells that cannot drift,
-scripts that document themselves and take every key through KEYS."""
+scripts that document themselves, take every key through KEYS and declare
+whether they write."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 import luminora_redis
 from luminora_redis import SessionStore, SyncSessionStore
-from luminora_redis.scripts import script_sources
+from luminora_redis.scripts import script_flags, script_sources
 
 CONTRACT = {
     "create_session", "get_session", "touch", "append_message", "get_history", "chat_turn",
@@ -61,7 +62,8 @@ def test_the_package_is_typed() -> None:
 
 # -- script headers ---------------------------------------------------------------------
 #
-# Every script opens with a block comment: its name, what it does, then one entry per
+# Every script's first line is its shebang, "#!lua" or "#!lua flags=no-writes" (see
+# luminora_redis.scripts); a block comment follows at once: its name, what it does, then one entry per
 # KEYS[i] (its role) and ARGV[i] (its meaning, with a unit or range when it is a number),
 # then "Replies:". An entry may be variadic: KEYS[1..n], KEYS[2+3i..], ARGV[4..]; "ARGV none"
 # says the script takes no arguments. The tests below read the body and hold the header to it.
@@ -81,8 +83,10 @@ class Header(NamedTuple):
 
 
 def split_script(name: str, source: str) -> tuple[str, str]:
-    assert source.startswith("--[["), f"{name}: no header block"
-    header, _, body = source[len("--[["):].partition("]]")
+    shebang, _, rest = source.partition("\n")
+    assert shebang.startswith("#!lua"), f"{name}: the first line is not its #!lua shebang"
+    assert rest.startswith("--[["), f"{name}: no header block right after the shebang"
+    header, _, body = rest[len("--[["):].partition("]]")
     return header, body
 
 
@@ -257,7 +261,40 @@ def check_keys_arrive_through_keys(name: str, source: str) -> None:
     assert calls > 0, f"{name}: no redis.call found"
 
 
-CHECKS = [check_documented, check_roles_and_units, check_keys_arrive_through_keys]
+#: Commands that never write, and the only ones a script flagged no-writes may call: any
+#: other command counts as a write, so a write missing here cannot slip into a no-writes
+#: script. test_oom holds this list to the server's own COMMAND INFO.
+READS = frozenset({
+    "EXISTS", "GET", "HGET", "HGETALL", "HLEN", "HMGET", "HSCAN", "LLEN", "LRANGE",
+    "PEXPIRETIME", "PTTL", "TIME", "TYPE", "ZCARD", "ZCOUNT", "ZRANGE", "ZRANGEBYSCORE",
+    "ZRANK", "ZREVRANGE", "ZREVRANGEBYSCORE", "ZREVRANK", "ZSCORE",
+})
+#: Scripts that run when Redis is over maxmemory although they may write; the header of
+#: each says why.
+ALLOW_OOM = {"claim_layout"}
+
+
+def commands(body: str) -> set[str]:
+    """The commands a script body calls."""
+    return {call_arguments(body, match.end())[0].strip("'\"").upper()
+            for match in CALL_OPEN.finditer(body)}
+
+
+def check_flags(name: str, source: str) -> None:
+    """A script that only reads is flagged no-writes (so it runs when Redis is over
+    maxmemory); one that may write is not (so Redis refuses it before it runs)."""
+    _, body = split_script(name, source)
+    flags = script_flags(name, source)
+    assert flags <= {"no-writes", "allow-oom"}, f"{name}: unexpected flags {sorted(flags)}"
+    writes = sorted(commands(body) - READS)
+    if "no-writes" in flags:
+        assert not writes, f"{name}: flagged no-writes, but calls {writes}"
+    else:
+        assert writes, f"{name}: calls no write command; flag it no-writes"
+    assert ("allow-oom" in flags) == (name in ALLOW_OOM), f"{name}: allow-oom is {sorted(flags)}"
+
+
+CHECKS = [check_documented, check_roles_and_units, check_keys_arrive_through_keys, check_flags]
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
@@ -267,7 +304,8 @@ def test_every_script_header_holds(name: str, check: Callable[[str, str], None])
     check(name, script_sources()[name])
 
 
-GOOD = """--[[
+GOOD = """#!lua
+--[[
 demo: set a field.
 
 KEYS[1] the user hash         lr:{b}:u:<uid>
@@ -298,6 +336,15 @@ BROKEN = {
     "a key in a second position": ("redis.call('ZADD', sessionsKey, 1, ARGV[1])",
                                    "redis.call('ZADD', sessionsKey, 1, ARGV[1])\n"
                                    "redis.call('RENAME', userKey, 'lr:other')"),
+    "no shebang": ("#!lua\n", ""),
+    "a shebang below the header": ("#!lua\n--[[", "--[[\n#!lua"),
+    "a writing script flagged no-writes": ("#!lua\n", "#!lua flags=no-writes\n"),
+    "a reading script not flagged no-writes": (
+        "redis.call('HSET', userKey, 'idle', tonumber(ARGV[2]))\n"
+        "redis.call('ZADD', sessionsKey, 1, ARGV[1])",
+        "redis.call('HGET', userKey, tonumber(ARGV[2]))\nredis.call('ZSCORE', sessionsKey, ARGV[1])"),
+    "an unknown flag": ("#!lua\n", "#!lua flags=no-writes,allow-stale\n"),
+    "allow-oom on a script not meant to write under OOM": ("#!lua\n", "#!lua flags=allow-oom\n"),
 }
 
 
