@@ -78,14 +78,15 @@ class Deliveries:
     out); an async one is awaited by its worker for at most ``hook_timeout``
     seconds (None: no limit). ``observer`` gets ``delivered``,
     ``delivery_failed`` and ``backlog`` calls when it has those methods.
-    ``outage(what)`` makes the `Outage` each loop waits outages out with.
+    ``outage(what, holds)`` makes the `Outage` each loop waits outages out with (the
+    workers' do not hold the listener's outage: the scan loop's does).
     """
 
     def __init__(self, store: SessionStore, hook: OnArchived, *, interval: float, workers: int,
                  lease: float, backoff_base: float, backoff_cap: float,
                  max_attempts: int | None, hook_timeout: float | None = None,
                  observer: Any = None, on_error: Callable[[], None] = lambda: None,
-                 outage: Callable[[str], Outage] | None = None) -> None:
+                 outage: Callable[[str, bool], Outage] | None = None) -> None:
         self._store = store
         self._hook = hook
         self._interval = interval
@@ -97,7 +98,7 @@ class Deliveries:
         self._observer = observer
         self._on_error = on_error
         self._hook_timeout = hook_timeout
-        self._new_outage = outage or (lambda what: Outage(what, on_error=on_error))
+        self._new_outage = outage or (lambda what, holds: Outage(what, on_error=on_error))
         self._abandoned: set[asyncio.Future[Any]] = set()  # hook calls that overran
         self._queue: asyncio.Queue[str | None] = asyncio.Queue(4 * workers)
         self._inflight: set[str] = set()
@@ -123,7 +124,7 @@ class Deliveries:
     async def run(self, stop: asyncio.Event, grace: float) -> None:
         """Scan and deliver until ``stop`` is set; in-flight deliveries then get ``grace``
         seconds to finish before they are cancelled (their leases lapse)."""
-        delivering = self._new_outage("delivering archives")
+        delivering = self._new_outage("delivering archives", False)
         workers = [asyncio.create_task(self._worker(delivering), name=f"delivery worker {n}")
                    for n in range(self._workers)]
         try:
@@ -149,7 +150,7 @@ class Deliveries:
 
     async def _scan_loop(self, stop: asyncio.Event) -> None:
         clock = asyncio.get_running_loop().time
-        outage = self._new_outage("scanning the outbox")
+        outage = self._new_outage("scanning the outbox", True)
         next_full = next_backlog = 0.0
         while not stop.is_set():
             full = clock() >= next_full

@@ -206,7 +206,7 @@ class ExpiryListener:
         if s.notifications:
             notifier = asyncio.create_task(self._notification_loop(),
                                            name=f"{self.name} notifications")
-            archiving = self._outage("archiving notified sessions")
+            archiving = self._outage("archiving notified sessions", holds=False)
             workers = [asyncio.create_task(self._worker(archiving), name=f"{self.name} worker {n}")
                        for n in range(_WORKERS)]
             loops += [notifier, *workers]
@@ -300,9 +300,13 @@ class ExpiryListener:
         several loops count once)."""
         return self._state.outages
 
-    def _outage(self, what: str) -> Outage:
-        """A fresh `Outage` for one of this listener's loops."""
-        return Outage(what, on_error=self._count_error, on_change=self._state.outage_changed)
+    def _outage(self, what: str, holds: bool = True) -> Outage:
+        """A fresh `Outage` for one of this listener's loops. One that ``holds`` is part of
+        the listener's outage: it retries the same call until Redis answers, so it sees the
+        end too. Workers that each try one item (and leave the rest to a loop that does)
+        only log and count theirs."""
+        change = self._state.outage_changed if holds else (lambda what, active: None)
+        return Outage(what, on_error=self._count_error, on_change=change)
 
     # -- the sweeper and liveness ---------------------------------------------------
 
