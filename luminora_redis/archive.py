@@ -20,7 +20,7 @@ from luminora_redis.archive_reads import (
 )
 from luminora_redis.compaction import compact_quietly
 from luminora_redis.context import Context
-from luminora_redis.errors import InvalidInput, ReplyCode, UnexpectedReply
+from luminora_redis.errors import FOLLOW_UP_ERRORS, InvalidInput, ReplyCode, UnexpectedReply
 from luminora_redis.keys import SessionKeys, UserKeys
 from luminora_redis.models import ArchiveReason
 from luminora_redis.scripts import Batch, Call, Op
@@ -144,7 +144,7 @@ def retain(ctx: Context, user_id: str) -> Op[bool]:
         return True
     try:
         yield from trim_to_retention(ctx, user_id)
-    except Exception as error:  # the archive committed: see the docstring
+    except FOLLOW_UP_ERRORS as error:  # the archive committed: see the docstring
         logger.warning("trimming the archive of user %r to %d conversations failed (%r); "
                        "it is retried later", user_id, retention, error)
         return False

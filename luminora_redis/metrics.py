@@ -21,6 +21,8 @@ Exported series::
     luminora_redis_sessions_quarantined                          sweep entries out of attempts
     luminora_redis_outage                                        1 while Redis cannot serve
     luminora_redis_outages_total                                 outages waited out or ongoing
+    luminora_redis_unreadable_records_total                      stored records reads skipped,
+                                                                 in this process
 
 The backlog gauges are refreshed every few seconds by a listener that has an
 ``on_archived`` hook.
@@ -28,8 +30,13 @@ The backlog gauges are refreshed every few seconds by a listener that has an
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from collections.abc import Iterator
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from luminora_redis.codec import unreadable_records_total
 from luminora_redis.listener import NOTIFICATION, SWEEP
 from luminora_redis.models import DeliveryBacklog
 
@@ -51,6 +58,18 @@ class MetricsServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+class _Unreadable(Collector):
+    """The process-wide count of unreadable records (``unreadable_records_total``), read
+    at each scrape."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "luminora_redis_unreadable_records",
+            "Stored records that reads in this process skipped as unreadable (an archived "
+            "conversation says how many of its messages: unreadable_messages)",
+            value=unreadable_records_total())
 
 
 class ListenerMetrics:
@@ -97,6 +116,7 @@ class ListenerMetrics:
         self._outages = Counter("luminora_redis_outages",
                                 "Outages of Redis the listener waited out or is waiting out",
                                 registry=self.registry)
+        self.registry.register(_Unreadable())
 
     def archived(self, path: str, lag: float) -> None:
         self._archived.labels(path).inc()

@@ -31,6 +31,7 @@ from luminora_redis import (
     SessionStore,
     SyncSessionStore,
 )
+from luminora_redis.codec import unreadable_records_total
 from luminora_redis.errors import ConfigurationError, InvalidSettings
 from luminora_redis.listener import NOTIFICATION, SWEEP, ExpiryListener
 from luminora_redis.notifications import ensure_flags, merged_flags
@@ -482,6 +483,10 @@ def test_metrics_are_served_in_the_prometheus_text_format() -> None:
     metrics.delivery_failed()
     metrics.backlog(DeliveryBacklog(pending=4, oldest_age_seconds=2.5, quarantined=1,
                                     quarantined_sessions=2))
+    metrics.outage(True)
+    metrics.outage(False)
+    metrics.outage(True)
+    unreadable = float(unreadable_records_total())
     server = metrics.serve("127.0.0.1", 0)
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics",
@@ -500,5 +505,7 @@ def test_metrics_are_served_in_the_prometheus_text_format() -> None:
                  "luminora_redis_deliveries_pending 4.0",
                  "luminora_redis_delivery_oldest_age_seconds 2.5",
                  "luminora_redis_deliveries_quarantined 1.0",
-                 "luminora_redis_sessions_quarantined 2.0"):
+                 "luminora_redis_sessions_quarantined 2.0", "luminora_redis_outage 1.0",
+                 "luminora_redis_outages_total 2.0",
+                 f"luminora_redis_unreadable_records_total {unreadable}"):
         assert line in text.splitlines(), line
