@@ -173,7 +173,8 @@ def test_compact_archive_refuses_stale_counts(make_store: Callable[..., Any], ra
 
 def test_erase_and_retention_remove_compressed_conversations(make_store: Callable[..., Any],
                                                               raw: Any) -> None:
-    store = make_store(archive_retention=1, **BOUNDS)
+    # Without deliveries: with them, retention waits for the sink (test_deliveries.py).
+    store = make_store(archive_retention=1, deliveries=False, **BOUNDS)
     first, _ = _chat(store, "carlos", 6)
     store.end_session(first)
     first_keys = [*user_keys("carlos").archived(first), user_keys("carlos").segment(first, 1)]

@@ -154,7 +154,8 @@ def test_a_reader_sees_each_message_once_in_order_while_turns_move_them(
 
 def test_retention_deletes_the_segments_of_the_conversations_it_trims(
         make_store: Any, raw: redis.Redis) -> None:
-    store = make_store(archive_retention=1, **SMALL)
+    # Without deliveries: with them, retention waits for the sink (test_deliveries.py).
+    store = make_store(archive_retention=1, deliveries=False, **SMALL)
     old = store.create_session("carlos", "alicia", LONG)
     chat(store, old, 0, 15, 1)
     segs = session_lists(raw, old)["segs"]

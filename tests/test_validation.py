@@ -219,6 +219,7 @@ _SINGLE_MESSAGE = {"role": "user", "content": "hi"}
 WRONG_TYPES: dict[str, list[Any]] = {
     "str": [None, 5, 1.5, b"carlos", ["carlos"], {"a": 1}, Opaque()],
     "str | None": [5, b"carlos", ["carlos"], {"a": 1}, Opaque()],
+    "bool": [None, 1, 0, "yes", b"1", [True], Opaque()],
     "int": [None, "5", 5.0, True, b"5", [5], {"a": 1}, Opaque()],
     "int | None": ["5", 5.0, True, b"5", [5], Opaque()],
     "float": [None, "0.5", True, b"1", [1], Opaque()],
@@ -239,7 +240,7 @@ FINE = {"user_id": "carlos", "personality_name": "alicia", "session_id": "SESSIO
         "title": "t", "summary": "s", "trait": "humor", "episode_id": "e1"}
 #: Public methods that take no caller data (``run`` takes an operation generator).
 NO_DATA = {"aclose", "context", "run", "cleanup_expired_sessions", "delivery_backlog",
-           "live_listeners", "check_server"}
+           "check_server"}
 
 
 def wrong_calls(name: str) -> list[tuple[str, dict[str, Any]]]:
