@@ -43,10 +43,13 @@ class LiveState:
         self.outages = 0  # outages begun
 
     def reset(self, listening: bool) -> None:
-        """A new run: not live, and listening only if notifications are not wanted."""
+        """A new run, or the end of one: not live, in no outage, and listening only if
+        notifications are not wanted."""
         self.started.clear()
         self.live.clear()
-        self._outages.clear()
+        if self._outages:
+            self._outages.clear()
+            self._report()
         self.listening = listening
 
     def mark(self) -> tuple[bool, int]:
@@ -117,6 +120,9 @@ class LiveState:
         else:
             self.missed()
             self._catch_up()
+        self._report()
+
+    def _report(self) -> None:
         report = getattr(self._observer, "outage", None)
         if report is not None:
             report(bool(self._outages))

@@ -224,15 +224,20 @@ async def test_stop_returns_after_run_ended_on_a_refused_start(server: RedisServ
         await store.aclose()
 
 
-async def test_stop_during_an_outage_at_start_returns(server: RedisServer) -> None:
+async def test_stop_during_an_outage_returns_and_ends_the_outage(server: RedisServer) -> None:
+    from luminora_redis.metrics import ListenerMetrics
+
     store = SessionStore.from_url(server.url)
-    listener = ExpiryListener(store, **FAST)
+    metrics = ListenerMetrics()
+    listener = ExpiryListener(store, observer=metrics, **FAST)
     try:
-        with out_of_memory([server]):  # the layout claim is a write: refused
+        with out_of_memory([server]):
             task = asyncio.create_task(listener.run())
             await until(lambda: listener.outage)
+            assert metric(metrics.registry, "luminora_redis_outage") == 1
             await asyncio.wait_for(listener.stop(), 5)
             await asyncio.wait_for(task, 5)
+        assert not listener.outage and metric(metrics.registry, "luminora_redis_outage") == 0
     finally:
         await store.aclose()
 

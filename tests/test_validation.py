@@ -273,6 +273,8 @@ def test_every_public_method_with_data_is_checked_for_wrong_types() -> None:
     assert sum(len(wrong_calls(name)) for name in PUBLIC) > 300
 
 
+# Types are checked before any I/O, whatever the topology: one server is enough.
+@pytest.mark.single_server
 @pytest.mark.parametrize("method", PUBLIC)
 def test_a_wrong_type_is_refused_and_nothing_is_written(
         ready: Any, raw: redis.Redis, method: str) -> None:
