@@ -42,7 +42,7 @@ from benchmarks._common import (
     table,
 )
 from luminora_redis import SessionStore
-from luminora_redis.keys import KeySpace
+from luminora_redis.core.keys import KeySpace
 from luminora_redis.testing import LocalCluster
 
 SLOTS = 16384

@@ -44,9 +44,9 @@ from redis.keyspace_notifications import KeyeventChannel
 
 from benchmarks._common import QUIET_SERVER, environment, num, percentile, say, table
 from luminora_redis import ArchivedConversation, SessionStore
-from luminora_redis import listener as listener_module
 from luminora_redis.bench.archive import create_sessions
-from luminora_redis.listener import ExpiryListener
+from luminora_redis.listener import expiry_listener as listener_module
+from luminora_redis.listener.expiry_listener import ExpiryListener
 from luminora_redis.testing import LocalCluster, RedisServer
 
 NEVER = 10 * 365 * 24 * 3600.0  # a sweep interval that never comes round during a run

@@ -24,7 +24,7 @@ from luminora_redis.testing import RedisServer
 
 def canned_reply(store: Any) -> list[Any]:
     """A chat_turn reply holding 10 of the workload's messages."""
-    from luminora_redis.sessions import encode_messages
+    from luminora_redis.ops.sessions import encode_messages
 
     ctx = store._ctx
     entries = encode_messages(ctx, [("user", w.USER[0]), ("assistant", w.ASSISTANT[0])])

@@ -38,7 +38,7 @@ the sink and reports:
   archived;
 - listeners: none exits unless the soak killed it;
 - references: no index entry points at nothing, and every key belongs to the
-  layout of ``luminora_redis.keys`` and has an owner.
+  layout of ``luminora_redis.core.keys`` and has an owner.
 
 Run: ``.venv/bin/python -m benchmarks.soak --minutes 3`` (the suite runs a
 short version, ``tests/test_soak.py``). ``--cluster`` runs it on a 3-primary
@@ -78,9 +78,9 @@ from redis.backoff import ExponentialWithJitterBackoff
 
 from benchmarks.soak_check import ATTEMPTS, SINK_KEY, Ledger, Report, check, hook_hangs, outstanding
 from luminora_redis import ArchivedConversation, ExpiryListener, SessionStore
-from luminora_redis.errors import SessionNotFound
-from luminora_redis.store import close_client as close_async_client
-from luminora_redis.sync_store import close_client
+from luminora_redis.core.errors import SessionNotFound
+from luminora_redis.io.store import close_client as close_async_client
+from luminora_redis.io.sync_store import close_client
 from luminora_redis.testing import LocalCluster, RedisServer, RedisServerError
 from luminora_redis.testing.local import find_redis_server
 

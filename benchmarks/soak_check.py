@@ -1,6 +1,6 @@
 """The soak's invariant checker: reads the whole keyspace and the sink after the drain.
 
-``check`` classifies every key by the layout of ``luminora_redis.keys`` (plus the
+``check`` classifies every key by the layout of ``luminora_redis.core.keys`` (plus the
 outbox and heartbeat keys of the delivery layout), follows every index entry, decodes
 every stored message, and compares what is stored with what the clients were told
 (``Ledger``) and what the sink received. Invariants that fail go to
@@ -32,8 +32,8 @@ import redis
 
 from benchmarks._common import table
 from luminora_redis import ArchivedConversation
-from luminora_redis.codec import decode_message
-from luminora_redis.frames import unpack_frame
+from luminora_redis.core.codec import decode_message
+from luminora_redis.core.frames import unpack_frame
 
 __all__ = ["ATTEMPTS", "SINK_KEY", "Ledger", "Report", "check", "has_idempotency_key",
            "hook_hangs", "outstanding"]

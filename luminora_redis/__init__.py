@@ -6,9 +6,9 @@ episodes) lives in non-expiring per-user keys under a persistent ``user_id``;
 expired conversations are archived into their user's archive exactly once.
 """
 
-from luminora_redis.codec import unreadable_records_total
-from luminora_redis.context_messages import ContextMessage
-from luminora_redis.errors import (
+from luminora_redis.core.codec import unreadable_records_total
+from luminora_redis.core.context_messages import ContextMessage
+from luminora_redis.core.errors import (
     ConfigurationError,
     InvalidInput,
     InvalidSettings,
@@ -20,8 +20,7 @@ from luminora_redis.errors import (
     SessionNotFound,
     UnexpectedReply,
 )
-from luminora_redis.listener import ExpiryListener, ListenerSettings
-from luminora_redis.models import (
+from luminora_redis.core.models import (
     Affinity,
     ArchivedConversation,
     ArchiveReason,
@@ -40,9 +39,10 @@ from luminora_redis.models import (
     ServerFinding,
     Session,
 )
-from luminora_redis.settings import SessionConfig, StoreSettings
-from luminora_redis.store import SessionStore
-from luminora_redis.sync_store import SyncSessionStore
+from luminora_redis.core.settings import SessionConfig, StoreSettings
+from luminora_redis.io.store import SessionStore
+from luminora_redis.io.sync_store import SyncSessionStore
+from luminora_redis.listener.expiry_listener import ExpiryListener, ListenerSettings
 
 __version__ = "0.1.0"
 

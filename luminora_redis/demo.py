@@ -14,8 +14,8 @@ import contextlib
 import time
 from collections.abc import Iterator
 
-from luminora_redis.models import ArchivedConversation
-from luminora_redis.store import SessionStore
+from luminora_redis.core.models import ArchivedConversation
+from luminora_redis.io.store import SessionStore
 from luminora_redis.testing import RedisServer, find_redis_server
 
 __all__ = ["run_demo"]
@@ -51,7 +51,7 @@ async def _wait_archived(store: SessionStore, user_id: str, session_id: str,
 
 
 async def _tour(url: str) -> None:
-    from luminora_redis.listener import ExpiryListener
+    from luminora_redis.listener.expiry_listener import ExpiryListener
 
     store = SessionStore.from_url(url, prefix="demo")
     listener = ExpiryListener(store, sweep_interval=0.1)

@@ -31,8 +31,8 @@ import redis
 import redis.cluster
 
 from luminora_redis import SessionStore, SyncSessionStore
-from luminora_redis.keys import KeySpace, SessionKeys, UserKeys
-from luminora_redis.sync_store import close_client
+from luminora_redis.core.keys import KeySpace, SessionKeys, UserKeys
+from luminora_redis.io.sync_store import close_client
 from luminora_redis.testing import LocalCluster, RedisServer, find_redis_server
 
 pytest_plugins = ["pytester"]

@@ -20,7 +20,7 @@ import redis.cluster
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
 from luminora_redis import SessionStore, SyncSessionStore
-from luminora_redis.listener import ExpiryListener
+from luminora_redis.listener.expiry_listener import ExpiryListener
 from luminora_redis.testing import RedisServer
 
 from conftest import wait_until

@@ -14,7 +14,7 @@ import pytest
 
 import luminora_redis
 from luminora_redis import SessionStore, SyncSessionStore
-from luminora_redis.scripts import script_flags, script_sources
+from luminora_redis.core.scripts import script_flags, script_sources
 
 CONTRACT = {
     "create_session", "get_session", "touch", "append_message", "get_history", "chat_turn",
@@ -63,7 +63,7 @@ def test_the_package_is_typed() -> None:
 # -- script headers ---------------------------------------------------------------------
 #
 # Every script's first line is its shebang, "#!lua" or "#!lua flags=no-writes" (see
-# luminora_redis.scripts); a block comment follows at once: its name, what it does, then one entry per
+# luminora_redis.core.scripts); a block comment follows at once: its name, what it does, then one entry per
 # KEYS[i] (its role) and ARGV[i] (its meaning, with a unit or range when it is a number),
 # then "Replies:". An entry may be variadic: KEYS[1..n], KEYS[2+3i..], ARGV[4..]; "ARGV none"
 # says the script takes no arguments. The tests below read the body and hold the header to it.

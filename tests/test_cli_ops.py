@@ -20,8 +20,8 @@ from rich.console import Console
 from luminora_redis import SessionStore, SyncSessionStore
 from luminora_redis.cli import main
 from luminora_redis.cli.common import dumps, literal
-from luminora_redis.keys import KeySpace
-from luminora_redis.listener import ExpiryListener
+from luminora_redis.core.keys import KeySpace
+from luminora_redis.listener.expiry_listener import ExpiryListener
 from luminora_redis.testing import LocalCluster, RedisServer
 
 from conftest import snapshot, wait_until
@@ -528,7 +528,7 @@ def test_stats_reports_pending_deliveries(redis_url: str, people: dict[str, str]
 def test_check_and_stats_see_a_live_listener(redis_url: str, people: dict[str, str]) -> None:
     import asyncio
 
-    from luminora_redis.listener import ExpiryListener
+    from luminora_redis.listener.expiry_listener import ExpiryListener
 
     async def scenario() -> tuple[Result, Result]:
         async with SessionStore.from_url(redis_url) as async_store:

@@ -31,7 +31,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from luminora_redis import SessionStore
-from luminora_redis.listener import ExpiryListener
+from luminora_redis.listener.expiry_listener import ExpiryListener
 from luminora_redis.testing import POLL_INTERVAL, LocalCluster, RedisServer
 
 from conftest import require_redis_server

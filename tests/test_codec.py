@@ -26,7 +26,7 @@ from luminora_redis import (
     SessionStore,
     SyncSessionStore,
 )
-from luminora_redis.codec import (
+from luminora_redis.core.codec import (
     decode_episode,
     decode_evolution,
     decode_fact,
@@ -37,10 +37,10 @@ from luminora_redis.codec import (
     pack,
     prefix,
 )
-from luminora_redis.errors import InvalidInput, MessageTooLarge
-from luminora_redis.keys import KeySpace
-from luminora_redis.models import EvolutionKind, Role, Sentiment
-from luminora_redis.settings import (
+from luminora_redis.core.errors import InvalidInput, MessageTooLarge
+from luminora_redis.core.keys import KeySpace
+from luminora_redis.core.models import EvolutionKind, Role, Sentiment
+from luminora_redis.core.settings import (
     DEFAULT_AFFINITY_LEVELS,
     StoreSettings,
     parse_session_config,

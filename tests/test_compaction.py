@@ -10,11 +10,13 @@ from typing import Any
 import msgpack
 import pytest
 
-from luminora_redis import SessionStore, codec, compaction, frames
-from luminora_redis.listener import ExpiryListener
+from luminora_redis import SessionStore
+from luminora_redis.core import codec, frames
+from luminora_redis.core.scripts import Call, script_sources
+from luminora_redis.io.sync_runner import SyncRunner
+from luminora_redis.listener.expiry_listener import ExpiryListener
 from luminora_redis.migration.layout import upgrade_layout
-from luminora_redis.scripts import Call, script_sources
-from luminora_redis.sync_runner import SyncRunner
+from luminora_redis.ops import compaction
 
 from conftest import snapshot, user_keys
 from listener_support import MIN_TTL, create_conversation, flags_restored, running, until

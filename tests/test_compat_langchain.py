@@ -28,7 +28,7 @@ from langchain_core.runnables.history import RunnableWithMessageHistory  # noqa:
 
 from luminora_redis import SessionNotFound, SessionStore, SyncSessionStore  # noqa: E402
 from luminora_redis.compat.langchain import LuminoraChatMessageHistory  # noqa: E402
-from luminora_redis.errors import ConfigurationError  # noqa: E402
+from luminora_redis.core.errors import ConfigurationError  # noqa: E402
 
 MESSAGES: list[BaseMessage] = [
     SystemMessage("be kind", id="m0"),

@@ -16,7 +16,7 @@ import redis
 
 from luminora_redis import InvalidInput, SessionStore
 from luminora_redis.compat.luminoracore import RedisStorageV11
-from luminora_redis.errors import ConfigurationError
+from luminora_redis.core.errors import ConfigurationError
 from luminora_redis.testing import free_port
 
 

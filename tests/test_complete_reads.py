@@ -13,9 +13,9 @@ import msgpack
 import pytest
 
 import luminora_redis
-from luminora_redis import codec, frames
 from luminora_redis.compat.luminoracore import RedisStorageV11
-from luminora_redis.scripts import Batch, Call
+from luminora_redis.core import codec, frames
+from luminora_redis.core.scripts import Batch, Call
 
 from conftest import server_ms, session_keys, user_keys
 

@@ -28,7 +28,7 @@ from luminora_redis import (
     QuarantineKind,
     SessionStore,
 )
-from luminora_redis.listener import ExpiryListener, ListenerSettings
+from luminora_redis.listener.expiry_listener import ExpiryListener, ListenerSettings
 
 from listener_support import create_sessions, open_async_stores, running, until
 
@@ -274,7 +274,7 @@ LISTENER_SCRIPT = textwrap.dedent("""
     import asyncio, sys
     from pathlib import Path
     from luminora_redis import SessionStore
-    from luminora_redis.listener import ExpiryListener
+    from luminora_redis.listener.expiry_listener import ExpiryListener
 
     url, cluster, marker = sys.argv[1], sys.argv[2] == "1", Path(sys.argv[3])
 

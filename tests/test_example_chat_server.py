@@ -24,7 +24,7 @@ import uvicorn
 
 from examples.chat_server.app import create_app
 from examples.chat_server.responder import POINTS_PER_WORD
-from luminora_redis.models import ArchivedConversation
+from luminora_redis.core.models import ArchivedConversation
 from luminora_redis.testing import RedisServer, free_port
 
 from listener_support import flags_restored

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 import redis
 
-from luminora_redis import InvalidInput, UnexpectedReply, compaction, segments, sessions
-from luminora_redis.context import Context
-from luminora_redis.keys import UserKeys
-from luminora_redis.scripts import Call, Op
-from luminora_redis.settings import StoreSettings
+from luminora_redis import InvalidInput, UnexpectedReply
+from luminora_redis.core.context import Context
+from luminora_redis.core.keys import UserKeys
+from luminora_redis.core.scripts import Call, Op
+from luminora_redis.core.settings import StoreSettings
+from luminora_redis.ops import compaction, segments, sessions
 
 from conftest import user_keys
 

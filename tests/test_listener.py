@@ -31,10 +31,10 @@ from luminora_redis import (
     SessionStore,
     SyncSessionStore,
 )
-from luminora_redis.codec import unreadable_records_total
-from luminora_redis.errors import ConfigurationError, InvalidSettings
-from luminora_redis.listener import NOTIFICATION, SWEEP, ExpiryListener
-from luminora_redis.notifications import ensure_flags, merged_flags
+from luminora_redis.core.codec import unreadable_records_total
+from luminora_redis.core.errors import ConfigurationError, InvalidSettings
+from luminora_redis.listener.expiry_listener import NOTIFICATION, SWEEP, ExpiryListener
+from luminora_redis.listener.notifications import ensure_flags, merged_flags
 from luminora_redis.testing import LocalCluster, RedisServer
 
 from conftest import open_store, require_redis_server, wait_until
@@ -470,7 +470,7 @@ async def test_a_restricted_user_gets_one_warning_and_the_sweeper_archives(
 
 def test_metrics_are_served_in_the_prometheus_text_format() -> None:
     pytest.importorskip("prometheus_client")
-    from luminora_redis.metrics import ListenerMetrics
+    from luminora_redis.listener.metrics import ListenerMetrics
 
     metrics = ListenerMetrics()
     metrics.archived(NOTIFICATION, 0.03)

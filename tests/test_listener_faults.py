@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from luminora_redis import ArchivedConversation, SessionStore, SyncSessionStore
-from luminora_redis.listener import NOTIFICATION, ExpiryListener
+from luminora_redis.listener.expiry_listener import NOTIFICATION, ExpiryListener
 from luminora_redis.testing import LocalCluster, RedisServer
 
 from conftest import flush_cluster, require_redis_server, wait_until

@@ -18,8 +18,8 @@ import pytest
 import redis
 
 from luminora_redis import LuminoraRedisError, OutOfMemory, ServerRefused
-from luminora_redis.errors import server_refusal
-from luminora_redis.scripts import script_flags, script_sources
+from luminora_redis.core.errors import server_refusal
+from luminora_redis.core.scripts import script_flags, script_sources
 from luminora_redis.testing import RedisServer, find_redis_server
 
 from conftest import open_store, redis_unavailable, require_redis_server, snapshot, wait_until

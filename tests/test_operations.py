@@ -6,11 +6,11 @@ from __future__ import annotations
 import msgpack
 import pytest
 
-from luminora_redis import archive, memory, sessions
-from luminora_redis.context import Context
-from luminora_redis.errors import InvalidInput, SessionExpired, SessionNotFound
-from luminora_redis.scripts import Batch, Call
-from luminora_redis.settings import StoreSettings
+from luminora_redis.core.context import Context
+from luminora_redis.core.errors import InvalidInput, SessionExpired, SessionNotFound
+from luminora_redis.core.scripts import Batch, Call
+from luminora_redis.core.settings import StoreSettings
+from luminora_redis.ops import archive, memory, sessions
 
 CTX = Context(StoreSettings(), buckets=1024)
 
@@ -109,7 +109,7 @@ def test_a_scan_reports_each_buckets_next_deadline() -> None:
 def test_messages_decoded_on_the_hot_path_equal_model_construct() -> None:
     from datetime import datetime, timezone
 
-    from luminora_redis.models import Message, Role, trusted
+    from luminora_redis.core.models import Message, Role, trusted
 
     values = {"role": Role.USER, "content": "hola", "timestamp": datetime.now(timezone.utc),
               "metadata": {"k": [1, 2]}}

@@ -17,9 +17,9 @@ import pytest
 import redis
 
 from luminora_redis import SessionStore, SyncSessionStore
-from luminora_redis.errors import ConfigurationError
-from luminora_redis.listener import NOTIFICATION, ExpiryListener
-from luminora_redis.outages import is_outage
+from luminora_redis.core.errors import ConfigurationError
+from luminora_redis.listener.expiry_listener import NOTIFICATION, ExpiryListener
+from luminora_redis.listener.outages import is_outage
 from luminora_redis.testing import LocalCluster, RedisServer
 
 from conftest import require_redis_server, wait_until
@@ -82,7 +82,7 @@ def metric(registry: Any, name: str) -> float:
 
 async def test_an_oom_window_is_an_outage_the_listener_waits_out(
         topology: str, servers: list[RedisServer], request: pytest.FixtureRequest) -> None:
-    from luminora_redis.metrics import ListenerMetrics
+    from luminora_redis.listener.metrics import ListenerMetrics
 
     url = url_of(topology, servers, request)
     cluster = topology == "cluster"
@@ -225,7 +225,7 @@ async def test_stop_returns_after_run_ended_on_a_refused_start(server: RedisServ
 
 
 async def test_stop_during_an_outage_returns_and_ends_the_outage(server: RedisServer) -> None:
-    from luminora_redis.metrics import ListenerMetrics
+    from luminora_redis.listener.metrics import ListenerMetrics
 
     store = SessionStore.from_url(server.url)
     metrics = ListenerMetrics()

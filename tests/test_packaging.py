@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from luminora_redis.scripts import script_sources
+from luminora_redis.core.scripts import script_sources
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 PROBE = """
 import json, luminora_redis
-from luminora_redis.scripts import lua_dir, script_sources
+from luminora_redis.core.scripts import lua_dir, script_sources
 print(json.dumps({"package": luminora_redis.__file__, "lua": str(lua_dir()),
                   "scripts": script_sources()}))
 """

@@ -8,7 +8,7 @@ import pytest
 from redis.asyncio.connection import Connection
 
 from luminora_redis import SessionStore
-from luminora_redis.packing import use_hiredis_packing
+from luminora_redis.io.packing import use_hiredis_packing
 
 pytest.importorskip("hiredis")
 

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import redis
 
-from luminora_redis import InvalidInput, archive_reads, memory
-from luminora_redis.keys import KeySpace
-from luminora_redis.scripts import Batch, Call
+from luminora_redis import InvalidInput
+from luminora_redis.core.keys import KeySpace
+from luminora_redis.core.scripts import Batch, Call
+from luminora_redis.ops import archive_reads, memory
 
 from conftest import wait_until
 

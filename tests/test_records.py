@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from luminora_redis import InvalidInput, LuminoraRedisError
-from luminora_redis.codec import (
+from luminora_redis.core.codec import (
     decode_episodes,
     decode_evolutions,
     decode_facts,
@@ -34,7 +34,7 @@ from luminora_redis.codec import (
     unpack,
     unreadable_records,
 )
-from luminora_redis.validation import MAX_DEPTH, check_plain
+from luminora_redis.core.validation import MAX_DEPTH, check_plain
 
 from conftest import server_ms, session_keys, snapshot, user_keys
 

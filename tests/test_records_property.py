@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from luminora_redis import InvalidInput, Sentiment
-from luminora_redis.codec import pack, unpack
-from luminora_redis.validation import INT_MAX, INT_MIN
+from luminora_redis.core.codec import pack, unpack
+from luminora_redis.core.validation import INT_MAX, INT_MIN
 
 from conftest import snapshot
 

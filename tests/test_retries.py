@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 from redis.exceptions import NoScriptError
 
-from luminora_redis import SyncSessionStore, memory, sessions
-from luminora_redis.runner import AsyncRunner
-from luminora_redis.scripts import Call
-from luminora_redis.sync_runner import SyncRunner
+from luminora_redis import SyncSessionStore
+from luminora_redis.core.scripts import Call
+from luminora_redis.io.runner import AsyncRunner
+from luminora_redis.io.sync_runner import SyncRunner
+from luminora_redis.ops import memory, sessions
 
 from conftest import snapshot
 

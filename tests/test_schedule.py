@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from luminora_redis.archive import DueScan
-from luminora_redis.schedule import DeadlineSchedule
+from luminora_redis.listener.schedule import DeadlineSchedule
+from luminora_redis.ops.archive import DueScan
 
 
 def scan(now_ms: int, **next_deadlines: int) -> DueScan:

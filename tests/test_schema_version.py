@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from luminora_redis import ConfigurationError, base
+from luminora_redis import ConfigurationError
+from luminora_redis.io import base
 from luminora_redis.migration import layout
 from luminora_redis.migration.layout import upgrade_layout
 

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 import redis
 
-from luminora_redis import SessionNotFound, sessions
-from luminora_redis.context import Context
-from luminora_redis.scripts import Call
-from luminora_redis.settings import StoreSettings
+from luminora_redis import SessionNotFound
+from luminora_redis.core.context import Context
+from luminora_redis.core.scripts import Call
+from luminora_redis.core.settings import StoreSettings
+from luminora_redis.ops import sessions
 
 from conftest import session_keys, user_keys
 

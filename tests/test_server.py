@@ -16,7 +16,7 @@ import redis
 from redis.cluster import RedisCluster
 
 import luminora_redis.testing.server as server_module
-from luminora_redis.sync_store import close_client
+from luminora_redis.io.sync_store import close_client
 from luminora_redis.testing import (
     LocalCluster,
     RedisServer,

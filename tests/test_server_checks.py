@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from luminora_redis import FindingCode, SessionStore
-from luminora_redis.listener import ExpiryListener
+from luminora_redis.listener.expiry_listener import ExpiryListener
 from luminora_redis.testing import RedisServer
 
 from listener_support import open_async_stores, primaries_of, running, until

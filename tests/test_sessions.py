@@ -624,7 +624,7 @@ def test_an_index_entry_that_outlived_its_session_is_dropped_not_retried_forever
 
 
 def test_a_scan_tells_when_each_bucket_next_has_a_session_due(store: Any) -> None:
-    from luminora_redis import archive
+    from luminora_redis.ops import archive
 
     session_id = store.create_session("carlos", "alicia", LONG)
     store.create_session("carlos", "alicia", {"ttl": 120, "max_idle": 60, "auto_cleanup": False})

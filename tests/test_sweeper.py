@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
-from luminora_redis import ArchiveReason, QuarantineKind, SessionStore, archive
-from luminora_redis.archive import scan_due
-from luminora_redis.listener import SWEEP, ExpiryListener
-from luminora_redis.scripts import Call
+from luminora_redis import ArchiveReason, QuarantineKind, SessionStore
+from luminora_redis.core.scripts import Call
+from luminora_redis.listener.expiry_listener import SWEEP, ExpiryListener
+from luminora_redis.ops import archive
+from luminora_redis.ops.archive import scan_due
 
 from conftest import session_keys, wait_until
 from listener_support import (

@@ -18,10 +18,11 @@ from typing import Any
 
 import pytest
 
-from luminora_redis import SessionStore, erasure, users
-from luminora_redis.errors import InvalidInput, SessionNotFound
-from luminora_redis.keys import KeySpace
-from luminora_redis.listener import ExpiryListener
+from luminora_redis import SessionStore
+from luminora_redis.core.errors import InvalidInput, SessionNotFound
+from luminora_redis.core.keys import KeySpace
+from luminora_redis.listener.expiry_listener import ExpiryListener
+from luminora_redis.ops import erasure, users
 
 from conftest import open_store, snapshot, wait_until
 

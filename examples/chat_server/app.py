@@ -25,9 +25,9 @@ from pydantic import BaseModel, Field
 
 from examples.chat_server.responder import reply, sentiment
 from luminora_redis import ExpiryListener, SessionStore
-from luminora_redis.errors import InvalidInput, SessionNotFound
-from luminora_redis.listener import OnArchived
-from luminora_redis.models import Affinity, ArchivedConversation, Message
+from luminora_redis.core.errors import InvalidInput, SessionNotFound
+from luminora_redis.core.models import Affinity, ArchivedConversation, Message
+from luminora_redis.listener.expiry_listener import OnArchived
 
 __all__ = ["app", "create_app"]
 

@@ -29,11 +29,12 @@ from typing import Any
 
 import redis
 
-from luminora_redis import ArchivedConversation, SessionStore, sessions
+from luminora_redis import ArchivedConversation, SessionStore
 from luminora_redis.bench.report import num, table
-from luminora_redis.keys import KeySpace
-from luminora_redis.listener import ExpiryListener
-from luminora_redis.scripts import Call
+from luminora_redis.core.keys import KeySpace
+from luminora_redis.core.scripts import Call
+from luminora_redis.listener.expiry_listener import ExpiryListener
+from luminora_redis.ops import sessions
 
 PREFIX = "bencharc"  # the store's key prefix, so a --url server's own data is untouched
 
@@ -93,7 +94,7 @@ async def pipelined(store: SessionStore, operation: Callable[..., Any],
     """Run many single-step store operations (create_session, append_messages, ...) with
     their script calls pipelined ``batch`` at a time: the same scripts, keys and
     arguments as ``store.<operation>(...)``, without a round trip each. Uses the
-    store's operation layer (``luminora_redis.sessions``) and its batch runner."""
+    store's operation layer (``luminora_redis.ops.sessions``) and its batch runner."""
     ctx = await store.context()
     results: list[Any] = []
     pending = list(arguments)

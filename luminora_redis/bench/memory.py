@@ -30,7 +30,7 @@ import redis
 
 from luminora_redis.bench.corpus import conversation
 from luminora_redis.bench.report import num, table
-from luminora_redis.sync_store import SyncSessionStore
+from luminora_redis.io.sync_store import SyncSessionStore
 
 PREFIX = "benchmem"
 LONG = {"ttl": 3600, "max_idle": 3600}

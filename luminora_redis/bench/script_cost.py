@@ -20,9 +20,9 @@ import redis
 
 from luminora_redis.bench import systems, workload
 from luminora_redis.bench.report import table
-from luminora_redis.scripts import Call
-from luminora_redis.sessions import encode_messages
-from luminora_redis.sync_store import SyncSessionStore
+from luminora_redis.core.scripts import Call
+from luminora_redis.io.sync_store import SyncSessionStore
+from luminora_redis.ops.sessions import encode_messages
 
 PREFIX = "benchscript"
 BATCH = 200

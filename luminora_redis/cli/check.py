@@ -40,9 +40,9 @@ from luminora_redis.cli.common import (
     make_client,
     primaries,
 )
-from luminora_redis.models import FindingCode
-from luminora_redis.notifications import EXPIRED_FLAGS, NOTIFY_CONFIG, merged_flags
-from luminora_redis.sync_store import SyncSessionStore
+from luminora_redis.core.models import FindingCode
+from luminora_redis.io.sync_store import SyncSessionStore
+from luminora_redis.listener.notifications import EXPIRED_FLAGS, NOTIFY_CONFIG, merged_flags
 
 __all__ = ["check", "run_checks"]
 

@@ -31,9 +31,9 @@ from redis.exceptions import AuthenticationError, RedisClusterException, RedisEr
 from rich.console import Console
 from rich.text import Text
 
-from luminora_redis.errors import ConfigurationError, InvalidInput, InvalidSettings
-from luminora_redis.settings import StoreSettings
-from luminora_redis.sync_store import SyncSessionStore
+from luminora_redis.core.errors import ConfigurationError, InvalidInput, InvalidSettings
+from luminora_redis.core.settings import StoreSettings
+from luminora_redis.io.sync_store import SyncSessionStore
 
 __all__ = [
     "DEFAULT_URL",

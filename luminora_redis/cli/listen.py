@@ -31,10 +31,10 @@ import click
 from redis.asyncio.cluster import RedisCluster
 
 from luminora_redis.cli.common import USAGE, Failure, connection_options, make_client
-from luminora_redis.errors import ConfigurationError
-from luminora_redis.listener import ExpiryListener, ListenerObserver
-from luminora_redis.outages import is_outage
-from luminora_redis.store import SessionStore
+from luminora_redis.core.errors import ConfigurationError
+from luminora_redis.io.store import SessionStore
+from luminora_redis.listener.expiry_listener import ExpiryListener, ListenerObserver
+from luminora_redis.listener.outages import is_outage
 
 __all__ = ["listen", "load_hook"]
 
@@ -119,7 +119,7 @@ def listen(url: str, prefix: str, cluster: bool, buckets: int | None, sweep_inte
     server = None
     if metrics_port is not None:
         try:
-            from luminora_redis.metrics import ListenerMetrics
+            from luminora_redis.listener.metrics import ListenerMetrics
         except ImportError:
             raise Failure("--metrics-port needs prometheus_client; install it with: "
                           "pip install 'luminora-redis[metrics]'", USAGE) from None

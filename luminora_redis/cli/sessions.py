@@ -23,9 +23,9 @@ from luminora_redis.cli.common import (
     literal,
     open_store,
 )
-from luminora_redis.keys import KeySpace
-from luminora_redis.models import IndexedSession
-from luminora_redis.sync_store import SyncSessionStore
+from luminora_redis.core.keys import KeySpace
+from luminora_redis.core.models import IndexedSession
+from luminora_redis.io.sync_store import SyncSessionStore
 
 __all__ = ["sessions"]
 

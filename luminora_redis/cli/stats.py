@@ -25,7 +25,7 @@ from luminora_redis.cli.common import (
     open_store,
     primaries,
 )
-from luminora_redis.sync_store import SyncSessionStore
+from luminora_redis.io.sync_store import SyncSessionStore
 
 __all__ = ["stats"]
 

@@ -25,8 +25,8 @@ from luminora_redis.cli.common import (
     literal,
     open_store,
 )
-from luminora_redis.models import UserSummary
-from luminora_redis.sync_store import SyncSessionStore
+from luminora_redis.core.models import UserSummary
+from luminora_redis.io.sync_store import SyncSessionStore
 
 __all__ = ["users"]
 

@@ -39,12 +39,12 @@ from langchain_core.messages import (
     messages_from_dict,
 )
 
-from luminora_redis.context import Context
-from luminora_redis.errors import ConfigurationError
-from luminora_redis.models import Message, Role
-from luminora_redis.scripts import Call, Op
-from luminora_redis.store import SessionStore
-from luminora_redis.sync_store import SyncSessionStore
+from luminora_redis.core.context import Context
+from luminora_redis.core.errors import ConfigurationError
+from luminora_redis.core.models import Message, Role
+from luminora_redis.core.scripts import Call, Op
+from luminora_redis.io.store import SessionStore
+from luminora_redis.io.sync_store import SyncSessionStore
 
 __all__ = ["LuminoraChatMessageHistory"]
 

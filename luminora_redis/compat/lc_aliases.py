@@ -38,13 +38,13 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from luminora_redis import sessions
-from luminora_redis.codec import unpack
-from luminora_redis.context import Context
-from luminora_redis.errors import InvalidInput
-from luminora_redis.keys import UserKeys
-from luminora_redis.models import Session
-from luminora_redis.scripts import Call, Op
+from luminora_redis.core.codec import unpack
+from luminora_redis.core.context import Context
+from luminora_redis.core.errors import InvalidInput
+from luminora_redis.core.keys import UserKeys
+from luminora_redis.core.models import Session
+from luminora_redis.core.scripts import Call, Op
+from luminora_redis.ops import sessions
 
 __all__ = [
     "Alias",

@@ -13,8 +13,6 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from luminora_redis import sessions
-from luminora_redis.codec import decode_episode, decode_fact, pack, prefix, unpack
 from luminora_redis.compat.lc_aliases import (
     Alias,
     local_iso,
@@ -22,12 +20,14 @@ from luminora_redis.compat.lc_aliases import (
     record_keys,
     resolve_user,
 )
-from luminora_redis.context import Context
-from luminora_redis.errors import InvalidInput, SessionNotFound
-from luminora_redis.memory import MAX_IMPORTANCE
-from luminora_redis.models import EvolutionKind, Message, Sentiment
-from luminora_redis.scripts import Call, Op
-from luminora_redis.validation import check_integer, check_number
+from luminora_redis.core.codec import decode_episode, decode_fact, pack, prefix, unpack
+from luminora_redis.core.context import Context
+from luminora_redis.core.errors import InvalidInput, SessionNotFound
+from luminora_redis.core.models import EvolutionKind, Message, Sentiment
+from luminora_redis.core.scripts import Call, Op
+from luminora_redis.core.validation import check_integer, check_number
+from luminora_redis.ops import sessions
+from luminora_redis.ops.memory import MAX_IMPORTANCE
 
 __all__ = [
     "HISTORY",

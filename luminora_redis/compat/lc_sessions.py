@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from luminora_redis import archive, sessions
-from luminora_redis.codec import pack, prefix, unpack
 from luminora_redis.compat.lc_aliases import (
     Alias,
     alias_keys,
@@ -27,10 +25,12 @@ from luminora_redis.compat.lc_aliases import (
     plain,
     read_alias,
 )
-from luminora_redis.context import Context
-from luminora_redis.errors import InvalidInput, ReplyCode, UnexpectedReply
-from luminora_redis.scripts import Batch, Call, Op
-from luminora_redis.validation import check_number
+from luminora_redis.core.codec import pack, prefix, unpack
+from luminora_redis.core.context import Context
+from luminora_redis.core.errors import InvalidInput, ReplyCode, UnexpectedReply
+from luminora_redis.core.scripts import Batch, Call, Op
+from luminora_redis.core.validation import check_number
+from luminora_redis.ops import archive, sessions
 
 __all__ = [
     "delete_session",

@@ -82,8 +82,8 @@ import math
 from typing import Any
 
 from luminora_redis.compat import lc_memory, lc_sessions
-from luminora_redis.errors import ConfigurationError
-from luminora_redis.store import SessionStore
+from luminora_redis.core.errors import ConfigurationError
+from luminora_redis.io.store import SessionStore
 
 __all__ = ["RedisStorageV11"]
 

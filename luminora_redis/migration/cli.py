@@ -17,11 +17,11 @@ import click
 import redis
 import redis.cluster
 
-from luminora_redis.errors import ConfigurationError, InvalidInput
+from luminora_redis.core.errors import ConfigurationError, InvalidInput
+from luminora_redis.io.sync_store import SyncSessionStore
 from luminora_redis.migration.layout import upgrade_layout
 from luminora_redis.migration.luminoracore import MigrationReport, migrate_luminoracore
 from luminora_redis.migration.user_map import load_user_map
-from luminora_redis.sync_store import SyncSessionStore
 
 __all__ = ["migrate"]
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote
 
-from luminora_redis.compaction import compact_user
-from luminora_redis.context import Context
-from luminora_redis.scripts import script_sources
-from luminora_redis.settings import StoreSettings
-from luminora_redis.sync_runner import SyncRunner
+from luminora_redis.core.context import Context
+from luminora_redis.core.scripts import script_sources
+from luminora_redis.core.settings import StoreSettings
+from luminora_redis.io.sync_runner import SyncRunner
+from luminora_redis.ops.compaction import compact_user
 
 __all__ = ["compact_every_archive"]
 

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from luminora_redis import base
-from luminora_redis.errors import ConfigurationError
+from luminora_redis.core.errors import ConfigurationError
+from luminora_redis.io import base
 from luminora_redis.migration.compact import compact_every_archive
 
 __all__ = ["UPGRADES", "LayoutUpgrade", "upgrade_layout"]

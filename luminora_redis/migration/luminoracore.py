@@ -41,9 +41,9 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from luminora_redis.compat.lc_memory import sentiment_of
-from luminora_redis.errors import LuminoraRedisError
+from luminora_redis.core.errors import LuminoraRedisError
+from luminora_redis.io.sync_store import SyncSessionStore
 from luminora_redis.migration.legacy import LegacyRecord, read_legacy
-from luminora_redis.sync_store import SyncSessionStore
 
 __all__ = ["MigrationReport", "migrate_luminoracore", "plain_value"]
 

@@ -12,7 +12,7 @@ import io
 import json
 from pathlib import Path
 
-from luminora_redis.errors import InvalidInput
+from luminora_redis.core.errors import InvalidInput
 
 __all__ = ["load_user_map"]
 

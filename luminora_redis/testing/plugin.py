@@ -29,8 +29,8 @@ from typing import Any, NoReturn, Protocol
 import pytest
 import redis
 
-from luminora_redis.store import SessionStore
-from luminora_redis.sync_store import SyncSessionStore
+from luminora_redis.io.store import SessionStore
+from luminora_redis.io.sync_store import SyncSessionStore
 from luminora_redis.testing.cluster import LocalCluster
 from luminora_redis.testing.local import StartStop, find_redis_server
 from luminora_redis.testing.server import RedisServer

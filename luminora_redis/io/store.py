@@ -1,0 +1,408 @@
+"""SessionStore: the asyncio store, a thin shell over the operations.
+
+Every public method hands one operation generator to ``run``, which sends
+each step through redis-py's asyncio client. ``SyncSessionStore`` mirrors
+this class name for name and signature for signature (a test compares them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+
+from luminora_redis.core.context import Context
+from luminora_redis.core.context_messages import ContextMessage
+from luminora_redis.core.models import (
+    Affinity,
+    ArchivedConversation,
+    ArchiveSummary,
+    DeadlineStats,
+    DeliveryBacklog,
+    Episode,
+    EvolutionEvent,
+    Fact,
+    IndexedSession,
+    Message,
+    Mood,
+    QuarantinedEntry,
+    Sentiment,
+    ServerFinding,
+    Session,
+    SessionView,
+    UserSummary,
+)
+from luminora_redis.core.scripts import Op
+from luminora_redis.core.settings import StoreSettings
+from luminora_redis.io.base import StoreBase, check_flag, claim_layout, client_from_url, store_settings
+from luminora_redis.io.packing import use_hiredis_packing
+from luminora_redis.io.runner import AsyncRunner
+from luminora_redis.io.server_checks import findings_for, policies_async, warn_findings
+from luminora_redis.ops import (
+    archive,
+    compaction,
+    erasure,
+    liveness,
+    memory,
+    outbox,
+    overview,
+    sessions,
+    users,
+)
+from luminora_redis.ops.sessions import MessageLike
+
+__all__ = ["SessionStore"]
+
+T = TypeVar("T")
+
+
+async def close_client(client: aioredis.Redis | RedisCluster) -> None:
+    """Close an asyncio client and its sockets. After a connection error redis-py's
+    ``RedisCluster`` marks itself for re-initialisation, and ``aclose()`` then returns
+    without closing anything: every node is disconnected here as well."""
+    await client.aclose()
+    if isinstance(client, RedisCluster):
+        nodes = [*client.get_nodes(), *client.nodes_manager.startup_nodes.values()]
+        await asyncio.gather(*(node.disconnect() for node in nodes))
+
+
+class SessionStore(StoreBase):
+    """Sessions with native expiry and persistent user memory, for asyncio servers.
+
+    ``SessionStore(client)`` takes a ``redis.asyncio.Redis`` or
+    ``redis.asyncio.cluster.RedisCluster`` made with ``decode_responses=False``;
+    ``SessionStore.from_url(url)`` makes one. Settings are a ``StoreSettings``
+    or its fields as keyword arguments.
+    """
+
+    _client_types = (aioredis.Redis, RedisCluster)
+    _client_kinds = "an asyncio client, redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster"
+    _client_hint = ("a blocking client (redis.Redis) goes to SyncSessionStore; "
+                   "SessionStore.from_url(url) makes the right client")
+
+    def __init__(self, client: aioredis.Redis | RedisCluster,
+                 settings: StoreSettings | None = None, *, autopipeline: bool = True,
+                 **overrides: Any) -> None:
+        check_flag(autopipeline, "autopipeline")
+        super().__init__(client, settings, **overrides)
+        self._lock: asyncio.Lock | None = None
+        self._runner = AsyncRunner(client, self._scripts, autopipeline=autopipeline)
+
+    @classmethod
+    def from_url(cls, url: str, *, cluster: bool = False, settings: StoreSettings | None = None,
+                 autopipeline: bool = True, **overrides: Any) -> SessionStore:
+        """A store with its own client for ``url`` (a cluster client with ``cluster=True``);
+        ``aclose()`` closes it. Connection failures are retried three times with jittered
+        backoff (so pooled connections survive a Redis restart), then raised. With hiredis
+        installed, commands are packed by hiredis (see ``luminora_redis.io.packing``).
+        By default the calls that concurrent tasks make while others are out go as one
+        pipelined write (see ``luminora_redis.io.autopipeline``); a lone call goes out at once.
+        ``autopipeline=False`` sends every call on its own pooled connection."""
+        settings = store_settings(settings, overrides)
+        check_flag(cluster, "cluster")
+        check_flag(autopipeline, "autopipeline")
+        client: aioredis.Redis | RedisCluster = (
+            client_from_url(RedisCluster.from_url, url) if cluster else client_from_url(
+                aioredis.Redis.from_url, url,
+                retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=1.0), 3)))
+        if not cluster:
+            use_hiredis_packing(client)  # type: ignore[arg-type]
+        store = cls(client, settings, autopipeline=autopipeline)
+        store._owns_client = True
+        return store
+
+    @property
+    def runner(self) -> AsyncRunner:
+        """What sends this store's script calls (for listeners and benchmarks)."""
+        return self._runner
+
+    async def aclose(self) -> None:
+        """Close the client if this store made it (``from_url``), sockets included."""
+        await self._runner.aclose()
+        if self._owns_client:
+            await close_client(self._client)
+
+    async def __aenter__(self) -> SessionStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- driving operations ---------------------------------------------------
+
+    async def context(self) -> Context:
+        """The key layout and settings, agreed with Redis on first use (one round trip)."""
+        if self._ctx is None:
+            if self._lock is None:
+                self._lock = asyncio.Lock()
+            async with self._lock:
+                if self._ctx is None:
+                    ctx = await self._runner.drive(claim_layout(self._settings, self._cluster))
+                    warn_findings(await self.check_server())
+                    self._ctx = ctx
+        return self._ctx
+
+    async def run(self, operation: Callable[..., Op[T]], *args: Any) -> T:
+        """Run one operation of ``sessions``, ``memory`` or ``archive`` with this store's
+        context, e.g. ``await store.run(archive.scan_due, None, False, 500)``."""
+        ctx = self._ctx or await self.context()
+        return await self._runner.drive(operation(ctx, *args))
+
+
+    # -- sessions ---------------------------------------------------------------
+
+    async def create_session(self, user_id: str, personality_name: str,
+                             session_config: dict[str, Any] | None = None) -> str:
+        """Start a session for a persistent user; returns a new unguessable session id.
+
+        ``session_config``: ``ttl`` (absolute lifetime, s), ``max_idle`` (sliding
+        idle timeout, s), ``auto_cleanup`` (archive automatically on expiry).
+        """
+        return await self.run(sessions.create_session, user_id, personality_name, session_config)
+
+    async def get_session(self, session_id: str) -> Session | None:
+        """The live session, or None. A peek: it does not slide the idle deadline."""
+        return await self.run(sessions.get_session, session_id)
+
+    async def touch(self, session_id: str) -> bool:
+        """Slide the idle deadline; False (nothing written) when the session is not live."""
+        return await self.run(sessions.touch, session_id)
+
+    async def is_session_expired(self, session_id: str) -> bool:
+        """True unless the session is live. A peek."""
+        return await self.run(sessions.is_session_expired, session_id)
+
+    async def append_message(self, session_id: str, role: str, content: str,
+                             metadata: dict[str, Any] | None = None) -> Message:
+        """Append one message and slide the idle deadline; returns it as stored.
+
+        Raises SessionExpired (nothing written) when the session has expired.
+        """
+        stored = await self.run(sessions.append_messages, session_id,
+                                 [(role, content, metadata)])
+        return stored[0]
+
+    async def append_messages(self, session_id: str,
+                              messages: Iterable[MessageLike]) -> list[Message]:
+        """Append several messages atomically and slide the idle deadline."""
+        return await self.run(sessions.append_messages, session_id, messages)
+
+    async def get_history(self, session_id: str, last: int | None = None) -> list[Message]:
+        """The last ``last`` messages (the whole conversation when None), oldest first;
+        slides the idle deadline. Read in pages of at most ``page_size`` messages."""
+        return await self.run(sessions.get_history, session_id, last)
+
+    async def chat_turn(self, session_id: str, messages: Iterable[MessageLike],
+                        last: int = 10) -> list[ContextMessage]:
+        """The hot path, one round trip: append the turn's messages, slide the idle
+        deadline and return the last ``last`` messages, oldest first, as light
+        ``ContextMessage`` objects (``to_message()`` gives the pydantic ``Message``).
+        (More than one page or than ``max_history`` messages are read in pages after
+        the turn.)"""
+        return await self.run(sessions.chat_turn, session_id, messages, last)
+
+    async def list_user_sessions(self, user_id: str) -> list[Session]:
+        """The user's live sessions, oldest first, read in pages of at most ``page_size``
+        (by creation time and id: sessions ending or starting meanwhile shift no page)."""
+        return await self.run(sessions.list_user_sessions, user_id)
+
+    async def save_mood(self, session_id: str, mood: str, intensity: float = 0.5) -> Mood:
+        """Set the personality's mood in a live session (does not slide the deadline)."""
+        return await self.run(sessions.save_mood, session_id, mood, intensity)
+
+    async def get_mood(self, session_id: str) -> Mood | None:
+        """The session's mood, or None when unset or the session is not live."""
+        return await self.run(sessions.get_mood, session_id)
+
+    # -- ending sessions and the archive --------------------------------------
+
+    async def end_session(self, session_id: str) -> bool:
+        """Explicit logout: archive the session now. False when it was already gone."""
+        return await self.run(archive.end_session, session_id)
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Remove the session and its history without archiving. False when already gone."""
+        return await self.run(archive.delete_session, session_id)
+
+    async def get_expired_sessions(self, limit: int = 1000) -> list[str]:
+        """Ids of sessions that have expired and are not archived yet, at most ``limit``."""
+        return await self.run(archive.get_expired_sessions, limit)
+
+    async def cleanup_expired_sessions(self) -> int:
+        """Archive every expired session now (auto_cleanup or not); returns how many."""
+        return await self.run(archive.cleanup_expired_sessions)
+
+    async def get_archived_conversations(self, user_id: str, limit: int | None = 20,
+                                         before: str | None = None) -> list[ArchivedConversation]:
+        """The user's archived conversations, newest first: at most ``limit`` (100 at most,
+        also when None). For the next page pass ``before``, the session id of the last
+        conversation of this one."""
+        return await self.run(archive.get_archived_conversations, user_id, limit, before)
+
+
+    # -- user memory ------------------------------------------------------------
+
+    async def update_affinity(self, user_id: str, personality_name: str, points_delta: int,
+                              interaction_type: str | None = None) -> Affinity:
+        """Add (or subtract) integer points atomically, never below 0; logs the change."""
+        return await self.run(memory.update_affinity, user_id, personality_name, points_delta,
+                               interaction_type)
+
+    async def get_affinity(self, user_id: str, personality_name: str) -> Affinity | None:
+        """The user's affinity with one personality, or None before the first update."""
+        return await self.run(memory.get_affinity, user_id, personality_name)
+
+    async def get_affinities(self, user_id: str) -> list[Affinity]:
+        """The user's affinity with every personality, by personality name."""
+        return await self.run(memory.get_affinities, user_id)
+
+    async def save_fact(self, user_id: str, category: str, key: str, value: Any,
+                        confidence: float = 1.0) -> Fact:
+        """Remember (or replace) a fact about the user; ``value`` is plain data."""
+        return await self.run(memory.save_fact, user_id, category, key, value, confidence)
+
+    async def get_facts(self, user_id: str, category: str | None = None) -> list[Fact]:
+        """The user's facts, all or of one category, by category then key."""
+        return await self.run(memory.get_facts, user_id, category)
+
+    async def delete_fact(self, user_id: str, category: str, key: str) -> bool:
+        """Forget a fact; False when there was none."""
+        return await self.run(memory.delete_fact, user_id, category, key)
+
+    async def save_episode(self, user_id: str, episode_type: str, title: str, summary: str,
+                           importance: float = 5.0, sentiment: Sentiment | str = Sentiment.NEUTRAL,
+                           personality_name: str | None = None) -> Episode:
+        """Remember an episode; ``importance`` from 0 to 10."""
+        return await self.run(memory.save_episode, user_id, episode_type, title, summary,
+                               importance, sentiment, personality_name)
+
+    async def get_episodes(self, user_id: str, min_importance: float | None = None,
+                           limit: int | None = None) -> list[Episode]:
+        """The user's episodes, highest importance first (all when ``limit`` is None),
+        read in pages of at most ``page_size`` by (importance, id), so an episode saved
+        or deleted meanwhile never makes the list skip or repeat another."""
+        return await self.run(memory.get_episodes, user_id, min_importance, limit)
+
+    async def record_trait(self, user_id: str, personality_name: str, trait: str,
+                           value: float | str, reason: str | None = None) -> EvolutionEvent:
+        """Log a caller-defined change of a personality trait in the user's evolution."""
+        return await self.run(memory.record_trait, user_id, personality_name, trait, value,
+                               reason)
+
+    async def get_evolution(self, user_id: str, personality_name: str | None = None,
+                            limit: int | None = None,
+                            after: int | None = None) -> list[EvolutionEvent]:
+        """The user's evolution log (of one personality when given), oldest first: the
+        newest ``limit`` records (1000 when None), or with ``after`` (a sequence number)
+        the oldest ``limit`` records after it, which pages forward through the log."""
+        return await self.run(memory.get_evolution, user_id, personality_name, limit, after)
+
+    # -- users ------------------------------------------------------------------
+
+    async def get_user(self, user_id: str) -> UserSummary | None:
+        """First and last visit and how much is kept of each kind of data; None for a
+        user of whom nothing is stored."""
+        return await self.run(users.get_user, user_id)
+
+    async def export_user(self, user_id: str) -> dict[str, Any]:
+        """Everything kept about one user, JSON-serializable: the user record, affinity per
+        personality, facts, episodes, the evolution log, sessions not yet archived with their
+        messages, and archived conversations with theirs.
+
+        It reads in bounded pages (a script call per page), so a heavy user never stalls
+        Redis; taken while the user is active, each page is consistent but the whole is not
+        one atomic snapshot. An unknown user exports as ``"user": None`` with empty lists.
+        """
+        return await self.run(users.export_user, user_id)
+
+    async def erase_user(self, user_id: str) -> int:
+        """Erase every key of one user; returns how many keys were removed.
+
+        That is the user's sessions (live or expired, with their histories, overflow,
+        segments and meta), the archived conversations, the user's memory, every index
+        entry (the bucket's deadline indexes, the user's session set) and any pending,
+        retried or quarantined delivery or sweep entry of the user's sessions. Nothing of
+        any other user changes.
+
+        Each session goes in one atomic step with its session hash and meta hash: a
+        ``chat_turn`` racing the erase runs before it (and is erased) or after it (and
+        raises ``SessionNotFound``), and no listener can archive an erased session
+        afterwards. Work is chunked (at most 100 sessions or conversations per script
+        call). A crash halfway leaves some sessions or conversations erased and the rest,
+        with the user's memory, intact and still indexed: running ``erase_user`` again
+        completes the erase. Sessions started while it runs are erased too; one started
+        after it returned is a new visit.
+        """
+        return await self.run(erasure.erase_user, user_id)
+
+    async def get_archived_conversation(self, user_id: str,
+                                        session_id: str) -> ArchivedConversation | None:
+        """One archived conversation of the user with all its messages (read in pages), or
+        None when the user has no such conversation."""
+        return await self.run(users.get_archived_conversation, user_id, session_id)
+
+    async def list_archive(self, user_id: str, limit: int | None = 20) -> list[ArchiveSummary]:
+        """The user's archived conversations without their messages, newest first (all when
+        ``limit`` is None), read in pages of at most ``page_size``."""
+        return await self.run(users.archive_summaries, user_id, limit)
+
+    async def compact_archives(self, user_id: str) -> int:
+        """Compress the user's archived conversations that are still message lists (archived
+        with ``compress_archives=False``, or by an older version) into zstd frames; how many
+        lists or list pairs it replaced. Reads return the same conversations either way."""
+        return await self.run(compaction.compact_archives, user_id)
+
+    async def delete_episode(self, user_id: str, episode_id: str) -> bool:
+        """Forget one episode; False when the user had no such episode."""
+        return await self.run(users.delete_episode, user_id, episode_id)
+
+    async def list_sessions(self, user_id: str | None = None,
+                            expiring_within: float | None = None,
+                            limit: int = 50) -> list[IndexedSession]:
+        """Sessions not yet archived with their deadlines, earliest deadline first: from the
+        per-bucket deadline indexes, or the user's session set with ``user_id`` (its oldest
+        10,000 sessions, read in pages); only those ending within ``expiring_within``
+        seconds (or already overdue) when given. ``limit``: 1 to 10,000."""
+        return await self.run(overview.list_sessions, user_id, expiring_within, limit)
+
+    async def peek_session(self, session_id: str, last: int = 10) -> SessionView | None:
+        """A session not yet archived (live or overdue) with its newest ``last`` messages
+        (at most 10,000), without sliding its idle deadline; None when there is no such
+        session. ``message_count`` counts the whole conversation, segments included."""
+        return await self.run(overview.peek_session, session_id, last)
+
+    async def deadline_stats(self, window: float = 60.0) -> DeadlineStats:
+        """Sessions not yet archived, overdue ones, those ending within ``window`` seconds and
+        the oldest overdue deadline, from every bucket's deadline indexes."""
+        return await self.run(overview.deadline_stats, window)
+
+    async def archive_expired(self, limit: int = 100) -> int:
+        """Archive up to ``limit`` overdue sessions now (auto_cleanup or not), like
+        ``cleanup_expired_sessions`` in bounded steps; how many this call archived."""
+        return await self.run(overview.archive_expired, limit)
+
+    # -- operations -------------------------------------------------------------
+
+    async def delivery_backlog(self) -> DeliveryBacklog:
+        """Deliveries to ``on_archived`` waiting in the outbox: how many, the oldest one's
+        age, and how many were quarantined."""
+        return await self.run(outbox.delivery_backlog)
+
+    async def list_quarantined(self, limit: int = 100) -> list[QuarantinedEntry]:
+        """Quarantined deliveries and sweep entries, earliest first; their data is kept."""
+        return await self.run(outbox.list_quarantined, limit)
+
+    async def live_listeners(self, delivering: bool = False) -> list[str]:
+        """Names of the listeners running now (their heartbeat has not lapsed); with
+        ``delivering``, only those that deliver to an ``on_archived`` hook."""
+        return await self.run(liveness.live_listeners, 1000, delivering)
+
+    async def check_server(self) -> list[ServerFinding]:
+        """Server settings that endanger the data (``maxmemory-policy`` of every primary);
+        the store logs them once at first use."""
+        return findings_for(await policies_async(self._client))

@@ -1,0 +1,327 @@
+"""Deliveries of archived conversations to the ``on_archived`` sink, from the outbox.
+
+Every archive records its delivery in its bucket's outbox in the same atomic
+step (``archive_session.lua``), so whatever archived it, any running listener
+delivers it: it finds due deliveries (a full scan every interval, the next
+due times in between, and at once for what this listener archived), takes a
+lease on each (``claim_delivery.lua``), calls the hook in a bounded pool of
+workers, then acknowledges it, or reschedules it with capped exponential
+backoff, quarantining it after ``max_attempts`` when that is set. A listener
+that dies mid-delivery leaves a lease that lapses; then another listener, or
+the next one to start, delivers again. Deliveries are therefore at least
+once, each with the conversation's stable ``idempotency_key``.
+
+A hook call that overruns ``hook_timeout`` is abandoned (cancelled, and no
+longer awaited) and counts as a failed attempt, so its worker is free at once:
+no number of hung calls stops the other deliveries. A failure before the hook
+(the archive cannot be read) counts as an attempt too; a delivery whose body
+cannot be read is quarantined at once, since no retry can read it. Redis being
+unreachable or refusing is an outage, never a failed attempt: the delivery's
+lease lapses and it is tried again. Once the sink has acknowledged a delivery,
+the user's ``archive_retention`` is applied (it never trims an archive whose
+delivery is pending).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from luminora_redis.core.context import Context
+from luminora_redis.core.models import ArchivedConversation, DeliveryBacklog
+from luminora_redis.core.scripts import Op
+from luminora_redis.io.store import SessionStore
+from luminora_redis.listener.outages import Outage, backoff, call, is_outage
+from luminora_redis.listener.schedule import DeadlineSchedule
+from luminora_redis.ops import archive, outbox
+
+__all__ = ["Deliveries", "OnArchived", "retry_delay"]
+
+logger = logging.getLogger("luminora_redis.listener")
+
+OnArchived = Callable[[ArchivedConversation], Awaitable[None] | None]
+
+
+class HookTimeout(Exception):
+    """An ``on_archived`` call did not return within ``hook_timeout``: abandoned."""
+
+
+class HookFailed(Exception):
+    """An ``on_archived`` call raised (its error is the cause): a failed attempt, never an
+    outage of ours, even when the sink's own Redis refused it."""
+
+MIN_GAP = 0.002
+BACKLOG_EVERY = 5.0  # seconds between backlog reports to the observer
+
+
+def retry_delay(attempts: int, base: float, cap: float) -> float:
+    """Seconds before the next attempt after ``attempts`` failed ones: doubling, capped."""
+    return min(cap, base * 2 ** max(0, min(attempts - 1, 60)))
+
+
+def _read_one(ctx: Context, user_id: str, session_id: str) -> Op[ArchivedConversation | None]:
+    """The archived conversation the hook receives, or None when it is gone."""
+    found: ArchivedConversation | None = yield from archive.read_archived_conversation(
+        ctx, user_id, session_id)
+    return found
+
+
+class Deliveries:
+    """Delivers the outbox to one hook with ``workers`` concurrent calls.
+
+    A plain hook runs on the event loop (it must not block, and cannot be timed
+    out); an async one is awaited by its worker for at most ``hook_timeout``
+    seconds (None: no limit). ``observer`` gets ``delivered``,
+    ``delivery_failed`` and ``backlog`` calls when it has those methods.
+    ``outage(what, holds)`` makes the `Outage` each loop waits outages out with (the
+    workers' do not hold the listener's outage: the scan loop's does).
+    """
+
+    def __init__(self, store: SessionStore, hook: OnArchived, *, interval: float, workers: int,
+                 lease: float, backoff_base: float, backoff_cap: float,
+                 max_attempts: int | None, hook_timeout: float | None = None,
+                 observer: Any = None, on_error: Callable[[], None] = lambda: None,
+                 outage: Callable[[str, bool], Outage] | None = None) -> None:
+        self._store = store
+        self._hook = hook
+        self._interval = interval
+        self._workers = workers
+        self._lease_ms = max(1, int(lease * 1000))
+        self._base = backoff_base
+        self._cap = backoff_cap
+        self._max_attempts = max_attempts
+        self._observer = observer
+        self._on_error = on_error
+        self._hook_timeout = hook_timeout
+        self._new_outage = outage or (lambda what, holds: Outage(what, on_error=on_error))
+        self._abandoned: set[asyncio.Future[Any]] = set()  # hook calls that overran
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue(4 * workers)
+        self._inflight: set[str] = set()
+        self._schedule = DeadlineSchedule()
+        self._wake = asyncio.Event()
+        self.delivered = 0
+        self.failed = 0
+        self.quarantined = 0
+
+    def _report(self, name: str, *args: Any) -> None:
+        method = getattr(self._observer, name, None)
+        if method is not None:
+            method(*args)
+
+    def offer(self, session_id: str) -> None:
+        """A delivery this listener just recorded: try it now if a worker has room."""
+        if session_id in self._inflight:
+            return
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(session_id)
+            self._inflight.add(session_id)
+
+    async def run(self, stop: asyncio.Event, grace: float) -> None:
+        """Scan and deliver until ``stop`` is set; in-flight deliveries then get ``grace``
+        seconds to finish before they are cancelled (their leases lapse)."""
+        delivering = self._new_outage("delivering archives", False)
+        workers = [asyncio.create_task(self._worker(delivering), name=f"delivery worker {n}")
+                   for n in range(self._workers)]
+        try:
+            await self._scan_loop(stop)
+        finally:
+            while not self._queue.empty():
+                self._inflight.discard(self._queue.get_nowait() or "")
+            for _ in workers:
+                self._queue.put_nowait(None)
+            try:
+                await asyncio.wait(workers, timeout=grace)
+            finally:
+                for worker in workers:
+                    worker.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+                for call_ in self._abandoned:
+                    call_.cancel()
+                self._inflight.clear()
+
+    def wake(self) -> None:
+        """End the scan loop's pause (to stop, or to scan now)."""
+        self._wake.set()
+
+    async def _scan_loop(self, stop: asyncio.Event) -> None:
+        clock = asyncio.get_running_loop().time
+        outage = self._new_outage("scanning the outbox", True)
+        next_full = next_backlog = 0.0
+        while not stop.is_set():
+            full = clock() >= next_full
+            leftover = False
+            try:
+                if full:
+                    leftover = await self._scan(None)
+                    next_full = clock() + self._interval
+                elif due := self._schedule.take_due(time.time() * 1000):
+                    leftover = await self._scan(due)
+                if self._observer is not None and clock() >= next_backlog:
+                    next_backlog = clock() + BACKLOG_EVERY
+                    self._report("backlog", await self.backlog())
+            except Exception as error:
+                self._schedule.forget()
+                next_full = 0.0
+                await self._pause(outage.failed(error, unexpected=not is_outage(error)))
+                continue
+            outage.recovered()
+            if leftover:
+                # Due deliveries were left in the outbox (the queue was full, or a bucket
+                # held more than one scan takes): scan again as soon as a worker has room,
+                # not at the next full scan.
+                next_full = clock()
+                await self._pause(self._interval)
+                continue
+            await self._pause(self._schedule.pause(next_full - clock(), time.time() * 1000, MIN_GAP))
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    async def backlog(self) -> DeliveryBacklog:
+        return await call(self._store, outbox.delivery_backlog)
+
+    async def _scan(self, buckets: list[int] | None) -> bool:
+        """Queue the due deliveries of ``buckets`` (all when None); whether some due ones
+        were left in the outbox."""
+        scanned = buckets if buckets is not None else range(
+            (await self._store.context()).keys.buckets)
+        scan = await call(self._store, outbox.scan_due_deliveries, scanned, 4 * self._workers)
+        self._schedule.learn(scan, scanned, time.time() * 1000)
+        for session_id in scan.session_ids:
+            if self._queue.full():
+                return True  # the rest waits for room; leases are taken only by workers
+            self.offer(session_id)
+        return scan.more
+
+    async def _worker(self, outage: Outage) -> None:
+        while (session_id := await self._queue.get()) is not None:
+            try:
+                await self._deliver(session_id)
+            except Exception as error:
+                # The lease lapses, and the delivery is due again.
+                if is_outage(error):
+                    outage.failed(error)
+                else:
+                    self._on_error()
+                    logger.exception("delivery of session %s failed; it is retried when its "
+                                     "lease lapses", session_id)
+            else:
+                outage.recovered()
+            finally:
+                self._inflight.discard(session_id)
+                self._wake.set()  # room for more
+
+    async def _deliver(self, session_id: str) -> None:
+        delivery = await call(self._store, outbox.claim_delivery, session_id, self._lease_ms)
+        if delivery is None:
+            return
+        if delivery.unreadable:
+            self.quarantined += 1
+            self._on_error()
+            logger.error("the outbox entry of session %s could not be read: quarantined "
+                         "(list_quarantined() lists it)", session_id)
+            return
+        try:
+            conversation = await call(self._store, _read_one, delivery.user_id, session_id)
+        except Exception as error:
+            if is_outage(error):
+                raise
+            await self._retry(session_id, delivery.attempts, error)
+            return
+        if conversation is None:
+            logger.warning("session %s of user %r: its archive is gone (the user was erased); "
+                           "delivery dropped", session_id, delivery.user_id)
+            await self._settle(outbox.ack_delivery, session_id)
+            return
+        try:
+            await self._call_hook(conversation)
+        except (HookFailed, HookTimeout) as error:
+            await self._retry(session_id, delivery.attempts, error)
+            return
+        await self._settle(outbox.ack_delivery, session_id)
+        self.delivered += 1
+        self._report("delivered", delivery.attempts)
+        # Retention waits for the sink: now this archive may go.
+        try:
+            await self._settle(archive.trim_to_retention, delivery.user_id)
+        except Exception as error:
+            logger.warning("trimming the archive of user %r to its retention failed (%r); "
+                           "the next acknowledged delivery or archive of the user trims it",
+                           delivery.user_id, error)
+
+    async def _call_hook(self, conversation: ArchivedConversation) -> None:
+        """Call the hook; HookFailed with its error, HookTimeout when it overran."""
+        try:
+            result = self._hook(conversation)
+            if not inspect.isawaitable(result):
+                return
+            pending = asyncio.ensure_future(result)
+        except Exception as error:
+            raise HookFailed(repr(error)) from error
+        try:
+            done, _ = await asyncio.wait({pending}, timeout=self._hook_timeout)
+        except asyncio.CancelledError:
+            pending.cancel()
+            raise
+        if not done:
+            # Abandoned: cancelled, and not awaited, in case it ignores cancellation.
+            pending.cancel()
+            self._abandoned.add(pending)
+            pending.add_done_callback(self._forget_abandoned)
+            raise HookTimeout(f"on_archived did not return within {self._hook_timeout} s "
+                              f"(hook_timeout); abandoned")
+        failure = pending.exception()
+        if failure is not None:
+            raise HookFailed(repr(failure)) from failure
+
+    def _forget_abandoned(self, call_: asyncio.Future[Any]) -> None:
+        self._abandoned.discard(call_)
+        if not call_.cancelled():
+            call_.exception()  # retrieved: an abandoned call's error is no one's to raise
+
+    async def _settle(self, operation: Callable[..., Op[Any]], *args: Any) -> Any:
+        """Run a write that follows a hook call, retrying outages for up to half the
+        lease: a lost acknowledgement means a second delivery, a lost reschedule a
+        wait for the lease. Raises the last outage after that."""
+        delays, failures = backoff(cap=1.0), 0
+        give_up = asyncio.get_running_loop().time() + self._lease_ms / 2000
+        while True:
+            try:
+                return await call(self._store, operation, *args)
+            except Exception as error:
+                if not is_outage(error):
+                    raise
+                delay = delays.compute(failures)
+                failures += 1
+                if asyncio.get_running_loop().time() + delay > give_up:
+                    raise
+                await asyncio.sleep(delay)
+
+    async def _retry(self, session_id: str, attempts: int, error: Exception) -> None:
+        self.failed += 1
+        self._on_error()
+        self._report("delivery_failed")
+        delay = retry_delay(attempts, self._base, self._cap)
+        outcome = await self._settle(outbox.retry_delivery, session_id, int(delay * 1000),
+                                     self._max_attempts)
+        if outcome == "retry":
+            # Offered again when due (a hair late: claiming early finds it not due).
+            asyncio.get_running_loop().call_later(delay + 0.005, self.offer, session_id)
+        cause = error.__cause__ if isinstance(error, HookFailed) else error
+        what = "on_archived failed" if isinstance(error, (HookFailed, HookTimeout)) else \
+            "reading the archive to deliver failed"
+        if outcome == "quarantined":
+            self.quarantined += 1
+            logger.error("%s for session %s, attempt %d of %d: delivery quarantined "
+                         "(list_quarantined() lists it)", what, session_id, attempts,
+                         self._max_attempts, exc_info=cause)
+        else:
+            logger.error("%s for session %s (attempt %d); retrying in %.2f s", what,
+                         session_id, attempts, delay, exc_info=cause)

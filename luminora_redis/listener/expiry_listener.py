@@ -1,0 +1,425 @@
+"""ExpiryListener: every expired session reaches its user's archive exactly once, and every
+archive reaches the ``on_archived`` sink at least once.
+
+It runs the keyspace-notification fast path (`subscriptions`), the sweeper
+that guarantees it (`sweeper`), the delivery of the outbox to the sink
+(`deliveries`) and a heartbeat. How the parts fit, and why, is in
+docs/listener.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from typing import Any
+
+from redis import exceptions as redis_errors
+
+from luminora_redis.core.errors import ConfigurationError, InvalidSettings
+from luminora_redis.io.store import SessionStore
+from luminora_redis.listener import heartbeat as heartbeats
+from luminora_redis.listener.deliveries import Deliveries, OnArchived
+from luminora_redis.listener.live_state import LiveState
+from luminora_redis.listener.notifications import FlagKeeper
+from luminora_redis.listener.outages import Outage, call, is_outage
+from luminora_redis.listener.settings import ListenerObserver, ListenerSettings
+from luminora_redis.listener.subscriptions import subscription_for
+from luminora_redis.listener.sweeper import Sweeper
+from luminora_redis.ops import archive
+
+__all__ = ["NOTIFICATION", "SWEEP", "ExpiryListener", "ListenerObserver", "ListenerSettings",
+           "OnArchived"]
+
+logger = logging.getLogger("luminora_redis.listener")
+
+#: The ``path`` an archive took: a keyspace notification, or the sweeper.
+NOTIFICATION = "notification"
+SWEEP = "sweep"
+
+_WORKERS = 8  # concurrent archives of notified sessions
+_QUEUE_SIZE = 10_000  # notified sessions waiting for a worker; the reader waits when full
+_STOP_GRACE = 5.0  # seconds in-flight archives and deliveries get to finish on stop
+
+class ExpiryListener:
+    """Archives expired sessions of one store and delivers archives to ``on_archived``.
+
+    ``on_archived`` is a plain or async callable receiving each
+    ``ArchivedConversation`` at least once, whichever path archived it (expiry,
+    sweep, ``end_session``, ``cleanup_expired_sessions``), with a stable
+    ``idempotency_key``; a plain one runs on the event loop and must not block.
+    ``settings`` is a `ListenerSettings`, or its fields as keywords.
+    """
+
+    def __init__(self, store: SessionStore, settings: ListenerSettings | None = None, *,
+                 on_archived: OnArchived | None = None,
+                 observer: ListenerObserver | None = None, **overrides: Any) -> None:
+        if not isinstance(store, SessionStore):
+            raise ConfigurationError(f"ExpiryListener needs the asyncio SessionStore, not "
+                                     f"{type(store).__name__}")
+        if on_archived is not None and not callable(on_archived):
+            raise InvalidSettings(f"on_archived must be callable, not {on_archived!r}")
+        if settings is not None and not isinstance(settings, ListenerSettings):
+            raise InvalidSettings(f"settings must be a ListenerSettings, not "
+                                  f"{type(settings).__name__}")
+        base = settings.model_dump(exclude_unset=True) if settings is not None else {}
+        self.settings = ListenerSettings.model_validate({**base, **overrides})
+        self._store = store
+        self._on_archived = on_archived
+        self._observer = observer
+        self.name = self.settings.name or f"{socket.gethostname()}:{os.getpid()}"
+        self._state = LiveState(self.name, lambda: self._sweeper.wake.set(), observer)
+        #: Set once the listener is subscribed and a sweep after that has completed.
+        self.started = self._state.started
+        #: Set while live: subscribed, in no outage and caught up (see ``live_state``).
+        self.live = self._state.live
+        self._stop = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._stopped.set()
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue(_QUEUE_SIZE)
+        self._inflight: set[str] = set()  # sessions this listener is archiving or has queued
+        self._subscriptions = 0  # subscriptions established, the first included
+        self._subscribed: Outage | None = None  # the notification subscription's outages
+        self._flags = FlagKeeper(store.client, self.name)
+        self._archived = {NOTIFICATION: 0, SWEEP: 0}
+        self._errors = 0
+        self._reconnects = 0
+        self._sweeper = self._new_sweeper()
+        self._deliveries: Deliveries | None = None
+
+    def _new_sweeper(self) -> Sweeper:
+        s = self.settings
+        return Sweeper(self._store, interval=s.sweep_interval, batch=s.sweep_batch,
+                       max_failures=s.sweep_max_failures, lease=s.lease,
+                       owner=f"{self.name}#{secrets.token_hex(4)}",
+                       archive=lambda sid: self._archive(sid, SWEEP), inflight=self._inflight,
+                       mark=self._state.mark, on_full_sweep=self._swept,
+                       on_error=self._count_error,
+                       outage=self._outage)
+
+    # -- counters ----------------------------------------------------------------
+
+    @property
+    def archived(self) -> int:
+        """Sessions this listener archived, by either path."""
+        return sum(self._archived.values())
+
+    @property
+    def archived_by_path(self) -> dict[str, int]:
+        """Sessions this listener archived, by ``notification`` and ``sweep``."""
+        return dict(self._archived)
+
+    @property
+    def sweeps(self) -> int:
+        """Completed full sweep passes (only the sweep lease's holder sweeps every
+        interval; the others sweep at start and after a reconnect)."""
+        return self._sweeper.sweeps
+
+    @property
+    def sweeping(self) -> bool:
+        """Whether this listener held the sweep lease when it last asked: it runs the
+        periodic full sweeps of its key prefix."""
+        return self._sweeper.holds_lease
+
+    @property
+    def errors(self) -> int:
+        """Failures logged: lost connections, failed archive calls, failed hooks."""
+        return self._errors
+
+    @property
+    def reconnects(self) -> int:
+        """Times the notification subscription was re-established after a loss."""
+        return self._reconnects
+
+    @property
+    def lives(self) -> int:
+        """Times the listener became live: once at start, then once per reconnect and per
+        outage."""
+        return self._state.lives
+
+    @property
+    def delivered(self) -> int:
+        """Deliveries this listener made to ``on_archived`` and acknowledged."""
+        return self._deliveries.delivered if self._deliveries is not None else 0
+
+    @property
+    def quarantined(self) -> int:
+        """Sweep entries and deliveries this listener quarantined."""
+        deliveries = self._deliveries.quarantined if self._deliveries is not None else 0
+        return self._sweeper.quarantined + deliveries
+
+    async def wait_live(self, after: int = 0) -> int:
+        """Wait until the listener has become live more than ``after`` times (e.g. pass
+        `lives` read before a fault to await the catch-up after the reconnect); returns
+        the count. Bound it with ``asyncio.wait_for``."""
+        return await self._state.wait_live(after)
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Listen, sweep and deliver until `stop` is called or this task is cancelled.
+
+        Redis being unreachable or refusing (OOM, BUSY, LOADING, READONLY, …) is
+        an outage that every loop waits out with bounded, jittered backoff, at
+        start too; `outage` and the observer show it. It raises only on a
+        configuration the store refuses at start (e.g. a layout version), or on a
+        bug that escaped a loop.
+        """
+        if not self._stopped.is_set():
+            raise RuntimeError(f"listener {self.name} is already running")
+        self._stopped.clear()
+        self._state.reset(listening=not self.settings.notifications)
+        try:
+            if await self._start():
+                await self._serve()
+        finally:
+            self._state.reset(listening=False)
+            self._stop.clear()
+            self._stopped.set()
+
+    async def _start(self) -> bool:
+        """Read the keyspace's layout, waiting out outages; False when stopped first."""
+        outage = self._outage("starting the listener")
+        while not self._stop.is_set():
+            try:
+                await self._store.context()
+            except Exception as error:
+                if not is_outage(error):
+                    raise
+                await outage.wait(error, self._stop)
+            else:
+                outage.recovered()
+                return True
+        return False
+
+    async def _serve(self) -> None:
+        s = self.settings
+        beat = heartbeats.beat(self._store, self.name, s.heartbeat_interval, self._stop,
+                               self._outage("the heartbeat"),
+                               delivers=self._on_archived is not None)
+        loops = [asyncio.create_task(self._sweeper.run(self._stop), name=f"{self.name} sweeper"),
+                 asyncio.create_task(beat, name=f"{self.name} heartbeat")]
+        notifier: asyncio.Task[None] | None = None
+        workers: list[asyncio.Task[None]] = []
+        if s.notifications:
+            notifier = asyncio.create_task(self._notification_loop(),
+                                           name=f"{self.name} notifications")
+            archiving = self._outage("archiving notified sessions", holds=False)
+            workers = [asyncio.create_task(self._worker(archiving), name=f"{self.name} worker {n}")
+                       for n in range(_WORKERS)]
+            loops += [notifier, *workers]
+            if s.configure_notifications:
+                kept = self._flags.keep(s.heartbeat_interval, self._stop,
+                                        self._outage("checking the notification flags"),
+                                        listening=lambda: self._state.listening,
+                                        on_restored=self._missed)
+                loops.append(asyncio.create_task(kept,
+                                                 name=f"{self.name} notification flags"))
+        if self._on_archived is not None:
+            self._deliveries = Deliveries(
+                self._store, self._on_archived, interval=s.delivery_interval,
+                workers=s.delivery_workers, lease=s.delivery_lease, hook_timeout=s.hook_limit,
+                backoff_base=s.delivery_backoff, backoff_cap=s.delivery_backoff_cap,
+                max_attempts=s.delivery_max_attempts, observer=self._observer,
+                on_error=self._count_error, outage=self._outage)
+            loops.append(asyncio.create_task(self._deliveries.run(self._stop, _STOP_GRACE),
+                                             name=f"{self.name} deliveries"))
+        stopper = asyncio.create_task(self._stop.wait())
+        logger.info("listener %s running: sweep every %.3f s, notifications %s, deliveries %s",
+                    self.name, s.sweep_interval, "on" if s.notifications else "off",
+                    "on" if self._deliveries is not None else "off (no on_archived)")
+        try:
+            pending: set[asyncio.Task[Any]] = {stopper, *loops}
+            while not stopper.done():
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task is not stopper:
+                        task.result()  # a loop may end by itself; one that fails is a bug
+        finally:
+            await self._shutdown(stopper, notifier, loops, len(workers))
+            logger.info("listener %s stopped: %d archived, %d delivered, %d sweeps, %d errors, "
+                        "%d reconnects, %d outages", self.name, self.archived, self.delivered,
+                        self.sweeps, self._errors, self._reconnects, self.outages)
+
+    async def stop(self) -> None:
+        """Ask `run` to finish and wait until it has; in-flight work completes first."""
+        if self._stopped.is_set():
+            return
+        self._wake_all()
+        await self._stopped.wait()
+
+    def _wake_all(self) -> None:
+        self._stop.set()
+        self._sweeper.wake.set()
+        if self._deliveries is not None:
+            self._deliveries.wake()
+
+    async def _shutdown(self, stopper: asyncio.Task[Any], notifier: asyncio.Task[None] | None,
+                        loops: list[asyncio.Task[None]], workers: int) -> None:
+        """Stop reading notifications, let in-flight work finish, close everything."""
+        self._sweeper.closing = True
+        self._wake_all()
+        stopper.cancel()
+        if notifier is not None:
+            notifier.cancel()
+        finished = {task for task in loops if task.done()}
+        # Queued sessions stay in the deadline index: whoever sweeps next takes them.
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        for _ in range(workers):
+            self._queue.put_nowait(None)
+        try:
+            await asyncio.wait(loops, timeout=_STOP_GRACE + 1)
+        finally:
+            for task in loops:
+                task.cancel()
+            results = await asyncio.gather(stopper, *loops, return_exceptions=True)
+            for task, result in zip(loops, results[1:], strict=True):
+                if task not in finished and isinstance(result, Exception):
+                    logger.error("listener task %s failed while stopping", task.get_name(),
+                                 exc_info=result)
+            await heartbeats.leave(self._store, self.name)
+            self._inflight.clear()
+            self._sweeper.closing = False
+            self._sweeper.wake.clear()
+
+    # -- outages ----------------------------------------------------------------------
+
+    @property
+    def outage(self) -> bool:
+        """Whether some loop of this listener finds Redis unreachable or refusing now;
+        `live` is clear meanwhile, and set again after the catch-up sweep that
+        follows the outage."""
+        return self._state.in_outage
+
+    @property
+    def outages(self) -> int:
+        """Outages this listener waited out or is waiting out (overlapping ones of
+        several loops count once)."""
+        return self._state.outages
+
+    def _outage(self, what: str, holds: bool = True) -> Outage:
+        """A fresh `Outage` for one of this listener's loops. One that ``holds`` is part of
+        the listener's outage: it retries the same call until Redis answers, so it sees the
+        end too. Workers that each try one item (and leave the rest to a loop that does)
+        only log and count theirs."""
+        change = self._state.outage_changed if holds else (lambda what, active: None)
+        return Outage(what, on_error=self._count_error, on_change=change)
+
+    # -- the sweeper and liveness ---------------------------------------------------
+
+    async def sweep_once(self) -> int:
+        """One full sweep: archive every auto_cleanup session whose deadline has passed.
+        Returns how many this call archived; connection errors propagate."""
+        archived = await self._sweeper.sweep_once()
+        if self._observer is not None:
+            self._observer.swept()
+        return archived
+
+    def _swept(self, mark: object) -> None:
+        if self._observer is not None:
+            self._observer.swept()
+        self._state.swept(mark)
+
+    # -- notifications ----------------------------------------------------------------
+
+    async def _notification_loop(self) -> None:
+        outage = self._outage("the notification subscription")
+        self._subscribed = outage
+        subscription = subscription_for(self._store, self.name, self._on_expired,
+                                        self._on_subscribed, self._count_error)
+        while True:
+            try:
+                await subscription.run()
+            except redis_errors.NoPermissionError as error:
+                self._count_error()
+                logger.warning(
+                    "cannot subscribe to expired events (%s): this user needs the channel "
+                    "permission for __keyevent@*__:expired (ACL &__keyevent@*__:expired); "
+                    "archiving through the sweeper only, every %.3f s", error,
+                    self.settings.sweep_interval)
+                outage.recovered()
+                self._state.subscribed()
+                self._sweeper.wake.set()
+                return
+            except Exception as error:
+                # The sweeper covers the gap until the subscription is back.
+                self._state.lost()
+                await outage.wait(error, self._stop, unexpected=not is_outage(error))
+
+    async def _on_subscribed(self) -> None:
+        """The subscription is live (again): merge the flags, then have the sweeper catch
+        up on whatever expired meanwhile."""
+        # A restarted server, or a replica promoted by a failover, lacks our CONFIG SET.
+        if self.settings.configure_notifications:
+            await self._flags.ensure()
+        self._subscriptions += 1
+        self._state.subscribed()
+        if self._subscriptions > 1:
+            self._reconnects += 1
+            if self._observer is not None:
+                self._observer.reconnected()
+            logger.info("listener %s resubscribed to expired events; catching up", self.name)
+        if self._subscribed is not None:
+            self._subscribed.recovered()
+        if self.settings.catch_up:
+            self._sweeper.wake.set()
+        else:
+            self._state.become_live()
+
+    def _missed(self) -> None:
+        """Events may have been missed: catch up before being live again."""
+        self._state.missed()
+        self._sweeper.wake.set()
+
+    async def _on_expired(self, key: str) -> None:
+        ctx = await self._store.context()
+        session_id = ctx.keys.session_id_of_key(key)
+        if session_id is None or session_id in self._inflight:
+            return
+        self._inflight.add(session_id)
+        await self._queue.put(session_id)
+
+    async def _worker(self, outage: Outage) -> None:
+        while (session_id := await self._queue.get()) is not None:
+            try:
+                await self._archive(session_id, NOTIFICATION)
+            except Exception as error:
+                if is_outage(error):
+                    # The session stays due in the deadline index: the sweeper takes it.
+                    outage.failed(error)
+                else:
+                    self._count_error()
+                    logger.exception("archiving session %s failed; the sweeper retries it",
+                                     session_id)
+            else:
+                outage.recovered()
+            finally:
+                self._inflight.discard(session_id)
+
+    # -- archiving ----------------------------------------------------------------
+
+    async def _archive(self, session_id: str, path: str) -> bool:
+        """Archive one expired session; True when this call did. Errors propagate."""
+        archived = await call(self._store, archive.archive_session, session_id, "expire", False)
+        if archived is None:
+            return False
+        lag = max(0.0, time.time() - archived.ended_ms / 1000)
+        self._archived[path] += 1
+        if self._observer is not None:
+            self._observer.archived(path, lag)
+        logger.info("archived session %s of user %r: %s, %d messages, by %s, %.3f s after "
+                    "its deadline", session_id, archived.user_id, archived.reason.value,
+                    archived.message_count, path, lag)
+        if self._deliveries is not None:
+            self._deliveries.offer(session_id)
+        await call(self._store, archive.compress, archived)  # after the offer: off the lag
+        return True
+
+    def _count_error(self) -> None:
+        self._errors += 1
+        if self._observer is not None:
+            self._observer.error()

@@ -1,0 +1,43 @@
+"""A running listener's heartbeat (see ``liveness``): refreshed while it runs,
+removed on a clean stop. The heartbeat only tells operators who runs, so a
+failed beat never stops the listener: it is an outage (or, for anything else,
+an error logged once) that the next interval retries."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from luminora_redis.io.store import SessionStore
+from luminora_redis.listener.outages import Outage, call, is_outage
+from luminora_redis.ops import liveness
+
+__all__ = ["beat", "leave"]
+
+logger = logging.getLogger("luminora_redis.listener")
+
+
+async def beat(store: SessionStore, name: str, interval: float, stop: asyncio.Event,
+               outage: Outage, delivers: bool) -> None:
+    """Say ``name`` is alive (and whether it ``delivers`` to a hook) every ``interval``
+    seconds, for three intervals, until ``stop``."""
+    ttl_ms = int(interval * 3000)
+    while not stop.is_set():
+        try:
+            await call(store, liveness.heartbeat, name, ttl_ms, delivers)
+        except Exception as error:
+            outage.failed(error, unexpected=not is_outage(error))
+        else:
+            outage.recovered()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+
+
+async def leave(store: SessionStore, name: str) -> None:
+    """Remove ``name``'s heartbeat (a clean stop). It never raises: whatever fails only
+    leaves the heartbeat to lapse."""
+    try:
+        await asyncio.wait_for(call(store, liveness.heartbeat, name, 0), 2.0)
+    except Exception as error:
+        logger.debug("listener %s could not remove its heartbeat (%r)", name, error)

@@ -1,0 +1,168 @@
+"""What counts as Redis being unavailable for now, and how a listener's loops wait it out.
+
+An outage is any answer of Redis that says "not now" rather than "this item is
+wrong": a lost connection or a timeout, and every error reply a server gives
+while it cannot serve (``OOM``, ``BUSY``, ``LOADING``, ``READONLY``,
+``MASTERDOWN``, ``NOSCRIPT``, ``TRYAGAIN``, ``CLUSTERDOWN``, ``MISCONF``,
+``NOREPLICAS``, ``NOPERM``, …). `is_outage` tells the two apart. A loop that
+runs for the life of a listener meets an outage through an `Outage`: it backs
+off with jitter, counts every failed attempt, logs one WARNING when the outage
+starts and one when it ends, and tells the listener, which shows it in
+``live`` and its metrics. Anything else is a failure of the one item at hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from redis import exceptions as redis_errors
+from redis.backoff import EqualJitterBackoff
+
+from luminora_redis.core.errors import LuminoraRedisError
+from luminora_redis.core.scripts import Op
+from luminora_redis.io.store import SessionStore
+
+__all__ = ["REFUSALS", "UNAVAILABLE", "Outage", "backoff", "call", "closed_under", "is_outage"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("luminora_redis.listener")
+
+# redis-py raises its own ConnectionError and TimeoutError (BusyLoadingError, while a
+# restarted server loads its data, is a ConnectionError); OSError is whatever the socket
+# layer lets through unwrapped. During a cluster failover a primary's slots are unserved
+# (CLUSTERDOWN, TRYAGAIN) and the client may find no node it can map the slots with
+# (RedisClusterException, SlotNotCoveredError among them).
+UNAVAILABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError,
+               redis_errors.ClusterDownError, redis_errors.TryAgainError,
+               redis_errors.RedisClusterException)
+
+#: Error replies a server gives while it cannot serve, whatever the command: the
+#: first word of the reply. redis-py maps some to classes of their own (below).
+REFUSALS = frozenset({"OOM", "BUSY", "LOADING", "READONLY", "MASTERDOWN", "NOSCRIPT",
+                      "TRYAGAIN", "CLUSTERDOWN", "MISCONF", "NOREPLICAS", "NOPERM", "NOAUTH",
+                      "WRONGPASS", "UNBLOCKED", "NOTBUSY"})
+_REFUSAL_CLASSES = (redis_errors.OutOfMemoryError, redis_errors.ReadOnlyError,
+                    redis_errors.NoScriptError, redis_errors.NoPermissionError,
+                    redis_errors.ExecAbortError)
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether ``error`` says Redis cannot serve for now (a connection lost, a refusal),
+    as opposed to a failure of the request itself. A library error raised for a
+    refusal (its ``__cause__``) counts as the refusal."""
+    if isinstance(error, UNAVAILABLE + _REFUSAL_CLASSES):
+        return True
+    if isinstance(error, redis_errors.ResponseError):
+        return str(error).split(" ", 1)[0] in REFUSALS
+    cause = error.__cause__
+    return isinstance(error, LuminoraRedisError) and cause is not None and is_outage(cause)
+
+
+def closed_under(error: BaseException) -> bool:
+    """Whether ``error`` is the asyncio transport failing because redis-py closed the
+    connection under a command in flight.
+
+    redis-py 8.1 lets that surface as the AttributeError or TypeError of a
+    transport whose internals are gone (``'NoneType' object has no attribute
+    'writelines'``) instead of ConnectionError (redis/redis-py#4287). Its
+    cluster client closes every connection whenever one command meets
+    CLUSTERDOWN or one pipeline a connection error, so during a failover it
+    happens to commands on healthy nodes too.
+    """
+    if not isinstance(error, (AttributeError, TypeError)) or "'NoneType'" not in str(error):
+        return False
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and any(part in frames[-1].filename
+                                for part in ("/redis/", "/asyncio/"))
+
+
+def backoff(cap: float = 5.0) -> EqualJitterBackoff:
+    """Reconnect delays: 25-50 ms at first, doubling, bounded to ``cap`` / 2 to ``cap`` s."""
+    return EqualJitterBackoff(cap=cap, base=0.05)
+
+
+async def call(store: SessionStore, operation: Callable[..., Op[T]], *args: Any) -> T:
+    """Run one store operation; a connection closed under it raises ConnectionError,
+    whatever redis-py let through (see `closed_under`)."""
+    try:
+        return await store.run(operation, *args)
+    except (AttributeError, TypeError) as error:
+        if not closed_under(error):
+            raise
+        raise redis_errors.ConnectionError(
+            f"the connection was closed under the command ({error!r})") from error
+
+
+def describe(error: BaseException) -> str:
+    """One line naming an error: its class and message."""
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+OnChange = Callable[[str, bool], None]
+
+
+class Outage:
+    """One loop's outages: what ``what`` does is retried with backoff while Redis cannot
+    serve, every failed attempt is counted (``on_error``), and the start and the end
+    of each outage are logged once and reported (``on_change(what, active)``).
+
+    ``failed(error)`` returns the delay before the next attempt; ``recovered()``
+    ends the outage, if one was going on. ``unexpected=True`` marks an error that
+    is not an outage but a bug the loop contains: it is logged with its traceback
+    once per run of failures, and retried the same way.
+    """
+
+    def __init__(self, what: str, *, on_error: Callable[[], None] = lambda: None,
+                 on_change: OnChange = lambda what, active: None, cap: float = 5.0) -> None:
+        self.what = what
+        self._on_error = on_error
+        self._on_change = on_change
+        self._delays = backoff(cap)
+        self.failures = 0
+        self._since = 0.0
+
+    @property
+    def active(self) -> bool:
+        """Whether the last attempt failed."""
+        return self.failures > 0
+
+    def failed(self, error: BaseException, *, unexpected: bool = False) -> float:
+        """Count one failed attempt; the seconds to wait before the next."""
+        self._on_error()
+        if self.failures == 0:
+            self._since = time.monotonic()
+            if unexpected:
+                logger.error("%s failed; retrying with backoff", self.what, exc_info=error)
+            else:
+                logger.warning("%s: Redis cannot serve (%s); retrying with backoff until it "
+                               "does", self.what, describe(error))
+            self._on_change(self.what, True)
+        else:
+            logger.debug("%s failed again (%s)", self.what, describe(error))
+        delay = float(self._delays.compute(self.failures))
+        self.failures += 1
+        return delay
+
+    def recovered(self) -> None:
+        """The last attempt succeeded: end the outage, if there was one."""
+        if self.failures == 0:
+            return
+        logger.warning("%s works again after %.1f s and %d failed attempts", self.what,
+                       time.monotonic() - self._since, self.failures)
+        self.failures = 0
+        self._on_change(self.what, False)
+
+    async def wait(self, error: BaseException, wake: asyncio.Event, *,
+                   unexpected: bool = False) -> None:
+        """`failed`, then sleep its delay; ``wake`` (a stop, say) ends the sleep early."""
+        delay = self.failed(error, unexpected=unexpected)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(wake.wait(), delay)

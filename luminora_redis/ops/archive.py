@@ -1,0 +1,378 @@
+"""Archive operations: end, expire, clean up and delete (reads: ``archive_reads``).
+
+Archiving is not on the hot path, so it takes two steps: ``read_meta`` names
+the session's user, then ``archive_session`` declares every key it touches
+(the user's keys included) and re-checks what was read. The script is
+idempotent, so any number of listeners, sweepers and cleanups may race for a
+session and exactly one of them archives it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from luminora_redis.core.context import Context
+from luminora_redis.core.errors import FOLLOW_UP_ERRORS, InvalidInput, ReplyCode, UnexpectedReply
+from luminora_redis.core.keys import SessionKeys, UserKeys
+from luminora_redis.core.models import ArchiveReason
+from luminora_redis.core.scripts import Batch, Call, Op
+from luminora_redis.ops.archive_reads import (
+    get_archived_conversation,
+    get_archived_conversations,
+    read_archived_conversation,
+)
+from luminora_redis.ops.compaction import compact_quietly
+from luminora_redis.ops.segments import STALE
+
+__all__ = [
+    "Archived",
+    "archive_session",
+    "delete_session",
+    "DueScan",
+    "due_sessions",
+    "earliest_scores",
+    "expired_sessions",
+    "scan_due",
+    "end_session",
+    "get_archived_conversation",
+    "get_archived_conversations",
+    "get_expired_sessions",
+    "read_archived_conversation",
+    "trim_to_retention",
+    "cleanup_expired_sessions",
+    "compress",
+]
+
+SWEEP_BATCH = 500
+
+logger = logging.getLogger("luminora_redis.archive")
+
+
+@dataclass(frozen=True, slots=True)
+class Archived:
+    """What one successful archive call did."""
+
+    session_id: str
+    user_id: str
+    reason: ArchiveReason
+    ended_ms: int
+    message_count: int
+
+
+def _archive_keys(ctx: Context, keys: SessionKeys, user: UserKeys,
+                  session_id: str) -> tuple[str, ...]:
+    bucket = ctx.keys.bucket(ctx.keys.bucket_of_session(session_id) or 0)
+    return (keys.session, keys.meta, keys.history, keys.overflow, keys.deadlines, keys.manual,
+            user.sessions, user.archive, *user.archived(session_id), user.user,
+            bucket.outbox, bucket.bodies, bucket.failures)
+
+
+def _read_meta(keys: SessionKeys, session_id: str) -> Call:
+    return Call("read_meta", (keys.meta, keys.deadlines, keys.manual, keys.session),
+                (session_id,))
+
+
+def _owner(keys: SessionKeys, session_id: str) -> Op[tuple[str | None, bool]]:
+    """The user a session belongs to, from its meta hash (None once archived or
+    deleted), and whether the session hash is still there; its index entry was then
+    raised to its real deadline by the same script."""
+    meta = yield _read_meta(keys, session_id)
+    return (None if meta[0] is None else str(meta[0].decode())), len(meta) > 5 and bool(meta[5])
+
+
+def archive_session(ctx: Context, session_id: str, mode: str,
+                    compact: bool = True) -> Op[Archived | None]:
+    """Archive one session; None when this call did not archive it.
+
+    ``mode`` is ``expire`` (listener and sweeper: expired auto_cleanup
+    sessions only), ``cleanup`` (any expired session) or ``end`` (now). A
+    session still live in ``expire`` or ``cleanup`` mode (its index score, a
+    lower bound, had passed) is left alone, its index entry raised to its real
+    deadline by ``read_meta`` (or by ``archive_session.lua`` in a race). The
+    same atomic step records the delivery to the ``on_archived`` sink in the
+    bucket's outbox. Retention trimming and compression (``compaction``) run
+    after the commit and never raise: a failed trim is logged and re-run by
+    the next archive of the user, or by the listener once it has delivered
+    this conversation; a failed compression leaves the conversation readable,
+    uncompressed, until ``luminora-redis migrate`` or ``compact_archives``.
+    With ``compact`` False the caller compresses later (``compress``), e.g. the
+    listener, once it has handed the delivery on.
+    """
+    keys = ctx.session_keys(session_id)
+    if keys is None:
+        return None
+    user_id, live = yield from _owner(keys, str(session_id))
+    if user_id is None or (live and mode != "end"):
+        return None
+    user = ctx.keys.user(user_id)
+    reply = yield Call("archive_session", _archive_keys(ctx, keys, user, session_id),
+                       (session_id, user_id, mode, 1 if ctx.settings.deliveries else 0))
+    if reply[0] != ReplyCode.OK:
+        if reply[0] in (ReplyCode.NOT_FOUND, ReplyCode.ALIVE, ReplyCode.MANUAL):
+            return None
+        raise UnexpectedReply(f"archive_session replied {reply!r}")
+    _, ended, reason, count, size = reply
+    retention = ctx.settings.archive_retention
+    if retention is not None and size > retention:
+        yield from retain(ctx, user_id)
+    archived = Archived(session_id, user_id, ArchiveReason(reason.decode()), ended, count)
+    if compact:
+        yield from compress(ctx, archived)
+    return archived
+
+
+def compress(ctx: Context, archived: Archived) -> Op[bool]:
+    """Compress a conversation just archived (when ``compress_archives`` is on); False
+    (logged) when Redis or the library failed it, which is not raised: the archive
+    committed and stays readable. A bug (any other exception) propagates."""
+    if not ctx.settings.compress_archives:
+        return True
+    return (yield from compact_quietly(ctx.keys.user(archived.user_id), archived.user_id,
+                                       archived.session_id, ctx.settings.page_size))
+
+
+def retain(ctx: Context, user_id: str) -> Op[bool]:
+    """Trim the user's archive to ``archive_retention``; False (logged) when it failed.
+
+    It runs after an archive committed, so it never raises: the archive
+    stands, and the next archive of the user or the listener runs it again.
+    """
+    retention = ctx.settings.archive_retention
+    if retention is None:
+        return True
+    try:
+        yield from trim_to_retention(ctx, user_id)
+    except FOLLOW_UP_ERRORS as error:  # the archive committed: see the docstring
+        logger.warning("trimming the archive of user %r to %d conversations failed (%r); "
+                       "it is retried later", user_id, retention, error)
+        return False
+    return True
+
+
+def trim_to_retention(ctx: Context, user_id: str) -> Op[None]:
+    """Trim the user's archive to its newest ``archive_retention`` conversations (nothing
+    when that is None); raises on failure.
+
+    An archive whose delivery to ``on_archived`` is pending or quarantined is
+    never trimmed, so the sink gets every archive: it goes once the delivery is
+    acknowledged (the listener trims again then). Until then the archive may
+    hold more than the retention.
+    """
+    retention = ctx.settings.archive_retention
+    if retention is None:
+        return
+    bucket = ctx.keys.bucket(ctx.keys.bucket_of_user(user_id))
+    yield from _trim(ctx.keys.user(user_id), bucket.outbox, bucket.dead, retention)
+
+
+def _trim(user: UserKeys, outbox: str, dead: str, keep: int) -> Op[None]:
+    victims: list[str] = []
+    for _ in range(10):
+        segments = yield from _segments_of(user, victims)
+        keys = [key for sid in victims for key in user.archived(sid)]
+        reply = yield Call("trim_archive", (user.archive, outbox, dead, *keys), (keep, *victims))
+        if segments:
+            yield Batch([Call("drop_segments", (user.archived(sid)[0], *user.segments(sid, segs)),
+                              ()) for sid, segs in segments])
+        if not reply:
+            return
+        victims = [raw.decode() for raw in reply]
+
+
+def _segments_of(user: UserKeys, session_ids: list[str]) -> Op[list[tuple[str, int]]]:
+    """The archived conversations among ``session_ids`` that have segments, with their count."""
+    if not session_ids:
+        return []
+    records = yield Batch([Call("read_archived", (user.archived(sid)[0],), (0, 0, 0))
+                           for sid in session_ids])
+    counts = [(sid, int(reply[0][5] or 0)) for sid, reply in zip(session_ids, records)]
+    return [(sid, segs) for sid, segs in counts if segs]
+
+
+def end_session(ctx: Context, session_id: object) -> Op[bool]:
+    keys = ctx.session_keys(session_id)
+    if keys is None:
+        return False
+    archived = yield from archive_session(ctx, str(session_id), "end")
+    return archived is not None
+
+
+def delete_session(ctx: Context, session_id: object) -> Op[bool]:
+    keys = ctx.session_keys(session_id)
+    if keys is None:
+        return False
+    user_id, _ = yield from _owner(keys, str(session_id))
+    if user_id is None:
+        return False
+    user = ctx.keys.user(user_id)
+    segs = 0
+    for _ in range(3):
+        reply = yield Call("delete_session",
+                           (*keys, user.sessions, *user.segments(str(session_id), segs)),
+                           (session_id, user_id, segs))
+        if reply[0] != STALE:
+            return bool(reply[0] == ReplyCode.OK)
+        segs = reply[1]
+    raise UnexpectedReply(f"the segment count of session {session_id} kept changing")
+
+
+@dataclass(frozen=True, slots=True)
+class DueScan:
+    """What one scan of the deadline indexes (or outboxes) found."""
+
+    session_ids: list[str]
+    #: Some index held more than the batch of due sessions: scan again.
+    more: bool
+    #: The server clock (ms) at the scan.
+    now_ms: int
+    #: Bucket -> its earliest score (ms) still ahead, for buckets that have one (the
+    #: auto_cleanup index only: it is what the sweeper archives). A deadline index
+    #: score is a lower bound of the session's deadline (see ``expired_sessions``).
+    next_deadlines: dict[int, int]
+
+
+#: Scans of more buckets than this first ask for every bucket's earliest score in one
+#: script call (``scan_buckets.lua``; a single server), then call
+#: ``due_sessions`` only on the buckets that have something due; scans of fewer
+#: buckets (the schedule's, which knows them to be due) call it on each at once.
+PROBE_FROM = 16
+#: Keys per ``scan_buckets`` call: bounds the time one call holds the server.
+SCAN_CHUNK = 1024
+
+
+def earliest_scores(ctx: Context, keys: Sequence[str]) -> Op[tuple[int, list[int]] | None]:
+    """The server clock and each sorted set's earliest score (-1 when empty), in one
+    ``scan_buckets`` call per 1024 keys; None on a cluster, where that cannot run, for
+    the caller to ask each bucket instead.
+
+    On a cluster Redis refuses a script whose declared keys span hash slots
+    (CROSSSLOT), even with ``allow-cross-slot-keys``, which lifts the check only for
+    keys a script reaches without declaring them; every key a script touches is
+    declared, so a cluster keeps one call per bucket, pipelined per node."""
+    if not ctx.scan_scripts or not keys:
+        return None
+    calls, parts = [], []
+    for start in range(0, len(keys), SCAN_CHUNK):
+        parts.append(range(start, min(len(keys), start + SCAN_CHUNK)))
+        calls.append(Call("scan_buckets", keys[start:start + SCAN_CHUNK], ()))
+    replies = yield Batch(calls)
+    earliest = [-1] * len(keys)
+    now = 0
+    for part, reply in zip(parts, replies):
+        now = max(now, int(reply[0]))
+        for index, score in zip(part, reply[1:]):
+            earliest[index] = int(score)
+    return now, earliest
+
+
+def scan_due(ctx: Context, buckets: Iterable[int] | None = None, manual: bool = False,
+             batch: int = SWEEP_BATCH) -> Op[DueScan]:
+    """Index entries whose score has passed, from the given buckets' indexes (all when
+    None), in one round trip per node (two when more than ``PROBE_FROM`` buckets are
+    asked: their earliest scores first). With ``manual`` the auto_cleanup=False index
+    is read too. Scores are lower bounds: an entry may be a session still live."""
+    chosen = list(range(ctx.keys.buckets) if buckets is None else buckets)
+    return (yield from scan_sets(ctx, [(bucket, key) for bucket in chosen
+                                       for key in ctx.keys.index(bucket)[:2 if manual else 1]],
+                                 batch))
+
+
+def scan_sets(ctx: Context, targets: Sequence[tuple[int, str]], batch: int) -> Op[DueScan]:
+    """`scan_due` over (bucket, sorted set) pairs: the first set named for a bucket is
+    the one whose next score the scan reports."""
+    ahead: dict[int, int] = {}
+    first: set[int] = set()
+    owned = []
+    for bucket, key in targets:
+        owned.append((bucket if bucket not in first else -1, key))
+        first.add(bucket)
+    now = 0
+    if len(owned) > PROBE_FROM:
+        found = yield from earliest_scores(ctx, [key for _, key in owned])
+        if found is not None:
+            now, earliest = found
+            due = []
+            for (owner, key), score in zip(owned, earliest):
+                if 0 <= score < now:
+                    due.append((owner, key))
+                elif score >= 0 and owner >= 0:
+                    ahead[owner] = score
+            owned = due
+    replies = (yield Batch([Call("due_sessions", (key,), (batch,)) for _, key in owned])
+               ) if owned else []
+    found_ids: list[str] = []
+    more = False
+    for (owner, _), reply in zip(owned, replies):
+        now = max(now, reply[0])
+        if owner >= 0 and reply[1] >= 0:
+            ahead[owner] = reply[1]
+        more = more or len(reply) - 2 >= batch
+        found_ids.extend(raw.decode() for raw in reply[2:])
+    return DueScan(found_ids, more, now, ahead)
+
+
+def due_sessions(ctx: Context, manual: bool = True,
+                 batch: int = SWEEP_BATCH) -> Op[tuple[list[str], bool]]:
+    """Index entries whose score has passed, from every bucket, and whether some bucket
+    holds more than ``batch`` of them. With ``manual`` False only the auto_cleanup ones.
+    Scores are lower bounds: `expired_sessions` leaves out the sessions still live."""
+    scan = yield from scan_due(ctx, None, manual, batch)
+    return scan.session_ids, scan.more
+
+
+MAX_EXPIRED = 100_000
+#: Rounds of `expired_sessions` that may each find only sessions still live.
+MAX_ROUNDS = 100
+
+
+def expired_sessions(ctx: Context, manual: bool = True, batch: int = SWEEP_BATCH,
+                     limit: int | None = None) -> Op[tuple[list[str], bool]]:
+    """Expired sessions not archived yet (their session hash is gone), from every bucket,
+    earliest first per bucket, and whether more may wait (at most ``limit`` of them).
+
+    An index score is a lower bound of its session's deadline (a chat turn slides
+    the deadline without touching the index), so each entry whose score has passed
+    is checked by ``read_meta``: a live session's entry is raised to its real
+    deadline there, and an entry without a session is dropped. Both leave the due
+    range, so the scan is repeated while it found such entries and more wait."""
+    found: dict[str, None] = {}
+    for _ in range(MAX_ROUNDS):
+        scan = yield from scan_due(ctx, None, manual, batch)
+        checked = [(sid, keys) for sid in scan.session_ids
+                   if (keys := ctx.session_keys(sid)) is not None]
+        metas = (yield Batch([_read_meta(keys, sid) for sid, keys in checked])
+                 ) if checked else []
+        settled = len(scan.session_ids)
+        for (sid, _), meta in zip(checked, metas):
+            if meta[0] is not None and not meta[5]:
+                found[sid] = None
+                settled -= 1
+        if not scan.more or settled == 0 or (limit is not None and len(found) >= limit):
+            return list(found)[:limit], scan.more
+    return list(found)[:limit], True
+
+
+def get_expired_sessions(ctx: Context, limit: object = 1000) -> Op[list[str]]:
+    """Expired sessions not archived yet, earliest deadline first per bucket: at most
+    ``limit`` (from 1 to ``MAX_EXPIRED``), and one script reply per bucket of at most
+    that many. A session still live is never listed, whatever its index says."""
+    if (isinstance(limit, bool) or not isinstance(limit, int)
+            or not 1 <= limit <= MAX_EXPIRED):
+        raise InvalidInput(f"limit must be an integer from 1 to {MAX_EXPIRED}, not {limit!r}")
+    due, _ = yield from expired_sessions(ctx, manual=True, batch=limit, limit=limit)
+    return due
+
+
+def cleanup_expired_sessions(ctx: Context) -> Op[int]:
+    archived = 0
+    while True:
+        due, more = yield from expired_sessions(ctx, manual=True)
+        done = 0
+        for session_id in due:
+            if (yield from archive_session(ctx, session_id, "cleanup")) is not None:
+                done += 1
+        archived += done
+        if not more or done == 0:
+            return archived

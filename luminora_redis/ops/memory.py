@@ -1,0 +1,223 @@
+"""User memory operations: affinity, facts, episodes and the evolution log.
+
+All of it is keyed by the persistent user id, never by a session, and none
+of it expires. Each write is one script call; reads go in pages (a cursor and
+at most ``page_size`` items per script reply), since a user's memory grows
+with the user's lifetime.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from luminora_redis.core.codec import (
+    decode_episodes,
+    decode_evolutions,
+    decode_facts,
+    from_ms,
+    pack,
+    prefix,
+)
+from luminora_redis.core.context import Context
+from luminora_redis.core.errors import InvalidInput
+from luminora_redis.core.models import Affinity, Episode, EvolutionEvent, EvolutionKind, Fact, Sentiment
+from luminora_redis.core.scripts import Call, Op
+from luminora_redis.core.validation import check_integer, check_number
+from luminora_redis.ops.sessions import new_turn_id
+
+__all__ = [
+    "delete_fact",
+    "get_affinities",
+    "get_affinity",
+    "get_episodes",
+    "get_evolution",
+    "get_facts",
+    "record_trait",
+    "save_episode",
+    "save_fact",
+    "update_affinity",
+]
+
+MAX_IMPORTANCE = 10.0
+#: How many evolution records ``get_evolution`` returns when no ``limit`` is given.
+MAX_EVOLUTION = 1000
+
+
+def _optional_name(ctx: Context, value: object, what: str) -> str | None:
+    return None if value is None else ctx.name(value, what)
+
+
+def update_affinity(ctx: Context, user_id: object, personality_name: object, points_delta: object,
+                    interaction_type: object = None) -> Op[Affinity]:
+    user_id = ctx.user_id(user_id)
+    personality = ctx.name(personality_name, "personality_name")
+    delta = check_integer(points_delta, "points_delta")
+    interaction = _optional_name(ctx, interaction_type, "interaction_type")
+    user = ctx.keys.user(user_id)
+    levels = [item for name, minimum in ctx.settings.affinity_levels for item in (name, minimum)]
+    record = prefix(8, (EvolutionKind.AFFINITY.value, personality, delta, interaction))
+    reply = yield Call("update_affinity", (user.affinity, user.evolution, user.user),
+                       (personality, delta, record, new_turn_id(), *levels))
+    return Affinity.model_construct(user_id=user_id, personality_name=personality,
+                                    points=reply[1], level=reply[2].decode())
+
+
+def get_affinity(ctx: Context, user_id: object, personality_name: object) -> Op[Affinity | None]:
+    user_id = ctx.user_id(user_id)
+    personality = ctx.name(personality_name, "personality_name")
+    reply = yield Call("get_affinity", (ctx.keys.user(user_id).affinity,), (personality,))
+    if reply[0] is None:
+        return None
+    points = int(reply[0])
+    return Affinity.model_construct(user_id=user_id, personality_name=personality, points=points,
+                                    level=ctx.settings.level_for(points))
+
+
+def get_affinities(ctx: Context, user_id: object) -> Op[list[Affinity]]:
+    user_id = ctx.user_id(user_id)
+    reply = yield Call("get_affinity", (ctx.keys.user(user_id).affinity,), ("",))
+    result = []
+    for name, raw in zip(reply[::2], reply[1::2]):
+        points = int(raw)
+        result.append(Affinity.model_construct(user_id=user_id, personality_name=name.decode(),
+                                               points=points, level=ctx.settings.level_for(points)))
+    return sorted(result, key=lambda affinity: affinity.personality_name)
+
+
+def save_fact(ctx: Context, user_id: object, category: object, key: object, value: object,
+              confidence: object = 1.0) -> Op[Fact]:
+    user = ctx.user_keys(user_id)
+    category = ctx.name(category, "category")
+    key = ctx.name(key, "key")
+    confidence = check_number(confidence, "confidence", 0.0, 1.0)
+    body = prefix(3, (value, confidence))
+    if len(body) > ctx.settings.max_message_bytes:
+        raise InvalidInput(f"fact value is {len(body)} bytes; the limit is "
+                           f"{ctx.settings.max_message_bytes} (max_message_bytes)")
+    reply = yield Call("save_fact", (user.facts,), (pack([category, key]), body))
+    return Fact.model_construct(category=category, key=key, value=value, confidence=confidence,
+                                updated_at=from_ms(reply[1]))
+
+
+def get_facts(ctx: Context, user_id: object, category: object = None) -> Op[list[Fact]]:
+    """Every fact (of one category when given), read by HSCAN pages of about
+    ``page_size`` fields, so no reply grows with the user's lifetime."""
+    user = ctx.user_keys(user_id)
+    wanted = _optional_name(ctx, category, "category")
+    raws: dict[bytes, bytes] = {}
+    cursor: bytes | int = 0
+    while True:
+        cursor, page = yield Call("get_facts", (user.facts,), (cursor, ctx.settings.page_size))
+        raws.update(zip(page[::2], page[1::2]))
+        if cursor in (b"0", 0):
+            break
+    facts = decode_facts([item for pair in raws.items() for item in pair], user.facts)
+    if wanted is not None:
+        facts = [fact for fact in facts if fact.category == wanted]
+    return sorted(facts, key=lambda fact: (fact.category, fact.key))
+
+
+def delete_fact(ctx: Context, user_id: object, category: object, key: object) -> Op[bool]:
+    user = ctx.user_keys(user_id)
+    field = pack([ctx.name(category, "category"), ctx.name(key, "key")])
+    reply = yield Call("delete_fact", (user.facts,), (field,))
+    return bool(reply[0])
+
+
+def save_episode(ctx: Context, user_id: object, episode_type: object, title: object,
+                 summary: object, importance: object = 5.0, sentiment: object = Sentiment.NEUTRAL,
+                 personality_name: object = None) -> Op[Episode]:
+    user = ctx.user_keys(user_id)
+    kind = ctx.name(episode_type, "episode_type")
+    if not isinstance(title, str) or not isinstance(summary, str):
+        raise InvalidInput("title and summary must be strings")
+    weight = check_number(importance, "importance", 0.0, MAX_IMPORTANCE)
+    try:
+        mood = Sentiment(sentiment)
+    except ValueError:
+        raise InvalidInput(f"sentiment must be one of {[s.value for s in Sentiment]}, "
+                           f"not {sentiment!r}") from None
+    personality = _optional_name(ctx, personality_name, "personality_name")
+    episode_id = secrets.token_hex(8)
+    body = prefix(8, (episode_id, kind, title, summary, weight, mood.value, personality))
+    if len(body) > ctx.settings.max_message_bytes:
+        raise InvalidInput(f"episode is {len(body)} bytes; the limit is "
+                           f"{ctx.settings.max_message_bytes} (max_message_bytes)")
+    reply = yield Call("save_episode", (user.episodes, user.episode_bodies),
+                       (episode_id, repr(weight), body))
+    return Episode.model_construct(episode_id=episode_id, episode_type=kind, title=title,
+                                   summary=summary, importance=weight, sentiment=mood,
+                                   personality_name=personality, created_at=from_ms(reply[1]))
+
+
+def get_episodes(ctx: Context, user_id: object, min_importance: object = None,
+                 limit: object = None) -> Op[list[Episode]]:
+    """Episodes, most important first (all when ``limit`` is None), in pages of at most
+    ``page_size``. Each page starts below the (importance, id) of the last episode of
+    the one before, so episodes saved or deleted meanwhile never make it skip or repeat
+    one (see ``get_episodes.lua``)."""
+    user = ctx.user_keys(user_id)
+    floor = "-inf" if min_importance is None else repr(
+        check_number(min_importance, "min_importance", 0.0, MAX_IMPORTANCE))
+    wanted = ctx.limit(limit)
+    raws: list[bytes] = []
+    score: bytes | str = ""
+    last: bytes | str = ""
+    while wanted < 0 or len(raws) < wanted:
+        count = ctx.settings.page_size if wanted < 0 else min(ctx.settings.page_size,
+                                                              wanted - len(raws))
+        more, score, last, *page = yield Call(
+            "get_episodes", (user.episodes, user.episode_bodies), (floor, count, score, last))
+        raws.extend(page)
+        if not more:
+            break
+    return decode_episodes(raws, user.episode_bodies)
+
+
+def record_trait(ctx: Context, user_id: object, personality_name: object, trait: object,
+                 value: object, reason: object = None) -> Op[EvolutionEvent]:
+    user = ctx.user_keys(user_id)
+    personality = ctx.name(personality_name, "personality_name")
+    name = ctx.name(trait, "trait")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InvalidInput(f"trait value must be a number or a string, not {type(value).__name__}")
+    if isinstance(value, (int, float)):
+        value = check_number(value, "trait value", -1e15, 1e15)
+    elif len(value.encode("utf-8", "replace")) > ctx.settings.max_id_bytes:
+        raise InvalidInput("trait value is too long")
+    why = None if reason is None else ctx.name(reason, "reason")
+    record = prefix(7, (EvolutionKind.TRAIT.value, personality, name, value, why))
+    reply = yield Call("record_trait", (user.evolution, user.user), (record, new_turn_id()))
+    return EvolutionEvent.model_construct(kind=EvolutionKind.TRAIT, personality_name=personality,
+                                          timestamp=from_ms(reply[1]), sequence=reply[2],
+                                          trait=name, value=value, reason=why)
+
+
+def get_evolution(ctx: Context, user_id: object, personality_name: object = None,
+                  limit: object = None, after: object = None) -> Op[list[EvolutionEvent]]:
+    """Evolution records (of one personality when given), oldest first: the newest
+    ``limit`` (``MAX_EVOLUTION`` when None), or with ``after`` the oldest ``limit`` records
+    whose sequence number is greater. The filter applies before the limit; each script
+    call examines at most ``page_size`` records."""
+    user = ctx.user_keys(user_id)
+    wanted = _optional_name(ctx, personality_name, "personality_name")
+    count = ctx.limit(limit)
+    if count < 0:
+        count = MAX_EVOLUTION
+    if after is None:
+        direction, cursor = "down", "+inf"
+    else:
+        direction, cursor = "up", f"({check_integer(after, 'after')}"
+    page = ctx.settings.page_size
+    raws: list[bytes] = []
+    while len(raws) < count:
+        last, more, *found = yield Call(
+            "get_evolution", (user.evolution,),
+            (direction, cursor, min(page, count - len(raws)), wanted or "", page))
+        raws.extend(found)
+        if not more:
+            break
+        cursor = b"(" + last
+    if direction == "down":
+        raws.reverse()
+    return decode_evolutions(raws, user.evolution)

@@ -1,0 +1,159 @@
+"""Deliveries to the ``on_archived`` sink, and quarantined entries: the pure operations.
+
+Every archive records its delivery in its bucket's outbox in the archive's
+own atomic step (``archive_session.lua``). A listener finds due deliveries
+with `scan_due_deliveries`, takes the lease on one with `claim_delivery`,
+calls the sink, then `ack_delivery` or `retry_delivery`. The delivery id is
+the session id, which is also the sink's idempotency key. Sweep entries that
+keep failing are counted with `sweep_failed` and quarantined at a limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from luminora_redis.core.codec import from_ms
+from luminora_redis.core.context import Context
+from luminora_redis.core.errors import InvalidInput, ReplyCode
+from luminora_redis.core.models import DeliveryBacklog, QuarantinedEntry, QuarantineKind
+from luminora_redis.core.scripts import Batch, Call, Op
+from luminora_redis.ops.archive import DueScan, scan_sets
+
+__all__ = [
+    "Delivery",
+    "ack_delivery",
+    "claim_delivery",
+    "delivery_backlog",
+    "list_quarantined",
+    "retry_delivery",
+    "scan_due_deliveries",
+    "sweep_failed",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One claimed delivery: which archived conversation, and its attempt number.
+    ``unreadable``: its body could not be read, and the claim quarantined it."""
+
+    session_id: str
+    user_id: str
+    attempts: int
+    created_ms: int
+    unreadable: bool = False
+
+
+def _body(raw: bytes) -> dict[str, Any]:
+    """A delivery's body; empty when it cannot be read (such a body is quarantined at its
+    claim, and listed with what is known: its session id)."""
+    try:
+        body = msgpack.unpackb(raw, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.UnpackException):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def scan_due_deliveries(ctx: Context, buckets: Iterable[int] | None = None,
+                        batch: int = 100) -> Op[DueScan]:
+    """Due deliveries of the given buckets (all when None), with each bucket's next
+    delivery time: like `archive.scan_due`, a scan of many buckets first asks each
+    node for their earliest scores in one call, then only the due ones."""
+    chosen = range(ctx.keys.buckets) if buckets is None else buckets
+    return (yield from scan_sets(ctx, [(bucket, ctx.keys.bucket(bucket).outbox)
+                                       for bucket in chosen], batch))
+
+
+def _bucket_of(ctx: Context, session_id: str) -> Any:
+    bucket = ctx.keys.bucket_of_session(session_id)
+    if bucket is None:
+        raise InvalidInput(f"not a session id of this store: {session_id!r}")
+    return ctx.keys.bucket(bucket)
+
+
+def claim_delivery(ctx: Context, session_id: str, lease_ms: int) -> Op[Delivery | None]:
+    """Take the lease on one due delivery; None when it is not due (anymore)."""
+    keys = _bucket_of(ctx, session_id)
+    reply = yield Call("claim_delivery", (keys.outbox, keys.bodies, keys.dead),
+                       (session_id, lease_ms))
+    if reply[0] == ReplyCode.UNREADABLE:
+        return Delivery(session_id, "", 0, 0, unreadable=True)
+    if reply[0] != ReplyCode.OK:
+        return None
+    body = _body(reply[1])
+    return Delivery(session_id, str(body.get("user", "")), int(body.get("attempts", 1)),
+                    int(body.get("created", 0)))
+
+
+def ack_delivery(ctx: Context, session_id: str) -> Op[bool]:
+    """The delivery is done: remove it. False when it was gone already."""
+    keys = _bucket_of(ctx, session_id)
+    reply = yield Call("ack_delivery", (keys.outbox, keys.bodies, keys.dead), (session_id,))
+    return bool(reply[0] == 1)
+
+
+def retry_delivery(ctx: Context, session_id: str, delay_ms: int,
+                   max_attempts: int | None) -> Op[str]:
+    """Reschedule a failed delivery; ``"retry"``, ``"quarantined"`` or ``"gone"``."""
+    keys = _bucket_of(ctx, session_id)
+    reply = yield Call("retry_delivery", (keys.outbox, keys.bodies, keys.dead),
+                       (session_id, max(0, int(delay_ms)), max_attempts or 0))
+    return {1: "retry", 2: "quarantined"}.get(int(reply[0]), "gone")
+
+
+def sweep_failed(ctx: Context, session_id: str, max_failures: int) -> Op[tuple[bool, int]]:
+    """Count a failed archive of an index entry: (quarantined by this call, failures)."""
+    keys = _bucket_of(ctx, session_id)
+    reply = yield Call("sweep_failed", (keys.failures, keys.quarantine, keys.deadlines,
+                                        keys.manual), (session_id, max_failures))
+    return reply[0] == 1, int(reply[1])
+
+
+def delivery_backlog(ctx: Context) -> Op[DeliveryBacklog]:
+    """Pending and quarantined deliveries of every bucket, in one round trip per node."""
+    calls = []
+    for bucket in range(ctx.keys.buckets):
+        keys = ctx.keys.bucket(bucket)
+        calls.append(Call("delivery_backlog",
+                          (keys.outbox, keys.bodies, keys.dead, keys.quarantine), ()))
+    replies = yield Batch(calls)
+    pending = dead = sessions = 0
+    oldest: float | None = None
+    for now, waiting, created, quarantined, stuck in replies:
+        pending += waiting
+        dead += quarantined
+        sessions += stuck
+        if created >= 0:
+            age = max(0.0, (now - created) / 1000)
+            oldest = age if oldest is None else max(oldest, age)
+    return DeliveryBacklog(pending=pending, oldest_age_seconds=oldest, quarantined=dead,
+                           quarantined_sessions=sessions)
+
+
+def list_quarantined(ctx: Context, limit: object = 100) -> Op[list[QuarantinedEntry]]:
+    """Quarantined deliveries and sweep entries, earliest quarantined first."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= 10_000:
+        raise InvalidInput(f"limit must be an integer from 1 to 10000, not {limit!r}")
+    calls = []
+    for bucket in range(ctx.keys.buckets):
+        keys = ctx.keys.bucket(bucket)
+        calls.append(Call("list_quarantined",
+                          (keys.dead, keys.bodies, keys.quarantine, keys.failures), (limit,)))
+    replies = yield Batch(calls)
+    entries = []
+    for dead, stuck in replies:
+        for i in range(0, len(dead), 3):
+            body = _body(dead[i + 2]) if dead[i + 2] else {}
+            entries.append(QuarantinedEntry(
+                kind=QuarantineKind.DELIVERY, session_id=dead[i].decode(),
+                user_id=body.get("user"), attempts=int(body.get("attempts", 0)),
+                quarantined_at=from_ms(int(float(dead[i + 1])))))
+        for i in range(0, len(stuck), 3):
+            entries.append(QuarantinedEntry(
+                kind=QuarantineKind.SESSION, session_id=stuck[i].decode(), user_id=None,
+                attempts=int(stuck[i + 2] or 0), quarantined_at=from_ms(int(float(stuck[i + 1])))))
+    entries.sort(key=lambda entry: entry.quarantined_at)
+    return entries[:limit]

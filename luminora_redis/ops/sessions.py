@@ -1,0 +1,272 @@
+"""Session operations: create, read, refresh, chat, mood. Each written once.
+
+Every function here is an operation generator (see ``scripts``): it validates
+its input before yielding anything, so a refused input writes nothing.
+
+The writes a connection break can make redis-py resend are idempotent: each
+create carries a random nonce and each appending turn a random turn id, and the
+scripts recognise a resend of what they already stored (see their headers). A
+refusal (``SessionExpired``, ``SessionNotFound``) of an appending call means
+nothing was written, except when the connection broke during the call: then an
+earlier send may have landed just before the session expired, and, as with a
+connection error, the outcome is unknown (the session hash that held the turn id
+is gone, so the resend cannot tell).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from luminora_redis.core.codec import (
+    decode_context,
+    decode_message,
+    decode_messages,
+    decode_stored_mood,
+    encode_message,
+    from_ms,
+    pack,
+    prefix,
+)
+from luminora_redis.core.context import Context
+from luminora_redis.core.context_messages import ContextMessage
+from luminora_redis.core.errors import InvalidInput, ReplyCode, UnexpectedReply, raise_for_status
+from luminora_redis.core.keys import UserKeys
+from luminora_redis.core.models import Message, Mood, Session
+from luminora_redis.core.scripts import Batch, Call, Op
+from luminora_redis.core.settings import parse_session_config
+from luminora_redis.core.validation import check_number
+from luminora_redis.ops.segments import follow_up, read_conversation
+
+__all__ = [
+    "append_messages",
+    "chat_turn",
+    "create_session",
+    "get_history",
+    "get_mood",
+    "get_session",
+    "is_session_expired",
+    "list_user_sessions",
+    "save_mood",
+    "touch",
+    "user_session_ids",
+]
+
+OK = ReplyCode.OK
+MessageLike = Message | tuple[Any, ...] | Mapping[str, Any]
+
+
+def create_session(ctx: Context, user_id: object, personality_name: object,
+                   session_config: object = None) -> Op[str]:
+    user_id = ctx.user_id(user_id)
+    personality = ctx.name(personality_name, "personality_name")
+    config = parse_session_config(ctx.settings, session_config)
+    user = ctx.keys.user(user_id)
+    for _ in range(3):
+        session_id = ctx.keys.new_session_id(user_id)
+        keys = ctx.session_keys(session_id)
+        assert keys is not None
+        reply = yield Call("create_session",
+                           (keys.session, keys.meta,
+                            keys.deadlines if config.auto_cleanup else keys.manual,
+                            user.sessions, user.user, user.archived(session_id)[0]),
+                           (session_id, user_id, personality, config.ttl_ms, config.max_idle_ms,
+                            1 if config.auto_cleanup else 0, new_nonce()))
+        if reply[0] in (OK, ReplyCode.CREATED_BEFORE):
+            return session_id
+    raise UnexpectedReply("three fresh random session ids were all taken")
+
+
+def new_nonce() -> str:
+    """A random id that lets a script recognise a resend of the same call."""
+    return secrets.token_hex(8)
+
+
+def new_turn_id() -> int:
+    """A turn's (or a memory write's) id: random, so that a resend of this call is told
+    from the previous one. Uniqueness is all it needs (nothing is guessed from it), so
+    it comes from a private ``random.Random`` seeded by the OS, and reseeded in a forked
+    child: cheaper than the OS per call, and untouched by ``random.seed`` elsewhere in
+    the process (a seeded global generator would repeat ids across runs or processes)."""
+    return _turn_bits(63)
+
+
+_turn_random = random.Random()
+_turn_bits = _turn_random.getrandbits
+os.register_at_fork(after_in_child=_turn_random.seed)
+
+
+def encode_messages(ctx: Context, messages: Iterable[MessageLike]) -> list[bytes]:
+    """Validate and encode a caller's messages: Message objects, (role, content[, metadata])
+    tuples, or mappings with role, content and optional metadata."""
+    limit = ctx.settings.max_message_bytes
+    if type(messages) is not list:
+        if isinstance(messages, (str, bytes, bytearray, Mapping, Message)):
+            raise InvalidInput("messages must be a sequence of messages, not a single one")
+        if not isinstance(messages, Iterable):
+            raise InvalidInput(f"messages must be a list of messages, not {type(messages).__name__}")
+    encoded = []
+    for message in messages:
+        if isinstance(message, tuple) and len(message) in (2, 3):
+            encoded.append(encode_message(message[0], message[1],
+                                          message[2] if len(message) == 3 else None, limit))
+        elif isinstance(message, Message):
+            encoded.append(encode_message(message.role, message.content, message.metadata, limit))
+        elif isinstance(message, Mapping) and "role" in message and "content" in message:
+            encoded.append(encode_message(message["role"], message["content"],
+                                          message.get("metadata"), limit))
+        else:
+            raise InvalidInput(f"not a message: {message!r:.80}; use (role, content) or Message")
+    return encoded
+
+
+def _turn(ctx: Context, session_id: object, entries: list[bytes],
+          want: int) -> Op[tuple[int, list[bytes]]]:
+    """Run chat_turn (append, slide the idle deadline, read; raises when the session
+    is not live) and return the timestamp and the messages wanted (the last ``want``;
+    all when negative), oldest first. One round trip when they fit one page and lie
+    in the live history; else the first page comes with the turn and the rest by
+    pages. A turn that filled the overflow is followed by its move into a segment."""
+    keys = ctx.session_keys(session_id)
+    if keys is None:
+        raise_for_status(ReplyCode.NOT_FOUND, str(session_id))
+    settings = ctx.settings
+    paged = not 0 <= want <= ctx.turn_page
+    asked = -settings.page_size if paged else want
+    reply = yield Call("chat_turn", keys[:4],
+                       (settings.max_history, asked, new_turn_id(), *entries) if entries
+                       else (settings.max_history, asked))
+    if reply[0] != OK:
+        raise_for_status(reply[0], str(session_id))
+    if paged:
+        raws = yield from read_conversation(ctx, keys, str(session_id), reply, want)
+    else:
+        raws = reply[4:]
+    if entries and reply[3] >= settings.max_overflow:
+        yield from follow_up(ctx, keys, str(session_id), reply[3])
+    return reply[2], raws
+
+
+def chat_turn(ctx: Context, session_id: object, messages: Iterable[MessageLike],
+              last: int = 10) -> Op[list[ContextMessage]]:
+    want = ctx.count(last, "last")
+    _, raws = yield from _turn(ctx, session_id, encode_messages(ctx, messages), want)
+    return decode_context(raws, str(session_id))
+
+
+def append_messages(ctx: Context, session_id: object,
+                    messages: Iterable[MessageLike]) -> Op[list[Message]]:
+    entries = encode_messages(ctx, messages)
+    if not entries:
+        raise InvalidInput("no messages to append")
+    now, _ = yield from _turn(ctx, session_id, entries, 0)
+    stamp = pack(now)
+    return [decode_message(entry + stamp) for entry in entries]
+
+
+def get_history(ctx: Context, session_id: object, last: int | None = None) -> Op[list[Message]]:
+    """The whole conversation (segments, overflow, history) when ``last`` is None,
+    read in pages of at most ``page_size`` messages; the first page slides the idle
+    deadline, atomically with reading it."""
+    _, raws = yield from _turn(ctx, session_id, [], ctx.limit(last, "last"))
+    return decode_messages(raws, str(session_id))
+
+
+def touch(ctx: Context, session_id: object) -> Op[bool]:
+    keys = ctx.session_keys(session_id)
+    if keys is None:
+        return False
+    reply = yield Call("chat_turn", keys[:4], (ctx.settings.max_history, 0))
+    return bool(reply[0] == OK)
+
+
+def _session(session_id: str, fields: list[Any]) -> Session | None:
+    user, personality, created, absolute, idle, last, auto, _mood = fields
+    if user is None:
+        return None
+    absolute, idle, last = int(absolute), int(idle), int(last)
+    created = int(created)
+    return Session.model_construct(
+        session_id=session_id, user_id=user.decode(), personality_name=personality.decode(),
+        created_at=from_ms(created), expires_at=from_ms(absolute), last_activity=from_ms(last),
+        effective_expires_at=from_ms(min(last + idle, absolute)),
+        ttl=(absolute - created) / 1000, max_idle=idle / 1000, auto_cleanup=auto == b"1",
+    )
+
+
+def _live_keys(ctx: Context, session_id: str) -> tuple[str, str]:
+    keys = ctx.session_keys(session_id)
+    if keys is None:
+        raise UnexpectedReply(f"an index holds a malformed session id {session_id!r}")
+    return keys.session, keys.meta
+
+
+def get_session(ctx: Context, session_id: object) -> Op[Session | None]:
+    keys = ctx.session_keys(session_id)
+    if keys is None:
+        return None
+    reply = yield Call("get_sessions", (keys.session, keys.meta), ())
+    return _session(str(session_id), reply[0])
+
+
+def is_session_expired(ctx: Context, session_id: object) -> Op[bool]:
+    session = yield from get_session(ctx, session_id)
+    return session is None
+
+
+def user_session_ids(ctx: Context, user: UserKeys, limit: int | None = None) -> Op[list[str]]:
+    """The ids of a user's sessions not yet archived, oldest first (the oldest ``limit``
+    when given), in pages of at most ``page_size``. Each page starts after the (creation
+    time, id) of the last session of the one before, so sessions archived or created
+    meanwhile never make it skip or repeat one (see ``list_user_sessions.lua``)."""
+    ids: list[str] = []
+    score: bytes | str = ""
+    last: bytes | str = ""
+    while limit is None or len(ids) < limit:
+        count = ctx.settings.page_size if limit is None else min(ctx.settings.page_size,
+                                                                 limit - len(ids))
+        reply = yield Call("list_user_sessions", (user.sessions,), (count, score, last))
+        ids.extend(raw.decode() for raw in reply[::2])
+        if len(reply) < 2 * count:
+            break
+        last, score = reply[-2], reply[-1]
+    return ids
+
+
+def list_user_sessions(ctx: Context, user_id: object) -> Op[list[Session]]:
+    """The user's live sessions, oldest first: their ids in pages of at most ``page_size``,
+    then the sessions in script calls of at most ``page_size`` each (one round trip)."""
+    user = ctx.user_keys(user_id)
+    ids = yield from user_session_ids(ctx, user)
+    if not ids:
+        return []
+    keys = [key for sid in ids for key in _live_keys(ctx, sid)]
+    step = 2 * ctx.settings.page_size  # a session and its meta hash: one entry of a reply
+    replies = yield Batch([Call("get_sessions", keys[start:start + step], ())
+                           for start in range(0, len(keys), step)])
+    fields = [entry for reply in replies for entry in reply]
+    sessions = (_session(sid, entry) for sid, entry in zip(ids, fields))
+    return [session for session in sessions if session is not None]
+
+
+def save_mood(ctx: Context, session_id: object, mood: object, intensity: object = 0.5) -> Op[Mood]:
+    name = ctx.name(mood, "mood")
+    level = check_number(intensity, "intensity", 0.0, 1.0)
+    keys = ctx.session_keys(session_id)
+    if keys is None:
+        raise_for_status(ReplyCode.NOT_FOUND, str(session_id))
+    reply = yield Call("save_mood", (keys.session, keys.meta), (prefix(3, (name, level)),))
+    if reply[0] != OK:
+        raise_for_status(reply[0], str(session_id))
+    return Mood.model_construct(mood=name, intensity=level, updated_at=from_ms(reply[1]))
+
+
+def get_mood(ctx: Context, session_id: object) -> Op[Mood | None]:
+    keys = ctx.session_keys(session_id)
+    if keys is None:
+        return None
+    reply = yield Call("get_sessions", (keys.session, keys.meta), ())
+    return decode_stored_mood(reply[0][7], keys.session)
