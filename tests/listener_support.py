@@ -200,12 +200,12 @@ ARCHIVED_LINE = re.compile(r"archived session (\S+) of user")
 
 
 class ListenProcess:
-    """``python -m luminora_redis.listen_cli`` in a subprocess, its log lines collected."""
+    """``python -m luminora_redis.cli listen`` in a subprocess, its log lines collected."""
 
     def __init__(self, *args: str) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "luminora_redis.listen_cli", *args],
+            [sys.executable, "-m", "luminora_redis.cli", "listen", *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             env=env, text=True)
         self.lines: list[str] = []

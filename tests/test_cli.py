@@ -198,12 +198,6 @@ def test_listen_refuses_a_hook_it_cannot_load(redis_url: str) -> None:
     assert result.returncode == 2 and "module:function" in result.stderr
 
 
-def test_the_old_listen_module_still_runs() -> None:
-    result = subprocess.run([sys.executable, "-m", "luminora_redis.listen_cli", "--help"],
-                            capture_output=True, text=True, timeout=30, check=True)
-    assert "--prefix" in result.stdout and "--hook" in result.stdout
-
-
 def test_listen_stops_on_sigint_within_seconds(redis_url: str) -> None:
     process = subprocess.Popen([*CLI, "listen", "--url", redis_url, "--no-notifications"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
