@@ -26,7 +26,7 @@ from luminora_redis.testing import RedisServer
 from conftest import wait_until
 
 ALL_TYPES = "g$lshzxetd"
-MIN_TTL = 0.5  # seconds: see create_sessions
+MIN_TTL = 2.0  # seconds: see create_sessions
 #: The most "promptly" may take: from a deadline to the archive reaching the hook. Far
 #: above the usual ~0.1 s, since CI machines are loaded; but an archive that waits for a
 #: sweep it should not need, or a delivery that waits for a full outbox scan, misses it.

@@ -371,7 +371,7 @@ async def test_sessions_without_auto_cleanup_are_left_for_cleanup(
 async def test_cancelling_run_closes_everything(make_store: Callable[..., SessionStore]) -> None:
     listener = ExpiryListener(make_store())
     task = asyncio.create_task(listener.run())
-    await asyncio.wait_for(listener.wait_live(), 10)
+    await asyncio.wait_for(listener.wait_live(), 30)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
