@@ -22,7 +22,7 @@ Replies:
   {1, base, -1, message...}       from the overflow and history; fewer than asked: the end
   {1, base, seg_len, message...}  from segment n (none when the position lies past it:
                                   segment n + 1 starts at ARGV[3] + seg_len)
-  {1, base, -2}                   the position lies in a segment and none was given
+  {-7}                            the position lies in a segment and none was given
   {0}                             the session is archived or deleted
 ]]
 local metaKey, overflowKey, historyKey, segmentKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -52,7 +52,7 @@ if position >= base then
   end
   return reply
 end
-if not segmentKey then return {1, base, -2} end
+if not segmentKey then return {-7} end
 local length = redis.call('LLEN', segmentKey)
 reply = {1, base, length}
 local offset = position - tonumber(ARGV[3])

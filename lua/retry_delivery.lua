@@ -12,7 +12,7 @@ ARGV[2] delay before the next attempt, ms (>= 0)
 ARGV[3] maximum attempts, a count (0: retry forever)
 Replies:
   {1, attempts}   rescheduled
-  {2, attempts}   quarantined
+  {3, attempts}   quarantined
   {0}             gone (acknowledged by another listener meanwhile); nothing written
 ]]
 local outboxKey, bodiesKey, deadKey, sid = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
@@ -25,7 +25,7 @@ local most = tonumber(ARGV[3])
 if most > 0 and attempts >= most then
   redis.call('ZREM', outboxKey, sid)
   redis.call('ZADD', deadKey, now, sid)
-  return {2, attempts}
+  return {3, attempts}
 end
 redis.call('ZADD', outboxKey, now + tonumber(ARGV[2]), sid)
 return {1, attempts}

@@ -12,14 +12,14 @@ KEYS[4] manual index          lr:{b}:manual
 ARGV[1] session id
 ARGV[2] failures before quarantine (> 0)
 Replies:
-  {1, failures}   quarantined by this call
-  {0, failures}   counted; the entry stays in its index
+  {3, failures}   quarantined by this call
+  {1, failures}   counted; the entry stays in its index
 ]]
 local failures = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-if failures < tonumber(ARGV[2]) then return {0, failures} end
+if failures < tonumber(ARGV[2]) then return {1, failures} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('ZADD', KEYS[2], now, ARGV[1])
-return {1, failures}
+return {3, failures}

@@ -1,6 +1,6 @@
 """The public surface: names from the contract, two shells that cannot drift,
 scripts that document themselves, take every key through KEYS and declare
-whether they write."""
+whether they write, and one table of the status codes they reply with."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pytest
 
 import luminora_redis
 from luminora_redis import SessionStore, SyncSessionStore
-from luminora_redis.core.scripts import script_flags, script_sources
+from luminora_redis.core.errors import ReplyCode
+from luminora_redis.core.scripts import lua_dir, script_flags, script_sources
 
 CONTRACT = {
     "create_session", "get_session", "touch", "append_message", "get_history", "chat_turn",
@@ -365,3 +366,59 @@ def test_the_header_checks_catch_each_flaw(flaw: str) -> None:
         except AssertionError:
             failures += 1
     assert failures, f"no check noticed {flaw}"
+
+
+# -- one table of reply codes -----------------------------------------------------------
+
+#: The first element of a reply a header documents, when it is a literal status code:
+#: "{1, now_ms}", "{-4, segs}", "{0}"; not "{now_ms, ...}" or "{n}".
+DOCUMENTED_CODE = re.compile(r"\{\s*(-?\d+)\s*[,}]")
+#: A reply's status compared with a bare number instead of a ReplyCode.
+BARE_COMPARISON = re.compile(r"reply\[0\]\s*(?:==|!=|<=|>=|<|>)\s*-?\d|"
+                             r"reply\[0\]\s+(?:not\s+)?in\s+\([^)]*-?\d")
+
+
+def documented_codes() -> dict[int, set[str]]:
+    """Every status code some script header documents, with the scripts that reply it."""
+    codes: dict[int, set[str]] = {}
+    for name, source in script_sources().items():
+        header = parse_header(name, split_script(name, source)[0])
+        for code in DOCUMENTED_CODE.findall(header.replies):
+            codes.setdefault(int(code), set()).add(name)
+    return codes
+
+
+def test_every_documented_reply_code_is_in_the_one_table_and_none_other() -> None:
+    documented = documented_codes()
+    table = {int(code) for code in ReplyCode}
+    assert not set(documented) - table, (
+        f"codes no ReplyCode names: { {c: sorted(documented[c]) for c in set(documented) - table} }")
+    assert not table - set(documented), (
+        f"ReplyCode members no script replies: {sorted(ReplyCode(c).name for c in table - set(documented))}")
+    assert len(ReplyCode) == len(table), "two ReplyCode names share a value"
+
+
+def test_the_reply_code_check_reads_headers() -> None:
+    documented = documented_codes()
+    assert documented[ReplyCode.STALE] >= {"archive_segment", "delete_session", "compact_archive"}
+    assert documented[ReplyCode.QUARANTINED] >= {"claim_delivery", "retry_delivery", "sweep_failed"}
+    assert ReplyCode.OK in documented and 8 not in documented
+
+
+def test_python_compares_reply_codes_by_name() -> None:
+    package = Path(luminora_redis.__file__).parent
+    bare = [f"{path.relative_to(package)}:{number}: {line.strip()}"
+            for path in sorted(package.rglob("*.py"))
+            for number, line in enumerate(path.read_text("utf-8").splitlines(), 1)
+            if BARE_COMPARISON.search(line)]
+    assert not bare, "compare with ReplyCode, not a bare number:\n" + "\n".join(bare)
+    assert BARE_COMPARISON.search("if reply[0] == -2:")
+    assert BARE_COMPARISON.search("if reply[0] in (1, 2):")
+    assert not BARE_COMPARISON.search("if reply[0] != ReplyCode.STALE:")
+
+
+def test_the_adapters_scripts_load_from_their_own_folder() -> None:
+    compat = {path.stem for path in (lua_dir() / "compat").glob("*.lua")}
+    assert compat and all(name.startswith("compat_") for name in compat)
+    assert compat <= set(script_sources())
+    assert not [path.name for path in lua_dir().glob("compat_*.lua")]

@@ -12,6 +12,7 @@ import pytest
 
 from luminora_redis import SessionStore
 from luminora_redis.core import codec, frames
+from luminora_redis.core.errors import ReplyCode
 from luminora_redis.core.scripts import Call, script_sources
 from luminora_redis.io.sync_runner import SyncRunner
 from luminora_redis.listener.expiry_listener import ExpiryListener
@@ -135,7 +136,7 @@ def test_a_compaction_racing_a_change_writes_nothing(make_store: Callable[..., A
                 history = [*history, history[0]]
                 before = snapshot(raw) if not hasattr(raw, "get_nodes") else None
                 reply = runner.call(step)
-                assert reply == [compaction.CHANGED]
+                assert reply == [ReplyCode.CHANGED]
                 if before is not None:
                     assert snapshot(raw) == before  # nothing written
                 assert raw.type(archived_history) == b"list" and raw.hget(record, "zstd") is None
@@ -149,7 +150,7 @@ def test_a_compaction_racing_a_change_writes_nothing(make_store: Callable[..., A
         except StopIteration as done:
             assert done.value == 1
             break
-    assert swaps[-1][0] == 1  # read again, then swapped
+    assert swaps[-1][0] == ReplyCode.OK  # read again, then swapped
     assert raw.type(archived_history) == b"string"
     assert store.get_archived_conversation("carlos", session_id).messages == history
 
@@ -163,14 +164,14 @@ def test_compact_archive_refuses_stale_counts(make_store: Callable[..., Any], ra
     runner = _runner(raw)
     frame = frames.pack_frame(raw.lrange(history, 0, -1))
     keys = (record, history, overflow)
-    assert runner.call(Call("compact_archive", keys, (1, 1, length, frame)))[0] == -4  # segs
-    assert runner.call(Call("compact_archive", keys, (2, 0, length, frame)))[0] == -4  # unit
-    assert runner.call(Call("compact_archive", keys, (1, 0, length + 1, frame))) == [-6]
+    assert runner.call(Call("compact_archive", keys, (1, 1, length, frame)))[0] == ReplyCode.STALE  # segs
+    assert runner.call(Call("compact_archive", keys, (2, 0, length, frame)))[0] == ReplyCode.STALE  # unit
+    assert runner.call(Call("compact_archive", keys, (1, 0, length + 1, frame))) == [ReplyCode.CHANGED]
     assert raw.type(history) == b"list" and raw.hget(record, "zstd") is None
-    assert runner.call(Call("compact_archive", keys, (1, 0, length, frame))) == [1, 1]
-    assert runner.call(Call("compact_archive", keys, (1, 0, length, frame))) == [0]
+    assert runner.call(Call("compact_archive", keys, (1, 0, length, frame))) == [ReplyCode.OK, 1]
+    assert runner.call(Call("compact_archive", keys, (1, 0, length, frame))) == [ReplyCode.NOT_FOUND]
     raw.delete(record)
-    assert runner.call(Call("compact_archive", keys, (2, 0, 0, b""))) == [0]
+    assert runner.call(Call("compact_archive", keys, (2, 0, 0, b""))) == [ReplyCode.NOT_FOUND]
 
 
 def test_erase_and_retention_remove_compressed_conversations(make_store: Callable[..., Any],

@@ -10,7 +10,7 @@ from luminora_redis.core.context import Context
 from luminora_redis.core.errors import InvalidInput, SessionExpired, SessionNotFound
 from luminora_redis.core.scripts import Batch, Call
 from luminora_redis.core.settings import StoreSettings
-from luminora_redis.ops import archive, memory, sessions
+from luminora_redis.ops import archive, memory, scans, sessions
 
 CTX = Context(StoreSettings(), buckets=1024)
 
@@ -89,15 +89,15 @@ def test_archive_reads_the_owner_first_then_declares_the_owners_keys() -> None:
 
 
 def test_sweeping_asks_every_bucket_in_one_batch() -> None:
-    op = archive.due_sessions(Context(StoreSettings(), buckets=1024, cluster=True), manual=False)
+    op = scans.scan_due(Context(StoreSettings(), buckets=1024, cluster=True), None, manual=False)
     batch = first_step(op)
     assert isinstance(batch, Batch) and len(batch.calls) == 1024
-    due, more = finish(op, [[0, -1]] * 1023 + [[0, -1, b"0001-" + b"a" * 32]])
-    assert due == ["0001-" + "a" * 32] and not more
+    scan = finish(op, [[0, -1]] * 1023 + [[0, -1, b"0001-" + b"a" * 32]])
+    assert scan.session_ids == ["0001-" + "a" * 32] and not scan.more
 
 
 def test_a_scan_reports_each_buckets_next_deadline() -> None:
-    op = archive.scan_due(CTX, [3, 7], batch=2)
+    op = scans.scan_due(CTX, [3, 7], batch=2)
     batch = first_step(op)
     assert [call.keys for call in batch.calls] == [(CTX.keys.index(3)[0],),
                                                    (CTX.keys.index(7)[0],)]
@@ -121,7 +121,7 @@ def test_messages_decoded_on_the_hot_path_equal_model_construct() -> None:
 
 
 def test_a_full_scan_asks_every_earliest_score_first_then_only_the_due_buckets() -> None:
-    op = archive.scan_due(CTX, None)
+    op = scans.scan_due(CTX, None)
     probe = first_step(op)
     assert isinstance(probe, Batch) and [c.script for c in probe.calls] == ["scan_buckets"]
     assert list(probe.calls[0].keys) == [CTX.keys.index(b)[0] for b in range(1024)]
@@ -136,7 +136,7 @@ def test_a_full_scan_asks_every_earliest_score_first_then_only_the_due_buckets()
 
 def test_a_cluster_scan_asks_every_bucket_since_a_script_cannot_span_slots() -> None:
     ctx = Context(StoreSettings(), buckets=1024, cluster=True)
-    batch = first_step(archive.scan_due(ctx, None))
+    batch = first_step(scans.scan_due(ctx, None))
     assert [call.script for call in batch.calls] == ["due_sessions"] * 1024
 
 

@@ -18,6 +18,8 @@ import pytest
 from redis.exceptions import NoScriptError
 
 from luminora_redis import SyncSessionStore
+from luminora_redis.core.errors import ReplyCode
+from luminora_redis.core.ids import new_nonce, new_turn_id
 from luminora_redis.core.scripts import Call
 from luminora_redis.io.runner import AsyncRunner
 from luminora_redis.io.sync_runner import SyncRunner
@@ -113,7 +115,7 @@ def test_a_resent_create_returns_the_created_id_and_leaves_one_session(
         blocking: SyncSessionStore, raw: Any) -> None:
     op = sessions.create_session(blocking.context(), "carlos", "alicia", LONG)
     call = next(op)
-    assert blocking.runner.call(call)[0] == 1
+    assert blocking.runner.call(call)[0] == ReplyCode.OK
     before = snapshot(raw)
     again = blocking.runner.call(call)
     assert snapshot(raw) == before  # nothing written
@@ -138,10 +140,10 @@ def test_a_create_resent_after_its_session_was_archived_does_not_revive_it(
 def test_another_create_drawing_a_taken_id_is_refused(blocking: SyncSessionStore) -> None:
     call = next(sessions.create_session(blocking.context(), "carlos", "alicia", LONG))
     blocking.runner.call(call)
-    other = call._replace(args=(*call.args[:-1], sessions.new_nonce()))
-    assert blocking.runner.call(other) == [-3]
+    other = call._replace(args=(*call.args[:-1], new_nonce()))
+    assert blocking.runner.call(other) == [ReplyCode.EXISTS]
     assert blocking.end_session(call.args[0])
-    assert blocking.runner.call(other) == [-3]
+    assert blocking.runner.call(other) == [ReplyCode.EXISTS]
 
 
 class FlakyScript:
@@ -217,16 +219,16 @@ def test_turn_ids_ignore_the_global_random_seed_and_differ_after_a_fork() -> Non
     import random
 
     random.seed(7)
-    first = sessions.new_turn_id()
+    first = new_turn_id()
     random.seed(7)
-    assert sessions.new_turn_id() != first
+    assert new_turn_id() != first
     read, write = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - the child reports through the pipe
-        os.write(write, str(sessions.new_turn_id()).encode())
+        os.write(write, str(new_turn_id()).encode())
         os._exit(0)
     os.close(write)
-    mine = sessions.new_turn_id()
+    mine = new_turn_id()
     with os.fdopen(read) as pipe:
         theirs = int(pipe.read())
     os.waitpid(child, 0)

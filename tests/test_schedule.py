@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from luminora_redis.listener.schedule import DeadlineSchedule
-from luminora_redis.ops.archive import DueScan
+from luminora_redis.ops.scans import DueScan
 
 
 def scan(now_ms: int, **next_deadlines: int) -> DueScan:

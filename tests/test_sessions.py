@@ -624,12 +624,12 @@ def test_an_index_entry_that_outlived_its_session_is_dropped_not_retried_forever
 
 
 def test_a_scan_tells_when_each_bucket_next_has_a_session_due(store: Any) -> None:
-    from luminora_redis.ops import archive
+    from luminora_redis.ops import scans
 
     session_id = store.create_session("carlos", "alicia", LONG)
     store.create_session("carlos", "alicia", {"ttl": 120, "max_idle": 60, "auto_cleanup": False})
     session = store.get_session(session_id)
-    scan = store.run(archive.scan_due, None)
+    scan = store.run(scans.scan_due, None)
     assert scan.session_ids == [] and not scan.more
     assert scan.next_deadlines == {KEYS.bucket_of_session(session_id):
                                    to_ms(session.effective_expires_at)}

@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 from luminora_redis import ArchiveReason, QuarantineKind, SessionStore
+from luminora_redis.core.errors import ReplyCode
 from luminora_redis.core.scripts import Call
 from luminora_redis.listener.expiry_listener import SWEEP, ExpiryListener
-from luminora_redis.ops import archive
-from luminora_redis.ops.archive import scan_due
+from luminora_redis.ops import archive, scans
+from luminora_redis.ops.scans import scan_due
 
 from conftest import session_keys, wait_until
 from listener_support import (
@@ -189,7 +190,7 @@ def test_the_archive_script_raises_a_live_sessions_entry_itself(store: Any, raw:
 
     for mode in ("expire", "cleanup"):
         raw.zadd(keys.deadlines, {sid: 1}, xx=True)
-        assert store.run(archive_directly, mode) == [-2]
+        assert store.run(archive_directly, mode) == [ReplyCode.ALIVE]
         assert raw.zscore(keys.deadlines, sid) == raw.pexpiretime(keys.session)
     assert raw.zscore(keys.manual, sid) is None, "the other index is left alone"
 
@@ -199,7 +200,7 @@ def test_one_call_reads_every_buckets_earliest_score_on_a_single_server(
     sid = store.create_session("carlos", "alicia", {"ttl": 60})
     ctx = store.context()
     keys = [ctx.keys.index(bucket)[0] for bucket in range(ctx.keys.buckets)]
-    found = store.run(archive.earliest_scores, keys)
+    found = store.run(scans.earliest_scores, keys)
     if topology == "cluster":
         assert found is None  # one call per bucket: a script cannot span slots there
         return

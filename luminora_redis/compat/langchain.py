@@ -40,7 +40,7 @@ from langchain_core.messages import (
 )
 
 from luminora_redis.core.context import Context
-from luminora_redis.core.errors import ConfigurationError
+from luminora_redis.core.errors import ConfigurationError, ReplyCode
 from luminora_redis.core.models import Message, Role
 from luminora_redis.core.scripts import Call, Op
 from luminora_redis.io.store import SessionStore
@@ -98,7 +98,7 @@ def clear_history(ctx: Context, session_id: object) -> Op[bool]:
     if keys is None:
         return False
     reply = yield Call("compat_clear_history", (keys.session, keys.history, keys.overflow), ())
-    return bool(reply[0])
+    return bool(reply[0] == ReplyCode.OK)
 
 
 class LuminoraChatMessageHistory(BaseChatMessageHistory):

@@ -136,7 +136,7 @@ def ms_until(moment: float) -> int:
 def read_alias(ctx: Context, caller_id: object) -> Op[Alias | None]:
     """The alias record of a caller-chosen session id, or None when it names no session."""
     name = ctx.name(caller_id, "session_id")
-    reply = yield Call("compat_read", (alias_keys(ctx, name)[0],), ())
+    reply = yield Call("read_hashes", (alias_keys(ctx, name)[0],), ())
     fields = {key.decode(): value for key, value in pairs(reply[0]).items()}
     if "sid" not in fields:
         return None

@@ -22,7 +22,7 @@ from luminora_redis.compat.lc_aliases import (
 )
 from luminora_redis.core.codec import decode_episode, decode_fact, pack, prefix, unpack
 from luminora_redis.core.context import Context
-from luminora_redis.core.errors import InvalidInput, SessionNotFound
+from luminora_redis.core.errors import InvalidInput, ReplyCode, SessionNotFound
 from luminora_redis.core.models import EvolutionKind, Message, Sentiment
 from luminora_redis.core.scripts import Call, Op
 from luminora_redis.core.validation import check_integer, check_number
@@ -168,7 +168,7 @@ def delete_fact(ctx: Context, user_id: object, category: object, key: object) ->
     field = pack([ctx.name(category, "category"), ctx.name(key, "key")])
     user = ctx.keys.user(user_id)
     reply = yield Call("compat_delete_fact", (user.facts, record_keys(user)[1]), (field,))
-    return bool(reply[0])
+    return bool(reply[0] == ReplyCode.OK)
 
 
 # -- conversation turns: LuminoraCore's history facts, kept as session messages ----------

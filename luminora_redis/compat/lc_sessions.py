@@ -28,6 +28,7 @@ from luminora_redis.compat.lc_aliases import (
 from luminora_redis.core.codec import pack, prefix, unpack
 from luminora_redis.core.context import Context
 from luminora_redis.core.errors import InvalidInput, ReplyCode, UnexpectedReply
+from luminora_redis.core.ids import new_nonce
 from luminora_redis.core.scripts import Batch, Call, Op
 from luminora_redis.core.validation import check_number
 from luminora_redis.ops import archive, sessions
@@ -90,7 +91,7 @@ def save_session(ctx: Context, session_id: object, user_id: object, personality_
                        (keys.session, keys.meta, keys.deadlines, user.sessions, user.user,
                         user.archived(sid)[0]),
                        (sid, user_id, personality, ttl_ms, min(max_idle_ms, ttl_ms), 1,
-                        sessions.new_nonce()))
+                        new_nonce()))
     if reply[0] not in (ReplyCode.OK, ReplyCode.CREATED_BEFORE):
         raise UnexpectedReply(f"create_session replied {reply!r}")
     yield Call("compat_tag_session", (keys.meta,), (caller_id,))
@@ -139,7 +140,7 @@ def get_expired_sessions(ctx: Context) -> Op[list[str]]:
             metas.append(keys.meta)
     if not metas:
         return []
-    replies = yield Batch([Call("compat_read", (meta,), ()) for meta in metas])
+    replies = yield Batch([Call("read_hashes", (meta,), ()) for meta in metas])
     names = (pairs(reply[0]).get(b"lcid") for reply in replies)
     return [name.decode() for name in names if name is not None]
 
@@ -170,7 +171,7 @@ def get_mood(ctx: Context, session_id: object) -> Op[dict[str, Any] | None]:
             return None
         return {"session_id": caller_id, "user_id": alias.user_id, "current_mood": mood.mood,
                 "mood_intensity": mood.intensity, "updated_at": local_iso(mood.updated_at)}
-    reply = yield Call("compat_read", (alias_keys(ctx, caller_id)[1],), ())
+    reply = yield Call("read_hashes", (alias_keys(ctx, caller_id)[1],), ())
     raw = pairs(reply[0]).get(b"mood")
     if raw is None:
         return None

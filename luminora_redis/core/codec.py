@@ -82,10 +82,10 @@ _MAX_MS = 253_402_300_800_000  # 10000-01-01: datetime's range
 def _packer() -> msgpack.Packer:
     """This thread's reusable packer (``packb`` builds a new one per call)."""
     try:
-        return _packers.packer  # type: ignore[no-any-return]
+        packer: msgpack.Packer = _packers.packer
     except AttributeError:
-        _packers.packer = msgpack.Packer(use_bin_type=True, autoreset=True)
-        return _packers.packer  # type: ignore[no-any-return]
+        packer = _packers.packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+    return packer
 
 
 def from_ms(ms: int | bytes) -> datetime:
@@ -97,12 +97,13 @@ def pack(value: Any, what: str = "value") -> bytes:
     """msgpack bytes of a caller's value; InvalidInput unless it reads back equal."""
     check_plain(value, what)
     try:
-        return _packb(value, use_bin_type=True)
+        packed: bytes = _packb(value, use_bin_type=True)
     except UnicodeEncodeError:
         check_plain(value, what, strict_text=True)  # names where the lone surrogate is
         raise InvalidInput(f"{what}: text is not valid unicode (lone surrogate)") from None
     except (TypeError, ValueError, OverflowError) as error:
         raise InvalidInput(f"{what}: cannot store {type(value).__name__}: {error}") from None
+    return packed
 
 
 def prefix(total: int, fields: Iterable[Any], what: str = "value") -> bytes:
@@ -127,7 +128,7 @@ def encode_message(role: object, content: object, metadata: object, limit: int) 
                 f"message metadata must be a dict or None, not {type(metadata).__name__}")
         check_plain(metadata, "message metadata")
     try:
-        packed = _packer().pack([role_value, content, metadata])
+        packed: bytes = _packer().pack([role_value, content, metadata])
     except UnicodeEncodeError:
         pack(content, "message content")  # says which part holds the lone surrogate
         pack(metadata, "message metadata")

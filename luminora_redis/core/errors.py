@@ -1,7 +1,8 @@
 """The exceptions luminora-redis raises, and how script replies map to them.
 
-Every script replies with a flat array whose first element is a status code.
-The codes are few and shared by all scripts; ``raise_for_status`` turns the
+A script that may refuse, or find nothing to do, replies with a flat array
+whose first element is a status code: ``ReplyCode``, one table shared by all
+scripts and all their callers. ``raise_for_status`` turns the
 non-success ones into exceptions, so "expired" and "not found" are typed while
 connection errors from redis-py propagate untouched: a Redis outage never
 looks like a missing session. A refusal of the server itself (``OutOfMemory``)
@@ -34,18 +35,40 @@ __all__ = [
 
 
 class ReplyCode(IntEnum):
-    """First element of every script reply (see the header of each ``.lua`` file)."""
+    """The status code a script replies with first, one table for every script.
 
+    Each ``.lua`` header lists the codes that script replies with and what each
+    means there; a test holds this table and the headers to each other (every
+    code a header names is here, and every code here is named by some header).
+    """
+
+    #: Done: what the call asked for happened (the rest of the reply is its result).
     OK = 1
-    #: create_session: created by an earlier send of the same call (same nonce)
-    CREATED_BEFORE = 2
+    #: Nothing done and nothing written: no such session, record, fact or delivery, not
+    #: due, or not this caller's (e.g. a sweep lease held by another listener).
     NOT_FOUND = 0
+    #: The session's deadline has passed; it waits to be archived and takes no writes.
     EXPIRED = -1
+    #: The session is still live; only its deadline index entry was raised (archiving
+    #: in expire or cleanup mode).
     ALIVE = -2
+    #: The fresh session id is taken by another call (create_session).
     EXISTS = -3
+    #: A segment count (or frame count) changed since the caller read it; read again.
+    STALE = -4
+    #: auto_cleanup is off: left for an explicit cleanup (archiving in expire mode).
     MANUAL = -5
-    #: claim_delivery: the delivery's body cannot be read; quarantined
-    UNREADABLE = 3
+    #: A list's length changed since the caller read it; nothing written
+    #: (compact_archive).
+    CHANGED = -6
+    #: The position lies in a segment the call did not name; read the owner and name it
+    #: (read_history).
+    SEGMENT_NEEDED = -7
+    #: Created by an earlier send of the same call (same nonce): a resend (create_session).
+    CREATED_BEFORE = 2
+    #: Moved to the quarantine: a delivery out of attempts or whose body cannot be read,
+    #: or a sweep entry that failed too often.
+    QUARANTINED = 3
 
 
 class LuminoraRedisError(Exception):

@@ -1,9 +1,11 @@
 """The Lua scripts, and the steps an operation asks a store to run.
 
-Scripts ship inside the wheel as ``luminora_redis/lua/*.lua``. In a source
+Scripts ship inside the wheel as ``luminora_redis/lua/*.lua``, those only the
+drop-in adapters call (``compat_*``) in its ``compat/`` subfolder. In a source
 checkout (an editable install) they live in the repository's top-level
 ``lua/`` folder, so the loader falls back to that when the package has no
-``lua`` folder of its own.
+``lua`` folder of its own. A script's name is its file name without ``.lua``,
+whichever folder holds it, so names are unique across folders.
 
 Every script's first line, and only that line, is its Redis 7 shebang:
 ``#!lua flags=no-writes`` for a script that only reads, ``#!lua`` for one that
@@ -65,9 +67,14 @@ def lua_dir() -> Path:
 
 @cache
 def script_sources() -> dict[str, str]:
-    """Every script's source text, by name (the file name without ``.lua``)."""
+    """Every script's source text, by name (the file name without ``.lua``), from the
+    script folder and its subfolders; a RuntimeError when two files share a name."""
     folder = lua_dir()
-    sources = {path.stem: path.read_text("utf-8") for path in sorted(folder.glob("*.lua"))}
+    sources: dict[str, str] = {}
+    for path in sorted(folder.rglob("*.lua")):
+        if path.stem in sources:
+            raise RuntimeError(f"two scripts are named {path.stem!r} in {folder}")
+        sources[path.stem] = path.read_text("utf-8")
     if not sources:
         raise RuntimeError(f"no Lua scripts found in {folder}")
     for name, source in sources.items():

@@ -19,7 +19,7 @@ import unicodedata
 
 from luminora_redis.core.errors import InvalidInput
 
-__all__ = ["MAX_DEPTH", "check_integer", "check_name", "check_number", "check_plain", "check_text"]
+__all__ = ["MAX_DEPTH", "check_integer", "check_name", "check_number", "check_plain"]
 
 #: Deepest nesting of lists and maps a stored value may have.
 MAX_DEPTH = 64
@@ -43,13 +43,6 @@ def check_name(value: object, what: str, max_bytes: int) -> str:
         raise InvalidInput(f"{what} is {size} bytes of UTF-8; the limit is {max_bytes}")
     if not value.isprintable() and any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
         raise InvalidInput(f"{what} must not contain control characters: {value[:40]!r}")
-    return value
-
-
-def check_text(value: object, what: str) -> str:
-    """Return ``value`` if it is a string that encodes to UTF-8, else raise InvalidInput."""
-    if not isinstance(value, str):
-        raise InvalidInput(f"{what} must be a string, not {type(value).__name__}")
     return value
 
 
@@ -101,7 +94,7 @@ def check_plain(value: object, what: str, strict_text: bool = False) -> None:
 
 def _walk(value: object, depth: int, strict_text: bool) -> None:
     kind = type(value)
-    if kind is str:
+    if type(value) is str:
         if strict_text:
             _check_utf8(value)
         return
@@ -119,7 +112,7 @@ def _walk(value: object, depth: int, strict_text: bool) -> None:
             if is_map and not isinstance(key, str):
                 raise _Refused(f"map key {key!r:.40} is {type(key).__name__}; keys must be str")
             try:
-                if strict_text and is_map:
+                if strict_text and isinstance(key, str):  # a map key (a list's are ints)
                     _check_utf8(key)
                 _walk(item, depth + 1, strict_text)
             except _Refused as refused:

@@ -45,6 +45,7 @@ from luminora_redis.io.runner import AsyncRunner
 from luminora_redis.io.server_checks import findings_for, policies_async, warn_findings
 from luminora_redis.ops import (
     archive,
+    archive_reads,
     compaction,
     erasure,
     liveness,
@@ -149,7 +150,7 @@ class SessionStore(StoreBase):
 
     async def run(self, operation: Callable[..., Op[T]], *args: Any) -> T:
         """Run one operation of ``sessions``, ``memory`` or ``archive`` with this store's
-        context, e.g. ``await store.run(archive.scan_due, None, False, 500)``."""
+        context, e.g. ``await store.run(scans.scan_due, None, False, 500)``."""
         ctx = self._ctx or await self.context()
         return await self._runner.drive(operation(ctx, *args))
 
@@ -242,7 +243,7 @@ class SessionStore(StoreBase):
         """The user's archived conversations, newest first: at most ``limit`` (100 at most,
         also when None). For the next page pass ``before``, the session id of the last
         conversation of this one."""
-        return await self.run(archive.get_archived_conversations, user_id, limit, before)
+        return await self.run(archive_reads.get_archived_conversations, user_id, limit, before)
 
 
     # -- user memory ------------------------------------------------------------

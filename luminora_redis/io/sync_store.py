@@ -45,6 +45,7 @@ from luminora_redis.io.store import SessionStore
 from luminora_redis.io.sync_runner import SyncRunner
 from luminora_redis.ops import (
     archive,
+    archive_reads,
     compaction,
     erasure,
     liveness,
@@ -196,7 +197,7 @@ class SyncSessionStore(StoreBase):
 
     def get_archived_conversations(self, user_id: str, limit: int | None = 20,
                                    before: str | None = None) -> list[ArchivedConversation]:
-        return self.run(archive.get_archived_conversations, user_id, limit, before)
+        return self.run(archive_reads.get_archived_conversations, user_id, limit, before)
 
 
     # -- user memory ------------------------------------------------------------

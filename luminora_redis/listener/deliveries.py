@@ -38,7 +38,7 @@ from luminora_redis.core.scripts import Op
 from luminora_redis.io.store import SessionStore
 from luminora_redis.listener.outages import Outage, backoff, call, is_outage
 from luminora_redis.listener.schedule import DeadlineSchedule
-from luminora_redis.ops import archive, outbox
+from luminora_redis.ops import archive, archive_reads, outbox
 
 __all__ = ["Deliveries", "OnArchived", "retry_delay"]
 
@@ -66,7 +66,7 @@ def retry_delay(attempts: int, base: float, cap: float) -> float:
 
 def _read_one(ctx: Context, user_id: str, session_id: str) -> Op[ArchivedConversation | None]:
     """The archived conversation the hook receives, or None when it is gone."""
-    found: ArchivedConversation | None = yield from archive.read_archived_conversation(
+    found: ArchivedConversation | None = yield from archive_reads.read_archived_conversation(
         ctx, user_id, session_id)
     return found
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 
-from luminora_redis.ops.archive import DueScan
+from luminora_redis.ops.scans import DueScan
 
 __all__ = ["DeadlineSchedule"]
 

@@ -6,7 +6,7 @@ deadline) and archives those sessions. On a single server a full sweep asks
 for every bucket's earliest score in one script call (``scan_buckets.lua``),
 then asks only the buckets that have something due for their due entries; on a
 cluster, which refuses one script the keys of many slots, it asks every bucket,
-in one pipelined round trip per node (`archive.earliest_scores`). Between
+in one pipelined round trip per node (`scans.earliest_scores`). Between
 full sweeps it wakes for the next deadlines the replies named
 (`DeadlineSchedule`). An entry whose archive keeps failing is quarantined after
 ``max_failures`` attempts, so its bucket moves on.
@@ -40,7 +40,7 @@ from collections.abc import Awaitable, Callable
 from luminora_redis.io.store import SessionStore
 from luminora_redis.listener.outages import Outage, call, is_outage
 from luminora_redis.listener.schedule import DeadlineSchedule
-from luminora_redis.ops import archive, liveness, outbox
+from luminora_redis.ops import liveness, outbox, scans
 
 __all__ = ["Sweeper"]
 
@@ -121,7 +121,7 @@ class Sweeper:
         total = 0
         previous: set[str] = set()
         while True:
-            scan = await call(self._store, archive.scan_due, scanned, False, self._batch)
+            scan = await call(self._store, scans.scan_due, scanned, False, self._batch)
             self.schedule.learn(scan, scanned, time.time() * 1000)
             mine = [sid for sid in scan.session_ids if sid not in self._inflight]
             self._inflight.update(mine)

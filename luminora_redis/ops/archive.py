@@ -1,4 +1,5 @@
-"""Archive operations: end, expire, clean up and delete (reads: ``archive_reads``).
+"""Archive operations: end, expire, clean up and delete (reads: ``archive_reads``;
+finding what is due: ``scans``).
 
 Archiving is not on the hot path, so it takes two steps: ``read_meta`` names
 the session's user, then ``archive_session`` declares every key it touches
@@ -10,7 +11,6 @@ session and exactly one of them archives it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from luminora_redis.core.context import Context
@@ -18,34 +18,24 @@ from luminora_redis.core.errors import FOLLOW_UP_ERRORS, InvalidInput, ReplyCode
 from luminora_redis.core.keys import SessionKeys, UserKeys
 from luminora_redis.core.models import ArchiveReason
 from luminora_redis.core.scripts import Batch, Call, Op
-from luminora_redis.ops.archive_reads import (
-    get_archived_conversation,
-    get_archived_conversations,
-    read_archived_conversation,
-)
 from luminora_redis.ops.compaction import compact_quietly
-from luminora_redis.ops.segments import STALE
+from luminora_redis.ops.scans import expired_sessions, read_meta
 
 __all__ = [
+    "MAX_EXPIRED",
     "Archived",
     "archive_session",
-    "delete_session",
-    "DueScan",
-    "due_sessions",
-    "earliest_scores",
-    "expired_sessions",
-    "scan_due",
-    "end_session",
-    "get_archived_conversation",
-    "get_archived_conversations",
-    "get_expired_sessions",
-    "read_archived_conversation",
-    "trim_to_retention",
     "cleanup_expired_sessions",
     "compress",
+    "delete_session",
+    "end_session",
+    "get_expired_sessions",
+    "retain",
+    "trim_to_retention",
 ]
 
-SWEEP_BATCH = 500
+#: The most sessions one ``get_expired_sessions`` call lists.
+MAX_EXPIRED = 100_000
 
 logger = logging.getLogger("luminora_redis.archive")
 
@@ -69,16 +59,11 @@ def _archive_keys(ctx: Context, keys: SessionKeys, user: UserKeys,
             bucket.outbox, bucket.bodies, bucket.failures)
 
 
-def _read_meta(keys: SessionKeys, session_id: str) -> Call:
-    return Call("read_meta", (keys.meta, keys.deadlines, keys.manual, keys.session),
-                (session_id,))
-
-
 def _owner(keys: SessionKeys, session_id: str) -> Op[tuple[str | None, bool]]:
     """The user a session belongs to, from its meta hash (None once archived or
     deleted), and whether the session hash is still there; its index entry was then
     raised to its real deadline by the same script."""
-    meta = yield _read_meta(keys, session_id)
+    meta = yield read_meta(keys, session_id)
     return (None if meta[0] is None else str(meta[0].decode())), len(meta) > 5 and bool(meta[5])
 
 
@@ -212,146 +197,10 @@ def delete_session(ctx: Context, session_id: object) -> Op[bool]:
         reply = yield Call("delete_session",
                            (*keys, user.sessions, *user.segments(str(session_id), segs)),
                            (session_id, user_id, segs))
-        if reply[0] != STALE:
+        if reply[0] != ReplyCode.STALE:
             return bool(reply[0] == ReplyCode.OK)
         segs = reply[1]
     raise UnexpectedReply(f"the segment count of session {session_id} kept changing")
-
-
-@dataclass(frozen=True, slots=True)
-class DueScan:
-    """What one scan of the deadline indexes (or outboxes) found."""
-
-    session_ids: list[str]
-    #: Some index held more than the batch of due sessions: scan again.
-    more: bool
-    #: The server clock (ms) at the scan.
-    now_ms: int
-    #: Bucket -> its earliest score (ms) still ahead, for buckets that have one (the
-    #: auto_cleanup index only: it is what the sweeper archives). A deadline index
-    #: score is a lower bound of the session's deadline (see ``expired_sessions``).
-    next_deadlines: dict[int, int]
-
-
-#: Scans of more buckets than this first ask for every bucket's earliest score in one
-#: script call (``scan_buckets.lua``; a single server), then call
-#: ``due_sessions`` only on the buckets that have something due; scans of fewer
-#: buckets (the schedule's, which knows them to be due) call it on each at once.
-PROBE_FROM = 16
-#: Keys per ``scan_buckets`` call: bounds the time one call holds the server.
-SCAN_CHUNK = 1024
-
-
-def earliest_scores(ctx: Context, keys: Sequence[str]) -> Op[tuple[int, list[int]] | None]:
-    """The server clock and each sorted set's earliest score (-1 when empty), in one
-    ``scan_buckets`` call per 1024 keys; None on a cluster, where that cannot run, for
-    the caller to ask each bucket instead.
-
-    On a cluster Redis refuses a script whose declared keys span hash slots
-    (CROSSSLOT), even with ``allow-cross-slot-keys``, which lifts the check only for
-    keys a script reaches without declaring them; every key a script touches is
-    declared, so a cluster keeps one call per bucket, pipelined per node."""
-    if not ctx.scan_scripts or not keys:
-        return None
-    calls, parts = [], []
-    for start in range(0, len(keys), SCAN_CHUNK):
-        parts.append(range(start, min(len(keys), start + SCAN_CHUNK)))
-        calls.append(Call("scan_buckets", keys[start:start + SCAN_CHUNK], ()))
-    replies = yield Batch(calls)
-    earliest = [-1] * len(keys)
-    now = 0
-    for part, reply in zip(parts, replies):
-        now = max(now, int(reply[0]))
-        for index, score in zip(part, reply[1:]):
-            earliest[index] = int(score)
-    return now, earliest
-
-
-def scan_due(ctx: Context, buckets: Iterable[int] | None = None, manual: bool = False,
-             batch: int = SWEEP_BATCH) -> Op[DueScan]:
-    """Index entries whose score has passed, from the given buckets' indexes (all when
-    None), in one round trip per node (two when more than ``PROBE_FROM`` buckets are
-    asked: their earliest scores first). With ``manual`` the auto_cleanup=False index
-    is read too. Scores are lower bounds: an entry may be a session still live."""
-    chosen = list(range(ctx.keys.buckets) if buckets is None else buckets)
-    return (yield from scan_sets(ctx, [(bucket, key) for bucket in chosen
-                                       for key in ctx.keys.index(bucket)[:2 if manual else 1]],
-                                 batch))
-
-
-def scan_sets(ctx: Context, targets: Sequence[tuple[int, str]], batch: int) -> Op[DueScan]:
-    """`scan_due` over (bucket, sorted set) pairs: the first set named for a bucket is
-    the one whose next score the scan reports."""
-    ahead: dict[int, int] = {}
-    first: set[int] = set()
-    owned = []
-    for bucket, key in targets:
-        owned.append((bucket if bucket not in first else -1, key))
-        first.add(bucket)
-    now = 0
-    if len(owned) > PROBE_FROM:
-        found = yield from earliest_scores(ctx, [key for _, key in owned])
-        if found is not None:
-            now, earliest = found
-            due = []
-            for (owner, key), score in zip(owned, earliest):
-                if 0 <= score < now:
-                    due.append((owner, key))
-                elif score >= 0 and owner >= 0:
-                    ahead[owner] = score
-            owned = due
-    replies = (yield Batch([Call("due_sessions", (key,), (batch,)) for _, key in owned])
-               ) if owned else []
-    found_ids: list[str] = []
-    more = False
-    for (owner, _), reply in zip(owned, replies):
-        now = max(now, reply[0])
-        if owner >= 0 and reply[1] >= 0:
-            ahead[owner] = reply[1]
-        more = more or len(reply) - 2 >= batch
-        found_ids.extend(raw.decode() for raw in reply[2:])
-    return DueScan(found_ids, more, now, ahead)
-
-
-def due_sessions(ctx: Context, manual: bool = True,
-                 batch: int = SWEEP_BATCH) -> Op[tuple[list[str], bool]]:
-    """Index entries whose score has passed, from every bucket, and whether some bucket
-    holds more than ``batch`` of them. With ``manual`` False only the auto_cleanup ones.
-    Scores are lower bounds: `expired_sessions` leaves out the sessions still live."""
-    scan = yield from scan_due(ctx, None, manual, batch)
-    return scan.session_ids, scan.more
-
-
-MAX_EXPIRED = 100_000
-#: Rounds of `expired_sessions` that may each find only sessions still live.
-MAX_ROUNDS = 100
-
-
-def expired_sessions(ctx: Context, manual: bool = True, batch: int = SWEEP_BATCH,
-                     limit: int | None = None) -> Op[tuple[list[str], bool]]:
-    """Expired sessions not archived yet (their session hash is gone), from every bucket,
-    earliest first per bucket, and whether more may wait (at most ``limit`` of them).
-
-    An index score is a lower bound of its session's deadline (a chat turn slides
-    the deadline without touching the index), so each entry whose score has passed
-    is checked by ``read_meta``: a live session's entry is raised to its real
-    deadline there, and an entry without a session is dropped. Both leave the due
-    range, so the scan is repeated while it found such entries and more wait."""
-    found: dict[str, None] = {}
-    for _ in range(MAX_ROUNDS):
-        scan = yield from scan_due(ctx, None, manual, batch)
-        checked = [(sid, keys) for sid in scan.session_ids
-                   if (keys := ctx.session_keys(sid)) is not None]
-        metas = (yield Batch([_read_meta(keys, sid) for sid, keys in checked])
-                 ) if checked else []
-        settled = len(scan.session_ids)
-        for (sid, _), meta in zip(checked, metas):
-            if meta[0] is not None and not meta[5]:
-                found[sid] = None
-                settled -= 1
-        if not scan.more or settled == 0 or (limit is not None and len(found) >= limit):
-            return list(found)[:limit], scan.more
-    return list(found)[:limit], True
 
 
 def get_expired_sessions(ctx: Context, limit: object = 1000) -> Op[list[str]]:

@@ -33,7 +33,6 @@ from luminora_redis.core.scripts import Batch, Call, Op
 
 __all__ = [
     "MAX_LIST",
-    "get_archived_conversation",
     "get_archived_conversations",
     "read_archived_conversation",
 ]
@@ -181,8 +180,3 @@ def get_archived_conversations(ctx: Context, user_id: object, limit: object = 20
     user = ctx.keys.user(user_id)
     ids = yield Call("list_archive", (user.archive,), (count, before or ""))
     return (yield from _read_many(ctx, user, user_id, [raw.decode() for raw in ids]))
-
-
-def get_archived_conversation(ctx: Context, archived: Any) -> Op[ArchivedConversation | None]:
-    """Read back what one archive call stored (for the ``on_archived`` hook), in pages."""
-    return (yield from read_archived_conversation(ctx, archived.user_id, archived.session_id))

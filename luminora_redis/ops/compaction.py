@@ -28,7 +28,7 @@ from luminora_redis.core.keys import UserKeys
 from luminora_redis.core.scripts import Call, Op
 from luminora_redis.core.settings import StoreSettings
 
-__all__ = ["CHANGED", "compact_archives", "compact_conversation", "compact_quietly",
+__all__ = ["compact_archives", "compact_conversation", "compact_quietly",
            "compact_user"]
 
 logger = logging.getLogger("luminora_redis.archive")
@@ -36,8 +36,6 @@ logger = logging.getLogger("luminora_redis.archive")
 #: Messages per script reply, at most, when no store's ``page_size`` applies.
 PAGE = StoreSettings.model_fields["page_size"].default
 
-#: compact_archive's reply when a list's length changed since it was read.
-CHANGED = -6
 #: Archived conversations listed per page by ``compact_user``.
 LISTED = 100
 
@@ -118,16 +116,18 @@ def compact_quietly(user: UserKeys, user_id: str, session_id: str, page: int = P
 
 
 def compact_user(user: UserKeys, page: int = PAGE) -> Op[int]:
-    """Compact every archived conversation of one user, oldest first, in pages; how many
+    """Compact every archived conversation of one user, oldest first, in pages from a
+    cursor (``range_zset.lua``: retention trimming meanwhile shifts no page); how many
     units were compacted."""
-    compacted, start = 0, 0
+    compacted = 0
+    score: bytes | str = ""
+    last: bytes | str = ""
     while True:
-        reply: Any = yield Call("range_zset", (user.archive,), (start, start + LISTED - 1, 0))
-        ids = [raw.decode() for raw in reply[1::2]]
+        more, score, last, *ids = yield Call("range_zset", (user.archive,),
+                                             ("asc", LISTED, score, last, ""))
         for session_id in ids:
-            compacted += yield from compact_conversation(user, session_id, page)
-        start += LISTED
-        if not ids or start >= int(reply[0]):
+            compacted += yield from compact_conversation(user, session_id.decode(), page)
+        if not more:
             return compacted
 
 

@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from luminora_redis.core.context import Context
-from luminora_redis.core.errors import LuminoraRedisError
+from luminora_redis.core.errors import LuminoraRedisError, ReplyCode
 from luminora_redis.core.keys import UserKeys
 from luminora_redis.core.scripts import Call, Op
-from luminora_redis.ops.users import owns_session, segments_of
+from luminora_redis.ops.records import owns_session
 
 __all__ = ["bucket_side_keys", "erase_user"]
 
@@ -59,8 +59,8 @@ def _erase_indexed(index: str, script: str, head: Sequence[str], lead: Sequence[
     declared: dict[str, int] = {}
     removed = 0
     while True:
-        reply = yield Call("range_zset", (index,), (0, ERASE_CHUNK - 1, 0))
-        page = [raw.decode() for raw in reply[1::2]]
+        reply = yield Call("range_zset", (index,), ("asc", ERASE_CHUNK, "", "", ""))
+        page = [raw.decode() for raw in reply[3:]]
         if not page:
             return removed
         keys: list[str] = list(head)
@@ -83,7 +83,7 @@ def _erase_sessions(ctx: Context, user_id: str, user: UserKeys, bucket: int) -> 
         if segments < 0 or session is None:
             return []
         return [session.session, session.meta, session.history, session.overflow,
-                *segments_of(user, session_id, segments)]
+                *user.segments(session_id, segments)]
 
     # -1: not a session id of this user's bucket; only its index entry goes.
     return (yield from _erase_indexed(
@@ -95,7 +95,7 @@ def _erase_sessions(ctx: Context, user_id: str, user: UserKeys, bucket: int) -> 
 def _erase_archive(ctx: Context, user: UserKeys, bucket: int) -> Op[int]:
     return (yield from _erase_indexed(
         user.archive, "erase_archived", (user.archive, *bucket_side_keys(ctx, bucket)), (), 3,
-        lambda sid, segments: [*user.archived(sid), *segments_of(user, sid, segments)],
+        lambda sid, segments: [*user.archived(sid), *user.segments(sid, segments)],
         lambda sid: 0))
 
 
@@ -111,7 +111,7 @@ def erase_user(ctx: Context, user_id: object) -> Op[int]:
         reply = yield Call("erase_memory", (user.sessions, user.archive, user.user, user.affinity,
                                             user.facts, user.episodes, user.episode_bodies,
                                             user.evolution), ())
-        if reply[0] == 1:
+        if reply[0] == ReplyCode.OK:
             return removed + int(reply[1])
     raise LuminoraRedisError(
         f"user {user_id!r} kept getting new sessions during {ERASE_ROUNDS} erase rounds; "

@@ -12,7 +12,7 @@ periodic full sweeps; see ``luminora_redis.listener.sweeper``.
 from __future__ import annotations
 
 from luminora_redis.core.context import Context
-from luminora_redis.core.errors import InvalidInput
+from luminora_redis.core.errors import InvalidInput, ReplyCode
 from luminora_redis.core.scripts import Batch, Call, Op
 
 __all__ = ["heartbeat", "live_listeners", "sweep_lease"]
@@ -43,4 +43,4 @@ def sweep_lease(ctx: Context, owner: str, lease_ms: int) -> Op[str | None]:
     """Take or renew the sweep lease for ``lease_ms`` (0: release it if held); None when
     ``owner`` holds it (or released it), else the holder's id."""
     reply = yield Call("sweep_lease", (ctx.keys.sweeper,), (owner, max(0, int(lease_ms))))
-    return None if reply[0] == 1 else reply[1].decode("utf-8", "replace")
+    return None if reply[0] == ReplyCode.OK else reply[1].decode("utf-8", "replace")

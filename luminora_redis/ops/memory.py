@@ -19,11 +19,11 @@ from luminora_redis.core.codec import (
     prefix,
 )
 from luminora_redis.core.context import Context
-from luminora_redis.core.errors import InvalidInput
+from luminora_redis.core.errors import InvalidInput, ReplyCode
+from luminora_redis.core.ids import new_turn_id
 from luminora_redis.core.models import Affinity, Episode, EvolutionEvent, EvolutionKind, Fact, Sentiment
 from luminora_redis.core.scripts import Call, Op
 from luminora_redis.core.validation import check_integer, check_number
-from luminora_redis.ops.sessions import new_turn_id
 
 __all__ = [
     "delete_fact",
@@ -101,14 +101,16 @@ def save_fact(ctx: Context, user_id: object, category: object, key: object, valu
 
 def get_facts(ctx: Context, user_id: object, category: object = None) -> Op[list[Fact]]:
     """Every fact (of one category when given), read by HSCAN pages of about
-    ``page_size`` fields, so no reply grows with the user's lifetime."""
+    ``page_size`` fields (``scan_hash.lua``), so no reply grows with the user's lifetime;
+    a field HSCAN returns twice is kept once."""
     user = ctx.user_keys(user_id)
     wanted = _optional_name(ctx, category, "category")
     raws: dict[bytes, bytes] = {}
     cursor: bytes | int = 0
     while True:
-        cursor, page = yield Call("get_facts", (user.facts,), (cursor, ctx.settings.page_size))
-        raws.update(zip(page[::2], page[1::2]))
+        reply = yield Call("scan_hash", (user.facts,), (cursor, ctx.settings.page_size))
+        cursor = reply[0]
+        raws.update(zip(reply[1::2], reply[2::2]))
         if cursor in (b"0", 0):
             break
     facts = decode_facts([item for pair in raws.items() for item in pair], user.facts)
@@ -121,7 +123,7 @@ def delete_fact(ctx: Context, user_id: object, category: object, key: object) ->
     user = ctx.user_keys(user_id)
     field = pack([ctx.name(category, "category"), ctx.name(key, "key")])
     reply = yield Call("delete_fact", (user.facts,), (field,))
-    return bool(reply[0])
+    return bool(reply[0] == ReplyCode.OK)
 
 
 def save_episode(ctx: Context, user_id: object, episode_type: object, title: object,
@@ -155,9 +157,9 @@ def get_episodes(ctx: Context, user_id: object, min_importance: object = None,
     """Episodes, most important first (all when ``limit`` is None), in pages of at most
     ``page_size``. Each page starts below the (importance, id) of the last episode of
     the one before, so episodes saved or deleted meanwhile never make it skip or repeat
-    one (see ``get_episodes.lua``)."""
+    one (see ``range_zset.lua``)."""
     user = ctx.user_keys(user_id)
-    floor = "-inf" if min_importance is None else repr(
+    floor = "" if min_importance is None else repr(
         check_number(min_importance, "min_importance", 0.0, MAX_IMPORTANCE))
     wanted = ctx.limit(limit)
     raws: list[bytes] = []
@@ -167,7 +169,7 @@ def get_episodes(ctx: Context, user_id: object, min_importance: object = None,
         count = ctx.settings.page_size if wanted < 0 else min(ctx.settings.page_size,
                                                               wanted - len(raws))
         more, score, last, *page = yield Call(
-            "get_episodes", (user.episodes, user.episode_bodies), (floor, count, score, last))
+            "range_zset", (user.episodes, user.episode_bodies), ("desc", count, score, last, floor))
         raws.extend(page)
         if not more:
             break

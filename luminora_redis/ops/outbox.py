@@ -21,7 +21,7 @@ from luminora_redis.core.context import Context
 from luminora_redis.core.errors import InvalidInput, ReplyCode
 from luminora_redis.core.models import DeliveryBacklog, QuarantinedEntry, QuarantineKind
 from luminora_redis.core.scripts import Batch, Call, Op
-from luminora_redis.ops.archive import DueScan, scan_sets
+from luminora_redis.ops.scans import DueScan, scan_sets
 
 __all__ = [
     "Delivery",
@@ -60,7 +60,7 @@ def _body(raw: bytes) -> dict[str, Any]:
 def scan_due_deliveries(ctx: Context, buckets: Iterable[int] | None = None,
                         batch: int = 100) -> Op[DueScan]:
     """Due deliveries of the given buckets (all when None), with each bucket's next
-    delivery time: like `archive.scan_due`, a scan of many buckets first asks each
+    delivery time: like ``scans.scan_due``, a scan of many buckets first asks each
     node for their earliest scores in one call, then only the due ones."""
     chosen = range(ctx.keys.buckets) if buckets is None else buckets
     return (yield from scan_sets(ctx, [(bucket, ctx.keys.bucket(bucket).outbox)
@@ -79,7 +79,7 @@ def claim_delivery(ctx: Context, session_id: str, lease_ms: int) -> Op[Delivery 
     keys = _bucket_of(ctx, session_id)
     reply = yield Call("claim_delivery", (keys.outbox, keys.bodies, keys.dead),
                        (session_id, lease_ms))
-    if reply[0] == ReplyCode.UNREADABLE:
+    if reply[0] == ReplyCode.QUARANTINED:
         return Delivery(session_id, "", 0, 0, unreadable=True)
     if reply[0] != ReplyCode.OK:
         return None
@@ -92,7 +92,7 @@ def ack_delivery(ctx: Context, session_id: str) -> Op[bool]:
     """The delivery is done: remove it. False when it was gone already."""
     keys = _bucket_of(ctx, session_id)
     reply = yield Call("ack_delivery", (keys.outbox, keys.bodies, keys.dead), (session_id,))
-    return bool(reply[0] == 1)
+    return bool(reply[0] == ReplyCode.OK)
 
 
 def retry_delivery(ctx: Context, session_id: str, delay_ms: int,
@@ -101,7 +101,7 @@ def retry_delivery(ctx: Context, session_id: str, delay_ms: int,
     keys = _bucket_of(ctx, session_id)
     reply = yield Call("retry_delivery", (keys.outbox, keys.bodies, keys.dead),
                        (session_id, max(0, int(delay_ms)), max_attempts or 0))
-    return {1: "retry", 2: "quarantined"}.get(int(reply[0]), "gone")
+    return {ReplyCode.OK: "retry", ReplyCode.QUARANTINED: "quarantined"}.get(reply[0], "gone")
 
 
 def sweep_failed(ctx: Context, session_id: str, max_failures: int) -> Op[tuple[bool, int]]:
@@ -109,7 +109,7 @@ def sweep_failed(ctx: Context, session_id: str, max_failures: int) -> Op[tuple[b
     keys = _bucket_of(ctx, session_id)
     reply = yield Call("sweep_failed", (keys.failures, keys.quarantine, keys.deadlines,
                                         keys.manual), (session_id, max_failures))
-    return reply[0] == 1, int(reply[1])
+    return reply[0] == ReplyCode.QUARANTINED, int(reply[1])
 
 
 def delivery_backlog(ctx: Context) -> Op[DeliveryBacklog]:

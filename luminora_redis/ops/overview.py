@@ -25,10 +25,11 @@ from luminora_redis.core.errors import InvalidInput, ReplyCode, SessionNotFound
 from luminora_redis.core.models import DeadlineStats, IndexedSession, SessionView
 from luminora_redis.core.scripts import Batch, Call, Op
 from luminora_redis.core.validation import check_number
-from luminora_redis.ops.archive import archive_session, expired_sessions
+from luminora_redis.ops.archive import archive_session
+from luminora_redis.ops.records import hash_fields, live_activity, owns_session, read_hashes
+from luminora_redis.ops.scans import expired_sessions
 from luminora_redis.ops.segments import read_conversation
 from luminora_redis.ops.sessions import user_session_ids
-from luminora_redis.ops.users import hash_fields, live_activity, owns_session, read_hashes
 
 __all__ = ["archive_expired", "deadline_stats", "list_sessions", "peek_session"]
 

@@ -29,12 +29,9 @@ from luminora_redis.core.errors import FOLLOW_UP_ERRORS, ReplyCode, UnexpectedRe
 from luminora_redis.core.keys import SessionKeys, UserKeys
 from luminora_redis.core.scripts import Call, Op
 
-__all__ = ["STALE", "archive_segment", "follow_up", "read_conversation"]
+__all__ = ["archive_segment", "follow_up", "read_conversation"]
 
 logger = logging.getLogger("luminora_redis.segments")
-
-#: A script's reply when the segment count it was given is out of date.
-STALE = -4
 
 
 def archive_segment(ctx: Context, keys: SessionKeys, session_id: str) -> Op[int | None]:
@@ -45,13 +42,13 @@ def archive_segment(ctx: Context, keys: SessionKeys, session_id: str) -> Op[int 
         return None
     user = ctx.keys.user(owner.decode())
     for _ in range(3):
-        number = segs + 1
+        number = int(segs) + 1
         reply = yield Call("archive_segment",
                            (keys.meta, keys.overflow, user.segment(session_id, number)),
                            (owner, number, ctx.settings.max_overflow))
         if reply[0] == ReplyCode.OK:
             return number
-        if reply[0] != STALE:
+        if reply[0] != ReplyCode.STALE:
             return None
         segs = reply[1]
     raise UnexpectedReply(f"the segment count of session {session_id} kept changing")
@@ -92,15 +89,15 @@ def read_conversation(ctx: Context, keys: SessionKeys, session_id: str, first: S
             call_keys += (user.segment(session_id, number),)
         reply = yield Call("read_history", call_keys,
                            (position, min(page, end - position), segment_start))
-        if reply[0] != ReplyCode.OK:
-            raise_for_status(reply[0], session_id)
-        length, chunk = reply[2], reply[3:]
-        if length == -2:
+        if reply[0] == ReplyCode.SEGMENT_NEEDED:
             owner, _, _ = yield Call("read_segments", (keys.meta,), ())
             if owner is None:
                 raise_for_status(ReplyCode.NOT_FOUND, session_id)
             user = ctx.keys.user(owner.decode())
             continue
+        if reply[0] != ReplyCode.OK:
+            raise_for_status(reply[0], session_id)
+        length, chunk = reply[2], reply[3:]
         out.extend(chunk)
         position += len(chunk)
         if length >= 0 and position >= segment_start + length:

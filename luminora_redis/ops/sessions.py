@@ -15,9 +15,6 @@ is gone, so the resend cannot tell).
 
 from __future__ import annotations
 
-import os
-import random
-import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -34,6 +31,7 @@ from luminora_redis.core.codec import (
 from luminora_redis.core.context import Context
 from luminora_redis.core.context_messages import ContextMessage
 from luminora_redis.core.errors import InvalidInput, ReplyCode, UnexpectedReply, raise_for_status
+from luminora_redis.core.ids import new_nonce, new_turn_id
 from luminora_redis.core.keys import UserKeys
 from luminora_redis.core.models import Message, Mood, Session
 from luminora_redis.core.scripts import Batch, Call, Op
@@ -78,25 +76,6 @@ def create_session(ctx: Context, user_id: object, personality_name: object,
         if reply[0] in (OK, ReplyCode.CREATED_BEFORE):
             return session_id
     raise UnexpectedReply("three fresh random session ids were all taken")
-
-
-def new_nonce() -> str:
-    """A random id that lets a script recognise a resend of the same call."""
-    return secrets.token_hex(8)
-
-
-def new_turn_id() -> int:
-    """A turn's (or a memory write's) id: random, so that a resend of this call is told
-    from the previous one. Uniqueness is all it needs (nothing is guessed from it), so
-    it comes from a private ``random.Random`` seeded by the OS, and reseeded in a forked
-    child: cheaper than the OS per call, and untouched by ``random.seed`` elsewhere in
-    the process (a seeded global generator would repeat ids across runs or processes)."""
-    return _turn_bits(63)
-
-
-_turn_random = random.Random()
-_turn_bits = _turn_random.getrandbits
-os.register_at_fork(after_in_child=_turn_random.seed)
 
 
 def encode_messages(ctx: Context, messages: Iterable[MessageLike]) -> list[bytes]:
@@ -221,18 +200,18 @@ def user_session_ids(ctx: Context, user: UserKeys, limit: int | None = None) -> 
     """The ids of a user's sessions not yet archived, oldest first (the oldest ``limit``
     when given), in pages of at most ``page_size``. Each page starts after the (creation
     time, id) of the last session of the one before, so sessions archived or created
-    meanwhile never make it skip or repeat one (see ``list_user_sessions.lua``)."""
+    meanwhile never make it skip or repeat one (see ``range_zset.lua``)."""
     ids: list[str] = []
     score: bytes | str = ""
     last: bytes | str = ""
     while limit is None or len(ids) < limit:
         count = ctx.settings.page_size if limit is None else min(ctx.settings.page_size,
                                                                  limit - len(ids))
-        reply = yield Call("list_user_sessions", (user.sessions,), (count, score, last))
-        ids.extend(raw.decode() for raw in reply[::2])
-        if len(reply) < 2 * count:
+        more, score, last, *page = yield Call("range_zset", (user.sessions,),
+                                              ("asc", count, score, last, ""))
+        ids.extend(raw.decode() for raw in page)
+        if not more:
             break
-        last, score = reply[-2], reply[-1]
     return ids
 
 

@@ -12,18 +12,17 @@ whole is as of the moment each page was read. Erasing a user is ``erasure``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 from luminora_redis.core.codec import (
     decode_evolutions,
-    decode_facts,
     decode_messages,
     decode_stored_mood,
     from_ms,
 )
 from luminora_redis.core.context import Context
+from luminora_redis.core.errors import ReplyCode
 from luminora_redis.core.keys import UserKeys
 from luminora_redis.core.models import (
     ArchivedConversation,
@@ -32,9 +31,10 @@ from luminora_redis.core.models import (
     Message,
     UserSummary,
 )
-from luminora_redis.core.scripts import Batch, Call, Op
+from luminora_redis.core.scripts import Call, Op
 from luminora_redis.ops.archive_reads import read_archived_conversation
-from luminora_redis.ops.memory import get_affinities, get_episodes
+from luminora_redis.ops.memory import get_affinities, get_episodes, get_facts
+from luminora_redis.ops.records import hash_fields, live_activity, owns_session
 from luminora_redis.ops.sessions import user_session_ids
 
 __all__ = [
@@ -43,57 +43,13 @@ __all__ = [
     "export_user",
     "get_archived_conversation",
     "get_user",
-    "hash_fields",
     "list_items",
-    "owns_session",
-    "read_hashes",
-    "segments_of",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: Items per page read (messages, members, fields).
 PAGE = 500
-
-
-def segments_of(user: UserKeys, session_id: str, count: int) -> list[str]:
-    """Archived segments 1..count of a session (moved out of its overflow while it lived)."""
-    record = user.archived(session_id)[0]
-    return [f"{record}:g:{n}" for n in range(1, count + 1)]
-
-
-def hash_fields(flat: Sequence[Any]) -> dict[str, bytes]:
-    """An HGETALL reply as a dict of field name to raw value."""
-    return {field.decode(): value for field, value in zip(flat[::2], flat[1::2])}
-
-
-def read_hashes(ctx: Context, keys: Sequence[str]) -> Op[list[dict[str, bytes]]]:
-    """Small hashes of one slot (fixed fields: sessions, meta hashes, archived records),
-    each whole, in key order: one round trip of ``read_hashes`` calls of at most
-    ``page_size`` keys each."""
-    if not keys:
-        return []
-    page = ctx.settings.page_size
-    replies = yield Batch([Call("read_hashes", keys[start:start + page], ())
-                           for start in range(0, len(keys), page)])
-    return [hash_fields(flat) for reply in replies for flat in reply]
-
-
-def live_activity(state: dict[str, bytes], meta: dict[str, bytes]) -> tuple[int, int] | None:
-    """A live session's last activity and effective deadline (ms) from its session and
-    meta hashes, as read by read_hashes; None when the session hash is gone. chat_turn
-    keeps the activity in the meta hash; a session not written since an older version
-    created it has it in the session hash."""
-    if "abs" not in state:
-        return None
-    last = int(meta.get("last") or state["last"])
-    return last, min(last + int(state["idle"]), int(state["abs"]))
-
-
-def owns_session(ctx: Context, user_id: str, session_id: object) -> bool:
-    """Whether a session id routes to the user's bucket (a precondition of being theirs)."""
-    bucket = ctx.keys.bucket_of_session(session_id)
-    return bucket is not None and bucket == ctx.keys.bucket_of_user(user_id)
 
 
 # -- paged reads ------------------------------------------------------------------
@@ -110,19 +66,18 @@ def list_items(key: str) -> Op[list[bytes]]:
             return items
 
 
-def _zset_members(key: str, newest_first: bool = False) -> Op[list[bytes]]:
-    """Every member of a sorted set that only grows at its end (the evolution log), by
-    rank pages."""
-    members: list[bytes] = []
-    start = 0
+def _evolution(user: UserKeys) -> Op[list[bytes]]:
+    """Every record of the user's evolution log, oldest first, in ``get_evolution`` pages
+    walked by sequence number."""
+    records: list[bytes] = []
+    cursor: bytes | str = "-inf"
     while True:
-        reply = yield Call("range_zset", (key,), (start, start + PAGE - 1,
-                                                  1 if newest_first else 0))
-        page = reply[1::2]
-        members.extend(page)
-        start += PAGE
-        if not page or start >= int(reply[0]):
-            return members
+        last, more, *found = yield Call("get_evolution", (user.evolution,),
+                                        ("up", cursor, PAGE, "", PAGE))
+        records.extend(found)
+        if not more:
+            return records
+        cursor = b"(" + last
 
 
 def _archived_ids(ctx: Context, user: UserKeys) -> Op[list[str]]:
@@ -145,7 +100,7 @@ def _conversation(user: UserKeys, session_id: str, segments: int, overflow: str,
                   history: str) -> Op[list[Message]]:
     """Every message of a conversation, oldest first: its segments, overflow, history."""
     raws: list[bytes] = []
-    for key in (*segments_of(user, session_id, segments), overflow, history):
+    for key in (*user.segments(session_id, segments), overflow, history):
         raws.extend((yield from list_items(key)))
     return decode_messages(raws, f"session {session_id}")
 
@@ -215,7 +170,7 @@ def delete_episode(ctx: Context, user_id: object, episode_id: object) -> Op[bool
     user = ctx.user_keys(user_id)
     episode = ctx.name(episode_id, "episode_id")
     reply = yield Call("delete_episode", (user.episodes, user.episode_bodies), (episode,))
-    return bool(reply[0] == 1)
+    return bool(reply[0] == ReplyCode.OK)
 
 
 # -- export -----------------------------------------------------------------------
@@ -259,29 +214,16 @@ def _live_session(ctx: Context, user: UserKeys, session_id: str) -> Op[dict[str,
     }
 
 
-def _facts(user: UserKeys) -> Op[list[dict[str, Any]]]:
-    facts = []
-    cursor: bytes | str = "0"
-    while True:
-        reply = yield Call("scan_hash", (user.facts,), (cursor, PAGE))
-        cursor = reply[0]
-        facts.extend(decode_facts(reply[1:], user.facts))
-        if cursor in (b"0", "0"):
-            break
-    facts.sort(key=lambda fact: (fact.category, fact.key))
-    return [_json(fact) for fact in facts]
-
-
 def export_user(ctx: Context, user_id: object) -> Op[dict[str, Any]]:
     """Everything kept about one user, as plain JSON-ready data (see ``SessionStore.export_user``)."""
     user_id = ctx.user_id(user_id)
     user = ctx.keys.user(user_id)
     summary = yield from get_user(ctx, user_id)
     affinities = yield from get_affinities(ctx, user_id)
-    facts = yield from _facts(user)
+    facts = [_json(fact) for fact in (yield from get_facts(ctx, user_id))]
     episodes = [_json(episode) for episode in (yield from get_episodes(ctx, user_id))]
     evolution = [_json(event) for event in decode_evolutions(
-        (yield from _zset_members(user.evolution)), user.evolution)]
+        (yield from _evolution(user)), user.evolution)]
     sessions = []
     for session_id in (yield from user_session_ids(ctx, user)):
         if owns_session(ctx, user_id, session_id):
