@@ -10,8 +10,8 @@ name against the repository:
 - a path in backticks exists under the repository root, the package, or the
   document's folder (a bare file or folder name: anywhere in the repository);
   a link target exists relative to its document;
-- ``a.b.c`` resolves through the named module (``archive.due_sessions``: a
-  module ``archive`` that defines ``due_sessions``), a class of the package
+- ``a.b.c`` resolves through the named module (``scans.scan_due``: a
+  module ``scans`` that defines ``scan_due``), a class of the package
   (``ExpiryListener.wait_live``, with its bases), an instance name the docs use
   for one (``store``, ``listener``: `INSTANCES`) or an installed library
   (`EXTERNAL`), else fails;
@@ -272,7 +272,7 @@ def test_a_stale_name_fails() -> None:
                "[gone](docs/gone.md)")
     assert len(stale_names(made_up, ROOT / "README.md")) == 11
     real = ("`_ClusterEvents`, `CLUSTER_IDLE`, `listener/heartbeat.py`, `ops/`, `lua/`, "
-            "`store.delivery_backlog().quarantined_sessions`, `archive.due_sessions`, "
+            "`store.delivery_backlog().quarantined_sessions`, `scans.scan_due`, "
             "`redis.asyncio.cluster.RedisCluster`, `ExpiryListener.wait_live`, "
             "`listener.live`, `Session.expires_at`, `touch()`, `luminora_redis.io.packing`, "
             "`await listener.wait_live(after=n)`, `pyproject.toml`, `CONFIG`, `sweep_interval`, "
