@@ -246,6 +246,7 @@ def test_without_a_listener_cleanup_archives_each_expired_session_once(
         close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("listeners", [2, 4])
 async def test_many_listeners_archive_each_session_exactly_once(
         listeners: int, make_store: Callable[..., SessionStore], raw: redis.Redis) -> None:
