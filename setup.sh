@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepares this checkout: redis-server (from the package manager when it is
-# missing) and a .venv holding luminora-redis with its test tools. Safe to re-run.
+# missing) and a .venv holding luminora-redis with its test tools and linters (the
+# dev extra: the test extra, ruff and mypy). Safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -27,4 +28,4 @@ python="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'

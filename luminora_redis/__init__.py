@@ -6,6 +6,7 @@ episodes) lives in non-expiring per-user keys under a persistent ``user_id``;
 expired conversations are archived into their user's archive exactly once.
 """
 
+from luminora_redis._version import __version__ as __version__
 from luminora_redis.core.codec import unreadable_records_total
 from luminora_redis.core.context_messages import ContextMessage
 from luminora_redis.core.errors import (
@@ -43,8 +44,6 @@ from luminora_redis.core.settings import SessionConfig, StoreSettings
 from luminora_redis.io.store import SessionStore
 from luminora_redis.io.sync_store import SyncSessionStore
 from luminora_redis.listener.expiry_listener import ExpiryListener, ListenerSettings
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Affinity",

@@ -38,9 +38,14 @@ from luminora_redis.testing import LocalCluster, RedisServer, find_redis_server
 pytest_plugins = ["pytester"]
 
 
+def in_ci() -> bool:
+    """Whether ``CI`` is set to something other than empty, 0, false or no."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
 def redis_unavailable(reason: str) -> NoReturn:
     """Skip for ``reason``; under CI a missing Redis is a broken environment and fails."""
-    if os.environ.get("CI"):
+    if in_ci():
         pytest.fail(f"{reason}, and CI requires the integration tests", pytrace=False)
     pytest.skip(reason)
 
@@ -51,16 +56,36 @@ def require_redis_server() -> None:
         redis_unavailable("redis-server is not installed")
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.005) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.005,
+               what: str | None = None) -> Any:
+    """Poll ``predicate`` until it returns something truthy, and return that; fail after
+    ``timeout`` seconds, naming ``what`` (else the predicate). For code without a running
+    event loop; `until` is the same poll for coroutines."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s: {predicate}")
+            pytest.fail(f"condition not met within {timeout} s: {what or predicate}")
         time.sleep(interval)
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.005,
+                what: str | None = None) -> Any:
+    """`wait_until` inside an event loop: polls without blocking the loop, and awaits
+    ``predicate``'s result when it is awaitable (an async predicate)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            pytest.fail(f"condition not met within {timeout} s: {what or predicate}")
+        await asyncio.sleep(interval)
 
 
 def server_ms(raw: redis.Redis) -> int:
@@ -147,18 +172,32 @@ def redis_cluster(luminora_redis_cluster: LocalCluster) -> LocalCluster:
     return luminora_redis_cluster
 
 
+@pytest.fixture
+def private_server() -> Iterator[RedisServer]:
+    """A redis-server of this test's own, for tests that kill, restart or reconfigure it.
+    Its data survives a kill (AOF, fsync always), so a restart finds every acknowledged
+    write."""
+    require_redis_server()
+    with RedisServer(config={"appendonly": "yes", "appendfsync": "always"}) as server:
+        yield server
+
+
 def flush_cluster(cluster: LocalCluster) -> None:
     cluster.flushall()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``single_server`` keep only their single-server variant."""
+    """Tests marked ``single_server`` keep only their single-server variant, and every
+    cluster test is also ``slow``: the inner loop (``-m "not slow"``) runs each behaviour
+    on the single server, the full run on both topologies."""
     kept, dropped = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
         topology = callspec.params.get("topology") if callspec is not None else None
         cluster_only_variant = topology == "cluster" and item.get_closest_marker("single_server")
         (dropped if cluster_only_variant else kept).append(item)
+        if item.get_closest_marker("cluster") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
@@ -176,6 +215,15 @@ def store_url(topology: str, request: pytest.FixtureRequest) -> str:
         request.getfixturevalue("redis_cluster")
         return str(request.getfixturevalue("luminora_cluster_url"))
     return str(request.getfixturevalue("redis_url"))
+
+
+@pytest.fixture
+def servers(topology: str, store_url: str, request: pytest.FixtureRequest) -> list[RedisServer]:
+    """The servers behind ``store_url``, flushed: the shared server, or the shared cluster's
+    primaries. A test that reconfigures them puts their settings back."""
+    if topology == "cluster":
+        return list(request.getfixturevalue("redis_cluster").primaries())
+    return [request.getfixturevalue("redis_server")]
 
 
 @pytest.fixture

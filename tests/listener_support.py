@@ -1,9 +1,8 @@
-"""Helpers shared by the listener tests: run a listener, wait on a condition, read archives."""
+"""Helpers shared by the listener tests: run a listener, write sessions from a thread, read archives."""
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import re
 import subprocess
@@ -50,22 +49,6 @@ def flags_restored(servers: list[RedisServer]) -> Iterator[None]:
     for server in servers:
         with server.client(decode_responses=True) as client:
             client.config_set(NOTIFY, before[server.port])
-
-
-async def until(predicate: Callable[[], Any], timeout: float = 10.0,
-                interval: float = 0.005) -> Any:
-    """Poll ``predicate`` (plain or async) without blocking the loop; fail after ``timeout``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = predicate()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if loop.time() > deadline:
-            pytest.fail(f"condition not met within {timeout} s: {predicate}")
-        await asyncio.sleep(interval)
 
 
 @asynccontextmanager
@@ -187,13 +170,6 @@ async def open_async_stores(store_url: str,
     yield make
     for store in stores:
         await store.aclose()
-
-
-def primaries_of(topology: str, request: pytest.FixtureRequest) -> list[RedisServer]:
-    """The servers behind the store fixtures: the shared server, or the cluster's primaries."""
-    if topology == "cluster":
-        return list(request.getfixturevalue("redis_cluster").primaries())
-    return [request.getfixturevalue("redis_server")]
 
 
 ARCHIVED_LINE = re.compile(r"archived session (\S+) of user")

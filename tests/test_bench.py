@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from luminora_redis.bench.cli import bench
 from luminora_redis.cli import main
 
-pytestmark = pytest.mark.single_server
+pytestmark = [pytest.mark.single_server, pytest.mark.slow]
 
 
 def _run(args: list[str]) -> tuple[int, str, str]:

@@ -32,6 +32,7 @@ def run(*argv: str, timeout: float = 60, **kwargs: object) -> subprocess.Complet
                           **kwargs)  # type: ignore[call-overload]
 
 
+@pytest.mark.slow
 def test_the_demo_runs_on_a_private_server_and_stops_it() -> None:
     require_redis_server()
     result = run("demo", check=True)
@@ -60,6 +61,7 @@ def test_bad_arguments_are_refused_with_usage(argv: list[str]) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv", [["stats"], ["check"], ["sessions", "list"],
                                   ["users", "show", "carlos"], ["users", "erase", "carlos"],
                                   ["listen"]])
@@ -72,18 +74,21 @@ def test_redis_down_is_one_line_and_exit_3(argv: list[str]) -> None:
     assert result.stdout == ""
 
 
+@pytest.mark.slow
 def test_redis_url_comes_from_the_environment() -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"
     result = run("stats", env={**os.environ, "REDIS_URL": url})
     assert result.returncode == 3 and str(url.split(":")[2].split("/")[0]) in result.stderr
 
 
+@pytest.mark.slow
 def test_a_bad_url_is_a_usage_error() -> None:
     result = run("stats", "--url", "http://example.com")
     assert result.returncode == 2 and result.stderr.startswith("luminora-redis: bad Redis URL")
     assert result.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_listen_archives_under_its_prefix_and_calls_the_hook(redis_url: str,
                                                             tmp_path: Path) -> None:
     (tmp_path / "sink.py").write_text(textwrap.dedent(f"""
@@ -124,6 +129,7 @@ def _one_line(result: subprocess.CompletedProcess[str]) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv, words", [
     (["listen", "--prefix", "bad:prefix"], "bad --prefix 'bad:prefix'"),
     (["listen", "--buckets", "4"], "was created with 8 buckets"),
@@ -140,6 +146,7 @@ def test_invalid_input_is_one_line_and_exit_2(redis_url: str, argv: list[str],
     _one_line(result)
 
 
+@pytest.mark.slow
 def test_listen_on_a_metrics_port_in_use_is_one_line_and_exit_2(redis_url: str) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -191,6 +198,7 @@ def test_listen_replaces_a_listener_that_fails(redis_url: str, monkeypatch: pyte
         redis.ConnectionError, RuntimeError]
 
 
+@pytest.mark.slow
 def test_listen_refuses_a_hook_it_cannot_load(redis_url: str) -> None:
     result = run("listen", "--url", redis_url, "--hook", "no_such_module_here:fn")
     assert result.returncode == 2 and "cannot load the hook" in result.stderr
@@ -198,6 +206,7 @@ def test_listen_refuses_a_hook_it_cannot_load(redis_url: str) -> None:
     assert result.returncode == 2 and "module:function" in result.stderr
 
 
+@pytest.mark.slow
 def test_listen_stops_on_sigint_within_seconds(redis_url: str) -> None:
     process = subprocess.Popen([*CLI, "listen", "--url", redis_url, "--no-notifications"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -26,16 +26,6 @@ from luminora_redis.testing import LocalCluster, RedisServer
 
 from conftest import snapshot, wait_until
 
-NEEDS_OUTBOX = pytest.mark.skipif(
-    not hasattr(SessionStore, "delivery_backlog"),
-    reason="delivery_backlog() comes with the delivery outbox (contract 1), not in this build")
-NEEDS_HEARTBEAT = pytest.mark.skipif(
-    not hasattr(SessionStore, "live_listeners"),
-    reason="live_listeners() comes with the listener heartbeat (contract 1), not in this build")
-NEEDS_SERVER_CHECKS = pytest.mark.skipif(
-    not hasattr(SessionStore, "check_server"),
-    reason="check_server() comes with the server checks (contract 1), not in this build")
-
 
 def cli(url: str, *argv: str, input: str | None = None, cluster: bool = False) -> Result:
     args = [*argv, "--url", url] + (["--cluster"] if cluster else [])
@@ -395,7 +385,6 @@ def test_check_finds_what_a_restricted_user_may_not_do(redis_url: str, people: d
         flags.acl_deluser("app")
 
 
-@NEEDS_SERVER_CHECKS
 def test_check_reports_an_eviction_policy_that_drops_user_data(redis_url: str,
                                                                people: dict[str, str],
                                                                flags: redis.Redis) -> None:
@@ -443,8 +432,6 @@ def while_listening(url: str, action: Callable[[], Any], **options: Any) -> Any:
     return asyncio.run(scenario())
 
 
-@NEEDS_OUTBOX
-@NEEDS_HEARTBEAT
 def test_check_flags_deliveries_nobody_makes(redis_url: str, people: dict[str, str],
                                              store: SyncSessionStore,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
@@ -497,8 +484,6 @@ def test_check_flags_deliveries_nobody_makes(redis_url: str, people: dict[str, s
     assert found["status"] == "ok" and found["detail"].startswith("none pending")
 
 
-@NEEDS_OUTBOX
-@NEEDS_HEARTBEAT
 def test_check_passes_on_a_ready_server(redis_server: RedisServer) -> None:
     with RedisServer(config={"appendonly": "yes"}) as server:
         with SyncSessionStore.from_url(server.url) as ready:
@@ -518,13 +503,11 @@ def test_check_passes_on_a_ready_server(redis_server: RedisServer) -> None:
     assert table.exit_code == 0 and table.stdout.rstrip().endswith("no problem found")
 
 
-@NEEDS_OUTBOX
 def test_stats_reports_pending_deliveries(redis_url: str, people: dict[str, str]) -> None:
     stats = as_json(cli(redis_url, "stats", "--json"))
     assert set(stats["deliveries"]) >= {"pending", "quarantined", "oldest_age_seconds"}
 
 
-@NEEDS_HEARTBEAT
 def test_check_and_stats_see_a_live_listener(redis_url: str, people: dict[str, str]) -> None:
     import asyncio
 

@@ -34,16 +34,8 @@ from luminora_redis import SessionStore
 from luminora_redis.listener.expiry_listener import ExpiryListener
 from luminora_redis.testing import POLL_INTERVAL, LocalCluster, RedisServer
 
-from conftest import require_redis_server
-from listener_support import (
-    archived_sessions,
-    create_sessions,
-    flag_set,
-    index_sizes,
-    nodes_of,
-    running,
-    until,
-)
+from conftest import require_redis_server, until
+from listener_support import archived_sessions, create_sessions, flag_set, index_sizes, nodes_of, running
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

@@ -19,8 +19,8 @@ from luminora_redis.listener.expiry_listener import ExpiryListener
 from luminora_redis.migration.layout import upgrade_layout
 from luminora_redis.ops import compaction
 
-from conftest import snapshot, user_keys
-from listener_support import MIN_TTL, create_conversation, flags_restored, running, until
+from conftest import snapshot, until, user_keys
+from listener_support import MIN_TTL, create_conversation, flags_restored, running
 
 LONG = {"ttl": 60, "max_idle": 30}
 #: Small bounds, so that a conversation of a few turns has segments.

@@ -1,12 +1,10 @@
 """RedisStorageV11: LuminoraCore's storage interface over the store, on a real server
 and on the real cluster. LuminoraCore itself is not needed here (the adapter is
-duck-typed); its own tests run against the adapter in compat/run_luminoracore_tests.sh."""
+duck-typed); its own tests run against the adapter in .ci/luminoracore.sh."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +16,8 @@ from luminora_redis import InvalidInput, SessionStore
 from luminora_redis.compat.luminoracore import RedisStorageV11
 from luminora_redis.core.errors import ConfigurationError
 from luminora_redis.testing import free_port
+
+from conftest import until
 
 
 @pytest.fixture
@@ -35,13 +35,6 @@ async def _session(storage: RedisStorageV11, session_id: str, user_id: str,
                    ttl: float = 3600.0) -> None:
     assert await storage.save_session(session_id, user_id, "alicia", _iso(0), _iso(ttl),
                                       _iso(0), "active", {"name": "stub"})
-
-
-async def _until(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 async def test_affinity_round_trip_keeps_fields_and_is_native(storage: RedisStorageV11) -> None:
@@ -184,6 +177,7 @@ async def test_conversation_turns_live_in_the_session_and_are_archived(
     assert await storage.get_facts("session_a", "conversation_history") == [read[0]]
 
 
+@pytest.mark.slow
 async def test_expires_at_is_native_expiry(storage: RedisStorageV11) -> None:
     await _session(storage, "session_short", "carlos", ttl=2.0)
     await storage.save_fact("session_short", "conversation_history", "turn_1", json.dumps(
@@ -192,7 +186,7 @@ async def test_expires_at_is_native_expiry(storage: RedisStorageV11) -> None:
     async def gone() -> bool:
         return await storage.get_session("session_short") is None
 
-    await _until(gone)
+    await until(gone)
     assert await storage.get_expired_sessions() == ["session_short"]
     assert await storage.store.cleanup_expired_sessions() == 1
     assert await storage.get_expired_sessions() == []

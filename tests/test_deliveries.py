@@ -30,7 +30,8 @@ from luminora_redis import (
 )
 from luminora_redis.listener.expiry_listener import ExpiryListener, ListenerSettings
 
-from listener_support import create_sessions, open_async_stores, running, until
+from conftest import until
+from listener_support import create_sessions, open_async_stores, running
 
 async_stores = pytest.fixture(open_async_stores)
 
@@ -292,6 +293,7 @@ LISTENER_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 async def test_a_listener_killed_inside_the_hook_is_delivered_by_another(
         async_stores: Callable[..., SessionStore], store_url: str, topology: str,
         tmp_path: Path) -> None:

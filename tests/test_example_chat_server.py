@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -27,6 +27,7 @@ from examples.chat_server.responder import POINTS_PER_WORD
 from luminora_redis.core.models import ArchivedConversation
 from luminora_redis.testing import RedisServer, free_port
 
+from conftest import wait_until
 from listener_support import flags_restored
 
 ARCHIVE_TIMEOUT = 15.0  # seconds; an upper bound, the listener usually archives within ms
@@ -177,24 +178,12 @@ def live_server(luminora_redis_url: str) -> Iterator[str]:
     thread = threading.Thread(target=server.run, name="chat-server", daemon=True)
     thread.start()
     try:
-        wait_for(lambda: server.started, "uvicorn to start")
+        wait_until(lambda: server.started, timeout=20, what="uvicorn to start")
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
         assert not thread.is_alive()
-
-
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 20.0) -> None:
-    event = threading.Event()
-    deadline = threading.Timer(timeout, event.set)
-    deadline.start()
-    try:
-        while not predicate():
-            if event.wait(0.02):
-                pytest.fail(f"timed out waiting for {what}")
-    finally:
-        deadline.cancel()
 
 
 @pytest.mark.slow

@@ -27,17 +27,9 @@ from luminora_redis import (
 )
 from luminora_redis.testing import RedisServer
 
-from conftest import open_store, require_redis_server, snapshot, wait_until
+from conftest import open_store, snapshot, wait_until
 
 LONG = {"ttl": 60, "max_idle": 30}
-
-
-@pytest.fixture
-def private_server() -> Iterator[RedisServer]:
-    """A server of this test's own, whose data survives a kill (AOF, fsync always)."""
-    require_redis_server()
-    with RedisServer(config={"appendonly": "yes", "appendfsync": "always"}) as server:
-        yield server
 
 
 @pytest.fixture

@@ -35,9 +35,9 @@ from luminora_redis.core.codec import unreadable_records_total
 from luminora_redis.core.errors import ConfigurationError, InvalidSettings
 from luminora_redis.listener.expiry_listener import NOTIFICATION, SWEEP, ExpiryListener
 from luminora_redis.listener.notifications import ensure_flags, merged_flags
-from luminora_redis.testing import LocalCluster, RedisServer
+from luminora_redis.testing import RedisServer
 
-from conftest import open_store, require_redis_server, wait_until
+from conftest import open_store, require_redis_server, until, wait_until
 from listener_support import (
     MIN_TTL,
     NOTIFY,
@@ -51,7 +51,6 @@ from listener_support import (
     nodes_of,
     open_async_stores,
     running,
-    until,
 )
 
 # -- merging the notification flags (pure) -----------------------------------------
@@ -116,15 +115,6 @@ async def test_listener_refuses_bad_arguments() -> None:
 
 
 # -- fixtures -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def servers(topology: str, request: pytest.FixtureRequest) -> list[RedisServer]:
-    """The servers behind ``url``: the shared server, or the shared cluster's primaries."""
-    if topology == "cluster":
-        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
-        return cluster.primaries()
-    return [request.getfixturevalue("redis_server")]
 
 
 @pytest.fixture
@@ -256,6 +246,7 @@ def test_without_a_listener_cleanup_archives_each_expired_session_once(
         close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("listeners", [2, 4])
 async def test_many_listeners_archive_each_session_exactly_once(
         listeners: int, make_store: Callable[..., SessionStore], raw: redis.Redis) -> None:

@@ -1,9 +1,9 @@
 """Real faults under the listener: a SIGKILLed CLI, a restarted Redis, a dropped connection.
 
-Each single-server test starts its own redis-server, since it configures it,
-kills it or lets a listener process change its settings. The dropped
-connection also runs on the shared cluster (on every primary at once), whose
-notification flags it puts back afterwards. Failover is in
+The kill and restart tests start a redis-server of their own (``private_server``),
+since they kill it or let a listener process change its settings. The dropped
+connection runs on the shared server and on the shared cluster (on every primary
+at once), whose notification flags it puts back afterwards. Failover is in
 ``test_cluster_failover.py``.
 """
 
@@ -21,9 +21,9 @@ import redis
 
 from luminora_redis import ArchivedConversation, SessionStore, SyncSessionStore
 from luminora_redis.listener.expiry_listener import NOTIFICATION, ExpiryListener
-from luminora_redis.testing import LocalCluster, RedisServer
+from luminora_redis.testing import RedisServer
 
-from conftest import flush_cluster, require_redis_server, wait_until
+from conftest import until, wait_until
 from listener_support import (
     ListenProcess,
     archived_sessions,
@@ -31,17 +31,9 @@ from listener_support import (
     flags_restored,
     index_sizes,
     running,
-    until,
 )
 
 pytestmark = pytest.mark.slow
-
-@pytest.fixture
-def server() -> Iterator[RedisServer]:
-    require_redis_server()
-    with RedisServer(config={"appendonly": "yes", "appendfsync": "always"}) as started:
-        yield started
-
 
 def metric(text: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
@@ -49,13 +41,13 @@ def metric(text: str, name: str) -> float:
 
 
 def test_a_listener_killed_in_a_storm_loses_nothing_and_duplicates_nothing(
-        server: RedisServer) -> None:
+        private_server: RedisServer) -> None:
     pytest.importorskip("prometheus_client")
     count = 300
     rng = random.Random(7)
-    store = SyncSessionStore.from_url(server.url)
-    raw = server.client()
-    first = ListenProcess("--url", server.url, "--sweep-interval", "0.1")
+    store = SyncSessionStore.from_url(private_server.url)
+    raw = private_server.client()
+    first = ListenProcess("--url", private_server.url, "--sweep-interval", "0.1")
     second: ListenProcess | None = None
     try:
         first.wait_started()
@@ -71,7 +63,7 @@ def test_a_listener_killed_in_a_storm_loses_nothing_and_duplicates_nothing(
         # Sessions expire while no listener runs.
         wait_until(lambda: len(store.get_expired_sessions()) >= 20, timeout=15)
 
-        second = ListenProcess("--url", server.url, "--sweep-interval", "0.1",
+        second = ListenProcess("--url", private_server.url, "--sweep-interval", "0.1",
                                "--metrics-port", "0", "--log-level", "info")
         second.wait_started()
         wait_until(lambda: index_sizes(raw) == 0 and not store.get_expired_sessions(),
@@ -94,7 +86,7 @@ def test_a_listener_killed_in_a_storm_loses_nothing_and_duplicates_nothing(
           f"{len(second.archived())}")
     assert max(logged.values()) == 1, "a session was archived twice"
     assert set(logged) <= set(owners)
-    with SyncSessionStore.from_url(server.url) as check:
+    with SyncSessionStore.from_url(private_server.url) as check:
         records = Counter(c.session_id for user in set(owners.values())
                           for c in check.get_archived_conversations(user, limit=None))
         assert all(c.message_count == 1 for user in set(owners.values())
@@ -109,7 +101,7 @@ def test_a_listener_killed_in_a_storm_loses_nothing_and_duplicates_nothing(
 
 
 async def test_redis_restarted_under_a_running_listener_loses_nothing(
-        server: RedisServer) -> None:
+        private_server: RedisServer) -> None:
     count = 150
     rng = random.Random(11)
     calls: Counter[str] = Counter()
@@ -119,8 +111,8 @@ async def test_redis_restarted_under_a_running_listener_loses_nothing(
         calls.update([conversation.session_id])
         keys.add((conversation.session_id, conversation.idempotency_key))
 
-    store = SessionStore.from_url(server.url)
-    creator = SessionStore.from_url(server.url)
+    store = SessionStore.from_url(private_server.url)
+    creator = SessionStore.from_url(private_server.url)
     # A short lease: a delivery whose claim or acknowledgement died with the server is
     # delivered again within the test.
     listener = ExpiryListener(store, sweep_interval=0.1, delivery_interval=0.5,
@@ -136,15 +128,15 @@ async def test_redis_restarted_under_a_running_listener_loses_nothing(
                                            [rng.uniform(0.1, 3.0) for _ in range(count)])
             await until(lambda: listener.archived >= 30)
             lives = listener.lives
-            await asyncio.to_thread(server.kill)
+            await asyncio.to_thread(private_server.kill)
             await asyncio.sleep(0.5)  # the outage itself: deadlines pass while Redis is down
-            await asyncio.to_thread(server.restart)
+            await asyncio.to_thread(private_server.restart)
             # A pooled connection of the test's own client may be stale once.
             await until(lambda: reachable(creator))
             await until(all_archived, timeout=30)
             await asyncio.wait_for(listener.wait_live(after=lives), 30)
             assert listener.reconnects >= 1
-            with server.client(decode_responses=True) as client:
+            with private_server.client(decode_responses=True) as client:
                 # The restart dropped the CONFIG SET; the listener set the flags again.
                 await until(lambda: set(client.config_get(
                     "notify-keyspace-events")["notify-keyspace-events"]) >= {"E", "x"})
@@ -173,17 +165,11 @@ async def reachable(store: SessionStore) -> bool:
 
 
 @pytest.fixture
-def notifying(topology: str, request: pytest.FixtureRequest) -> Iterator[list[RedisServer]]:
-    """The servers a listener subscribes to: a private server, or the shared cluster's
-    primaries, flushed, with their notification flags put back afterwards."""
-    if topology == "single":
-        yield [request.getfixturevalue("server")]
-        return
-    cluster: LocalCluster = request.getfixturevalue("redis_cluster")
-    flush_cluster(cluster)
-    primaries = cluster.primaries()
-    with flags_restored(primaries):
-        yield primaries
+def notifying(servers: list[RedisServer]) -> Iterator[list[RedisServer]]:
+    """conftest's ``servers`` (the shared server, or the shared cluster's primaries),
+    their notification flags put back afterwards."""
+    with flags_restored(servers):
+        yield servers
 
 
 async def test_a_dropped_notification_connection_is_reestablished(

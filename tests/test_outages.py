@@ -1,8 +1,9 @@
 """A listener outlives every refusal of Redis: OOM, BUSY, removed notification flags.
 
-Each single-server test starts its own redis-server, since it configures it;
-the OOM window also runs on the shared cluster (every primary at once), whose
-``maxmemory`` it puts back afterwards.
+The BUSY, flag and stop tests start a redis-server of their own
+(``private_server``), since they configure it; the OOM window runs on the shared
+server and on the shared cluster (every primary at once), whose ``maxmemory`` and
+notification flags it puts back afterwards.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from luminora_redis import SessionStore, SyncSessionStore
 from luminora_redis.core.errors import ConfigurationError
 from luminora_redis.listener.expiry_listener import NOTIFICATION, ExpiryListener
 from luminora_redis.listener.outages import is_outage
-from luminora_redis.testing import LocalCluster, RedisServer
+from luminora_redis.testing import RedisServer
 
-from conftest import require_redis_server, wait_until
+from conftest import until, wait_until
 from listener_support import (
     NOTIFY,
     ListenProcess,
@@ -30,7 +31,6 @@ from listener_support import (
     create_sessions,
     flags_restored,
     running,
-    until,
 )
 
 # stop() returns within the stop grace plus the heartbeat's removal; this bound is a
@@ -41,24 +41,10 @@ FAST = {"sweep_interval": 0.05, "delivery_interval": 0.05, "delivery_backoff": 0
 
 
 @pytest.fixture
-def server() -> Iterator[RedisServer]:
-    require_redis_server()
-    with RedisServer() as started:
-        yield started
-
-
-@pytest.fixture
-def servers(topology: str, request: pytest.FixtureRequest) -> list[RedisServer]:
-    """The servers a test's store lives on: its own server, or the cluster's primaries."""
-    if topology == "single":
-        return [request.getfixturevalue("server")]
-    cluster: LocalCluster = request.getfixturevalue("redis_cluster")
-    request.getfixturevalue("store_url")  # flushed
-    return cluster.primaries()
-
-
-def url_of(topology: str, servers: list[RedisServer], request: pytest.FixtureRequest) -> str:
-    return servers[0].url if topology == "single" else str(request.getfixturevalue("store_url"))
+def servers(servers: list[RedisServer]) -> Iterator[list[RedisServer]]:
+    """conftest's ``servers``, their notification flags put back afterwards."""
+    with flags_restored(servers):
+        yield servers
 
 
 @contextmanager
@@ -83,11 +69,12 @@ def metric(registry: Any, name: str) -> float:
     return 0.0 if value is None else float(value)
 
 
+@pytest.mark.slow
 async def test_an_oom_window_is_an_outage_the_listener_waits_out(
-        topology: str, servers: list[RedisServer], request: pytest.FixtureRequest) -> None:
+        topology: str, servers: list[RedisServer], store_url: str) -> None:
     from luminora_redis.listener.metrics import ListenerMetrics
 
-    url = url_of(topology, servers, request)
+    url = store_url
     cluster = topology == "cluster"
     store = SessionStore.from_url(url, cluster=cluster)
     creator = SessionStore.from_url(url, cluster=cluster)
@@ -141,17 +128,18 @@ def busy_for(server: RedisServer, seconds: float) -> Iterator[threading.Thread]:
         thread.join(seconds + 30)
 
 
+@pytest.mark.slow
 async def test_a_busy_script_of_another_client_is_an_outage_the_listener_waits_out(
-        server: RedisServer) -> None:
-    store = SessionStore.from_url(server.url)
-    creator = SessionStore.from_url(server.url)
+        private_server: RedisServer) -> None:
+    store = SessionStore.from_url(private_server.url)
+    creator = SessionStore.from_url(private_server.url)
     delivered: set[str] = set()
     listener = ExpiryListener(store, on_archived=lambda c: delivered.add(c.session_id), **FAST)
     try:
         async with running(listener) as [task]:
             owners = await create_sessions(creator, 8, 2, [0.2 + 0.1 * n for n in range(8)])
             lives = listener.lives
-            with busy_for(server, 2.0) as busy:
+            with busy_for(private_server, 2.0) as busy:
                 await until(lambda: listener.outage)
                 await until(lambda: not busy.is_alive(), timeout=30)
                 assert not task.done()
@@ -188,13 +176,13 @@ def test_refusals_are_outages_and_failures_of_a_request_are_not() -> None:
 
 
 async def test_removed_notification_flags_are_restored_and_logged_once(
-        server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
-    store = SessionStore.from_url(server.url)
+        private_server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
+    store = SessionStore.from_url(private_server.url)
     # The sweeper is slow here, so that the expiry below is archived by its notification.
     listener = ExpiryListener(store, **{**FAST, "heartbeat_interval": 0.1, "sweep_interval": 5.0})
-    admin = server.client(decode_responses=True)
+    admin = private_server.client(decode_responses=True)
     try:
-        with flags_restored([server]):
+        with flags_restored([private_server]):
             async with running(listener):
                 lives = listener.lives
                 with caplog.at_level("WARNING", logger="luminora_redis.listener"):
@@ -214,10 +202,10 @@ async def test_removed_notification_flags_are_restored_and_logged_once(
         await store.aclose()
 
 
-async def test_stop_returns_after_run_ended_on_a_refused_start(server: RedisServer) -> None:
-    with server.client() as raw:
+async def test_stop_returns_after_run_ended_on_a_refused_start(private_server: RedisServer) -> None:
+    with private_server.client() as raw:
         raw.set("lr:layout", "not a hash")  # the layout key of another kind: refused at start
-    store = SessionStore.from_url(server.url)
+    store = SessionStore.from_url(private_server.url)
     listener = ExpiryListener(store, **FAST)
     try:
         with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
@@ -227,14 +215,14 @@ async def test_stop_returns_after_run_ended_on_a_refused_start(server: RedisServ
         await store.aclose()
 
 
-async def test_stop_during_an_outage_returns_and_ends_the_outage(server: RedisServer) -> None:
+async def test_stop_during_an_outage_returns_and_ends_the_outage(private_server: RedisServer) -> None:
     from luminora_redis.listener.metrics import ListenerMetrics
 
-    store = SessionStore.from_url(server.url)
+    store = SessionStore.from_url(private_server.url)
     metrics = ListenerMetrics()
     listener = ExpiryListener(store, observer=metrics, **FAST)
     try:
-        with out_of_memory([server]):
+        with out_of_memory([private_server]):
             task = asyncio.create_task(listener.run())
             await until(lambda: listener.outage)
             assert metric(metrics.registry, "luminora_redis_outage") == 1
@@ -246,14 +234,14 @@ async def test_stop_during_an_outage_returns_and_ends_the_outage(server: RedisSe
 
 
 @pytest.mark.slow
-def test_the_listen_command_keeps_running_through_an_oom_window(server: RedisServer) -> None:
-    process = ListenProcess("--url", server.url, "--sweep-interval", "0.05")
+def test_the_listen_command_keeps_running_through_an_oom_window(private_server: RedisServer) -> None:
+    process = ListenProcess("--url", private_server.url, "--sweep-interval", "0.05")
     try:
         process.wait_started()
-        with SyncSessionStore.from_url(server.url) as store, server.client() as raw:
+        with SyncSessionStore.from_url(private_server.url) as store, private_server.client() as raw:
             sid = store.create_session("carlos", "alicia", {"ttl": 60, "max_idle": 0.3})
             session_key = store.context().keys.session(sid, int(sid[:4], 16)).session
-            with out_of_memory([server]):
+            with out_of_memory([private_server]):
                 # The session expires inside the window; archiving it is refused.
                 wait_until(lambda: not raw.exists(session_key))
                 wait_until(lambda: process.find(r"Redis cannot serve"))

@@ -1,5 +1,6 @@
 """The wheel carries the Lua scripts: build it, install it into a clean venv,
-and load every script from the installed package."""
+and load every script from the installed package. The sdist carries what its tests
+and README use, and both carry the version from ``luminora_redis/_version.py``."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import site
 import subprocess
 import sys
 import sysconfig
+import tarfile
 from pathlib import Path
 
 import pytest
 
+from luminora_redis import __version__
 from luminora_redis.core.scripts import script_sources
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +35,7 @@ def test_the_wheel_ships_every_script(tmp_path: Path) -> None:
                     "--no-build-isolation", "--wheel-dir", str(wheels), str(ROOT)],
                    check=True, capture_output=True)
     (wheel,) = wheels.glob("luminora_redis-*.whl")
+    assert wheel.name.startswith(f"luminora_redis-{__version__}-")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
@@ -49,3 +53,19 @@ def test_the_wheel_ships_every_script(tmp_path: Path) -> None:
     assert found["package"].startswith(purelib)
     assert found["lua"].startswith(purelib)
     assert found["scripts"] == script_sources()
+
+
+def test_the_sdist_holds_what_its_tests_and_readme_use(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "hatchling", "build", "--target", "sdist",
+                    "--directory", str(tmp_path)], check=True, capture_output=True, cwd=ROOT)
+    (sdist,) = tmp_path.glob("luminora_redis-*.tar.gz")
+    top = f"luminora_redis-{__version__}"
+    assert sdist.name == f"{top}.tar.gz"
+    with tarfile.open(sdist) as archive:
+        names = {name.removeprefix(f"{top}/") for name in archive.getnames()}
+    for wanted in ("benchmarks/soak.py", "benchmarks/soak_check.py", "docs/listener.md",
+                   "examples/chat_server/app.py", "tests/conftest.py", ".ci/lowest.txt",
+                   "setup.sh", "README.md", "pyproject.toml", "luminora_redis/_version.py"):
+        assert wanted in names, wanted
+    lua = {path.relative_to(ROOT).as_posix() for path in (ROOT / "lua").rglob("*") if path.is_file()}
+    assert lua and lua <= names

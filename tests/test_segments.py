@@ -125,6 +125,7 @@ def test_a_failed_segment_move_does_not_fail_the_committed_turn_and_the_next_tur
     assert contents(small.get_history(session_id)) == expected(10)
 
 
+@pytest.mark.slow
 def test_a_reader_sees_each_message_once_in_order_while_turns_move_them(
         make_store: Any) -> None:
     writer = make_store(**SMALL)

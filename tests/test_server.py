@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -21,29 +20,15 @@ from luminora_redis.testing import (
     LocalCluster,
     RedisServer,
     RedisServerError,
-    find_redis_server,
     free_port,
 )
 
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+from conftest import require_redis_server
 
 
 @pytest.fixture(autouse=True)
 def _needs_redis_server() -> None:
-    if find_redis_server() is not None:
-        return
-    reason = "redis-server not found on PATH, /usr/sbin or /usr/bin: install Redis to run these tests"
-    if _in_ci():
-        pytest.fail(f"{reason} (CI is set, so this is an error, not a skip)", pytrace=False)
-    pytest.skip(reason)
-
-
-@pytest.fixture
-def server() -> Iterator[RedisServer]:
-    with RedisServer() as started:
-        yield started
+    require_redis_server()
 
 
 def _process_exists(pid: int) -> bool:

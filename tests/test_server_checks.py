@@ -14,18 +14,18 @@ from luminora_redis import FindingCode, SessionStore
 from luminora_redis.listener.expiry_listener import ExpiryListener
 from luminora_redis.testing import RedisServer
 
-from listener_support import open_async_stores, primaries_of, running, until
+from conftest import until
+from listener_support import open_async_stores, running
 
 async_stores = pytest.fixture(open_async_stores)
 POLICY = "maxmemory-policy"
 
 
 @pytest.fixture
-def servers(topology: str, request: pytest.FixtureRequest) -> Iterator[list[RedisServer]]:
-    """The servers behind the stores, their eviction policy put back afterwards."""
-    found = primaries_of(topology, request)
-    yield found
-    for server in found:
+def servers(servers: list[RedisServer]) -> Iterator[list[RedisServer]]:
+    """conftest's ``servers``, their eviction policy put back afterwards."""
+    yield servers
+    for server in servers:
         with server.client() as client:
             client.config_set(POLICY, "noeviction")
 

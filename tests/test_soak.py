@@ -6,17 +6,21 @@ a long script, while the listeners' hook hangs on some deliveries and the stores
 every user's archive to two conversations; then every stored record and every delivery
 is checked (``benchmarks/soak.py`` says how).
 
-Deliveries under another key or of no archive are asserted once archives carry an
-idempotency key (at-least-once delivery); archives never delivered always are.
+Every archive is delivered at least once, each delivery under its archive's idempotency
+key, and no delivery names an archive that was never made.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from benchmarks.soak import FAULTS, HOOK_HANG, soak
 
 from conftest import require_redis_server
+
+pytestmark = pytest.mark.slow
 
 
 def test_nothing_is_lost_or_duplicated_under_faults() -> None:
@@ -39,7 +43,6 @@ def test_nothing_is_lost_or_duplicated_under_faults() -> None:
                  "undelivered (left in an outbox after the drain)",
                  "deliveries whose turns differ from the archive", "listeners exited on their own"):
         assert figures[name] == 0, (name, report.table())
-    if report.deliveries_asserted:
-        assert figures["deliveries with another key"] == 0, report.table()
-        assert figures["deliveries of no archive"] == 0, report.table()
+    assert figures["deliveries with another key"] == 0, report.table()
+    assert figures["deliveries of no archive"] == 0, report.table()
     assert report.problems == [], (report.problems, report.log_dir)

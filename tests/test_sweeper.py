@@ -20,15 +20,8 @@ from luminora_redis.listener.expiry_listener import SWEEP, ExpiryListener
 from luminora_redis.ops import archive, scans
 from luminora_redis.ops.scans import scan_due
 
-from conftest import session_keys, wait_until
-from listener_support import (
-    MIN_TTL,
-    archived_sessions,
-    create_sessions,
-    open_async_stores,
-    running,
-    until,
-)
+from conftest import session_keys, until, wait_until
+from listener_support import MIN_TTL, archived_sessions, create_sessions, open_async_stores, running
 
 async_stores = pytest.fixture(open_async_stores)
 
@@ -210,6 +203,7 @@ def test_one_call_reads_every_buckets_earliest_score_on_a_single_server(
     assert [score for n, score in enumerate(earliest) if n != bucket] == [-1] * 1023
 
 
+@pytest.mark.slow
 async def test_a_session_that_stops_chatting_is_archived_by_the_sweeper_alone(
         async_stores: Callable[..., SessionStore], raw: Any) -> None:
     """Notifications off: the sweeper finds the entry due at its first deadline while the
@@ -239,6 +233,7 @@ async def test_a_session_that_stops_chatting_is_archived_by_the_sweeper_alone(
 # -- one sweeper per prefix: the sweep lease ----------------------------------------------
 
 
+@pytest.mark.slow
 async def test_only_the_lease_holder_sweeps_and_another_takes_over_when_it_dies(
         async_stores: Callable[..., SessionStore], raw: Any) -> None:
     """Three listeners: one holds the lease and runs the periodic sweeps, the others only

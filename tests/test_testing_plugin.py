@@ -49,6 +49,7 @@ async def test_both_stores_share_the_flushed_private_server(
     assert [(m.role.value, m.content) for m in history] == [("user", "hola"), ("assistant", "¡hola!")]
 
 
+@pytest.mark.cluster
 async def test_the_cluster_store_writes_across_three_primaries(
         luminora_cluster_store: SessionStore, luminora_redis_cluster: LocalCluster) -> None:
     primaries = luminora_redis_cluster.primaries()

@@ -208,7 +208,9 @@ async def run_scenario(store: SessionStore, probe: redis.Redis, space: KeySpace,
             (sid, [("user", "hola"), ("assistant", "¡hola! ¿qué tal?")]) for sid in ids))
         with probe.pipeline(transaction=False) as pipe:
             for sid in ids:
-                pipe.pexpiretime(space.session(sid, space.bucket_of_session(sid)).session)
+                bucket = space.bucket_of_session(sid)
+                assert bucket is not None  # the store made these ids
+                pipe.pexpiretime(space.session(sid, bucket).session)
             scores = pipe.execute()
         # The hook may run before this dict is filled only if a deadline passed already:
         # the session hash's own expiry (index scores are lower bounds).
@@ -361,7 +363,7 @@ async def run_archive(url: str, args: ArchiveOptions,
     probe = redis.Redis.from_url(url)
     store = SessionStore.from_url(url, buckets=args.buckets, prefix=PREFIX)
     try:
-        args.hz = int(probe.config_get("hz").get("hz", args.hz))
+        args.hz = int(probe.config_get("hz").get("hz") or args.hz)
         space = KeySpace(store.settings.prefix, args.buckets)
         say(f"creating {args.live:,} live one-hour sessions")
         start = time.monotonic()

@@ -51,7 +51,8 @@ def load_backend() -> type:
         sys.modules[_PACKAGE] = package
     module = importlib.import_module(f"{_PACKAGE}.storage_redis_flexible")
     logging.getLogger(module.__name__).setLevel(logging.CRITICAL + 1)
-    return module.FlexibleRedisStorageV11
+    backend: type = module.FlexibleRedisStorageV11
+    return backend
 
 
 class LuminoraCoreLegacy(System):

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from luminora_redis.bench import workload as w
@@ -242,7 +243,7 @@ async def run_turns(target: Target, systems: Sequence[type[System]], options: Op
             driver = drivers[name]
             progress.step(f"{outcome.system.label}: per-turn counts")
             ok = await guarded(outcome, "the per-turn counts",
-                               lambda d=driver, o=outcome: _per_turn(d, o, probe, options))
+                               partial(_per_turn, driver, outcome, probe, options))
             progress.advance()
             progress.advance()
             if not ok:
@@ -260,9 +261,8 @@ async def run_turns(target: Target, systems: Sequence[type[System]], options: Op
                 progress.step(f"{label}: {outcome.system.label}, c={concurrency}")
                 ok = await guarded(
                     outcome, f"{label} at c={concurrency}",
-                    lambda o=outcome, c=concurrency, r=round_no: _trial(
-                        drivers[o.system.name], o, c, r, probe, prefixes[o.system.name],
-                        options))
+                    partial(_trial, drivers[outcome.system.name], outcome, concurrency,
+                            round_no, probe, prefixes[outcome.system.name], options))
                 progress.advance()
                 if not ok:
                     running.remove(outcome)
@@ -271,8 +271,8 @@ async def run_turns(target: Target, systems: Sequence[type[System]], options: Op
         for outcome in list(running):
             progress.step(f"{outcome.system.label}: memory per session")
             await guarded(outcome, "the memory pass",
-                          lambda o=outcome: _memory(drivers[o.system.name], o, probe,
-                                                    prefixes[o.system.name], options))
+                          partial(_memory, drivers[outcome.system.name], outcome, probe,
+                                  prefixes[outcome.system.name], options))
             progress.advance()
         _ratios(outcomes, options)
     finally:

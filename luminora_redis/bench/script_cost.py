@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
+import redis.cluster
 
 from luminora_redis.bench import systems, workload
 from luminora_redis.bench.report import table
@@ -28,7 +29,7 @@ PREFIX = "benchscript"
 BATCH = 200
 
 
-def _usec(client: redis.Redis) -> tuple[int, int]:
+def _usec(client: redis.Redis | redis.cluster.RedisCluster) -> tuple[int, int]:
     stats = client.info("commandstats").get("cmdstat_evalsha", {})
     return int(stats.get("calls", 0)), int(stats.get("usec", 0))
 

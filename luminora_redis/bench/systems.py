@@ -9,6 +9,7 @@ purge them. ``facts`` describe what it does, statically, for the report.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, ClassVar, Literal
@@ -16,6 +17,7 @@ from typing import Any, ClassVar, Literal
 import msgpack
 import redis
 import redis.asyncio as aioredis
+from redis.typing import EncodableT
 
 from luminora_redis.bench import workload as w
 
@@ -57,7 +59,9 @@ class System:
     def versions(self) -> dict[str, str]:
         return {}
 
-    # open(), sessions(n) -> list, turn(handle, i), close(): sync or async per ``api``
+    #: One chat turn on a session handle; a coroutine function when ``api`` is asyncio.
+    #: (open(), sessions(n) -> list and close() are sync or async the same way.)
+    turn: Callable[[Any, int], Any]
 
 
 def new_id() -> str:
@@ -146,7 +150,8 @@ def floor_script() -> str:
 
 
 def _packed(role: str, content: str) -> bytes:
-    return msgpack.packb([role, content], use_bin_type=True)
+    packed: bytes = msgpack.packb([role, content], use_bin_type=True)
+    return packed
 
 
 _MESSAGES = [(_packed("user", u), _packed("assistant", a)) for u, a in zip(w.USER, w.ASSISTANT)]
@@ -167,7 +172,7 @@ def _floor_keys(prefix: str) -> tuple[str, str]:
     return f"{prefix}:{sid}", f"{prefix}:{sid}:h"
 
 
-def _floor_fields() -> dict[str, int]:
+def _floor_fields() -> dict[EncodableT, EncodableT]:
     import time
 
     return {"abs": int(time.time() * 1000) + w.TTL_SECONDS * 1000, "idle": w.TTL_SECONDS * 1000}

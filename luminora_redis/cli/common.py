@@ -92,7 +92,12 @@ class Failure(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = PROBLEM) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self._exit_code = exit_code
+
+    # click declares ``exit_code`` a class variable; a Failure carries its own code.
+    @property
+    def exit_code(self) -> int:  # type: ignore[override]
+        return self._exit_code
 
     def show(self, file: Any = None) -> None:
         line = _UNSAFE.sub(_visible, self.message).replace("\n", "\\n")

@@ -25,7 +25,7 @@ import importlib
 import logging
 import math
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from redis.asyncio.cluster import RedisCluster
@@ -45,7 +45,13 @@ RESTART_DELAY, RESTART_DELAY_MAX = 1.0, 60.0
 logger = logging.getLogger("luminora_redis.listener")
 
 
-class Seconds(click.ParamType):
+if TYPE_CHECKING:
+    _FloatParam = click.ParamType[float, Any]
+else:  # ParamType is generic from click 8.4 on; 8.1, the lowest supported, cannot subscript it
+    _FloatParam = click.ParamType
+
+
+class Seconds(_FloatParam):
     """A positive, finite number of seconds (FloatRange lets nan through)."""
 
     name = "seconds"

@@ -78,7 +78,8 @@ def _encode(message: BaseMessage) -> tuple[str, str, dict[str, Any]]:
     return _role(message), content, {_TAG: {"type": message.type, "data": data}}
 
 
-_BY_ROLE = {Role.USER: HumanMessage, Role.ASSISTANT: AIMessage, Role.SYSTEM: SystemMessage}
+_BY_ROLE: dict[Role, type[BaseMessage]] = {
+    Role.USER: HumanMessage, Role.ASSISTANT: AIMessage, Role.SYSTEM: SystemMessage}
 
 
 def _decode(message: Message) -> BaseMessage:

@@ -107,16 +107,17 @@ def save_fact(ctx: Context, user_id: object, category: object, key: object, valu
     user_id, alias = yield from resolve_user(ctx, user_id)
     category = ctx.name(category, "category")
     key = ctx.name(key, "key")
-    value, extra = plain(value), plain(dict(extra))
-    confidence = check_number(extra.pop("confidence", 1.0), "confidence", 0.0, 1.0)
+    value = plain(value)
+    fields: dict[str, Any] = plain(dict(extra))
+    confidence = check_number(fields.pop("confidence", 1.0), "confidence", 0.0, 1.0)
     if category == HISTORY and alias is not None:
-        turn = _turn_messages(key, value, extra)
+        turn = _turn_messages(key, value, fields)
         if turn is not None:
             yield from sessions.append_messages(ctx, alias.session_id, turn)
             return True
     user = ctx.keys.user(user_id)
     body = _check_size(ctx, prefix(3, (value, confidence)), "fact value")
-    record = _check_size(ctx, prefix(2, (extra,)), "fact fields")
+    record = _check_size(ctx, prefix(2, (fields,)), "fact fields")
     yield Call("compat_save_fact", (user.facts, record_keys(user)[1], user.user),
                (pack([category, key]), body, record))
     return True

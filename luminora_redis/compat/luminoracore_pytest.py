@@ -8,7 +8,7 @@ replaces that global in the test's module with a factory of adapters over it
 in-memory one does). The swap is a plain fixture on pytest-asyncio's
 ``event_loop`` (LuminoraCore pins pytest-asyncio 0.21, whose async fixtures
 do not run under pytest 8), which closes the adapters on that loop. The tests themselves run unmodified; see
-``compat/run_luminoracore_tests.sh``.
+``.ci/luminoracore.sh``.
 """
 
 from __future__ import annotations
