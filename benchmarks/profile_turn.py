@@ -55,7 +55,7 @@ def main() -> None:
             sessions = [store.create_session(f"u{n}", "alicia") for n in range(options.turns // 20 + 1)]
             if options.no_io:
                 reply = canned_reply(store)
-                store.runner._execute = lambda *command: reply  # type: ignore[method-assign]
+                store._runner._execute = lambda *command: reply  # type: ignore[method-assign]
             profiler.start()
             for n in range(options.turns):
                 store.chat_turn(sessions[n // 20], turns[n % 20], last=w.LAST)
@@ -71,7 +71,7 @@ def main() -> None:
 
                     async def canned(*command: Any) -> Any:
                         return reply
-                    store.runner._execute = canned  # type: ignore[method-assign]
+                    store._runner._execute = canned  # type: ignore[method-assign]
                 profiler.start()
                 for n in range(options.turns):
                     await store.chat_turn(sessions[n // 20], turns[n % 20], last=w.LAST)

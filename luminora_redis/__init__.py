@@ -25,12 +25,15 @@ from luminora_redis.core.models import (
     Affinity,
     ArchivedConversation,
     ArchiveReason,
+    ArchiveSummary,
+    DeadlineStats,
     DeliveryBacklog,
     Episode,
     EvolutionEvent,
     EvolutionKind,
     Fact,
     FindingCode,
+    IndexedSession,
     Message,
     Mood,
     QuarantinedEntry,
@@ -39,18 +42,24 @@ from luminora_redis.core.models import (
     Sentiment,
     ServerFinding,
     Session,
+    SessionView,
+    UserSummary,
 )
 from luminora_redis.core.settings import SessionConfig, StoreSettings
 from luminora_redis.io.store import SessionStore
 from luminora_redis.io.sync_store import SyncSessionStore
-from luminora_redis.listener.expiry_listener import ExpiryListener, ListenerSettings
+from luminora_redis.listener.deliveries import OnArchived
+from luminora_redis.listener.expiry_listener import ExpiryListener
+from luminora_redis.listener.settings import ListenerObserver, ListenerSettings
 
 __all__ = [
     "Affinity",
     "ArchiveReason",
+    "ArchiveSummary",
     "ArchivedConversation",
     "ConfigurationError",
     "ContextMessage",
+    "DeadlineStats",
     "DeliveryBacklog",
     "Episode",
     "EvolutionEvent",
@@ -58,13 +67,16 @@ __all__ = [
     "ExpiryListener",
     "Fact",
     "FindingCode",
+    "IndexedSession",
     "InvalidInput",
     "InvalidSettings",
+    "ListenerObserver",
     "ListenerSettings",
     "LuminoraRedisError",
     "Message",
     "MessageTooLarge",
     "Mood",
+    "OnArchived",
     "OutOfMemory",
     "QuarantineKind",
     "QuarantinedEntry",
@@ -77,8 +89,10 @@ __all__ = [
     "ServerFinding",
     "ServerRefused",
     "Session",
+    "SessionView",
     "StoreSettings",
     "SyncSessionStore",
     "UnexpectedReply",
+    "UserSummary",
     "unreadable_records_total",
 ]

@@ -6,16 +6,22 @@ from __future__ import annotations
 
 import inspect
 import re
+import typing
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
+from pydantic import BaseModel
 
 import luminora_redis
-from luminora_redis import SessionStore, SyncSessionStore
+from luminora_redis import ExpiryListener, SessionStore, SyncSessionStore
+from luminora_redis.core.context_messages import ContextMessage
 from luminora_redis.core.errors import ReplyCode
 from luminora_redis.core.scripts import lua_dir, script_flags, script_sources
+from luminora_redis.listener import deliveries
+from luminora_redis.listener import settings as listener_settings
 
 CONTRACT = {
     "create_session", "get_session", "touch", "append_message", "get_history", "chat_turn",
@@ -26,9 +32,22 @@ CONTRACT = {
 }
 
 
+#: The extension API: run any operation generator of luminora_redis.ops through the
+#: store's one runner (README, "Extending").
+EXTENSION = {"run", "context"}
+#: Deprecated aliases, kept for one release: old name -> the method that replaces it.
+DEPRECATED = {"archive_expired": "cleanup_expired_sessions"}
+
+
 def public_methods(cls: type) -> dict[str, inspect.Signature]:
     return {name: inspect.signature(member) for name, member in vars(cls).items()
             if not name.startswith("_") and inspect.isfunction(member)}
+
+
+def public_names(cls: type) -> set[str]:
+    """Every public attribute of a class and its bases: methods and properties."""
+    return {name for klass in cls.__mro__[:-1] for name in vars(klass)
+            if not name.startswith("_")}
 
 
 def test_the_contract_names_exist_on_both_stores() -> None:
@@ -55,6 +74,61 @@ def test_the_two_stores_have_the_same_methods_and_signatures() -> None:
 def test_every_public_method_says_what_it_does() -> None:
     for name in public_methods(SessionStore):
         assert getattr(SessionStore, name).__doc__, name
+
+
+def test_the_extension_api_is_run_and_context_and_the_runner_is_private() -> None:
+    for cls in (SessionStore, SyncSessionStore):
+        names = public_names(cls)
+        assert EXTENSION <= names, cls
+        assert not {name for name in names if "runner" in name}, cls
+        for name in EXTENSION:
+            assert "extension API" in (getattr(cls, name).__doc__ or ""), (cls, name)
+
+
+def test_deprecated_aliases_name_their_replacement_and_spare_the_contract() -> None:
+    assert not DEPRECATED.keys() & CONTRACT
+    for cls in (SessionStore, SyncSessionStore):
+        methods = public_methods(cls)
+        for old, new in DEPRECATED.items():
+            assert old in methods and new in methods
+            assert "Deprecated since 0.2.0" in (getattr(cls, old).__doc__ or "")
+            assert new in (getattr(cls, old).__doc__ or "")
+            assert new in inspect.getsource(getattr(cls, old)), "the alias calls the new path"
+        for name in set(methods) - DEPRECATED.keys():
+            assert "deprecated" not in (getattr(cls, name).__doc__ or "").lower(), name
+
+
+def _classes(hint: Any) -> set[type]:
+    found = {hint} if isinstance(hint, type) else set()
+    for argument in typing.get_args(hint):
+        found |= _classes(argument)
+    return found
+
+
+def test_every_model_a_public_method_takes_or_returns_is_exported() -> None:
+    """A user never imports a store's argument or result type from an inner module."""
+    seen: set[type] = set()
+    for cls in (SessionStore, SyncSessionStore):
+        for name in set(public_methods(cls)) - EXTENSION:
+            for hint in typing.get_type_hints(getattr(cls, name)).values():
+                seen |= _classes(hint)
+    models = {kind for kind in seen if issubclass(kind, (BaseModel, Enum, ContextMessage))
+              and kind.__module__.startswith("luminora_redis")}
+    assert {"Session", "ArchiveSummary", "SessionView", "UserSummary"} <= {
+        kind.__name__ for kind in models}
+    for kind in models:
+        assert kind.__name__ in luminora_redis.__all__, kind
+        assert getattr(luminora_redis, kind.__name__) is kind
+    assert luminora_redis.OnArchived is deliveries.OnArchived
+    assert luminora_redis.ListenerObserver is listener_settings.ListenerObserver
+    hints = typing.get_type_hints(ExpiryListener.__init__)
+    assert hints["observer"] == luminora_redis.ListenerObserver | None
+
+
+def test_every_exported_name_exists() -> None:
+    assert sorted(set(luminora_redis.__all__)) == sorted(luminora_redis.__all__)
+    for name in luminora_redis.__all__:
+        assert hasattr(luminora_redis, name), name
 
 
 def test_the_package_is_typed() -> None:

@@ -32,9 +32,9 @@ async def test_concurrent_calls_share_one_write_and_each_gets_its_own_reply(
         store: SessionStore) -> None:
     sids = await sessions(store, 20)
     await store.touch(sids[0])  # the server learns the script
-    before = store.runner.pipeline.batches
+    before = store._runner.pipeline.batches
     contexts = await asyncio.gather(*(store.chat_turn(sid, [("user", sid)]) for sid in sids))
-    assert store.runner.pipeline.batches == before + 1
+    assert store._runner.pipeline.batches == before + 1
     assert [[m.content for m in context] for context in contexts] == [[sid] for sid in sids]
 
 
@@ -118,7 +118,7 @@ async def test_a_dropped_connection_fails_the_calls_in_flight_and_replays_nothin
         finally:
             raw.execute_command("CLIENT", "UNPAUSE")
         results = await batch
-    assert store.runner.pipeline.calls == 7
+    assert store._runner.pipeline.calls == 7
     assert all(isinstance(result, RedisConnectionError) for result in results[1:]), results
     for sid in sids[1:]:  # the server dropped the unread batch; nobody sent it again
         assert await store.get_history(sid) == []
@@ -152,9 +152,9 @@ async def test_on_a_cluster_calls_are_grouped_per_node_and_moved_is_followed(
         nodes = {client.get_node_from_key(ctx.session_keys(sid).session).name for sid in sids}
         assert len(nodes) == 3
         await asyncio.gather(*(store.touch(sid) for sid in sids))  # every primary learns it
-        before = store.runner.pipeline.batches
+        before = store._runner.pipeline.batches
         contexts = await asyncio.gather(*(store.chat_turn(sid, [("user", sid)]) for sid in sids))
-        assert store.runner.pipeline.batches == before + 3
+        assert store._runner.pipeline.batches == before + 3
         assert [[m.content for m in context] for context in contexts] == [[sid] for sid in sids]
 
         # Point one slot at the wrong node: that call meets MOVED and is rerun alone.
@@ -175,7 +175,7 @@ async def test_on_a_cluster_calls_are_grouped_per_node_and_moved_is_followed(
 async def test_a_lone_call_goes_out_at_once_and_concurrent_ones_are_batched(
         store: SessionStore) -> None:
     sids = await sessions(store, 4)
-    pipeline = store.runner.pipeline
+    pipeline = store._runner.pipeline
     before = pipeline.calls
     for sid in sids:  # one at a time: the pipeline is idle each time
         await store.chat_turn(sid, [("user", "alone")])

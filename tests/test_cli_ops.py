@@ -163,7 +163,7 @@ def test_users_export_takes_json_and_keeps_moods_and_timeouts(redis_url: str,
     store.end_session(ended)
     store.end_session(older)
     wait_until(lambda: store.get_session(expired) is None)
-    assert store.archive_expired(10) == 1  # its session hash, mood and all, expired first
+    assert store.cleanup_expired_sessions(10) == 1  # its session hash, mood and all, expired first
 
     exported = as_json(cli(redis_url, "users", "export", "eve"))
     assert _undated(as_json(cli(redis_url, "users", "export", "eve", "--json"))) == \

@@ -13,6 +13,7 @@ import msgpack
 import pytest
 
 import luminora_redis
+from luminora_redis import InvalidInput
 from luminora_redis.compat.luminoracore import RedisStorageV11
 from luminora_redis.core import codec, frames
 from luminora_redis.core.scripts import Batch, Call
@@ -28,7 +29,7 @@ class Watch:
     once, right after the first reply of a given script (between two pages)."""
 
     def __init__(self, store: Any) -> None:
-        runner = getattr(store, "inner", store).runner
+        runner = getattr(store, "inner", store)._runner
         self.replies: list[tuple[str, Any]] = []
         self.hooks: dict[str, Callable[[], None]] = {}
         drive = runner.drive
@@ -246,6 +247,16 @@ def test_list_archive_of_everything_reads_in_pages(paged: Any) -> None:
     assert [s.session_id for s in paged.list_archive("carlos", limit=5)] == ended[::-1][:5]
     assert paged.list_archive("carlos", limit=0) == []
     assert len(watch.of("list_archive")) >= 3
+    # the same cursor as get_archived_conversations: the last session id of a page
+    pages, before = [], None
+    while page := paged.list_archive("carlos", limit=3, before=before):
+        pages.append([s.session_id for s in page])
+        before = page[-1].session_id
+    assert pages == [ended[::-1][:3], ended[::-1][3:6], ended[::-1][6:]]
+    assert [s.session_id for s in paged.list_archive("carlos", None, ended[4])] == \
+        ended[:4][::-1]
+    with pytest.raises(InvalidInput, match="before"):
+        paged.list_archive("carlos", before="not a session id")
     assert max(len(reply) for reply in watch.of("list_archive")) <= PAGE
     assert max(len(reply) for reply in watch.of("read_hashes")) <= PAGE
 

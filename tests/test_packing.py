@@ -45,7 +45,7 @@ def test_packing_with_hiredis_gives_redis_pys_bytes() -> None:
 def test_a_store_made_from_a_url_talks_through_hiredis_packing(redis_url: str) -> None:
     async def run() -> None:
         async with SessionStore.from_url(redis_url) as store:
-            pool = store.runner.client.connection_pool
+            pool = store.client.connection_pool
             assert pool.connection_class.__name__.startswith("HiredisPacking")
             sid = await store.create_session("carlos", "alicia")
             context = await store.chat_turn(sid, [("user", "hola ñ"), ("assistant", "¡hola!")])

@@ -40,7 +40,7 @@ class Replies:
     def __init__(self, store: Any) -> None:
         inner = getattr(store, "inner", store)
         self.sizes: list[tuple[str, int]] = []
-        runner = inner.runner
+        runner = inner._runner
         drive = runner.drive
         runner.drive = lambda op: drive(self._record(op))
 
@@ -173,12 +173,17 @@ def test_evolution_pages_forward_with_a_sequence_cursor(paged: Any) -> None:
     assert [e.points_delta for e in odd] == [1, 3]
 
 
-def test_evolution_has_a_default_cap(paged: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_evolution_has_a_cap(paged: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``limit=None`` reads up to the cap, which also bounds a larger limit; ``after``
+    pages on past it."""
     monkeypatch.setattr(memory, "MAX_EVOLUTION", 5)
     for n in range(8):
         paged.update_affinity("carlos", "alicia", n)
     assert [e.points_delta for e in paged.get_evolution("carlos")] == [3, 4, 5, 6, 7]
-    assert len(paged.get_evolution("carlos", limit=8)) == 8
+    assert [e.points_delta for e in paged.get_evolution("carlos", limit=8)] == [3, 4, 5, 6, 7]
+    first = paged.get_evolution("carlos", limit=8, after=0)
+    rest = paged.get_evolution("carlos", after=first[-1].sequence)
+    assert [e.points_delta for e in first + rest] == list(range(8))
 
 
 def test_episodes_page_in_importance_order_with_ties(paged: Any, raw: redis.Redis) -> None:
@@ -207,5 +212,7 @@ def test_expired_sessions_are_capped(paged: Any) -> None:
     wait_until(lambda: all(paged.is_session_expired(s) for s in short), timeout=5)
     assert sorted(paged.get_expired_sessions()) == sorted(short)
     assert len(paged.get_expired_sessions(limit=2)) == 2
+    assert paged.get_expired_sessions(limit=0) == []
+    assert sorted(paged.get_expired_sessions(limit=None)) == sorted(short)
     with pytest.raises(InvalidInput):
-        paged.get_expired_sessions(limit=0)
+        paged.get_expired_sessions(limit=-1)

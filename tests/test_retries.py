@@ -54,8 +54,8 @@ def test_a_resent_turn_is_stored_once_and_answered_as_the_first(
     op = sessions.chat_turn(blocking.context(), sid, [("user", "hola"), ("assistant", "¡hola!")],
                             last=3)
     call = next(op)
-    first = blocking.runner.call(call)
-    again = blocking.runner.call(call)
+    first = blocking._runner.call(call)
+    again = blocking._runner.call(call)
     assert again == first  # same deadline, timestamp and context
     assert contents(blocking, sid) == ["earlier", "hola", "¡hola!"]
     assert finish(op, again) == blocking.get_history(sid)
@@ -68,9 +68,9 @@ def test_a_resent_append_writes_nothing(blocking: SyncSessionStore, raw: Any) ->
     sid = blocking.create_session("carlos", "alicia", LONG)
     op = sessions.append_messages(blocking.context(), sid, [("user", "once")])
     call = next(op)
-    first = blocking.runner.call(call)
+    first = blocking._runner.call(call)
     before = snapshot(raw)
-    again = blocking.runner.call(call)
+    again = blocking._runner.call(call)
     assert snapshot(raw) == before
     assert again == first
     # The caller gets the timestamp that was stored, not the resend's clock.
@@ -90,8 +90,8 @@ def test_a_resent_affinity_change_is_applied_once(blocking: SyncSessionStore) ->
     blocking.update_affinity("carlos", "alicia", 10)
     op = memory.update_affinity(blocking.context(), "carlos", "alicia", 20)
     call = next(op)
-    first = blocking.runner.call(call)
-    again = blocking.runner.call(call)
+    first = blocking._runner.call(call)
+    again = blocking._runner.call(call)
     assert again == first  # same points, level and time
     assert finish(op, again).points == 30
     assert blocking.get_affinity("carlos", "alicia").points == 30
@@ -104,8 +104,8 @@ def test_a_resent_affinity_change_is_applied_once(blocking: SyncSessionStore) ->
 def test_a_resent_trait_change_is_logged_once(blocking: SyncSessionStore) -> None:
     op = memory.record_trait(blocking.context(), "carlos", "alicia", "humor", "dry")
     call = next(op)
-    first = blocking.runner.call(call)
-    assert blocking.runner.call(call) == first
+    first = blocking._runner.call(call)
+    assert blocking._runner.call(call) == first
     assert finish(op, first).sequence == 1
     blocking.record_trait("carlos", "alicia", "humor", "warm")
     assert [e.value for e in blocking.get_evolution("carlos", "alicia")] == ["dry", "warm"]
@@ -115,9 +115,9 @@ def test_a_resent_create_returns_the_created_id_and_leaves_one_session(
         blocking: SyncSessionStore, raw: Any) -> None:
     op = sessions.create_session(blocking.context(), "carlos", "alicia", LONG)
     call = next(op)
-    assert blocking.runner.call(call)[0] == ReplyCode.OK
+    assert blocking._runner.call(call)[0] == ReplyCode.OK
     before = snapshot(raw)
-    again = blocking.runner.call(call)
+    again = blocking._runner.call(call)
     assert snapshot(raw) == before  # nothing written
     assert finish(op, again) == call.args[0]
     assert [s.session_id for s in blocking.list_user_sessions("carlos")] == [call.args[0]]
@@ -127,11 +127,11 @@ def test_a_create_resent_after_its_session_was_archived_does_not_revive_it(
         blocking: SyncSessionStore, raw: Any) -> None:
     op = sessions.create_session(blocking.context(), "carlos", "alicia", LONG)
     call = next(op)
-    blocking.runner.call(call)
+    blocking._runner.call(call)
     sid = call.args[0]
     assert blocking.end_session(sid)
     before = snapshot(raw)
-    assert finish(op, blocking.runner.call(call)) == sid
+    assert finish(op, blocking._runner.call(call)) == sid
     assert snapshot(raw) == before
     assert blocking.get_session(sid) is None
     assert [c.session_id for c in blocking.get_archived_conversations("carlos")] == [sid]
@@ -139,11 +139,11 @@ def test_a_create_resent_after_its_session_was_archived_does_not_revive_it(
 
 def test_another_create_drawing_a_taken_id_is_refused(blocking: SyncSessionStore) -> None:
     call = next(sessions.create_session(blocking.context(), "carlos", "alicia", LONG))
-    blocking.runner.call(call)
+    blocking._runner.call(call)
     other = call._replace(args=(*call.args[:-1], new_nonce()))
-    assert blocking.runner.call(other) == [ReplyCode.EXISTS]
+    assert blocking._runner.call(other) == [ReplyCode.EXISTS]
     assert blocking.end_session(call.args[0])
-    assert blocking.runner.call(other) == [ReplyCode.EXISTS]
+    assert blocking._runner.call(other) == [ReplyCode.EXISTS]
 
 
 class FlakyScript:

@@ -237,8 +237,22 @@ def test_an_expired_session_reads_as_gone(store: Any, expired: str) -> None:
 
 
 def test_a_session_that_never_existed_is_expired_and_not_found(store: Any) -> None:
+    """is_session_expired is ``get_session(...) is None``: every string that names no live
+    session reads as expired (ids are random and not recorded once archived, so a
+    well-formed id never issued is not told apart); a non-string is a caller's error."""
     unknown = KEYS.new_session_id("carlos")
     assert store.is_session_expired(unknown) is True
+    for malformed in ("", "nonsense", "ffff-" + "0" * 32):
+        assert store.is_session_expired(malformed) is True
+    ended = store.create_session("carlos", "alicia", LONG)
+    deleted = store.create_session("carlos", "alicia", LONG)
+    assert store.is_session_expired(ended) is False
+    store.end_session(ended)
+    store.delete_session(deleted)
+    assert store.is_session_expired(ended) is True
+    assert store.is_session_expired(deleted) is True
+    with pytest.raises(InvalidInput):
+        store.is_session_expired(42)
     assert store.touch(unknown) is False
     with pytest.raises(SessionNotFound) as caught:
         store.append_message(unknown, "user", "hi")

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from luminora_redis import SessionStore
+from luminora_redis import SessionStore, SyncSessionStore
 from luminora_redis.core.errors import InvalidInput, SessionNotFound
 from luminora_redis.core.keys import KeySpace
 from luminora_redis.listener.expiry_listener import ExpiryListener
@@ -322,11 +322,28 @@ def test_sessions_are_listed_from_the_indexes_with_their_deadlines(
     assert stats.oldest_overdue_seconds >= 0
     view = store.peek_session(manual, last=5)
     assert view.session.expired and view.last_activity is None and view.message_count == 0
-    assert store.archive_expired(limit=10) == 1
+    assert store.cleanup_expired_sessions(limit=10) == 1
     assert store.deadline_stats().overdue == 0
     assert store.deadline_stats().oldest_overdue_seconds is None
+    assert store.list_sessions(limit=0) == []
+    assert [e.session_id for e in store.list_sessions(limit=None)] == [soon, later]
     with pytest.raises(InvalidInput):
-        store.list_sessions(limit=0)
+        store.list_sessions(limit=-1)
+
+
+def test_archive_expired_is_a_deprecated_cleanup_expired_sessions(
+        make_store: Callable[..., Any]) -> None:
+    store = make_store(buckets=4)
+    manual = [store.create_session("eve", "bruno", {"ttl": 0.01, "auto_cleanup": False})
+              for _ in range(3)]
+    wait_until(lambda: all(store.get_session(sid) is None for sid in manual))
+    with pytest.warns(DeprecationWarning, match="cleanup_expired_sessions") as caught:
+        assert store.archive_expired(2) == 2
+    if isinstance(store, SyncSessionStore):
+        assert caught[0].filename == __file__  # stacklevel: the caller's line
+    assert store.cleanup_expired_sessions(None) == 1
+    assert store.get_expired_sessions() == []
+    assert len(store.list_archive("eve")) == 3
 
 
 def test_peek_shows_the_tail_without_sliding_the_deadline(make_store: Callable[..., Any]) -> None:

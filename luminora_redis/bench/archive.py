@@ -15,8 +15,8 @@ listeners: Redis commands per second while nothing is due (INFO commandstats del
 redis-server CPU (INFO used_cpu_sys + used_cpu_user delta) as % of one core. Target:
 p99 ≤ 100 ms and 100 % archived; idle sweeping ≤ 1 % of a core whatever the listeners.
 
-Filling the keyspace pipelines the store's own operations through its private batch
-runner (``store.context()``, ``store.runner.batch()``) until the runner is public.
+Filling the keyspace pipelines the store's own operations through its extension API
+(``store.context()``, and ``store.run()`` of a ``Batch`` step).
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ import redis
 
 from luminora_redis import ArchivedConversation, SessionStore
 from luminora_redis.bench.report import num, table
+from luminora_redis.core.context import Context
 from luminora_redis.core.keys import KeySpace
-from luminora_redis.core.scripts import Call
+from luminora_redis.core.scripts import Batch, Call, Op
 from luminora_redis.listener.expiry_listener import ExpiryListener
 from luminora_redis.ops import sessions
 
@@ -89,12 +90,17 @@ BATCH = 1000  # operations per pipelined round trip when filling the keyspace
 # --------------------------------------------------------------------------- #
 
 
+def send_batch(ctx: Context, calls: Sequence[Call]) -> Op[list[Any]]:
+    """One ``Batch`` step: the calls in one round trip per node, their replies in order."""
+    return (yield Batch(calls))
+
+
 async def pipelined(store: SessionStore, operation: Callable[..., Any],
                     arguments: Iterable[tuple[Any, ...]], batch: int = BATCH) -> list[Any]:
     """Run many single-step store operations (create_session, append_messages, ...) with
     their script calls pipelined ``batch`` at a time: the same scripts, keys and
     arguments as ``store.<operation>(...)``, without a round trip each. Uses the
-    store's operation layer (``luminora_redis.ops.sessions``) and its batch runner."""
+    store's operation layer (``luminora_redis.ops.sessions``) through ``store.run``."""
     ctx = await store.context()
     results: list[Any] = []
     pending = list(arguments)
@@ -102,7 +108,7 @@ async def pipelined(store: SessionStore, operation: Callable[..., Any],
         ops = [operation(ctx, *args) for args in pending[start:start + batch]]
         steps = [next(op) for op in ops]
         while ops:
-            replies = await store.runner.batch(steps)
+            replies = await store.run(send_batch, steps)
             again_ops, again_steps = [], []
             for op, reply in zip(ops, replies):
                 try:

@@ -20,6 +20,7 @@ import redis
 import redis.cluster
 
 from luminora_redis.bench import systems, workload
+from luminora_redis.bench.archive import send_batch
 from luminora_redis.bench.report import table
 from luminora_redis.core.scripts import Call
 from luminora_redis.io.sync_store import SyncSessionStore
@@ -36,7 +37,7 @@ def _usec(client: redis.Redis | redis.cluster.RedisCluster) -> tuple[int, int]:
 
 def _ours(url: str, calls: int) -> Callable[[], float]:
     store = SyncSessionStore.from_url(url, prefix=PREFIX)
-    client = store.runner.client
+    client = store.client
     ctx = store.context()
     turns = [encode_messages(ctx, [("user", u), ("assistant", a)])
              for u, a in zip(workload.USER, workload.ASSISTANT)]
@@ -51,7 +52,7 @@ def _ours(url: str, calls: int) -> Callable[[], float]:
                  for n in range(len(sids) * workload.TURNS_PER_SESSION)]
         before = _usec(client)
         for start in range(0, len(steps), BATCH):
-            store.runner.batch(steps[start:start + BATCH])
+            store.run(send_batch, steps[start:start + BATCH])
         after = _usec(client)
         return (after[1] - before[1]) / max(1, after[0] - before[0])
 

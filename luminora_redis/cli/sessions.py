@@ -147,7 +147,7 @@ def cleanup_command(url: str, prefix: str, cluster: bool, as_json: bool, batch: 
                       console=Console(stderr=True), disable=as_json) as progress:
             task = progress.add_task("archive", total=total)
             while True:
-                done = store.archive_expired(batch)
+                done = store.cleanup_expired_sessions(batch)
                 if done == 0:
                     break
                 archived += done

@@ -76,6 +76,12 @@ class Context:
                                f"not {value!r:.60}")
         return value
 
+    def capped(self, value: object, cap: int, what: str = "limit") -> int:
+        """A caller's optional count for a read with a cap: None (no limit of the
+        caller's) is the cap, and a larger count is clipped to it."""
+        count = self.limit(value, what)
+        return cap if count < 0 else min(count, cap)
+
     def count(self, value: object, what: str) -> int:
         """A caller's count that has no "all" (None): an integer from 0 to ``MAX_COUNT``."""
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:

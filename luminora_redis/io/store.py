@@ -1,13 +1,16 @@
 """SessionStore: the asyncio store, a thin shell over the operations.
 
-Every public method hands one operation generator to ``run``, which sends
-each step through redis-py's asyncio client. ``SyncSessionStore`` mirrors
-this class name for name and signature for signature (a test compares them).
+Every public method hands one operation generator of ``luminora_redis.ops`` to
+``run``, which sends each step through the store's one runner and redis-py's
+asyncio client; ``run`` and ``context`` are public as the extension API (see
+README, "Extending"). ``SyncSessionStore`` mirrors this class name for name and
+signature for signature (a test compares them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -117,11 +120,6 @@ class SessionStore(StoreBase):
         store._owns_client = True
         return store
 
-    @property
-    def runner(self) -> AsyncRunner:
-        """What sends this store's script calls (for listeners and benchmarks)."""
-        return self._runner
-
     async def aclose(self) -> None:
         """Close the client if this store made it (``from_url``), sockets included."""
         await self._runner.aclose()
@@ -137,7 +135,11 @@ class SessionStore(StoreBase):
     # -- driving operations ---------------------------------------------------
 
     async def context(self) -> Context:
-        """The key layout and settings, agreed with Redis on first use (one round trip)."""
+        """The key layout and settings every operation takes, agreed with Redis on first
+        use (one round trip: the prefix's bucket count and layout version), then cached.
+
+        Part of the extension API: an operation of ``luminora_redis.ops`` is called with
+        this context first, e.g. ``ctx.keys.user("carlos")`` names a user's keys."""
         if self._ctx is None:
             if self._lock is None:
                 self._lock = asyncio.Lock()
@@ -149,11 +151,13 @@ class SessionStore(StoreBase):
         return self._ctx
 
     async def run(self, operation: Callable[..., Op[T]], *args: Any) -> T:
-        """Run one operation of ``sessions``, ``memory`` or ``archive`` with this store's
-        context, e.g. ``await store.run(scans.scan_due, None, False, 500)``."""
+        """Run one operation generator of ``luminora_redis.ops`` with this store's context
+        and its one runner (autopipelining, retries and error mapping included); returns
+        what the operation returns. The extension API: every public method, the listener,
+        the CLI and the adapters are built on it, e.g.
+        ``store.run(scans.scan_due, None, False, 500)`` (awaited on ``SessionStore``)."""
         ctx = self._ctx or await self.context()
         return await self._runner.drive(operation(ctx, *args))
-
 
     # -- sessions ---------------------------------------------------------------
 
@@ -175,7 +179,12 @@ class SessionStore(StoreBase):
         return await self.run(sessions.touch, session_id)
 
     async def is_session_expired(self, session_id: str) -> bool:
-        """True unless the session is live. A peek."""
+        """``get_session(session_id) is None``: False while the session is live, True for
+        any other string: a session expired (archived or not), ended or deleted, a
+        well-formed id never issued, and a malformed id (Redis is not asked then). Ids are
+        random and not recorded once archived, so "never existed" is not told apart; ask
+        ``peek_session`` (not archived yet) or ``get_archived_conversation``. A peek.
+        A non-string raises InvalidInput."""
         return await self.run(sessions.is_session_expired, session_id)
 
     async def append_message(self, session_id: str, role: str, content: str,
@@ -194,8 +203,9 @@ class SessionStore(StoreBase):
         return await self.run(sessions.append_messages, session_id, messages)
 
     async def get_history(self, session_id: str, last: int | None = None) -> list[Message]:
-        """The last ``last`` messages (the whole conversation when None), oldest first;
-        slides the idle deadline. Read in pages of at most ``page_size`` messages."""
+        """The last ``last`` messages, oldest first; ``last=None``: the whole conversation
+        (no cap: a session's length is bounded by its lifetime). Slides the idle deadline.
+        Read in pages of at most ``page_size`` messages."""
         return await self.run(sessions.get_history, session_id, last)
 
     async def chat_turn(self, session_id: str, messages: Iterable[MessageLike],
@@ -208,8 +218,9 @@ class SessionStore(StoreBase):
         return await self.run(sessions.chat_turn, session_id, messages, last)
 
     async def list_user_sessions(self, user_id: str) -> list[Session]:
-        """The user's live sessions, oldest first, read in pages of at most ``page_size``
-        (by creation time and id: sessions ending or starting meanwhile shift no page)."""
+        """The user's live sessions, oldest first, all of them, read in pages of at most
+        ``page_size`` (by creation time and id: sessions ending or starting meanwhile shift
+        no page). The application's view; operators have ``list_sessions``."""
         return await self.run(sessions.list_user_sessions, user_id)
 
     async def save_mood(self, session_id: str, mood: str, intensity: float = 0.5) -> Mood:
@@ -230,21 +241,25 @@ class SessionStore(StoreBase):
         """Remove the session and its history without archiving. False when already gone."""
         return await self.run(archive.delete_session, session_id)
 
-    async def get_expired_sessions(self, limit: int = 1000) -> list[str]:
-        """Ids of sessions that have expired and are not archived yet, at most ``limit``."""
+    async def get_expired_sessions(self, limit: int | None = 1000) -> list[str]:
+        """Ids of sessions that have expired and are not archived yet, at most ``limit``;
+        ``limit=None``: all of them up to the cap ``archive.MAX_EXPIRED`` (100,000), which
+        also bounds a larger ``limit``."""
         return await self.run(archive.get_expired_sessions, limit)
 
-    async def cleanup_expired_sessions(self) -> int:
-        """Archive every expired session now (auto_cleanup or not); returns how many."""
-        return await self.run(archive.cleanup_expired_sessions)
+    async def cleanup_expired_sessions(self, limit: int | None = None) -> int:
+        """Archive expired sessions now (auto_cleanup or not); returns how many this call
+        archived. ``limit=None``: every one, in bounded steps (no cap); else at most
+        ``limit``, e.g. to show progress between calls."""
+        return await self.run(archive.cleanup_expired_sessions, limit)
 
     async def get_archived_conversations(self, user_id: str, limit: int | None = 20,
                                          before: str | None = None) -> list[ArchivedConversation]:
-        """The user's archived conversations, newest first: at most ``limit`` (100 at most,
-        also when None). For the next page pass ``before``, the session id of the last
-        conversation of this one."""
+        """A page of the user's archived conversations with their messages, newest first:
+        at most ``limit``, itself at most the cap ``archive_reads.MAX_LIST`` (100;
+        ``limit=None``: that many). For the next page pass ``before``, the session id of
+        the last conversation of this one. Summaries without messages: ``list_archive``."""
         return await self.run(archive_reads.get_archived_conversations, user_id, limit, before)
-
 
     # -- user memory ------------------------------------------------------------
 
@@ -284,10 +299,15 @@ class SessionStore(StoreBase):
 
     async def get_episodes(self, user_id: str, min_importance: float | None = None,
                            limit: int | None = None) -> list[Episode]:
-        """The user's episodes, highest importance first (all when ``limit`` is None),
-        read in pages of at most ``page_size`` by (importance, id), so an episode saved
-        or deleted meanwhile never makes the list skip or repeat another."""
+        """The user's episodes, highest importance first: the ``limit`` most important;
+        ``limit=None``: all of them (no cap), read in pages of at most ``page_size`` by
+        (importance, id), so an episode saved or deleted meanwhile never makes the list
+        skip or repeat another."""
         return await self.run(memory.get_episodes, user_id, min_importance, limit)
+
+    async def delete_episode(self, user_id: str, episode_id: str) -> bool:
+        """Forget one episode; False when the user had no such episode."""
+        return await self.run(memory.delete_episode, user_id, episode_id)
 
     async def record_trait(self, user_id: str, personality_name: str, trait: str,
                            value: float | str, reason: str | None = None) -> EvolutionEvent:
@@ -299,8 +319,9 @@ class SessionStore(StoreBase):
                             limit: int | None = None,
                             after: int | None = None) -> list[EvolutionEvent]:
         """The user's evolution log (of one personality when given), oldest first: the
-        newest ``limit`` records (1000 when None), or with ``after`` (a sequence number)
-        the oldest ``limit`` records after it, which pages forward through the log."""
+        newest ``limit`` records, or with ``after`` (a sequence number) the oldest ``limit``
+        records after it, which pages forward through the log. ``limit`` is at most the
+        cap ``memory.MAX_EVOLUTION`` (1000; ``limit=None``: that many)."""
         return await self.run(memory.get_evolution, user_id, personality_name, limit, after)
 
     # -- users ------------------------------------------------------------------
@@ -322,22 +343,16 @@ class SessionStore(StoreBase):
         return await self.run(users.export_user, user_id)
 
     async def erase_user(self, user_id: str) -> int:
-        """Erase every key of one user; returns how many keys were removed.
+        """Erase every key of one user; returns how many keys were removed: sessions (live
+        or expired, all their keys), archived conversations, memory, index entries and
+        pending, retried or quarantined deliveries or sweep entries. Nothing of any other
+        user changes.
 
-        That is the user's sessions (live or expired, with their histories, overflow,
-        segments and meta), the archived conversations, the user's memory, every index
-        entry (the bucket's deadline indexes, the user's session set) and any pending,
-        retried or quarantined delivery or sweep entry of the user's sessions. Nothing of
-        any other user changes.
-
-        Each session goes in one atomic step with its session hash and meta hash: a
-        ``chat_turn`` racing the erase runs before it (and is erased) or after it (and
-        raises ``SessionNotFound``), and no listener can archive an erased session
-        afterwards. Work is chunked (at most 100 sessions or conversations per script
-        call). A crash halfway leaves some sessions or conversations erased and the rest,
-        with the user's memory, intact and still indexed: running ``erase_user`` again
-        completes the erase. Sessions started while it runs are erased too; one started
-        after it returned is a new visit.
+        Each session goes in one atomic step: a racing ``chat_turn`` runs before it (and
+        is erased) or after it (and raises ``SessionNotFound``), and no listener archives
+        an erased session afterwards. Work is chunked (at most 100 sessions or
+        conversations per script call); after a crash halfway, running ``erase_user``
+        again completes the erase. Sessions started while it runs are erased too.
         """
         return await self.run(erasure.erase_user, user_id)
 
@@ -347,10 +362,12 @@ class SessionStore(StoreBase):
         None when the user has no such conversation."""
         return await self.run(users.get_archived_conversation, user_id, session_id)
 
-    async def list_archive(self, user_id: str, limit: int | None = 20) -> list[ArchiveSummary]:
-        """The user's archived conversations without their messages, newest first (all when
-        ``limit`` is None), read in pages of at most ``page_size``."""
-        return await self.run(users.archive_summaries, user_id, limit)
+    async def list_archive(self, user_id: str, limit: int | None = 20,
+                           before: str | None = None) -> list[ArchiveSummary]:
+        """The user's archived conversations without their messages, newest first: at most
+        ``limit``; ``limit=None``: all of them (no cap: summaries are small), read in pages
+        of at most ``page_size``. ``before`` pages like ``get_archived_conversations``."""
+        return await self.run(users.archive_summaries, user_id, limit, before)
 
     async def compact_archives(self, user_id: str) -> int:
         """Compress the user's archived conversations that are still message lists (archived
@@ -358,23 +375,23 @@ class SessionStore(StoreBase):
         lists or list pairs it replaced. Reads return the same conversations either way."""
         return await self.run(compaction.compact_archives, user_id)
 
-    async def delete_episode(self, user_id: str, episode_id: str) -> bool:
-        """Forget one episode; False when the user had no such episode."""
-        return await self.run(users.delete_episode, user_id, episode_id)
-
     async def list_sessions(self, user_id: str | None = None,
                             expiring_within: float | None = None,
-                            limit: int = 50) -> list[IndexedSession]:
-        """Sessions not yet archived with their deadlines, earliest deadline first: from the
-        per-bucket deadline indexes, or the user's session set with ``user_id`` (its oldest
-        10,000 sessions, read in pages); only those ending within ``expiring_within``
-        seconds (or already overdue) when given. ``limit``: 1 to 10,000."""
+                            limit: int | None = 50) -> list[IndexedSession]:
+        """The operator's view: sessions not yet archived (live or overdue) with their
+        deadlines, earliest deadline first, from the per-bucket deadline indexes, or the
+        user's session set with ``user_id`` (its oldest 10,000 sessions, read in pages);
+        only those ending within ``expiring_within`` seconds (or already overdue) when
+        given. At most ``limit``, itself at most the cap ``overview.MAX_LIST`` (10,000;
+        ``limit=None``: that many)."""
         return await self.run(overview.list_sessions, user_id, expiring_within, limit)
 
-    async def peek_session(self, session_id: str, last: int = 10) -> SessionView | None:
-        """A session not yet archived (live or overdue) with its newest ``last`` messages
-        (at most 10,000), without sliding its idle deadline; None when there is no such
-        session. ``message_count`` counts the whole conversation, segments included."""
+    async def peek_session(self, session_id: str, last: int | None = 10) -> SessionView | None:
+        """The operator's look at a session not yet archived (live or overdue, where
+        ``get_session`` sees live ones only) with its newest ``last`` messages, at most the
+        cap ``overview.MAX_LIST`` (10,000; ``last=None``: that many), without sliding its
+        idle deadline; None when there is no such session. ``message_count`` counts the
+        whole conversation, segments included."""
         return await self.run(overview.peek_session, session_id, last)
 
     async def deadline_stats(self, window: float = 60.0) -> DeadlineStats:
@@ -383,9 +400,10 @@ class SessionStore(StoreBase):
         return await self.run(overview.deadline_stats, window)
 
     async def archive_expired(self, limit: int = 100) -> int:
-        """Archive up to ``limit`` overdue sessions now (auto_cleanup or not), like
-        ``cleanup_expired_sessions`` in bounded steps; how many this call archived."""
-        return await self.run(overview.archive_expired, limit)
+        """Deprecated since 0.2.0, removed in 0.3.0: ``cleanup_expired_sessions(limit)``."""
+        warnings.warn("archive_expired() is deprecated; use cleanup_expired_sessions(limit)",
+                      DeprecationWarning, stacklevel=2)
+        return await self.cleanup_expired_sessions(limit)
 
     # -- operations -------------------------------------------------------------
 
@@ -394,8 +412,10 @@ class SessionStore(StoreBase):
         age, and how many were quarantined."""
         return await self.run(outbox.delivery_backlog)
 
-    async def list_quarantined(self, limit: int = 100) -> list[QuarantinedEntry]:
-        """Quarantined deliveries and sweep entries, earliest first; their data is kept."""
+    async def list_quarantined(self, limit: int | None = 100) -> list[QuarantinedEntry]:
+        """Quarantined deliveries and sweep entries, earliest first; their data is kept. At
+        most ``limit``, itself at most the cap ``outbox.MAX_QUARANTINED`` (10,000;
+        ``limit=None``: that many)."""
         return await self.run(outbox.list_quarantined, limit)
 
     async def live_listeners(self, delivering: bool = False) -> list[str]:

@@ -8,6 +8,7 @@ redis-py client: no event loop is involved.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -68,7 +69,8 @@ def close_client(client: redis.Redis | RedisCluster) -> None:
     the garbage collector finds them (an unclosed-socket ``ResourceWarning``)."""
     client.close()
     if isinstance(client, RedisCluster):
-        nodes = [*client.get_nodes(), *client.nodes_manager.startup_nodes.values()]
+        cluster: Any = client  # redis-py leaves the blocking RedisCluster.get_nodes untyped
+        nodes = [*cluster.get_nodes(), *cluster.nodes_manager.startup_nodes.values()]
         for node in nodes:
             if node.redis_connection is not None:
                 node.redis_connection.connection_pool.disconnect()
@@ -109,11 +111,6 @@ class SyncSessionStore(StoreBase):
         store._owns_client = True
         return store
 
-    @property
-    def runner(self) -> SyncRunner:
-        """What sends this store's script calls (for benchmarks and tools)."""
-        return self._runner
-
     def close(self) -> None:
         """Close the client if this store made it (``from_url``), sockets included."""
         if self._owns_client:
@@ -138,7 +135,6 @@ class SyncSessionStore(StoreBase):
     def run(self, operation: Callable[..., Op[T]], *args: Any) -> T:
         ctx = self._ctx or self.context()
         return self._runner.drive(operation(ctx, *args))
-
 
     # -- sessions ---------------------------------------------------------------
 
@@ -189,16 +185,15 @@ class SyncSessionStore(StoreBase):
     def delete_session(self, session_id: str) -> bool:
         return self.run(archive.delete_session, session_id)
 
-    def get_expired_sessions(self, limit: int = 1000) -> list[str]:
+    def get_expired_sessions(self, limit: int | None = 1000) -> list[str]:
         return self.run(archive.get_expired_sessions, limit)
 
-    def cleanup_expired_sessions(self) -> int:
-        return self.run(archive.cleanup_expired_sessions)
+    def cleanup_expired_sessions(self, limit: int | None = None) -> int:
+        return self.run(archive.cleanup_expired_sessions, limit)
 
     def get_archived_conversations(self, user_id: str, limit: int | None = 20,
                                    before: str | None = None) -> list[ArchivedConversation]:
         return self.run(archive_reads.get_archived_conversations, user_id, limit, before)
-
 
     # -- user memory ------------------------------------------------------------
 
@@ -233,6 +228,9 @@ class SyncSessionStore(StoreBase):
                      limit: int | None = None) -> list[Episode]:
         return self.run(memory.get_episodes, user_id, min_importance, limit)
 
+    def delete_episode(self, user_id: str, episode_id: str) -> bool:
+        return self.run(memory.delete_episode, user_id, episode_id)
+
     def record_trait(self, user_id: str, personality_name: str, trait: str,
                      value: float | str, reason: str | None = None) -> EvolutionEvent:
         return self.run(memory.record_trait, user_id, personality_name, trait, value,
@@ -258,35 +256,35 @@ class SyncSessionStore(StoreBase):
                                   session_id: str) -> ArchivedConversation | None:
         return self.run(users.get_archived_conversation, user_id, session_id)
 
-    def list_archive(self, user_id: str, limit: int | None = 20) -> list[ArchiveSummary]:
-        return self.run(users.archive_summaries, user_id, limit)
+    def list_archive(self, user_id: str, limit: int | None = 20,
+                     before: str | None = None) -> list[ArchiveSummary]:
+        return self.run(users.archive_summaries, user_id, limit, before)
 
     def compact_archives(self, user_id: str) -> int:
         return self.run(compaction.compact_archives, user_id)
 
-    def delete_episode(self, user_id: str, episode_id: str) -> bool:
-        return self.run(users.delete_episode, user_id, episode_id)
-
     def list_sessions(self, user_id: str | None = None,
                       expiring_within: float | None = None,
-                      limit: int = 50) -> list[IndexedSession]:
+                      limit: int | None = 50) -> list[IndexedSession]:
         return self.run(overview.list_sessions, user_id, expiring_within, limit)
 
-    def peek_session(self, session_id: str, last: int = 10) -> SessionView | None:
+    def peek_session(self, session_id: str, last: int | None = 10) -> SessionView | None:
         return self.run(overview.peek_session, session_id, last)
 
     def deadline_stats(self, window: float = 60.0) -> DeadlineStats:
         return self.run(overview.deadline_stats, window)
 
     def archive_expired(self, limit: int = 100) -> int:
-        return self.run(overview.archive_expired, limit)
+        warnings.warn("archive_expired() is deprecated; use cleanup_expired_sessions(limit)",
+                      DeprecationWarning, stacklevel=2)
+        return self.cleanup_expired_sessions(limit)
 
     # -- operations -------------------------------------------------------------
 
     def delivery_backlog(self) -> DeliveryBacklog:
         return self.run(outbox.delivery_backlog)
 
-    def list_quarantined(self, limit: int = 100) -> list[QuarantinedEntry]:
+    def list_quarantined(self, limit: int | None = 100) -> list[QuarantinedEntry]:
         return self.run(outbox.list_quarantined, limit)
 
     def live_listeners(self, delivering: bool = False) -> list[str]:

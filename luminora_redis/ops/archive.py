@@ -14,12 +14,12 @@ import logging
 from dataclasses import dataclass
 
 from luminora_redis.core.context import Context
-from luminora_redis.core.errors import FOLLOW_UP_ERRORS, InvalidInput, ReplyCode, UnexpectedReply
+from luminora_redis.core.errors import FOLLOW_UP_ERRORS, ReplyCode, UnexpectedReply
 from luminora_redis.core.keys import SessionKeys, UserKeys
 from luminora_redis.core.models import ArchiveReason
 from luminora_redis.core.scripts import Batch, Call, Op
 from luminora_redis.ops.compaction import compact_quietly
-from luminora_redis.ops.scans import expired_sessions, read_meta
+from luminora_redis.ops.scans import SWEEP_BATCH, expired_sessions, read_meta
 
 __all__ = [
     "MAX_EXPIRED",
@@ -205,23 +205,31 @@ def delete_session(ctx: Context, session_id: object) -> Op[bool]:
 
 def get_expired_sessions(ctx: Context, limit: object = 1000) -> Op[list[str]]:
     """Expired sessions not archived yet, earliest deadline first per bucket: at most
-    ``limit`` (from 1 to ``MAX_EXPIRED``), and one script reply per bucket of at most
-    that many. A session still live is never listed, whatever its index says."""
-    if (isinstance(limit, bool) or not isinstance(limit, int)
-            or not 1 <= limit <= MAX_EXPIRED):
-        raise InvalidInput(f"limit must be an integer from 1 to {MAX_EXPIRED}, not {limit!r}")
-    due, _ = yield from expired_sessions(ctx, manual=True, batch=limit, limit=limit)
+    ``limit``, itself at most ``MAX_EXPIRED`` (None: that many), and one script reply per
+    bucket of at most that many. A session still live is never listed, whatever its
+    index says."""
+    count = ctx.capped(limit, MAX_EXPIRED)
+    if count == 0:
+        return []
+    due, _ = yield from expired_sessions(ctx, manual=True, batch=count, limit=count)
     return due
 
 
-def cleanup_expired_sessions(ctx: Context) -> Op[int]:
+def cleanup_expired_sessions(ctx: Context, limit: object = None) -> Op[int]:
+    """Archive expired sessions (auto_cleanup or not): every one when ``limit`` is None,
+    else at most ``limit``, in steps of at most ``SWEEP_BATCH``; how many this call
+    archived (a session another process archived meanwhile is not counted)."""
+    wanted = ctx.limit(limit)
     archived = 0
-    while True:
-        due, more = yield from expired_sessions(ctx, manual=True)
+    while wanted != archived:
+        step = None if wanted < 0 else min(wanted - archived, SWEEP_BATCH)
+        due, more = yield from expired_sessions(ctx, manual=True, batch=step or SWEEP_BATCH,
+                                                limit=step)
         done = 0
         for session_id in due:
             if (yield from archive_session(ctx, session_id, "cleanup")) is not None:
                 done += 1
         archived += done
-        if not more or done == 0:
-            return archived
+        if done == 0 or (not more and (step is None or len(due) < step)):
+            break
+    return archived

@@ -26,6 +26,7 @@ from luminora_redis.core.scripts import Call, Op
 from luminora_redis.core.validation import check_integer, check_number
 
 __all__ = [
+    "delete_episode",
     "delete_fact",
     "get_affinities",
     "get_affinity",
@@ -39,7 +40,8 @@ __all__ = [
 ]
 
 MAX_IMPORTANCE = 10.0
-#: How many evolution records ``get_evolution`` returns when no ``limit`` is given.
+#: The most evolution records one ``get_evolution`` call returns (``limit=None`` too);
+#: ``after`` pages on. The log grows with every affinity change of the user's lifetime.
 MAX_EVOLUTION = 1000
 
 
@@ -176,6 +178,13 @@ def get_episodes(ctx: Context, user_id: object, min_importance: object = None,
     return decode_episodes(raws, user.episode_bodies)
 
 
+def delete_episode(ctx: Context, user_id: object, episode_id: object) -> Op[bool]:
+    user = ctx.user_keys(user_id)
+    episode = ctx.name(episode_id, "episode_id")
+    reply = yield Call("delete_episode", (user.episodes, user.episode_bodies), (episode,))
+    return bool(reply[0] == 1)
+
+
 def record_trait(ctx: Context, user_id: object, personality_name: object, trait: object,
                  value: object, reason: object = None) -> Op[EvolutionEvent]:
     user = ctx.user_keys(user_id)
@@ -198,14 +207,12 @@ def record_trait(ctx: Context, user_id: object, personality_name: object, trait:
 def get_evolution(ctx: Context, user_id: object, personality_name: object = None,
                   limit: object = None, after: object = None) -> Op[list[EvolutionEvent]]:
     """Evolution records (of one personality when given), oldest first: the newest
-    ``limit`` (``MAX_EVOLUTION`` when None), or with ``after`` the oldest ``limit`` records
-    whose sequence number is greater. The filter applies before the limit; each script
-    call examines at most ``page_size`` records."""
+    ``limit``, or with ``after`` the oldest ``limit`` records whose sequence number is
+    greater. ``limit`` is at most ``MAX_EVOLUTION`` (None: that many). The filter applies
+    before the limit; each script call examines at most ``page_size`` records."""
     user = ctx.user_keys(user_id)
     wanted = _optional_name(ctx, personality_name, "personality_name")
-    count = ctx.limit(limit)
-    if count < 0:
-        count = MAX_EVOLUTION
+    count = ctx.capped(limit, MAX_EVOLUTION)
     if after is None:
         direction, cursor = "down", "+inf"
     else:

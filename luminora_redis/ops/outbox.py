@@ -133,10 +133,16 @@ def delivery_backlog(ctx: Context) -> Op[DeliveryBacklog]:
                            quarantined_sessions=sessions)
 
 
+#: The most entries one ``list_quarantined`` call returns (``limit=None`` too).
+MAX_QUARANTINED = 10_000
+
+
 def list_quarantined(ctx: Context, limit: object = 100) -> Op[list[QuarantinedEntry]]:
-    """Quarantined deliveries and sweep entries, earliest quarantined first."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= 10_000:
-        raise InvalidInput(f"limit must be an integer from 1 to 10000, not {limit!r}")
+    """Quarantined deliveries and sweep entries, earliest quarantined first: at most
+    ``limit``, itself at most ``MAX_QUARANTINED`` (None: that many)."""
+    limit = ctx.capped(limit, MAX_QUARANTINED)
+    if limit == 0:
+        return []
     calls = []
     for bucket in range(ctx.keys.buckets):
         keys = ctx.keys.bucket(bucket)

@@ -1,6 +1,6 @@
 """What an operator asks about sessions: which are pending and when they end,
-one session at a glance, the deadline backlog, and archiving the overdue ones
-in bounded steps.
+one session at a glance, and the deadline backlog (archiving the overdue ones
+is ``archive.cleanup_expired_sessions``).
 
 Every answer comes from the per-bucket deadline indexes and the per-user
 session sets, in bounded reads (one pipelined round trip per node for all
@@ -21,18 +21,18 @@ from typing import Any
 
 from luminora_redis.core.codec import decode_messages, from_ms
 from luminora_redis.core.context import Context
-from luminora_redis.core.errors import InvalidInput, ReplyCode, SessionNotFound
+from luminora_redis.core.errors import ReplyCode, SessionNotFound
 from luminora_redis.core.models import DeadlineStats, IndexedSession, SessionView
 from luminora_redis.core.scripts import Batch, Call, Op
 from luminora_redis.core.validation import check_number
-from luminora_redis.ops.archive import archive_session
 from luminora_redis.ops.records import hash_fields, live_activity, owns_session, read_hashes
-from luminora_redis.ops.scans import expired_sessions
 from luminora_redis.ops.segments import read_conversation
 from luminora_redis.ops.sessions import user_session_ids
 
-__all__ = ["archive_expired", "deadline_stats", "list_sessions", "peek_session"]
+__all__ = ["MAX_LIST", "deadline_stats", "list_sessions", "peek_session"]
 
+#: The most sessions one ``list_sessions`` call returns, and the most messages one
+#: ``peek_session`` tail holds (``limit=None`` / ``last=None``: that many).
 MAX_LIST = 10_000
 
 
@@ -73,19 +73,15 @@ def _indexed(session_id: str, state: dict[str, bytes], meta: dict[str, bytes],
         auto_cleanup=meta.get("auto", b"1" if auto else b"0") == b"1")
 
 
-def _limit(ctx: Context, limit: object, what: str = "limit") -> int:
-    count = ctx.limit(limit, what)
-    if count < 1 or count > MAX_LIST:
-        raise InvalidInput(f"{what} must be an integer from 1 to {MAX_LIST}, not {limit!r:.60}")
-    return count
-
-
 def list_sessions(ctx: Context, user_id: object = None, expiring_within: object = None,
                   limit: object = 50) -> Op[list[IndexedSession]]:
     """Sessions not yet archived, earliest deadline first: the ``limit`` earliest index
     entries (or the user's sessions), each with its real deadline when live (an
-    expired one shows its indexed deadline, a lower bound)."""
-    count = _limit(ctx, limit)
+    expired one shows its indexed deadline, a lower bound). ``limit`` is at most
+    ``MAX_LIST`` (None: that many)."""
+    count = ctx.capped(limit, MAX_LIST)
+    if count == 0:
+        return []
     span = -1 if expiring_within is None else _window_ms(ctx, expiring_within, "expiring_within")
     if user_id is not None:
         return (yield from _user_sessions(ctx, user_id, span, count))
@@ -150,7 +146,7 @@ def peek_session(ctx: Context, session_id: object, last: object = 10) -> Op[Sess
     idle deadline. ``message_count`` counts the whole conversation (segments, overflow and
     history, as of one atomic read); the tail is one script call when it lies in the
     overflow and history and fits a page, else it is read by pages like ``get_history``."""
-    want = 0 if type(last) is int and last == 0 else _limit(ctx, last, "last")
+    want = ctx.capped(last, MAX_LIST, "last")
     keys = ctx.session_keys(session_id)
     if keys is None:
         return None
@@ -178,13 +174,3 @@ def peek_session(ctx: Context, session_id: object, last: object = 10) -> Op[Sess
         last_activity=from_ms(activity[0]) if (activity := live_activity(state, meta)) else None,
         message_count=total, tail=decode_messages(raws, f"session {session_id}"))
 
-
-def archive_expired(ctx: Context, limit: object = 100) -> Op[int]:
-    """Archive up to ``limit`` overdue sessions (auto_cleanup or not); how many it archived."""
-    count = _limit(ctx, limit)
-    due, _ = yield from expired_sessions(ctx, manual=True, batch=count, limit=count)
-    archived = 0
-    for session_id in due:
-        if (yield from archive_session(ctx, session_id, "cleanup")) is not None:
-            archived += 1
-    return archived

@@ -1,5 +1,5 @@
-"""A user's data as a whole: summary, export, one archived conversation,
-forgetting an episode.
+"""A user's data as a whole: summary, export, one archived conversation, the
+archive's summaries.
 
 Everything here reads in bounded steps: lists, sorted sets and hashes that
 grow with a user's lifetime (histories, segments, the archive, the evolution
@@ -22,7 +22,7 @@ from luminora_redis.core.codec import (
     from_ms,
 )
 from luminora_redis.core.context import Context
-from luminora_redis.core.errors import ReplyCode
+from luminora_redis.core.errors import InvalidInput
 from luminora_redis.core.keys import UserKeys
 from luminora_redis.core.models import (
     ArchivedConversation,
@@ -39,7 +39,6 @@ from luminora_redis.ops.sessions import user_session_ids
 
 __all__ = [
     "archive_summaries",
-    "delete_episode",
     "export_user",
     "get_archived_conversation",
     "get_user",
@@ -132,20 +131,24 @@ def _summary(session_id: str, record: dict[str, bytes]) -> ArchiveSummary | None
         reason=ArchiveReason(record["reason"].decode()), message_count=int(record["count"]))
 
 
-def archive_summaries(ctx: Context, user_id: object, limit: object = 20) -> Op[list[ArchiveSummary]]:
-    """The user's newest archived conversations without their messages, newest first: the
-    newest ``limit`` (all when None), in pages of at most ``page_size`` (``list_archive``
-    from the previous page's last conversation, then that page's records)."""
+def archive_summaries(ctx: Context, user_id: object, limit: object = 20,
+                      before: object = None) -> Op[list[ArchiveSummary]]:
+    """The user's archived conversations without their messages, newest first: the newest
+    ``limit`` (all when None) after the conversation ``before`` (a session id, the last
+    of the previous page), in pages of at most ``page_size`` (``list_archive`` from the
+    previous page's last conversation, then that page's records)."""
     user_id = ctx.user_id(user_id)
     user = ctx.keys.user(user_id)
     count = ctx.limit(limit)
+    if before is not None and ctx.session_keys(before) is None:
+        raise InvalidInput(f"before must be a session id from a previous page, not {before!r:.60}")
     found: list[ArchiveSummary] = []
-    listed, before = 0, ""
+    listed, cursor = 0, "" if before is None else str(before)
     while count < 0 or listed < count:
         asked = ctx.settings.page_size if count < 0 else min(ctx.settings.page_size,
                                                              count - listed)
         ids = [raw.decode() for raw in (yield Call("list_archive", (user.archive,),
-                                                   (asked, before)))]
+                                                   (asked, cursor)))]
         if not ids:
             break
         listed += len(ids)
@@ -154,7 +157,7 @@ def archive_summaries(ctx: Context, user_id: object, limit: object = 20) -> Op[l
         found.extend(summary for summary in summaries if summary is not None)
         if len(ids) < asked:
             break
-        before = ids[-1]
+        cursor = ids[-1]
     return found
 
 
@@ -164,13 +167,6 @@ def get_archived_conversation(ctx: Context, user_id: object,
     if ctx.session_keys(session_id) is None or not owns_session(ctx, user_id, session_id):
         return None
     return (yield from read_archived_conversation(ctx, user_id, session_id))
-
-
-def delete_episode(ctx: Context, user_id: object, episode_id: object) -> Op[bool]:
-    user = ctx.user_keys(user_id)
-    episode = ctx.name(episode_id, "episode_id")
-    reply = yield Call("delete_episode", (user.episodes, user.episode_bodies), (episode,))
-    return bool(reply[0] == ReplyCode.OK)
 
 
 # -- export -----------------------------------------------------------------------
