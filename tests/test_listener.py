@@ -440,7 +440,8 @@ async def test_a_restricted_user_gets_one_warning_and_the_sweeper_archives(
     with server.client() as admin:
         admin.execute_command("ACL", "SETUSER", "limited", "on", ">pw", "~*", "+@all", *rules)
     store = SessionStore.from_url(f"redis://limited:pw@{server.host}:{server.port}/0")
-    listener = ExpiryListener(store, sweep_interval=0.05)
+    # Frequent heartbeats: a flag keeper that ran after the refusal would warn again.
+    listener = ExpiryListener(store, sweep_interval=0.05, heartbeat_interval=0.05)
     try:
         with caplog.at_level(logging.WARNING):
             async with running(listener):

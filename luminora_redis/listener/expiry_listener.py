@@ -83,6 +83,7 @@ class ExpiryListener:
         self._inflight: set[str] = set()  # sessions this listener is archiving or has queued
         self._subscriptions = 0  # subscriptions established, the first included
         self._subscribed: Outage | None = None  # the notification subscription's outages
+        self._sweeper_only = False  # the subscription was refused: no flags to keep
         self._flags = FlagKeeper(store.client, self.name)
         self._archived = {NOTIFICATION: 0, SWEEP: 0}
         self._errors = 0
@@ -172,6 +173,7 @@ class ExpiryListener:
             raise RuntimeError(f"listener {self.name} is already running")
         self._stopped.clear()
         self._state.reset(listening=not self.settings.notifications)
+        self._sweeper_only = False
         try:
             if await self._start():
                 await self._serve()
@@ -214,7 +216,7 @@ class ExpiryListener:
             if s.configure_notifications:
                 kept = self._flags.keep(s.heartbeat_interval, self._stop,
                                         self._outage("checking the notification flags"),
-                                        listening=lambda: self._state.listening,
+                                        listening=self._keeps_flags,
                                         on_restored=self._missed)
                 loops.append(asyncio.create_task(kept,
                                                  name=f"{self.name} notification flags"))
@@ -341,6 +343,7 @@ class ExpiryListener:
                     "permission for __keyevent@*__:expired (ACL &__keyevent@*__:expired); "
                     "archiving through the sweeper only, every %.3f s", error,
                     self.settings.sweep_interval)
+                self._sweeper_only = True
                 outage.recovered()
                 self._state.subscribed()
                 self._sweeper.wake.set()
@@ -369,6 +372,10 @@ class ExpiryListener:
             self._sweeper.wake.set()
         else:
             self._state.become_live()
+
+    def _keeps_flags(self) -> bool:
+        """Whether the flags matter now: subscribed, and not refused the channel."""
+        return self._state.listening and not self._sweeper_only
 
     def _missed(self) -> None:
         """Events may have been missed: catch up before being live again."""
