@@ -179,10 +179,11 @@ def get_episodes(ctx: Context, user_id: object, min_importance: object = None,
 
 
 def delete_episode(ctx: Context, user_id: object, episode_id: object) -> Op[bool]:
+    """Forget one episode (its index entry and its body); whether it was there."""
     user = ctx.user_keys(user_id)
     episode = ctx.name(episode_id, "episode_id")
     reply = yield Call("delete_episode", (user.episodes, user.episode_bodies), (episode,))
-    return bool(reply[0] == 1)
+    return bool(reply[0] == ReplyCode.OK)
 
 
 def record_trait(ctx: Context, user_id: object, personality_name: object, trait: object,
