@@ -17,6 +17,7 @@ from redis.exceptions import NoScriptError
 from luminora_redis.io import redis_internals as internals
 from luminora_redis.testing import LocalCluster
 
+
 @pytest.mark.asyncio
 async def test_a_batch_is_read_reply_by_reply_with_error_replies_returned(redis_url: str) -> None:
     client = aioredis.Redis.from_url(redis_url)
