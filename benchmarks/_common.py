@@ -1,53 +1,38 @@
-"""What every benchmark shares: a private server, percentiles, Markdown tables."""
+"""What the scripts under ``benchmarks/`` share that ``luminora_redis.bench`` lacks.
+
+Percentiles, Markdown tables and numbers, the quiet server configuration, the
+command count and the machine's description are ``luminora_redis.bench``'s,
+re-exported here so that every script imports them from one place; what is
+left is particular to these scripts: a private server process, a ratio column,
+a one-line environment and progress on stderr.
+"""
 
 from __future__ import annotations
 
-import os
-import platform
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import redis
 
+from luminora_redis.bench.archive import command_count, percentile
+from luminora_redis.bench.report import num, table
+from luminora_redis.bench.servers import QUIET as QUIET_SERVER
+from luminora_redis.bench.servers import machine
 from luminora_redis.testing import RedisServer
 
-#: redis.conf for benchmark servers: no snapshots or AOF writes in the middle of a run.
-QUIET_SERVER = {"save": "", "appendonly": "no"}
+__all__ = ["QUIET_SERVER", "command_count", "environment", "num", "percentile",
+           "private_server", "ratio", "say", "table"]
 
 
 @contextmanager
 def private_server(**config: str) -> Iterator[RedisServer]:
-    """A private redis-server on a free loopback port, stopped afterwards."""
+    """A private redis-server on a free loopback port, stopped afterwards (the process
+    itself: ``luminora_redis.bench.servers.private_target`` yields only its URL)."""
     with RedisServer(config={**QUIET_SERVER, **config}) as server:
         yield server
-
-
-def percentile(ordered: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100) of an ascending sequence, nearest rank."""
-    if not ordered:
-        return float("nan")
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None) -> str:
-    """A Markdown table; ``align`` is one letter per column, ``l`` or ``r`` (default: first
-    column left, the rest right)."""
-    align = align or "l" + "r" * (len(headers) - 1)
-    marks = [":---" if a == "l" else "---:" for a in align]
-    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(marks) + " |"]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def num(value: float, digits: int = 0) -> str:
-    """A number with thousands separators; an em dash for NaN or None."""
-    if value is None or value != value:
-        return "—"
-    return f"{value:,.{digits}f}"
 
 
 def ratio(value: float | None, base: float | None) -> str:
@@ -59,17 +44,11 @@ def ratio(value: float | None, base: float | None) -> str:
 
 def environment(client: redis.Redis) -> str:
     """One line naming the machine, Python, redis-py and the server."""
+    host = machine()
     info = client.info("server")
-    return (f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
+    return (f"{host['cpus']} CPUs, Python {host['python']}, "
             f"redis-py {redis.__version__}, redis-server {info['redis_version']} "
             f"(client and server on the same machine), {time.strftime('%Y-%m-%d')}")
-
-
-def command_count(client: redis.Redis) -> int:
-    """Commands the server has executed since its start (INFO commandstats; scripts' inner
-    calls included, INFO's own calls excluded)."""
-    stats = client.info("commandstats")
-    return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
 
 
 def say(*parts: Any) -> None:

@@ -249,7 +249,7 @@ async def run(args: argparse.Namespace) -> str:
             f"cores as the client: information, not a scaling claim._",
             "",
             table(["server", "p50 µs", "p99 µs", "p50 vs single", "turns/s",
-                   "turns/s vs single", "note"], rows, "lrrrrrl"),
+                   "turns/s vs single", "note"], rows),
             "",
             f"Keys per primary after the cluster run: {' / '.join(num(k) for k in keys)}.",
             "",

@@ -45,8 +45,8 @@ from redis.keyspace_notifications import KeyeventChannel
 from benchmarks._common import QUIET_SERVER, environment, num, percentile, say, table
 from luminora_redis import ArchivedConversation, SessionStore
 from luminora_redis.bench.archive import create_sessions
-from luminora_redis.listener import expiry_listener as listener_module
 from luminora_redis.listener.expiry_listener import ExpiryListener
+from luminora_redis.listener.subscriptions import CLUSTER_IDLE
 from luminora_redis.testing import LocalCluster, RedisServer
 
 NEVER = 10 * 365 * 24 * 3600.0  # a sweep interval that never comes round during a run
@@ -178,7 +178,7 @@ async def cluster_delays(cluster: LocalCluster, args: argparse.Namespace) -> lis
         (f"cluster, `get_message(timeout={t:g})`", t, min(0.1, t / len(primaries)))
         for t in args.timeouts]
     setups += [(f"cluster, `get_message(timeout=0)`, {idle * 1000:g} ms pause when idle"
-                + (" (the listener's)" if idle == listener_module._CLUSTER_IDLE else ""),
+                + (" (the listener's)" if idle == CLUSTER_IDLE else ""),
                 None, idle) for idle in args.idle_pauses]
     results = []
     try:
@@ -290,8 +290,8 @@ def report(env: str, args: argparse.Namespace, delays: Sequence[Delays],
         f"_Lag = `on_archived` wall-clock time − the session's effective deadline: Redis's "
         f"expiry detection (hz {HZ}), the notification, the archive script and reading "
         f"the conversation back for the hook. On the cluster the listener polls with "
-        f"`get_message(timeout=0)` and pauses {listener_module._CLUSTER_IDLE * 1000:g} ms "
-        f"when idle (`_CLUSTER_IDLE`)._",
+        f"`get_message(timeout=0)` and pauses {CLUSTER_IDLE * 1000:g} ms "
+        f"when idle (`CLUSTER_IDLE`)._",
         "",
         table(["topology", "p50 ms", "p99 ms", "max ms", "archived", "archived by"],
               [[lag.label, _ms(lag.lags_ms, 50, lag.expected),

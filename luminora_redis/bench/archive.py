@@ -92,7 +92,8 @@ BATCH = 1000  # operations per pipelined round trip when filling the keyspace
 
 def send_batch(ctx: Context, calls: Sequence[Call]) -> Op[list[Any]]:
     """One ``Batch`` step: the calls in one round trip per node, their replies in order."""
-    return (yield Batch(calls))
+    replies: list[Any] = yield Batch(calls)
+    return replies
 
 
 async def pipelined(store: SessionStore, operation: Callable[..., Any],

@@ -32,6 +32,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from luminora_redis.cli.common import USAGE, Failure, connection_options, make_client
 from luminora_redis.core.errors import ConfigurationError
+from luminora_redis.io.redis_internals import startup_nodes
 from luminora_redis.io.store import SessionStore
 from luminora_redis.listener.expiry_listener import ExpiryListener, ListenerObserver
 from luminora_redis.listener.outages import is_outage
@@ -210,7 +211,7 @@ async def _listen(url: str, cluster: bool, prefix: str, buckets: int | None,
 def _where(store: SessionStore) -> str:
     client = store.client
     if isinstance(client, RedisCluster):  # not connected yet: it knows its startup node
-        return f"the redis cluster at {', '.join(client.nodes_manager.startup_nodes)}"
+        return f"the redis cluster at {', '.join(startup_nodes(client))}"
     kwargs = client.connection_pool.connection_kwargs
     where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
     return f"redis at {where}, db {kwargs.get('db', 0)}"

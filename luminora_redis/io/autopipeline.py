@@ -11,46 +11,40 @@ feature, so it is built here on redis-py's own parts: a pooled
 does the same per node (Redis Cluster), and ``Script`` reloads a flushed
 script. There is no protocol code of our own.
 
-Why not redis-py's ``Pipeline``: it retries the whole pipeline when the
-connection fails (with the client's ``Retry``), which would run again a write
-that may already have run. Here a failed write fails exactly the calls that
-were in it, and nothing is replayed. Rules, each pinned by a test:
+The rules (what is sent again, what is raised, how replies map back to
+their calls, why nothing is replayed) are ``batching``'s, shared with the
+blocking shell; what is particular to this one:
 
-- A Redis error reaches only the call it belongs to.
-- NOSCRIPT (after ``SCRIPT FLUSH`` or on a new primary) reloads and reruns
-  that one call through ``Script``; the script had not run.
 - A caller cancelled while its call is in flight gets nothing; the batch still
   reads every reply, so no reply can reach another caller.
 - Calls from one task keep their order (a task awaits each call).
-- On a cluster, calls are grouped per node by their first key; a call that
-  meets MOVED or ASK (the script did not run there) is rerun alone through the
-  cluster client, which follows the redirection.
+- A NOSCRIPT reply goes back into the next batch once its script is loaded; a
+  MOVED or ASK reply is rerun alone through ``Script`` on the cluster client.
+- The redis-py internals it uses are ``redis_internals``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any
 
 from redis.asyncio.client import Redis
-from redis.asyncio.cluster import PipelineCommand, RedisCluster
-from redis.asyncio.connection import async_timeout
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import (
-    AskError,
-    ConnectionError,
-    MovedError,
-    NoScriptError,
-    ResponseError,
-    TimeoutError,
-    TryAgainError,
+from redis.exceptions import ConnectionError, MovedError, ResponseError, TimeoutError
+
+from luminora_redis.io import batching
+from luminora_redis.io.batching import Resend
+from luminora_redis.io.redis_internals import (
+    execute_on_node,
+    read_deadline,
+    remap_slots,
+    reply_reader,
 )
 
 __all__ = ["AutoPipeline"]
-
-_REROUTE = (MovedError, AskError, TryAgainError)
 
 
 class _Pending:
@@ -64,15 +58,12 @@ class _Pending:
         self.future = future
         self.retried = False
 
-    def command(self) -> tuple[Any, ...]:
-        return ("EVALSHA", self.script.sha, len(self.keys), *self.keys, *self.args)
-
 
 class AutoPipeline:
     """Sends the script calls of one event-loop tick as one pipelined write per node."""
 
     def __init__(self, client: Redis | RedisCluster) -> None:
-        self._client = client
+        self._client: Any = client  # either kind: each path below uses its own methods
         self._cluster = isinstance(client, RedisCluster)
         self._queue: list[_Pending] = []
         self._scheduled = False
@@ -108,7 +99,7 @@ class AutoPipeline:
                         ) -> list[Any]:
         """Run several calls in the next batch; their replies or errors, in order."""
         loop = asyncio.get_running_loop()
-        futures = []
+        futures: list[asyncio.Future[Any]] = []
         for script, keys, args in calls:
             future: asyncio.Future[Any] = loop.create_future()
             self._enqueue(_Pending(script, keys, args, future))
@@ -132,20 +123,21 @@ class AutoPipeline:
         live = [pending for pending in queue if not pending.future.done()]
         if not live:
             return
-        groups: dict[Any, list[_Pending]] = {}
-        if self._cluster:
-            for pending in live:
-                try:
-                    node = self._client.get_node_from_key(pending.keys[0])
-                except Exception:  # no slot map yet: the cluster client finds the node
-                    node = None
-                groups.setdefault(node, []).append(pending)
-        else:
-            groups[None] = live
-        for node, group in groups.items():
-            self._spawn(self._send(node, group))
+        if not self._cluster:
+            self._spawn(self._send(None, live))
+            return
+        for node, indexes in batching.split(live, self._node_of).items():
+            self._spawn(self._send(node, [live[index] for index in indexes]))
 
-    def _spawn(self, work: Any) -> None:
+    def _node_of(self, pending: _Pending) -> Any:
+        """The node that serves the call's first key; None while the client has no
+        slot map yet (then the cluster client finds the node)."""
+        try:
+            return self._client.get_node_from_key(pending.keys[0])
+        except Exception:
+            return None
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -161,7 +153,7 @@ class AutoPipeline:
 
     async def _exchange(self, node: Any, group: list[_Pending]) -> None:
         try:
-            if self._cluster and node is None:
+            if self._cluster and node is None:  # rerouted: the cluster client finds the node
                 replies: list[Any] = [MovedError("0 unknown:0") for _ in group]
             elif self._cluster:
                 replies = await self._send_to_node(node, group)
@@ -175,20 +167,22 @@ class AutoPipeline:
         for pending, reply in zip(group, replies):
             if pending.future.done():
                 continue
-            if isinstance(reply, NoScriptError) and not pending.retried:
-                reload.append(pending)
-            elif self._cluster and isinstance(reply, _REROUTE):
-                self._spawn(self._reroute(pending))
-            elif isinstance(reply, BaseException):
-                lost = lost or not isinstance(reply, ResponseError)
-                _fail(pending.future, reply)
-            else:
+            if not isinstance(reply, BaseException):
                 pending.future.set_result(reply)
+                continue
+            action = batching.after_error(reply, retried=pending.retried, cluster=self._cluster)
+            if action is Resend.RELOAD:
+                reload.append(pending)
+            elif action is Resend.REROUTE:
+                self._spawn(self._reroute(pending))
+            else:
+                lost = lost or batching.connection_lost(reply)
+                _fail(pending.future, reply)
         if reload:
             self._spawn(self._reload(reload))
         if lost and self._cluster:
             # The node may be gone: have the client map the slots again on its next command.
-            self._client._initialize = True
+            remap_slots(self._client)
 
     async def _reload(self, calls: list[_Pending]) -> None:
         """Load each script that a server did not know (once), then send its calls again,
@@ -222,11 +216,12 @@ class AutoPipeline:
         pool = self._client.connection_pool
         connection = await pool.get_connection()
         replies: list[Any] = []
+        command = batching.command
         try:
-            await connection.send_packed_command(
-                connection.pack_commands([pending.command() for pending in group]))
-            read = _reader(connection)
-            async with async_timeout(connection.socket_timeout):
+            await connection.send_packed_command(connection.pack_commands(
+                [command(pending.script.sha, pending.keys, pending.args) for pending in group]))
+            read = reply_reader(connection)
+            async with read_deadline(connection.socket_timeout):
                 for _ in group:
                     try:
                         replies.append(await read())
@@ -240,11 +235,11 @@ class AutoPipeline:
             failure = (TimeoutError(f"Timeout reading from {where}")
                        if isinstance(error, asyncio.TimeoutError)
                        else ConnectionError(f"Error while reading from {where} : {error.args}"))
-            replies.extend([failure] * (len(group) - len(replies)))
+            batching.unanswered(replies, len(group), failure)
         except BaseException as error:
             # Replies may still be on the wire: this connection cannot be reused.
             await connection.disconnect()
-            replies.extend([error] * (len(group) - len(replies)))
+            batching.unanswered(replies, len(group), error)
             if isinstance(error, asyncio.CancelledError):
                 raise
         finally:
@@ -253,21 +248,9 @@ class AutoPipeline:
 
     async def _send_to_node(self, node: Any, group: list[_Pending]) -> list[Any]:
         """The same through redis-py's per-node pipeline, which records each reply or error."""
-        commands = [PipelineCommand(index, *pending.command()) for index, pending in enumerate(group)]
-        await node.execute_pipeline(commands)
-        return [command.result for command in commands]
-
-
-def _reader(connection: Any) -> Callable[[], Awaitable[Any]]:
-    """How to read one reply of a batch: the connection parser's own read.
-    ``Connection.read_response`` wraps that read in per-call work (a timeout context,
-    a host string, health-check bookkeeping) that costs several times the read itself,
-    once per reply of the batch; here the connection's socket timeout bounds the
-    batch's whole read instead. The parser returns a Redis error as a
-    ``ResponseError`` object instead of raising it: the reply of its call. Without
-    such a parser, the connection's own read."""
-    read = getattr(getattr(connection, "_parser", None), "read_response", None)
-    return read if read is not None else connection.read_response  # type: ignore[no-any-return]
+        command = batching.command
+        return await execute_on_node(
+            node, [command(pending.script.sha, pending.keys, pending.args) for pending in group])
 
 
 def _fail(future: asyncio.Future[Any], error: BaseException) -> None:

@@ -18,8 +18,13 @@ from __future__ import annotations
 from typing import Any
 
 from redis.asyncio.client import Redis
-from redis.connection import HiredisRespSerializer
-from redis.utils import HIREDIS_AVAILABLE
+
+from luminora_redis.io.redis_internals import (
+    HIREDIS_AVAILABLE,
+    connection_class,
+    hiredis_serializer,
+    set_connection_class,
+)
 
 if HIREDIS_AVAILABLE:
     from hiredis import pack_command as _pack
@@ -32,7 +37,7 @@ _classes: dict[type, type] = {}
 class _HiredisPacking:
     """Mixed into an asyncio connection class: pack with hiredis."""
 
-    _serializer = HiredisRespSerializer()
+    _serializer = hiredis_serializer()
 
     def pack_command(self, *args: Any) -> list[bytes]:
         name = args[0]
@@ -41,7 +46,8 @@ class _HiredisPacking:
                 return [_pack(args)]
             except TypeError:  # bytearray, memoryview: the serializer converts them
                 pass
-        return self._serializer.pack(*args)
+        packed: list[bytes] = self._serializer.pack(*args)
+        return packed
 
 
 def use_hiredis_packing(client: Redis) -> bool:
@@ -49,11 +55,11 @@ def use_hiredis_packing(client: Redis) -> bool:
     if not HIREDIS_AVAILABLE:
         return False
     pool = client.connection_pool
-    base = pool.connection_class
+    base = connection_class(pool)
     if issubclass(base, _HiredisPacking):
         return True
     packed = _classes.get(base)
     if packed is None:
         packed = _classes[base] = type(f"HiredisPacking{base.__name__}", (_HiredisPacking, base), {})
-    pool.connection_class = packed
+    set_connection_class(pool, packed)
     return True

@@ -1,18 +1,15 @@
 """AsyncRunner: how the asyncio store runs an operation's steps.
 
 An operation (see ``scripts``) yields ``Call`` and ``Batch`` steps; the
-runner sends each through redis-py and hands back the reply. A batch is
-always one pipelined write per node (`AutoPipeline`), with the same rules on
-a single server and on a cluster: a NOSCRIPT or MOVED/ASK reply reruns that
-call alone, any other error is raised after every reply has been read, and a
-failed write is never replayed. A single call is one EVALSHA of the
-``Script``'s sha through the client's ``execute_command`` (``Script.__call__``
-copies the arguments and imports on every call: a measurable share of a chat
-turn), or, with ``autopipeline``, joins the calls other tasks issue in the
-same event-loop tick. On NOSCRIPT the script had not run, and the call goes
-through ``Script``, which loads it and runs it; when Redis restarts between
-that load and its EVALSHA, the NOSCRIPT reaches us again, and the call goes
-through ``Script`` once more.
+runner sends each through redis-py and hands back the reply, following
+``batching``'s rules (shared with ``SyncRunner``). A batch is always one
+pipelined write per node (`AutoPipeline`), on a single server and on a
+cluster alike. A single call is one EVALSHA of the ``Script``'s sha through
+the client's ``execute_command`` (``Script.__call__`` copies the arguments and
+imports on every call: a measurable share of a chat turn), or, with
+``autopipeline``, joins the calls other tasks issue in the same event-loop
+tick. This is the hot path of a chat turn: nothing is built or checked per
+call beyond the EVALSHA itself.
 """
 
 from __future__ import annotations
@@ -28,6 +25,7 @@ from redis.exceptions import NoScriptError
 from luminora_redis.core.errors import server_refusal
 from luminora_redis.core.scripts import Call, Op
 from luminora_redis.io.autopipeline import AutoPipeline
+from luminora_redis.io.batching import SCRIPT_LOADS, first_error
 
 __all__ = ["AsyncRunner"]
 
@@ -39,7 +37,7 @@ class AsyncRunner:
 
     def __init__(self, client: Redis | RedisCluster, scripts: Mapping[str, AsyncScript], *,
                  autopipeline: bool = True) -> None:
-        self.client = client
+        self.client: Any = client  # either kind: both have execute_command and script_load
         self.scripts = scripts
         self.pipeline = AutoPipeline(client)
         self.autopipeline = autopipeline
@@ -64,19 +62,16 @@ class AsyncRunner:
             return await self._execute("EVALSHA", script.sha, len(keys), *keys, *args)
         except NoScriptError:
             pass
-        try:
-            return await script(keys, args)
-        except NoScriptError:
-            return await script(keys, args)
+        return await _through_script(script, keys, args)
 
     async def batch(self, calls: Sequence[Call]) -> list[Any]:
         """Run several calls in one write per node; their replies, in order."""
         scripts = self.scripts
         replies = await self.pipeline.call_many(
             [(scripts[call.script], call.keys, call.args) for call in calls])
-        for reply in replies:
-            if isinstance(reply, BaseException):
-                raise reply
+        error = first_error(replies)
+        if error is not None:
+            raise error
         return replies
 
     async def drive(self, op: Op[T]) -> T:
@@ -100,3 +95,14 @@ class AsyncRunner:
     async def aclose(self) -> None:
         """Let batches in flight finish."""
         await self.pipeline.aclose()
+
+
+async def _through_script(script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+    """A call that met NOSCRIPT (the script had not run), through ``Script``, which loads
+    the script and runs it, up to ``SCRIPT_LOADS`` times."""
+    for _ in range(SCRIPT_LOADS - 1):
+        try:
+            return await script(keys, args)
+        except NoScriptError:
+            pass
+    return await script(keys, args)

@@ -95,7 +95,8 @@ def policies_blocking(client: Any) -> dict[str, str | ResponseError]:
     from redis.cluster import RedisCluster
 
     targets: list[tuple[str, dict[str, Any]]] = [("", {})]
-    if isinstance(client, RedisCluster):
+    cluster = isinstance(client, RedisCluster)  # not narrowed: its methods are untyped
+    if cluster:
         targets = [(node.name, {"target_nodes": node}) for node in client.get_primaries()]
     found: dict[str, str | ResponseError] = {}
     for name, target in targets:

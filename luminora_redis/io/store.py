@@ -44,6 +44,7 @@ from luminora_redis.core.scripts import Op
 from luminora_redis.core.settings import StoreSettings
 from luminora_redis.io.base import StoreBase, check_flag, claim_layout, client_from_url, store_settings
 from luminora_redis.io.packing import use_hiredis_packing
+from luminora_redis.io.redis_internals import startup_nodes
 from luminora_redis.io.runner import AsyncRunner
 from luminora_redis.io.server_checks import findings_for, policies_async, warn_findings
 from luminora_redis.ops import (
@@ -71,7 +72,7 @@ async def close_client(client: aioredis.Redis | RedisCluster) -> None:
     without closing anything: every node is disconnected here as well."""
     await client.aclose()
     if isinstance(client, RedisCluster):
-        nodes = [*client.get_nodes(), *client.nodes_manager.startup_nodes.values()]
+        nodes = [*client.get_nodes(), *startup_nodes(client).values()]
         await asyncio.gather(*(node.disconnect() for node in nodes))
 
 

@@ -1,44 +1,44 @@
 """SyncRunner: how the blocking store runs an operation's steps.
 
-The blocking twin of ``AsyncRunner``, with the same rules: a single call is
-one EVALSHA of the ``Script``'s sha, and goes through ``Script`` (which loads
-it) on NOSCRIPT; a batch is one pipelined write per node on one
+The blocking twin of ``AsyncRunner``, following the same ``batching`` rules: a
+single call is one EVALSHA of the ``Script``'s sha, and goes through ``Script``
+(which loads it) on NOSCRIPT; a batch is one pipelined write per node on one
 pooled connection (redis-py's blocking cluster pipeline refuses EVALSHA, and
-its ``Pipeline`` would replay a failed write through the client's ``Retry``);
-a NOSCRIPT or MOVED/ASK reply reruns that call alone; any other error is
-raised after every reply has been read. A NOSCRIPT that reaches a single call
-(Redis restarted between ``Script``'s SCRIPT LOAD and its second EVALSHA; the
-script did not run) goes through ``Script`` once more.
+its ``Pipeline`` would replay a failed write through the client's ``Retry``).
+A call that ``batching.after_error`` says to send again (NOSCRIPT, or MOVED/ASK
+on a cluster) is rerun alone as a single call, which loads the script and
+follows the redirection.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from redis.client import Redis
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
-from redis.exceptions import AskError, MovedError, NoScriptError, ResponseError, TryAgainError
+from redis.exceptions import NoScriptError, ResponseError
 
 from luminora_redis.core.errors import server_refusal
 from luminora_redis.core.scripts import Call, Op
+from luminora_redis.io import batching
+from luminora_redis.io.batching import Resend
+from luminora_redis.io.redis_internals import node_pool
 
 __all__ = ["SyncRunner"]
 
 T = TypeVar("T")
-
-_RERUN = (NoScriptError, MovedError, AskError, TryAgainError)
 
 
 class SyncRunner:
     """Runs operation steps on one blocking redis-py client (single server or cluster)."""
 
     def __init__(self, client: Redis | RedisCluster, scripts: Mapping[str, Script]) -> None:
-        self.client = client
+        self.client: Any = client  # either kind: both have execute_command
         self.scripts = scripts
         self._cluster = isinstance(client, RedisCluster)
-        self._execute = client.execute_command
+        self._execute: Callable[..., Any] = client.execute_command
 
     def call(self, call: Call) -> Any:
         """Run one script call (one EVALSHA of the ``Script``'s sha, as ``AsyncRunner``
@@ -49,48 +49,62 @@ class SyncRunner:
             return self._execute("EVALSHA", script.sha, len(keys), *keys, *args)
         except NoScriptError:
             pass
-        try:
-            return script(keys, args)
-        except NoScriptError:
-            return script(keys, args)
+        for _ in range(batching.SCRIPT_LOADS - 1):
+            try:
+                return script(keys, args)
+            except NoScriptError:
+                pass
+        return script(keys, args)
 
     def batch(self, calls: Sequence[Call]) -> list[Any]:
         """Run several calls in one write per node; their replies, in order."""
-        groups: dict[Any, list[int]] = {}
-        for index, call in enumerate(calls):
-            pool = (self.client.get_node_from_key(call.keys[0]).redis_connection.connection_pool
-                    if self._cluster else self.client.connection_pool)
-            groups.setdefault(pool, []).append(index)
-        replies: list[Any] = [None] * len(calls)
-        for pool, indexes in groups.items():
-            for index, reply in zip(indexes, self._pipeline(pool, [calls[i] for i in indexes])):
-                if isinstance(reply, _RERUN):
-                    reply = self.call(calls[index])
-                replies[index] = reply
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
+        groups = batching.split(calls, self._pool_of)
+        replies = batching.merge(len(calls), (
+            (indexes, self._pipeline(pool, [calls[index] for index in indexes]))
+            for pool, indexes in groups.items()))
+        for index, reply in enumerate(replies):
+            if isinstance(reply, BaseException) and batching.after_error(
+                    reply, retried=False, cluster=self._cluster) is not Resend.RAISE:
+                replies[index] = self._rerun(calls[index])
+        error = batching.first_error(replies)
+        if error is not None:
+            raise error
         return replies
 
+    def _pool_of(self, call: Call) -> Any:
+        return node_pool(self.client, call.keys[0]) if self._cluster else self.client.connection_pool
+
+    def _rerun(self, call: Call) -> Any:
+        """A call sent again alone: its reply, or its error."""
+        try:
+            return self.call(call)
+        except Exception as error:
+            return error
+
     def _pipeline(self, pool: Any, calls: Sequence[Call]) -> list[Any]:
+        """One write on one pooled connection, then every reply in order; the calls left
+        unanswered by a failed connection get its error."""
         connection = pool.get_connection()
+        replies: list[Any] = []
+        scripts, command = self.scripts, batching.command
         try:
             connection.send_packed_command(connection.pack_commands(
-                ("EVALSHA", self.scripts[call.script].sha, len(call.keys), *call.keys, *call.args)
-                for call in calls))
-            replies: list[Any] = []
+                [command(scripts[call.script].sha, call.keys, call.args) for call in calls]))
             for _ in calls:
                 try:
                     replies.append(connection.read_response())
                 except ResponseError as error:
                     replies.append(error)
-            return replies
-        except BaseException:
+        except Exception as error:
             # Replies may still be on the wire: this connection cannot be reused.
+            connection.disconnect()
+            batching.unanswered(replies, len(calls), error)
+        except BaseException:
             connection.disconnect()
             raise
         finally:
             pool.release(connection)
+        return replies
 
     def drive(self, op: Op[T]) -> T:
         """Run an operation to its end: send each step, feed back its reply."""

@@ -41,6 +41,7 @@ from luminora_redis.core.models import (
 from luminora_redis.core.scripts import Op
 from luminora_redis.core.settings import StoreSettings
 from luminora_redis.io.base import StoreBase, check_flag, claim_layout, client_from_url, store_settings
+from luminora_redis.io.redis_internals import startup_nodes
 from luminora_redis.io.server_checks import findings_for, policies_blocking, warn_findings
 from luminora_redis.io.store import SessionStore
 from luminora_redis.io.sync_runner import SyncRunner
@@ -70,7 +71,7 @@ def close_client(client: redis.Redis | RedisCluster) -> None:
     client.close()
     if isinstance(client, RedisCluster):
         cluster: Any = client  # redis-py leaves the blocking RedisCluster.get_nodes untyped
-        nodes = [*cluster.get_nodes(), *cluster.nodes_manager.startup_nodes.values()]
+        nodes = [*cluster.get_nodes(), *startup_nodes(cluster).values()]
         for node in nodes:
             if node.redis_connection is not None:
                 node.redis_connection.connection_pool.disconnect()

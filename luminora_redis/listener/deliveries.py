@@ -36,7 +36,7 @@ from luminora_redis.core.context import Context
 from luminora_redis.core.models import ArchivedConversation, DeliveryBacklog
 from luminora_redis.core.scripts import Op
 from luminora_redis.io.store import SessionStore
-from luminora_redis.listener.outages import Outage, backoff, call, is_outage
+from luminora_redis.listener.outages import Outage, backoff, call, is_outage, keep_trying
 from luminora_redis.listener.schedule import DeadlineSchedule
 from luminora_redis.ops import archive, archive_reads, outbox
 
@@ -61,7 +61,7 @@ BACKLOG_EVERY = 5.0  # seconds between backlog reports to the observer
 
 def retry_delay(attempts: int, base: float, cap: float) -> float:
     """Seconds before the next attempt after ``attempts`` failed ones: doubling, capped."""
-    return min(cap, base * 2 ** max(0, min(attempts - 1, 60)))
+    return min(cap, base * 2.0 ** max(0, min(attempts - 1, 60)))
 
 
 def _read_one(ctx: Context, user_id: str, session_id: str) -> Op[ArchivedConversation | None]:
@@ -150,34 +150,37 @@ class Deliveries:
 
     async def _scan_loop(self, stop: asyncio.Event) -> None:
         clock = asyncio.get_running_loop().time
-        outage = self._new_outage("scanning the outbox", True)
         next_full = next_backlog = 0.0
-        while not stop.is_set():
+
+        async def scan() -> float:
+            """One pass: a full scan when due, else the buckets the schedule knows to be
+            due; the pause before the next pass."""
+            nonlocal next_full, next_backlog
             full = clock() >= next_full
             leftover = False
-            try:
-                if full:
-                    leftover = await self._scan(None)
-                    next_full = clock() + self._interval
-                elif due := self._schedule.take_due(time.time() * 1000):
-                    leftover = await self._scan(due)
-                if self._observer is not None and clock() >= next_backlog:
-                    next_backlog = clock() + BACKLOG_EVERY
-                    self._report("backlog", await self.backlog())
-            except Exception as error:
-                self._schedule.forget()
-                next_full = 0.0
-                await self._pause(outage.failed(error, unexpected=not is_outage(error)))
-                continue
-            outage.recovered()
+            if full:
+                leftover = await self._scan(None)
+                next_full = clock() + self._interval
+            elif due := self._schedule.take_due(time.time() * 1000):
+                leftover = await self._scan(due)
+            if self._observer is not None and clock() >= next_backlog:
+                next_backlog = clock() + BACKLOG_EVERY
+                self._report("backlog", await self.backlog())
             if leftover:
                 # Due deliveries were left in the outbox (the queue was full, or a bucket
                 # held more than one scan takes): scan again as soon as a worker has room,
                 # not at the next full scan.
                 next_full = clock()
-                await self._pause(self._interval)
-                continue
-            await self._pause(self._schedule.pause(next_full - clock(), time.time() * 1000, MIN_GAP))
+                return self._interval
+            return self._schedule.pause(next_full - clock(), time.time() * 1000, MIN_GAP)
+
+        def lost() -> None:
+            nonlocal next_full
+            self._schedule.forget()
+            next_full = 0.0
+
+        await keep_trying(self._new_outage("scanning the outbox", True), stop, scan,
+                          pause=self._pause, on_failure=lost)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):

@@ -25,7 +25,7 @@ from luminora_redis.listener import heartbeat as heartbeats
 from luminora_redis.listener.deliveries import Deliveries, OnArchived
 from luminora_redis.listener.live_state import LiveState
 from luminora_redis.listener.notifications import FlagKeeper
-from luminora_redis.listener.outages import Outage, call, is_outage
+from luminora_redis.listener.outages import Outage, call, is_outage, keep_trying
 from luminora_redis.listener.settings import ListenerObserver, ListenerSettings
 from luminora_redis.listener.subscriptions import subscription_for
 from luminora_redis.listener.sweeper import Sweeper
@@ -184,18 +184,11 @@ class ExpiryListener:
 
     async def _start(self) -> bool:
         """Read the keyspace's layout, waiting out outages; False when stopped first."""
-        outage = self._outage("starting the listener")
-        while not self._stop.is_set():
-            try:
-                await self._store.context()
-            except Exception as error:
-                if not is_outage(error):
-                    raise
-                await outage.wait(error, self._stop)
-            else:
-                outage.recovered()
-                return True
-        return False
+        async def read_layout() -> None:
+            await self._store.context()
+
+        return await keep_trying(self._outage("starting the listener"), self._stop, read_layout,
+                                 on_bug=_reraise)
 
     async def _serve(self) -> None:
         s = self.settings
@@ -333,7 +326,8 @@ class ExpiryListener:
         self._subscribed = outage
         subscription = subscription_for(self._store, self.name, self._on_expired,
                                         self._on_subscribed, self._count_error)
-        while True:
+
+        async def listen() -> float | None:
             try:
                 await subscription.run()
             except redis_errors.NoPermissionError as error:
@@ -344,14 +338,13 @@ class ExpiryListener:
                     "archiving through the sweeper only, every %.3f s", error,
                     self.settings.sweep_interval)
                 self._sweeper_only = True
-                outage.recovered()
                 self._state.subscribed()
                 self._sweeper.wake.set()
-                return
-            except Exception as error:
-                # The sweeper covers the gap until the subscription is back.
-                self._state.lost()
-                await outage.wait(error, self._stop, unexpected=not is_outage(error))
+                return None  # the outage, if any, ends: Redis answered
+            return 0.0
+
+        # The sweeper covers the gap until the subscription is back.
+        await keep_trying(outage, self._stop, listen, on_failure=self._state.lost)
 
     async def _on_subscribed(self) -> None:
         """The subscription is live (again): merge the flags, then have the sweeper catch
@@ -430,3 +423,8 @@ class ExpiryListener:
         self._errors += 1
         if self._observer is not None:
             self._observer.error()
+
+
+def _reraise(error: Exception) -> float:
+    """An error that is not an outage ends the loop: it propagates."""
+    raise error

@@ -6,11 +6,10 @@ an error logged once) that the next interval retries."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from luminora_redis.io.store import SessionStore
-from luminora_redis.listener.outages import Outage, call, is_outage
+from luminora_redis.listener.outages import Outage, call, keep_trying
 from luminora_redis.ops import liveness
 
 __all__ = ["beat", "leave"]
@@ -23,15 +22,12 @@ async def beat(store: SessionStore, name: str, interval: float, stop: asyncio.Ev
     """Say ``name`` is alive (and whether it ``delivers`` to a hook) every ``interval``
     seconds, for three intervals, until ``stop``."""
     ttl_ms = int(interval * 3000)
-    while not stop.is_set():
-        try:
-            await call(store, liveness.heartbeat, name, ttl_ms, delivers)
-        except Exception as error:
-            outage.failed(error, unexpected=not is_outage(error))
-        else:
-            outage.recovered()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
+
+    async def one() -> float:
+        await call(store, liveness.heartbeat, name, ttl_ms, delivers)
+        return interval
+
+    await keep_trying(outage, stop, one, retry_after=interval)
 
 
 async def leave(store: SessionStore, name: str) -> None:

@@ -25,7 +25,6 @@ interval (`check_flags`), and puts them back when someone removed them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from typing import Any
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import NoPermissionError, ResponseError
 
-from luminora_redis.listener.outages import Outage, is_outage
+from luminora_redis.listener.outages import Outage, keep_trying
 
 __all__ = ["EXPIRED_FLAGS", "NOTIFY_CONFIG", "FlagCheck", "FlagKeeper", "check_flags",
            "ensure_flags", "merged_flags", "refusal_warning"]
@@ -190,16 +189,12 @@ class FlagKeeper:
         """Until ``stop``: every ``interval`` seconds while ``listening()``, put back flags
         someone removed (``CONFIG SET notify-keyspace-events ""``) and call
         ``on_restored``: whatever expired meanwhile went unannounced."""
-        while not stop.is_set():
-            try:
-                if listening() and await self.ensure():
-                    logger.warning("listener %s: the server's %s lacked the expired events "
-                                   "(someone changed it); restored them, catching up",
-                                   self._name, NOTIFY_CONFIG)
-                    on_restored()
-            except Exception as error:
-                await outage.wait(error, stop, unexpected=not is_outage(error))
-                continue
-            outage.recovered()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+        async def check() -> float:
+            if listening() and await self.ensure():
+                logger.warning("listener %s: the server's %s lacked the expired events "
+                               "(someone changed it); restored them, catching up",
+                               self._name, NOTIFY_CONFIG)
+                on_restored()
+            return interval
+
+        await keep_trying(outage, stop, check)

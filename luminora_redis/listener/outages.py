@@ -9,6 +9,9 @@ runs for the life of a listener meets an outage through an `Outage`: it backs
 off with jitter, counts every failed attempt, logs one WARNING when the outage
 starts and one when it ends, and tells the listener, which shows it in
 ``live`` and its metrics. Anything else is a failure of the one item at hand.
+`keep_trying` is that loop, written once: the heartbeat, the flag keeper, the
+notification subscription, the outbox scan and the sweeper each run their step
+through it.
 """
 
 from __future__ import annotations
@@ -17,8 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from redis import exceptions as redis_errors
@@ -26,9 +28,11 @@ from redis.backoff import EqualJitterBackoff
 
 from luminora_redis.core.errors import LuminoraRedisError
 from luminora_redis.core.scripts import Op
+from luminora_redis.io.redis_internals import closed_under
 from luminora_redis.io.store import SessionStore
 
-__all__ = ["REFUSALS", "UNAVAILABLE", "Outage", "backoff", "call", "closed_under", "is_outage"]
+__all__ = ["REFUSALS", "UNAVAILABLE", "Outage", "backoff", "call", "closed_under", "is_outage",
+           "keep_trying", "sleep_unless"]
 
 T = TypeVar("T")
 
@@ -63,24 +67,6 @@ def is_outage(error: BaseException) -> bool:
         return str(error).split(" ", 1)[0] in REFUSALS
     cause = error.__cause__
     return isinstance(error, LuminoraRedisError) and cause is not None and is_outage(cause)
-
-
-def closed_under(error: BaseException) -> bool:
-    """Whether ``error`` is the asyncio transport failing because redis-py closed the
-    connection under a command in flight.
-
-    redis-py 8.1 lets that surface as the AttributeError or TypeError of a
-    transport whose internals are gone (``'NoneType' object has no attribute
-    'writelines'``) instead of ConnectionError (redis/redis-py#4287). Its
-    cluster client closes every connection whenever one command meets
-    CLUSTERDOWN or one pipeline a connection error, so during a failover it
-    happens to commands on healthy nodes too.
-    """
-    if not isinstance(error, (AttributeError, TypeError)) or "'NoneType'" not in str(error):
-        return False
-    frames = traceback.extract_tb(error.__traceback__)
-    return bool(frames) and any(part in frames[-1].filename
-                                for part in ("/redis/", "/asyncio/"))
 
 
 def backoff(cap: float = 5.0) -> EqualJitterBackoff:
@@ -163,6 +149,53 @@ class Outage:
     async def wait(self, error: BaseException, wake: asyncio.Event, *,
                    unexpected: bool = False) -> None:
         """`failed`, then sleep its delay; ``wake`` (a stop, say) ends the sleep early."""
-        delay = self.failed(error, unexpected=unexpected)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(wake.wait(), delay)
+        await sleep_unless(wake, self.failed(error, unexpected=unexpected))
+
+
+async def sleep_unless(wake: asyncio.Event, seconds: float) -> None:
+    """Sleep up to ``seconds``; ``wake`` being set ends the sleep early."""
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(wake.wait(), seconds)
+
+
+async def keep_trying(outage: Outage, stop: asyncio.Event,
+                      attempt: Callable[[], Awaitable[float | None]], *,
+                      pause: Callable[[float], Awaitable[None]] | None = None,
+                      on_failure: Callable[[], None] | None = None,
+                      on_bug: Callable[[Exception], float] | None = None,
+                      retry_after: float | None = None) -> bool:
+    """Run ``attempt`` until ``stop`` is set or it returns None; whether it did (rather
+    than being stopped).
+
+    ``attempt()`` returns the seconds to pause before the next one. When it
+    succeeds, the outage, if one was going on, ends (`Outage.recovered`). When it
+    raises, ``on_failure()`` runs, the failure is counted and logged once per
+    outage (`Outage.failed`), and the next attempt follows after the backoff
+    delay (or ``retry_after`` seconds, when given). An error that is not an
+    outage is a bug of the loop: logged with its traceback and retried the same
+    way, unless ``on_bug(error)`` handles it (it returns the pause, or raises);
+    then the outage is left as it is. ``pause(seconds)`` waits; by default up to
+    ``seconds`` or until ``stop``.
+    """
+    async def stoppable(seconds: float) -> None:
+        await sleep_unless(stop, seconds)
+
+    wait = pause if pause is not None else stoppable
+    while not stop.is_set():
+        try:
+            seconds = await attempt()
+        except Exception as error:
+            unavailable = is_outage(error)
+            if on_bug is not None and not unavailable:
+                await wait(on_bug(error))
+                continue
+            if on_failure is not None:
+                on_failure()
+            delay = outage.failed(error, unexpected=not unavailable)
+            await wait(delay if retry_after is None else retry_after)
+            continue
+        outage.recovered()
+        if seconds is None:
+            return True
+        await wait(seconds)
+    return False

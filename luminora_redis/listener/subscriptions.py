@@ -15,9 +15,13 @@ from typing import Any, Protocol
 
 from redis import exceptions as redis_errors
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.keyspace_notifications import AsyncClusterKeyspaceNotifications
 from redis.keyspace_notifications import KeyeventChannel
 
+from luminora_redis.io.redis_internals import (
+    CountingClusterNotifications,
+    pin_pubsub_connection,
+    rediscover_topology,
+)
 from luminora_redis.io.store import SessionStore
 from luminora_redis.listener.outages import UNAVAILABLE, backoff
 
@@ -81,11 +85,8 @@ class ServerSubscription:
         db = int(self._client.connection_pool.connection_kwargs.get("db", 0))
         pubsub = self._client.pubsub()
         try:
-            connection = await pubsub.connection_pool.get_connection()
-            pubsub.connection = connection
-            # Callbacks run in order on a reconnect: NO-EVICT before the resubscription.
-            connection.register_connect_callback(self._no_evict)
-            connection.register_connect_callback(pubsub.on_connect)
+            # On every reconnect NO-EVICT comes before the resubscription.
+            connection = await pin_pubsub_connection(pubsub, self._no_evict)
             await no_evict(connection)
             await pubsub.subscribe(str(KeyeventChannel("expired", db=db)))
             pinged = False
@@ -108,20 +109,6 @@ class ServerSubscription:
             await pubsub.aclose()
 
 
-class _ClusterEvents(AsyncClusterKeyspaceNotifications):
-    """redis-py's per-primary subscription, counting how often it was refreshed: a
-    changed count is how the listener learns that a node's events may have been lost."""
-
-    def __init__(self, client: RedisCluster) -> None:
-        super().__init__(client)
-        self.refreshes = 0
-
-    async def refresh_subscriptions(self) -> None:
-        """Subscribe new primaries and broken connections again (see the base class)."""
-        self.refreshes += 1
-        await super().refresh_subscriptions()
-
-
 class ClusterSubscription:
     """One subscription per primary, following the topology. A primary that cannot be
     subscribed is retried with backoff while the others go on; Redis Cluster has db 0
@@ -136,7 +123,7 @@ class ClusterSubscription:
         self._on_error = on_error
 
     async def run(self) -> None:
-        events = _ClusterEvents(self._client)
+        events = CountingClusterNotifications(self._client)
         loop = asyncio.get_running_loop()
         # A failover takes a few seconds, and an attempt costs one connect and one
         # CLUSTER SLOTS: retry often, to subscribe the promoted replica soon after.
@@ -174,7 +161,7 @@ class ClusterSubscription:
         finally:
             await events.aclose()
 
-    async def _follow(self, events: _ClusterEvents, known: frozenset[str],
+    async def _follow(self, events: CountingClusterNotifications, known: frozenset[str],
                       stale: bool) -> frozenset[str]:
         """Subscribe every primary that lacks the subscription; when the primaries are
         not the ``known`` ones or events may have been lost, ``on_subscribed``.
@@ -184,7 +171,7 @@ class ClusterSubscription:
         except UNAVAILABLE:
             # The client may still map slots to a primary that died: rediscover the
             # topology, so that the next attempt subscribes whoever replaced it.
-            await self._client.nodes_manager.initialize()
+            await rediscover_topology(self._client)
             raise
         primaries = frozenset(node.name for node in self._client.get_primaries())
         if stale or primaries != known:

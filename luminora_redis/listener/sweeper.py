@@ -38,7 +38,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from luminora_redis.io.store import SessionStore
-from luminora_redis.listener.outages import Outage, call, is_outage
+from luminora_redis.listener.outages import Outage, call, is_outage, keep_trying
 from luminora_redis.listener.schedule import DeadlineSchedule
 from luminora_redis.ops import liveness, outbox, scans
 
@@ -88,6 +88,9 @@ class Sweeper:
         self.schedule = DeadlineSchedule()
         self.wake = asyncio.Event()  # ends the pause: stop, or a catch-up sweep
         self.closing = False
+        self._next_full = 0.0  # loop time of the next full sweep
+        self._catch_up = True  # whether the next full sweep runs without the lease
+        self._full = False  # whether the current pass is a full sweep
         self.sweeps = 0
         self.quarantined = 0
 
@@ -149,56 +152,54 @@ class Sweeper:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sweep until ``stop`` is set: full sweeps every interval (at once when woken)
-        and, in between, scans of just the buckets the schedule knows to be due."""
-        outage = self._new_outage("the sweeper")
-        clock = asyncio.get_running_loop().time
-        next_full = 0.0
-        catch_up = True  # the first sweep, and the one after each wake, run regardless
+        and, in between, scans of just the buckets the schedule knows to be due. An
+        outage ends a pass early, and a catch-up full sweep follows it; any other
+        failure is logged and the next pass comes as usual."""
+        self._next_full = 0.0
+        self._catch_up = True  # the first sweep, and the one after each wake, run regardless
         try:
-            while not stop.is_set():
-                if self.wake.is_set():
-                    self.wake.clear()
-                    next_full, catch_up = 0.0, True
-                full = clock() >= next_full
-                next_full, catch_up = await self._cycle(full, catch_up, next_full, outage)
+            await keep_trying(self._new_outage("the sweeper"), stop, self._cycle,
+                              pause=self._pause, on_failure=self._lost, on_bug=self._bug)
         finally:
             await self._release()
 
-    async def _cycle(self, full: bool, catch_up: bool, next_full: float,
-                     outage: Outage) -> tuple[float, bool]:
-        """One pass of `run`: a full sweep when ``full`` and this sweeper holds the lease
-        (or ``catch_up``), else the due buckets; then the pause. Returns the next
-        (next_full, catch_up). An outage ends the pass early, and a catch-up full
-        sweep follows it."""
-        clock = asyncio.get_running_loop().time
+    async def _cycle(self) -> float:
+        """One pass of `run`: a full sweep when one is due and this sweeper holds the lease
+        (or it is a catch-up), else the due buckets; the pause before the next pass."""
+        if self.wake.is_set():
+            self.wake.clear()
+            self._next_full, self._catch_up = 0.0, True
+        self._full = full = asyncio.get_running_loop().time() >= self._next_full
         mark = self._mark()
-        swept = False
-        try:
-            if full:
-                self.holds_lease = await self._hold()
-                if self.holds_lease or catch_up:
-                    await self.sweep_once()
-                    swept = True
-                else:
-                    self.schedule.forget()  # the holder watches the deadlines
-                catch_up = False
-            elif due := self.schedule.take_due(time.time() * 1000):
-                await self.sweep(due)
-        except Exception as error:
-            if is_outage(error):
-                self.schedule.forget()
-                await self._pause(outage.failed(error))
-                return 0.0, True
-            self._on_error()
-            logger.exception("sweep failed; the next one runs in %.3f s", self._interval)
-        else:
-            outage.recovered()
-            if swept:
-                self._on_full_sweep(mark)
         if full:
-            next_full = clock() + self._interval
-        await self._pause(self.schedule.pause(next_full - clock(), time.time() * 1000, MIN_GAP))
-        return next_full, catch_up
+            self.holds_lease = await self._hold()
+            if self.holds_lease or self._catch_up:
+                await self.sweep_once()
+                self._on_full_sweep(mark)
+            else:
+                self.schedule.forget()  # the holder watches the deadlines
+            self._catch_up = False
+        elif due := self.schedule.take_due(time.time() * 1000):
+            await self.sweep(due)
+        return self._next_pause()
+
+    def _next_pause(self) -> float:
+        """After a pass: when the next full sweep is due, and the pause until the next pass."""
+        clock = asyncio.get_running_loop().time
+        if self._full:
+            self._next_full = clock() + self._interval
+        return self.schedule.pause(self._next_full - clock(), time.time() * 1000, MIN_GAP)
+
+    def _lost(self) -> None:
+        """Redis cannot serve: forget the schedule, and sweep in full once it can."""
+        self.schedule.forget()
+        self._next_full, self._catch_up = 0.0, True
+
+    def _bug(self, error: Exception) -> float:
+        """A pass failed for another reason: logged; the next pass comes as usual."""
+        self._on_error()
+        logger.error("sweep failed; the next one runs in %.3f s", self._interval, exc_info=error)
+        return self._next_pause()
 
     async def _hold(self) -> bool:
         """Take or renew the sweep lease; whether this sweeper holds it."""
