@@ -271,7 +271,7 @@ def test_a_stale_name_fails() -> None:
                "`ExpiryListener.no_such_method`, `NoSuchClass`, `vanished()`, "
                "[gone](docs/gone.md)")
     assert len(stale_names(made_up, ROOT / "README.md")) == 11
-    real = ("`_ClusterEvents`, `CLUSTER_IDLE`, `listener/heartbeat.py`, `ops/`, `lua/`, "
+    real = ("`CountingClusterNotifications`, `CLUSTER_IDLE`, `listener/heartbeat.py`, `ops/`, `lua/`, "
             "`store.delivery_backlog().quarantined_sessions`, `scans.scan_due`, "
             "`redis.asyncio.cluster.RedisCluster`, `ExpiryListener.wait_live`, "
             "`listener.live`, `Session.expires_at`, `touch()`, `luminora_redis.io.packing`, "
