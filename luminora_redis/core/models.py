@@ -238,6 +238,11 @@ class FindingCode(str, Enum):
     EVICTS_SESSIONS = "evicts-sessions"
     CONFIG_UNAVAILABLE = "config-unavailable"
 
+    def __str__(self) -> str:
+        """The code itself (``config-unavailable``), in ``str()``, f-strings and ``%s``
+        alike, never the enum's repr, wherever a finding is printed or logged."""
+        return str(self.value)
+
 
 class ServerFinding(_Value):
     """A server setting that endangers the store's data, or could not be checked."""
