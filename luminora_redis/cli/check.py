@@ -12,6 +12,17 @@ is meant to last); whether any listener is alive (its heartbeat); and whether
 deliveries to ``on_archived`` pile up with nobody to deliver them. Every
 problem comes with what to change; any problem exits 1.
 
+Nothing is written, but for one probe: where ``CONFIG GET`` is refused (an
+ACL user without ``+config``, or a managed service that renamed ``CONFIG``
+away), the flags are tested instead of read, by setting a key under the
+prefix with a 1 ms TTL and waiting (at most `PROBE_TIMEOUT` seconds) for its
+``expired`` event. Events on: notifications are ok, and the missing ``CONFIG``
+is a warning (the listener can do without it). No event: a problem, since
+neither ``check`` nor the listener can turn them on, and the listener will
+archive by its sweeper only. Whatever the user may not read (``INFO``,
+``CONFIG``, ``ACL``) is reported as unknown with the server's reason and the
+right to grant; it never fails the whole command.
+
 The heartbeat says which live listeners deliver to an ``on_archived`` hook, so
 the delivery finding is a problem when deliveries are pending and no listener
 with a hook is alive, or when the oldest pending one has waited longer than
@@ -23,14 +34,26 @@ default backoff cap).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import click
-from redis.exceptions import ResponseError
 from rich.console import Console
 from rich.table import Table
 
+from luminora_redis.cli.check_access import (
+    OK,
+    PROBLEM_STATUS,
+    UNKNOWN,
+    Finding,
+    flags_finding,
+    node_name,
+    permission_findings,
+    persistence_finding,
+    policy_finding,
+    probe_key,
+    readable,
+)
 from luminora_redis.cli.common import (
     PROBLEM,
     connection_options,
@@ -42,27 +65,12 @@ from luminora_redis.cli.common import (
 )
 from luminora_redis.core.models import FindingCode
 from luminora_redis.io.sync_store import SyncSessionStore
-from luminora_redis.listener.notifications import EXPIRED_FLAGS, NOTIFY_CONFIG, merged_flags
 
 __all__ = ["check", "run_checks"]
 
 MINIMUM_VERSION = (6, 2)
-OK, WARNING, PROBLEM_STATUS, UNKNOWN = "ok", "warning", "problem", "unknown"
 #: Seconds the oldest pending delivery may wait while listeners are alive.
 STALE_DELIVERY = 300.0
-
-
-@dataclass
-class Finding:
-    check: str
-    status: str
-    detail: str
-    fix: str | None = None
-
-
-def _node_name(node: Any) -> str:
-    kwargs = node.connection_pool.connection_kwargs
-    return kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
 
 
 def _version(node: Any, where: str) -> Finding:
@@ -72,118 +80,6 @@ def _version(node: Any, where: str) -> Finding:
         return Finding(f"version{where}", PROBLEM_STATUS, f"Redis {text}",
                        "upgrade to Redis 6.2 or later (the scripts use LMOVE)")
     return Finding(f"version{where}", OK, f"Redis {text}")
-
-
-def _config(node: Any, name: str) -> str | None:
-    try:
-        reply = node.config_get(name)
-    except ResponseError:
-        return None
-    value = reply.get(name, reply.get(name.encode(), b""))
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _flags(node: Any, where: str) -> tuple[Finding, bool]:
-    current = _config(node, NOTIFY_CONFIG)
-    if current is None:
-        return Finding(f"notifications{where}", UNKNOWN, "CONFIG GET is not allowed here",
-                       f"make sure notify-keyspace-events includes {EXPIRED_FLAGS!r} (your "
-                       f"provider's settings); without it only the sweeper archives"), False
-    if merged_flags(current) is None:
-        return Finding(f"notifications{where}", OK, f"notify-keyspace-events={current!r}"), True
-    return Finding(f"notifications{where}", PROBLEM_STATUS,
-                   f"notify-keyspace-events={current!r} lacks {EXPIRED_FLAGS!r}",
-                   f"start 'luminora-redis listen' (it merges the flags in), or run CONFIG SET "
-                   f"notify-keyspace-events {merged_flags(current)!r}"), False
-
-
-def _policy(node: Any, where: str) -> Finding:
-    policy = _config(node, "maxmemory-policy")
-    if policy is None:
-        return Finding(f"maxmemory-policy{where}", UNKNOWN, "CONFIG GET is not allowed here",
-                       "make sure the policy is noeviction or volatile-*: user memory has no TTL")
-    return Finding(f"maxmemory-policy{where}", OK, policy)
-
-
-def _persistence(node: Any, where: str) -> Finding:
-    appendonly, save = _config(node, "appendonly"), _config(node, "save")
-    fix = ("turn on AOF (CONFIG SET appendonly yes, and appendonly yes in redis.conf or your "
-           "provider's settings) or RDB snapshots (save 3600 1 300 100)")
-    if appendonly is None or save is None:
-        try:
-            aof = str(node.info("persistence").get("aof_enabled", ""))
-        except ResponseError:
-            aof = ""
-        if aof == "1":
-            return Finding(f"persistence{where}", OK, "AOF on (INFO persistence)")
-        return Finding(f"persistence{where}", UNKNOWN, "could not read appendonly and save "
-                       "(CONFIG GET is not allowed here)",
-                       "make sure the server persists its data (AOF or RDB snapshots): user "
-                       "memory has no TTL and is meant to last")
-    if appendonly == "yes":
-        return Finding(f"persistence{where}", OK, f"appendonly yes, save {save!r}")
-    if save.strip():
-        return Finding(f"persistence{where}", OK, f"RDB snapshots (save {save!r}), appendonly "
-                       f"no: a crash loses what changed since the last snapshot")
-    return Finding(f"persistence{where}", PROBLEM_STATUS, "none: appendonly no and save '', "
-                   "so a restart loses everything, user memory included (it has no TTL and is "
-                   "meant to last)", f"{fix}; nothing to do if replicas persist it by design")
-
-
-def _permissions(node: Any, where: str, flags_ok: bool) -> list[Finding]:
-    db = node.connection_pool.connection_kwargs.get("db", 0)
-    channel = f"__keyevent@{db}__:expired"
-    wanted = {
-        "CONFIG GET": ["CONFIG", "GET", NOTIFY_CONFIG],
-        "CONFIG SET": ["CONFIG", "SET", NOTIFY_CONFIG, "Ex"],
-        "SUBSCRIBE": ["SUBSCRIBE", channel],
-        "EVALSHA": ["EVALSHA", "0" * 40, "0"],
-    }
-    try:
-        user = node.execute_command("ACL", "WHOAMI")
-        user = user.decode() if isinstance(user, bytes) else str(user)
-        denied = {}
-        for name, command in wanted.items():
-            reply = node.execute_command("ACL", "DRYRUN", user, *command)
-            text = reply.decode() if isinstance(reply, bytes) else str(reply)
-            if text != "OK":
-                denied[name] = text
-        how = f"ACL DRYRUN as {user!r}"
-    except ResponseError:
-        denied = _try_permissions(node, channel)
-        how = "tried (ACL DRYRUN unavailable)"
-    findings = []
-    for name in wanted:
-        if name not in denied:
-            findings.append(Finding(f"permission {name}{where}", OK, how))
-            continue
-        optional = name.startswith("CONFIG") and flags_ok
-        findings.append(Finding(
-            f"permission {name}{where}", WARNING if optional else PROBLEM_STATUS,
-            f"denied: {denied[name]}",
-            f"grant the listener's user +{name.split()[0].lower()}"
-            + (f"|{name.split()[1].lower()}" if " " in name else "")
-            + (f" and &{channel}" if name == "SUBSCRIBE" else "")
-            + (" (the flags are set already, so the listener can do without)" if optional
-               else "")))
-    return findings
-
-
-def _try_permissions(node: Any, channel: str) -> dict[str, str]:
-    denied: dict[str, str] = {}
-    if _config(node, NOTIFY_CONFIG) is None:
-        denied["CONFIG GET"] = "refused"
-        denied["CONFIG SET"] = "not tried: CONFIG GET is refused"
-    pubsub = node.pubsub()
-    try:
-        pubsub.subscribe(channel)
-        pubsub.get_message(timeout=1.0)
-        pubsub.unsubscribe(channel)
-    except ResponseError as error:
-        denied["SUBSCRIBE"] = str(error)
-    finally:
-        pubsub.close()
-    return denied
 
 
 def _layout(client: Any, prefix: str) -> tuple[Finding, int | None]:
@@ -197,18 +93,25 @@ def _layout(client: Any, prefix: str) -> tuple[Finding, int | None]:
                    f"{version}"), int(layout["buckets"])
 
 
+def _words(code: FindingCode) -> str:
+    """A finding code as words for a label (``evicts user data``), never the enum's repr."""
+    return str(code.value).replace("-", " ")
+
+
 def run_checks(client: Any, prefix: str) -> list[Finding]:
-    """Every check, on every primary; nothing is written."""
+    """Every check, on every primary; nothing is written but the flags probe of
+    `check_access.flags_finding` where ``CONFIG GET`` is refused."""
     findings: list[Finding] = []
     nodes = primaries(client)
     for node in nodes:
-        where = f" [{_node_name(node)}]" if len(nodes) > 1 else ""
-        findings.append(_version(node, where))
-        flags, flags_ok = _flags(node, where)
+        where = f" [{node_name(node)}]" if len(nodes) > 1 else ""
+        findings.append(readable(f"version{where}", "the server's version (INFO server)",
+                                 _version, node, where))
+        flags, flags_ok = flags_finding(node, where, probe_key(client, node, prefix))
         findings.append(flags)
-        findings.append(_policy(node, where))
-        findings.append(_persistence(node, where))
-        findings.extend(_permissions(node, where, flags_ok))
+        findings.append(policy_finding(node, where))
+        findings.append(persistence_finding(node, where))
+        findings.extend(permission_findings(node, where, flags_ok))
     layout, buckets = _layout(client, prefix)
     findings.append(layout)
     if buckets is None:
@@ -216,10 +119,10 @@ def run_checks(client: Any, prefix: str) -> list[Finding]:
     store = SyncSessionStore(client, prefix=prefix, buckets=buckets)
     if hasattr(store, "check_server"):
         server = store.check_server()
-        findings.extend(Finding(f"server: {item.code.value.replace('-', ' ')}",
-                                UNKNOWN if item.code is FindingCode.CONFIG_UNAVAILABLE
-                                else PROBLEM_STATUS, item.message, item.fix)
-                        for item in server)
+        # A policy CONFIG refused to tell is the maxmemory-policy finding above already.
+        findings.extend(Finding(f"server: {_words(item.code)}", PROBLEM_STATUS, item.message,
+                                item.fix)
+                        for item in server if item.code is not FindingCode.CONFIG_UNAVAILABLE)
         if not server:
             findings.append(Finding("server checks", OK, "no finding"))
     else:

@@ -6,13 +6,20 @@ node. Deliveries and listeners come from the store (the outbox and the
 listener heartbeat). Users and archived conversations have no index of their
 own, so counting them is the one place a ``SCAN`` is unavoidable: it walks
 only this prefix's user keys, with a progress bar, and ``--no-scan`` skips it.
+
+A figure the server refuses to give this user (memory needs ``INFO``, which a
+restricted ACL user may lack) shows as unknown, and ``unreadable`` names the
+command, the server's reason and the right to grant; the other figures are
+still reported.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
+from redis.exceptions import ResponseError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
@@ -25,11 +32,14 @@ from luminora_redis.cli.common import (
     open_store,
     primaries,
 )
+from luminora_redis.io.server_checks import refusal
 from luminora_redis.io.sync_store import SyncSessionStore
 
 __all__ = ["stats"]
 
 SCAN_COUNT = 1000
+
+T = TypeVar("T")
 
 
 def count_users(store: SyncSessionStore, show_progress: bool) -> tuple[int, int]:
@@ -65,16 +75,38 @@ def _memory(store: SyncSessionStore) -> dict[str, Any]:
     return {"used_bytes": used, "peak_bytes": peak}
 
 
+def _readable(unreadable: dict[str, dict[str, str | None]], figure: str, commands: str,
+              read: Callable[[], T]) -> T | None:
+    """``read()``, or None with the refusal recorded in ``unreadable`` under ``figure``:
+    the ``commands`` it needs, the server's reason, the right to grant. Errors other
+    than a refusal propagate."""
+    try:
+        return read()
+    except ResponseError as error:
+        refused = refusal(error)
+        if refused is None:
+            raise
+        unreadable[figure] = {"commands": commands, "reason": refused.reason,
+                              "grant": refused.right}
+        return None
+
+
 def gather(store: SyncSessionStore, window: float, scan: bool, show_progress: bool) -> dict[str, Any]:
-    """Every figure ``stats`` prints; None where this build or the server cannot tell."""
+    """Every figure ``stats`` prints; None where this build or the server cannot tell, and
+    under ``unreadable`` why the server refused each figure it would not give."""
+    unreadable: dict[str, dict[str, str | None]] = {}
     deadlines = store.deadline_stats(window)
     users = archived = None
     if scan:
-        users, archived = count_users(store, show_progress)
+        counted = _readable(unreadable, "users", "DBSIZE, SCAN and ZCARD",
+                            lambda: count_users(store, show_progress))
+        if counted is not None:
+            users, archived = counted
     deliveries = None
     if hasattr(store, "delivery_backlog"):
         deliveries = store.delivery_backlog().model_dump(mode="json")
     listeners = store.live_listeners() if hasattr(store, "live_listeners") else None
+    memory = _readable(unreadable, "memory", "INFO memory", lambda: _memory(store))
     return {
         "sessions": deadlines.sessions,
         "live_sessions": deadlines.sessions - deadlines.overdue,
@@ -86,13 +118,23 @@ def gather(store: SyncSessionStore, window: float, scan: bool, show_progress: bo
         "archived_conversations": archived,
         "deliveries": deliveries,
         "listeners": listeners,
-        "memory": _memory(store),
+        "memory": memory,
         "buckets": deadlines.buckets,
+        "unreadable": unreadable,
     }
 
 
 def _text(value: Any) -> str:
     return "unknown" if value is None else str(value)
+
+
+def _refused(data: dict[str, Any], figure: str) -> str | None:
+    """The table's cell for a figure the server refused: unknown, why, what to grant."""
+    refused = data["unreadable"].get(figure)
+    if refused is None:
+        return None
+    grant = f"; grant this user {refused['grant']}" if refused["grant"] else ""
+    return f"unknown: {refused['commands']} refused: {refused['reason']}{grant}"
 
 
 @click.command()
@@ -118,13 +160,15 @@ def stats(url: str, prefix: str, cluster: bool, as_json: bool, window: float,
             ("overdue sessions (awaiting archive)", data["overdue_sessions"]),
             ("oldest overdue deadline", "none" if backlog is None else f"{backlog:.1f} s ago"),
             (f"ending in the next {window:g} s", data["ending_soon"]),
-            ("users", "skipped (--no-scan)" if no_scan else data["users"]),
-            ("archived conversations",
-             "skipped (--no-scan)" if no_scan else data["archived_conversations"]),
+            ("users", "skipped (--no-scan)" if no_scan else _refused(data, "users") or
+             data["users"]),
+            ("archived conversations", "skipped (--no-scan)" if no_scan else
+             _refused(data, "users") or data["archived_conversations"]),
             ("pending deliveries", deliveries.get("pending")),
             ("quarantined deliveries", deliveries.get("quarantined")),
             ("listeners alive", None if data["listeners"] is None else len(data["listeners"])),
-            ("memory used", f"{data['memory']['used_bytes'] / 2**20:.1f} MiB"),
+            ("memory used", _refused(data, "memory") or
+             f"{data['memory']['used_bytes'] / 2**20:.1f} MiB"),
             ("buckets", data["buckets"]),
         ]
         for name, value in rows:
