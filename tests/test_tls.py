@@ -222,7 +222,7 @@ def test_the_cli_works_over_tls(tls_server: RedisServer, luminora_redis_tls_url:
 
 
 @pytest.mark.parametrize("argv", [["sessions", "list"], ["users", "show", "carlos"], ["stats"],
-                                  ["check"]])
+                                  ["check"], ["sessions", "list", "--cluster"]])
 def test_the_cli_says_the_tls_handshake_failed(tls_server: RedisServer, stranger_ca: Path,
                                                argv: list[str]) -> None:
     result = cli(url_of(tls_server, ca=stranger_ca), *argv)

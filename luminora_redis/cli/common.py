@@ -117,15 +117,12 @@ class LuminoraGroup(click.Group):
         except AuthenticationError as error:
             raise Failure(f"Redis refused the credentials: {error}; fix the user/password "
                           f"in --url or REDIS_URL", UNREACHABLE) from None
-        except redis.ConnectionError as error:
+        except (redis.ConnectionError, redis.TimeoutError, RedisClusterException) as error:
             if _tls_failure(error):
                 raise Failure(f"the TLS handshake with Redis failed ({error}); a rediss:// URL "
                               f"verifies the server: name the CA that signed its certificate "
                               f"with ?ssl_ca_certs=/path/to/ca.pem and use a host name or "
                               f"address the certificate lists", UNREACHABLE) from None
-            raise Failure(f"cannot reach Redis ({error}); start it, or point --url or "
-                          f"REDIS_URL at it", UNREACHABLE) from None
-        except (redis.TimeoutError, RedisClusterException) as error:
             raise Failure(f"cannot reach Redis ({error}); start it, or point --url or "
                           f"REDIS_URL at it", UNREACHABLE) from None
         except (InvalidInput, InvalidSettings) as error:
