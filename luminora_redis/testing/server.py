@@ -48,12 +48,13 @@ from luminora_redis.testing.local import (
     unregister,
     url_host,
 )
-from luminora_redis.testing.tls import TLSFiles, make_tls_files, tls_files_in
-
-#: Where a server with ``tls=True`` keeps the TLS files it made, inside its directory.
-TLS_DIRECTORY = "tls"
-#: The directives a TLS server writes itself: its port is the TLS port, its files are given.
-TLS_DIRECTIVES = frozenset({"tls-port", "tls-cert-file", "tls-key-file", "tls-ca-cert-file"})
+from luminora_redis.testing.tls import (
+    TLSFiles,
+    check_tls_option,
+    client_options,
+    loopback_tls_files,
+    server_directives,
+)
 
 __all__ = ["RedisServer"]
 
@@ -102,15 +103,8 @@ class RedisServer(StartStop):
         self._port: int | None = port
         self._port_fixed = port is not None
         self._config = normalise_config(config)
-        if not isinstance(tls, (bool, TLSFiles)):
-            raise TypeError(f"tls must be True, False or a TLSFiles, not {type(tls).__name__}")
-        if tls is not False:
-            taken = sorted(TLS_DIRECTIVES.intersection(self._config))
-            if taken:
-                raise ValueError(f"{', '.join(taken)} cannot be set through config on a TLS "
-                                 f"server: pass tls=TLSFiles(...) to give other files")
         self._tls = tls
-        self._tls_files: TLSFiles | None = tls if isinstance(tls, TLSFiles) else None
+        self._tls_files: TLSFiles | None = check_tls_option(tls, self._config)
         self._owns_directory = directory is None
         self._directory: Path | None = None if directory is None else Path(directory).absolute()
         self._executable = executable
@@ -259,29 +253,8 @@ class RedisServer(StartStop):
     # -- internals ---------------------------------------------------------- #
 
     def _tls_options(self, *, probe: bool) -> dict[str, Any]:
-        """redis-py's keywords for a verified TLS connection to this server (none without
-        TLS). The readiness ``probe`` also presents the client certificate (the config
-        may require one) and skips the host name check: given files may name other hosts,
-        and the probe makes sure it reached our process by its PID."""
-        if self._tls is False:
-            return {}
-        files = self.tls_files
-        options: dict[str, Any] = {"ssl": True, "ssl_ca_certs": str(files.ca_cert)}
-        if probe:
-            options.update(ssl_certfile=str(files.client_cert), ssl_keyfile=str(files.client_key),
-                           ssl_check_hostname=False)
-        return options
-
-    def _prepare_tls(self) -> None:
-        """Make the throwaway TLS files of ``tls=True`` unless the directory holds them
-        (a restart keeps its certificates)."""
-        if self._tls is not True:
-            return
-        files = tls_files_in(self.directory / TLS_DIRECTORY)
-        if not files.exist():
-            files = make_tls_files(files.ca_cert.parent, hosts=dict.fromkeys(
-                (self.host, "127.0.0.1", "::1", "localhost")))
-        self._tls_files = files
+        """redis-py's TLS keywords for this server (see `tls.client_options`); none without TLS."""
+        return {} if self._tls is False else client_options(self.tls_files, probe=probe)
 
     def _resolve_executable(self) -> str:
         executable = self._executable or find_redis_server()
@@ -312,14 +285,7 @@ class RedisServer(StartStop):
             "protected-mode": "no",
         }
         if self._tls is not False:
-            files = self.tls_files
-            directives.update({
-                "port": "0", "tls-port": str(self.port),
-                "tls-cert-file": quote_conf(str(files.cert)),
-                "tls-key-file": quote_conf(str(files.key)),
-                "tls-ca-cert-file": quote_conf(str(files.ca_cert)),
-                "tls-auth-clients": "no",
-            })
+            directives.update(server_directives(self.tls_files, self.port))
         directives.update({key: render_value(value) for key, value in self._config.items()})
         lines = ["# Written by luminora_redis.testing; rewritten on every start.\n"]
         lines.extend(f"{key} {value}\n" for key, value in directives.items())
@@ -329,7 +295,8 @@ class RedisServer(StartStop):
 
     def _launch_until_ready(self, executable: str, *, choose_port: bool) -> None:
         attempts = 1 + (PORT_RETRIES if choose_port else 0)
-        self._prepare_tls()
+        if self._tls is True:  # a restart keeps the certificates its clients trust
+            self._tls_files = loopback_tls_files(self.directory / "tls", self.host)
         cluster_file = self._cluster_config_file()
         for attempt in range(attempts):
             if choose_port:

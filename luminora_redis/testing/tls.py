@@ -9,6 +9,9 @@ exist for one test session and must never be mistaken for real ones. They are
 made with the ``cryptography`` package, imported only here and only when
 called, because nothing else in luminora-redis needs it.
 
+`server_directives` and `client_options` are the two ends of one connection:
+what redis.conf says and what redis-py is given.
+
 `tls_problem` says why a ``redis-server`` binary cannot serve TLS (built
 without it), or None when it can, so fixtures skip with that reason instead of
 failing on a server that cannot start.
@@ -21,17 +24,23 @@ import ipaddress
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TLSFiles", "make_tls_files", "tls_files_in", "tls_problem"]
+from luminora_redis.testing.local import quote_conf
+
+__all__ = ["TLS_DIRECTIVES", "TLSFiles", "check_tls_option", "client_options",
+           "loopback_tls_files", "make_tls_files", "server_directives", "tls_files_in",
+           "tls_problem"]
 
 #: How long the certificates are valid: long enough for any test session.
 VALIDITY = datetime.timedelta(days=1)
 #: The host names and addresses the server certificate is valid for by default.
 SERVER_HOSTS = ("127.0.0.1", "::1", "localhost")
+#: The directives `server_directives` writes: a TLS server's port is its TLS port.
+TLS_DIRECTIVES = frozenset({"tls-port", "tls-cert-file", "tls-key-file", "tls-ca-cert-file"})
 #: What a TLS-capable redis-server says when started with ``tls-port`` and no certificate.
 _NO_CERT = "tls-cert-file"
 
@@ -119,7 +128,7 @@ def make_tls_files(directory: str | os.PathLike[str],
           .sign(ca_key, hashes.SHA256()))
     authority = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())
 
-    def leaf(common_name: str, usage: Any, key: ec.EllipticCurvePrivateKey,
+    def leaf(common_name: str, usages: list[Any], key: ec.EllipticCurvePrivateKey,
              names: list[x509.GeneralName]) -> x509.Certificate:
         made = (builder(name(common_name), ca_name, key)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -128,7 +137,7 @@ def make_tls_files(directory: str | os.PathLike[str],
                                              key_agreement=True, key_cert_sign=False,
                                              crl_sign=False, encipher_only=False,
                                              decipher_only=False), critical=True)
-                .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+                .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
                 .add_extension(authority, critical=False))
         if names:
             made = made.add_extension(x509.SubjectAlternativeName(names), critical=False)
@@ -136,8 +145,11 @@ def make_tls_files(directory: str | os.PathLike[str],
 
     server_key, client_key = key_pair(), key_pair()
     server_names = [_general_name(host) for host in hosts]
-    server = leaf("localhost", ExtendedKeyUsageOID.SERVER_AUTH, server_key, server_names)
-    client = leaf("luminora-redis test client", ExtendedKeyUsageOID.CLIENT_AUTH, client_key, [])
+    # Servers present their own certificate as clients too: to their primary, and to
+    # other nodes on the cluster bus.
+    server = leaf("localhost", [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+                  server_key, server_names)
+    client = leaf("luminora-redis test client", [ExtendedKeyUsageOID.CLIENT_AUTH], client_key, [])
 
     def pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
         return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -152,6 +164,48 @@ def make_tls_files(directory: str | os.PathLike[str],
     _write(files.client_cert, pem_cert(client), private=False)
     _write(files.client_key, pem_key(client_key), private=True)
     return files
+
+
+def loopback_tls_files(directory: str | os.PathLike[str], host: str) -> TLSFiles:
+    """The files in ``directory``, made there first unless all are present, valid for
+    ``host`` and every loopback name."""
+    files = tls_files_in(directory)
+    if files.exist():
+        return files
+    return make_tls_files(directory, hosts=dict.fromkeys((host, *SERVER_HOSTS)))
+
+
+def check_tls_option(tls: object, config: Mapping[str, str]) -> TLSFiles | None:
+    """Check a server's ``tls`` option against its other directives; the given files, if any."""
+    if not isinstance(tls, (bool, TLSFiles)):
+        raise TypeError(f"tls must be True, False or a TLSFiles, not {type(tls).__name__}")
+    taken = sorted(TLS_DIRECTIVES.intersection(config)) if tls is not False else []
+    if taken:
+        raise ValueError(f"{', '.join(taken)} cannot be set through config on a TLS server: "
+                         f"pass tls=TLSFiles(...) to give other files")
+    return tls if isinstance(tls, TLSFiles) else None
+
+
+def server_directives(files: TLSFiles, port: int) -> dict[str, str]:
+    """redis.conf directives for a server that speaks only TLS on ``port`` with ``files``;
+    clients need no certificate of their own (``tls-auth-clients no``)."""
+    return {"port": "0", "tls-port": str(port), "tls-cert-file": quote_conf(str(files.cert)),
+            "tls-key-file": quote_conf(str(files.key)),
+            "tls-ca-cert-file": quote_conf(str(files.ca_cert)), "tls-auth-clients": "no"}
+
+
+def client_options(files: TLSFiles, *, probe: bool = False) -> dict[str, Any]:
+    """redis-py's keywords for a verified TLS connection to a server with ``files``.
+
+    A readiness ``probe`` also presents the client certificate (the server may
+    require one) and skips the host name check: given files may name other hosts,
+    and a probe makes sure it reached the right process by its PID instead.
+    """
+    options: dict[str, Any] = {"ssl": True, "ssl_ca_certs": str(files.ca_cert)}
+    if probe:
+        options.update(ssl_certfile=str(files.client_cert), ssl_keyfile=str(files.client_key),
+                       ssl_check_hostname=False)
+    return options
 
 
 def _general_name(host: str) -> Any:
