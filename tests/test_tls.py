@@ -33,7 +33,7 @@ from luminora_redis import SessionStore, SyncSessionStore
 from luminora_redis.cli import main
 from luminora_redis.core.models import ArchivedConversation
 from luminora_redis.listener.expiry_listener import NOTIFICATION, SWEEP, ExpiryListener
-from luminora_redis.testing import RedisServer, find_redis_server, make_tls_files
+from luminora_redis.testing import LocalCluster, RedisServer, find_redis_server, make_tls_files
 from luminora_redis.testing.tls import tls_problem
 
 from conftest import open_store, require_redis_server
@@ -196,6 +196,82 @@ async def test_the_listener_archives_by_notification_over_tls(
         assert conversation.session_id == sid and conversation.user_id == "carlos"
         assert [m.content for m in conversation.messages] == ["hola"]
         assert listener.archived_by_path == {NOTIFICATION: 1, SWEEP: 0}
+
+
+# -- a cluster ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_cluster() -> Iterator[LocalCluster]:
+    """A 3-primary cluster with a replica each, TLS only: clients, replication, cluster bus."""
+    require_redis_server()
+    with LocalCluster(tls=True, replicas=1) as cluster:
+        yield cluster
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("shell", ["asyncio", "blocking"])
+def test_a_conversation_over_a_tls_cluster(tls_cluster: LocalCluster, shell: str,
+                                           stranger_ca: Path) -> None:
+    tls_cluster.flushall()
+    assert tls_cluster.url.startswith("rediss://")
+    store, close = open_store(shell, tls_cluster.url, cluster=True)
+    try:
+        sessions = [store.create_session(f"user-{n}", "alicia") for n in range(12)]
+        for sid in sessions:
+            store.chat_turn(sid, [("user", "hola"), ("assistant", "¡hola!")])
+        assert all(len(store.get_history(sid)) == 2 for sid in sessions)
+        assert store.end_session(sessions[0])
+        [archived] = store.get_archived_conversations("user-0")
+        assert [m.content for m in archived.messages] == ["hola", "¡hola!"]
+    finally:
+        close()
+    holding = []
+    for server in tls_cluster.primaries():
+        with server.client() as client:
+            holding.append(client.dbsize())
+    assert sum(1 for keys in holding if keys) >= 2, holding  # the users spread over primaries
+    stranger = url_of(tls_cluster.servers[0], ca=stranger_ca)
+    # The blocking cluster client connects when it is made, the asyncio one on first use.
+    with pytest.raises((redis.ConnectionError, RedisClusterException),
+                       match="CERTIFICATE_VERIFY_FAILED"):
+        store, close = open_store(shell, stranger, cluster=True)
+        try:
+            store.create_session("carlos", "alicia")
+        finally:
+            close()
+
+
+@pytest.mark.cluster
+async def test_the_listener_archives_by_notification_on_a_tls_cluster(
+        tls_cluster: LocalCluster) -> None:
+    tls_cluster.flushall()
+    primaries = tls_cluster.primaries()
+    archived: asyncio.Queue[ArchivedConversation] = asyncio.Queue()
+    with flags_restored(primaries):
+        for server in primaries:
+            with server.client() as client:
+                client.config_set(NOTIFY, "Ex")
+        async with SessionStore.from_url(tls_cluster.url, cluster=True) as store:
+            listener = ExpiryListener(store, on_archived=archived.put,
+                                      configure_notifications=False, catch_up=False,
+                                      sweep_interval=3600.0)
+            async with running(listener):
+                def create() -> set[str]:
+                    with SyncSessionStore.from_url(tls_cluster.url, cluster=True) as writer:
+                        made = set()
+                        for n in range(6):
+                            sid = writer.create_session(f"user-{n}", "alicia",
+                                                        {"ttl": 2.0, "max_idle": 2.0})
+                            writer.append_message(sid, "user", "hola")
+                            made.add(sid)
+                        return made
+
+                made = await asyncio.to_thread(create)
+                got = {(await asyncio.wait_for(archived.get(), timeout=30)).session_id
+                       for _ in made}
+            assert got == made
+            assert listener.archived_by_path == {NOTIFICATION: len(made), SWEEP: 0}
 
 
 # -- the CLI ------------------------------------------------------------------------
