@@ -37,7 +37,7 @@ from luminora_redis.testing import LocalCluster, RedisServer, find_redis_server,
 from luminora_redis.testing.tls import tls_problem
 
 from conftest import open_store, require_redis_server
-from listener_support import NOTIFY, flags_restored, running
+from listener_support import MIN_TTL, NOTIFY, flags_restored, running
 
 
 def binary_problem() -> str | None:
@@ -80,7 +80,7 @@ def stranger_ca(tmp_path: Path) -> Path:
 # -- the stores ---------------------------------------------------------------------
 
 
-def test_the_url_verifies_the_server(tls_server: RedisServer) -> None:
+def test_the_server_speaks_only_tls_and_its_url_trusts_its_ca(tls_server: RedisServer) -> None:
     assert tls_server.url.startswith(f"rediss://127.0.0.1:{tls_server.port}/0?ssl_ca_certs=/")
     with pytest.raises(redis.ConnectionError):  # no plain port to fall back on
         with redis.Redis(host=tls_server.host, port=tls_server.port, socket_timeout=5,
@@ -187,7 +187,7 @@ async def test_the_listener_archives_by_notification_over_tls(
         async with running(listener):
             def create() -> str:
                 with SyncSessionStore.from_url(luminora_redis_tls_url) as writer:
-                    sid = writer.create_session("carlos", "alicia", {"ttl": 2.0, "max_idle": 2.0})
+                    sid = writer.create_session("carlos", "alicia", {"ttl": MIN_TTL, "max_idle": MIN_TTL})
                     writer.append_message(sid, "user", "hola")
                     return sid
 
@@ -262,7 +262,7 @@ async def test_the_listener_archives_by_notification_on_a_tls_cluster(
                         made = set()
                         for n in range(6):
                             sid = writer.create_session(f"user-{n}", "alicia",
-                                                        {"ttl": 2.0, "max_idle": 2.0})
+                                                        {"ttl": MIN_TTL, "max_idle": MIN_TTL})
                             writer.append_message(sid, "user", "hola")
                             made.add(sid)
                         return made
