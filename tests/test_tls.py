@@ -1,6 +1,7 @@
 """TLS end to end: the stores, the listener and the CLI over ``rediss://`` with
 verification on, against a redis-server that speaks only TLS (the plugin's
-``luminora_redis_tls_server``, with a CA made at test time).
+``luminora_redis_tls_server``, with a CA made at test time) and a TLS-only
+cluster (``LocalCluster(tls=True)``).
 
 The server has no plain port, so anything that works here went through TLS;
 what must not work (a client that does not trust the CA, a host name the
@@ -12,7 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import ssl
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,7 +40,7 @@ from luminora_redis.listener.expiry_listener import NOTIFICATION, SWEEP, ExpiryL
 from luminora_redis.testing import LocalCluster, RedisServer, find_redis_server, make_tls_files
 from luminora_redis.testing.tls import tls_problem
 
-from conftest import open_store, require_redis_server
+from conftest import open_store, require_redis_server, wait_until
 from listener_support import MIN_TTL, NOTIFY, flags_restored, running
 
 
@@ -306,6 +310,29 @@ def test_the_cli_says_the_tls_handshake_failed(tls_server: RedisServer, stranger
     assert result.stderr.startswith("luminora-redis: the TLS handshake with Redis failed")
     assert "CERTIFICATE_VERIFY_FAILED" in result.stderr and "ssl_ca_certs" in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_listen_archives_over_tls(tls_server: RedisServer, luminora_redis_tls_url: str,
+                                  stranger_ca: Path) -> None:
+    command = [sys.executable, "-m", "luminora_redis.cli", "listen", "--sweep-interval", "0.05"]
+    refused = subprocess.run([*command, "--url", url_of(tls_server, ca=stranger_ca)],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 3 and "the TLS handshake with Redis failed" in refused.stderr
+    process = subprocess.Popen([*command, "--url", luminora_redis_tls_url],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with SyncSessionStore.from_url(luminora_redis_tls_url) as store:
+            wait_until(lambda: store.client.exists("lr:layout"), timeout=30)
+            sid = store.create_session("carlos", "alicia", {"ttl": MIN_TTL})
+            store.append_message(sid, "user", "hola")
+            wait_until(lambda: store.get_archived_conversations("carlos"), timeout=30,
+                       what="the listener archived the session")
+            assert [c.session_id for c in store.get_archived_conversations("carlos")] == [sid]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
 
 
 # -- the testing support ------------------------------------------------------------
