@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -117,6 +118,11 @@ class LuminoraGroup(click.Group):
             raise Failure(f"Redis refused the credentials: {error}; fix the user/password "
                           f"in --url or REDIS_URL", UNREACHABLE) from None
         except (redis.ConnectionError, redis.TimeoutError, RedisClusterException) as error:
+            if _tls_failure(error):
+                raise Failure(f"the TLS handshake with Redis failed ({error}); a rediss:// URL "
+                              f"verifies the server: name the CA that signed its certificate "
+                              f"with ?ssl_ca_certs=/path/to/ca.pem and use a host name or "
+                              f"address the certificate lists", UNREACHABLE) from None
             raise Failure(f"cannot reach Redis ({error}); start it, or point --url or "
                           f"REDIS_URL at it", UNREACHABLE) from None
         except (InvalidInput, InvalidSettings) as error:
@@ -127,6 +133,19 @@ class LuminoraGroup(click.Group):
             raise Failure(f"Redis refused a command: {error}", PROBLEM) from None
         except RedisError as error:
             raise Failure(f"Redis failed: {error}", PROBLEM) from None
+
+
+def _tls_failure(error: BaseException) -> bool:
+    """Whether ``error`` came from a failed TLS handshake (redis-py keeps the
+    ``ssl.SSLError`` as the cause or context of its ConnectionError)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _prefix(ctx: click.Context, param: click.Parameter, value: str) -> str:

@@ -3,7 +3,8 @@
 The cluster tests and the plugin's cluster fixtures need real slots, real
 MOVED redirections and real failover (primaries with replicas that take
 over), so the nodes are `RedisServer` processes joined by
-``redis-cli --cluster create``.
+``redis-cli --cluster create``. With ``tls=True`` every node speaks only TLS,
+to clients, to its replicas and on the cluster bus, with one throwaway CA.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 
@@ -34,6 +36,7 @@ from luminora_redis.testing.local import (
     url_host,
 )
 from luminora_redis.testing.server import RedisServer
+from luminora_redis.testing.tls import TLSFiles, client_options, loopback_tls_files
 
 __all__ = ["LocalCluster"]
 
@@ -56,13 +59,16 @@ class LocalCluster(StartStop):
         config: Mapping[str, str] | None = None,
         executable: str | None = None,
         timeout: float = 30.0,
+        tls: bool = False,
     ) -> None:
         """Describe a cluster; nothing is started until `start`.
 
         ``config`` adds or overrides redis.conf directives on every node (the
         defaults include ``cluster-node-timeout 1000`` so failover is quick,
         and fast replication settings so replicas attach within a second).
-        ``timeout`` bounds `start` and, by default, `wait_until_ok`.
+        ``timeout`` bounds `start` and, by default, `wait_until_ok`. ``tls``
+        makes every node a TLS-only `RedisServer` signed by one CA made at `start`
+        (`tls_files`), with TLS replication and cluster bus too.
         """
         if primaries < 3:
             raise ValueError("redis-cli --cluster create needs at least 3 primaries")
@@ -85,17 +91,33 @@ class LocalCluster(StartStop):
             **user,
             "cluster-enabled": "yes",
         }
+        if tls:
+            self._node_config.update({"tls-cluster": "yes", "tls-replication": "yes"})
+        self.tls: bool = tls
+        self._tls_files: TLSFiles | None = None
         self._executable = executable
         self._root: Path | None = None
         self.servers: list[RedisServer] = []
 
     @property
     def url(self) -> str:
-        """``redis://host:port`` of the first node (any node bootstraps a cluster client)."""
+        """``redis://host:port`` of the first node (any node bootstraps a cluster client);
+        with TLS ``rediss://host:port?ssl_ca_certs=<the CA>``."""
         if not self.servers:
             raise RedisServerError("cluster not started")
         first = self.servers[0]
-        return f"redis://{url_host(first.host)}:{first.port}"
+        if not self.tls:
+            return f"redis://{url_host(first.host)}:{first.port}"
+        ca = quote(str(self.tls_files.ca_cert), safe="/")
+        return f"rediss://{url_host(first.host)}:{first.port}?ssl_ca_certs={ca}"
+
+    @property
+    def tls_files(self) -> TLSFiles:
+        """The CA and the certificates every node of a TLS cluster shares (made by `start`)."""
+        if self._tls_files is None:
+            raise RedisServerError("no TLS files: the cluster was not made with tls=True, "
+                                   "or has not started")
+        return self._tls_files
 
     @property
     def startup_nodes(self) -> list[tuple[str, int]]:
@@ -132,6 +154,8 @@ class LocalCluster(StartStop):
         self._root = Path(tempfile.mkdtemp(prefix="luminora-redis-cluster-"))
         register(self)
         try:
+            if self.tls:
+                self._tls_files = loopback_tls_files(self._root / "tls", self.host)
             total = self.primary_count * (1 + self.replicas_per_primary)
             for index in range(total):
                 server = RedisServer(
@@ -140,6 +164,7 @@ class LocalCluster(StartStop):
                     directory=self._root / f"node-{index}",
                     executable=executable,
                     startup_timeout=max(1.0, min(10.0, deadline - time.monotonic())),
+                    tls=self._tls_files or False,
                 )
                 self.servers.append(server)  # before start(), so stop() sees it
                 server.start()
@@ -216,6 +241,10 @@ class LocalCluster(StartStop):
             str(self.replicas_per_primary),
             "--cluster-yes",
         ]
+        if self._tls_files is not None:
+            files = self._tls_files
+            command += ["--tls", "--cacert", str(files.ca_cert), "--cert", str(files.client_cert),
+                        "--key", str(files.client_key)]
         try:
             result = subprocess.run(
                 command,
@@ -318,7 +347,8 @@ class LocalCluster(StartStop):
 
 @contextmanager
 def _probe_of(server: RedisServer) -> Iterator[redis.Redis]:
-    probe = fast_client(server.host, server.port)
+    tls = client_options(server.tls_files, probe=True) if server.tls else {}
+    probe = fast_client(server.host, server.port, **tls)
     try:
         yield probe
     finally:

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
@@ -150,8 +150,9 @@ def render_value(value: str) -> str:
     return '""' if value == "" else value
 
 
-def fast_client(host: str, port: int) -> redis.Redis:
-    """A short-timeout client for readiness polls.
+def fast_client(host: str, port: int, **tls: Any) -> redis.Redis:
+    """A short-timeout client for readiness polls (``tls``: redis-py's ``ssl`` keywords
+    for a server that speaks TLS).
 
     redis-py retries with exponential backoff by default, which would sleep far
     longer than our polling interval; the probe fails fast instead.
@@ -163,6 +164,7 @@ def fast_client(host: str, port: int) -> redis.Redis:
         socket_timeout=0.5,  # a stranger holding the port may never answer
         retry=Retry(NoBackoff(), 0),
         decode_responses=True,
+        **tls,
     )
 
 

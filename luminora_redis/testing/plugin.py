@@ -16,6 +16,10 @@ settings over that URL. ``luminora_redis_cluster`` (session) is a real
 3-primary Redis Cluster, ``luminora_cluster_url`` its URL flushed per test,
 and ``luminora_cluster_store`` an asyncio store on it; the cluster needs a
 local ``redis-server`` and ``redis-cli`` (it is never started in Docker).
+``luminora_redis_tls_server`` (session) is a local redis-server that speaks
+only TLS, with a throwaway CA made at start (needs ``cryptography`` and a
+``redis-server`` built with TLS; skipped with the reason otherwise), and
+``luminora_redis_tls_url`` its verifying ``rediss://`` URL, flushed per test.
 
 A suite that must not skip (in CI, say) overrides the
 ``luminora_redis_unavailable`` fixture with one that calls ``pytest.fail``.
@@ -23,6 +27,7 @@ A suite that must not skip (in CI, say) overrides the
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, NoReturn, Protocol
 
@@ -34,8 +39,10 @@ from luminora_redis.io.sync_store import SyncSessionStore
 from luminora_redis.testing.cluster import LocalCluster
 from luminora_redis.testing.local import StartStop, find_redis_server
 from luminora_redis.testing.server import RedisServer
+from luminora_redis.testing.tls import tls_problem
 
-__all__ = ["DOCKER_IMAGE", "DockerRedis", "RedisEndpoint", "RedisUnavailable", "start_private_redis"]
+__all__ = ["DOCKER_IMAGE", "DockerRedis", "RedisEndpoint", "RedisUnavailable", "start_private_redis",
+           "start_tls_redis"]
 
 #: The image the Docker fallback runs: Redis 7 with the Lua ``cmsgpack`` library.
 DOCKER_IMAGE = "redis:7.4"
@@ -121,6 +128,31 @@ def start_private_redis() -> RedisEndpoint:
     return DockerRedis().start()
 
 
+def have_cryptography() -> bool:
+    """Whether ``cryptography``, which makes the TLS fixtures' certificates, is installed."""
+    return importlib.util.find_spec("cryptography") is not None
+
+
+def start_tls_redis() -> RedisServer:
+    """Start a private local redis-server that speaks only TLS (``RedisServer(tls=True)``).
+
+    Raises `RedisUnavailable` with a one-line reason when there is no local
+    redis-server, it was built without TLS, or ``cryptography`` (which makes the
+    certificates) is missing. There is no Docker fallback. A server that can
+    speak TLS but fails to start is an error: `RedisServerError` propagates.
+    """
+    executable = find_redis_server()
+    if executable is None:
+        raise RedisUnavailable("the TLS fixtures need a local redis-server, and none is installed")
+    if not have_cryptography():
+        raise RedisUnavailable("the TLS fixtures make their certificates with the cryptography "
+                               "package, which is not installed (pip install cryptography)")
+    problem = tls_problem(executable)
+    if problem is not None:
+        raise RedisUnavailable(f"the TLS fixtures need a redis-server with TLS: {problem}")
+    return RedisServer(executable=executable, tls=True).start()
+
+
 def _skip(reason: str) -> NoReturn:
     pytest.skip(f"luminora-redis: {reason}")
 
@@ -161,6 +193,31 @@ def luminora_sync_store(luminora_redis_url: str) -> Iterator[SyncSessionStore]:
         yield store
     finally:
         store.close()
+
+
+@pytest.fixture(scope="session")
+def luminora_redis_tls_server(luminora_redis_unavailable: Callable[[str], NoReturn]
+                              ) -> Iterator[RedisServer]:
+    """A private local redis-server that speaks only TLS, for the whole session; its
+    ``tls_files`` hold the CA that signed it and a client certificate."""
+    try:
+        server = start_tls_redis()
+    except RedisUnavailable as exc:
+        luminora_redis_unavailable(str(exc))
+        raise TypeError("luminora_redis_unavailable must raise (pytest.skip or pytest.fail)") from exc
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def luminora_redis_tls_url(luminora_redis_tls_server: RedisServer) -> str:
+    """The TLS server's ``rediss://`` URL (trusting its CA, verification on), its data
+    flushed before this test."""
+    with luminora_redis_tls_server.client() as client:
+        client.flushall()
+    return luminora_redis_tls_server.url
 
 
 @pytest.fixture(scope="session")

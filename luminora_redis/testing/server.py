@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import redis
 
@@ -47,6 +48,13 @@ from luminora_redis.testing.local import (
     unregister,
     url_host,
 )
+from luminora_redis.testing.tls import (
+    TLSFiles,
+    check_tls_option,
+    client_options,
+    loopback_tls_files,
+    server_directives,
+)
 
 __all__ = ["RedisServer"]
 
@@ -57,6 +65,14 @@ class RedisServer(StartStop):
     Use it as a context manager, or call `start` and `stop`. `kill` and
     `restart` exist for fault tests: the directory (and with ``appendonly yes``
     the data) survives a kill, and `restart` comes back on the same port.
+
+    With ``tls`` the server speaks TLS only: `port` is its TLS port (the plain
+    port is off), `url` is a ``rediss://`` URL that trusts its CA, and `client`
+    connects over TLS with verification on. ``tls=True`` makes a throwaway CA,
+    server and client certificate in the server's directory at `start` (see
+    `luminora_redis.testing.tls`, which needs ``cryptography``); a `TLSFiles`
+    uses those files instead. Clients need no certificate of their own
+    (``tls-auth-clients no``) unless ``config`` says otherwise.
     """
 
     def __init__(
@@ -68,6 +84,7 @@ class RedisServer(StartStop):
         directory: str | os.PathLike[str] | None = None,
         executable: str | None = None,
         startup_timeout: float = 10.0,
+        tls: bool | TLSFiles = False,
     ) -> None:
         """Describe a server; nothing is started until `start`.
 
@@ -86,6 +103,8 @@ class RedisServer(StartStop):
         self._port: int | None = port
         self._port_fixed = port is not None
         self._config = normalise_config(config)
+        self._tls = tls
+        self._tls_files: TLSFiles | None = check_tls_option(tls, self._config)
         self._owns_directory = directory is None
         self._directory: Path | None = None if directory is None else Path(directory).absolute()
         self._executable = executable
@@ -102,8 +121,28 @@ class RedisServer(StartStop):
 
     @property
     def url(self) -> str:
-        """``redis://host:port/0`` for this server."""
-        return f"redis://{url_host(self.host)}:{self.port}/0"
+        """``redis://host:port/0`` for this server; on a TLS server
+        ``rediss://host:port/0?ssl_ca_certs=<its CA>``, with which redis-py verifies the
+        certificate and the host name."""
+        if self._tls is False:
+            return f"redis://{url_host(self.host)}:{self.port}/0"
+        ca = quote(str(self.tls_files.ca_cert), safe="/")
+        return f"rediss://{url_host(self.host)}:{self.port}/0?ssl_ca_certs={ca}"
+
+    @property
+    def tls(self) -> bool:
+        """Whether this server speaks TLS (and only TLS)."""
+        return self._tls is not False
+
+    @property
+    def tls_files(self) -> TLSFiles:
+        """The CA, server and client certificate files of a TLS server (made by `start`
+        when ``tls=True``)."""
+        if self._tls is False:
+            raise RedisServerError("this server was not made with tls: it has no TLS files")
+        if self._tls_files is None:
+            raise RedisServerError("no TLS files yet: tls=True makes them when the server starts")
+        return self._tls_files
 
     @property
     def directory(self) -> Path:
@@ -203,12 +242,19 @@ class RedisServer(StartStop):
     def client(self, **kwargs: Any) -> redis.Redis:
         """A new blocking client to this server; the caller closes it.
 
-        ``decode_responses`` defaults to False, as in redis-py.
+        ``decode_responses`` defaults to False, as in redis-py. On a TLS server the
+        client trusts the server's CA and verifies it (``kwargs`` may override that).
         """
         kwargs.setdefault("decode_responses", False)
+        for name, value in self._tls_options(probe=False).items():
+            kwargs.setdefault(name, value)
         return redis.Redis(host=self.host, port=self.port, **kwargs)
 
     # -- internals ---------------------------------------------------------- #
+
+    def _tls_options(self, *, probe: bool) -> dict[str, Any]:
+        """redis-py's TLS keywords for this server (see `tls.client_options`); none without TLS."""
+        return {} if self._tls is False else client_options(self.tls_files, probe=probe)
 
     def _resolve_executable(self) -> str:
         executable = self._executable or find_redis_server()
@@ -238,6 +284,8 @@ class RedisServer(StartStop):
             "appendonly": "no",
             "protected-mode": "no",
         }
+        if self._tls is not False:
+            directives.update(server_directives(self.tls_files, self.port))
         directives.update({key: render_value(value) for key, value in self._config.items()})
         lines = ["# Written by luminora_redis.testing; rewritten on every start.\n"]
         lines.extend(f"{key} {value}\n" for key, value in directives.items())
@@ -247,6 +295,8 @@ class RedisServer(StartStop):
 
     def _launch_until_ready(self, executable: str, *, choose_port: bool) -> None:
         attempts = 1 + (PORT_RETRIES if choose_port else 0)
+        if self._tls is True:  # a restart keeps the certificates its clients trust
+            self._tls_files = loopback_tls_files(self.directory / "tls", self.host)
         cluster_file = self._cluster_config_file()
         for attempt in range(attempts):
             if choose_port:
@@ -297,7 +347,7 @@ class RedisServer(StartStop):
         proc = self._proc
         assert proc is not None
         deadline = time.monotonic() + self.startup_timeout
-        probe = fast_client(self.host, self.port)
+        probe = fast_client(self.host, self.port, **self._tls_options(probe=True))
         try:
             while True:
                 code = proc.poll()
