@@ -3,7 +3,9 @@
 `ExpiryListener.stop()` returns within a bound and `run()` ends, whatever the last
 call to Redis met: a paused server, a killed one, a user lacking a right the
 shutdown needs, or one lacking a right at start-up (then `run()` raises that
-refusal). Each test starts a redis-server of its own.
+refusal). Where ``CONFIG`` is unavailable the listener cannot read the flags: it
+says they are unknown, archives on notification when they are preset, and by
+the sweeper when they are not. Each test starts a redis-server of its own.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 
 from luminora_redis import SessionStore
-from luminora_redis.listener.expiry_listener import ExpiryListener
+from luminora_redis.listener.expiry_listener import NOTIFICATION, SWEEP, ExpiryListener
 from luminora_redis.listener.outages import refused_permission
 from luminora_redis.testing import RedisServer
 
@@ -169,3 +172,51 @@ async def test_stop_returns_when_redis_fails_under_a_running_listener(
             await store.client.aclose()
     left = [m for m in messages(caplog, logging.WARNING) if "could not remove its heartbeat" in m]
     assert len(left) == 1, left
+
+
+# -- what the listener says about the notification flags -----------------------------------
+
+
+async def test_with_config_renamed_away_and_the_flags_preset_sessions_are_archived_on_notification(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with server_with(**{"rename-command": 'CONFIG ""', "notify-keyspace-events": "Ex"}) as server:
+        with server.client() as admin, pytest.raises(redis.ResponseError, match="unknown command"):
+            admin.config_get("notify-keyspace-events")
+        store = SessionStore.from_url(server.url)
+        # Sweeps far apart: only notifications can archive within the test.
+        listener = ExpiryListener(store, sweep_interval=60, catch_up=False)
+        try:
+            with caplog.at_level(logging.INFO):
+                async with running(listener):
+                    # Sessions created before the first full sweep ends would be learnt by it.
+                    await until(lambda: listener.sweeps >= 1)
+                    owners = await create_sessions(store, 4, 2, [0.05] * 4)
+                    await until(lambda: listener.archived == len(owners), timeout=20)
+        finally:
+            await store.aclose()
+    assert listener.archived_by_path == {NOTIFICATION: len(owners), SWEEP: 0}
+    logged = [r.getMessage() for r in caplog.records]
+    assert not [m for m in logged if "sweeper only" in m], logged
+    warnings = messages(caplog, logging.WARNING)
+    assert len(warnings) == 1 and "expired events is unknown" in warnings[0], warnings
+    assert [m for m in messages(caplog, logging.INFO) if "expired events arrive" in m]
+
+
+async def test_with_config_renamed_away_and_no_flags_the_sweeper_archives(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with server_with(**{"rename-command": 'CONFIG ""'}) as server:
+        store = SessionStore.from_url(server.url)
+        listener = ExpiryListener(store, sweep_interval=0.1)
+        try:
+            with caplog.at_level(logging.INFO):
+                async with running(listener):
+                    owners = await create_sessions(store, 4, 2, [0.05] * 4)
+                    await until(lambda: listener.archived == len(owners), timeout=20)
+        finally:
+            await store.aclose()
+    assert listener.archived_by_path == {NOTIFICATION: 0, SWEEP: len(owners)}
+    logged = [r.getMessage() for r in caplog.records]
+    assert not [m for m in logged if "sweeper only" in m], logged  # it cannot know
+    warnings = messages(caplog, logging.WARNING)
+    assert len(warnings) == 1 and "expired events is unknown" in warnings[0], warnings
+    assert not [m for m in messages(caplog, logging.INFO) if "expired events arrive" in m]

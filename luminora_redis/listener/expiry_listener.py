@@ -444,6 +444,8 @@ class ExpiryListener:
         if archived is None:
             return False
         lag = max(0.0, time.time() - archived.ended_ms / 1000)
+        if path == NOTIFICATION and not self._archived[path]:
+            self._flags.confirmed()
         self._archived[path] += 1
         if self._observer is not None:
             self._observer.archived(path, lag)
