@@ -22,6 +22,7 @@ import redis
 import redis.asyncio as aioredis
 
 from luminora_redis import SessionStore
+from luminora_redis.listener import heartbeat as heartbeats
 from luminora_redis.listener.expiry_listener import NOTIFICATION, SWEEP, ExpiryListener
 from luminora_redis.listener.outages import refused_permission
 from luminora_redis.testing import RedisServer
@@ -172,6 +173,36 @@ async def test_stop_returns_when_redis_fails_under_a_running_listener(
             await store.client.aclose()
     left = [m for m in messages(caplog, logging.WARNING) if "could not remove its heartbeat" in m]
     assert len(left) == 1, left
+
+
+async def test_run_raises_the_error_it_ended_on_not_one_met_while_stopping(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # No Redis reply escapes a loop (each waits outages out, or logs and retries): a bug
+    # does. Stand-ins for the heartbeat play one, and a shutdown step that fails too.
+    bug = RuntimeError("a bug in a loop")
+
+    async def beat(*args: object, **kwargs: object) -> None:
+        raise bug
+
+    async def leave(*args: object, **kwargs: object) -> bool:
+        raise RuntimeError("a failure while stopping")
+
+    monkeypatch.setattr(heartbeats, "beat", beat)
+    monkeypatch.setattr(heartbeats, "leave", leave)
+    with server_with() as server:
+        store = SessionStore.from_url(server.url)
+        listener = ExpiryListener(store, sweep_interval=0.1)
+        try:
+            with caplog.at_level(logging.ERROR, logger="luminora_redis.listener"):
+                with pytest.raises(RuntimeError) as ended:
+                    await asyncio.wait_for(listener.run(), STOP_BOUND)
+            await asyncio.wait_for(listener.stop(), 1.0)  # it has ended: returns at once
+        finally:
+            await store.aclose()
+    assert ended.value is bug
+    failed = [r for r in caplog.records if "removing its heartbeat failed" in r.getMessage()]
+    assert len(failed) == 1 and failed[0].exc_info is not None
+    assert "a failure while stopping" in str(failed[0].exc_info[1])
 
 
 # -- what the listener says about the notification flags -----------------------------------
