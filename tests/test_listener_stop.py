@@ -22,13 +22,14 @@ import redis
 import redis.asyncio as aioredis
 
 from luminora_redis import SessionStore
+from luminora_redis.core.errors import ConfigurationError
 from luminora_redis.listener import heartbeat as heartbeats
 from luminora_redis.listener.expiry_listener import NOTIFICATION, SWEEP, ExpiryListener
 from luminora_redis.listener.outages import refused_permission
 from luminora_redis.testing import RedisServer
 
 from conftest import require_redis_server, until
-from listener_support import create_sessions, running
+from listener_support import ListenProcess, create_sessions, running
 
 #: Far above what a stop takes (the grace for in-flight work, then bounded cancellations,
 #: under 20 s at worst), so a busy machine never fails it; a stop that hangs does.
@@ -121,11 +122,20 @@ async def test_a_right_refused_at_start_up_ends_run_with_the_refusal(
             await abandon(task)
             await store.aclose()
     error = task.exception()
-    assert error is not None and refused_permission(error), repr(error)
+    assert isinstance(error, ConfigurationError) and refused_permission(error), repr(error)
     assert "evalsha" in str(error).lower()
     assert not listener.started.is_set()
     errors = messages(caplog, logging.ERROR)
     assert len(errors) == 1 and "cannot start" in errors[0] and "evalsha" in errors[0], errors
+
+
+def test_listen_exits_with_one_line_when_a_right_is_refused_at_start_up() -> None:
+    with server_with() as server:
+        listen = ListenProcess("--url", add_user(server, "-@scripting"), "--sweep-interval", "0.1")
+        code = listen.finish()
+    assert code == 2, listen.log()
+    assert listen.find(r"refused this user at start-up .*evalsha"), listen.log()
+    assert not listen.find("a new one starts"), listen.log()  # no restart fixes it
 
 
 async def test_stop_returns_when_the_user_cannot_remove_its_heartbeat(

@@ -179,8 +179,9 @@ class ExpiryListener:
         start too; `outage` and the observer show it. It raises only on a
         configuration the store refuses at start (e.g. a layout version), on a
         refusal of this user's rights at start (``NOPERM``, ``WRONGPASS``: see
-        `refused_permission`), or on a bug that escaped a loop; then with that
-        error, never one met while stopping.
+        `refused_permission`; a ``ConfigurationError`` chained to the refusal), or
+        on a bug that escaped a loop; then with that error, never one met while
+        stopping.
         """
         if not self._stopped.is_set():
             raise RuntimeError(f"listener {self.name} is already running")
@@ -214,10 +215,10 @@ class ExpiryListener:
         await keep_trying(self._outage("starting the listener"), self._stop, read_layout,
                           on_bug=_reraise)
         if refused:
-            logger.error("listener %s cannot start: Redis refused this user (%s). Grant the "
-                         "right it names (ACL SETUSER), then start the listener again",
-                         self.name, describe(refused[0]))
-            raise refused[0]
+            reason = (f"Redis refused this user at start-up ({describe(refused[0])}); grant "
+                      f"the right it names (ACL SETUSER), then start the listener again")
+            logger.error("listener %s cannot start: %s", self.name, reason)
+            raise ConfigurationError(reason) from refused[0]
         return not self._stop.is_set()
 
     async def _serve(self) -> None:
