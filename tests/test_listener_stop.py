@@ -11,6 +11,7 @@ the sweeper when they are not. Each test starts a redis-server of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -26,6 +27,7 @@ from luminora_redis.core.errors import ConfigurationError
 from luminora_redis.listener import heartbeat as heartbeats
 from luminora_redis.listener.expiry_listener import NOTIFICATION, SWEEP, ExpiryListener
 from luminora_redis.listener.outages import refused_permission
+from luminora_redis.listener.stopping import step
 from luminora_redis.testing import RedisServer
 
 from conftest import require_redis_server, until
@@ -213,6 +215,27 @@ async def test_run_raises_the_error_it_ended_on_not_one_met_while_stopping(
     failed = [r for r in caplog.records if "removing its heartbeat failed" in r.getMessage()]
     assert len(failed) == 1 and failed[0].exc_info is not None
     assert "a failure while stopping" in str(failed[0].exc_info[1])
+
+
+async def test_a_shutdown_step_that_ignores_its_cancellation_is_abandoned(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # What a cancellation lost inside redis-py looks like to the shutdown.
+    release = asyncio.Event()
+    ended = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await release.wait()
+        ended.set()
+
+    with caplog.at_level(logging.ERROR, logger="luminora_redis.listener"):
+        await asyncio.wait_for(step("a stubborn step", stubborn(), 0.2), 10)
+    assert not ended.is_set()
+    assert messages(caplog, logging.ERROR) == ["a stubborn step did not finish within 0.2 s; "
+                                               "abandoned"]
+    release.set()
+    await asyncio.wait_for(ended.wait(), 5)
 
 
 # -- what the listener says about the notification flags -----------------------------------

@@ -55,10 +55,12 @@ async def step(what: str, work: Awaitable[Any], within: float) -> None:
     task = asyncio.ensure_future(work)
     try:
         await asyncio.wait({task}, timeout=within)
-    finally:
-        if not task.done():
-            logger.error("%s did not finish within %.1f s; abandoned", what, within)
-            await cancel({task}, _AFTER_CANCEL)
+    except asyncio.CancelledError:
+        await cancel({task}, _AFTER_CANCEL)
+        raise
+    if not task.done():
+        logger.error("%s did not finish within %.1f s; abandoned", what, within)
+        await cancel({task}, _AFTER_CANCEL)
     if task.done() and not task.cancelled() and (error := task.exception()) is not None:
         logger.error("%s failed", what, exc_info=error)
 
