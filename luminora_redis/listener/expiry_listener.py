@@ -25,8 +25,16 @@ from luminora_redis.listener import heartbeat as heartbeats
 from luminora_redis.listener.deliveries import Deliveries, OnArchived
 from luminora_redis.listener.live_state import LiveState
 from luminora_redis.listener.notifications import FlagKeeper
-from luminora_redis.listener.outages import Outage, call, is_outage, keep_trying
+from luminora_redis.listener.outages import (
+    Outage,
+    call,
+    describe,
+    is_outage,
+    keep_trying,
+    refused_permission,
+)
 from luminora_redis.listener.settings import ListenerObserver, ListenerSettings
+from luminora_redis.listener.stopping import cancel, step, unless_stopped
 from luminora_redis.listener.subscriptions import subscription_for
 from luminora_redis.listener.sweeper import Sweeper
 from luminora_redis.ops import archive
@@ -43,16 +51,8 @@ SWEEP = "sweep"
 _WORKERS = 8  # concurrent archives of notified sessions
 _QUEUE_SIZE = 10_000  # notified sessions waiting for a worker; the reader waits when full
 _STOP_GRACE = 5.0  # seconds in-flight archives and deliveries get to finish on stop
-
-async def _cancel(task: asyncio.Task[Any], within: float) -> None:
-    """Cancel ``task`` until it ends, for up to ``within`` seconds. A single cancellation
-    of the subscription is sometimes lost inside redis-py's pub/sub read (seen with
-    redis-py 8.1 on Python 3.11, about one stop in three during an OOM outage); the
-    task then read on and stop() took the whole grace."""
-    deadline = asyncio.get_running_loop().time() + within
-    while not task.done() and asyncio.get_running_loop().time() < deadline:
-        task.cancel()
-        await asyncio.wait({task}, timeout=0.05)
+_STOP_CANCEL = 2.0  # seconds the loops get to end once cancelled, then they are abandoned
+_STOP_LEAVE = 3.0  # seconds removing the heartbeat may take
 
 
 class ExpiryListener:
@@ -177,8 +177,11 @@ class ExpiryListener:
         Redis being unreachable or refusing (OOM, BUSY, LOADING, READONLY, …) is
         an outage that every loop waits out with bounded, jittered backoff, at
         start too; `outage` and the observer show it. It raises only on a
-        configuration the store refuses at start (e.g. a layout version), or on a
-        bug that escaped a loop.
+        configuration the store refuses at start (e.g. a layout version), on a
+        refusal of this user's rights at start (``NOPERM``, ``WRONGPASS``: see
+        `refused_permission`; a ``ConfigurationError`` chained to the refusal), or
+        on a bug that escaped a loop; then with that error, never one met while
+        stopping.
         """
         if not self._stopped.is_set():
             raise RuntimeError(f"listener {self.name} is already running")
@@ -194,12 +197,29 @@ class ExpiryListener:
             self._stopped.set()
 
     async def _start(self) -> bool:
-        """Read the keyspace's layout, waiting out outages; False when stopped first."""
-        async def read_layout() -> None:
-            await self._store.context()
+        """Read the keyspace's layout, waiting out outages; False when stopped first.
 
-        return await keep_trying(self._outage("starting the listener"), self._stop, read_layout,
-                                 on_bug=_reraise)
+        A call stuck on a paused server does not hold a stop up. A refusal of this
+        user's rights is taken as permanent here: nothing has worked yet, so it is
+        a misconfiguration rather than an ACL changed under a running listener."""
+        refused: list[Exception] = []
+
+        async def read_layout() -> None:
+            try:
+                await unless_stopped(self._store.context(), self._stop)
+            except Exception as error:
+                if not refused_permission(error):
+                    raise
+                refused.append(error)
+
+        await keep_trying(self._outage("starting the listener"), self._stop, read_layout,
+                          on_bug=_reraise)
+        if refused:
+            reason = (f"Redis refused this user at start-up ({describe(refused[0])}); grant "
+                      f"the right it names (ACL SETUSER), then start the listener again")
+            logger.error("listener %s cannot start: %s", self.name, reason)
+            raise ConfigurationError(reason) from refused[0]
+        return not self._stop.is_set()
 
     async def _serve(self) -> None:
         s = self.settings
@@ -265,29 +285,35 @@ class ExpiryListener:
 
     async def _shutdown(self, stopper: asyncio.Task[Any], notifier: asyncio.Task[None] | None,
                         loops: list[asyncio.Task[None]], workers: int) -> None:
-        """Stop reading notifications, let in-flight work finish, close everything."""
+        """Stop reading notifications, let in-flight work finish, close everything.
+
+        Each step is bounded and handles its own errors (`stopping`), so the whole
+        takes at most about ``2 × _STOP_GRACE + _STOP_CANCEL + _STOP_LEAVE`` seconds
+        whatever Redis does, and never raises but for a cancellation of `run`."""
         self._sweeper.closing = True
         self._wake_all()
         stopper.cancel()
-        if notifier is not None:
-            await _cancel(notifier, _STOP_GRACE)
-        finished = {task for task in loops if task.done()}
-        # Queued sessions stay in the deadline index: whoever sweeps next takes them.
-        while not self._queue.empty():
-            self._queue.get_nowait()
-        for _ in range(workers):
-            self._queue.put_nowait(None)
+        finished = {task for task in loops if task.done()}  # their errors are run()'s
         try:
+            if notifier is not None:
+                await cancel({notifier}, _STOP_GRACE)
+            # Queued sessions stay in the deadline index: whoever sweeps next takes them.
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            for _ in range(workers):
+                self._queue.put_nowait(None)
             await asyncio.wait(loops, timeout=_STOP_GRACE + 1)
         finally:
+            abandoned = await cancel([stopper, *loops], _STOP_CANCEL)
             for task in loops:
-                task.cancel()
-            results = await asyncio.gather(stopper, *loops, return_exceptions=True)
-            for task, result in zip(loops, results[1:], strict=True):
-                if task not in finished and isinstance(result, Exception):
+                if task in abandoned:
+                    logger.error("listener task %s did not end within %.1f s of its "
+                                 "cancellation; abandoned", task.get_name(), _STOP_CANCEL)
+                elif task not in finished and not task.cancelled() and task.exception():
                     logger.error("listener task %s failed while stopping", task.get_name(),
-                                 exc_info=result)
-            await heartbeats.leave(self._store, self.name)
+                                 exc_info=task.exception())
+            await step(f"listener {self.name} removing its heartbeat",
+                       heartbeats.leave(self._store, self.name), _STOP_LEAVE)
             self._inflight.clear()
             self._sweeper.closing = False
             self._sweeper.wake.clear()
@@ -419,6 +445,8 @@ class ExpiryListener:
         if archived is None:
             return False
         lag = max(0.0, time.time() - archived.ended_ms / 1000)
+        if path == NOTIFICATION and not self._archived[path]:
+            self._flags.confirmed()
         self._archived[path] += 1
         if self._observer is not None:
             self._observer.archived(path, lag)

@@ -9,7 +9,7 @@ import asyncio
 import logging
 
 from luminora_redis.io.store import SessionStore
-from luminora_redis.listener.outages import Outage, call, keep_trying
+from luminora_redis.listener.outages import Outage, call, describe, keep_trying
 from luminora_redis.ops import liveness
 
 __all__ = ["beat", "leave"]
@@ -30,10 +30,14 @@ async def beat(store: SessionStore, name: str, interval: float, stop: asyncio.Ev
     await keep_trying(outage, stop, one, retry_after=interval)
 
 
-async def leave(store: SessionStore, name: str) -> None:
-    """Remove ``name``'s heartbeat (a clean stop). It never raises: whatever fails only
-    leaves the heartbeat to lapse."""
+async def leave(store: SessionStore, name: str, within: float = 2.0) -> bool:
+    """Remove ``name``'s heartbeat (a clean stop), waiting up to ``within`` seconds;
+    whether it did. It never raises: whatever fails (Redis gone, or this user lacking
+    a right) only leaves the heartbeat to lapse, and is logged once."""
     try:
-        await asyncio.wait_for(call(store, liveness.heartbeat, name, 0), 2.0)
+        await asyncio.wait_for(call(store, liveness.heartbeat, name, 0), within)
     except Exception as error:
-        logger.debug("listener %s could not remove its heartbeat (%r)", name, error)
+        logger.warning("listener %s could not remove its heartbeat (%s); it lapses by "
+                       "itself", name, describe(error))
+        return False
+    return True

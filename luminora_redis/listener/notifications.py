@@ -11,8 +11,12 @@ Redis publishes ``expired`` on ``__keyevent@<db>__:expired`` only when its
 
 Other applications may rely on flags already set, so `merged_flags` only ever
 adds what is missing. Managed Redis services and ACL users without ``CONFIG``
-refuse the command; then `ensure_flags` logs one WARNING that says exactly
-what to set, and the listener keeps working through its sweeper.
+refuse the command (or it is renamed away); then the flags cannot be read
+either, so whether the server publishes expired events is unknown: they may be
+preset (a provider's parameter group). `ensure_flags` logs one WARNING that
+says so and exactly what to set; the listener archives on notification if the
+events come, and its sweeper catches whatever they do not. A listener whose
+first session archived by notification shows the flags are set logs that once.
 
 On Redis Cluster every node has its own configuration and publishes only the
 events of the keys it serves, so `ensure_flags` merges the flags on every
@@ -74,13 +78,17 @@ def merged_flags(current: str, needed: str = EXPIRED_FLAGS) -> str | None:
 
 
 def refusal_warning(needed: str, error: BaseException) -> str:
-    """The one WARNING logged when the server refuses CONFIG: what to set, and the fallback."""
+    """The one WARNING logged when the server refuses CONFIG: the flags are unknown, what
+    to set, and what happens either way."""
+    flags = ", ".join(repr(f) for f in needed)
     return (
-        f"cannot configure keyspace notifications, the server refused CONFIG ({error}). "
-        f"Set {NOTIFY_CONFIG} to include {', '.join(repr(f) for f in needed)} in the server's "
-        f"configuration (redis.conf, or your provider's parameter group), keeping any flags "
-        f"already there: e.g. {NOTIFY_CONFIG} {needed} when it is empty. Until then expired "
-        f"sessions are archived by the sweeper only, within one sweep interval of their deadline."
+        f"cannot read or set {NOTIFY_CONFIG}: the server refused CONFIG ({error}), so "
+        f"whether it publishes expired events is unknown. If {NOTIFY_CONFIG} includes "
+        f"{flags}, expired sessions are archived on notification; if not, the sweeper archives "
+        f"them, within one sweep interval of their deadline. Make sure {NOTIFY_CONFIG} "
+        f"includes {flags} in the server's configuration (redis.conf, or your provider's "
+        f"parameter group), keeping any flags already there: e.g. {NOTIFY_CONFIG} {needed} "
+        f"when it is empty."
     )
 
 
@@ -175,6 +183,21 @@ class FlagKeeper:
         self._client = client
         self._name = name
         self._warned = False
+        self._confirmed = False
+
+    @property
+    def unknown(self) -> bool:
+        """Whether the server refused ``CONFIG``, so that the flags could not be read."""
+        return self._warned
+
+    def confirmed(self) -> None:
+        """An expired event arrived: the flags are set, whatever ``CONFIG`` said. Logged
+        once when they were unknown."""
+        if self._warned and not self._confirmed:
+            self._confirmed = True
+            logger.info("listener %s: expired events arrive although CONFIG is refused: %s "
+                        "is set, sessions are archived on notification", self._name,
+                        NOTIFY_CONFIG)
 
     async def ensure(self) -> bool:
         """Merge the flags into every server's; whether some server lacked them."""

@@ -12,6 +12,12 @@ starts and one when it ends, and tells the listener, which shows it in
 `keep_trying` is that loop, written once: the heartbeat, the flag keeper, the
 notification subscription, the outbox scan and the sweeper each run their step
 through it.
+
+A refusal for want of a right (`refused_permission`: ``NOPERM``, a script
+refused a command, ``NOAUTH``, ``WRONGPASS``) is retried like any other failure
+while a listener runs, since an ACL can be put right without a restart; at
+start-up, before anything has worked, the listener takes it as permanent and
+``run()`` raises it.
 """
 
 from __future__ import annotations
@@ -31,8 +37,9 @@ from luminora_redis.core.scripts import Op
 from luminora_redis.io.redis_internals import closed_under
 from luminora_redis.io.store import SessionStore
 
-__all__ = ["REFUSALS", "UNAVAILABLE", "Outage", "backoff", "call", "closed_under", "is_outage",
-           "keep_trying", "sleep_unless"]
+__all__ = ["REFUSALS", "UNAVAILABLE", "Outage", "backoff", "call", "closed_under", "describe",
+           "is_outage",
+           "keep_trying", "refused_permission", "sleep_unless"]
 
 T = TypeVar("T")
 
@@ -67,6 +74,25 @@ def is_outage(error: BaseException) -> bool:
         return str(error).split(" ", 1)[0] in REFUSALS
     cause = error.__cause__
     return isinstance(error, LuminoraRedisError) and cause is not None and is_outage(cause)
+
+
+_NO_RIGHT = frozenset({"NOPERM", "NOAUTH", "WRONGPASS"})
+# How Redis 7 words a command a script ran that the user has no right to.
+_SCRIPT_NO_RIGHT = "can't run this command"
+
+
+def refused_permission(error: BaseException) -> bool:
+    """Whether ``error`` is Redis refusing this user (a missing ACL right, a failed or
+    missing authentication) rather than the state of the server; a library error
+    raised for one (its ``__cause__``) counts too."""
+    if isinstance(error, redis_errors.NoPermissionError | redis_errors.AuthenticationError):
+        return True
+    if isinstance(error, redis_errors.ResponseError):
+        text = str(error)
+        return text.split(" ", 1)[0] in _NO_RIGHT or _SCRIPT_NO_RIGHT in text
+    cause = error.__cause__
+    return isinstance(error, LuminoraRedisError) and cause is not None and \
+        refused_permission(cause)
 
 
 def backoff(cap: float = 5.0) -> EqualJitterBackoff:
