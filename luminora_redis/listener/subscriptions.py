@@ -17,6 +17,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio.cluster import RedisCluster
 from redis.keyspace_notifications import KeyeventChannel
 
+from luminora_redis.core.errors import missing_permission
 from luminora_redis.io.redis_internals import (
     CountingClusterNotifications,
     pin_pubsub_connection,
@@ -54,6 +55,12 @@ def subscription_for(store: SessionStore, name: str, on_expired: OnExpired,
     return ServerSubscription(store.client, on_expired, on_subscribed)
 
 
+def _refused(error: redis_errors.ResponseError, db: int) -> Exception:
+    """A refusal of the ACL (the channel, SUBSCRIBE, PING) as a `MissingPermission` that
+    names the rule to add; any other error as it is."""
+    return missing_permission(error, db=db) or error
+
+
 def _key(raw: bytes | str) -> str:
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
 
@@ -83,6 +90,12 @@ class ServerSubscription:
 
     async def run(self) -> None:
         db = int(self._client.connection_pool.connection_kwargs.get("db", 0))
+        try:
+            await self._listen(db)
+        except redis_errors.ResponseError as error:
+            raise _refused(error, db) from error
+
+    async def _listen(self, db: int) -> None:
         pubsub = self._client.pubsub()
         try:
             # On every reconnect NO-EVICT comes before the resubscription.
@@ -123,6 +136,12 @@ class ClusterSubscription:
         self._on_error = on_error
 
     async def run(self) -> None:
+        try:
+            await self._listen()
+        except redis_errors.ResponseError as error:
+            raise _refused(error, 0) from error
+
+    async def _listen(self) -> None:
         events = CountingClusterNotifications(self._client)
         loop = asyncio.get_running_loop()
         # A failover takes a few seconds, and an attempt costs one connect and one
