@@ -277,8 +277,7 @@ def test_everything_runs_under_exactly_the_rules_and_uses_each(
     assert not granted - used, " ".join(sorted(granted - used))
 
 
-def test_the_rule_set_is_needed_whole_ping_included(admin: redis.Redis,
-                                                     server: RedisServer) -> None:
+def test_without_ping_the_cli_names_the_rule(admin: redis.Redis, server: RedisServer) -> None:
     url = _user(admin, server, [r for r in acl.acl_rules() if r != "+ping"])
     shown = CliRunner().invoke(main, ["sessions", "list", "--url", url])
     assert shown.exit_code == 1
