@@ -55,10 +55,12 @@ def subscription_for(store: SessionStore, name: str, on_expired: OnExpired,
     return ServerSubscription(store.client, on_expired, on_subscribed)
 
 
-def _refused(error: redis_errors.ResponseError, db: int) -> Exception:
-    """A refusal of the ACL (the channel, SUBSCRIBE, PING) as a `MissingPermission` that
-    names the rule to add; any other error as it is."""
-    return missing_permission(error, db=db) or error
+def _raise_refusal(error: redis_errors.ResponseError, db: int) -> None:
+    """Raise a refusal of the ACL (the channel, SUBSCRIBE, PING) as a `MissingPermission`
+    that names the rule to add; return for any other error."""
+    refused = missing_permission(error, db=db)
+    if refused is not None:
+        raise refused from error
 
 
 def _key(raw: bytes | str) -> str:
@@ -93,7 +95,8 @@ class ServerSubscription:
         try:
             await self._listen(db)
         except redis_errors.ResponseError as error:
-            raise _refused(error, db) from error
+            _raise_refusal(error, db)
+            raise
 
     async def _listen(self, db: int) -> None:
         pubsub = self._client.pubsub()
@@ -139,7 +142,8 @@ class ClusterSubscription:
         try:
             await self._listen()
         except redis_errors.ResponseError as error:
-            raise _refused(error, 0) from error
+            _raise_refusal(error, 0)
+            raise
 
     async def _listen(self) -> None:
         events = CountingClusterNotifications(self._client)
