@@ -1,7 +1,8 @@
 """The ``luminora-redis`` console script: a click group, one module per command.
 
 ``demo`` and ``listen`` run things; ``sessions``, ``users``, ``stats`` and
-``check`` look at and manage what is in Redis. ``migrate`` and ``bench`` join
+``check`` look at and manage what is in Redis; ``acl`` prints the ACL rules a
+restricted user needs. ``migrate`` and ``bench`` join
 the group when their packages are importable. Exit codes: 0 ok, 1 a problem
 found or an operation failed, 2 usage error, 3 Redis unreachable, 4 not found.
 """
@@ -13,6 +14,7 @@ import importlib
 import click
 
 from luminora_redis import __version__
+from luminora_redis.cli.acl import acl
 from luminora_redis.cli.check import check
 from luminora_redis.cli.common import LuminoraGroup
 from luminora_redis.cli.demo import demo
@@ -37,7 +39,7 @@ def main() -> None:
     """
 
 
-for _command in (demo, listen, sessions, users, stats, check):
+for _command in (demo, listen, sessions, users, stats, check, acl):
     main.add_command(_command)
 
 for _module, _name in OPTIONAL:

@@ -32,13 +32,20 @@ from redis.exceptions import AuthenticationError, RedisClusterException, RedisEr
 from rich.console import Console
 from rich.text import Text
 
-from luminora_redis.core.errors import ConfigurationError, InvalidInput, InvalidSettings
+from luminora_redis.core.errors import (
+    ConfigurationError,
+    InvalidInput,
+    InvalidSettings,
+    MissingPermission,
+    missing_permission,
+)
 from luminora_redis.core.settings import StoreSettings
 from luminora_redis.io.sync_store import SyncSessionStore
 
 __all__ = [
     "DEFAULT_URL",
     "Failure",
+    "check_prefix",
     "LuminoraGroup",
     "connection_options",
     "console",
@@ -48,6 +55,7 @@ __all__ = [
     "literal",
     "make_client",
     "open_store",
+    "prefix_option",
     "primaries",
 ]
 
@@ -129,7 +137,12 @@ class LuminoraGroup(click.Group):
             raise Failure(str(error), USAGE) from None
         except ConfigurationError as error:
             raise Failure(str(error), PROBLEM) from None
+        except MissingPermission as error:
+            raise Failure(str(error), PROBLEM) from None
         except ResponseError as error:
+            refused = missing_permission(error)
+            if refused is not None:
+                raise Failure(str(refused), PROBLEM) from None
             raise Failure(f"Redis refused a command: {error}", PROBLEM) from None
         except RedisError as error:
             raise Failure(f"Redis failed: {error}", PROBLEM) from None
@@ -148,7 +161,7 @@ def _tls_failure(error: BaseException) -> bool:
     return False
 
 
-def _prefix(ctx: click.Context, param: click.Parameter, value: str) -> str:
+def check_prefix(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """A prefix the store accepts, or a usage error in one line."""
     try:
         StoreSettings.model_validate({"prefix": value})
@@ -158,13 +171,18 @@ def _prefix(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
+def prefix_option(function: F) -> F:
+    """``--prefix``, checked as the store checks it (default ``lr``)."""
+    return click.option("--prefix", default="lr", show_default=True, callback=check_prefix,
+                        help="the key prefix the store was configured with")(function)
+
+
 def connection_options(function: F) -> F:
     """``--url`` (or ``REDIS_URL``), ``--prefix`` (checked as the store checks it) and
     ``--cluster``."""
     function = click.option("--cluster", is_flag=True,
                             help="the URL names a node of a Redis Cluster")(function)
-    function = click.option("--prefix", default="lr", show_default=True, callback=_prefix,
-                            help="the key prefix the store was configured with")(function)
+    function = prefix_option(function)
     function = click.option("--url", envvar="REDIS_URL", default=DEFAULT_URL,
                             show_default=True, help="the Redis to use (or REDIS_URL)")(function)
     return function

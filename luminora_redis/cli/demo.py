@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import click
 
+from luminora_redis.cli.common import check_prefix
 from luminora_redis.core.models import ArchivedConversation
 from luminora_redis.io.store import SessionStore
 from luminora_redis.testing import RedisServer, find_redis_server
@@ -23,6 +24,8 @@ from luminora_redis.testing import RedisServer, find_redis_server
 __all__ = ["demo", "run_demo"]
 
 IDLE_SECONDS = 1.5
+#: Where the tour's keys go unless ``--prefix`` says otherwise.
+DEFAULT_PREFIX = "demo"
 
 
 def _say(text: str = "") -> None:
@@ -52,10 +55,17 @@ async def _wait_archived(store: SessionStore, user_id: str, session_id: str,
     raise RuntimeError(f"session {session_id} was not archived within {timeout} s")
 
 
-async def _tour(url: str) -> None:
+async def _tour(url: str, prefix: str = DEFAULT_PREFIX) -> None:
     from luminora_redis.listener.expiry_listener import ExpiryListener
 
-    store = SessionStore.from_url(url, prefix="demo")
+    store = SessionStore.from_url(url, prefix=prefix)
+    try:
+        # A refusal (a user without the rights for this prefix, say) fails here at once;
+        # the listener would wait it out as an outage.
+        await store.context()
+    except BaseException:
+        await store.aclose()
+        raise
     listener = ExpiryListener(store, sweep_interval=0.1)
     listening = asyncio.create_task(listener.run())
     try:
@@ -109,17 +119,20 @@ async def _tour(url: str) -> None:
         await store.aclose()
 
 
-def run_demo(url: str | None = None) -> None:
-    """Run the tour against ``url``, or against a private redis-server when None."""
+def run_demo(url: str | None = None, prefix: str = DEFAULT_PREFIX) -> None:
+    """Run the tour against ``url``, or against a private redis-server when None, with its
+    keys under ``prefix``."""
     with _redis(url) as target:
-        asyncio.run(_tour(target))
+        asyncio.run(_tour(target, prefix))
     _say("\ndone.")
 
 
 @click.command()
 @click.option("--url", envvar="REDIS_URL", default=None,
-              help="use this Redis instead of a private one (keys under 'demo:'); "
-                   "REDIS_URL works too")
-def demo(url: str | None) -> None:
+              help="use this Redis instead of a private one; REDIS_URL works too")
+@click.option("--prefix", default=DEFAULT_PREFIX, show_default=True, callback=check_prefix,
+              help="the key prefix of the tour's keys (a user restricted to ~lr:* "
+                   "runs it with --prefix lr)")
+def demo(url: str | None, prefix: str) -> None:
     """A live tour; starts a private redis-server unless --url is given."""
-    run_demo(url)
+    run_demo(url, prefix)

@@ -5,8 +5,9 @@ whose first element is a status code: ``ReplyCode``, one table shared by all
 scripts and all their callers. ``raise_for_status`` turns the
 non-success ones into exceptions, so "expired" and "not found" are typed while
 connection errors from redis-py propagate untouched: a Redis outage never
-looks like a missing session. A refusal of the server itself (``OutOfMemory``)
-is mapped once, where both stores run a step (``server_refusal``).
+looks like a missing session. A refusal of the server itself (``OutOfMemory``,
+and ``MissingPermission`` when its ACL refuses a command, key or channel) is
+mapped once, where both stores run a step (``server_refusal``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import NoReturn
 
 from redis import exceptions as redis_errors
 
+from luminora_redis.core import acl
+
 __all__ = [
     "FOLLOW_UP_ERRORS",
     "ConfigurationError",
@@ -23,12 +26,14 @@ __all__ = [
     "InvalidSettings",
     "LuminoraRedisError",
     "MessageTooLarge",
+    "MissingPermission",
     "OutOfMemory",
     "ReplyCode",
     "ServerRefused",
     "SessionExpired",
     "SessionNotFound",
     "UnexpectedReply",
+    "missing_permission",
     "raise_for_status",
     "server_refusal",
 ]
@@ -133,14 +138,73 @@ class OutOfMemory(ServerRefused, redis_errors.OutOfMemoryError):
     (or ``ResponseError``) still does."""
 
 
-def server_refusal(error: Exception) -> Exception:
+class MissingPermission(ServerRefused, redis_errors.NoPermissionError):
+    """Redis's ACL refused the connection's user a command, a key or a channel the
+    library needs; nothing was written. The message names what was refused (the
+    command, when Redis or the script's line tells it) and the rule to add, and
+    ``luminora-redis acl`` prints every rule.
+
+    Also a redis-py ``NoPermissionError``, so code that catches Redis's own refusal
+    still does; a listener waits it out like any refusal (the right may be granted)."""
+
+    def __init__(self, message: str, *, command: str | None = None, rule: str | None = None,
+                 script: str | None = None) -> None:
+        super().__init__(message)
+        #: The refused command in ACL form (``time``, ``config|get``), when known.
+        self.command = command
+        #: The ACL rule that grants it (``+time``, ``~lr:*``, ``&__keyevent@0__:expired``).
+        self.rule = rule
+        #: The script the command was refused in, when it was.
+        self.script = script
+
+
+def missing_permission(error: Exception, *, prefix: str | None = None,
+                       db: int | None = None) -> MissingPermission | None:
+    """``error`` as a `MissingPermission` chained to it, when it is a refusal of Redis's
+    ACL (a ``NOPERM`` reply, or a script's command refused); else None. ``prefix`` and
+    ``db`` complete the key and channel rules."""
+    if isinstance(error, MissingPermission) or not isinstance(error, redis_errors.ResponseError):
+        return None
+    denial = acl.denial_of(str(error))
+    if denial is None:
+        return None
+    where = f" in script {denial.script}" if denial.script else ""
+    if denial.key:
+        rule = acl.key_rule(prefix) if prefix else "~<prefix>:*"
+        what = f"access to the store's keys{where}"
+    elif denial.channel:
+        rule = acl.channel_rule(db) if db is not None else "&__keyevent@<db>__:expired"
+        what = "the expired-events channel"
+    elif denial.command is not None:
+        rule = f"+{denial.command}"
+        what = f"the command {denial.command.upper().replace('|', ' ')}{where}"
+    else:
+        rule = None
+        what = f"a command{where}"
+    fix = (f"grant it with the ACL rule {rule}" if rule
+           else "grant the rules that luminora-redis acl prints")
+    command = f"luminora-redis acl --prefix {prefix}" if prefix else "luminora-redis acl"
+    refused = MissingPermission(
+        f"Redis's ACL refused this connection's user {what}: {fix} "
+        f"(`{command}` prints every rule the store and the listener need; Redis said: "
+        f"{str(error).splitlines()[0] if str(error) else type(error).__name__})",
+        command=denial.command, rule=rule, script=denial.script)
+    refused.__cause__ = error
+    refused.__suppress_context__ = True
+    return refused
+
+
+def server_refusal(error: Exception, *, prefix: str | None = None) -> Exception:
     """The library's exception for a refusal by Redis, chained to ``error``; any other
-    error as it is. Both runners pass every failed step through it."""
+    error as it is. Both runners pass every failed step through it, with the store's
+    ``prefix`` (for the key rule of a `MissingPermission`)."""
     if isinstance(error, redis_errors.OutOfMemoryError) and not isinstance(error, OutOfMemory):
         refused = OutOfMemory(*error.args)
         refused.__cause__ = error
         refused.__suppress_context__ = True
         return refused
+    if isinstance(error, redis_errors.ResponseError):
+        return missing_permission(error, prefix=prefix) or error
     return error
 
 

@@ -36,12 +36,13 @@ class AsyncRunner:
     """Runs operation steps on one asyncio redis-py client (single server or cluster)."""
 
     def __init__(self, client: Redis | RedisCluster, scripts: Mapping[str, AsyncScript], *,
-                 autopipeline: bool = True) -> None:
+                 autopipeline: bool = True, prefix: str | None = None) -> None:
         self.client: Any = client  # either kind: both have execute_command and script_load
         self.scripts = scripts
         self.pipeline = AutoPipeline(client)
         self.autopipeline = autopipeline
         self._execute = client.execute_command
+        self._prefix = prefix  # names the key rule of a MissingPermission
 
     async def call(self, call: Call) -> Any:
         """Run one script call; its reply."""
@@ -86,7 +87,7 @@ class AsyncRunner:
                     # The operation sees its step fail: a follow-up after a commit catches
                     # it; every other operation lets it propagate. A refusal by Redis (over
                     # maxmemory) becomes the library's error here, for every path a step takes.
-                    step = op.throw(server_refusal(error))
+                    step = op.throw(server_refusal(error, prefix=self._prefix))
                 else:
                     step = op.send(reply)
         except StopIteration as done:

@@ -96,7 +96,8 @@ class SessionStore(StoreBase):
         check_flag(autopipeline, "autopipeline")
         super().__init__(client, settings, **overrides)
         self._lock: asyncio.Lock | None = None
-        self._runner = AsyncRunner(client, self._scripts, autopipeline=autopipeline)
+        self._runner = AsyncRunner(client, self._scripts, autopipeline=autopipeline,
+                                   prefix=self.settings.prefix)
 
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, settings: StoreSettings | None = None,

@@ -34,11 +34,13 @@ T = TypeVar("T")
 class SyncRunner:
     """Runs operation steps on one blocking redis-py client (single server or cluster)."""
 
-    def __init__(self, client: Redis | RedisCluster, scripts: Mapping[str, Script]) -> None:
+    def __init__(self, client: Redis | RedisCluster, scripts: Mapping[str, Script], *,
+                 prefix: str | None = None) -> None:
         self.client: Any = client  # either kind: both have execute_command
         self.scripts = scripts
         self._cluster = isinstance(client, RedisCluster)
         self._execute: Callable[..., Any] = client.execute_command
+        self._prefix = prefix  # names the key rule of a MissingPermission
 
     def call(self, call: Call) -> Any:
         """Run one script call (one EVALSHA of the ``Script``'s sha, as ``AsyncRunner``
@@ -114,7 +116,7 @@ class SyncRunner:
                 try:
                     reply = self.call(step) if isinstance(step, Call) else self.batch(step.calls)
                 except Exception as error:
-                    step = op.throw(server_refusal(error))  # as in AsyncRunner.drive
+                    step = op.throw(server_refusal(error, prefix=self._prefix))  # as in AsyncRunner.drive
                 else:
                     step = op.send(reply)
         except StopIteration as done:

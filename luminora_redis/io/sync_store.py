@@ -94,7 +94,7 @@ class SyncSessionStore(StoreBase):
                  settings: StoreSettings | None = None, **overrides: Any) -> None:
         super().__init__(client, settings, **overrides)
         self._lock = threading.Lock()
-        self._runner = SyncRunner(client, self._scripts)
+        self._runner = SyncRunner(client, self._scripts, prefix=self.settings.prefix)
 
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, settings: StoreSettings | None = None,

@@ -369,11 +369,10 @@ class ExpiryListener:
                 await subscription.run()
             except redis_errors.NoPermissionError as error:
                 self._count_error()
+                # A MissingPermission (subscriptions.py) names the channel rule to add.
                 logger.warning(
-                    "cannot subscribe to expired events (%s): this user needs the channel "
-                    "permission for __keyevent@*__:expired (ACL &__keyevent@*__:expired); "
-                    "archiving through the sweeper only, every %.3f s", error,
-                    self.settings.sweep_interval)
+                    "cannot subscribe to expired events (%s); archiving through the sweeper "
+                    "only, every %.3f s", error, self.settings.sweep_interval)
                 self._sweeper_only = True
                 self._state.subscribed()
                 self._sweeper.wake.set()

@@ -4,7 +4,9 @@ An outage is any answer of Redis that says "not now" rather than "this item is
 wrong": a lost connection or a timeout, and every error reply a server gives
 while it cannot serve (``OOM``, ``BUSY``, ``LOADING``, ``READONLY``,
 ``MASTERDOWN``, ``NOSCRIPT``, ``TRYAGAIN``, ``CLUSTERDOWN``, ``MISCONF``,
-``NOREPLICAS``, ``NOPERM``, …). `is_outage` tells the two apart. A loop that
+``NOREPLICAS``, ``NOPERM``, …; a refusal of the ACL, a script's command
+included, arrives as a ``MissingPermission`` naming the rule to grant, and its
+WARNING says so). `is_outage` tells the two apart. A loop that
 runs for the life of a listener meets an outage through an `Outage`: it backs
 off with jitter, counts every failed attempt, logs one WARNING when the outage
 starts and one when it ends, and tells the listener, which shows it in

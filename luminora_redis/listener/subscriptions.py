@@ -17,6 +17,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio.cluster import RedisCluster
 from redis.keyspace_notifications import KeyeventChannel
 
+from luminora_redis.core.errors import missing_permission
 from luminora_redis.io.redis_internals import (
     CountingClusterNotifications,
     pin_pubsub_connection,
@@ -54,6 +55,14 @@ def subscription_for(store: SessionStore, name: str, on_expired: OnExpired,
     return ServerSubscription(store.client, on_expired, on_subscribed)
 
 
+def _raise_refusal(error: redis_errors.ResponseError, db: int) -> None:
+    """Raise a refusal of the ACL (the channel, SUBSCRIBE, PING) as a `MissingPermission`
+    that names the rule to add; return for any other error."""
+    refused = missing_permission(error, db=db)
+    if refused is not None:
+        raise refused from error
+
+
 def _key(raw: bytes | str) -> str:
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
 
@@ -83,6 +92,13 @@ class ServerSubscription:
 
     async def run(self) -> None:
         db = int(self._client.connection_pool.connection_kwargs.get("db", 0))
+        try:
+            await self._listen(db)
+        except redis_errors.ResponseError as error:
+            _raise_refusal(error, db)
+            raise
+
+    async def _listen(self, db: int) -> None:
         pubsub = self._client.pubsub()
         try:
             # On every reconnect NO-EVICT comes before the resubscription.
@@ -123,6 +139,13 @@ class ClusterSubscription:
         self._on_error = on_error
 
     async def run(self) -> None:
+        try:
+            await self._listen()
+        except redis_errors.ResponseError as error:
+            _raise_refusal(error, 0)
+            raise
+
+    async def _listen(self) -> None:
         events = CountingClusterNotifications(self._client)
         loop = asyncio.get_running_loop()
         # A failover takes a few seconds, and an attempt costs one connect and one
