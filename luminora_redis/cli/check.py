@@ -33,6 +33,7 @@ from rich.table import Table
 
 from luminora_redis.cli.common import (
     PROBLEM,
+    close_client,
     connection_options,
     emit,
     json_option,
@@ -278,7 +279,7 @@ def check(url: str, prefix: str, cluster: bool, as_json: bool) -> None:
         client.ping()
         findings = run_checks(client, prefix)
     finally:
-        client.close()
+        close_client(client)
     problems = [item for item in findings if item.status == PROBLEM_STATUS]
 
     def render(out: Console) -> None:

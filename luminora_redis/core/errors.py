@@ -23,6 +23,7 @@ __all__ = [
     "InvalidSettings",
     "LuminoraRedisError",
     "MessageTooLarge",
+    "NotAcknowledged",
     "OutOfMemory",
     "ReplyCode",
     "ServerRefused",
@@ -131,6 +132,15 @@ class OutOfMemory(ServerRefused, redis_errors.OutOfMemoryError):
 
     Also a redis-py ``OutOfMemoryError``, so code that catches Redis's own refusal
     (or ``ResponseError``) still does."""
+
+
+class NotAcknowledged(LuminoraRedisError):
+    """A write ran on the primary (or may have: the connection failed while it was out)
+    but was not acknowledged as the store's ``acknowledge`` setting asks within
+    ``acknowledge_timeout``: too few replicas confirmed it (``WAIT``), or the
+    append-only file did not reach disk (``WAITAOF``). It may or may not survive a
+    failover. The message says what the wait saw; a redis-py error the wait met is
+    the ``__cause__``. Unlike ``ServerRefused``, the write may have landed."""
 
 
 def server_refusal(error: Exception) -> Exception:
