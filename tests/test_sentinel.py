@@ -100,6 +100,35 @@ def test_both_stores_refuse_a_malformed_url_and_a_sentinel_cluster() -> None:
             make("redis+sentinel://127.0.0.1:1/svc", cluster=True)
 
 
+# -- the rules of acknowledgement (no I/O) ---------------------------------------------------
+
+
+def test_a_short_wait_makes_each_successful_write_not_acknowledged() -> None:
+    from luminora_redis.core.scripts import script_sources
+    from luminora_redis.core.settings import StoreSettings
+    from luminora_redis.io.acknowledge import Acknowledgement
+    from luminora_redis.io.batching import demoted
+
+    ack = Acknowledgement(StoreSettings(acknowledge="replicas", acknowledge_replicas=2,
+                                        acknowledge_timeout=0.25), script_sources())
+    assert ack.command == ("WAIT", 2, 250)
+    assert ack.writes("chat_turn") and not ack.writes("read_history")
+    failed = redis.ResponseError("a script error")
+    replies = ack.apply([1, failed, 3, 4], [True, True, False, True], 1)
+    assert isinstance(replies[0], NotAcknowledged) and isinstance(replies[3], NotAcknowledged)
+    assert replies[0] is not replies[3]
+    assert "1 of the 2 replicas" in str(replies[0])
+    assert replies[1] is failed and replies[2] == 3
+    assert ack.apply([1], [True], 2) == [1] and not ack.fell_short(2)
+    lost = redis.ConnectionError("gone")
+    [error] = ack.apply([1], [True], lost)
+    assert isinstance(error, NotAcknowledged) and error.__cause__ is lost
+    aof = Acknowledgement(StoreSettings(acknowledge="aof"), script_sources())
+    assert aof.command == ("WAITAOF", 1, 0, 1000)
+    assert not aof.fell_short([1, 0]) and aof.fell_short([0, 0])
+    assert demoted([1, redis.exceptions.ReadOnlyError("READONLY")]) and not demoted([1, failed])
+
+
 # -- stores over the URL -----------------------------------------------------------------
 
 
