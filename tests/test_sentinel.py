@@ -277,6 +277,36 @@ async def test_one_wait_covers_an_auto_pipelined_batch(
         replica_raw.close()
 
 
+@pytest.mark.parametrize("shell", ["asyncio", "blocking"])
+def test_a_flushed_script_is_loaded_and_its_write_still_waits(
+        luminora_redis_sentinel: LocalSentinel, luminora_sentinel_url: str, shell: str) -> None:
+    deployment = luminora_redis_sentinel
+    loop = asyncio.new_event_loop()
+    store: SyncSessionStore | Blocking = (
+        SyncSessionStore.from_url(luminora_sentinel_url, acknowledge="replicas")
+        if shell == "blocking" else
+        Blocking(SessionStore.from_url(luminora_sentinel_url, acknowledge="replicas"), loop))
+    try:
+        sid = store.create_session("carlos", "alicia")
+        with deployment.primary.client(decode_responses=True) as raw:
+            raw.script_flush()
+            raw.config_resetstat()
+            store.chat_turn(sid, [("user", "hola")])
+            stats = raw.info("commandstats")
+            assert stats["cmdstat_script|load"]["calls"] >= 1
+            # The refused send and the resend after the load each ended with a wait.
+            assert stats["cmdstat_wait"]["calls"] == 2
+        with deployment.replica.client() as replica_raw:
+            assert replica_raw.llen(session_keys(sid).history) == 1
+    finally:
+        if isinstance(store, Blocking):
+            store.aclose()
+        else:
+            store.close()
+        finish_loop(loop)
+        loop.close()
+
+
 # -- acknowledge="aof" -------------------------------------------------------------------
 
 

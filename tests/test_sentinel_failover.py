@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import defaultdict
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -28,10 +29,10 @@ SESSIONS = 15
 
 
 @pytest.fixture
-def deployment() -> LocalSentinel:
+def deployment() -> Iterator[LocalSentinel]:
     require_redis_server()
     with LocalSentinel() as sentinel:
-        yield sentinel  # type: ignore[misc]
+        yield sentinel
 
 
 async def test_no_acknowledged_turn_is_lost_by_a_failover_under_load(

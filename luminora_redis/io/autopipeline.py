@@ -107,10 +107,10 @@ class AutoPipeline:
 
     async def call_now(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """Run one write now, as a batch of its own followed by the acknowledgement's wait
-        (on one connection, one round trip); its reply."""
+        (on one connection, one round trip); its reply. Single server only: a store
+        refuses ``acknowledge`` on a cluster."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        pending = _Pending(script, keys, args, future, True)
-        await self._send(self._node_of(pending) if self._cluster else None, [pending])
+        await self._send(None, [_Pending(script, keys, args, future, True)])
         return await future
 
     async def call_many(self, calls: Sequence[tuple[AsyncScript, Sequence[Any], Sequence[Any]]],

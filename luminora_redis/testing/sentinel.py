@@ -108,6 +108,8 @@ class LocalSentinel(StartStop):
     @property
     def primary(self) -> RedisServer:
         """The server the sentinels name as primary now."""
+        if not self.sentinels:
+            raise RedisServerError("sentinel deployment not started")
         return self._server_at(self._master_address(self.sentinels[0]))
 
     @property
