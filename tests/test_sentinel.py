@@ -28,7 +28,7 @@ from luminora_redis import (
     SyncSessionStore,
 )
 from luminora_redis.io.sentinel_url import parse_sentinel_url
-from luminora_redis.testing import LocalSentinel, RedisServer
+from luminora_redis.testing import LocalSentinel, RedisServer, free_port
 from tests.conftest import (
     Blocking,
     finish_loop,
@@ -333,6 +333,7 @@ def test_aof_acknowledges_on_disk_or_is_refused_clearly(appendonly: str) -> None
 # -- the CLI -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_cli_takes_a_sentinel_url(luminora_sentinel_url: str) -> None:
     from click.testing import CliRunner
 
@@ -349,12 +350,17 @@ def test_the_cli_takes_a_sentinel_url(luminora_sentinel_url: str) -> None:
     bad = CliRunner().invoke(main, ["sessions", "list", "--url", "redis+sentinel://127.0.0.1:1"])
     assert bad.exit_code == 2
     assert "no service name" in bad.output
+    nobody = CliRunner().invoke(main, ["sessions", "list", "--url",
+                                       f"redis+sentinel://127.0.0.1:{free_port()}/mymaster"])
+    assert nobody.exit_code == 3, nobody.output
+    assert "cannot reach Redis" in nobody.output
     clustered = CliRunner().invoke(main, ["sessions", "list", "--cluster", "--url",
                                           luminora_sentinel_url])
     assert clustered.exit_code == 2
     assert "drop --cluster" in clustered.output
 
 
+@pytest.mark.slow
 def test_listen_over_a_sentinel_url_archives_expired_sessions(luminora_sentinel_url: str) -> None:
     process = ListenProcess("--url", luminora_sentinel_url, "--sweep-interval", "0.1")
     try:

@@ -81,9 +81,14 @@ async def test_no_acknowledged_turn_is_lost_by_a_failover_under_load(
         await store.chat_turn(sid, [("user", "after the failover")])
         done = await asyncio.wait_for(archived.get(), timeout=30)
         assert done.session_id == sid
+        # Its subscription and its notification flags moved to the new primary.
+        with new.client(decode_responses=True) as raw:
+            assert raw.info("replication")["role"] == "master"
+            assert dict(raw.pubsub_numsub("__keyevent@0__:expired"))[
+                "__keyevent@0__:expired"] >= 1
+            flags = raw.config_get("notify-keyspace-events")["notify-keyspace-events"]
+            assert {"E", "x"} <= set(flags.replace("A", "x"))
 
-    with new.client() as raw:
-        assert raw.info("replication")["role"] == "master"
     lost = {}
     for sid in sids:
         history = [message.content for message in await store.get_history(sid)]

@@ -174,7 +174,7 @@ def sync_master(url: object, **options: Any) -> redis.Redis:
     """A blocking client of the primary the URL's sentinels name; ``options`` are more
     connection options (a ``retry``, timeouts)."""
     parsed = parse_sentinel_url(url)
-    manager = Sentinel(list(parsed.sentinels), sentinel_kwargs=parsed.sentinel)
+    manager = Sentinel(list(parsed.sentinels), sentinel_kwargs=_sentinel_options(parsed, options))
     client: redis.Redis = manager.master_for(parsed.service, db=parsed.db,
                                              **{**parsed.connection, **options})
     return client
@@ -183,10 +183,18 @@ def sync_master(url: object, **options: Any) -> redis.Redis:
 def async_master(url: object, **options: Any) -> aioredis.Redis:
     """The asyncio twin of `sync_master`."""
     parsed = parse_sentinel_url(url)
-    manager = AsyncSentinel(list(parsed.sentinels), sentinel_kwargs=parsed.sentinel)
+    manager = AsyncSentinel(list(parsed.sentinels), sentinel_kwargs=_sentinel_options(parsed, options))
     client: aioredis.Redis = manager.master_for(parsed.service, db=parsed.db,
                                                 **{**parsed.connection, **options})
     return client
+
+
+def _sentinel_options(parsed: SentinelURL, options: dict[str, Any]) -> dict[str, Any]:
+    """The sentinels' connection options: the socket timeouts given in code (unless the
+    URL sets its own) and the URL's sentinel options, so that an unreachable sentinel
+    fails as fast as an unreachable primary."""
+    timeouts = {name: value for name, value in options.items() if name.startswith("socket_")}
+    return {**timeouts, **parsed.sentinel}
 
 
 def sentinel_clients(client: Any) -> list[Any]:
