@@ -9,6 +9,7 @@ stops answering, as a hung or partitioned replica does.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import time
@@ -22,6 +23,7 @@ import redis.asyncio.cluster
 
 from luminora_redis import (
     ConfigurationError,
+    ExpiryListener,
     InvalidSettings,
     NotAcknowledged,
     SessionStore,
@@ -37,7 +39,7 @@ from tests.conftest import (
     until,
     wait_until,
 )
-from tests.listener_support import ListenProcess
+from tests.listener_support import ListenProcess, running
 
 
 @pytest.fixture(autouse=True)
@@ -376,3 +378,35 @@ def test_listen_over_a_sentinel_url_archives_expired_sessions(luminora_sentinel_
         if process.process.poll() is None:
             process.process.kill()
             process.finish()
+
+
+# -- the listener under acknowledge="replicas" ---------------------------------------------
+
+
+@pytest.mark.slow
+async def test_a_listener_waits_out_a_replica_that_stops_acknowledging(
+        luminora_redis_sentinel: LocalSentinel, luminora_sentinel_url: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    deployment = luminora_redis_sentinel
+    store = SessionStore.from_url(luminora_sentinel_url, acknowledge="replicas",
+                                  acknowledge_timeout=0.2)
+    creator = SessionStore.from_url(luminora_sentinel_url)
+    delivered: asyncio.Queue[str] = asyncio.Queue()
+    listener = ExpiryListener(store, on_archived=lambda c: delivered.put_nowait(c.session_id),
+                              sweep_interval=0.05, heartbeat_interval=0.05)
+    try:
+        async with running(listener) as [task]:
+            lives = listener.lives
+            with paused(deployment.replica):
+                sid = await creator.create_session("carlos", "alicia", {"ttl": 0.2})
+                await until(lambda: listener.outage, what="the outage")
+                assert not task.done()
+            await asyncio.wait_for(listener.wait_live(after=lives), 30)
+            assert await asyncio.wait_for(delivered.get(), 30) == sid
+            assert not task.done()
+        # An outage to wait out, logged as one, not a bug with its traceback.
+        assert any("Redis cannot serve" in record.getMessage() for record in caplog.records)
+        assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+    finally:
+        await store.aclose()
+        await creator.aclose()
