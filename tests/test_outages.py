@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from luminora_redis import SessionStore, SyncSessionStore
-from luminora_redis.core.errors import ConfigurationError
+from luminora_redis.core.errors import ConfigurationError, NotAcknowledged
 from luminora_redis.listener.expiry_listener import NOTIFICATION, ExpiryListener
 from luminora_redis.listener.outages import is_outage
 from luminora_redis.testing import RedisServer
@@ -170,6 +170,7 @@ def test_refusals_are_outages_and_failures_of_a_request_are_not() -> None:
     mapped = ConfigurationError("refused")
     mapped.__cause__ = errors.OutOfMemoryError("command not allowed")
     assert is_outage(mapped)
+    assert is_outage(NotAcknowledged("0 of the 1 replicas it waits for confirmed it"))
     hook = RuntimeError("the sink is down")
     hook.__cause__ = errors.ConnectionError("the sink's own Redis")
     assert not is_outage(hook)  # only the library's errors carry a refusal in their cause

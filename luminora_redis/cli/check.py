@@ -56,6 +56,7 @@ from luminora_redis.cli.check_access import (
 )
 from luminora_redis.cli.common import (
     PROBLEM,
+    close_client,
     connection_options,
     emit,
     json_option,
@@ -181,7 +182,7 @@ def check(url: str, prefix: str, cluster: bool, as_json: bool) -> None:
         client.ping()
         findings = run_checks(client, prefix)
     finally:
-        client.close()
+        close_client(client)
     problems = [item for item in findings if item.status == PROBLEM_STATUS]
 
     def render(out: Console) -> None:

@@ -40,6 +40,7 @@ from luminora_redis.core.errors import (
     missing_permission,
 )
 from luminora_redis.core.settings import StoreSettings
+from luminora_redis.io.sentinel_url import is_sentinel_url, sentinel_clients, sync_master
 from luminora_redis.io.sync_store import SyncSessionStore
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "Failure",
     "check_prefix",
     "LuminoraGroup",
+    "close_client",
     "connection_options",
     "console",
     "emit",
@@ -208,13 +210,21 @@ def emit(as_json: bool, data: Any, render: Callable[[Console], None]) -> None:
 
 
 def make_client(url: str, cluster: bool) -> Any:
+    """A blocking client for ``url``: a cluster client with ``cluster``, the primary a
+    ``redis+sentinel://`` URL's sentinels name, or a plain client."""
+    if is_sentinel_url(url):
+        if cluster:
+            raise Failure("a redis+sentinel:// URL names a primary watched by Sentinel, not a "
+                          "Redis Cluster: drop --cluster", USAGE)
+        return sync_master(url, socket_connect_timeout=5)  # InvalidSettings: a usage error
     try:
         if cluster:
             return RedisCluster.from_url(url)
         return redis.Redis.from_url(url, socket_connect_timeout=5)
     except (ValueError, TypeError) as error:
         raise Failure(f"bad Redis URL {url!r} ({error}); use redis://host:port/db, "
-                      f"rediss://... or unix:///path", USAGE) from None
+                      f"rediss://..., unix:///path or redis+sentinel://host:port/service",
+                      USAGE) from None
 
 
 @contextmanager
@@ -238,7 +248,14 @@ def open_store(url: str, prefix: str, cluster: bool, *, create: bool = False,
             raise Failure(f"bad settings: {error}".splitlines()[0], USAGE) from None
         yield store
     finally:
-        client.close()
+        close_client(client)
+
+
+def close_client(client: Any) -> None:
+    """Close a client `make_client` made, with the sentinel clients behind it."""
+    client.close()
+    for sentinel in sentinel_clients(client):
+        sentinel.close()
 
 
 def primaries(client: Any) -> list[Any]:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from redis.asyncio.cluster import RedisCluster
 
-from luminora_redis.cli.common import USAGE, Failure, connection_options, make_client
+from luminora_redis.cli.common import USAGE, Failure, close_client, connection_options, make_client
 from luminora_redis.core.errors import ConfigurationError
 from luminora_redis.io.redis_internals import startup_nodes
 from luminora_redis.io.store import SessionStore
@@ -121,7 +121,7 @@ def listen(url: str, prefix: str, cluster: bool, buckets: int | None, sweep_inte
     try:
         probe.ping()
     finally:
-        probe.close()
+        close_client(probe)
     observer: ListenerObserver | None = None
     server = None
     if metrics_port is not None:

@@ -27,6 +27,7 @@ __all__ = [
     "LuminoraRedisError",
     "MessageTooLarge",
     "MissingPermission",
+    "NotAcknowledged",
     "OutOfMemory",
     "ReplyCode",
     "ServerRefused",
@@ -192,6 +193,15 @@ def missing_permission(error: Exception, *, prefix: str | None = None,
     refused.__cause__ = error
     refused.__suppress_context__ = True
     return refused
+
+
+class NotAcknowledged(LuminoraRedisError):
+    """A write ran on the primary (or may have: the connection failed while it was out)
+    but was not acknowledged as the store's ``acknowledge`` setting asks within
+    ``acknowledge_timeout``: too few replicas confirmed it (``WAIT``), or the
+    append-only file did not reach disk (``WAITAOF``). It may or may not survive a
+    failover. The message says what the wait saw; a redis-py error the wait met is
+    the ``__cause__``. Unlike ``ServerRefused``, the write may have landed."""
 
 
 def server_refusal(error: Exception, *, prefix: str | None = None) -> Exception:

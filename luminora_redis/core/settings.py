@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from difflib import get_close_matches
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 from pydantic import (
     BaseModel,
@@ -147,6 +147,14 @@ class StoreSettings(SettingsModel):
     message lists are replaced by zstd frames (see ``compaction``); off, they
     stay lists until ``compact_archives`` or ``luminora-redis migrate``.
 
+    ``acknowledge`` says when a write returns: ``"primary"`` once the primary ran
+    it (a failover can lose it), ``"replicas"`` once ``acknowledge_replicas``
+    replicas have it too (``WAIT``), ``"aof"`` once the primary's append-only file
+    has it on disk (``WAITAOF``, Redis 7.2+ with ``appendonly yes``). Each wait is
+    bounded by ``acknowledge_timeout`` seconds; a write not acknowledged within it
+    raises ``NotAcknowledged`` (see ``luminora_redis.io.acknowledge``). Not on Redis
+    Cluster.
+
     ``buckets`` fixes how users spread over hash slots. It is recorded in Redis
     on first use; ``None`` adopts the recorded count (or 1024 on a fresh
     keyspace), and an explicit count that disagrees with the record is refused.
@@ -168,6 +176,9 @@ class StoreSettings(SettingsModel):
     deliveries: StrictBool = True
     compress_archives: StrictBool = True
     affinity_levels: tuple[tuple[str, int], ...] = DEFAULT_AFFINITY_LEVELS
+    acknowledge: Literal["primary", "replicas", "aof"] = "primary"
+    acknowledge_replicas: int = Field(1, ge=1, le=1000)
+    acknowledge_timeout: Seconds = 1.0
 
     @field_validator("affinity_levels")
     @classmethod

@@ -20,6 +20,11 @@ blocking shell; what is particular to this one:
 - Calls from one task keep their order (a task awaits each call).
 - A NOSCRIPT reply goes back into the next batch once its script is loaded; a
   MOVED or ASK reply is rerun alone through ``Script`` on the cluster client.
+- Under ``acknowledge`` (see ``acknowledge``), a batch holding a write ends with
+  the wait, on the same connection, and a write alone goes out at once as a
+  batch of one with its wait (`call_now`).
+- A batch answered ``READONLY`` met a primary turned replica by a failover: its
+  connection is dropped, so the next one asks the sentinels for the new primary.
 - The redis-py internals it uses are ``redis_internals``'s.
 """
 
@@ -36,6 +41,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError, MovedError, ResponseError, TimeoutError
 
 from luminora_redis.io import batching
+from luminora_redis.io.acknowledge import Acknowledgement
 from luminora_redis.io.batching import Resend
 from luminora_redis.io.redis_internals import (
     execute_on_node,
@@ -48,23 +54,25 @@ __all__ = ["AutoPipeline"]
 
 
 class _Pending:
-    __slots__ = ("args", "future", "keys", "retried", "script")
+    __slots__ = ("args", "future", "keys", "retried", "script", "waits")
 
     def __init__(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any],
-                 future: asyncio.Future[Any]) -> None:
+                 future: asyncio.Future[Any], waits: bool = False) -> None:
         self.script = script
         self.keys = keys
         self.args = args
         self.future = future
         self.retried = False
+        self.waits = waits  # a write followed by the acknowledgement's wait
 
 
 class AutoPipeline:
     """Sends the script calls of one event-loop tick as one pipelined write per node."""
 
-    def __init__(self, client: Redis | RedisCluster) -> None:
+    def __init__(self, client: Redis | RedisCluster, ack: Acknowledgement | None = None) -> None:
         self._client: Any = client  # either kind: each path below uses its own methods
         self._cluster = isinstance(client, RedisCluster)
+        self._ack = ack
         self._queue: list[_Pending] = []
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -89,20 +97,32 @@ class AutoPipeline:
         finally:
             self.inflight -= 1
 
-    async def call(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """Run ``script`` with ``keys`` and ``args`` in the next batch; its reply."""
+    async def call(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any], *,
+                   waits: bool = False) -> Any:
+        """Run ``script`` with ``keys`` and ``args`` in the next batch; its reply.
+        ``waits``: the batch ends with the acknowledgement's wait, which covers it."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Pending(script, keys, args, future))
+        self._enqueue(_Pending(script, keys, args, future, waits))
+        return await future
+
+    async def call_now(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """Run one write now, as a batch of its own followed by the acknowledgement's wait
+        (on one connection, one round trip); its reply. Single server only: a store
+        refuses ``acknowledge`` on a cluster."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await self._send(None, [_Pending(script, keys, args, future, True)])
         return await future
 
     async def call_many(self, calls: Sequence[tuple[AsyncScript, Sequence[Any], Sequence[Any]]],
-                        ) -> list[Any]:
-        """Run several calls in the next batch; their replies or errors, in order."""
+                        waits: Sequence[bool] = ()) -> list[Any]:
+        """Run several calls in the next batch; their replies or errors, in order.
+        ``waits[i]``: call ``i`` is covered by the acknowledgement's wait."""
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[Any]] = []
-        for script, keys, args in calls:
+        for index, (script, keys, args) in enumerate(calls):
             future: asyncio.Future[Any] = loop.create_future()
-            self._enqueue(_Pending(script, keys, args, future))
+            self._enqueue(_Pending(script, keys, args, future,
+                                   index < len(waits) and waits[index]))
             futures.append(future)
         return await asyncio.gather(*futures, return_exceptions=True)
 
@@ -217,16 +237,24 @@ class AutoPipeline:
         connection = await pool.get_connection()
         replies: list[Any] = []
         command = batching.command
+        commands = [command(pending.script.sha, pending.keys, pending.args) for pending in group]
+        ack = self._ack
+        waits = [pending.waits for pending in group]
+        if ack is not None and any(waits):
+            commands.append(ack.command)
+        else:
+            ack = None
         try:
-            await connection.send_packed_command(connection.pack_commands(
-                [command(pending.script.sha, pending.keys, pending.args) for pending in group]))
+            await connection.send_packed_command(connection.pack_commands(commands))
             read = reply_reader(connection)
-            async with read_deadline(connection.socket_timeout):
-                for _ in group:
+            async with read_deadline(_read_bound(connection.socket_timeout, ack)):
+                for _ in commands:
                     try:
                         replies.append(await read())
                     except ResponseError as error:
                         replies.append(error)
+            if batching.demoted(replies) or (ack is not None and ack.fell_short(replies[-1])):
+                await connection.disconnect()
         except (asyncio.TimeoutError, OSError) as error:
             # As Connection.read_response reports them: a redis-py TimeoutError or
             # ConnectionError. Replies may still be on the wire: the connection goes.
@@ -235,15 +263,17 @@ class AutoPipeline:
             failure = (TimeoutError(f"Timeout reading from {where}")
                        if isinstance(error, asyncio.TimeoutError)
                        else ConnectionError(f"Error while reading from {where} : {error.args}"))
-            batching.unanswered(replies, len(group), failure)
+            batching.unanswered(replies, len(commands), failure)
         except BaseException as error:
             # Replies may still be on the wire: this connection cannot be reused.
             await connection.disconnect()
-            batching.unanswered(replies, len(group), error)
+            batching.unanswered(replies, len(commands), error)
             if isinstance(error, asyncio.CancelledError):
                 raise
         finally:
             await pool.release(connection)
+        if ack is not None:
+            ack.apply(replies, waits, replies.pop())
         return replies
 
     async def _send_to_node(self, node: Any, group: list[_Pending]) -> list[Any]:
@@ -251,6 +281,14 @@ class AutoPipeline:
         command = batching.command
         return await execute_on_node(
             node, [command(pending.script.sha, pending.keys, pending.args) for pending in group])
+
+
+def _read_bound(socket_timeout: float | None, ack: Acknowledgement | None) -> float | None:
+    """How long a batch's replies may take: the socket timeout, plus the wait's own
+    timeout when the batch ends with one (the wait answers only at its timeout)."""
+    if socket_timeout is None or ack is None:
+        return socket_timeout
+    return socket_timeout + ack.timeout
 
 
 def _fail(future: asyncio.Future[Any], error: BaseException) -> None:

@@ -13,6 +13,8 @@ from luminora_redis.core.context import Context
 from luminora_redis.core.errors import ConfigurationError, InvalidSettings
 from luminora_redis.core.scripts import Call, Op, script_sources
 from luminora_redis.core.settings import DEFAULT_BUCKETS, StoreSettings
+from luminora_redis.io.acknowledge import acknowledgement
+from luminora_redis.io.sentinel_url import is_sentinel_url
 
 __all__ = ["LAYOUT_VERSION", "StoreBase", "check_flag", "check_layout_version", "claim_layout",
            "client_from_url", "store_settings"]
@@ -73,12 +75,20 @@ def check_flag(value: object, what: str) -> bool:
     return value
 
 
-def client_from_url(make: Callable[..., T], url: object, **options: Any) -> T:
-    """``make(url, **options)``, a redis-py ``from_url``; a URL it cannot use (not a string,
-    an unknown scheme, a bad port) raises InvalidSettings instead of redis-py's error."""
+def client_from_url(make: Callable[..., T], url: object, *,
+                    sentinel: Callable[..., T] | None = None, **options: Any) -> T:
+    """``make(url, **options)``, a redis-py ``from_url``, or ``sentinel(url, **options)``
+    for a ``redis+sentinel://`` URL (see ``sentinel_url``; None: refused, as for a
+    cluster); a URL it cannot use (not a string, an unknown scheme, a bad port) raises
+    InvalidSettings instead of redis-py's error."""
     if not isinstance(url, str):
         raise InvalidSettings(f"url must be a string such as 'redis://localhost:6379/0', "
                               f"not {type(url).__name__}")
+    if is_sentinel_url(url):
+        if sentinel is None:
+            raise InvalidSettings("a redis+sentinel:// URL names a primary watched by Sentinel, "
+                                  "not a Redis Cluster: drop cluster=True (or --cluster)")
+        return sentinel(url, **options)
     try:
         return make(url, **options)
     except ValueError as error:
@@ -112,6 +122,7 @@ class StoreBase:
         self._ctx: Context | None = None
         self._owns_client = False
         self._cluster = hasattr(client, "get_node_from_key")  # both shells' cluster clients
+        self._ack = acknowledgement(settings, script_sources(), cluster=self._cluster)
 
     def _check_client(self, client: object) -> None:
         """Refuse a client this shell cannot send through (the other shell's kind, or not

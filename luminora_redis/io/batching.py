@@ -20,6 +20,8 @@ these rules, each pinned by a test:
   whether running one again is safe. redis-py's ``Pipeline`` would retry the whole
   write instead. On a cluster such a failure may mean a node is gone
   (`connection_lost`): the client maps its slots again.
+- **A primary turned replica** answers ``READONLY`` (`demoted`): the connection
+  is dropped so that the next one reaches the new primary.
 - **What is raised**: after every reply of the batch has been read, its first
   error (`first_error`); the operation sees its step fail.
 - **A single call** is an EVALSHA of the known sha; on NOSCRIPT it goes through
@@ -33,9 +35,16 @@ import enum
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from redis.exceptions import AskError, MovedError, NoScriptError, ResponseError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    MovedError,
+    NoScriptError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
+)
 
-__all__ = ["SCRIPT_LOADS", "Resend", "after_error", "command", "connection_lost",
+__all__ = ["SCRIPT_LOADS", "Resend", "after_error", "command", "connection_lost", "demoted",
            "first_error", "merge", "split", "unanswered"]
 
 T = TypeVar("T")
@@ -75,6 +84,14 @@ def connection_lost(error: BaseException) -> bool:
     answering with an error): the calls may or may not have run, and the connection,
     perhaps the node, is gone."""
     return not isinstance(error, ResponseError)
+
+
+def demoted(replies: Iterable[Any]) -> bool:
+    """Whether a reply says the server became a replica (``READONLY``): a failover
+    demoted the primary this connection reached, and the connection must go, so that
+    the next one reaches the new primary (a ``master_for`` client asks the sentinels
+    on connect)."""
+    return any(isinstance(reply, ReadOnlyError) for reply in replies)
 
 
 def unanswered(replies: list[Any], count: int, error: BaseException) -> list[Any]:

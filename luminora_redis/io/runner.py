@@ -9,7 +9,9 @@ the client's ``execute_command`` (``Script.__call__`` copies the arguments and
 imports on every call: a measurable share of a chat turn), or, with
 ``autopipeline``, joins the calls other tasks issue in the same event-loop
 tick. This is the hot path of a chat turn: nothing is built or checked per
-call beyond the EVALSHA itself.
+call beyond the EVALSHA itself. Under ``acknowledge="replicas"`` or ``"aof"`` a
+write goes out through the pipeline with its wait (``acknowledge``), alone or in
+a batch.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from redis.exceptions import NoScriptError
 
 from luminora_redis.core.errors import server_refusal
 from luminora_redis.core.scripts import Call, Op
+from luminora_redis.io.acknowledge import Acknowledgement
 from luminora_redis.io.autopipeline import AutoPipeline
 from luminora_redis.io.batching import SCRIPT_LOADS, first_error
 
@@ -36,11 +39,13 @@ class AsyncRunner:
     """Runs operation steps on one asyncio redis-py client (single server or cluster)."""
 
     def __init__(self, client: Redis | RedisCluster, scripts: Mapping[str, AsyncScript], *,
-                 autopipeline: bool = True, prefix: str | None = None) -> None:
+                 autopipeline: bool = True, prefix: str | None = None,
+                 ack: Acknowledgement | None = None) -> None:
         self.client: Any = client  # either kind: both have execute_command and script_load
         self.scripts = scripts
-        self.pipeline = AutoPipeline(client)
+        self.pipeline = AutoPipeline(client, ack)
         self.autopipeline = autopipeline
+        self.ack = ack
         self._execute = client.execute_command
         self._prefix = prefix  # names the key rule of a MissingPermission
 
@@ -48,6 +53,12 @@ class AsyncRunner:
         """Run one script call; its reply."""
         script = self.scripts[call.script]
         keys, args = call.keys, call.args
+        ack = self.ack
+        if ack is not None and ack.writes(call.script):
+            # A write and its wait go out as one pipelined write (see ``acknowledge``).
+            if self.autopipeline and self.pipeline.busy:
+                return await self.pipeline.call(script, keys, args, waits=True)
+            return await self.pipeline.call_now(script, keys, args)
         if self.autopipeline:
             pipeline = self.pipeline
             if pipeline.busy:
@@ -68,8 +79,10 @@ class AsyncRunner:
     async def batch(self, calls: Sequence[Call]) -> list[Any]:
         """Run several calls in one write per node; their replies, in order."""
         scripts = self.scripts
+        ack = self.ack
         replies = await self.pipeline.call_many(
-            [(scripts[call.script], call.keys, call.args) for call in calls])
+            [(scripts[call.script], call.keys, call.args) for call in calls],
+            waits=[ack is not None and ack.writes(call.script) for call in calls])
         error = first_error(replies)
         if error is not None:
             raise error

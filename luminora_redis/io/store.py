@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ResponseError
 
 from luminora_redis.core.context import Context
 from luminora_redis.core.context_messages import ContextMessage
@@ -42,10 +43,12 @@ from luminora_redis.core.models import (
 )
 from luminora_redis.core.scripts import Op
 from luminora_redis.core.settings import StoreSettings
+from luminora_redis.io.acknowledge import aof_refusal
 from luminora_redis.io.base import StoreBase, check_flag, claim_layout, client_from_url, store_settings
 from luminora_redis.io.packing import use_hiredis_packing
 from luminora_redis.io.redis_internals import startup_nodes
 from luminora_redis.io.runner import AsyncRunner
+from luminora_redis.io.sentinel_url import async_master, sentinel_clients
 from luminora_redis.io.server_checks import findings_for, policies_async, warn_findings
 from luminora_redis.ops import (
     archive,
@@ -71,6 +74,8 @@ async def close_client(client: aioredis.Redis | RedisCluster) -> None:
     ``RedisCluster`` marks itself for re-initialisation, and ``aclose()`` then returns
     without closing anything: every node is disconnected here as well."""
     await client.aclose()
+    for sentinel in sentinel_clients(client):
+        await sentinel.aclose()
     if isinstance(client, RedisCluster):
         nodes = [*client.get_nodes(), *startup_nodes(client).values()]
         await asyncio.gather(*(node.disconnect() for node in nodes))
@@ -97,7 +102,7 @@ class SessionStore(StoreBase):
         super().__init__(client, settings, **overrides)
         self._lock: asyncio.Lock | None = None
         self._runner = AsyncRunner(client, self._scripts, autopipeline=autopipeline,
-                                   prefix=self.settings.prefix)
+                                   prefix=self.settings.prefix, ack=self._ack)
 
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, settings: StoreSettings | None = None,
@@ -114,7 +119,7 @@ class SessionStore(StoreBase):
         check_flag(autopipeline, "autopipeline")
         client: aioredis.Redis | RedisCluster = (
             client_from_url(RedisCluster.from_url, url) if cluster else client_from_url(
-                aioredis.Redis.from_url, url,
+                aioredis.Redis.from_url, url, sentinel=async_master,
                 retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=1.0), 3)))
         if not cluster:
             use_hiredis_packing(client)  # type: ignore[arg-type]
@@ -147,6 +152,11 @@ class SessionStore(StoreBase):
                 self._lock = asyncio.Lock()
             async with self._lock:
                 if self._ctx is None:
+                    if self._ack is not None and self._ack.mode == "aof":
+                        try:
+                            await self._client.execute_command("WAITAOF", 1, 0, 1)
+                        except ResponseError as error:
+                            raise aof_refusal(error) from error
                     ctx = await self._runner.drive(claim_layout(self._settings, self._cluster))
                     warn_findings(await self.check_server())
                     self._ctx = ctx

@@ -23,6 +23,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from luminora_redis.core.errors import server_refusal
 from luminora_redis.core.scripts import Call, Op
 from luminora_redis.io import batching
+from luminora_redis.io.acknowledge import Acknowledgement
 from luminora_redis.io.batching import Resend
 from luminora_redis.io.redis_internals import node_pool
 
@@ -35,18 +36,21 @@ class SyncRunner:
     """Runs operation steps on one blocking redis-py client (single server or cluster)."""
 
     def __init__(self, client: Redis | RedisCluster, scripts: Mapping[str, Script], *,
-                 prefix: str | None = None) -> None:
+                 prefix: str | None = None, ack: Acknowledgement | None = None) -> None:
         self.client: Any = client  # either kind: both have execute_command
         self.scripts = scripts
+        self.ack = ack
         self._cluster = isinstance(client, RedisCluster)
         self._execute: Callable[..., Any] = client.execute_command
         self._prefix = prefix  # names the key rule of a MissingPermission
 
     def call(self, call: Call) -> Any:
         """Run one script call (one EVALSHA of the ``Script``'s sha, as ``AsyncRunner``
-        does); its reply."""
+        does); its reply. A write under ``acknowledge`` goes out with its wait."""
         script = self.scripts[call.script]
         keys, args = call.keys, call.args
+        if self.ack is not None and self.ack.writes(call.script):
+            return self._acknowledged(call)
         try:
             return self._execute("EVALSHA", script.sha, len(keys), *keys, *args)
         except NoScriptError:
@@ -73,6 +77,20 @@ class SyncRunner:
             raise error
         return replies
 
+    def _acknowledged(self, call: Call) -> Any:
+        """One write and its wait in one pipelined write; its reply. On NOSCRIPT the
+        script is loaded and the pair sent again, up to ``SCRIPT_LOADS`` times."""
+        pool = self.client.connection_pool
+        for attempt in range(batching.SCRIPT_LOADS + 1):
+            reply = self._pipeline(pool, [call])[0]
+            if not isinstance(reply, NoScriptError) or attempt == batching.SCRIPT_LOADS:
+                break
+            script = self.scripts[call.script]
+            script.sha = self.client.script_load(script.script)
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
+
     def _pool_of(self, call: Call) -> Any:
         return node_pool(self.client, call.keys[0]) if self._cluster else self.client.connection_pool
 
@@ -89,23 +107,36 @@ class SyncRunner:
         connection = pool.get_connection()
         replies: list[Any] = []
         scripts, command = self.scripts, batching.command
+        commands = [command(scripts[call.script].sha, call.keys, call.args) for call in calls]
+        ack = self.ack
+        waits = [ack is not None and ack.writes(call.script) for call in calls]
+        if ack is not None and any(waits):
+            commands.append(ack.command)
+        else:
+            ack = None
+        # The wait answers only at its timeout: the read may take that much longer.
+        bound = {} if ack is None or connection.socket_timeout is None else {
+            "timeout": connection.socket_timeout + ack.timeout}
         try:
-            connection.send_packed_command(connection.pack_commands(
-                [command(scripts[call.script].sha, call.keys, call.args) for call in calls]))
-            for _ in calls:
+            connection.send_packed_command(connection.pack_commands(commands))
+            for _ in commands:
                 try:
-                    replies.append(connection.read_response())
+                    replies.append(connection.read_response(**bound))
                 except ResponseError as error:
                     replies.append(error)
+            if batching.demoted(replies) or (ack is not None and ack.fell_short(replies[-1])):
+                connection.disconnect()
         except Exception as error:
             # Replies may still be on the wire: this connection cannot be reused.
             connection.disconnect()
-            batching.unanswered(replies, len(calls), error)
+            batching.unanswered(replies, len(commands), error)
         except BaseException:
             connection.disconnect()
             raise
         finally:
             pool.release(connection)
+        if ack is not None:
+            ack.apply(replies, waits, replies.pop())
         return replies
 
     def drive(self, op: Op[T]) -> T:
@@ -121,3 +152,4 @@ class SyncRunner:
                     step = op.send(reply)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
+

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import RedisCluster
+from redis.exceptions import ResponseError
 from redis.retry import Retry
 
 from luminora_redis.core.context import Context
@@ -40,8 +41,10 @@ from luminora_redis.core.models import (
 )
 from luminora_redis.core.scripts import Op
 from luminora_redis.core.settings import StoreSettings
+from luminora_redis.io.acknowledge import aof_refusal
 from luminora_redis.io.base import StoreBase, check_flag, claim_layout, client_from_url, store_settings
 from luminora_redis.io.redis_internals import startup_nodes
+from luminora_redis.io.sentinel_url import sentinel_clients, sync_master
 from luminora_redis.io.server_checks import findings_for, policies_blocking, warn_findings
 from luminora_redis.io.store import SessionStore
 from luminora_redis.io.sync_runner import SyncRunner
@@ -69,6 +72,8 @@ def close_client(client: redis.Redis | RedisCluster) -> None:
     node's client but not the node's connection pool, so its sockets stay open until
     the garbage collector finds them (an unclosed-socket ``ResourceWarning``)."""
     client.close()
+    for sentinel in sentinel_clients(client):
+        sentinel.close()
     if isinstance(client, RedisCluster):
         cluster: Any = client  # redis-py leaves the blocking RedisCluster.get_nodes untyped
         nodes = [*cluster.get_nodes(), *startup_nodes(cluster).values()]
@@ -94,7 +99,8 @@ class SyncSessionStore(StoreBase):
                  settings: StoreSettings | None = None, **overrides: Any) -> None:
         super().__init__(client, settings, **overrides)
         self._lock = threading.Lock()
-        self._runner = SyncRunner(client, self._scripts, prefix=self.settings.prefix)
+        self._runner = SyncRunner(client, self._scripts, prefix=self.settings.prefix,
+                                  ack=self._ack)
 
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, settings: StoreSettings | None = None,
@@ -106,7 +112,7 @@ class SyncSessionStore(StoreBase):
         check_flag(cluster, "cluster")
         client: redis.Redis | RedisCluster = (
             client_from_url(RedisCluster.from_url, url) if cluster else client_from_url(
-                redis.Redis.from_url, url,
+                redis.Redis.from_url, url, sentinel=sync_master,
                 retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=1.0), 3)))
         store = cls(client, settings)
         store._owns_client = True
@@ -128,6 +134,11 @@ class SyncSessionStore(StoreBase):
     def context(self) -> Context:
         with self._lock:
             if self._ctx is None:
+                if self._ack is not None and self._ack.mode == "aof":
+                    try:
+                        self._client.execute_command("WAITAOF", 1, 0, 1)
+                    except ResponseError as error:
+                        raise aof_refusal(error) from error
                 ctx = self._runner.drive(claim_layout(self._settings, self._cluster))
                 warn_findings(self.check_server())
                 self._ctx = ctx

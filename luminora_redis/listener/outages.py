@@ -6,7 +6,8 @@ while it cannot serve (``OOM``, ``BUSY``, ``LOADING``, ``READONLY``,
 ``MASTERDOWN``, ``NOSCRIPT``, ``TRYAGAIN``, ``CLUSTERDOWN``, ``MISCONF``,
 ``NOREPLICAS``, ``NOPERM``, …; a refusal of the ACL, a script's command
 included, arrives as a ``MissingPermission`` naming the rule to grant, and its
-WARNING says so). `is_outage` tells the two apart. A loop that
+WARNING says so), and a write the replicas did not acknowledge
+(``NotAcknowledged``). `is_outage` tells the two apart. A loop that
 runs for the life of a listener meets an outage through an `Outage`: it backs
 off with jitter, counts every failed attempt, logs one WARNING when the outage
 starts and one when it ends, and tells the listener, which shows it in
@@ -34,7 +35,7 @@ from typing import Any, TypeVar
 from redis import exceptions as redis_errors
 from redis.backoff import EqualJitterBackoff
 
-from luminora_redis.core.errors import LuminoraRedisError
+from luminora_redis.core.errors import LuminoraRedisError, NotAcknowledged
 from luminora_redis.core.scripts import Op
 from luminora_redis.io.redis_internals import closed_under
 from luminora_redis.io.store import SessionStore
@@ -69,8 +70,10 @@ _REFUSAL_CLASSES = (redis_errors.OutOfMemoryError, redis_errors.ReadOnlyError,
 def is_outage(error: BaseException) -> bool:
     """Whether ``error`` says Redis cannot serve for now (a connection lost, a refusal),
     as opposed to a failure of the request itself. A library error raised for a
-    refusal (its ``__cause__``) counts as the refusal."""
-    if isinstance(error, UNAVAILABLE + _REFUSAL_CLASSES):
+    refusal (its ``__cause__``) counts as the refusal; so does ``NotAcknowledged``
+    (too few replicas, or a disk too slow, for the store's ``acknowledge``: the work
+    is done again once they are back, and archiving is idempotent)."""
+    if isinstance(error, UNAVAILABLE + _REFUSAL_CLASSES + (NotAcknowledged,)):
         return True
     if isinstance(error, redis_errors.ResponseError):
         return str(error).split(" ", 1)[0] in REFUSALS

@@ -20,6 +20,10 @@ local ``redis-server`` and ``redis-cli`` (it is never started in Docker).
 only TLS, with a throwaway CA made at start (needs ``cryptography`` and a
 ``redis-server`` built with TLS; skipped with the reason otherwise), and
 ``luminora_redis_tls_url`` its verifying ``rediss://`` URL, flushed per test.
+``luminora_redis_sentinel`` (session) is Redis Sentinel (a primary, a replica
+and three sentinels, `LocalSentinel`), ``luminora_sentinel_url`` its
+``redis+sentinel://`` URL, the primary flushed per test; it needs a local
+``redis-server`` too.
 
 A suite that must not skip (in CI, say) overrides the
 ``luminora_redis_unavailable`` fixture with one that calls ``pytest.fail``.
@@ -38,6 +42,7 @@ from luminora_redis.io.store import SessionStore
 from luminora_redis.io.sync_store import SyncSessionStore
 from luminora_redis.testing.cluster import LocalCluster
 from luminora_redis.testing.local import StartStop, find_redis_server
+from luminora_redis.testing.sentinel import LocalSentinel
 from luminora_redis.testing.server import RedisServer
 from luminora_redis.testing.tls import tls_problem
 
@@ -235,6 +240,32 @@ def luminora_cluster_url(luminora_redis_cluster: LocalCluster) -> str:
     """The cluster's URL, every primary flushed before this test."""
     luminora_redis_cluster.flushall()
     return luminora_redis_cluster.url
+
+
+@pytest.fixture(scope="session")
+def luminora_redis_sentinel(luminora_redis_unavailable: Callable[[str], NoReturn],
+                            ) -> Iterator[LocalSentinel]:
+    """Redis Sentinel for the whole session: a primary, a replica and three sentinels of
+    local redis-server processes (fast failover settings)."""
+    if find_redis_server() is None:
+        luminora_redis_unavailable("the Sentinel fixtures need a local redis-server, and none "
+                                   "is installed")
+    with LocalSentinel() as sentinel:
+        yield sentinel
+
+
+@pytest.fixture
+def luminora_sentinel_url(luminora_redis_sentinel: LocalSentinel) -> str:
+    """The ``redis+sentinel://`` URL of the session's Sentinel deployment, once it has
+    settled (after a failover, the old primary replicates again) and its primary is
+    flushed, the flush replicated."""
+    sentinel = luminora_redis_sentinel
+    primary = sentinel.primary
+    sentinel.wait_settled(primary)
+    with primary.client() as client:
+        client.flushall()
+        client.wait(1, round(sentinel.timeout * 1000))
+    return sentinel.url
 
 
 try:

@@ -326,12 +326,16 @@ class RedisServer(StartStop):
         name = self._config.get("cluster-config-file", "nodes.conf").strip('"')
         return self.directory / name
 
+    def _launch_args(self, executable: str, conf: Path) -> list[str]:
+        """The command line that starts this process (a sentinel adds ``--sentinel``)."""
+        return [executable, str(conf)]
+
     def _spawn(self, executable: str, conf: Path) -> None:
         with open(self.log_path, "ab") as log:
             # The child gets its own copy of the log descriptor; early errors
             # (bad config) go to stderr before Redis opens its logfile.
             self._proc = subprocess.Popen(
-                [executable, str(conf)],
+                self._launch_args(executable, conf),
                 cwd=self.directory,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
