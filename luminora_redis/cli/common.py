@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.text import Text
 
 from luminora_redis.core.errors import ConfigurationError, InvalidInput, InvalidSettings
+from luminora_redis.core.server import without_hello
 from luminora_redis.core.settings import StoreSettings
 from luminora_redis.io.sync_store import SyncSessionStore
 
@@ -124,6 +125,9 @@ class LuminoraGroup(click.Group):
         except ConfigurationError as error:
             raise Failure(str(error), PROBLEM) from None
         except ResponseError as error:
+            unsupported = without_hello(error)  # any command's first connection: Redis < 6
+            if unsupported is not None:
+                raise Failure(str(unsupported), PROBLEM) from None
             raise Failure(f"Redis refused a command: {error}", PROBLEM) from None
         except RedisError as error:
             raise Failure(f"Redis failed: {error}", PROBLEM) from None

@@ -47,6 +47,7 @@ from luminora_redis.io.packing import use_hiredis_packing
 from luminora_redis.io.redis_internals import startup_nodes
 from luminora_redis.io.runner import AsyncRunner
 from luminora_redis.io.server_checks import findings_for, policies_async, warn_findings
+from luminora_redis.io.server_identity import identity_async
 from luminora_redis.ops import (
     archive,
     archive_reads,
@@ -146,6 +147,7 @@ class SessionStore(StoreBase):
                 self._lock = asyncio.Lock()
             async with self._lock:
                 if self._ctx is None:
+                    self._use_identity(await identity_async(self._client))
                     ctx = await self._runner.drive(claim_layout(self._settings, self._cluster))
                     warn_findings(await self.check_server())
                     self._ctx = ctx

@@ -43,6 +43,7 @@ from luminora_redis.core.settings import StoreSettings
 from luminora_redis.io.base import StoreBase, check_flag, claim_layout, client_from_url, store_settings
 from luminora_redis.io.redis_internals import startup_nodes
 from luminora_redis.io.server_checks import findings_for, policies_blocking, warn_findings
+from luminora_redis.io.server_identity import identity_blocking
 from luminora_redis.io.store import SessionStore
 from luminora_redis.io.sync_runner import SyncRunner
 from luminora_redis.ops import (
@@ -128,6 +129,7 @@ class SyncSessionStore(StoreBase):
     def context(self) -> Context:
         with self._lock:
             if self._ctx is None:
+                self._use_identity(identity_blocking(self._client))
                 ctx = self._runner.drive(claim_layout(self._settings, self._cluster))
                 warn_findings(self.check_server())
                 self._ctx = ctx

@@ -297,7 +297,7 @@ class RedisServer(StartStop):
         proc = self._proc
         assert proc is not None
         deadline = time.monotonic() + self.startup_timeout
-        probe = fast_client(self.host, self.port)
+        probe = fast_client(self.host, self.port, protocol=2)  # even a server too old for us
         try:
             while True:
                 code = proc.poll()
