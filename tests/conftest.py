@@ -94,11 +94,40 @@ def server_ms(raw: redis.Redis) -> int:
     return int(seconds * 1000 + micros // 1000)
 
 
+#: PEXPIRETIME where the server lacks it (Redis 6.2): the absolute deadline as PTTL plus
+#: the server's clock, read between two TIME calls of the same millisecond, so the sum is
+#: exact (PTTL subtracts the real time too). -1 and -2 as PEXPIRETIME replies them.
+_PEXPIRETIME_62 = """
+for _ = 1, 100 do
+  local before = redis.call('TIME')
+  local ttl = redis.call('PTTL', KEYS[1])
+  local after = redis.call('TIME')
+  if ttl < 0 then return ttl end
+  local ms = before[1] * 1000 + math.floor(before[2] / 1000)
+  if ms == after[1] * 1000 + math.floor(after[2] / 1000) then return ms + ttl end
+end
+return redis.error_reply('PEXPIRETIME fallback: no two TIME calls in one millisecond')
+"""
+_native_pexpiretime = [True]
+
+
+def pexpiretime(raw: Any, key: str | bytes) -> int:
+    """``raw.pexpiretime(key)``, also on a server without PEXPIRETIME (Redis 6.2)."""
+    if _native_pexpiretime[0]:
+        try:
+            return int(raw.pexpiretime(key))
+        except redis.ResponseError as error:
+            if "unknown command" not in str(error).lower():
+                raise
+            _native_pexpiretime[0] = False
+    return int(raw.eval(_PEXPIRETIME_62, 1, key))
+
+
 def snapshot(raw: redis.Redis) -> dict[bytes, tuple[Any, int]]:
     """Every key with its content and absolute expiry: any write changes it. Hashes are
     compared by their fields, since a hash table's serialized order is not its content."""
     return {key: (sorted(raw.hgetall(key).items()) if raw.type(key) == b"hash" else raw.dump(key),
-                  raw.pexpiretime(key)) for key in raw.scan_iter(count=1000)}
+                  pexpiretime(raw, key)) for key in raw.scan_iter(count=1000)}
 
 
 #: The default layout of a fresh store (prefix ``lr``, 1024 buckets), for looking at keys.
