@@ -22,8 +22,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import re
+import subprocess
 import time
 from collections.abc import Callable, Iterator
+from functools import cache
 from typing import Any, NoReturn
 
 import pytest
@@ -213,6 +216,38 @@ def private_server() -> Iterator[RedisServer]:
 
 def flush_cluster(cluster: LocalCluster) -> None:
     cluster.flushall()
+
+
+@cache
+def binary_version() -> tuple[int, ...] | None:
+    """The Redis version of the binary the fixtures start (``LUMINORA_REDIS_SERVER`` or
+    the one on PATH), from its ``--version``; Valkey counts as the Redis it forked, 7.2.
+    None when there is none, or it does not say."""
+    path = find_redis_server()
+    if path is None:
+        return None
+    try:
+        text = subprocess.run([path, "--version"], capture_output=True, text=True,
+                              timeout=30, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if text.startswith("Valkey"):
+        return (7, 2)
+    found = re.search(r"v=(\d+)\.(\d+)", text)
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``@pytest.mark.requires_redis((7, 0), "why")``: skip, saying why, on an older
+    server binary (Redis 6.2 has no script flags, PEXPIRETIME, CLIENT NO-EVICT, ...)."""
+    marker = item.get_closest_marker("requires_redis")
+    if marker is None:
+        return
+    needed, why = marker.args
+    found = binary_version()
+    if found is not None and found < needed:
+        pytest.skip(f"needs Redis {'.'.join(map(str, needed))}+ ({why}); the server is "
+                    f"{'.'.join(map(str, found))}")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -25,9 +25,15 @@ from redis.asyncio.cluster import RedisCluster as AsyncCluster
 from redis.cluster import RedisCluster
 from redis.exceptions import NoPermissionError, ResponseError
 
-from luminora_redis.core.server import ServerIdentity, parse_identity, without_hello
+from luminora_redis.core.server import (
+    ServerIdentity,
+    check_supported,
+    parse_identity,
+    script_sources_for,
+    without_hello,
+)
 
-__all__ = ["identity_async", "identity_blocking"]
+__all__ = ["identity_async", "identity_blocking", "scripts_blocking"]
 
 logger = logging.getLogger("luminora_redis.server_identity")
 
@@ -74,3 +80,14 @@ def identity_blocking(client: Any) -> ServerIdentity | None:
     except ResponseError as error:
         _unknown(error)
     return None
+
+
+def scripts_blocking(client: Any) -> dict[str, Any]:
+    """Every script registered on a blocking client as its server is sent them, for a
+    runner outside a store (``migration``); UnsupportedServer on too old a server."""
+    identity = identity_blocking(client)
+    if identity is not None:
+        check_supported(identity)
+    flags = identity is None or identity.script_flags
+    return {name: client.register_script(source)
+            for name, source in script_sources_for(flags).items()}
