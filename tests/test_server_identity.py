@@ -134,6 +134,11 @@ def test_scripts_without_flags_keep_their_body_and_line_numbers() -> None:
 # -- on the suite's server ---------------------------------------------------------------
 
 
+def _source(script: Any) -> str:
+    """A registered redis-py ``Script``'s source text."""
+    return script.script.decode() if isinstance(script.script, bytes) else str(script.script)
+
+
 def _server_identity(client: redis.Redis) -> tuple[str, str]:
     """Name and version as the test reads them, apart from the library's parser."""
     info = client.info("server")
@@ -152,9 +157,8 @@ def test_each_store_reads_the_identity_once_and_sends_scripts_the_server_loads(
         assert [item.content for item in turn] == ["hola", "¡hola!"]
         identity = blocking._identity
         assert identity is not None and str(identity) == f"{name} {version}"
-        sources = {script.script.decode() if isinstance(script.script, bytes) else script.script
-                   for script in blocking._scripts.values()}
-        assert all(source.startswith(SHEBANG) is identity.script_flags for source in sources)
+        assert all(_source(script).startswith(SHEBANG) is identity.script_flags
+                   for script in blocking._scripts.values())
         # Once per store: the first use set it, later calls do not read INFO again.
         blocking._identity = None
         blocking.touch(sid)
@@ -296,3 +300,13 @@ def test_check_says_the_server_is_too_old(old_redis: OldRedis) -> None:
                                        f"redis://127.0.0.1:{old_redis.port}/0"])
     assert result.exit_code != 0
     assert "does not know HELLO" in result.output and "Redis 6.2 or later" in result.output
+
+
+def test_every_store_reads_its_servers_identity_on_both_topologies(store: Any) -> None:
+    """Both shells, on the single server and on the cluster (its primaries, the oldest)."""
+    sid = store.create_session("carlos", "alicia")
+    assert store.chat_turn(sid, [("user", "hola")], last=5)[0].content == "hola"
+    identity = store._identity
+    assert identity is not None and identity.supported
+    assert {_source(script).startswith(SHEBANG) for script in store._scripts.values()} == {
+        identity.script_flags}
