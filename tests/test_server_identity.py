@@ -15,6 +15,7 @@ import logging
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,7 +37,8 @@ from luminora_redis.core.server import (
     script_sources_for,
     without_hello,
 )
-from luminora_redis.testing import RedisServer
+from luminora_redis.testing import RedisServer, find_redis_server
+from luminora_redis.testing.local import RedisServerError, find_executable
 
 REDIS_INFO = """# Server\r
 redis_version:7.0.15\r
@@ -310,3 +312,21 @@ def test_every_store_reads_its_servers_identity_on_both_topologies(store: Any) -
     assert identity is not None and identity.supported
     assert {_source(script).startswith(SHEBANG) for script in store._scripts.values()} == {
         identity.script_flags}
+
+
+# -- LUMINORA_REDIS_SERVER ----------------------------------------------------------------------
+
+
+def test_the_server_variable_names_the_binary_as_given(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    """A link keeps its name (Debian's redis-server is a link to redis-check-rdb, which
+    acts by the name it is started under); a path that is no executable is an error."""
+    monkeypatch.delenv("LUMINORA_REDIS_SERVER", raising=False)
+    assert find_redis_server() == find_executable("redis-server")  # PATH, then system dirs
+    link = tmp_path / "my-server"
+    link.symlink_to("/bin/true")
+    monkeypatch.setenv("LUMINORA_REDIS_SERVER", str(link))
+    assert find_redis_server() == str(link)
+    monkeypatch.setenv("LUMINORA_REDIS_SERVER", str(tmp_path / "missing"))
+    with pytest.raises(RedisServerError, match="LUMINORA_REDIS_SERVER=.*not an executable"):
+        find_redis_server()

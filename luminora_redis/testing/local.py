@@ -63,7 +63,9 @@ def find_redis_server() -> str | None:
         path = Path(chosen).expanduser()
         if not (path.is_file() and os.access(path, os.X_OK)):
             raise RedisServerError(f"{SERVER_VARIABLE}={chosen!r} is not an executable file")
-        return str(path.resolve())
+        # Not resolved: Debian's redis-server is a link to redis-check-rdb, which picks
+        # its role by the name it was started under.
+        return str(path.absolute())
     return find_executable("redis-server")
 
 
