@@ -138,7 +138,8 @@ class SessionStore(StoreBase):
 
     async def context(self) -> Context:
         """The key layout and settings every operation takes, agreed with Redis on first
-        use (one round trip: the prefix's bucket count and layout version), then cached.
+        use (the server's identity, checked against the supported minimum; then one round
+        trip: the prefix's bucket count and layout version), then cached.
 
         Part of the extension API: an operation of ``luminora_redis.ops`` is called with
         this context first, e.g. ``ctx.keys.user("carlos")`` names a user's keys."""
