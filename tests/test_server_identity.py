@@ -33,10 +33,12 @@ from luminora_redis.cli import main
 from luminora_redis.core.scripts import SHEBANG, script_sources
 from luminora_redis.core.server import (
     check_supported,
+    parse_hello,
     parse_identity,
     script_sources_for,
     without_hello,
 )
+from luminora_redis.io.server_identity import identity_blocking
 from luminora_redis.testing import RedisServer, find_redis_server
 from luminora_redis.testing.local import RedisServerError, find_executable
 
@@ -82,6 +84,15 @@ def test_redis_py_parsed_info_is_read_too() -> None:
     assert parse_identity({"redis_version": "7.2.4", "server_name": "valkey",
                            "valkey_version": "7.2.5"}).version == (7, 2, 5)
     assert parse_identity({"redis_version": "8.0.0-rc1"}).version == (8, 0, 0)
+
+
+def test_hello_names_the_server_over_resp3_and_resp2() -> None:
+    assert parse_hello({b"server": b"valkey", b"version": b"8.1.8", b"proto": 3}) == (
+        ServerIdentity("valkey", (8, 1, 8)))
+    assert parse_hello([b"server", b"redis", b"version", b"6.2.14", b"proto", 2]) == (
+        ServerIdentity("redis", (6, 2, 14)))
+    with pytest.raises(ValueError, match="names no version"):
+        parse_hello({b"server": b"redis"})
 
 
 def test_info_without_a_version_is_an_error() -> None:
@@ -176,29 +187,61 @@ def test_each_store_reads_the_identity_once_and_sends_scripts_the_server_loads(
     assert asyncio.run(asyncio_store()) == identity
 
 
-def test_info_refused_skips_the_check_and_lets_the_scripts_speak(
-        redis_server: RedisServer, redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("protocol", [3, 2])
+def test_a_user_without_info_is_identified_by_hello(
+        redis_server: RedisServer, redis_url: str, protocol: int) -> None:
+    """What a least-privilege user has (no INFO, no @connection beyond what redis-py
+    sends): the store still knows the server, so Redis 6.2 gets its scripts as it takes
+    them, and the store works."""
     admin = redis_server.client()
-    admin.execute_command("ACL", "SETUSER", "noinfo", "on", ">secret", "~*", "&*", "+@all",
-                          "-info")
-    url = redis_url.replace("redis://", "redis://noinfo:secret@")
-    flags = parse_identity(admin.info("server")).script_flags
+    admin.execute_command("ACL", "SETUSER", "noinfo", "on", ">secret", "~*", "&*", "-@all",
+                          "+@read", "+@write", "+@scripting", "+time", "+ping")
+    url = redis_url.replace("redis://", "redis://noinfo:secret@") + f"?protocol={protocol}"
+    expected = parse_identity(admin.info("server"))
     try:
-        caplog.set_level(logging.INFO, logger="luminora_redis.server_identity")
+        with redis.Redis.from_url(url) as probe, pytest.raises(redis.exceptions.NoPermissionError):
+            probe.info("server")
         with SyncSessionStore.from_url(url) as store:
-            if flags:
-                sid = store.create_session("carlos", "alicia")
-                assert store.get_session(sid) is not None
-            else:  # Redis 6.2: the scripts go with their flags, and its own error says so
-                with pytest.raises(redis.ResponseError, match="Error compiling script"):
-                    store.create_session("carlos", "alicia")
-            assert store._identity is None
-        lines = [record for record in caplog.records
-                 if record.name == "luminora_redis.server_identity"]
-        assert len(lines) == 1 and "refused INFO" in lines[0].getMessage()
+            sid = store.create_session("carlos", "alicia")
+            assert store.chat_turn(sid, [("user", "hola")], last=5)[0].content == "hola"
+            assert store._identity == expected
     finally:
         admin.execute_command("ACL", "DELUSER", "noinfo")
         admin.close()
+
+
+class Refusing:
+    """A blocking client whose INFO and HELLO fail with the given errors."""
+
+    def __init__(self, info: Exception, hello: Exception) -> None:
+        self.errors = {"INFO": info, "HELLO": hello}
+
+    def info(self, section: str) -> Any:
+        raise self.errors["INFO"]
+
+    def execute_command(self, *args: Any) -> Any:
+        raise self.errors[args[0]]
+
+
+def test_info_and_hello_refused_skip_the_check_with_one_line(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="luminora_redis.server_identity")
+    denied = redis.exceptions.NoPermissionError("this user has no permissions to run 'info'")
+    assert identity_blocking(Refusing(denied, denied)) is None
+    assert identity_blocking(Refusing(redis.ResponseError("ERR unknown command 'INFO'"),
+                                      denied)) is None
+    lines = [record.getMessage() for record in caplog.records
+             if record.name == "luminora_redis.server_identity"]
+    assert len(lines) == 2 and all("refused INFO server" in line for line in lines)
+    # Any other error is Redis failing, not a refusal: it is raised, never swallowed.
+    busy = redis.exceptions.BusyLoadingError("Redis is loading the dataset in memory")
+    with pytest.raises(redis.exceptions.BusyLoadingError):
+        identity_blocking(Refusing(busy, denied))
+    with pytest.raises(redis.exceptions.BusyLoadingError):
+        identity_blocking(Refusing(denied, busy))
+    with pytest.raises(UnsupportedServer):
+        identity_blocking(Refusing(redis.ResponseError(
+            "unknown command `HELLO`, with args beginning with: "), denied))
 
 
 def test_check_shows_the_real_name_and_version(redis_url: str) -> None:

@@ -69,7 +69,7 @@ def _node_name(node: Any) -> str:
 def _version(node: Any, where: str) -> Finding:
     identity = identity_blocking(node)
     if identity is None:
-        return Finding(f"version{where}", UNKNOWN, "the server refused INFO",
+        return Finding(f"version{where}", UNKNOWN, "the server refused INFO and HELLO",
                        "grant +info to the user to have the version checked")
     if not identity.supported:
         return Finding(f"version{where}", PROBLEM_STATUS, str(identity),

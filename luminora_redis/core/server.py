@@ -5,7 +5,9 @@ scripts are sent there.
 reports ``server_name:valkey`` and ``valkey_version`` as well, while its
 ``redis_version`` stays at 7.2.4 for clients that compare versions, so the
 real version is the one under the server's own name. `parse_identity` reads
-either, from redis-py's parsed dict or from the raw text.
+either, from redis-py's parsed dict or from the raw text. ``HELLO`` names
+both too (`parse_hello`), and any user may send it: it is how a user without
+``+info`` is identified.
 
 The supported minimum is Redis 6.2 (Valkey: 7.2, its first release). On an
 older server the store refuses to start with `UnsupportedServer`, which says
@@ -26,7 +28,7 @@ so a script may have done part of its writes when it is refused. A
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -34,7 +36,8 @@ from luminora_redis.core.errors import UnsupportedServer
 from luminora_redis.core.scripts import SHEBANG, script_sources
 
 __all__ = ["MINIMUM_REDIS", "MINIMUM_VALKEY", "SCRIPT_FLAGS_SINCE", "ServerIdentity",
-           "check_supported", "parse_identity", "script_sources_for", "without_hello"]
+           "check_supported", "parse_hello", "parse_identity", "script_sources_for",
+           "without_hello"]
 
 #: The oldest Redis this library supports (its scripts and commands are tested there).
 MINIMUM_REDIS = (6, 2)
@@ -103,6 +106,18 @@ def parse_identity(info: Mapping[object, object] | str | bytes) -> ServerIdentit
     found = _VERSION.match((text or "").strip())
     if found is None:
         raise ValueError(f"INFO server names no version of {name} (redis_version: {text!r})")
+    return ServerIdentity(name, tuple(int(part) for part in found.group().split(".")))
+
+
+def parse_hello(reply: Mapping[object, object] | Sequence[object]) -> ServerIdentity:
+    """The identity in a ``HELLO`` reply (``server``, ``version``): a map over RESP3, a flat
+    list of names and values over RESP2. A ValueError when it names no version."""
+    items = reply.items() if isinstance(reply, Mapping) else zip(reply[::2], reply[1::2])
+    fields = {_text(key): value for key, value in items}
+    name = _text(fields.get("server", "redis")).strip().lower() or "redis"
+    found = _VERSION.match(_text(fields.get("version", "")).strip())
+    if found is None:
+        raise ValueError(f"HELLO names no version of {name}")
     return ServerIdentity(name, tuple(int(part) for part in found.group().split(".")))
 
 

@@ -1,7 +1,7 @@
 """Reading the server's identity (``INFO server``) through either kind of client.
 
 A store asks once, at first use, before its first script runs (see
-``StoreBase.use_identity``): the answer decides whether the server is
+``StoreBase._use_identity``): the answer decides whether the server is
 supported and how the scripts are sent (``core.server``). On a cluster every
 primary is asked and the oldest one counts. Nothing here is on the hot path.
 
@@ -10,9 +10,10 @@ Two refusals are told apart:
 - a server that does not know ``HELLO``, which redis-py sends first on every
   connection to speak RESP3: older than Redis 6.0, so `UnsupportedServer`;
 - a server that refuses ``INFO`` (a restricted ACL user without ``+info``, or
-  the command renamed away): the check is skipped with one INFO log line and
-  the scripts are sent as written; an old server then shows itself through
-  its own script errors.
+  the command renamed away): the identity is asked of ``HELLO`` instead, which
+  every user may send; should that be refused too, the check is skipped with
+  one INFO log line and the scripts are sent as written, and an old server
+  shows itself through its own script errors.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from redis.exceptions import NoPermissionError, ResponseError
 from luminora_redis.core.server import (
     ServerIdentity,
     check_supported,
+    parse_hello,
     parse_identity,
     script_sources_for,
     without_hello,
@@ -38,47 +40,62 @@ __all__ = ["identity_async", "identity_blocking", "scripts_blocking"]
 logger = logging.getLogger("luminora_redis.server_identity")
 
 
-def _oldest(replies: Iterable[Any]) -> ServerIdentity:
-    return min((parse_identity(reply) for reply in replies), key=lambda found: found.version)
+def _oldest(found: Iterable[ServerIdentity]) -> ServerIdentity:
+    return min(found, key=lambda identity: identity.version)
 
 
-def _unknown(error: ResponseError) -> None:
-    """Re-raise ``error`` unless it is a refusal of ``INFO`` (then log that the check is
-    skipped); a refused ``HELLO`` becomes UnsupportedServer."""
+def _refusal(error: ResponseError) -> ResponseError:
+    """``error`` when it is a refusal (no permission, or an unknown command: renamed away),
+    else re-raised; a refused ``HELLO`` (a server older than Redis 6.0) is UnsupportedServer."""
     unsupported = without_hello(error)
     if unsupported is not None:
         raise unsupported from error
-    text = str(error).lower()
-    if not isinstance(error, NoPermissionError) and "unknown command" not in text:
+    if not isinstance(error, NoPermissionError) and "unknown command" not in str(error).lower():
         raise error
-    logger.info("the server refused INFO server (%s): its version is not checked and the "
-                "scripts are sent with their flags; grant +info to have it checked", error)
+    return error
+
+
+def _skipped(info: ResponseError, hello: ResponseError) -> None:
+    logger.info("the server refused INFO server (%s) and HELLO (%s): its version is not "
+                "checked and the scripts are sent with their flags; grant +info to have it "
+                "checked", info, hello)
 
 
 async def identity_async(client: Any) -> ServerIdentity | None:
     """The identity of the server behind an asyncio client (a cluster: its oldest primary),
-    or None when INFO is refused. Raises UnsupportedServer when HELLO is refused."""
+    or None when INFO and HELLO are refused. UnsupportedServer when HELLO is unknown."""
+    targets: list[dict[str, Any]] = [{}]
     try:
         if isinstance(client, AsyncCluster):
             await client.initialize()
-            return _oldest([await client.info("server", target_nodes=node)
-                            for node in client.get_primaries()])
-        return _oldest([await client.info("server")])
+            targets = [{"target_nodes": node} for node in client.get_primaries()]
+        return _oldest([parse_identity(await client.info("server", **target))
+                        for target in targets])
     except ResponseError as error:
-        _unknown(error)
+        refused = _refusal(error)
+    try:
+        return _oldest([parse_hello(await client.execute_command("HELLO", **target))
+                        for target in targets])
+    except ResponseError as error:
+        _skipped(refused, _refusal(error))
     return None
 
 
 def identity_blocking(client: Any) -> ServerIdentity | None:
     """The blocking twin of `identity_async`."""
+    targets: list[dict[str, Any]] = [{}]
     try:
         if isinstance(client, RedisCluster):
             cluster: Any = client  # redis-py leaves the blocking cluster's methods untyped
-            return _oldest([cluster.info("server", target_nodes=node)
-                            for node in cluster.get_primaries()])
-        return _oldest([client.info("server")])
+            targets = [{"target_nodes": node} for node in cluster.get_primaries()]
+        return _oldest([parse_identity(client.info("server", **target)) for target in targets])
     except ResponseError as error:
-        _unknown(error)
+        refused = _refusal(error)
+    try:
+        return _oldest([parse_hello(client.execute_command("HELLO", **target))
+                        for target in targets])
+    except ResponseError as error:
+        _skipped(refused, _refusal(error))
     return None
 
 
