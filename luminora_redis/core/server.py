@@ -50,7 +50,7 @@ _VERSION = re.compile(r"\d+(?:\.\d+)*")
 _NEEDED = "Redis 6.2 or later, or Valkey 7.2 or later"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class ServerIdentity:
     """A server's name (``"redis"``, ``"valkey"``, ...) and version, e.g. ``(8, 1, 8)``."""
 

@@ -134,7 +134,8 @@ class StoreBase:
     def _use_identity(self, identity: ServerIdentity | None) -> None:
         """At first use, before any script runs: refuse a server older than supported
         (UnsupportedServer), and register the scripts without their flags on one that
-        does not read them (Redis 6.2). ``None``: INFO was refused, nothing changes.
+        does not read them (Redis 6.2). ``None``: INFO and HELLO were refused, nothing
+        changes.
         The runner holds ``_scripts`` itself, so it sends the new ones from now on."""
         self._identity = identity
         if identity is None:
