@@ -22,6 +22,7 @@ from luminora_redis.core.errors import (
     SessionExpired,
     SessionNotFound,
     UnexpectedReply,
+    UnsupportedServer,
 )
 from luminora_redis.core.models import (
     Affinity,
@@ -47,6 +48,7 @@ from luminora_redis.core.models import (
     SessionView,
     UserSummary,
 )
+from luminora_redis.core.server import ServerIdentity
 from luminora_redis.core.settings import SessionConfig, StoreSettings
 from luminora_redis.io.store import SessionStore
 from luminora_redis.io.sync_store import SyncSessionStore
@@ -91,12 +93,14 @@ __all__ = [
     "SessionStore",
     "Sentiment",
     "ServerFinding",
+    "ServerIdentity",
     "ServerRefused",
     "Session",
     "SessionView",
     "StoreSettings",
     "SyncSessionStore",
     "UnexpectedReply",
+    "UnsupportedServer",
     "UserSummary",
     "unreadable_records_total",
 ]

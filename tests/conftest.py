@@ -22,8 +22,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import re
+import subprocess
 import time
 from collections.abc import Callable, Iterator
+from functools import cache
 from typing import Any, NoReturn
 
 import pytest
@@ -94,11 +97,40 @@ def server_ms(raw: redis.Redis) -> int:
     return int(seconds * 1000 + micros // 1000)
 
 
+#: PEXPIRETIME where the server lacks it (Redis 6.2): the absolute deadline as PTTL plus
+#: the server's clock, read between two TIME calls of the same millisecond, so the sum is
+#: exact (PTTL subtracts the real time too). -1 and -2 as PEXPIRETIME replies them.
+_PEXPIRETIME_62 = """
+for _ = 1, 100 do
+  local before = redis.call('TIME')
+  local ttl = redis.call('PTTL', KEYS[1])
+  local after = redis.call('TIME')
+  if ttl < 0 then return ttl end
+  local ms = before[1] * 1000 + math.floor(before[2] / 1000)
+  if ms == after[1] * 1000 + math.floor(after[2] / 1000) then return ms + ttl end
+end
+return redis.error_reply('PEXPIRETIME fallback: no two TIME calls in one millisecond')
+"""
+_native_pexpiretime = [True]
+
+
+def pexpiretime(raw: Any, key: str | bytes) -> int:
+    """``raw.pexpiretime(key)``, also on a server without PEXPIRETIME (Redis 6.2)."""
+    if _native_pexpiretime[0]:
+        try:
+            return int(raw.pexpiretime(key))
+        except redis.ResponseError as error:
+            if "unknown command" not in str(error).lower():
+                raise
+            _native_pexpiretime[0] = False
+    return int(raw.eval(_PEXPIRETIME_62, 1, key))
+
+
 def snapshot(raw: redis.Redis) -> dict[bytes, tuple[Any, int]]:
     """Every key with its content and absolute expiry: any write changes it. Hashes are
     compared by their fields, since a hash table's serialized order is not its content."""
     return {key: (sorted(raw.hgetall(key).items()) if raw.type(key) == b"hash" else raw.dump(key),
-                  raw.pexpiretime(key)) for key in raw.scan_iter(count=1000)}
+                  pexpiretime(raw, key)) for key in raw.scan_iter(count=1000)}
 
 
 #: The default layout of a fresh store (prefix ``lr``, 1024 buckets), for looking at keys.
@@ -184,6 +216,38 @@ def private_server() -> Iterator[RedisServer]:
 
 def flush_cluster(cluster: LocalCluster) -> None:
     cluster.flushall()
+
+
+@cache
+def binary_version() -> tuple[int, ...] | None:
+    """The Redis version of the binary the fixtures start (``LUMINORA_REDIS_SERVER`` or
+    the one on PATH), from its ``--version``; Valkey counts as the Redis it forked, 7.2.
+    None when there is none, or it does not say."""
+    path = find_redis_server()
+    if path is None:
+        return None
+    try:
+        text = subprocess.run([path, "--version"], capture_output=True, text=True,
+                              timeout=30, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if text.startswith("Valkey"):
+        return (7, 2)
+    found = re.search(r"v=(\d+)\.(\d+)", text)
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``@pytest.mark.requires_redis((7, 0), "why")``: skip, saying why, on an older
+    server binary (Redis 6.2 has no script flags, PEXPIRETIME, CLIENT NO-EVICT, ...)."""
+    marker = item.get_closest_marker("requires_redis")
+    if marker is None:
+        return
+    needed, why = marker.args
+    found = binary_version()
+    if found is not None and found < needed:
+        pytest.skip(f"needs Redis {'.'.join(map(str, needed))}+ ({why}); the server is "
+                    f"{'.'.join(map(str, found))}")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

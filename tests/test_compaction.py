@@ -13,7 +13,8 @@ import pytest
 from luminora_redis import SessionStore
 from luminora_redis.core import codec, frames
 from luminora_redis.core.errors import ReplyCode
-from luminora_redis.core.scripts import Call, script_sources
+from luminora_redis.core.scripts import Call
+from luminora_redis.io.server_identity import scripts_blocking
 from luminora_redis.io.sync_runner import SyncRunner
 from luminora_redis.listener.expiry_listener import ExpiryListener
 from luminora_redis.migration.layout import upgrade_layout
@@ -114,8 +115,7 @@ def test_compact_archives_compresses_what_was_archived_uncompressed(
 
 
 def _runner(raw: Any) -> SyncRunner:
-    return SyncRunner(raw, {name: raw.register_script(source)
-                            for name, source in script_sources().items()})
+    return SyncRunner(raw, scripts_blocking(raw))
 
 
 def test_a_compaction_racing_a_change_writes_nothing(make_store: Callable[..., Any],

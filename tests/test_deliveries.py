@@ -258,8 +258,10 @@ def test_trimming_that_fails_after_the_commit_does_not_raise(
     sids = [store.create_session("carlos", "alicia", {"ttl": 60}) for _ in range(3)]
     # Without deliveries: with them, retention waits for the sink (tested above).
     retained = type(inner)(inner.client, archive_retention=1, deliveries=False)
-    retained._scripts["trim_archive"] = flaky
     run = store.loop.run_until_complete if hasattr(store, "loop") else (lambda value: value)
+    run(retained.context())  # first use registers the scripts the server takes: then swap
+    trim = retained._scripts["trim_archive"]
+    retained._scripts["trim_archive"] = flaky
     with caplog.at_level(logging.WARNING, logger="luminora_redis.archive"):
         assert run(retained.end_session(sids[0])) is True
         assert run(retained.end_session(sids[1])) is True  # two archives: one too many

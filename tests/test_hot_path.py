@@ -11,7 +11,7 @@ import redis
 
 from luminora_redis import ArchiveReason, ContextMessage, Message, Role, SessionExpired
 
-from conftest import server_ms, session_keys
+from conftest import pexpiretime, server_ms, session_keys
 
 LONG = {"ttl": 60, "max_idle": 30}
 
@@ -28,7 +28,7 @@ def test_a_turn_leaves_the_deadline_index_alone_and_keeps_the_activity_in_meta(
     assert raw.zscore(keys.deadlines, session_id) == first  # a lower bound now
     last = int(raw.hget(keys.meta, "last"))
     assert last > first - 30_000
-    assert raw.pexpiretime(keys.session) == last + 30_000
+    assert pexpiretime(raw, keys.session) == last + 30_000
     assert store.get_session(session_id).last_activity.timestamp() * 1000 == last
 
 
@@ -63,7 +63,7 @@ def test_a_session_written_by_an_older_version_is_read_and_moved_on_its_next_tur
     assert int(raw.hget(keys.meta, "idle")) == 30_000
     last = int(raw.hget(keys.meta, "last"))
     assert last >= old_last + 5
-    assert raw.pexpiretime(keys.session) == last + 30_000
+    assert pexpiretime(raw, keys.session) == last + 30_000
 
 
 def test_an_older_session_that_never_turned_again_is_archived_at_its_index_score(

@@ -25,6 +25,9 @@ from luminora_redis.testing import RedisServer, find_redis_server
 from conftest import open_store, redis_unavailable, require_redis_server, snapshot, wait_until
 from test_api import READS, commands, split_script
 
+pytestmark = pytest.mark.requires_redis(
+    (7, 0), "script flags, and so the refusal before a script runs over maxmemory")
+
 
 def redis8_binary() -> str:
     try:

@@ -108,6 +108,7 @@ async def _two(store: SessionStore) -> bool:
 
 
 @pytest.mark.single_server
+@pytest.mark.requires_redis((7, 0), "CLIENT NO-EVICT")
 async def test_the_listener_pubsub_connection_is_not_evicted(
         async_stores: Callable[..., SessionStore], servers: list[RedisServer]) -> None:
     listener = ExpiryListener(async_stores())

@@ -24,7 +24,7 @@ from luminora_redis import (
     SyncSessionStore,
 )
 
-from conftest import KEYS, server_ms, session_keys, snapshot, wait_until
+from conftest import KEYS, pexpiretime, server_ms, session_keys, snapshot, wait_until
 
 LONG = {"ttl": 60, "max_idle": 30}
 
@@ -104,7 +104,7 @@ def test_without_config_a_session_lives_an_hour_with_half_an_hour_idle(store: An
     session = store.get_session(session_id)
     assert (session.ttl, session.max_idle) == (3600, 1800)
     assert session.expires_at - session.created_at == timedelta(hours=1)
-    deadline = raw.pexpiretime(session_keys(session_id).session)
+    deadline = pexpiretime(raw, session_keys(session_id).session)
     assert deadline == to_ms(session.created_at) + 1_800_000
 
 
@@ -120,7 +120,7 @@ def test_the_session_hash_expires_at_the_effective_deadline(store: Any, raw: red
     session_id = store.create_session("carlos", "alicia", LONG)
     store.append_message(session_id, "user", "hola")
     session = store.get_session(session_id)
-    assert raw.pexpiretime(session_keys(session_id).session) == to_ms(session.effective_expires_at)
+    assert pexpiretime(raw, session_keys(session_id).session) == to_ms(session.effective_expires_at)
     assert session.effective_expires_at == min(
         session.last_activity + timedelta(seconds=30), session.expires_at)
 
@@ -133,7 +133,7 @@ def test_when_max_idle_exceeds_ttl_the_absolute_deadline_binds(store: Any,
     assert store.touch(session_id)
     session = store.get_session(session_id)
     assert session.effective_expires_at == session.expires_at
-    assert raw.pexpiretime(key) == to_ms(session.expires_at)
+    assert pexpiretime(raw, key) == to_ms(session.expires_at)
 
 
 def test_the_idle_deadline_never_passes_the_absolute_one(store: Any, raw: redis.Redis) -> None:
@@ -143,7 +143,7 @@ def test_the_idle_deadline_never_passes_the_absolute_one(store: Any, raw: redis.
     assert store.touch(session_id)
     session = store.get_session(session_id)
     assert session.effective_expires_at == session.expires_at
-    assert raw.pexpiretime(session_keys(session_id).session) == created + 10_000
+    assert pexpiretime(raw, session_keys(session_id).session) == created + 10_000
 
 
 ACTIVITY = {
@@ -165,7 +165,7 @@ def test_activity_slides_the_idle_deadline(store: Any, raw: redis.Redis, activit
     later = store.get_session(session_id)
     assert later.last_activity > first.last_activity
     assert later.effective_expires_at == later.last_activity + timedelta(seconds=30)
-    assert raw.pexpiretime(key) == to_ms(later.effective_expires_at)
+    assert pexpiretime(raw, key) == to_ms(later.effective_expires_at)
     assert later.expires_at == first.expires_at
 
 
@@ -184,10 +184,10 @@ def test_reading_the_session_or_its_mood_does_not_slide_the_deadline(
     session_id = store.create_session("carlos", "alicia", LONG)
     key = session_keys(session_id).session
     first = store.get_session(session_id)
-    deadline = raw.pexpiretime(key)
+    deadline = pexpiretime(raw, key)
     wait_for_server_clock_past(raw, to_ms(first.last_activity) + 5)
     PEEKS[peek](store, session_id)
-    assert raw.pexpiretime(key) == deadline
+    assert pexpiretime(raw, key) == deadline
     assert store.get_session(session_id).last_activity == first.last_activity
 
 

@@ -20,7 +20,7 @@ from luminora_redis.listener.expiry_listener import SWEEP, ExpiryListener
 from luminora_redis.ops import archive, scans
 from luminora_redis.ops.scans import scan_due
 
-from conftest import session_keys, until, wait_until
+from conftest import pexpiretime, session_keys, until, wait_until
 from listener_support import MIN_TTL, archived_sessions, create_sessions, open_async_stores, running
 
 async_stores = pytest.fixture(open_async_stores)
@@ -64,7 +64,7 @@ async def test_a_session_is_due_exactly_when_redis_says_it_expired(
     store = async_stores()
     sid = await store.create_session("carlos", "alicia", {"ttl": 0.2})
     session_key = f"lr:{{b{sid[:4]}}}:s:{sid}"
-    deadline = raw.pexpiretime(session_key)
+    deadline = pexpiretime(raw, session_key)
     bucket = int(sid[:4], 16)
     while True:
         scan = await store.run(scan_due, [bucket], False, 100)
@@ -137,21 +137,21 @@ def test_a_live_session_whose_index_score_passed_is_raised_never_listed_or_archi
     keys = session_keys(sid)
     index = keys.deadlines if auto else keys.manual
     first = raw.zscore(index, sid)
-    assert first == raw.pexpiretime(keys.session)
+    assert first == pexpiretime(raw, keys.session)
     wait_until(lambda: store.chat_turn(sid, [("user", "hola")]) is not None
-               and raw.pexpiretime(keys.session) > first)
+               and pexpiretime(raw, keys.session) > first)
     assert raw.zscore(index, sid) == first, "the hot path does not re-index"
     raw.zadd(index, {sid: 1}, xx=True)  # long past: as if its first deadline had passed
     assert store.get_expired_sessions() == []
-    assert raw.zscore(index, sid) == raw.pexpiretime(keys.session) > first
+    assert raw.zscore(index, sid) == pexpiretime(raw, keys.session) > first
     raw.zadd(index, {sid: 1}, xx=True)
     listed = store.list_sessions()
     assert [(e.session_id, e.expired) for e in listed] == [(sid, False)]
-    assert to_ms(listed[0].deadline) == raw.pexpiretime(keys.session)
+    assert to_ms(listed[0].deadline) == pexpiretime(raw, keys.session)
     assert store.cleanup_expired_sessions() == 0
     raw.zadd(index, {sid: 1}, xx=True)
     assert store.cleanup_expired_sessions(100) == 0
-    assert raw.zscore(index, sid) == raw.pexpiretime(keys.session)
+    assert raw.zscore(index, sid) == pexpiretime(raw, keys.session)
     assert store.get_archived_conversations("carlos") == []
     assert store.get_session(sid) is not None
 
@@ -163,7 +163,7 @@ def test_a_due_entry_of_a_live_session_is_not_found_again_by_the_next_sweep(
     raw.zadd(keys.deadlines, {sid: 1}, xx=True)
     assert store.run(scan_due, [bucket], False, 100).session_ids == [sid]
     assert store.run(archive.archive_session, sid, "expire") is None
-    assert raw.zscore(keys.deadlines, sid) == raw.pexpiretime(keys.session)
+    assert raw.zscore(keys.deadlines, sid) == pexpiretime(raw, keys.session)
     assert store.run(scan_due, [bucket], False, 100).session_ids == []
     assert store.run(scan_due, None, False, 100).session_ids == []
 
@@ -185,7 +185,7 @@ def test_the_archive_script_raises_a_live_sessions_entry_itself(store: Any, raw:
     for mode in ("expire", "cleanup"):
         raw.zadd(keys.deadlines, {sid: 1}, xx=True)
         assert store.run(archive_directly, mode) == [ReplyCode.ALIVE]
-        assert raw.zscore(keys.deadlines, sid) == raw.pexpiretime(keys.session)
+        assert raw.zscore(keys.deadlines, sid) == pexpiretime(raw, keys.session)
     assert raw.zscore(keys.manual, sid) is None, "the other index is left alone"
 
 

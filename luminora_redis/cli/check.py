@@ -1,10 +1,11 @@
 """``luminora-redis check``: is this Redis ready for luminora-redis, and is archiving running?
 
-It verifies, on every primary: the Redis version (6.2 or later: the scripts
-use LMOVE), the ``notify-keyspace-events`` flags the listener's fast path
-needs (``Ex``), ``maxmemory-policy`` (an eviction policy that can drop user
-data is reported by the store's server checks), this prefix's layout (bucket
-count and version), the permissions the listener needs (CONFIG GET and SET
+It verifies, on every primary: the server's name and version (Redis 6.2 or
+later, Valkey 7.2 or later; Valkey's own version, not its Redis one), the
+``notify-keyspace-events`` flags the listener's fast path needs (``Ex``),
+``maxmemory-policy`` (an eviction policy that can drop user data is reported
+by the store's server checks), this prefix's layout (bucket count and
+version), the permissions the listener needs (CONFIG GET and SET
 of the flags, SUBSCRIBE to the expired-event channel, EVALSHA), asked with
 ``ACL DRYRUN`` on Redis 7 or tried where DRYRUN is missing; that the server
 persists its data at all (AOF or RDB save points: user memory has no TTL and
@@ -65,22 +66,24 @@ from luminora_redis.cli.common import (
     primaries,
 )
 from luminora_redis.core.models import FindingCode
+from luminora_redis.io.server_identity import identity_blocking
 from luminora_redis.io.sync_store import SyncSessionStore
 
 __all__ = ["check", "run_checks"]
 
-MINIMUM_VERSION = (6, 2)
 #: Seconds the oldest pending delivery may wait while listeners are alive.
 STALE_DELIVERY = 300.0
 
 
 def _version(node: Any, where: str) -> Finding:
-    text = str(node.info("server")["redis_version"])
-    version = tuple(int(part) for part in text.split(".")[:2])
-    if version < MINIMUM_VERSION:
-        return Finding(f"version{where}", PROBLEM_STATUS, f"Redis {text}",
-                       "upgrade to Redis 6.2 or later (the scripts use LMOVE)")
-    return Finding(f"version{where}", OK, f"Redis {text}")
+    identity = identity_blocking(node)
+    if identity is None:
+        return Finding(f"version{where}", UNKNOWN, "the server refused INFO and HELLO",
+                       "grant +info to the user to have the version checked")
+    if not identity.supported:
+        return Finding(f"version{where}", PROBLEM_STATUS, str(identity),
+                       "upgrade to Redis 6.2 or later, or Valkey 7.2 or later")
+    return Finding(f"version{where}", OK, str(identity))
 
 
 def _layout(client: Any, prefix: str) -> tuple[Finding, int | None]:

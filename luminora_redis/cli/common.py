@@ -39,6 +39,7 @@ from luminora_redis.core.errors import (
     MissingPermission,
     missing_permission,
 )
+from luminora_redis.core.server import without_hello
 from luminora_redis.core.settings import StoreSettings
 from luminora_redis.io.sentinel_url import is_sentinel_url, sentinel_clients, sync_master
 from luminora_redis.io.sync_store import SyncSessionStore
@@ -145,6 +146,9 @@ class LuminoraGroup(click.Group):
             refused = missing_permission(error)
             if refused is not None:
                 raise Failure(str(refused), PROBLEM) from None
+            unsupported = without_hello(error)  # any command's first connection: Redis < 6
+            if unsupported is not None:
+                raise Failure(str(unsupported), PROBLEM) from None
             raise Failure(f"Redis refused a command: {error}", PROBLEM) from None
         except RedisError as error:
             raise Failure(f"Redis failed: {error}", PROBLEM) from None

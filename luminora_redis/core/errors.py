@@ -34,6 +34,7 @@ __all__ = [
     "SessionExpired",
     "SessionNotFound",
     "UnexpectedReply",
+    "UnsupportedServer",
     "missing_permission",
     "raise_for_status",
     "server_refusal",
@@ -104,6 +105,18 @@ class InvalidSettings(ConfigurationError, ValueError):
         super().__init__(message)
         #: What is wrong, without the name of the settings object.
         self.reasons = message if reasons is None else reasons
+
+
+class UnsupportedServer(ConfigurationError):
+    """The server is older than luminora-redis supports (Redis 6.2, Valkey 7.2); the
+    message says what was found and what is needed."""
+
+    def __init__(self, message: str, *, found: str, needed: str) -> None:
+        super().__init__(message)
+        #: What the server is, e.g. ``"redis 5.0.6"``.
+        self.found = found
+        #: What luminora-redis needs.
+        self.needed = needed
 
 
 class SessionNotFound(LuminoraRedisError, LookupError):

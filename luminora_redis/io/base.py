@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
+from redis.exceptions import ResponseError
+
 from luminora_redis.core.context import Context
 from luminora_redis.core.errors import ConfigurationError, InvalidSettings
 from luminora_redis.core.scripts import Call, Op, script_sources
+from luminora_redis.core.server import ServerIdentity, check_supported, script_sources_for, without_hello
 from luminora_redis.core.settings import DEFAULT_BUCKETS, StoreSettings
 from luminora_redis.io.acknowledge import acknowledgement
 from luminora_redis.io.sentinel_url import is_sentinel_url
@@ -93,6 +96,11 @@ def client_from_url(make: Callable[..., T], url: object, *,
         return make(url, **options)
     except ValueError as error:
         raise InvalidSettings(f"url: {error}") from error
+    except ResponseError as error:  # a cluster client connects at once
+        unsupported = without_hello(error)
+        if unsupported is None:
+            raise
+        raise unsupported from error
 
 
 class StoreBase:
@@ -120,6 +128,7 @@ class StoreBase:
         self._scripts = {name: client.register_script(source)
                          for name, source in script_sources().items()}
         self._ctx: Context | None = None
+        self._identity: ServerIdentity | None = None
         self._owns_client = False
         self._cluster = hasattr(client, "get_node_from_key")  # both shells' cluster clients
         self._ack = acknowledgement(settings, script_sources(), cluster=self._cluster)
@@ -132,6 +141,20 @@ class StoreBase:
             raise ConfigurationError(
                 f"{type(self).__name__} needs {self._client_kinds}, not "
                 f"{kind.__module__}.{kind.__qualname__}; {self._client_hint}")
+
+    def _use_identity(self, identity: ServerIdentity | None) -> None:
+        """At first use, before any script runs: refuse a server older than supported
+        (UnsupportedServer), and register the scripts without their flags on one that
+        does not read them (Redis 6.2). ``None``: INFO and HELLO were refused, nothing
+        changes.
+        The runner holds ``_scripts`` itself, so it sends the new ones from now on."""
+        self._identity = identity
+        if identity is None:
+            return
+        check_supported(identity)
+        if not identity.script_flags:
+            self._scripts.update({name: self._client.register_script(source)
+                                  for name, source in script_sources_for(False).items()})
 
     @property
     def settings(self) -> StoreSettings:

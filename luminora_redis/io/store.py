@@ -50,6 +50,7 @@ from luminora_redis.io.redis_internals import startup_nodes
 from luminora_redis.io.runner import AsyncRunner
 from luminora_redis.io.sentinel_url import async_master, sentinel_clients
 from luminora_redis.io.server_checks import findings_for, policies_async, warn_findings
+from luminora_redis.io.server_identity import identity_async
 from luminora_redis.ops import (
     archive,
     archive_reads,
@@ -143,7 +144,8 @@ class SessionStore(StoreBase):
 
     async def context(self) -> Context:
         """The key layout and settings every operation takes, agreed with Redis on first
-        use (one round trip: the prefix's bucket count and layout version), then cached.
+        use (the server's identity, checked against the supported minimum; then one round
+        trip: the prefix's bucket count and layout version), then cached.
 
         Part of the extension API: an operation of ``luminora_redis.ops`` is called with
         this context first, e.g. ``ctx.keys.user("carlos")`` names a user's keys."""
@@ -152,6 +154,7 @@ class SessionStore(StoreBase):
                 self._lock = asyncio.Lock()
             async with self._lock:
                 if self._ctx is None:
+                    self._use_identity(await identity_async(self._client))
                     if self._ack is not None and self._ack.mode == "aof":
                         try:
                             await self._client.execute_command("WAITAOF", 1, 0, 1)

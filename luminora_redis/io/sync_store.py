@@ -46,6 +46,7 @@ from luminora_redis.io.base import StoreBase, check_flag, claim_layout, client_f
 from luminora_redis.io.redis_internals import startup_nodes
 from luminora_redis.io.sentinel_url import sentinel_clients, sync_master
 from luminora_redis.io.server_checks import findings_for, policies_blocking, warn_findings
+from luminora_redis.io.server_identity import identity_blocking
 from luminora_redis.io.store import SessionStore
 from luminora_redis.io.sync_runner import SyncRunner
 from luminora_redis.ops import (
@@ -134,6 +135,7 @@ class SyncSessionStore(StoreBase):
     def context(self) -> Context:
         with self._lock:
             if self._ctx is None:
+                self._use_identity(identity_blocking(self._client))
                 if self._ack is not None and self._ack.mode == "aof":
                     try:
                         self._client.execute_command("WAITAOF", 1, 0, 1)

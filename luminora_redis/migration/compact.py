@@ -15,8 +15,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from luminora_redis.core.context import Context
-from luminora_redis.core.scripts import script_sources
 from luminora_redis.core.settings import StoreSettings
+from luminora_redis.io.server_identity import scripts_blocking
 from luminora_redis.io.sync_runner import SyncRunner
 from luminora_redis.ops.compaction import compact_user
 
@@ -30,8 +30,7 @@ def compact_every_archive(client: Any, prefix: str) -> int:
     client, single server or cluster); how many units were compacted."""
     buckets = int(client.hget(f"{prefix}:layout", "buckets"))
     ctx = Context(StoreSettings(prefix=prefix), buckets)
-    runner = SyncRunner(client, {name: client.register_script(source)
-                                 for name, source in script_sources().items()})
+    runner = SyncRunner(client, scripts_blocking(client))
     compacted = 0
     for key in client.scan_iter(match=f"{prefix}:{{b*}}:u:*:archive", count=SCAN_COUNT):
         parts = key.decode().split(":")

@@ -146,7 +146,8 @@ class LocalCluster(StartStop):
             raise RedisServerError(
                 "redis-server not found on PATH or in " + ", ".join(SEARCH_DIRS) + "; install Redis"
             )
-        cli = find_executable("redis-cli", near=executable)
+        cli = find_executable("redis-cli", near=executable) or find_executable(
+            "valkey-cli", near=executable)
         if cli is None:
             raise RedisServerError("redis-cli not found; it is needed to create the cluster")
         deadline = time.monotonic() + self.timeout

@@ -36,6 +36,8 @@ CLUSTER_BUS_OFFSET = 10000  # Redis' default cluster bus port is port + 10000
 CLUSTER_SLOTS = 16384
 SEARCH_DIRS = ("/usr/sbin", "/usr/bin", "/usr/local/bin")
 ADDRESS_IN_USE = "Address already in use"
+#: The environment variable that names the server binary to run (`find_redis_server`).
+SERVER_VARIABLE = "LUMINORA_REDIS_SERVER"
 
 # Directives RedisServer owns: changing them would break readiness checks,
 # the log tail in errors, or the loopback-only promise.
@@ -49,10 +51,21 @@ class RedisServerError(RuntimeError):
 def find_redis_server() -> str | None:
     """Return the path of ``redis-server``, or None when it is not installed.
 
-    PATH comes first; the system directories are checked as well because
+    ``LUMINORA_REDIS_SERVER``, when set, names the binary to use (any server that
+    speaks the Redis protocol and takes a redis.conf, e.g. ``valkey-server``), and a
+    path that is not an executable file is an error rather than a silent fallback.
+    Else PATH comes first; the system directories are checked as well because
     ``/usr/sbin`` is often missing from a non-root user's PATH, where some
     distributions install it.
     """
+    chosen = os.environ.get(SERVER_VARIABLE, "").strip()
+    if chosen:
+        path = Path(chosen).expanduser()
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise RedisServerError(f"{SERVER_VARIABLE}={chosen!r} is not an executable file")
+        # Not resolved: Debian's redis-server is a link to redis-check-rdb, which picks
+        # its role by the name it was started under.
+        return str(path.absolute())
     return find_executable("redis-server")
 
 
@@ -150,16 +163,18 @@ def render_value(value: str) -> str:
     return '""' if value == "" else value
 
 
-def fast_client(host: str, port: int, **tls: Any) -> redis.Redis:
+def fast_client(host: str, port: int, protocol: int = 3, **tls: Any) -> redis.Redis:
     """A short-timeout client for readiness polls (``tls``: redis-py's ``ssl`` keywords
     for a server that speaks TLS).
 
     redis-py retries with exponential backoff by default, which would sleep far
-    longer than our polling interval; the probe fails fast instead.
+    longer than our polling interval; the probe fails fast instead. ``protocol=2``
+    makes a probe that answers on any server, HELLO (RESP3) being Redis 6.0+.
     """
     return redis.Redis(
         host=host,
         port=port,
+        protocol=protocol,
         socket_connect_timeout=0.25,
         socket_timeout=0.5,  # a stranger holding the port may never answer
         retry=Retry(NoBackoff(), 0),

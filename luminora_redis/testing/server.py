@@ -351,7 +351,8 @@ class RedisServer(StartStop):
         proc = self._proc
         assert proc is not None
         deadline = time.monotonic() + self.startup_timeout
-        probe = fast_client(self.host, self.port, **self._tls_options(probe=True))
+        # protocol=2: a probe that answers even on a server too old for us
+        probe = fast_client(self.host, self.port, protocol=2, **self._tls_options(probe=True))
         try:
             while True:
                 code = proc.poll()
