@@ -250,7 +250,7 @@ async def test_with_config_renamed_away_and_the_flags_preset_sessions_are_archiv
         # Sweeps far apart: only notifications can archive within the test.
         listener = ExpiryListener(store, sweep_interval=60, catch_up=False)
         try:
-            with caplog.at_level(logging.INFO):
+            with caplog.at_level(logging.INFO, logger="luminora_redis"):
                 async with running(listener):
                     # Sessions created before the first full sweep ends would be learnt by it.
                     await until(lambda: listener.sweeps >= 1)
@@ -272,7 +272,7 @@ async def test_with_config_renamed_away_and_no_flags_the_sweeper_archives(
         store = SessionStore.from_url(server.url)
         listener = ExpiryListener(store, sweep_interval=0.1)
         try:
-            with caplog.at_level(logging.INFO):
+            with caplog.at_level(logging.INFO, logger="luminora_redis"):
                 async with running(listener):
                     owners = await create_sessions(store, 4, 2, [0.05] * 4)
                     await until(lambda: listener.archived == len(owners), timeout=20)

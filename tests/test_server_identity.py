@@ -233,7 +233,8 @@ def test_info_and_hello_refused_skip_the_check_with_one_line(
                                       denied)) is None
     lines = [record.getMessage() for record in caplog.records
              if record.name == "luminora_redis.server_identity"]
-    assert len(lines) == 2 and all("refused INFO server" in line for line in lines)
+    assert len(lines) == 2 and all("refused HELLO" in line and "INFO server" in line
+                                   for line in lines)
     # Any other error is Redis failing, not a refusal: it is raised, never swallowed.
     busy = redis.exceptions.BusyLoadingError("Redis is loading the dataset in memory")
     with pytest.raises(redis.exceptions.BusyLoadingError):

@@ -78,7 +78,7 @@ STALE_DELIVERY = 300.0
 def _version(node: Any, where: str) -> Finding:
     identity = identity_blocking(node)
     if identity is None:
-        return Finding(f"version{where}", UNKNOWN, "the server refused INFO and HELLO",
+        return Finding(f"version{where}", UNKNOWN, "the server refused HELLO and INFO",
                        "grant +info to the user to have the version checked")
     if not identity.supported:
         return Finding(f"version{where}", PROBLEM_STATUS, str(identity),
@@ -109,7 +109,7 @@ def run_checks(client: Any, prefix: str) -> list[Finding]:
     nodes = primaries(client)
     for node in nodes:
         where = f" [{node_name(node)}]" if len(nodes) > 1 else ""
-        findings.append(readable(f"version{where}", "the server's version (INFO server)",
+        findings.append(readable(f"version{where}", "the server's version (HELLO, INFO server)",
                                  _version, node, where))
         flags, flags_ok = flags_finding(node, where, probe_key(client, node, prefix))
         findings.append(flags)

@@ -6,8 +6,8 @@ reports ``server_name:valkey`` and ``valkey_version`` as well, while its
 ``redis_version`` stays at 7.2.4 for clients that compare versions, so the
 real version is the one under the server's own name. `parse_identity` reads
 either, from redis-py's parsed dict or from the raw text. ``HELLO`` names
-both too (`parse_hello`), and any user may send it: it is how a user without
-``+info`` is identified.
+both too (`parse_hello`), and any user may send it, so it is asked first
+(``io.server_identity``).
 
 The supported minimum is Redis 6.2 (Valkey: 7.2, its first release). On an
 older server the store refuses to start with `UnsupportedServer`, which says

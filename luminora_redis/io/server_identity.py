@@ -1,4 +1,4 @@
-"""Reading the server's identity (``INFO server``) through either kind of client.
+"""Reading the server's identity (``HELLO``, else ``INFO server``) through either kind of client.
 
 A store asks once, at first use, before its first script runs (see
 ``StoreBase._use_identity``): the answer decides whether the server is
@@ -9,11 +9,16 @@ Two refusals are told apart:
 
 - a server that does not know ``HELLO``, which redis-py sends first on every
   connection to speak RESP3: older than Redis 6.0, so `UnsupportedServer`;
-- a server that refuses ``INFO`` (a restricted ACL user without ``+info``, or
-  the command renamed away): the identity is asked of ``HELLO`` instead, which
-  every user may send; should that be refused too, the check is skipped with
-  one INFO log line and the scripts are sent as written, and an old server
-  shows itself through its own script errors.
+- a server that refuses ``HELLO`` (renamed away; the ACL never refuses it):
+  the identity is asked of ``INFO server`` instead; should that be refused too
+  (a restricted ACL user without ``+info``), the check is skipped with one INFO
+  log line and the scripts are sent as written, and an old server shows itself
+  through its own script errors.
+
+``HELLO`` comes first because every user may send it: asking ``INFO`` first
+would leave a refusal in the ``ACL LOG`` of every least-privilege user at each
+store's first use. Valkey names itself there (``server``, ``version``) as it
+does in ``INFO``.
 """
 
 from __future__ import annotations
@@ -55,26 +60,38 @@ def _refusal(error: ResponseError) -> ResponseError:
     return error
 
 
-def _skipped(info: ResponseError, hello: ResponseError) -> None:
-    logger.info("the server refused INFO server (%s) and HELLO (%s): its version is not "
+def _hello_refused(error: ResponseError) -> ResponseError:
+    """``error`` when ``HELLO`` was refused or is unknown (INFO may still tell the version:
+    a server that lacks ``HELLO`` is judged once INFO is refused too), else re-raised."""
+    if without_hello(error) is None:
+        return _refusal(error)
+    return error
+
+
+def _skipped(hello: ResponseError, info: ResponseError) -> None:
+    unsupported = without_hello(hello)
+    if unsupported is not None:
+        raise unsupported from hello
+    logger.info("the server refused HELLO (%s) and INFO server (%s): its version is not "
                 "checked and the scripts are sent with their flags; grant +info to have it "
-                "checked", info, hello)
+                "checked", hello, info)
 
 
 async def identity_async(client: Any) -> ServerIdentity | None:
     """The identity of the server behind an asyncio client (a cluster: its oldest primary),
-    or None when INFO and HELLO are refused. UnsupportedServer when HELLO is unknown."""
+    or None when HELLO and INFO are refused. UnsupportedServer when HELLO is unknown and
+    INFO is refused (an unknown HELLO with INFO answering yields the old version)."""
     targets: list[dict[str, Any]] = [{}]
-    try:
-        if isinstance(client, AsyncCluster):
-            await client.initialize()
-            targets = [{"target_nodes": node} for node in client.get_primaries()]
-        return _oldest([parse_identity(await client.info("server", **target))
-                        for target in targets])
-    except ResponseError as error:
-        refused = _refusal(error)
+    if isinstance(client, AsyncCluster):
+        await client.initialize()
+        targets = [{"target_nodes": node} for node in client.get_primaries()]
     try:
         return _oldest([parse_hello(await client.execute_command("HELLO", **target))
+                        for target in targets])
+    except ResponseError as error:
+        refused = _hello_refused(error)
+    try:
+        return _oldest([parse_identity(await client.info("server", **target))
                         for target in targets])
     except ResponseError as error:
         _skipped(refused, _refusal(error))
@@ -84,16 +101,16 @@ async def identity_async(client: Any) -> ServerIdentity | None:
 def identity_blocking(client: Any) -> ServerIdentity | None:
     """The blocking twin of `identity_async`."""
     targets: list[dict[str, Any]] = [{}]
-    try:
-        if isinstance(client, RedisCluster):
-            cluster: Any = client  # redis-py leaves the blocking cluster's methods untyped
-            targets = [{"target_nodes": node} for node in cluster.get_primaries()]
-        return _oldest([parse_identity(client.info("server", **target)) for target in targets])
-    except ResponseError as error:
-        refused = _refusal(error)
+    if isinstance(client, RedisCluster):
+        cluster: Any = client  # redis-py leaves the blocking cluster's methods untyped
+        targets = [{"target_nodes": node} for node in cluster.get_primaries()]
     try:
         return _oldest([parse_hello(client.execute_command("HELLO", **target))
                         for target in targets])
+    except ResponseError as error:
+        refused = _hello_refused(error)
+    try:
+        return _oldest([parse_identity(client.info("server", **target)) for target in targets])
     except ResponseError as error:
         _skipped(refused, _refusal(error))
     return None
