@@ -20,16 +20,23 @@ which outlives the session hash, so that the archive knows the exact deadline
 min(last + idle, abs) the session expired at. The session hash itself is only
 read through PEXPIREAT, which tells whether it still lives.
 
-Idempotent per turn: a call that appends carries a random turn id, which the
-meta hash keeps (field tid) in the HSET that records the activity. When the
-connection breaks after a turn was written and before its reply arrived,
-redis-py resends the same EVALSHA; the resend finds its own turn id, appends
-nothing and writes nothing, and answers as the original did (deadline and
-timestamp from the stored last activity). Only the last turn id is kept: a
-resend follows its original at once, from the same caller, which awaits the
-reply before its next turn. (Were two callers to write one session at once, a
-turn of the other could fall between a send and its resend, and the resend would
-append again: a conversation has one writer at a time.)
+Idempotent per turn: a call that appends carries a turn id, which the meta hash
+keeps (field tid) in the HSET that records the activity. When the connection
+breaks after a turn was written and before its reply arrived, redis-py resends
+the same EVALSHA; the resend finds its own turn id, appends nothing, and
+answers as the original did: the turn's timestamp (read from the end of the
+history's last message, which the turn appended: a read that slid the deadline
+since has moved the field last), the deadline from the last activity, and the
+last N messages. It sets tid to the value it holds, which changes nothing but is
+replicated: a WAIT after a resend then also covers the original turn, which
+another connection may have written (a caller's retry after NotAcknowledged).
+Only the last turn id is kept: a resend follows its original at once, from the
+same caller, which awaits the reply before its next turn. (Were two callers to
+write one session at once, a turn of the other could fall between a send and its
+resend, and the resend would append again: a conversation has one writer at a
+time.) The turn id is random (decimal digits) per call, or the caller's own
+("c:" and the caller's id, passed again by the caller's retry of the turn), under
+the same rule: a retry after the session's next turn appends again.
 
 KEYS[1] session hash          lr:{b}:s:<sid>       (its expiry is the deadline)
 KEYS[2] session meta hash     lr:{b}:s:<sid>:m     abs, idle, last, tid, ovf
@@ -40,8 +47,8 @@ ARGV[2] messages to return: 0 none, N > 0 the last N (at most what the overflow 
         history hold), -P the first page of the overflow and history: at most P
         messages, from the overflow's head (a conversation's first page when it has
         no segments; read_history reads the rest)
-ARGV[3] turn id: random, one per call that appends (ignored, or absent, without
-        messages)
+ARGV[3] turn id: random digits, one per call that appends, or "c:" and the caller's
+        turn id (ignored, or absent, without messages)
 ARGV[4..] messages to append, each a msgpack array lacking its last element,
           the timestamp (ms), which this script appends
 Replies:
@@ -76,10 +83,14 @@ idle = tonumber(idle)
 local now, deadline
 local moved, overflowed = 0, m[5]
 if appending and m[3] == ARGV[3] then
-  -- A resend of the turn already stored: nothing to write.
+  -- A resend of the turn already stored: nothing to append.
   if redis.call('EXISTS', sessionKey) == 0 then return {-1} end
-  now = tonumber(m[4])
-  deadline = math.min(now + idle, absolute)
+  deadline = math.min(tonumber(m[4]) + idle, absolute)
+  -- The turn's timestamp ends its last message: cmsgpack packs any time after
+  -- 1970-02-19 in ms as a uint64, 9 bytes.
+  local newest = redis.call('LINDEX', historyKey, -1)
+  now = newest and cmsgpack.unpack(string.sub(newest, -9)) or tonumber(m[4])
+  redis.call('HSET', metaKey, 'tid', ARGV[3])
 else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

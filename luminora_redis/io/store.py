@@ -203,19 +203,22 @@ class SessionStore(StoreBase):
         return await self.run(sessions.is_session_expired, session_id)
 
     async def append_message(self, session_id: str, role: str, content: str,
-                             metadata: dict[str, Any] | None = None) -> Message:
+                             metadata: dict[str, Any] | None = None, *,
+                             turn_id: str | None = None) -> Message:
         """Append one message and slide the idle deadline; returns it as stored.
 
         Raises SessionExpired (nothing written) when the session has expired.
+        ``turn_id`` makes a retry safe, as for ``chat_turn``.
         """
         stored = await self.run(sessions.append_messages, session_id,
-                                 [(role, content, metadata)])
+                                 [(role, content, metadata)], turn_id)
         return stored[0]
 
-    async def append_messages(self, session_id: str,
-                              messages: Iterable[MessageLike]) -> list[Message]:
-        """Append several messages atomically and slide the idle deadline."""
-        return await self.run(sessions.append_messages, session_id, messages)
+    async def append_messages(self, session_id: str, messages: Iterable[MessageLike], *,
+                              turn_id: str | None = None) -> list[Message]:
+        """Append several messages atomically and slide the idle deadline; returns them as
+        stored. ``turn_id`` makes a retry safe, as for ``chat_turn``."""
+        return await self.run(sessions.append_messages, session_id, messages, turn_id)
 
     async def get_history(self, session_id: str, last: int | None = None) -> list[Message]:
         """The last ``last`` messages, oldest first; ``last=None``: the whole conversation
@@ -224,13 +227,25 @@ class SessionStore(StoreBase):
         return await self.run(sessions.get_history, session_id, last)
 
     async def chat_turn(self, session_id: str, messages: Iterable[MessageLike],
-                        last: int = 10) -> list[ContextMessage]:
+                        last: int = 10, *, turn_id: str | None = None) -> list[ContextMessage]:
         """The hot path, one round trip: append the turn's messages, slide the idle
         deadline and return the last ``last`` messages, oldest first, as light
         ``ContextMessage`` objects (``to_message()`` gives the pydantic ``Message``).
         (More than one page or than ``max_history`` messages are read in pages after
-        the turn.)"""
-        return await self.run(sessions.chat_turn, session_id, messages, last)
+        the turn.)
+
+        ``turn_id`` (1 to 64 characters of ``A-Z a-z 0-9 _ - . :``, else InvalidInput
+        and nothing written) names the turn, so that calling again with the same
+        ``turn_id`` after an error that leaves the outcome unknown (``NotAcknowledged``,
+        a ``ConnectionError``) is safe: if the first call landed, the retry appends
+        nothing and answers as it did (the last ``last`` messages; ``append_messages``
+        returns the messages with the timestamp they were stored with). The session keeps
+        only its last turn id: the retry must come before the next turn of that session
+        (a turn by another caller in between included); after one, the same ``turn_id``
+        appends again. The messages of a retry are not compared with the first call's:
+        the same ``turn_id`` means the same turn. Without ``turn_id`` each call is a new
+        turn."""
+        return await self.run(sessions.chat_turn, session_id, messages, last, turn_id)
 
     async def list_user_sessions(self, user_id: str) -> list[Session]:
         """The user's live sessions, oldest first, all of them, read in pages of at most

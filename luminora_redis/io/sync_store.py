@@ -166,21 +166,22 @@ class SyncSessionStore(StoreBase):
         return self.run(sessions.is_session_expired, session_id)
 
     def append_message(self, session_id: str, role: str, content: str,
-                       metadata: dict[str, Any] | None = None) -> Message:
+                       metadata: dict[str, Any] | None = None, *,
+                       turn_id: str | None = None) -> Message:
         stored = self.run(sessions.append_messages, session_id,
-                           [(role, content, metadata)])
+                           [(role, content, metadata)], turn_id)
         return stored[0]
 
-    def append_messages(self, session_id: str,
-                        messages: Iterable[MessageLike]) -> list[Message]:
-        return self.run(sessions.append_messages, session_id, messages)
+    def append_messages(self, session_id: str, messages: Iterable[MessageLike], *,
+                        turn_id: str | None = None) -> list[Message]:
+        return self.run(sessions.append_messages, session_id, messages, turn_id)
 
     def get_history(self, session_id: str, last: int | None = None) -> list[Message]:
         return self.run(sessions.get_history, session_id, last)
 
     def chat_turn(self, session_id: str, messages: Iterable[MessageLike],
-                  last: int = 10) -> list[ContextMessage]:
-        return self.run(sessions.chat_turn, session_id, messages, last)
+                  last: int = 10, *, turn_id: str | None = None) -> list[ContextMessage]:
+        return self.run(sessions.chat_turn, session_id, messages, last, turn_id)
 
     def list_user_sessions(self, user_id: str) -> list[Session]:
         return self.run(sessions.list_user_sessions, user_id)

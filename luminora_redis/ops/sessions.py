@@ -11,6 +11,10 @@ nothing was written, except when the connection broke during the call: then an
 earlier send may have landed just before the session expired, and, as with a
 connection error, the outcome is unknown (the session hash that held the turn id
 is gone, so the resend cannot tell).
+
+A caller's own retry is recognised the same way when it names the turn: the
+appending operations take ``turn_id``, used as the script's turn id in place of
+a random one (``core.ids.caller_turn_id``).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from luminora_redis.core.codec import (
 from luminora_redis.core.context import Context
 from luminora_redis.core.context_messages import ContextMessage
 from luminora_redis.core.errors import InvalidInput, ReplyCode, UnexpectedReply, raise_for_status
-from luminora_redis.core.ids import new_nonce, new_turn_id
+from luminora_redis.core.ids import caller_turn_id, new_nonce, new_turn_id
 from luminora_redis.core.keys import UserKeys
 from luminora_redis.core.models import Message, Mood, Session
 from luminora_redis.core.scripts import Batch, Call, Op
@@ -102,13 +106,14 @@ def encode_messages(ctx: Context, messages: Iterable[MessageLike]) -> list[bytes
     return encoded
 
 
-def _turn(ctx: Context, session_id: object, entries: list[bytes],
-          want: int) -> Op[tuple[int, list[bytes]]]:
+def _turn(ctx: Context, session_id: object, entries: list[bytes], want: int,
+          turn: str | None = None) -> Op[tuple[int, list[bytes]]]:
     """Run chat_turn (append, slide the idle deadline, read; raises when the session
     is not live) and return the timestamp and the messages wanted (the last ``want``;
     all when negative), oldest first. One round trip when they fit one page and lie
     in the live history; else the first page comes with the turn and the rest by
-    pages. A turn that filled the overflow is followed by its move into a segment."""
+    pages. A turn that filled the overflow is followed by its move into a segment.
+    ``turn``: the script's turn id (a checked ``caller_turn_id``), else a random one."""
     keys = ctx.session_keys(session_id)
     if keys is None:
         raise_for_status(ReplyCode.NOT_FOUND, str(session_id))
@@ -116,7 +121,8 @@ def _turn(ctx: Context, session_id: object, entries: list[bytes],
     paged = not 0 <= want <= ctx.turn_page
     asked = -settings.page_size if paged else want
     reply = yield Call("chat_turn", keys[:4],
-                       (settings.max_history, asked, new_turn_id(), *entries) if entries
+                       (settings.max_history, asked, new_turn_id() if turn is None else turn,
+                        *entries) if entries
                        else (settings.max_history, asked))
     if reply[0] != OK:
         raise_for_status(reply[0], str(session_id))
@@ -130,18 +136,25 @@ def _turn(ctx: Context, session_id: object, entries: list[bytes],
 
 
 def chat_turn(ctx: Context, session_id: object, messages: Iterable[MessageLike],
-              last: int = 10) -> Op[list[ContextMessage]]:
+              last: int = 10, turn_id: object = None) -> Op[list[ContextMessage]]:
+    """Append the turn's messages, slide the idle deadline and return the last ``last``.
+    With ``turn_id`` (see ``core.ids.caller_turn_id``) a call that repeats the session's
+    last turn id appends nothing and answers as that turn did."""
     want = ctx.count(last, "last")
-    _, raws = yield from _turn(ctx, session_id, encode_messages(ctx, messages), want)
+    turn = None if turn_id is None else caller_turn_id(turn_id)
+    _, raws = yield from _turn(ctx, session_id, encode_messages(ctx, messages), want, turn)
     return decode_context(raws, str(session_id))
 
 
-def append_messages(ctx: Context, session_id: object,
-                    messages: Iterable[MessageLike]) -> Op[list[Message]]:
+def append_messages(ctx: Context, session_id: object, messages: Iterable[MessageLike],
+                    turn_id: object = None) -> Op[list[Message]]:
+    """Append the messages and slide the idle deadline; they are returned as stored.
+    ``turn_id`` as for ``chat_turn``."""
+    turn = None if turn_id is None else caller_turn_id(turn_id)
     entries = encode_messages(ctx, messages)
     if not entries:
         raise InvalidInput("no messages to append")
-    now, _ = yield from _turn(ctx, session_id, entries, 0)
+    now, _ = yield from _turn(ctx, session_id, entries, 0, turn)
     stamp = pack(now)
     return [decode_message(entry + stamp) for entry in entries]
 
