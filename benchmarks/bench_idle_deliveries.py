@@ -36,7 +36,9 @@ HERE = Path(__file__).resolve().parent.parent
 
 CHILD = textwrap.dedent("""
     import asyncio, sys
+    import luminora_redis
     from luminora_redis import ExpiryListener, SessionStore
+    print("code:", luminora_redis.__file__, file=sys.stderr)
 
     url, cluster, count, hooked = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]), \\
         sys.argv[4] == "1"
@@ -79,9 +81,10 @@ def totals(clients: Sequence[redis.Redis]) -> tuple[float, int, int]:
 def measure(url: str, cluster: bool, clients: Sequence[redis.Redis], code: Path,
             count: int, hooked: bool, seconds: float) -> dict[str, float]:
     """Run ``count`` idle listeners of ``code`` in a subprocess; the server's cost."""
+    # Run from the checkout: ``python -c`` puts the working directory before PYTHONPATH.
     env = {**os.environ, "PYTHONPATH": str(code)}
     child = subprocess.Popen([sys.executable, "-c", CHILD, url, "1" if cluster else "0",
-                              str(count), "1" if hooked else "0"], env=env,
+                              str(count), "1" if hooked else "0"], env=env, cwd=code,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert child.stdin is not None and child.stdout is not None
     try:
