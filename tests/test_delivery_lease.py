@@ -57,8 +57,10 @@ async def test_of_four_listeners_with_a_hook_one_scans_the_outbox_and_another_ta
     seen: list[str] = []
     stores = [async_stores() for _ in range(4)]
     contexts = {id(await store.context()): n for n, store in enumerate(stores)}
+    # A long lease, renewed every 0.1 s: a loaded machine's stall does not hand it over.
     listeners = [ExpiryListener(store, on_archived=lambda c: seen.append(c.session_id),
-                                name=f"L{n}", **{**FAST, "delivery_interval": 0.1})
+                                name=f"L{n}", delivery_scan_lease=5.0,
+                                **{**FAST, "delivery_interval": 0.1})
                  for n, store in enumerate(stores)]
     async with running(*listeners):
         await until(lambda: sum(counts.values()) >= 5, timeout=20)  # the lease is taken
@@ -100,7 +102,7 @@ DOOMED = textwrap.dedent("""
     async def main():
         store = SessionStore.from_url(url, cluster=cluster)
         listener = ExpiryListener(store, on_archived=hook, name="doomed", delivery_lease=1.0,
-                                  delivery_interval=0.05, delivery_scan_lease=1.0,
+                                  delivery_interval=0.05, delivery_scan_lease=3.0,
                                   hook_timeout=None, heartbeat_interval=0.2)
         await listener.run()
 
@@ -112,8 +114,8 @@ DOOMED = textwrap.dedent("""
 async def test_a_killed_scan_lease_holder_s_deliveries_are_made_by_a_survivor(
         async_stores: Callable[..., SessionStore], store_url: str, topology: str,
         tmp_path: Path, raw: Any) -> None:
-    """The holder is killed mid-delivery: its lease lapses, the survivor takes it over
-    within about one lease, then delivers the delivery the dead one had claimed and one
+    """The holder is killed mid-delivery: its lease (3 s) lapses, the survivor takes it
+    over within about one lease, then delivers the delivery the dead one had claimed and one
     recorded after its death, which only a full scan finds."""
     store = async_stores()
     marker = tmp_path / "delivered"
