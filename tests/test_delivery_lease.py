@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -143,10 +144,14 @@ async def test_a_killed_scan_lease_holder_s_deliveries_are_made_by_a_survivor(
             assert held() and not survivor.scanning_outbox and survivor.outbox_scans == 0
             assert seen == []
             process.send_signal(signal.SIGKILL)
+            killed = time.monotonic()
             assert await asyncio.to_thread(process.wait, 10) == -signal.SIGKILL
             later = await store.create_session("user-2", "alicia", {"ttl": 60})
             assert await store.end_session(later)
             await until(lambda: sorted(seen) == sorted([stuck, later]), timeout=30)
+            # The bound is the lease (3 s) + one interval (0.05 s); the rest is slack for
+            # a loaded machine, far below the 30 s the wait allows.
+            assert time.monotonic() - killed < 3.05 + 5.0
             assert survivor.scanning_outbox and survivor.outbox_scans > 0
     finally:
         if process.poll() is None:
