@@ -1,12 +1,12 @@
 #!lua
 --[[
 sweep_lease: take, renew or release the lease that lets one listener of a key
-prefix run the periodic full sweeps, so their cost does not grow with the
-number of listeners. The holder renews it every sweep interval; a holder that
-dies stops renewing, and the first listener to ask after the lease lapsed
-takes it over.
+prefix run the periodic full sweeps (lr:sweeper), or the periodic full outbox
+scans (lr:deliverer), so their cost does not grow with the number of
+listeners. The holder renews it every interval; a holder that dies stops
+renewing, and the first listener to ask after the lease lapsed takes it over.
 
-KEYS[1] sweep lease           lr:sweeper   (string: the holder's id, with a TTL)
+KEYS[1] the lease             lr:sweeper or lr:deliverer   (string: the holder's id, with a TTL)
 ARGV[1] the asking listener's id (unique per running listener)
 ARGV[2] lease length, milliseconds (> 0), or 0 to release a lease this listener holds
 Replies:

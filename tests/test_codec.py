@@ -389,6 +389,8 @@ BAD_LISTENER_SETTINGS = {
     "catch-up-string": ({"catch_up": "no"}, "catch_up"),
     "name-int": ({"name": 5}, "name"),
     "lease-not-beyond-interval": ({"sweep_interval": 1.0, "sweep_lease": 0.5}, "sweep_lease"),
+    "scan-lease-not-beyond-interval": ({"delivery_interval": 2.0, "delivery_scan_lease": 2.0},
+                                       "delivery_scan_lease"),
 }
 
 

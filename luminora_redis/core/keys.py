@@ -82,6 +82,8 @@ Per prefix::
     lr:deliverers               ZSET  the same, of the listeners with an on_archived hook
     lr:sweeper                  STRING the id of the listener that runs the periodic
                                       full sweeps, with a TTL of one lease; renewed by it
+    lr:deliverer                STRING the same, of the listener with a hook that runs
+                                      the periodic full outbox scans
 
 The LuminoraCore adapter adds its own keys beside these (alias records of
 caller-chosen session ids, and the fields LuminoraCore stores beyond our
@@ -154,7 +156,8 @@ class UserKeys(NamedTuple):
 class KeySpace:
     """Builds every key from a prefix and a bucket count; pure and cheap."""
 
-    __slots__ = ("buckets", "deliverers", "layout", "listeners", "prefix", "sweeper")
+    __slots__ = ("buckets", "deliverer", "deliverers", "layout", "listeners", "prefix",
+                 "sweeper")
 
     def __init__(self, prefix: str, buckets: int) -> None:
         self.prefix = prefix
@@ -163,6 +166,7 @@ class KeySpace:
         self.listeners = f"{prefix}:listeners"
         self.deliverers = f"{prefix}:deliverers"
         self.sweeper = f"{prefix}:sweeper"
+        self.deliverer = f"{prefix}:deliverer"
 
     def tag(self, bucket: int) -> str:
         """The hash-tagged key prefix of one bucket."""

@@ -2,14 +2,26 @@
 
 Every archive records its delivery in its bucket's outbox in the same atomic
 step (``archive_session.lua``), so whatever archived it, any running listener
-delivers it: it finds due deliveries (a full scan every interval, the next
-due times in between, and at once for what this listener archived), takes a
-lease on each (``claim_delivery.lua``), calls the hook in a bounded pool of
-workers, then acknowledges it, or reschedules it with capped exponential
-backoff, quarantining it after ``max_attempts`` when that is set. A listener
-that dies mid-delivery leaves a lease that lapses; then another listener, or
-the next one to start, delivers again. Deliveries are therefore at least
-once, each with the conversation's stable ``idempotency_key``.
+delivers it: it finds due deliveries, takes a lease on each
+(``claim_delivery.lua``), calls the hook in a bounded pool of workers, then
+acknowledges it, or reschedules it with capped exponential backoff,
+quarantining it after ``max_attempts`` when that is set. A listener that dies
+mid-delivery leaves a lease that lapses; then another listener, or the next
+one to start, delivers again. Deliveries are therefore at least once, each
+with the conversation's stable ``idempotency_key``.
+
+Finding them: every listener offers what it archived to its own workers at
+once, and offers again each retry it scheduled when that falls due. The full
+scans of every bucket's outbox, which find the rest (``end_session`` in
+another process, a dead listener's lapsed claim, an offer that found the
+queue full), run every interval in one listener of the key prefix only: the
+holder of the outbox scan lease (``<prefix>:deliverer``, ``sweep_lease.lua``
+on its own key), which also wakes for the next due times its scans learned
+(`DeadlineSchedule`). The others ask for the lease once per interval (one
+cheap call, where a full scan is 1024 on a cluster) and take it over within
+one lease after the holder stopped renewing; a holder that stops cleanly
+releases it. A delivery left by a dead holder is therefore found within
+about one lease plus one interval (docs/listener.md).
 
 A hook call that overruns ``hook_timeout`` is abandoned (cancelled, and no
 longer awaited) and counts as a failed attempt, so its worker is free at once:
@@ -38,7 +50,7 @@ from luminora_redis.core.scripts import Op
 from luminora_redis.io.store import SessionStore
 from luminora_redis.listener.outages import Outage, backoff, call, is_outage, keep_trying
 from luminora_redis.listener.schedule import DeadlineSchedule
-from luminora_redis.ops import archive, archive_reads, outbox
+from luminora_redis.ops import archive, archive_reads, liveness, outbox
 
 __all__ = ["Deliveries", "OnArchived", "retry_delay"]
 
@@ -79,19 +91,29 @@ class Deliveries:
     seconds (None: no limit). ``observer`` gets ``delivered``,
     ``delivery_failed`` and ``backlog`` calls when it has those methods.
     ``outage(what, holds)`` makes the `Outage` each loop waits outages out with (the
-    workers' do not hold the listener's outage: the scan loop's does).
+    workers' do not hold the listener's outage: the scan loop's does). ``owner`` is
+    this listener's id in the outbox scan lease (unique per running listener),
+    ``scan_lease`` that lease's length in seconds (None: 4 intervals, at least 1 s).
     """
 
     def __init__(self, store: SessionStore, hook: OnArchived, *, interval: float, workers: int,
                  lease: float, backoff_base: float, backoff_cap: float,
                  max_attempts: int | None, hook_timeout: float | None = None,
                  observer: Any = None, on_error: Callable[[], None] = lambda: None,
-                 outage: Callable[[str, bool], Outage] | None = None) -> None:
+                 outage: Callable[[str, bool], Outage] | None = None,
+                 owner: str = "", scan_lease: float | None = None) -> None:
         self._store = store
         self._hook = hook
         self._interval = interval
         self._workers = workers
         self._lease_ms = max(1, int(lease * 1000))
+        self._owner = owner or f"deliveries#{id(self):x}"
+        self._scan_lease_ms = max(1, int(1000 * (
+            scan_lease if scan_lease is not None else max(1.0, 4 * interval))))
+        #: Whether this listener held the outbox scan lease when it last asked.
+        self.holds_lease = False
+        #: Full outbox scans this listener ran.
+        self.scans = 0
         self._base = backoff_base
         self._cap = backoff_cap
         self._max_attempts = max_attempts
@@ -130,19 +152,26 @@ class Deliveries:
         try:
             await self._scan_loop(stop)
         finally:
-            while not self._queue.empty():
-                self._inflight.discard(self._queue.get_nowait() or "")
-            for _ in workers:
-                self._queue.put_nowait(None)
             try:
-                await asyncio.wait(workers, timeout=grace)
+                await self._release()
             finally:
-                for worker in workers:
-                    worker.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
-                for call_ in self._abandoned:
-                    call_.cancel()
-                self._inflight.clear()
+                await self._finish(workers, grace)
+
+    async def _finish(self, workers: list[asyncio.Task[None]], grace: float) -> None:
+        """Drop what is queued, give in-flight deliveries ``grace`` seconds, then cancel."""
+        while not self._queue.empty():
+            self._inflight.discard(self._queue.get_nowait() or "")
+        for _ in workers:
+            self._queue.put_nowait(None)
+        try:
+            await asyncio.wait(workers, timeout=grace)
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            for call_ in self._abandoned:
+                call_.cancel()
+            self._inflight.clear()
 
     def wake(self) -> None:
         """End the scan loop's pause (to stop, or to scan now)."""
@@ -159,7 +188,12 @@ class Deliveries:
             full = clock() >= next_full
             leftover = False
             if full:
-                leftover = await self._scan(None)
+                self.holds_lease = await self._hold()
+                if self.holds_lease:
+                    leftover = await self._scan(None)
+                    self.scans += 1
+                else:
+                    self._schedule.forget()  # the holder watches the due times
                 next_full = clock() + self._interval
             elif due := self._schedule.take_due(time.time() * 1000):
                 leftover = await self._scan(due)
@@ -181,6 +215,28 @@ class Deliveries:
 
         await keep_trying(self._new_outage("scanning the outbox", True), stop, scan,
                           pause=self._pause, on_failure=lost)
+
+    async def _hold(self) -> bool:
+        """Take or renew the outbox scan lease; whether this listener holds it."""
+        holder = await call(self._store, liveness.outbox_scan_lease, self._owner,
+                            self._scan_lease_ms)
+        if holder is None and not self.holds_lease:
+            logger.info("%s holds the outbox scan lease: it runs the full outbox scans",
+                        self._owner)
+        return holder is None
+
+    async def _release(self) -> None:
+        """Give the lease up on stop, so that another listener takes over at its next
+        interval rather than after the lease lapses."""
+        if not self.holds_lease:
+            return
+        self.holds_lease = False
+        try:
+            await asyncio.wait_for(
+                call(self._store, liveness.outbox_scan_lease, self._owner, 0), 2.0)
+        except Exception as error:  # stopping: the lease lapses by itself
+            logger.debug("%s could not release the outbox scan lease (%r); it lapses",
+                         self._owner, error)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):

@@ -99,6 +99,7 @@ class ExpiryListener:
         self._archived = {NOTIFICATION: 0, SWEEP: 0}
         self._errors = 0
         self._reconnects = 0
+        self._owner = f"{self.name}#{secrets.token_hex(4)}"  # in the leases it holds
         self._sweeper = self._new_sweeper()
         self._deliveries: Deliveries | None = None
 
@@ -106,7 +107,7 @@ class ExpiryListener:
         s = self.settings
         return Sweeper(self._store, interval=s.sweep_interval, batch=s.sweep_batch,
                        max_failures=s.sweep_max_failures, lease=s.lease,
-                       owner=f"{self.name}#{secrets.token_hex(4)}",
+                       owner=self._owner,
                        archive=lambda sid: self._archive(sid, SWEEP), inflight=self._inflight,
                        mark=self._state.mark, on_full_sweep=self._swept,
                        on_error=self._count_error,
@@ -135,6 +136,17 @@ class ExpiryListener:
         """Whether this listener held the sweep lease when it last asked: it runs the
         periodic full sweeps of its key prefix."""
         return self._sweeper.holds_lease
+
+    @property
+    def scanning_outbox(self) -> bool:
+        """Whether this listener held the outbox scan lease when it last asked: it runs
+        the periodic full outbox scans of its key prefix (only with ``on_archived``)."""
+        return self._deliveries is not None and self._deliveries.holds_lease
+
+    @property
+    def outbox_scans(self) -> int:
+        """Full outbox scans this listener ran (only the outbox scan lease's holder scans)."""
+        return self._deliveries.scans if self._deliveries is not None else 0
 
     @property
     def errors(self) -> int:
@@ -250,7 +262,8 @@ class ExpiryListener:
                 workers=s.delivery_workers, lease=s.delivery_lease, hook_timeout=s.hook_limit,
                 backoff_base=s.delivery_backoff, backoff_cap=s.delivery_backoff_cap,
                 max_attempts=s.delivery_max_attempts, observer=self._observer,
-                on_error=self._count_error, outage=self._outage)
+                on_error=self._count_error, outage=self._outage, owner=self._owner,
+                scan_lease=s.scan_lease)
             loops.append(asyncio.create_task(self._deliveries.run(self._stop, _STOP_GRACE),
                                              name=f"{self.name} deliveries"))
         stopper = asyncio.create_task(self._stop.wait())

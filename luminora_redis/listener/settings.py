@@ -23,8 +23,14 @@ class ListenerSettings(SettingsModel):
 
     ``delivery_interval`` is how often the whole outbox is scanned for deliveries
     recorded elsewhere (``end_session``, another listener's lapsed lease); what
-    this listener archives it delivers at once. ``delivery_max_attempts`` None
-    (the default) retries a failing sink forever, backing off to
+    this listener archives it delivers at once. Of all listeners with a hook of a
+    key prefix only the holder of the outbox scan lease runs those full scans;
+    ``delivery_scan_lease`` is how long that lease lasts (None: 4 ×
+    ``delivery_interval``, at least 1 s), so when its holder dies another takes
+    over within about that long plus one ``delivery_interval`` (see
+    ``luminora_redis.listener.deliveries``). It must exceed ``delivery_interval``.
+
+    ``delivery_max_attempts`` None (the default) retries a failing sink forever, backing off to
     ``delivery_backoff_cap``: the sink sees every archive once it recovers. A
     number quarantines a delivery after that many attempts (kept, listed by
     ``list_quarantined``). ``delivery_lease`` must exceed the hook's longest
@@ -60,6 +66,7 @@ class ListenerSettings(SettingsModel):
     configure_notifications: StrictBool = True
     name: str | None = None
     delivery_interval: Seconds = 1.0
+    delivery_scan_lease: Seconds | None = None
     delivery_workers: StrictInt = Field(8, ge=1, le=1024)
     delivery_lease: Seconds = 60.0
     delivery_backoff: Seconds = 0.5
@@ -73,6 +80,11 @@ class ListenerSettings(SettingsModel):
         if self.sweep_lease is not None and self.sweep_lease <= self.sweep_interval:
             raise ValueError(f"sweep_lease ({self.sweep_lease} s) must exceed sweep_interval "
                              f"({self.sweep_interval} s), at which its holder renews it")
+        if self.delivery_scan_lease is not None \
+                and self.delivery_scan_lease <= self.delivery_interval:
+            raise ValueError(f"delivery_scan_lease ({self.delivery_scan_lease} s) must exceed "
+                             f"delivery_interval ({self.delivery_interval} s), at which its "
+                             f"holder renews it")
         if self.hook_timeout is not None and self.hook_timeout >= self.delivery_lease \
                 and "hook_timeout" in self.model_fields_set:
             raise ValueError(f"hook_timeout ({self.hook_timeout} s) must be below "
@@ -94,6 +106,13 @@ class ListenerSettings(SettingsModel):
         if self.sweep_lease is not None:
             return self.sweep_lease
         return max(1.0, 4 * self.sweep_interval)
+
+    @property
+    def scan_lease(self) -> float:
+        """The outbox scan lease length in seconds, ``delivery_scan_lease`` or its default."""
+        if self.delivery_scan_lease is not None:
+            return self.delivery_scan_lease
+        return max(1.0, 4 * self.delivery_interval)
 
 
 class ListenerObserver(Protocol):

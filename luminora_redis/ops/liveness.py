@@ -6,7 +6,10 @@ clean stop; a killed one lapses by itself. Operators (``live_listeners``)
 see whether anybody delivers the outbox.
 
 The sweep lease (``<prefix>:sweeper``) names the one listener that runs the
-periodic full sweeps; see ``luminora_redis.listener.sweeper``.
+periodic full sweeps; see ``luminora_redis.listener.sweeper``. The outbox scan
+lease (``<prefix>:deliverer``) names the one listener with a hook that runs the
+periodic full outbox scans; see ``luminora_redis.listener.deliveries``. Both are
+the same script on their own key.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from luminora_redis.core.context import Context
 from luminora_redis.core.errors import InvalidInput, ReplyCode
 from luminora_redis.core.scripts import Batch, Call, Op
 
-__all__ = ["heartbeat", "live_listeners", "sweep_lease"]
+__all__ = ["heartbeat", "live_listeners", "outbox_scan_lease", "sweep_lease"]
 
 
 def heartbeat(ctx: Context, name: str, ttl_ms: int, delivers: bool = False) -> Op[int]:
@@ -42,5 +45,15 @@ def live_listeners(ctx: Context, limit: int = 1000, delivering: bool = False) ->
 def sweep_lease(ctx: Context, owner: str, lease_ms: int) -> Op[str | None]:
     """Take or renew the sweep lease for ``lease_ms`` (0: release it if held); None when
     ``owner`` holds it (or released it), else the holder's id."""
-    reply = yield Call("sweep_lease", (ctx.keys.sweeper,), (owner, max(0, int(lease_ms))))
+    return (yield from _lease(ctx.keys.sweeper, owner, lease_ms))
+
+
+def outbox_scan_lease(ctx: Context, owner: str, lease_ms: int) -> Op[str | None]:
+    """Take or renew the outbox scan lease for ``lease_ms`` (0: release it if held); None
+    when ``owner`` holds it (or released it), else the holder's id."""
+    return (yield from _lease(ctx.keys.deliverer, owner, lease_ms))
+
+
+def _lease(key: str, owner: str, lease_ms: int) -> Op[str | None]:
+    reply = yield Call("sweep_lease", (key,), (owner, max(0, int(lease_ms))))
     return None if reply[0] == ReplyCode.OK else reply[1].decode("utf-8", "replace")
