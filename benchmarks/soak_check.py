@@ -77,6 +77,7 @@ LAYOUT = [
     ("listeners", re.compile(rf"{PREFIX}:listeners")),
     ("deliverers", re.compile(rf"{PREFIX}:deliverers")),
     ("sweep lease", re.compile(rf"{PREFIX}:sweeper")),
+    ("outbox scan lease", re.compile(rf"{PREFIX}:deliverer")),
     ("bucket", re.compile(rf"{PREFIX}:{TAG}:(deadlines|manual|outbox|outbox:d|outbox:dead|"
                           rf"failures|quarantine)")),
     ("session", re.compile(rf"{PREFIX}:({TAG}):s:({SID})(:m|:h|:o)?")),

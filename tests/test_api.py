@@ -340,7 +340,7 @@ def check_keys_arrive_through_keys(name: str, source: str) -> None:
 #: other command counts as a write, so a write missing here cannot slip into a no-writes
 #: script. test_oom holds this list to the server's own COMMAND INFO.
 READS = frozenset({
-    "EXISTS", "GET", "HGET", "HGETALL", "HLEN", "HMGET", "HSCAN", "LLEN", "LRANGE",
+    "EXISTS", "GET", "HGET", "HGETALL", "HLEN", "HMGET", "HSCAN", "LINDEX", "LLEN", "LRANGE",
     "PEXPIRETIME", "PTTL", "TIME", "TYPE", "ZCARD", "ZCOUNT", "ZRANGE", "ZRANGEBYSCORE",
     "ZRANK", "ZREVRANGE", "ZREVRANGEBYSCORE", "ZREVRANK", "ZSCORE",
 })

@@ -49,7 +49,7 @@ __all__ = ["CLIENT_COMMANDS", "CLUSTER_COMMANDS", "CONFIG_COMMANDS", "INFO_COMMA
 #: list and the scripts to each other.
 SCRIPT_COMMANDS = (
     "del", "exists", "get", "hdel", "hget", "hgetall", "hincrby", "hlen", "hmget", "hscan",
-    "hset", "hsetnx", "llen", "lrange", "ltrim", "pexpire", "pexpireat", "pexpiretime",
+    "hset", "hsetnx", "lindex", "llen", "lrange", "ltrim", "pexpire", "pexpireat", "pexpiretime",
     "pttl", "rename", "rpush", "set", "time", "type", "unlink", "zadd", "zcard", "zcount",
     "zrange", "zrangebyscore", "zrank", "zrem", "zremrangebyscore", "zrevrange",
     "zrevrangebyscore", "zrevrank", "zscore",
