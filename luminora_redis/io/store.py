@@ -3,24 +3,23 @@
 Every public method hands one operation generator of ``luminora_redis.ops`` to
 ``run``, which sends each step through the store's one runner and redis-py's
 asyncio client; ``run`` and ``context`` are public as the extension API (see
-README, "Extending"). ``SyncSessionStore`` mirrors this class name for name and
+README, "Extending"). They, the runner and the store's first use are in its base,
+``AsyncStoreBase`` (``io/async_base.py``); this module holds ``from_url``, closing
+and the public methods. ``SyncSessionStore`` mirrors this class name for name and
 signature for signature (a test compares them).
 """
 
 from __future__ import annotations
 
-import asyncio
 import warnings
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import ResponseError
 
-from luminora_redis.core.context import Context
 from luminora_redis.core.context_messages import ContextMessage
 from luminora_redis.core.models import (
     Affinity,
@@ -36,21 +35,15 @@ from luminora_redis.core.models import (
     Mood,
     QuarantinedEntry,
     Sentiment,
-    ServerFinding,
     Session,
     SessionView,
     UserSummary,
 )
-from luminora_redis.core.scripts import Op
 from luminora_redis.core.settings import StoreSettings
-from luminora_redis.io.acknowledge import aof_refusal
-from luminora_redis.io.base import StoreBase, check_flag, claim_layout, client_from_url, store_settings
+from luminora_redis.io.async_base import AsyncStoreBase, close_client
+from luminora_redis.io.base import check_flag, client_from_url, store_settings
 from luminora_redis.io.packing import use_hiredis_packing
-from luminora_redis.io.redis_internals import startup_nodes
-from luminora_redis.io.runner import AsyncRunner
-from luminora_redis.io.sentinel_url import async_master, sentinel_clients
-from luminora_redis.io.server_checks import findings_for, policies_async, warn_findings
-from luminora_redis.io.server_identity import identity_async
+from luminora_redis.io.sentinel_url import async_master
 from luminora_redis.ops import (
     archive,
     archive_reads,
@@ -67,22 +60,8 @@ from luminora_redis.ops.sessions import MessageLike
 
 __all__ = ["SessionStore"]
 
-T = TypeVar("T")
 
-
-async def close_client(client: aioredis.Redis | RedisCluster) -> None:
-    """Close an asyncio client and its sockets. After a connection error redis-py's
-    ``RedisCluster`` marks itself for re-initialisation, and ``aclose()`` then returns
-    without closing anything: every node is disconnected here as well."""
-    await client.aclose()
-    for sentinel in sentinel_clients(client):
-        await sentinel.aclose()
-    if isinstance(client, RedisCluster):
-        nodes = [*client.get_nodes(), *startup_nodes(client).values()]
-        await asyncio.gather(*(node.disconnect() for node in nodes))
-
-
-class SessionStore(StoreBase):
+class SessionStore(AsyncStoreBase):
     """Sessions with native expiry and persistent user memory, for asyncio servers.
 
     ``SessionStore(client)`` takes a ``redis.asyncio.Redis`` or
@@ -90,20 +69,6 @@ class SessionStore(StoreBase):
     ``SessionStore.from_url(url)`` makes one. Settings are a ``StoreSettings``
     or its fields as keyword arguments.
     """
-
-    _client_types = (aioredis.Redis, RedisCluster)
-    _client_kinds = "an asyncio client, redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster"
-    _client_hint = ("a blocking client (redis.Redis) goes to SyncSessionStore; "
-                   "SessionStore.from_url(url) makes the right client")
-
-    def __init__(self, client: aioredis.Redis | RedisCluster,
-                 settings: StoreSettings | None = None, *, autopipeline: bool = True,
-                 **overrides: Any) -> None:
-        check_flag(autopipeline, "autopipeline")
-        super().__init__(client, settings, **overrides)
-        self._lock: asyncio.Lock | None = None
-        self._runner = AsyncRunner(client, self._scripts, autopipeline=autopipeline,
-                                   prefix=self.settings.prefix, ack=self._ack)
 
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, settings: StoreSettings | None = None,
@@ -139,40 +104,6 @@ class SessionStore(StoreBase):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-    # -- driving operations ---------------------------------------------------
-
-    async def context(self) -> Context:
-        """The key layout and settings every operation takes, agreed with Redis on first
-        use (the server's identity, checked against the supported minimum; then one round
-        trip: the prefix's bucket count and layout version), then cached.
-
-        Part of the extension API: an operation of ``luminora_redis.ops`` is called with
-        this context first, e.g. ``ctx.keys.user("carlos")`` names a user's keys."""
-        if self._ctx is None:
-            if self._lock is None:
-                self._lock = asyncio.Lock()
-            async with self._lock:
-                if self._ctx is None:
-                    self._use_identity(await identity_async(self._client))
-                    if self._ack is not None and self._ack.mode == "aof":
-                        try:
-                            await self._client.execute_command("WAITAOF", 1, 0, 1)
-                        except ResponseError as error:
-                            raise aof_refusal(error) from error
-                    ctx = await self._runner.drive(claim_layout(self._settings, self._cluster))
-                    warn_findings(await self.check_server())
-                    self._ctx = ctx
-        return self._ctx
-
-    async def run(self, operation: Callable[..., Op[T]], *args: Any) -> T:
-        """Run one operation generator of ``luminora_redis.ops`` with this store's context
-        and its one runner (autopipelining, retries and error mapping included); returns
-        what the operation returns. The extension API: every public method, the listener,
-        the CLI and the adapters are built on it, e.g.
-        ``store.run(scans.scan_due, None, False, 500)`` (awaited on ``SessionStore``)."""
-        ctx = self._ctx or await self.context()
-        return await self._runner.drive(operation(ctx, *args))
 
     # -- sessions ---------------------------------------------------------------
 
@@ -452,8 +383,3 @@ class SessionStore(StoreBase):
         """Names of the listeners running now (their heartbeat has not lapsed); with
         ``delivering``, only those that deliver to an ``on_archived`` hook."""
         return await self.run(liveness.live_listeners, 1000, delivering)
-
-    async def check_server(self) -> list[ServerFinding]:
-        """Server settings that endanger the data (``maxmemory-policy`` of every primary);
-        the store logs them once at first use."""
-        return findings_for(await policies_async(self._client))

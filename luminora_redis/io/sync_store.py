@@ -2,23 +2,22 @@
 
 It has exactly the public methods and signatures of ``SessionStore`` (a test
 compares them) and shares their docstrings. It sends through a blocking
-redis-py client: no event loop is involved.
+redis-py client: no event loop is involved. Like ``SessionStore``, it stands on
+a base, ``SyncStoreBase`` (``io/sync_base.py``): the client, the runner, first
+use and ``run``; this module holds ``from_url``, closing and the public methods.
 """
 
 from __future__ import annotations
 
-import threading
 import warnings
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import Any
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import RedisCluster
-from redis.exceptions import ResponseError
 from redis.retry import Retry
 
-from luminora_redis.core.context import Context
 from luminora_redis.core.context_messages import ContextMessage
 from luminora_redis.core.models import (
     Affinity,
@@ -34,21 +33,15 @@ from luminora_redis.core.models import (
     Mood,
     QuarantinedEntry,
     Sentiment,
-    ServerFinding,
     Session,
     SessionView,
     UserSummary,
 )
-from luminora_redis.core.scripts import Op
 from luminora_redis.core.settings import StoreSettings
-from luminora_redis.io.acknowledge import aof_refusal
-from luminora_redis.io.base import StoreBase, check_flag, claim_layout, client_from_url, store_settings
-from luminora_redis.io.redis_internals import startup_nodes
-from luminora_redis.io.sentinel_url import sentinel_clients, sync_master
-from luminora_redis.io.server_checks import findings_for, policies_blocking, warn_findings
-from luminora_redis.io.server_identity import identity_blocking
+from luminora_redis.io.base import check_flag, client_from_url, store_settings
+from luminora_redis.io.sentinel_url import sync_master
 from luminora_redis.io.store import SessionStore
-from luminora_redis.io.sync_runner import SyncRunner
+from luminora_redis.io.sync_base import SyncStoreBase, close_client
 from luminora_redis.ops import (
     archive,
     archive_reads,
@@ -65,43 +58,14 @@ from luminora_redis.ops.sessions import MessageLike
 
 __all__ = ["SyncSessionStore"]
 
-T = TypeVar("T")
 
-
-def close_client(client: redis.Redis | RedisCluster) -> None:
-    """Close a blocking client and its sockets. ``RedisCluster.close()`` releases each
-    node's client but not the node's connection pool, so its sockets stay open until
-    the garbage collector finds them (an unclosed-socket ``ResourceWarning``)."""
-    client.close()
-    for sentinel in sentinel_clients(client):
-        sentinel.close()
-    if isinstance(client, RedisCluster):
-        cluster: Any = client  # redis-py leaves the blocking RedisCluster.get_nodes untyped
-        nodes = [*cluster.get_nodes(), *startup_nodes(cluster).values()]
-        for node in nodes:
-            if node.redis_connection is not None:
-                node.redis_connection.connection_pool.disconnect()
-
-
-class SyncSessionStore(StoreBase):
+class SyncSessionStore(SyncStoreBase):
     """The blocking twin of ``SessionStore``: same names, same arguments, same results.
 
     ``SyncSessionStore(client)`` takes a ``redis.Redis`` or ``redis.cluster.RedisCluster``
     made with ``decode_responses=False``; ``SyncSessionStore.from_url(url)`` makes one.
     Safe to share between threads.
     """
-
-    _client_types = (redis.Redis, RedisCluster)
-    _client_kinds = "a blocking client, redis.Redis or redis.cluster.RedisCluster"
-    _client_hint = ("an asyncio client (redis.asyncio.Redis) goes to SessionStore; "
-                   "SyncSessionStore.from_url(url) makes the right client")
-
-    def __init__(self, client: redis.Redis | RedisCluster,
-                 settings: StoreSettings | None = None, **overrides: Any) -> None:
-        super().__init__(client, settings, **overrides)
-        self._lock = threading.Lock()
-        self._runner = SyncRunner(client, self._scripts, prefix=self.settings.prefix,
-                                  ack=self._ack)
 
     @classmethod
     def from_url(cls, url: str, *, cluster: bool = False, settings: StoreSettings | None = None,
@@ -129,26 +93,6 @@ class SyncSessionStore(StoreBase):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    # -- driving operations ---------------------------------------------------
-
-    def context(self) -> Context:
-        with self._lock:
-            if self._ctx is None:
-                self._use_identity(identity_blocking(self._client))
-                if self._ack is not None and self._ack.mode == "aof":
-                    try:
-                        self._client.execute_command("WAITAOF", 1, 0, 1)
-                    except ResponseError as error:
-                        raise aof_refusal(error) from error
-                ctx = self._runner.drive(claim_layout(self._settings, self._cluster))
-                warn_findings(self.check_server())
-                self._ctx = ctx
-        return self._ctx
-
-    def run(self, operation: Callable[..., Op[T]], *args: Any) -> T:
-        ctx = self._ctx or self.context()
-        return self._runner.drive(operation(ctx, *args))
 
     # -- sessions ---------------------------------------------------------------
 
@@ -305,10 +249,7 @@ class SyncSessionStore(StoreBase):
     def live_listeners(self, delivering: bool = False) -> list[str]:
         return self.run(liveness.live_listeners, 1000, delivering)
 
-    def check_server(self) -> list[ServerFinding]:
-        return findings_for(policies_blocking(self._client))
 
-
-for _name, _method in vars(SyncSessionStore).items():
+for _name, _method in {**vars(SyncStoreBase), **vars(SyncSessionStore)}.items():
     if not _name.startswith("_") and callable(_method) and _method.__doc__ is None:
         _method.__doc__ = getattr(SessionStore, _name).__doc__

@@ -1,10 +1,10 @@
 """ExpiryListener: every expired session reaches its user's archive exactly once, and every
 archive reaches the ``on_archived`` sink at least once.
 
-It runs the keyspace-notification fast path (`subscriptions`), the sweeper
+It wires the keyspace-notification fast path (`expired_events`), the sweeper
 that guarantees it (`sweeper`), the delivery of the outbox to the sink
-(`deliveries`) and a heartbeat. How the parts fit, and why, is in
-docs/listener.md.
+(`deliveries`) and a heartbeat, and archives what the first two find. How the
+parts fit, and why, is in docs/listener.md.
 """
 
 from __future__ import annotations
@@ -17,25 +17,15 @@ import socket
 import time
 from typing import Any
 
-from redis import exceptions as redis_errors
-
 from luminora_redis.core.errors import ConfigurationError, InvalidSettings
 from luminora_redis.io.store import SessionStore
 from luminora_redis.listener import heartbeat as heartbeats
 from luminora_redis.listener.deliveries import Deliveries, OnArchived
+from luminora_redis.listener.expired_events import ExpiredEvents
 from luminora_redis.listener.live_state import LiveState
-from luminora_redis.listener.notifications import FlagKeeper
-from luminora_redis.listener.outages import (
-    Outage,
-    call,
-    describe,
-    is_outage,
-    keep_trying,
-    refused_permission,
-)
+from luminora_redis.listener.outages import Outage, call, describe, keep_trying, refused_permission
 from luminora_redis.listener.settings import ListenerObserver, ListenerSettings
 from luminora_redis.listener.stopping import cancel, step, unless_stopped
-from luminora_redis.listener.subscriptions import subscription_for
 from luminora_redis.listener.sweeper import Sweeper
 from luminora_redis.ops import archive
 
@@ -48,8 +38,6 @@ logger = logging.getLogger("luminora_redis.listener")
 NOTIFICATION = "notification"
 SWEEP = "sweep"
 
-_WORKERS = 8  # concurrent archives of notified sessions
-_QUEUE_SIZE = 10_000  # notified sessions waiting for a worker; the reader waits when full
 _STOP_GRACE = 5.0  # seconds in-flight archives and deliveries get to finish on stop
 _STOP_CANCEL = 2.0  # seconds the loops get to end once cancelled, then they are abandoned
 _STOP_LEAVE = 3.0  # seconds removing the heartbeat may take
@@ -90,17 +78,16 @@ class ExpiryListener:
         self._stop = asyncio.Event()
         self._stopped = asyncio.Event()
         self._stopped.set()
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue(_QUEUE_SIZE)
         self._inflight: set[str] = set()  # sessions this listener is archiving or has queued
-        self._subscriptions = 0  # subscriptions established, the first included
-        self._subscribed: Outage | None = None  # the notification subscription's outages
-        self._sweeper_only = False  # the subscription was refused: no flags to keep
-        self._flags = FlagKeeper(store.client, self.name)
         self._archived = {NOTIFICATION: 0, SWEEP: 0}
         self._errors = 0
-        self._reconnects = 0
         self._owner = f"{self.name}#{secrets.token_hex(4)}"  # in the leases it holds
         self._sweeper = self._new_sweeper()
+        self._events = ExpiredEvents(
+            store, self.name, self.settings, self._state, stop=self._stop,
+            archive=lambda sid: self._archive(sid, NOTIFICATION), inflight=self._inflight,
+            wake_sweeper=lambda: self._sweeper.wake.set(), outage=self._outage,
+            on_error=self._count_error, observer=observer)
         self._deliveries: Deliveries | None = None
 
     def _new_sweeper(self) -> Sweeper:
@@ -156,7 +143,7 @@ class ExpiryListener:
     @property
     def reconnects(self) -> int:
         """Times the notification subscription was re-established after a loss."""
-        return self._reconnects
+        return self._events.reconnects
 
     @property
     def lives(self) -> int:
@@ -199,7 +186,7 @@ class ExpiryListener:
             raise RuntimeError(f"listener {self.name} is already running")
         self._stopped.clear()
         self._state.reset(listening=not self.settings.notifications)
-        self._sweeper_only = False
+        self._events.sweeper_only = False
         try:
             if await self._start():
                 await self._serve()
@@ -240,22 +227,8 @@ class ExpiryListener:
                                delivers=self._on_archived is not None)
         loops = [asyncio.create_task(self._sweeper.run(self._stop), name=f"{self.name} sweeper"),
                  asyncio.create_task(beat, name=f"{self.name} heartbeat")]
-        notifier: asyncio.Task[None] | None = None
-        workers: list[asyncio.Task[None]] = []
         if s.notifications:
-            notifier = asyncio.create_task(self._notification_loop(),
-                                           name=f"{self.name} notifications")
-            archiving = self._outage("archiving notified sessions", holds=False)
-            workers = [asyncio.create_task(self._worker(archiving), name=f"{self.name} worker {n}")
-                       for n in range(_WORKERS)]
-            loops += [notifier, *workers]
-            if s.configure_notifications:
-                kept = self._flags.keep(s.heartbeat_interval, self._stop,
-                                        self._outage("checking the notification flags"),
-                                        listening=self._keeps_flags,
-                                        on_restored=self._missed)
-                loops.append(asyncio.create_task(kept,
-                                                 name=f"{self.name} notification flags"))
+            loops += self._events.start()
         if self._on_archived is not None:
             self._deliveries = Deliveries(
                 self._store, self._on_archived, interval=s.delivery_interval,
@@ -278,10 +251,10 @@ class ExpiryListener:
                     if task is not stopper:
                         task.result()  # a loop may end by itself; one that fails is a bug
         finally:
-            await self._shutdown(stopper, notifier, loops, len(workers))
+            await self._shutdown(stopper, loops)
             logger.info("listener %s stopped: %d archived, %d delivered, %d sweeps, %d errors, "
                         "%d reconnects, %d outages", self.name, self.archived, self.delivered,
-                        self.sweeps, self._errors, self._reconnects, self.outages)
+                        self.sweeps, self._errors, self.reconnects, self.outages)
 
     async def stop(self) -> None:
         """Ask `run` to finish and wait until it has; in-flight work completes first."""
@@ -296,8 +269,7 @@ class ExpiryListener:
         if self._deliveries is not None:
             self._deliveries.wake()
 
-    async def _shutdown(self, stopper: asyncio.Task[Any], notifier: asyncio.Task[None] | None,
-                        loops: list[asyncio.Task[None]], workers: int) -> None:
+    async def _shutdown(self, stopper: asyncio.Task[Any], loops: list[asyncio.Task[None]]) -> None:
         """Stop reading notifications, let in-flight work finish, close everything.
 
         Each step is bounded and handles its own errors (`stopping`), so the whole
@@ -308,13 +280,7 @@ class ExpiryListener:
         stopper.cancel()
         finished = {task for task in loops if task.done()}  # their errors are run()'s
         try:
-            if notifier is not None:
-                await cancel({notifier}, _STOP_GRACE)
-            # Queued sessions stay in the deadline index: whoever sweeps next takes them.
-            while not self._queue.empty():
-                self._queue.get_nowait()
-            for _ in range(workers):
-                self._queue.put_nowait(None)
+            await self._events.stop_reading(_STOP_GRACE)
             await asyncio.wait(loops, timeout=_STOP_GRACE + 1)
         finally:
             abandoned = await cancel([stopper, *loops], _STOP_CANCEL)
@@ -369,86 +335,6 @@ class ExpiryListener:
             self._observer.swept()
         self._state.swept(mark)
 
-    # -- notifications ----------------------------------------------------------------
-
-    async def _notification_loop(self) -> None:
-        outage = self._outage("the notification subscription")
-        self._subscribed = outage
-        subscription = subscription_for(self._store, self.name, self._on_expired,
-                                        self._on_subscribed, self._count_error)
-
-        async def listen() -> float | None:
-            try:
-                await subscription.run()
-            except redis_errors.NoPermissionError as error:
-                self._count_error()
-                # A MissingPermission (subscriptions.py) names the channel rule to add.
-                logger.warning(
-                    "cannot subscribe to expired events (%s); archiving through the sweeper "
-                    "only, every %.3f s", error, self.settings.sweep_interval)
-                self._sweeper_only = True
-                self._state.subscribed()
-                self._sweeper.wake.set()
-                return None  # the outage, if any, ends: Redis answered
-            return 0.0
-
-        # The sweeper covers the gap until the subscription is back.
-        await keep_trying(outage, self._stop, listen, on_failure=self._state.lost)
-
-    async def _on_subscribed(self) -> None:
-        """The subscription is live (again): merge the flags, then have the sweeper catch
-        up on whatever expired meanwhile."""
-        # A restarted server, or a replica promoted by a failover, lacks our CONFIG SET.
-        if self.settings.configure_notifications:
-            await self._flags.ensure()
-        self._subscriptions += 1
-        self._state.subscribed()
-        if self._subscriptions > 1:
-            self._reconnects += 1
-            if self._observer is not None:
-                self._observer.reconnected()
-            logger.info("listener %s resubscribed to expired events; catching up", self.name)
-        if self._subscribed is not None:
-            self._subscribed.recovered()
-        if self.settings.catch_up:
-            self._sweeper.wake.set()
-        else:
-            self._state.become_live()
-
-    def _keeps_flags(self) -> bool:
-        """Whether the flags matter now: subscribed, and not refused the channel."""
-        return self._state.listening and not self._sweeper_only
-
-    def _missed(self) -> None:
-        """Events may have been missed: catch up before being live again."""
-        self._state.missed()
-        self._sweeper.wake.set()
-
-    async def _on_expired(self, key: str) -> None:
-        ctx = await self._store.context()
-        session_id = ctx.keys.session_id_of_key(key)
-        if session_id is None or session_id in self._inflight:
-            return
-        self._inflight.add(session_id)
-        await self._queue.put(session_id)
-
-    async def _worker(self, outage: Outage) -> None:
-        while (session_id := await self._queue.get()) is not None:
-            try:
-                await self._archive(session_id, NOTIFICATION)
-            except Exception as error:
-                if is_outage(error):
-                    # The session stays due in the deadline index: the sweeper takes it.
-                    outage.failed(error)
-                else:
-                    self._count_error()
-                    logger.exception("archiving session %s failed; the sweeper retries it",
-                                     session_id)
-            else:
-                outage.recovered()
-            finally:
-                self._inflight.discard(session_id)
-
     # -- archiving ----------------------------------------------------------------
 
     async def _archive(self, session_id: str, path: str) -> bool:
@@ -458,7 +344,7 @@ class ExpiryListener:
             return False
         lag = max(0.0, time.time() - archived.ended_ms / 1000)
         if path == NOTIFICATION and not self._archived[path]:
-            self._flags.confirmed()
+            self._events.flags.confirmed()
         self._archived[path] += 1
         if self._observer is not None:
             self._observer.archived(path, lag)

@@ -1,5 +1,6 @@
 """What every private Redis process shares: finding the executables, loopback
-ports, redis.conf directives, fast readiness probes, and reaping at exit.
+ports, redis.conf directives, fast readiness probes, reading their logs, and
+reaping at exit.
 
 Every process binds a loopback address only (these servers have no auth) and
 is always reaped: every object that owns a process or a temporary directory
@@ -181,6 +182,28 @@ def fast_client(host: str, port: int, protocol: int = 3, **tls: Any) -> redis.Re
         decode_responses=True,
         **tls,
     )
+
+
+def read_log(path: Path, offset: int = 0) -> str:
+    """What a process wrote to its log file from byte ``offset`` on; "" without the file."""
+    try:
+        with open(path, "rb") as log:
+            log.seek(offset)
+            return log.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a process's log file, for an error message."""
+    try:
+        with open(path, "rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - 8192))
+            text = log.read().decode("utf-8", "replace")
+    except OSError:
+        return "(no log file)"
+    return "\n".join(text.splitlines()[-lines:]) or "(log is empty)"
 
 
 class Stoppable(Protocol):

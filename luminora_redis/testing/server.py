@@ -41,8 +41,10 @@ from luminora_redis.testing.local import (
     find_redis_server,
     free_cluster_port,
     free_port,
+    log_tail,
     normalise_config,
     quote_conf,
+    read_log,
     register,
     render_value,
     unregister,
@@ -308,7 +310,7 @@ class RedisServer(StartStop):
             exit_code = self._wait_ready()
             if exit_code is None:
                 return
-            new_log = self._read_log(log_offset)
+            new_log = read_log(self.log_path, log_offset)
             if choose_port and ADDRESS_IN_USE in new_log and attempt + 1 < attempts:
                 # A cluster node records its port in nodes.conf; a file left by
                 # the failed attempt would carry the wrong one.
@@ -317,7 +319,7 @@ class RedisServer(StartStop):
                 continue
             raise RedisServerError(
                 f"redis-server on {self.host}:{self.port} exited with code {exit_code} "
-                f"during startup; log {self.log_path} ends with:\n{self._log_tail()}"
+                f"during startup; log {self.log_path} ends with:\n{log_tail(self.log_path)}"
             )
 
     def _cluster_config_file(self) -> Path | None:
@@ -373,7 +375,7 @@ class RedisServer(StartStop):
         self._terminate(signal.SIGKILL)
         raise RedisServerError(
             f"redis-server on {self.host}:{self.port} did not answer PING within "
-            f"{self.startup_timeout:g}s; log {self.log_path} ends with:\n{self._log_tail()}"
+            f"{self.startup_timeout:g}s; log {self.log_path} ends with:\n{log_tail(self.log_path)}"
         )
 
     def _terminate(self, sig: signal.Signals) -> None:
@@ -392,21 +394,3 @@ class RedisServer(StartStop):
         finally:
             if proc.returncode is not None:
                 self._proc = None
-
-    def _read_log(self, offset: int = 0) -> str:
-        try:
-            with open(self.log_path, "rb") as log:
-                log.seek(offset)
-                return log.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def _log_tail(self, lines: int = 20) -> str:
-        try:
-            with open(self.log_path, "rb") as log:
-                log.seek(0, os.SEEK_END)
-                log.seek(max(0, log.tell() - 8192))
-                text = log.read().decode("utf-8", "replace")
-        except OSError:
-            return "(no log file)"
-        return "\n".join(text.splitlines()[-lines:]) or "(log is empty)"
