@@ -180,6 +180,10 @@ async def _everything(url: str) -> dict[str, int]:
         turn = [("user", "a"), ("assistant", "b"), ("user", "c")]
         assert [m.content for m in await store.chat_turn(sid, turn, last=3)] == ["a", "b", "c"]
         assert [m.content for m in await store.get_history(sid, last=3)] == ["a", "b", "c"]
+        # A caller's retry of a turn (turn_id): stored once, answered from the history.
+        for _ in range(2):
+            await store.chat_turn(sid, [("user", "d")], turn_id="t-1")
+        assert [m.content for m in await store.get_history(sid, last=2)] == ["c", "d"]
         other = await store.create_session("carlos", "bruno")
         assert len(await store.list_user_sessions("carlos")) == 2
         assert (await store.deadline_stats()).sessions == 2
