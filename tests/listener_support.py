@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -218,3 +219,32 @@ class ListenProcess:
         assert self.process.stderr is not None
         self.process.stderr.close()
         return code
+
+
+@contextmanager
+def paused(server: RedisServer) -> Iterator[None]:
+    """The server's process stopped (SIGSTOP) for the block, its sockets open: it answers
+    nothing until the block ends."""
+    assert server.pid is not None
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+
+
+def while_listening(url: str, action: Callable[[], Any], **options: Any) -> Any:
+    """Run ``action`` in a thread while an ExpiryListener (``options``) runs on ``url``
+    (its heartbeat makes check's listeners finding ok); its result."""
+    async def scenario() -> Any:
+        async with SessionStore.from_url(url) as async_store:
+            listener = ExpiryListener(async_store, **options)
+            task = asyncio.create_task(listener.run())
+            await asyncio.wait_for(listener.started.wait(), 30)
+            try:
+                return await asyncio.get_running_loop().run_in_executor(None, action)
+            finally:
+                await listener.stop()
+                await task
+
+    return asyncio.run(scenario())

@@ -5,20 +5,19 @@ read, why, and which right to grant, and codes print as words."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
-from luminora_redis import FindingCode, SessionStore, SyncSessionStore
+from luminora_redis import FindingCode, SyncSessionStore
 from luminora_redis.cli import main
-from luminora_redis.listener.expiry_listener import ExpiryListener
 from luminora_redis.testing import RedisServer
 
 from conftest import require_redis_server
+from listener_support import while_listening
 
 #: The rights the store and the listener need under the default prefix, and nothing
 #: of @dangerous: no INFO, no CONFIG, no ACL.
@@ -37,22 +36,6 @@ def findings(result: Result) -> dict[str, dict[str, Any]]:
 def problems(result: Result) -> set[str]:
     return {name for name, item in findings(result).items() if item["status"] == "problem"}
 
-
-def while_listening(url: str, action: Callable[[], Any]) -> Any:
-    """Run ``action`` in a thread while a listener runs on ``url`` (its heartbeat makes
-    the listeners finding ok); its result."""
-    async def scenario() -> Any:
-        async with SessionStore.from_url(url) as store:
-            listener = ExpiryListener(store, name="probe")
-            task = asyncio.create_task(listener.run())
-            await asyncio.wait_for(listener.started.wait(), 30)
-            try:
-                return await asyncio.get_running_loop().run_in_executor(None, action)
-            finally:
-                await listener.stop()
-                await task
-
-    return asyncio.run(scenario())
 
 
 def without_config(flags: str) -> Iterator[RedisServer]:
@@ -85,7 +68,7 @@ def test_check_is_ok_without_config_when_the_flags_are_preset(
         managed_with_flags: RedisServer) -> None:
     url = managed_with_flags.url
     as_data, table = while_listening(url, lambda: (cli(url, "check", "--json"),
-                                                   cli(url, "check")))
+                                                   cli(url, "check")), name="probe")
     assert as_data.exit_code == 0, as_data.stdout
     assert json.loads(as_data.stdout)["ok"] is True
     found = findings(as_data)

@@ -8,7 +8,7 @@ import importlib
 import io
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from luminora_redis.listener.expiry_listener import ExpiryListener
 from luminora_redis.testing import LocalCluster, RedisServer
 
 from conftest import snapshot, wait_until
+from listener_support import while_listening
 
 
 def cli(url: str, *argv: str, input: str | None = None, cluster: bool = False) -> Result:
@@ -417,21 +418,6 @@ def test_check_flags_a_server_that_persists_nothing(redis_url: str, people: dict
         flags.config_set("save", "")
 
 
-def while_listening(url: str, action: Callable[[], Any], **options: Any) -> Any:
-    """Run ``action`` in a thread while an ExpiryListener runs on ``url``; its result."""
-    async def scenario() -> Any:
-        async with SessionStore.from_url(url) as async_store:
-            listener = ExpiryListener(async_store, **options)
-            task = asyncio.create_task(listener.run())
-            await asyncio.wait_for(listener.started.wait(), 30)
-            try:
-                return await asyncio.get_running_loop().run_in_executor(None, action)
-            finally:
-                await listener.stop()
-                await task
-
-    return asyncio.run(scenario())
-
 
 def test_check_flags_deliveries_nobody_makes(redis_url: str, people: dict[str, str],
                                              store: SyncSessionStore,
@@ -510,9 +496,7 @@ def test_stats_reports_pending_deliveries(redis_url: str, people: dict[str, str]
 
 
 def test_check_and_stats_see_a_live_listener(redis_url: str, people: dict[str, str]) -> None:
-    import asyncio
 
-    from luminora_redis.listener.expiry_listener import ExpiryListener
 
     async def scenario() -> tuple[Result, Result]:
         async with SessionStore.from_url(redis_url) as async_store:

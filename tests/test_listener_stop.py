@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -31,7 +29,7 @@ from luminora_redis.listener.stopping import step
 from luminora_redis.testing import RedisServer
 
 from conftest import require_redis_server, until
-from listener_support import ListenProcess, create_sessions, running
+from listener_support import ListenProcess, create_sessions, paused, running
 
 #: Far above what a stop takes (the grace for in-flight work, then bounded cancellations,
 #: under 20 s at worst), so a busy machine never fails it; a stop that hangs does.
@@ -44,16 +42,6 @@ def server_with(**config: str) -> Iterator[RedisServer]:
     with RedisServer(config=config) as server:
         yield server
 
-
-@contextmanager
-def paused(server: RedisServer) -> Iterator[None]:
-    """The server stops answering, its sockets open (SIGSTOP), until the block ends."""
-    assert server.pid is not None
-    os.kill(server.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(server.pid, signal.SIGCONT)
 
 
 def add_user(server: RedisServer, *rules: str) -> str:

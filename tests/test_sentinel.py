@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import pytest
 import redis
@@ -31,7 +28,8 @@ from luminora_redis import (
 )
 from luminora_redis.io.sentinel_url import parse_sentinel_url
 from luminora_redis.testing import LocalSentinel, RedisServer, free_port
-from tests.conftest import (
+
+from conftest import (
     Blocking,
     finish_loop,
     require_redis_server,
@@ -39,7 +37,7 @@ from tests.conftest import (
     until,
     wait_until,
 )
-from tests.listener_support import ListenProcess, running
+from listener_support import ListenProcess, paused, running
 
 
 @pytest.fixture(autouse=True)
@@ -169,16 +167,6 @@ def test_acknowledge_settings_are_checked() -> None:
 
 # -- acknowledge="replicas" --------------------------------------------------------------
 
-
-@contextmanager
-def paused(server: RedisServer) -> Iterator[None]:
-    """The server's process stopped (SIGSTOP) for the block: it answers nothing."""
-    assert server.pid is not None
-    os.kill(server.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(server.pid, signal.SIGCONT)
 
 
 async def test_a_write_returns_only_once_the_replica_has_it(

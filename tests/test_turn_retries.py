@@ -14,20 +14,18 @@ deployment (a primary and its replica).
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import redis
 
 from luminora_redis import InvalidInput, NotAcknowledged, SessionStore, SyncSessionStore
-from luminora_redis.testing import LocalSentinel, RedisServer
+from luminora_redis.testing import LocalSentinel
 
 from conftest import Blocking, finish_loop, server_ms, session_keys, snapshot, wait_until
+from listener_support import paused
 
 LONG = {"ttl": 60, "max_idle": 30}
 TURN = [("user", "hola"), ("assistant", "¡hola!")]
@@ -144,16 +142,6 @@ def test_the_longest_and_every_allowed_character_are_accepted(store: Any) -> Non
 
 # -- under acknowledge="replicas" -------------------------------------------------------------
 
-
-@contextmanager
-def paused(server: RedisServer) -> Iterator[None]:
-    """The server's process stopped (SIGSTOP) for the block: it answers nothing."""
-    assert server.pid is not None
-    os.kill(server.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(server.pid, signal.SIGCONT)
 
 
 @pytest.fixture

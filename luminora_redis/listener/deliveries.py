@@ -48,6 +48,7 @@ from luminora_redis.core.context import Context
 from luminora_redis.core.models import ArchivedConversation, DeliveryBacklog
 from luminora_redis.core.scripts import Op
 from luminora_redis.io.store import SessionStore
+from luminora_redis.listener import leases
 from luminora_redis.listener.outages import Outage, backoff, call, is_outage, keep_trying
 from luminora_redis.listener.schedule import DeadlineSchedule
 from luminora_redis.ops import archive, archive_reads, liveness, outbox
@@ -218,25 +219,17 @@ class Deliveries:
 
     async def _hold(self) -> bool:
         """Take or renew the outbox scan lease; whether this listener holds it."""
-        holder = await call(self._store, liveness.outbox_scan_lease, self._owner,
-                            self._scan_lease_ms)
-        if holder is None and not self.holds_lease:
-            logger.info("%s holds the outbox scan lease: it runs the full outbox scans",
-                        self._owner)
-        return holder is None
+        return await leases.take(self._store, liveness.outbox_scan_lease, self._owner,
+                                 self._scan_lease_ms, held=self.holds_lease,
+                                 lease="outbox scan lease", job="full outbox scans")
 
     async def _release(self) -> None:
         """Give the lease up on stop, so that another listener takes over at its next
         interval rather than after the lease lapses."""
-        if not self.holds_lease:
-            return
-        self.holds_lease = False
-        try:
-            await asyncio.wait_for(
-                call(self._store, liveness.outbox_scan_lease, self._owner, 0), 2.0)
-        except Exception as error:  # stopping: the lease lapses by itself
-            logger.debug("%s could not release the outbox scan lease (%r); it lapses",
-                         self._owner, error)
+        if self.holds_lease:
+            self.holds_lease = False
+            await leases.give_up(self._store, liveness.outbox_scan_lease, self._owner,
+                                 lease="outbox scan lease")
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):

@@ -38,6 +38,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from luminora_redis.io.store import SessionStore
+from luminora_redis.listener import leases
 from luminora_redis.listener.outages import Outage, call, is_outage, keep_trying
 from luminora_redis.listener.schedule import DeadlineSchedule
 from luminora_redis.ops import liveness, outbox, scans
@@ -203,22 +204,17 @@ class Sweeper:
 
     async def _hold(self) -> bool:
         """Take or renew the sweep lease; whether this sweeper holds it."""
-        holder = await call(self._store, liveness.sweep_lease, self._owner, self._lease_ms)
-        if holder is None and not self.holds_lease:
-            logger.info("%s holds the sweep lease: it runs the full sweeps", self._owner)
-        return holder is None
+        return await leases.take(self._store, liveness.sweep_lease, self._owner,
+                                 self._lease_ms, held=self.holds_lease, lease="sweep lease",
+                                 job="full sweeps")
 
     async def _release(self) -> None:
         """Give the lease up on stop, so that another listener takes over at its next
         interval rather than after the lease lapses."""
-        if not self.holds_lease:
-            return
-        self.holds_lease = False
-        try:
-            await asyncio.wait_for(call(self._store, liveness.sweep_lease, self._owner, 0), 2.0)
-        except Exception as error:  # stopping: the lease lapses by itself
-            logger.debug("%s could not release the sweep lease (%r); it lapses", self._owner,
-                         error)
+        if self.holds_lease:
+            self.holds_lease = False
+            await leases.give_up(self._store, liveness.sweep_lease, self._owner,
+                                 lease="sweep lease")
 
     async def _pause(self, seconds: float) -> None:
         """Sleep up to ``seconds``; a stop or a catch-up request ends it early."""
