@@ -40,7 +40,7 @@ from luminora_redis.listener.expiry_listener import NOTIFICATION, SWEEP, ExpiryL
 from luminora_redis.testing import LocalCluster, RedisServer, find_redis_server, make_tls_files
 from luminora_redis.testing.tls import tls_problem
 
-from conftest import open_store, require_redis_server, wait_until
+from conftest import open_store, require_redis_server, until, wait_until
 from listener_support import MIN_TTL, NOTIFY, flags_restored, running
 
 
@@ -189,6 +189,9 @@ async def test_the_listener_archives_by_notification_over_tls(
         listener = ExpiryListener(store, on_archived=archived.put, configure_notifications=False,
                                   catch_up=False, sweep_interval=3600.0)
         async with running(listener):
+            # Sessions made before the first full sweep ends could be swept by it.
+            await until(lambda: listener.sweeps >= 1, timeout=60)
+
             def create() -> str:
                 with SyncSessionStore.from_url(luminora_redis_tls_url) as writer:
                     sid = writer.create_session("carlos", "alicia", {"ttl": MIN_TTL, "max_idle": MIN_TTL})
@@ -261,6 +264,9 @@ async def test_the_listener_archives_by_notification_on_a_tls_cluster(
                                       configure_notifications=False, catch_up=False,
                                       sweep_interval=3600.0)
             async with running(listener):
+                # Sessions made before the first full sweep ends could be swept by it.
+                await until(lambda: listener.sweeps >= 1, timeout=60)
+
                 def create() -> set[str]:
                     with SyncSessionStore.from_url(tls_cluster.url, cluster=True) as writer:
                         made = set()
