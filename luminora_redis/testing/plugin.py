@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import pytest
 import redis
@@ -168,14 +168,23 @@ def luminora_redis_unavailable() -> Callable[[str], NoReturn]:
     return _skip
 
 
+_Started = TypeVar("_Started")
+
+
+def _start(start: Callable[[], _Started], unavailable: Callable[[str], NoReturn]) -> _Started:
+    """``start()``, or, when no Redis can be had, ``unavailable`` with the reason (which
+    skips or fails the test and must raise)."""
+    try:
+        return start()
+    except RedisUnavailable as exc:
+        unavailable(str(exc))
+        raise TypeError("luminora_redis_unavailable must raise (pytest.skip or pytest.fail)") from exc
+
+
 @pytest.fixture(scope="session")
 def luminora_redis_server(luminora_redis_unavailable: Callable[[str], NoReturn]) -> Iterator[RedisEndpoint]:
     """A private Redis for the whole test session (a local process, or a container)."""
-    try:
-        endpoint = start_private_redis()
-    except RedisUnavailable as exc:
-        luminora_redis_unavailable(str(exc))
-        raise TypeError("luminora_redis_unavailable must raise (pytest.skip or pytest.fail)") from exc
+    endpoint = _start(start_private_redis, luminora_redis_unavailable)
     try:
         yield endpoint
     finally:
@@ -205,11 +214,7 @@ def luminora_redis_tls_server(luminora_redis_unavailable: Callable[[str], NoRetu
                               ) -> Iterator[RedisServer]:
     """A private local redis-server that speaks only TLS, for the whole session; its
     ``tls_files`` hold the CA that signed it and a client certificate."""
-    try:
-        server = start_tls_redis()
-    except RedisUnavailable as exc:
-        luminora_redis_unavailable(str(exc))
-        raise TypeError("luminora_redis_unavailable must raise (pytest.skip or pytest.fail)") from exc
+    server = _start(start_tls_redis, luminora_redis_unavailable)
     try:
         yield server
     finally:
