@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from difflib import get_close_matches
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
@@ -155,6 +155,9 @@ class StoreSettings(SettingsModel):
     raises ``NotAcknowledged`` (see ``luminora_redis.io.acknowledge``). Not on Redis
     Cluster.
 
+    ``token_counter`` counts each message's tokens once, when it is written (None:
+    the fast estimate of ``luminora_redis.core.tokens``); budgets sum the stored counts.
+
     ``buckets`` fixes how users spread over hash slots. It is recorded in Redis
     on first use; ``None`` adopts the recorded count (or 1024 on a fresh
     keyspace), and an explicit count that disagrees with the record is refused.
@@ -179,6 +182,9 @@ class StoreSettings(SettingsModel):
     acknowledge: Literal["primary", "replicas", "aof"] = "primary"
     acknowledge_replicas: int = Field(1, ge=1, le=1000)
     acknowledge_timeout: Seconds = 1.0
+    #: Counts a text's tokens, once, when it is written (``luminora_redis.core.tokens``);
+    #: None: ``estimate_tokens``.
+    token_counter: Callable[[str], int] | None = None
 
     @field_validator("affinity_levels")
     @classmethod

@@ -16,6 +16,7 @@ from luminora_redis.core.errors import ConfigurationError, InvalidSettings
 from luminora_redis.core.scripts import Call, Op, script_sources
 from luminora_redis.core.server import ServerIdentity, check_supported, script_sources_for, without_hello
 from luminora_redis.core.settings import DEFAULT_BUCKETS, StoreSettings
+from luminora_redis.core.tokens import count_tokens
 from luminora_redis.io.acknowledge import acknowledgement
 from luminora_redis.io.sentinel_url import is_sentinel_url
 
@@ -155,6 +156,10 @@ class StoreBase:
         if not identity.script_flags:
             self._scripts.update({name: self._client.register_script(source)
                                   for name, source in script_sources_for(False).items()})
+
+    def count_tokens(self, text: str) -> int:
+        """``text``'s tokens by this store's ``token_counter`` (see ``core.tokens``)."""
+        return count_tokens(self._settings.token_counter, text)
 
     @property
     def settings(self) -> StoreSettings:
