@@ -18,6 +18,7 @@ from luminora_redis.core.errors import LuminoraRedisError, ReplyCode
 from luminora_redis.core.keys import UserKeys
 from luminora_redis.core.scripts import Call, Op
 from luminora_redis.ops.records import owns_session
+from luminora_redis.ops.store_items import erase_items
 
 __all__ = ["bucket_side_keys", "erase_user"]
 
@@ -108,6 +109,7 @@ def erase_user(ctx: Context, user_id: object) -> Op[int]:
     for _ in range(ERASE_ROUNDS):
         removed += yield from _erase_sessions(ctx, user_id, user, bucket)
         removed += yield from _erase_archive(ctx, user, bucket)
+        removed += yield from erase_items(ctx, user_id)
         reply = yield Call("erase_memory", (user.sessions, user.archive, user.user, user.affinity,
                                             user.facts, user.episodes, user.episode_bodies,
                                             user.evolution), ())

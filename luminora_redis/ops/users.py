@@ -36,6 +36,7 @@ from luminora_redis.ops.archive_reads import read_archived_conversation
 from luminora_redis.ops.memory import get_affinities, get_episodes, get_facts
 from luminora_redis.ops.records import hash_fields, live_activity, owns_session
 from luminora_redis.ops.sessions import user_session_ids
+from luminora_redis.ops.store_items import export_items
 
 __all__ = [
     "archive_summaries",
@@ -242,4 +243,6 @@ def export_user(ctx: Context, user_id: object) -> Op[dict[str, Any]]:
         "evolution": evolution,
         "sessions": sessions,
         "archived_conversations": archived,
+        # The items of the LangGraph store (compat.langgraph.LuminoraStore) under this user.
+        "store_items": (yield from export_items(ctx, user_id)),
     }
