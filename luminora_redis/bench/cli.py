@@ -123,8 +123,8 @@ def _options(quick: bool, tiny: bool, rounds: int | None,
 
 
 @click.command("bench")
-@click.argument("scenario", type=click.Choice(["turn", "archive", "memory", "all"]),
-                default="turn")
+@click.argument("scenario", type=click.Choice(["turn", "archive", "memory", "all",
+                                              "langgraph"]), default="turn")
 @click.option("--url", default=None,
               help="Redis to run against (keys under bench*); default: private server(s)")
 @click.option("--systems", callback=_csv_systems, default=None,
@@ -151,7 +151,8 @@ def bench(scenario: str, url: str | None, systems: list[str] | None,
           tiny: bool, plain: bool) -> None:
     """Compare chat turns per second and their cost across luminora-redis, the hand-written
     floor and the peer session stores, on one Redis; or measure expiry-to-archive lag, or
-    bytes per conversation live and archived (memory)."""
+    bytes per conversation live and archived (memory), or one LangGraph turn per
+    checkpointer (langgraph)."""
     options = _options(quick, tiny, rounds, concurrency)
     options.seed = seed
     chosen = [BY_NAME[n] for n in systems] if systems else list(SYSTEMS)
@@ -230,5 +231,12 @@ def _run(scenario: str, url: str | None, plain: bool, chosen: list[Any], options
 
             memory_options = MemoryOptions.quick() if quick else MemoryOptions()
             results["memory"], text = run_memory(target.url, memory_options, progress.say)
+            parts += ["", text]
+        if scenario == "langgraph":
+            from luminora_redis.bench.langgraph import LangGraphOptions, run_langgraph
+
+            graph_options = LangGraphOptions.quick() if quick else LangGraphOptions()
+            results["langgraph"], text = asyncio.run(
+                run_langgraph(target.url, graph_options, progress.say))
             parts += ["", text]
     return results, "\n".join(parts)
