@@ -26,7 +26,7 @@ Redis Cluster without knowing the user::
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import quote
@@ -133,46 +133,51 @@ def _owner_of(thread_id: str, thread: Thread | None, owner: Owner) -> str:
                        "(or the saver's default_user_id)")
 
 
-def put_checkpoint(ctx: Context, thread_id: str, owner: Owner, name: str, record: bytes,
-                   prefix: str, keep: int, messages: Sequence[tuple[str, Any]],
-                   run_id: str | None, note_run: bool = True) -> Op[Thread]:
-    """Store a checkpoint (none when ``name`` is empty) and append the messages whose
-    ids are new to the thread, in one script; a thread without a live session gets a
-    new one first. ``messages``: (id, (role, content, metadata)) pairs."""
-    encoded = sessions.encode_messages(ctx, [message for _, message in messages])
+def _in_session(ctx: Context, thread_id: str, owner: Owner,
+                call: Callable[[SessionKeys], Call]) -> Op[tuple[Thread, SessionKeys, Any]]:
+    """Run ``call`` on the thread's live session; a thread without one (none yet, or
+    ended) gets a new session first. LangGraph may send a step's writes before its
+    checkpoint, so either may be a thread's first call."""
     thread = yield from find_thread(ctx, thread_id)
     user_id = _owner_of(thread_id, thread, owner)
-    config = parse_session_config(ctx.settings, owner.session_config)
-    if run_id is not None and note_run:
-        yield Call("lg_note_run", (_tagged(ctx, "r", run_id),),
-                   (thread_id, config.ttl_ms + GRACE_MS))
-    args: list[Any] = [ctx.settings.max_history, name, record, prefix, keep, run_id or ""]
-    for (message_id, _), entry in zip(messages, encoded):
-        args += (message_id, entry)
     replaces = ""
     for _ in range(3):
         if thread is None:
             thread = yield from _new_session(ctx, thread_id, user_id, owner, replaces)
         keys = _session_keys(ctx, thread)
-        reply = yield Call("lg_put", (*keys[:4], *thread_keys(keys)), args)
+        reply = yield call(keys)
         if reply[0] == OK:
-            yield from follow_up(ctx, keys, thread.session_id, reply[2])
-            return thread
+            return thread, keys, reply
         replaces, thread = thread.session_id, None
     raise_for_status(ReplyCode.EXPIRED, thread_id)
 
 
-def put_writes(ctx: Context, thread_id: str, writes: Sequence[tuple[str, bytes, bool]]) -> Op[None]:
-    """Store pending writes: (name, record, replace) triples; a thread with no live
-    session raises ``SessionNotFound``/``SessionExpired``."""
-    thread = yield from find_thread(ctx, thread_id)
-    if thread is None:
-        raise_for_status(ReplyCode.NOT_FOUND, thread_id)
-    keys = _session_keys(ctx, thread)
+def put_checkpoint(ctx: Context, thread_id: str, owner: Owner, name: str, record: bytes,
+                   prefix: str, keep: int, messages: Sequence[tuple[str, Any]],
+                   run_id: str | None, note_run: bool = True) -> Op[Thread]:
+    """Store a checkpoint (none when ``name`` is empty) and append the messages whose
+    ids are new to the thread, in one script. ``messages``: (id, (role, content,
+    metadata)) pairs. ``note_run``: record the run's thread for ``delete_for_runs``."""
+    encoded = sessions.encode_messages(ctx, [message for _, message in messages])
+    if run_id is not None and note_run:
+        config = parse_session_config(ctx.settings, owner.session_config)
+        yield Call("lg_note_run", (_tagged(ctx, "r", run_id),),
+                   (thread_id, config.ttl_ms + GRACE_MS))
+    args: list[Any] = [ctx.settings.max_history, name, record, prefix, keep, run_id or ""]
+    for (message_id, _), entry in zip(messages, encoded):
+        args += (message_id, entry)
+    thread, keys, reply = yield from _in_session(
+        ctx, thread_id, owner, lambda keys: Call("lg_put", (*keys[:4], *thread_keys(keys)), args))
+    yield from follow_up(ctx, keys, thread.session_id, reply[2])
+    return thread
+
+
+def put_writes(ctx: Context, thread_id: str, owner: Owner,
+               writes: Sequence[tuple[str, bytes, bool]]) -> Op[None]:
+    """Store pending writes: (name, record, replace) triples."""
     args = [part for write in writes for part in (write[0], write[1], "1" if write[2] else "0")]
-    reply = yield Call("lg_put_writes", (*keys[:2], *thread_keys(keys)), args)
-    if reply[0] != OK:
-        raise_for_status(reply[0], thread_id)
+    yield from _in_session(ctx, thread_id, owner,
+                           lambda keys: Call("lg_put_writes", (*keys[:2], *thread_keys(keys)), args))
 
 
 def get_checkpoint(ctx: Context, thread_id: str, name: str, prefix: str) -> Op[Stored | None]:

@@ -235,7 +235,8 @@ class LuminoraCheckpointSaver(BaseCheckpointSaver[str]):
                                  "checkpoint_id": checkpoint["id"]}}
 
     def _writes_args(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]],
-                     task_id: str, task_path: str) -> tuple[str, list[tuple[str, bytes, bool]]]:
+                     task_id: str, task_path: str
+                     ) -> tuple[str, ops.Owner, list[tuple[str, bytes, bool]]]:
         thread_id, ns, checkpoint_id = self._where(config)
         if checkpoint_id is None:
             raise InvalidInput("put_writes needs config['configurable']['checkpoint_id']")
@@ -246,7 +247,7 @@ class LuminoraCheckpointSaver(BaseCheckpointSaver[str]):
             kind, data = self._dumps(value)
             name = f"w{_NUL}{ns}{_NUL}{checkpoint_id}{_NUL}{task_id}{_NUL}{index}"
             triples.append((name, pack([channel, kind, data, task_path], "write"), index < 0))
-        return thread_id, triples
+        return thread_id, self._owner(config), triples
 
     def _tuple(self, thread_id: str, stored: ops.Stored) -> CheckpointTuple:
         _, ns, checkpoint_id = stored.name.split(_NUL, 2)
