@@ -84,11 +84,11 @@ def chat_graph(checkpointer: Any) -> Any:
 
 @contextlib.asynccontextmanager
 async def _luminora(url: str) -> AsyncIterator[Any]:
-    saver_class = getattr(importlib.import_module("luminora_redis.compat.langgraph"),
-                          "LuminoraCheckpointSaver", None)
-    if saver_class is None:
-        raise Unavailable("LuminoraCheckpointSaver is not in this build")
-    saver = saver_class.from_url(url, ttl=3600, max_idle=1800, prefix=PREFIX)
+    try:
+        from luminora_redis.compat.langgraph import LuminoraCheckpointSaver
+    except ImportError as missing:
+        raise Unavailable(f"needs the langgraph extra ({missing})") from None
+    saver = LuminoraCheckpointSaver.from_url(url, ttl=3600, max_idle=1800, prefix=PREFIX)
     try:
         yield saver
     finally:
