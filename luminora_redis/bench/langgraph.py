@@ -44,8 +44,8 @@ EXPIRY = {
     "luminora-redis": "the thread is a session: native ttl and sliding max_idle; its "
                       "checkpoints leave with it and its conversation is archived into the "
                       "user's archive and delivered to on_archived",
-    "langgraph-checkpoint-redis": "its TTL deletes the thread's keys: checkpoints and "
-                                  "conversation are gone, nothing is kept",
+    "langgraph-checkpoint-redis": "none by default; with its ttl= the thread's keys expire: "
+                                  "checkpoints and conversation are deleted, nothing is kept",
     "InMemorySaver": "no expiry: kept until the process ends, then lost",
 }
 
