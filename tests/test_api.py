@@ -346,7 +346,9 @@ READS = frozenset({
 })
 #: Scripts that run when Redis is over maxmemory although they may write; the header of
 #: each says why.
-ALLOW_OOM = {"claim_layout"}
+ALLOW_OOM = {"claim_layout",
+             # LangGraph store reads: they only drop expired items and move deadlines.
+             "lg_store_get", "lg_store_scan", "lg_store_namespaces"}
 
 
 def commands(body: str) -> set[str]:

@@ -314,3 +314,75 @@ def test_sync_only_store_refuses_async_calls_clearly(store_url: str, topology: s
         sync.close()
     with pytest.raises(ConfigurationError):
         LuminoraStore()
+
+
+def test_a_new_thread_of_the_same_user_sees_the_stores_memories(store_url: str,
+                                                                 topology: str) -> None:
+    from langchain_core.messages import AIMessage, HumanMessage
+    from langchain_core.runnables import RunnableConfig
+    from langgraph.graph import START, MessagesState, StateGraph
+    from langgraph.runtime import Runtime
+
+    from luminora_redis.compat.langgraph import LuminoraCheckpointSaver
+
+    async def model(state: MessagesState, config: RunnableConfig,
+                    runtime: Runtime[Any]) -> dict[str, Any]:
+        """Remembers what a user says after "remember:", and lists what it remembers."""
+        assert runtime.store is not None
+        user = config["configurable"]["user_id"]
+        said = str(state["messages"][-1].content)
+        if said.startswith("remember:"):
+            await runtime.store.aput((user, "memories"), str(len(state["messages"])),
+                                     {"text": said.removeprefix("remember:").strip()})
+            return {"messages": [AIMessage("noted")]}
+        found = await runtime.store.asearch((user, "memories"))
+        return {"messages": [AIMessage(", ".join(item.value["text"] for item in found))]}
+
+    async def main() -> None:
+        cluster = topology == "cluster"
+        saver = LuminoraCheckpointSaver.from_url(store_url, cluster=cluster)
+        store = LuminoraStore.from_url(store_url, cluster=cluster)
+        builder = StateGraph(MessagesState)
+        builder.add_node("model", model)
+        builder.add_edge(START, "model")
+        graph = builder.compile(checkpointer=saver, store=store)
+        try:
+            first = {"configurable": {"thread_id": "monday", "user_id": "carlos"}}
+            await graph.ainvoke({"messages": [HumanMessage("remember: likes black coffee")]}, first)
+            other = {"configurable": {"thread_id": "ana-1", "user_id": "ana"}}
+            await graph.ainvoke({"messages": [HumanMessage("remember: likes tea")]}, other)
+            second = {"configurable": {"thread_id": "tuesday", "user_id": "carlos"}}
+            state = await graph.ainvoke({"messages": [HumanMessage("what do you know?")]},
+                                        second)
+            assert [m.content for m in state["messages"]] == ["what do you know?",
+                                                              "likes black coffee"]
+            assert store.sync_store is not None
+            exported = store.sync_store.export_user("carlos")["store_items"]
+            assert [row["value"] for row in exported] == [{"text": "likes black coffee"}]
+        finally:
+            await store.aclose()
+            await saver.aclose()
+
+    asyncio.run(main())
+
+
+@pytest.mark.requires_redis((7, 0), "script flags, and so the refusal before a script runs")
+def test_reads_keep_working_over_maxmemory_and_writes_are_refused(private_server: Any) -> None:
+    from luminora_redis import OutOfMemory
+
+    lg = LuminoraStore.from_url(private_server.url)
+    client = private_server.client()
+    try:
+        lg.put(("carlos", "m"), "k", {"v": 1}, ttl=1)
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", int(client.info("memory")["used_memory"]) - 512 * 1024)
+        item = lg.get(("carlos", "m"), "k")
+        assert item is not None and item.value == {"v": 1}
+        assert [i.key for i in lg.search(("carlos",))] == ["k"]
+        assert lg.list_namespaces(prefix=("carlos",)) == [("carlos", "m")]
+        with pytest.raises(OutOfMemory):
+            lg.put(("carlos", "m"), "k2", {"v": 2})
+    finally:
+        client.config_set("maxmemory", 0)
+        client.close()
+        lg.close()

@@ -9,7 +9,7 @@ KEYS[2] index     lr:{b}:u:<uid>:lg:x   ZSET field, score 0
 KEYS[3] spaces    lr:{b}:u:<uid>:lg:n   ZSET namespace member, score 0
 KEYS[4] expiries  lr:{b}:u:<uid>:lg:e   ZSET field -> expiry ms
 KEYS[5] ttls      lr:{b}:u:<uid>:lg:t   HASH field -> TTL ms
-ARGV[1] field
+ARGV[1] the item's field: its namespace below the user, a NUL, its key
 Replies:
   1   the item was there (live) and is removed
   0   there was no live item

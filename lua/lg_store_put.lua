@@ -13,8 +13,8 @@ KEYS[2] index     lr:{b}:u:<uid>:lg:x   ZSET field, score 0
 KEYS[3] spaces    lr:{b}:u:<uid>:lg:n   ZSET namespace member, score 0
 KEYS[4] expiries  lr:{b}:u:<uid>:lg:e   ZSET field -> expiry ms
 KEYS[5] ttls      lr:{b}:u:<uid>:lg:t   HASH field -> TTL ms
-ARGV[1] field
-ARGV[2] its namespace member
+ARGV[1] the item's field: its namespace below the user, a NUL, its key
+ARGV[2] the namespace member of that field
 ARGV[3] the value, a JSON object
 ARGV[4] TTL in ms (> 0), or "" for an item that never expires
 Replies:
