@@ -16,7 +16,10 @@ median of ``rounds`` rounds in rotating order), the bytes one thread holds after
 ``memory_turns`` turns (``MEMORY USAGE key SAMPLES 0`` summed over the keys that
 thread's turns created: found by a SCAN before and after, so run it on a Redis
 nobody else writes to; RediSearch's index memory is not in any key and is not
-counted), and what each does when the thread expires.
+counted), and what each does when the thread expires. Each saver deletes the threads
+it ran (``adelete_thread``) and the luminora-redis row's remaining keys (its users,
+under ``benchlg``) are deleted at the end; langgraph-checkpoint-redis's search
+indexes stay.
 """
 
 from __future__ import annotations
@@ -134,12 +137,11 @@ async def run_thread(graph: Any, thread_id: str, turns: int) -> None:
         await graph.ainvoke({"messages": [("user", TEXT)]}, _config(thread_id))
 
 
-async def turns_per_second(graph: Any, threads: int, turns: int) -> float:
-    """Turns per second of ``threads`` concurrent threads running ``turns`` turns each."""
-    tag = uuid.uuid4().hex[:8]
+async def turns_per_second(graph: Any, thread_ids: Sequence[str], turns: int) -> float:
+    """Turns per second of the threads running ``turns`` turns each, concurrently."""
     started = time.perf_counter()
-    await asyncio.gather(*(run_thread(graph, f"t{tag}-{n}", turns) for n in range(threads)))
-    return threads * turns / (time.perf_counter() - started)
+    await asyncio.gather(*(run_thread(graph, thread_id, turns) for thread_id in thread_ids))
+    return len(thread_ids) * turns / (time.perf_counter() - started)
 
 
 def _keys(client: redis.Redis) -> set[bytes]:
@@ -154,10 +156,9 @@ def _usage(client: redis.Redis, keys: Sequence[bytes]) -> int:
 
 
 async def thread_bytes(name: str, graph: Any, saver: Any, client: redis.Redis,
-                       turns: int) -> tuple[int | None, int]:
+                       thread_id: str, turns: int) -> tuple[int | None, int]:
     """Bytes one new thread holds after ``turns`` turns, and how many keys hold them.
     InMemorySaver: the serialized bytes it keeps for the thread (process memory, no keys)."""
-    thread_id = f"mem-{uuid.uuid4().hex[:8]}"
     before = None if name == "InMemorySaver" else _keys(client)
     await run_thread(graph, thread_id, turns)
     if before is None:
@@ -193,19 +194,33 @@ async def run_langgraph(url: str, options: LangGraphOptions,
                 row = rows[name]
                 if row.get("unavailable"):
                     continue
+                tag = uuid.uuid4().hex[:8]
+                thread_ids = [f"t{tag}-{n}" for n in range(options.threads)]
                 try:
                     async with SYSTEMS[name](url) as saver:
                         graph = chat_graph(saver)
-                        rate = await turns_per_second(graph, options.threads, options.turns)
-                        row["turns_per_s"].append(rate)
-                        say(f"langgraph: {name} round {round_number + 1}: {rate:.0f} turns/s")
-                        if "bytes" not in row:
-                            row["bytes"], row["keys"] = await thread_bytes(
-                                name, graph, saver, client, options.memory_turns)
-                        row["ran"] = True
+                        try:
+                            rate = await turns_per_second(graph, thread_ids, options.turns)
+                            row["turns_per_s"].append(rate)
+                            say(f"langgraph: {name} round {round_number + 1}: {rate:.0f} turns/s")
+                            if "bytes" not in row:
+                                thread_ids.append(f"m{tag}")
+                                row["bytes"], row["keys"] = await thread_bytes(
+                                    name, graph, saver, client, thread_ids[-1],
+                                    options.memory_turns)
+                            row["ran"] = True
+                        finally:
+                            # Each saver removes its own threads, so a run on --url leaves
+                            # none of them behind.
+                            for thread_id in thread_ids:
+                                await saver.adelete_thread(thread_id)
                 except Unavailable as why:
                     row["unavailable"] = str(why)
                     say(f"langgraph: {name}: {why}")
+        # What the luminora-redis row keeps beyond its threads (its users, the layout).
+        stale = list(client.scan_iter(match=f"{PREFIX}:*", count=1000))
+        for start in range(0, len(stale), 500):
+            client.unlink(*stale[start:start + 500])
     finally:
         client.close()
     for row in rows.values():
