@@ -38,7 +38,6 @@ from luminora_redis.core.errors import InvalidInput
 from luminora_redis.core.scripts import Call, Op
 from luminora_redis.ops.store_items import (
     TOP,
-    ItemKeys,
     StoredItem,
     decode_field,
     decode_member,
@@ -368,7 +367,3 @@ def run_batch(ctx: Context, ops: Iterable[Any]) -> Op[list[Result]]:
             raise InvalidInput(f"unknown store operation {type(op).__name__}")
     return results
 
-
-def keys_of(ctx: Context, user_id: str) -> ItemKeys:
-    """The item keys of one user (for tests and tools)."""
-    return item_keys(ctx.keys.user(ctx.user_id(user_id)))
