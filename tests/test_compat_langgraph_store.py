@@ -386,3 +386,28 @@ def test_reads_keep_working_over_maxmemory_and_writes_are_refused(private_server
         client.config_set("maxmemory", 0)
         client.close()
         lg.close()
+
+
+def test_hostile_user_ids_stay_in_their_own_keys(lg: LuminoraStore, raw: Any) -> None:
+    users = ["carlos", "carlos}", "{carlos}", "carlos:x", "*", "cárlos", "c" * 200]
+    for user in users:
+        lg.put((user, "m"), "k", {"owner": user})
+    for user in users:
+        assert [i.value["owner"] for i in lg.search((user,), limit=100)] == [user]
+        if user != "*":  # in a listing's prefix "*" is LangGraph's wildcard, refused first
+            assert lg.list_namespaces(prefix=(user,)) == [(user, "m")]
+        assert all("{" not in key.split("}", 1)[1] for key in keys_of(user))
+    assert len({keys_of(user).items for user in users}) == len(users)
+
+
+def test_redis_down_is_an_error_not_a_missing_item() -> None:
+    import redis as redis_py
+
+    lg = LuminoraStore.from_url("redis://127.0.0.1:1/0")
+    try:
+        with pytest.raises(redis_py.ConnectionError):
+            lg.get(("carlos",), "k")
+        with pytest.raises(redis_py.ConnectionError):
+            lg.search(("carlos",))
+    finally:
+        lg.close()
