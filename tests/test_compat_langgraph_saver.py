@@ -17,7 +17,7 @@ from langgraph.checkpoint.base import Checkpoint, empty_checkpoint  # noqa: E402
 from langgraph.checkpoint.base.id import uuid6  # noqa: E402
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer  # noqa: E402
 
-from luminora_redis import SessionStore, SyncSessionStore  # noqa: E402
+from luminora_redis import ArchiveReason, SessionStore, SyncSessionStore  # noqa: E402
 from luminora_redis.compat.langgraph import LuminoraCheckpointSaver  # noqa: E402
 from luminora_redis.compat.langgraph.ops import Thread, find_thread, thread_keys  # noqa: E402
 from luminora_redis.core.codec import pack  # noqa: E402
@@ -137,7 +137,7 @@ def test_put_writes_and_get_slide_the_session_and_the_thread_keys_together(
 
 def test_an_idle_thread_expires_with_its_checkpoints_and_its_next_put_starts_afresh(
         sync_store: SyncSessionStore, raw: Any) -> None:
-    saver = LuminoraCheckpointSaver(None, sync_store, max_idle=0.2)
+    saver = LuminoraCheckpointSaver(None, sync_store, max_idle=0.5)
     stored = put(saver, "chat-4", checkpoint(TURN_1), **CARLOS)
     saver.put_writes(stored, [("x", 1)], "task")
     old = thread_of(sync_store, "chat-4")
@@ -165,6 +165,7 @@ def test_delete_thread_archives_the_conversation_now(sync_store: SyncSessionStor
     archived = sync_store.get_archived_conversation("carlos", thread.session_id)
     assert archived is not None
     assert [m.content for m in archived.messages] == [m.content for m in TURN_2]
+    assert archived.reason is ArchiveReason.ENDED
     assert raw.zscore(user_keys("carlos").archive, thread.session_id) is not None
     saver.delete_thread("chat-5")  # gone: nothing to do
 
