@@ -4,6 +4,8 @@ archive), the bounds, and the refusals. On one server and on the cluster."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -206,16 +208,20 @@ def test_list_pages_past_one_script_reply_with_before_and_limit(sync_store: Sync
         list(saver.list(None))
 
 
-def test_pickle_is_refused_both_ways(sync_store: SyncSessionStore) -> None:
+def test_pickle_is_refused_both_ways(sync_store: SyncSessionStore, raw: Any) -> None:
     with pytest.raises(ConfigurationError, match="pickle"):
         LuminoraCheckpointSaver(None, sync_store, serde=JsonPlusSerializer(pickle_fallback=True))
     saver = LuminoraCheckpointSaver(None, sync_store)
-    assert not getattr(saver.serde, "pickle_fallback", False)
+    assert isinstance(saver.serde, JsonPlusSerializer) and not saver.serde.pickle_fallback
+    # What msgpack cannot hold is refused, not pickled.
+    with pytest.raises(TypeError, match="msgpack"):
+        put(saver, "chat-8", checkpoint(lock=threading.Lock()), **CARLOS)
+    assert sync_store.run(find_thread, "chat-8") is None
     stored = put(saver, "chat-8", checkpoint(), **CARLOS)
     keys = session_keys(thread_of(sync_store, "chat-8").session_id)
     name = f"c\x00\x00{stored['configurable']['checkpoint_id']}"
-    sync_store._client.hset(thread_keys(keys).data, name,
-                            pack(["pickle", b"cos\nsystem\n.", "msgpack", b"\x80", ""]))
+    raw.hset(thread_keys(keys).data, name,
+             pack(["pickle", b"cos\nsystem\n.", "msgpack", b"\x80", ""]))
     with pytest.raises(InvalidInput, match="pickle"):
         saver.get_tuple(config("chat-8"))
 
@@ -246,5 +252,29 @@ async def test_the_async_methods_drive_the_same_operations(store_url: str, topol
         await saver.adelete_thread("chat-9")
         assert await saver.aget_tuple(config("chat-9")) is None
         assert await store.get_archived_conversation("carlos", thread.session_id) is not None
+    finally:
+        await saver.aclose()
+
+
+async def test_racing_first_calls_of_a_thread_agree_on_one_session(store_url: str,
+                                                                   topology: str) -> None:
+    saver = LuminoraCheckpointSaver.from_url(store_url, cluster=topology == "cluster")
+    store = saver.store
+    assert isinstance(store, SessionStore)
+    try:
+        cps = [checkpoint(TURN_1) for _ in range(4)]
+        await asyncio.gather(*(saver.aput(config(f"race-{i % 2}", **CARLOS), cp, {}, {})
+                               for i, cp in enumerate(cps)),
+                             *(saver.aput_writes(config(f"race-{i}", cps[i]["id"], **CARLOS),
+                                                 [("x", i)], "task") for i in range(2)))
+        threads = [await store.run(find_thread, f"race-{i}") for i in range(2)]
+        live = {s.session_id for s in await store.list_user_sessions("carlos")}
+        assert live == {t.session_id for t in threads if t is not None} and len(live) == 2
+        for i, thread in enumerate(threads):
+            assert thread is not None
+            listed = [t async for t in saver.alist(config(f"race-{i}"))]
+            assert {t.checkpoint["id"] for t in listed} == {cps[i]["id"], cps[i + 2]["id"]}
+            assert [m.content for m in await store.get_history(thread.session_id)] == \
+                ["be kind", "hola"]
     finally:
         await saver.aclose()
