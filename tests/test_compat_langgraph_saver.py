@@ -172,6 +172,20 @@ def test_delete_thread_archives_the_conversation_now(sync_store: SyncSessionStor
     saver.delete_thread("chat-5")  # gone: nothing to do
 
 
+def test_a_thread_ended_or_erased_through_the_store_reads_as_gone_and_leaves(
+        sync_store: SyncSessionStore, raw: Any) -> None:
+    saver = LuminoraCheckpointSaver(None, sync_store)
+    for thread_id, end in (("chat-e", sync_store.end_session),
+                           ("chat-x", lambda sid: sync_store.erase_user("xavier"))):
+        put(saver, thread_id, checkpoint(TURN_1), user_id="xavier")
+        thread = thread_of(sync_store, thread_id)
+        keys = thread_keys(session_keys(thread.session_id))
+        assert all(raw.exists(key) for key in keys)
+        end(thread.session_id)
+        assert saver.get_tuple(config(thread_id)) is None
+        assert not any(raw.exists(key) for key in keys)
+
+
 def test_the_checkpoint_history_is_capped_and_the_conversation_is_not(
         sync_store: SyncSessionStore) -> None:
     saver = LuminoraCheckpointSaver(None, sync_store, max_checkpoints=3)
