@@ -105,6 +105,8 @@ def test_without_a_user_a_new_thread_is_refused_and_nothing_is_written(
     with pytest.raises(InvalidInput, match="user_id"):
         put(saver, "orphan", checkpoint(TURN_1))
     assert sync_store.run(find_thread, "orphan") is None
+    with pytest.raises(InvalidInput):  # a bad user id, with a run to note: refused first
+        saver.put(config("orphan", user_id=""), checkpoint(TURN_1), {"run_id": "r1"}, {})
     assert raw.dbsize() == before
     defaulted = LuminoraCheckpointSaver(None, sync_store, default_user_id="guest")
     put(defaulted, "orphan", checkpoint(TURN_1))
