@@ -33,6 +33,7 @@ namespace are kept (older ones are dropped, their messages stay in the history).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
@@ -70,6 +71,8 @@ __all__ = ["LuminoraCheckpointSaver"]
 #: Checkpoints per script reply of ``list``.
 _PAGE = 50
 _ROOT = namespace_prefix("")
+#: Threads whose appended message ids a saver remembers, at most.
+_REMEMBERED = 256
 
 
 class LuminoraCheckpointSaver(BaseCheckpointSaver[str]):
@@ -110,6 +113,10 @@ class LuminoraCheckpointSaver(BaseCheckpointSaver[str]):
         self.max_checkpoints = max_checkpoints
         self._owned: list[SessionStore | SyncSessionStore] = []
         self._noted: tuple[str, str] | None = None
+        # thread id -> (session id, ids of messages appended to it): a put leaves these
+        # out, so that its script loops over the new messages only. Most recent last.
+        self._appended: dict[str, tuple[str, frozenset[str]]] = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str, *, ttl: float | None = None, max_idle: float | None = None,
@@ -167,10 +174,26 @@ class LuminoraCheckpointSaver(BaseCheckpointSaver[str]):
                   metadata: CheckpointMetadata) -> tuple[Any, ...]:
         plan = self._records.checkpoint(config, checkpoint, metadata)
         # A run writes many checkpoints to one thread: its thread is noted once (_noted is
-        # set once a put with the note succeeded).
+        # set once a put with the note succeeded, by _remember).
         note = plan.run_id is not None and self._noted != (plan.run_id, plan.thread_id)
+        known = self._appended.get(plan.thread_id) if plan.messages else None
         return (plan.thread_id, self._owner(config), plan.name, plan.record, plan.prefix,
-                self.max_checkpoints, plan.messages, plan.run_id, note)
+                self.max_checkpoints, plan.messages, plan.run_id, note, known)
+
+    def _remember(self, args: tuple[Any, ...], thread: ops.Thread) -> None:
+        """After a put succeeded: its run is noted, its messages are in the session."""
+        thread_id, messages, run_id, known = args[0], args[6], args[7], args[9]
+        if run_id is not None:
+            self._noted = (run_id, thread_id)
+        if not messages:
+            return
+        before = known[1] if known is not None and known[0] == thread.session_id else frozenset()
+        with self._lock:
+            self._appended.pop(thread_id, None)
+            self._appended[thread_id] = (thread.session_id,
+                                         before | {message_id for message_id, _ in messages})
+            if len(self._appended) > _REMEMBERED:
+                del self._appended[next(iter(self._appended))]
 
     def _writes_args(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]],
                      task_id: str, task_path: str) -> tuple[Any, ...]:
@@ -223,8 +246,7 @@ class LuminoraCheckpointSaver(BaseCheckpointSaver[str]):
     def put(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
             new_versions: ChannelVersions) -> RunnableConfig:
         args = self._put_args(config, checkpoint, metadata)
-        self._sync().run(ops.put_checkpoint, *args)
-        self._noted = (args[7], args[0]) if args[7] is not None else self._noted
+        self._remember(args, self._sync().run(ops.put_checkpoint, *args))
         return stored_config(config, checkpoint)
 
     def put_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
@@ -295,8 +317,7 @@ class LuminoraCheckpointSaver(BaseCheckpointSaver[str]):
     async def aput(self, config: RunnableConfig, checkpoint: Checkpoint,
                    metadata: CheckpointMetadata, new_versions: ChannelVersions) -> RunnableConfig:
         args = self._put_args(config, checkpoint, metadata)
-        await self._async().run(ops.put_checkpoint, *args)
-        self._noted = (args[7], args[0]) if args[7] is not None else self._noted
+        self._remember(args, await self._async().run(ops.put_checkpoint, *args))
         return stored_config(config, checkpoint)
 
     async def aput_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]],
