@@ -17,13 +17,16 @@ Replies:
         writes of one checkpoint (a step's tasks and channels, not the thread's history)
   {1, effective_deadline_ms}   no such checkpoint
   {-1}    expired, not yet archived (the thread's keys are deleted)
-  {0}     no such session
+  {0}     no such session (erased, or archived; the thread's keys are deleted)
 ]]
 local sessionKey, metaKey, dataKey, orderKey, idsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local name, prefix = ARGV[1], ARGV[2]
 
 local m = redis.call('HMGET', metaKey, 'abs', 'idle')
-if not m[1] or not m[2] then return {0} end
+if not m[1] or not m[2] then
+  redis.call('DEL', dataKey, orderKey, idsKey)
+  return {0}
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local deadline = math.min(now + tonumber(m[2]), tonumber(m[1]))

@@ -37,14 +37,18 @@ Replies:
                                                   the overflow's length when this call
                                                   moved messages into it, else 0
   {-1}    expired, not yet archived; nothing written (the thread's keys are deleted)
-  {0}     no such session; nothing written
+  {0}     no such session (erased, or archived); nothing written (the thread's keys are
+          deleted)
 ]]
 local sessionKey, metaKey, historyKey, overflowKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dataKey, orderKey, idsKey = KEYS[5], KEYS[6], KEYS[7]
 local bound, name, prefix, keep = tonumber(ARGV[1]), ARGV[2], ARGV[4], tonumber(ARGV[5])
 
 local m = redis.call('HMGET', metaKey, 'abs', 'idle', 'ovf')
-if not m[1] or not m[2] then return {0} end
+if not m[1] or not m[2] then
+  redis.call('DEL', dataKey, orderKey, idsKey)
+  return {0}
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local deadline = math.min(now + tonumber(m[2]), tonumber(m[1]))

@@ -18,12 +18,16 @@ ARGV[1..] triples: write name ("w", NUL, namespace, NUL, checkpoint id, NUL, tas
 Replies:
   {1, effective_deadline_ms}   stored
   {-1}    expired, not yet archived; nothing written (the thread's keys are deleted)
-  {0}     no such session; nothing written
+  {0}     no such session (erased, or archived); nothing written (the thread's keys are
+          deleted)
 ]]
 local sessionKey, metaKey, dataKey, orderKey, idsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
 local m = redis.call('HMGET', metaKey, 'abs', 'idle')
-if not m[1] or not m[2] then return {0} end
+if not m[1] or not m[2] then
+  redis.call('DEL', dataKey, orderKey, idsKey)
+  return {0}
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local deadline = math.min(now + tonumber(m[2]), tonumber(m[1]))

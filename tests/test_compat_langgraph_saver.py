@@ -4,6 +4,8 @@ archive), the bounds, and the refusals. On one server and on the cluster."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +19,7 @@ from langgraph.checkpoint.base import Checkpoint, empty_checkpoint  # noqa: E402
 from langgraph.checkpoint.base.id import uuid6  # noqa: E402
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer  # noqa: E402
 
-from luminora_redis import SessionStore, SyncSessionStore  # noqa: E402
+from luminora_redis import ArchiveReason, SessionStore, SyncSessionStore  # noqa: E402
 from luminora_redis.compat.langgraph import LuminoraCheckpointSaver  # noqa: E402
 from luminora_redis.compat.langgraph.ops import Thread, find_thread, thread_keys  # noqa: E402
 from luminora_redis.core.codec import pack  # noqa: E402
@@ -89,6 +91,24 @@ def test_a_thread_is_a_session_of_its_user_and_its_messages_reach_the_history_on
     assert kept[1]["id"] == "h1"
 
 
+def test_a_put_sends_only_messages_its_saver_has_not_appended_yet(
+        sync_store: SyncSessionStore, raw: Any) -> None:
+    # The script skips known ids anyway; the saver leaves them out so that its loop covers
+    # the new messages only. Seen by forgetting an id behind the savers' backs: the saver
+    # that appended it does not send it again, a fresh one sends all and it comes back.
+    saver = LuminoraCheckpointSaver(None, sync_store)
+    put(saver, "chat-c", checkpoint(TURN_1), **CARLOS)
+    thread = thread_of(sync_store, "chat-c")
+    ids_key = thread_keys(session_keys(thread.session_id)).ids
+    assert raw.hdel(ids_key, "h1") == 1
+    put(saver, "chat-c", checkpoint(TURN_2), **CARLOS)
+    assert [m.content for m in sync_store.get_history(thread.session_id)] == \
+        [m.content for m in TURN_2]
+    put(LuminoraCheckpointSaver(None, sync_store), "chat-c", checkpoint(TURN_2), **CARLOS)
+    assert [m.content for m in sync_store.get_history(thread.session_id)] == \
+        [m.content for m in TURN_2] + ["hola"]
+
+
 def test_messages_of_child_namespaces_stay_out_of_the_history(sync_store: SyncSessionStore) -> None:
     saver = LuminoraCheckpointSaver(None, sync_store)
     saver.put(config("chat-ns", ns="child:1", **CARLOS), checkpoint(TURN_1), {}, {})
@@ -103,6 +123,8 @@ def test_without_a_user_a_new_thread_is_refused_and_nothing_is_written(
     with pytest.raises(InvalidInput, match="user_id"):
         put(saver, "orphan", checkpoint(TURN_1))
     assert sync_store.run(find_thread, "orphan") is None
+    with pytest.raises(InvalidInput):  # a bad user id, with a run to note: refused first
+        saver.put(config("orphan", user_id=""), checkpoint(TURN_1), {"run_id": "r1"}, {})
     assert raw.dbsize() == before
     defaulted = LuminoraCheckpointSaver(None, sync_store, default_user_id="guest")
     put(defaulted, "orphan", checkpoint(TURN_1))
@@ -137,7 +159,7 @@ def test_put_writes_and_get_slide_the_session_and_the_thread_keys_together(
 
 def test_an_idle_thread_expires_with_its_checkpoints_and_its_next_put_starts_afresh(
         sync_store: SyncSessionStore, raw: Any) -> None:
-    saver = LuminoraCheckpointSaver(None, sync_store, max_idle=0.2)
+    saver = LuminoraCheckpointSaver(None, sync_store, max_idle=0.5)
     stored = put(saver, "chat-4", checkpoint(TURN_1), **CARLOS)
     saver.put_writes(stored, [("x", 1)], "task")
     old = thread_of(sync_store, "chat-4")
@@ -165,8 +187,23 @@ def test_delete_thread_archives_the_conversation_now(sync_store: SyncSessionStor
     archived = sync_store.get_archived_conversation("carlos", thread.session_id)
     assert archived is not None
     assert [m.content for m in archived.messages] == [m.content for m in TURN_2]
+    assert archived.reason is ArchiveReason.ENDED
     assert raw.zscore(user_keys("carlos").archive, thread.session_id) is not None
     saver.delete_thread("chat-5")  # gone: nothing to do
+
+
+def test_a_thread_ended_or_erased_through_the_store_reads_as_gone_and_leaves(
+        sync_store: SyncSessionStore, raw: Any) -> None:
+    saver = LuminoraCheckpointSaver(None, sync_store)
+    for thread_id, end in (("chat-e", sync_store.end_session),
+                           ("chat-x", lambda sid: sync_store.erase_user("xavier"))):
+        put(saver, thread_id, checkpoint(TURN_1), user_id="xavier")
+        thread = thread_of(sync_store, thread_id)
+        keys = thread_keys(session_keys(thread.session_id))
+        assert all(raw.exists(key) for key in keys)
+        end(thread.session_id)
+        assert saver.get_tuple(config(thread_id)) is None
+        assert not any(raw.exists(key) for key in keys)
 
 
 def test_the_checkpoint_history_is_capped_and_the_conversation_is_not(
@@ -205,16 +242,20 @@ def test_list_pages_past_one_script_reply_with_before_and_limit(sync_store: Sync
         list(saver.list(None))
 
 
-def test_pickle_is_refused_both_ways(sync_store: SyncSessionStore) -> None:
+def test_pickle_is_refused_both_ways(sync_store: SyncSessionStore, raw: Any) -> None:
     with pytest.raises(ConfigurationError, match="pickle"):
         LuminoraCheckpointSaver(None, sync_store, serde=JsonPlusSerializer(pickle_fallback=True))
     saver = LuminoraCheckpointSaver(None, sync_store)
-    assert not getattr(saver.serde, "pickle_fallback", False)
+    assert isinstance(saver.serde, JsonPlusSerializer) and not saver.serde.pickle_fallback
+    # What msgpack cannot hold is refused, not pickled.
+    with pytest.raises(TypeError, match="msgpack"):
+        put(saver, "chat-8", checkpoint(lock=threading.Lock()), **CARLOS)
+    assert sync_store.run(find_thread, "chat-8") is None
     stored = put(saver, "chat-8", checkpoint(), **CARLOS)
     keys = session_keys(thread_of(sync_store, "chat-8").session_id)
     name = f"c\x00\x00{stored['configurable']['checkpoint_id']}"
-    sync_store._client.hset(thread_keys(keys).data, name,
-                            pack(["pickle", b"cos\nsystem\n.", "msgpack", b"\x80", ""]))
+    raw.hset(thread_keys(keys).data, name,
+             pack(["pickle", b"cos\nsystem\n.", "msgpack", b"\x80", ""]))
     with pytest.raises(InvalidInput, match="pickle"):
         saver.get_tuple(config("chat-8"))
 
@@ -245,5 +286,29 @@ async def test_the_async_methods_drive_the_same_operations(store_url: str, topol
         await saver.adelete_thread("chat-9")
         assert await saver.aget_tuple(config("chat-9")) is None
         assert await store.get_archived_conversation("carlos", thread.session_id) is not None
+    finally:
+        await saver.aclose()
+
+
+async def test_racing_first_calls_of_a_thread_agree_on_one_session(store_url: str,
+                                                                   topology: str) -> None:
+    saver = LuminoraCheckpointSaver.from_url(store_url, cluster=topology == "cluster")
+    store = saver.store
+    assert isinstance(store, SessionStore)
+    try:
+        cps = [checkpoint(TURN_1) for _ in range(4)]
+        await asyncio.gather(*(saver.aput(config(f"race-{i % 2}", **CARLOS), cp, {}, {})
+                               for i, cp in enumerate(cps)),
+                             *(saver.aput_writes(config(f"race-{i}", cps[i]["id"], **CARLOS),
+                                                 [("x", i)], "task") for i in range(2)))
+        threads = [await store.run(find_thread, f"race-{i}") for i in range(2)]
+        live = {s.session_id for s in await store.list_user_sessions("carlos")}
+        assert live == {t.session_id for t in threads if t is not None} and len(live) == 2
+        for i, thread in enumerate(threads):
+            assert thread is not None
+            listed = [t async for t in saver.alist(config(f"race-{i}"))]
+            assert {t.checkpoint["id"] for t in listed} == {cps[i]["id"], cps[i + 2]["id"]}
+            assert [m.content for m in await store.get_history(thread.session_id)] == \
+                ["be kind", "hola"]
     finally:
         await saver.aclose()

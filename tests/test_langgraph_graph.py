@@ -15,7 +15,7 @@ pytest.importorskip("langgraph.graph", reason="langgraph is not installed "
 from langchain_core.messages import AIMessage, HumanMessage  # noqa: E402
 from langgraph.graph import START, MessagesState, StateGraph  # noqa: E402
 
-from luminora_redis import ArchivedConversation, SessionStore  # noqa: E402
+from luminora_redis import ArchivedConversation, ArchiveReason, SessionStore  # noqa: E402
 from luminora_redis.compat.langgraph import LuminoraCheckpointSaver  # noqa: E402
 from luminora_redis.compat.langgraph.ops import find_thread, thread_keys  # noqa: E402
 from luminora_redis.listener.expiry_listener import ExpiryListener  # noqa: E402
@@ -40,7 +40,7 @@ def chat_graph(saver: LuminoraCheckpointSaver) -> Any:
 async def test_an_idle_graph_thread_is_archived_and_delivered_with_its_conversation(
         store_url: str, topology: str, raw: Any) -> None:
     saver = LuminoraCheckpointSaver.from_url(store_url, cluster=topology == "cluster",
-                                             max_idle=0.5)
+                                             max_idle=1.5)
     store = saver.store
     assert isinstance(store, SessionStore)
     delivered: list[ArchivedConversation] = []
@@ -59,7 +59,7 @@ async def test_an_idle_graph_thread_is_archived_and_delivered_with_its_conversat
             await until(lambda: delivered, timeout=30, what="the idle thread was delivered")
         assert [c.session_id for c in delivered] == [thread.session_id]
         conversation = delivered[0]
-        assert conversation.user_id == "carlos"
+        assert conversation.user_id == "carlos" and conversation.reason is ArchiveReason.IDLE
         assert [(m.role.value, m.content) for m in conversation.messages] == [
             ("user", "hola"), ("assistant", "4 letters"), ("user", "¿qué tal?"),
             ("assistant", "9 letters")]

@@ -9,7 +9,7 @@ A thread's keys sit beside its session's, in the user's slot, and expire with it
     lr:{b}:s:<sid>:lg:o   ZSET  the same names, score 0: lex order groups a namespace's
                                 checkpoints, oldest first, and a checkpoint's writes
     lr:{b}:s:<sid>:lg:n   HASH  message id -> 1: the messages already appended to the
-                                session's history
+                                session's history (one small field per message)
 
 Every put, put_writes and get slides the session's idle deadline and gives these
 keys the same ``PEXPIREAT`` in one script (``lg_put``, ``lg_put_writes``,
@@ -119,33 +119,37 @@ def _new_session(ctx: Context, thread_id: str, user_id: str, owner: Owner,
     if reply[0] == OK:
         return Thread(session_id, user_id)
     yield from archive.delete_session(ctx, session_id)
-    return Thread(reply[1].decode(), reply[2].decode())
+    winner = Thread(reply[1].decode(), reply[2].decode())
+    if winner.user_id != user_id:
+        raise InvalidInput(f"thread {thread_id!r} belongs to another user")
+    return winner
 
 
-def _owner_of(thread_id: str, thread: Thread | None, owner: Owner) -> str:
+def _owner_of(ctx: Context, thread_id: str, thread: Thread | None, owner: Owner) -> str:
+    """The user a thread's next session belongs to: checked before anything is written."""
     if owner.user_id is not None:
-        if thread is not None and thread.user_id != owner.user_id:
+        user_id = ctx.user_id(owner.user_id)
+        if thread is not None and thread.user_id != user_id:
             raise InvalidInput(f"thread {thread_id!r} belongs to another user")
-        return owner.user_id
+        return user_id
     if thread is not None:
         return thread.user_id
     raise InvalidInput("a new thread needs its user: set config['configurable']['user_id'] "
                        "(or the saver's default_user_id)")
 
 
-def _in_session(ctx: Context, thread_id: str, owner: Owner,
-                call: Callable[[SessionKeys], Call]) -> Op[tuple[Thread, SessionKeys, Any]]:
-    """Run ``call`` on the thread's live session; a thread without one (none yet, or
-    ended) gets a new session first. LangGraph may send a step's writes before its
-    checkpoint, so either may be a thread's first call."""
-    thread = yield from find_thread(ctx, thread_id)
-    user_id = _owner_of(thread_id, thread, owner)
+def _in_session(ctx: Context, thread_id: str, thread: Thread | None, user_id: str, owner: Owner,
+                call: Callable[[Thread, SessionKeys], Call]
+                ) -> Op[tuple[Thread, SessionKeys, Any]]:
+    """Run ``call`` on the thread's live session (``thread``: as found); a thread without
+    one (none yet, or ended) gets a new session of ``user_id`` first. LangGraph may send a
+    step's writes before its checkpoint, so either may be a thread's first call."""
     replaces = ""
     for _ in range(3):
         if thread is None:
             thread = yield from _new_session(ctx, thread_id, user_id, owner, replaces)
         keys = _session_keys(ctx, thread)
-        reply = yield call(keys)
+        reply = yield call(thread, keys)
         if reply[0] == OK:
             return thread, keys, reply
         replaces, thread = thread.session_id, None
@@ -154,20 +158,31 @@ def _in_session(ctx: Context, thread_id: str, owner: Owner,
 
 def put_checkpoint(ctx: Context, thread_id: str, owner: Owner, name: str, record: bytes,
                    prefix: str, keep: int, messages: Sequence[tuple[str, Any]],
-                   run_id: str | None, note_run: bool = True) -> Op[Thread]:
+                   run_id: str | None, note_run: bool = True,
+                   known: tuple[str, frozenset[str]] | None = None) -> Op[Thread]:
     """Store a checkpoint (none when ``name`` is empty) and append the messages whose
     ids are new to the thread, in one script. ``messages``: (id, (role, content,
-    metadata)) pairs. ``note_run``: record the run's thread for ``delete_for_runs``."""
-    encoded = sessions.encode_messages(ctx, [message for _, message in messages])
+    metadata)) pairs. ``note_run``: record the run's thread for ``delete_for_runs``.
+    ``known``: a session id and ids of messages already appended to it, left out of the
+    call when the thread is still that session (the script skips known ids anyway; this
+    keeps its loop to the new messages)."""
+    encoded = list(zip([message_id for message_id, _ in messages],
+                       sessions.encode_messages(ctx, [message for _, message in messages])))
+    thread = yield from find_thread(ctx, thread_id)
+    user_id = _owner_of(ctx, thread_id, thread, owner)
     if run_id is not None and note_run:
         config = parse_session_config(ctx.settings, owner.session_config)
         yield Call("lg_note_run", (_tagged(ctx, "r", run_id),),
                    (thread_id, config.ttl_ms + GRACE_MS))
-    args: list[Any] = [ctx.settings.max_history, name, record, prefix, keep, run_id or ""]
-    for (message_id, _), entry in zip(messages, encoded):
-        args += (message_id, entry)
-    thread, keys, reply = yield from _in_session(
-        ctx, thread_id, owner, lambda keys: Call("lg_put", (*keys[:4], *thread_keys(keys)), args))
+    head: list[Any] = [ctx.settings.max_history, name, record, prefix, keep, run_id or ""]
+
+    def call(current: Thread, keys: SessionKeys) -> Call:
+        skip = known[1] if known is not None and known[0] == current.session_id else frozenset()
+        args = head + [part for message_id, entry in encoded if message_id not in skip
+                       for part in (message_id, entry)]
+        return Call("lg_put", (*keys[:4], *thread_keys(keys)), args)
+
+    thread, keys, reply = yield from _in_session(ctx, thread_id, thread, user_id, owner, call)
     yield from follow_up(ctx, keys, thread.session_id, reply[2])
     return thread
 
@@ -176,8 +191,11 @@ def put_writes(ctx: Context, thread_id: str, owner: Owner,
                writes: Sequence[tuple[str, bytes, bool]]) -> Op[None]:
     """Store pending writes: (name, record, replace) triples."""
     args = [part for write in writes for part in (write[0], write[1], "1" if write[2] else "0")]
-    yield from _in_session(ctx, thread_id, owner,
-                           lambda keys: Call("lg_put_writes", (*keys[:2], *thread_keys(keys)), args))
+    thread = yield from find_thread(ctx, thread_id)
+    user_id = _owner_of(ctx, thread_id, thread, owner)
+    yield from _in_session(ctx, thread_id, thread, user_id, owner,
+                           lambda _, keys: Call("lg_put_writes", (*keys[:2], *thread_keys(keys)),
+                                                args))
 
 
 def get_checkpoint(ctx: Context, thread_id: str, name: str, prefix: str) -> Op[Stored | None]:
@@ -195,7 +213,7 @@ def get_checkpoint(ctx: Context, thread_id: str, name: str, prefix: str) -> Op[S
                   [(rest[i].decode(), rest[i + 1]) for i in range(0, len(rest), 2)])
 
 
-def list_page(ctx: Context, thread: Thread, upper: str, lower: str,
+def list_page(ctx: Context, thread: Thread, upper: bytes, lower: bytes,
               count: int) -> Op[list[Stored]]:
     """One page of a thread's checkpoints below ``upper`` (exclusive), newest first."""
     keys = _session_keys(ctx, thread)

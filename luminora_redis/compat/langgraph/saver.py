@@ -1,9 +1,10 @@
 """``LuminoraCheckpointSaver``: a LangGraph checkpointer whose threads are luminora sessions.
 
 A thread is a session of ``config["configurable"]["user_id"]`` (a thread id is
-never taken for a user id). Without one, a thread that exists keeps its owner, a
-new one belongs to the saver's ``default_user_id``, and with none set the put
-raises ``InvalidInput`` and writes nothing. The thread id is caller-chosen and
+never taken for a user id); a config naming another user than the thread's is
+refused. Without one, a thread that exists keeps its owner, a new one belongs
+to the saver's ``default_user_id``, and with none set the put raises
+``InvalidInput`` and writes nothing. The thread id is caller-chosen and
 names its session through an alias record (``ops``), on Redis Cluster too.
 
 Each ``put``, ``put_writes`` and ``get_tuple`` slides the session's idle
@@ -23,67 +24,55 @@ conversation into the user's archive exactly once and delivers it to
 the thread id; ``store.end_session(sid)`` archives likewise, and the thread's
 keys go at its next access or its deadline.
 
-Values go through ``self.serde`` (LangGraph's ``SerializerProtocol``); pickle
-never: a serializer with ``pickle_fallback`` is refused, and a stored record
-typed ``pickle`` is refused on read. ``list`` reads pages of a thread and needs
-its ``thread_id``; at most ``max_checkpoints`` checkpoints per thread and
+Records are encoded in ``records``, through ``self.serde`` (LangGraph's
+``SerializerProtocol``); pickle never: a serializer with ``pickle_fallback`` is
+refused, and a stored record typed ``pickle`` is refused on read. ``list``
+reads pages of a thread and needs its ``thread_id``; at most ``max_checkpoints`` checkpoints per thread and
 namespace are kept (older ones are dropped, their messages stay in the history).
 """
 
 from __future__ import annotations
 
-import hashlib
+import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
-from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
-    WRITES_IDX_MAP,
     BaseCheckpointSaver,
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
-    get_checkpoint_id,
-    get_checkpoint_metadata,
-    writes_sort_key,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from luminora_redis.compat.langchain import _encode
 from luminora_redis.compat.langgraph import ops
-from luminora_redis.core.codec import pack, unpack
+from luminora_redis.compat.langgraph.records import (
+    MESSAGES,
+    Records,
+    checkpoint_name,
+    conversation,
+    keeps,
+    list_plan,
+    namespace_prefix,
+    refuse_pickle,
+    seconds,
+    stored_config,
+    text,
+    where,
+)
 from luminora_redis.core.errors import ConfigurationError, InvalidInput
 from luminora_redis.io.store import SessionStore
 from luminora_redis.io.sync_store import SyncSessionStore
 
 __all__ = ["LuminoraCheckpointSaver"]
 
-_NUL = "\x00"
+#: Checkpoints per script reply of ``list``.
 _PAGE = 50
-_MESSAGES = "messages"
-
-
-def _refuse_pickle(serde: object) -> None:
-    for candidate in (serde, getattr(serde, "serde", None)):
-        if getattr(candidate, "pickle_fallback", False):
-            raise ConfigurationError("a serializer with pickle_fallback is refused: luminora-redis "
-                                     "never stores pickles")
-
-
-def _text(value: object, what: str) -> str:
-    if not isinstance(value, str) or _NUL in value:
-        raise InvalidInput(f"{what} must be a string without NUL characters, not {value!r:.60}")
-    return value
-
-
-def _seconds(value: object, what: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidInput(f"{what} must be a number of seconds, not {value!r:.60}")
-    return float(value)
+_ROOT = namespace_prefix("")
+#: Threads whose appended message ids a saver remembers, at most.
+_REMEMBERED = 256
 
 
 class LuminoraCheckpointSaver(BaseCheckpointSaver[str]):
@@ -112,18 +101,22 @@ class LuminoraCheckpointSaver(BaseCheckpointSaver[str]):
         if isinstance(max_checkpoints, bool) or not isinstance(max_checkpoints, int) \
                 or max_checkpoints < 1:
             raise ConfigurationError(f"max_checkpoints must be a positive int, not {max_checkpoints!r}")
-        _refuse_pickle(serde)
+        refuse_pickle(serde)
         super().__init__(serde=serde)
-        _refuse_pickle(self.serde)
+        self._records = Records(self.serde)
         self.store = store
         self.sync_store = sync_store
-        self.ttl = _seconds(ttl, "ttl")
-        self.max_idle = _seconds(max_idle, "max_idle")
+        self.ttl = seconds(ttl, "ttl")
+        self.max_idle = seconds(max_idle, "max_idle")
         self.default_user_id = default_user_id
         self.personality_name = personality_name
         self.max_checkpoints = max_checkpoints
         self._owned: list[SessionStore | SyncSessionStore] = []
         self._noted: tuple[str, str] | None = None
+        # thread id -> (session id, ids of messages appended to it): a put leaves these
+        # out, so that its script loops over the new messages only. Most recent last.
+        self._appended: dict[str, tuple[str, frozenset[str]]] = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str, *, ttl: float | None = None, max_idle: float | None = None,
@@ -166,166 +159,72 @@ class LuminoraCheckpointSaver(BaseCheckpointSaver[str]):
             raise ConfigurationError("this saver has no asyncio store; use the sync methods")
         return self.store
 
-    # -- encoding -----------------------------------------------------------------
-
-    def _dumps(self, value: Any) -> tuple[str, bytes]:
-        return self.serde.dumps_typed(value)
-
-    def _loads(self, kind: str, data: bytes) -> Any:
-        if kind == "pickle":
-            raise InvalidInput("a stored record is a pickle; luminora-redis never loads pickles")
-        return self.serde.loads_typed((kind, data))
-
-    @staticmethod
-    def _where(config: RunnableConfig) -> tuple[str, str, str | None]:
-        configurable = config.get("configurable") or {}
-        if "thread_id" not in configurable:
-            raise InvalidInput("config['configurable'] needs a thread_id")
-        thread_id = _text(str(configurable["thread_id"]), "thread_id")
-        ns = _text(configurable.get("checkpoint_ns", "") or "", "checkpoint_ns")
-        checkpoint_id = get_checkpoint_id(config)
-        if checkpoint_id is not None:
-            _text(checkpoint_id, "checkpoint_id")
-        return thread_id, ns, checkpoint_id
-
     def _owner(self, config: RunnableConfig) -> ops.Owner:
         configurable = config.get("configurable") or {}
         user_id = configurable.get("user_id", self.default_user_id)
         session_config: dict[str, Any] = {}
         for key, default in (("ttl", self.ttl), ("max_idle", self.max_idle)):
-            value = _seconds(configurable.get(key, default), key)
+            value = seconds(configurable.get(key, default), key)
             if value is not None:
                 session_config[key] = value
         return ops.Owner(None if user_id is None else str(user_id), self.personality_name,
                          session_config)
 
-    @staticmethod
-    def _messages(values: Any) -> list[tuple[str, Any]]:
-        if not isinstance(values, list):
-            return []
-        found = []
-        for message in values:
-            if not isinstance(message, BaseMessage):
-                continue
-            role, content, metadata = _encode(message)
-            message_id = message.id or "h:" + hashlib.blake2b(
-                pack([role, content, metadata], "message"), digest_size=16).hexdigest()
-            found.append((message_id, (role, content, metadata)))
-        return found
-
     def _put_args(self, config: RunnableConfig, checkpoint: Checkpoint,
                   metadata: CheckpointMetadata) -> tuple[Any, ...]:
-        thread_id, ns, parent = self._where(config)
-        checkpoint_id = _text(checkpoint["id"], "checkpoint id")
-        full = get_checkpoint_metadata(config, metadata)
-        run_id = full.get("run_id")
-        ctype, cdata = self._dumps(checkpoint)
-        mtype, mdata = self._dumps(full)
-        record = pack([ctype, cdata, mtype, mdata, parent or ""], "checkpoint")
-        messages = self._messages(checkpoint["channel_values"].get(_MESSAGES)) if ns == "" else []
-        return (thread_id, self._owner(config), f"c{_NUL}{ns}{_NUL}{checkpoint_id}", record,
-                f"c{_NUL}{ns}{_NUL}", self.max_checkpoints, messages,
-                None if run_id is None else str(run_id))
+        plan = self._records.checkpoint(config, checkpoint, metadata)
+        # A run writes many checkpoints to one thread: its thread is noted once (_noted is
+        # set once a put with the note succeeded, by _remember).
+        note = plan.run_id is not None and self._noted != (plan.run_id, plan.thread_id)
+        known = self._appended.get(plan.thread_id) if plan.messages else None
+        return (plan.thread_id, self._owner(config), plan.name, plan.record, plan.prefix,
+                self.max_checkpoints, plan.messages, plan.run_id, note, known)
 
-    @staticmethod
-    def _stored_config(config: RunnableConfig, checkpoint: Checkpoint) -> RunnableConfig:
-        configurable = config["configurable"]
-        return {"configurable": {"thread_id": configurable["thread_id"],
-                                 "checkpoint_ns": configurable.get("checkpoint_ns", "") or "",
-                                 "checkpoint_id": checkpoint["id"]}}
+    def _remember(self, args: tuple[Any, ...], thread: ops.Thread) -> None:
+        """After a put succeeded: its run is noted, its messages are in the session."""
+        thread_id, messages, run_id, known = args[0], args[6], args[7], args[9]
+        if run_id is not None:
+            self._noted = (run_id, thread_id)
+        if not messages:
+            return
+        before = known[1] if known is not None and known[0] == thread.session_id else frozenset()
+        with self._lock:
+            self._appended.pop(thread_id, None)
+            self._appended[thread_id] = (thread.session_id,
+                                         before | {message_id for message_id, _ in messages})
+            if len(self._appended) > _REMEMBERED:
+                del self._appended[next(iter(self._appended))]
 
     def _writes_args(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]],
-                     task_id: str, task_path: str
-                     ) -> tuple[str, ops.Owner, list[tuple[str, bytes, bool]]]:
-        thread_id, ns, checkpoint_id = self._where(config)
-        if checkpoint_id is None:
-            raise InvalidInput("put_writes needs config['configurable']['checkpoint_id']")
-        _text(task_id, "task_id")
-        triples = []
-        for position, (channel, value) in enumerate(writes):
-            index = WRITES_IDX_MAP.get(channel, position)
-            kind, data = self._dumps(value)
-            name = f"w{_NUL}{ns}{_NUL}{checkpoint_id}{_NUL}{task_id}{_NUL}{index}"
-            triples.append((name, pack([channel, kind, data, task_path], "write"), index < 0))
+                     task_id: str, task_path: str) -> tuple[Any, ...]:
+        thread_id, triples = self._records.writes(config, writes, task_id, task_path)
         return thread_id, self._owner(config), triples
 
-    def _tuple(self, thread_id: str, stored: ops.Stored) -> CheckpointTuple:
-        _, ns, checkpoint_id = stored.name.split(_NUL, 2)
-        ctype, cdata, mtype, mdata, parent = unpack(stored.record)
-        checkpoint: Checkpoint = self._loads(ctype, cdata)
-        versions = checkpoint.get("channel_versions", {})
-        checkpoint = {**checkpoint, "channel_values": {
-            key: value for key, value in checkpoint.get("channel_values", {}).items()
-            if key in versions}}
-        writes = []
-        for name, record in stored.writes:
-            _, _, _, task_id, index = name.split(_NUL, 4)
-            channel, kind, data, task_path = unpack(record)
-            writes.append((writes_sort_key(task_path, task_id, int(index)),
-                           (task_id, channel, self._loads(kind, data))))
-        writes.sort(key=lambda item: item[0])
-        where = {"thread_id": thread_id, "checkpoint_ns": ns}
-        return CheckpointTuple(
-            config={"configurable": {**where, "checkpoint_id": checkpoint_id}},
-            checkpoint=checkpoint, metadata=self._loads(mtype, mdata),
-            parent_config={"configurable": {**where, "checkpoint_id": parent}} if parent else None,
-            pending_writes=[write for _, write in writes])
-
-    def _get_args(self, config: RunnableConfig) -> tuple[str, str, str]:
-        thread_id, ns, checkpoint_id = self._where(config)
-        name = "" if checkpoint_id is None else f"c{_NUL}{ns}{_NUL}{checkpoint_id}"
-        return thread_id, name, f"c{_NUL}{ns}{_NUL}"
-
-    def _list_plan(self, config: RunnableConfig | None,
-                   before: RunnableConfig | None) -> tuple[str, bytes, bytes, str | None, str | None]:
-        if config is None:
-            raise InvalidInput("list reads one thread: give a config with its thread_id")
-        thread_id, _, only = self._where(config)
-        ns = (config.get("configurable") or {}).get("checkpoint_ns")
-        before_id = None if before is None else get_checkpoint_id(before)
-        if ns is None:
-            return thread_id, b"(c\x00\xff", b"[c\x00", before_id, only
-        head = f"c{_NUL}{_text(ns, 'checkpoint_ns')}{_NUL}".encode()
-        upper = b"(" + head + (_text(before_id, "before").encode() if before_id else b"\xff")
-        return thread_id, upper, b"[" + head, None, only
-
     @staticmethod
-    def _keeps(item: CheckpointTuple, filter: dict[str, Any] | None, before_id: str | None,
-               only: str | None) -> bool:
-        checkpoint_id = item.checkpoint["id"]
-        if only is not None and checkpoint_id != only:
-            return False
-        if before_id is not None and checkpoint_id >= before_id:
-            return False
-        return not filter or all(item.metadata.get(k) == v for k, v in filter.items())
+    def _get_args(config: RunnableConfig) -> tuple[str, str, str]:
+        thread_id, ns, checkpoint_id = where(config)
+        return (thread_id, "" if checkpoint_id is None else checkpoint_name(ns, checkpoint_id),
+                namespace_prefix(ns))
 
     def _copy_messages(self, target_id: str, latest: ops.Stored | None, owner: ops.Owner
                        ) -> tuple[Any, ...] | None:
         if latest is None:
             return None
-        values = self._tuple(target_id, latest).checkpoint["channel_values"]
-        return (target_id, owner, "", b"", f"c{_NUL}{_NUL}", self.max_checkpoints,
-                self._messages(values.get(_MESSAGES)), None)
-
-    def _run_note(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
-        # A run writes many checkpoints to one thread: note it once per (run, thread).
-        run_id = args[-1]
-        if run_id is None or self._noted == (run_id, args[0]):
-            return (*args, False)
-        self._noted = (run_id, args[0])
-        return (*args, True)
+        values = self._records.to_tuple(target_id, latest).checkpoint["channel_values"]
+        return (target_id, owner, "", b"", _ROOT, self.max_checkpoints,
+                conversation(values.get(MESSAGES)), None)
 
     # -- sync ---------------------------------------------------------------------
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         thread_id, name, prefix = self._get_args(config)
         stored = self._sync().run(ops.get_checkpoint, thread_id, name, prefix)
-        return None if stored is None else self._tuple(thread_id, stored)
+        return None if stored is None else self._records.to_tuple(thread_id, stored)
 
     def list(self, config: RunnableConfig | None, *, filter: dict[str, Any] | None = None,
              before: RunnableConfig | None = None, limit: int | None = None
              ) -> Iterator[CheckpointTuple]:
-        thread_id, upper, lower, before_id, only = self._list_plan(config, before)
+        thread_id, upper, lower, before_id, only = list_plan(config, before)
         store = self._sync()
         thread = store.run(ops.find_thread, thread_id)
         if thread is None or limit == 0:
@@ -334,8 +233,8 @@ class LuminoraCheckpointSaver(BaseCheckpointSaver[str]):
         while True:
             page = store.run(ops.list_page, thread, upper, lower, _PAGE)
             for stored in page:
-                item = self._tuple(thread_id, stored)
-                if self._keeps(item, filter, before_id, only):
+                item = self._records.to_tuple(thread_id, stored)
+                if keeps(item, filter, before_id, only):
                     yield item
                     count += 1
                     if limit is not None and count >= limit:
@@ -346,29 +245,29 @@ class LuminoraCheckpointSaver(BaseCheckpointSaver[str]):
 
     def put(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
             new_versions: ChannelVersions) -> RunnableConfig:
-        self._sync().run(ops.put_checkpoint, *self._run_note(self._put_args(config, checkpoint,
-                                                                            metadata)))
-        return self._stored_config(config, checkpoint)
+        args = self._put_args(config, checkpoint, metadata)
+        self._remember(args, self._sync().run(ops.put_checkpoint, *args))
+        return stored_config(config, checkpoint)
 
     def put_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
                    task_path: str = "") -> None:
         self._sync().run(ops.put_writes, *self._writes_args(config, writes, task_id, task_path))
 
     def delete_thread(self, thread_id: str) -> None:
-        self._sync().run(ops.delete_thread, _text(str(thread_id), "thread_id"))
+        self._sync().run(ops.delete_thread, text(str(thread_id), "thread_id"))
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         store = self._sync()
         for run_id in run_ids:
-            for thread_id in store.run(ops.threads_of_run, _text(str(run_id), "run_id")):
+            for thread_id in store.run(ops.threads_of_run, text(str(run_id), "run_id")):
                 store.run(ops.drop_checkpoints, thread_id, "runs", [str(r) for r in run_ids])
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         store, owner = self._sync(), self._owner({})
-        target = store.run(ops.copy_thread, _text(str(source_thread_id), "thread_id"),
-                           _text(str(target_thread_id), "thread_id"), owner)
+        target = store.run(ops.copy_thread, text(str(source_thread_id), "thread_id"),
+                           text(str(target_thread_id), "thread_id"), owner)
         if target is not None:
-            latest = store.run(ops.get_checkpoint, str(target_thread_id), "", f"c{_NUL}{_NUL}")
+            latest = store.run(ops.get_checkpoint, str(target_thread_id), "", _ROOT)
             args = self._copy_messages(str(target_thread_id), latest, owner)
             if args is not None:
                 store.run(ops.put_checkpoint, *args)
@@ -376,7 +275,7 @@ class LuminoraCheckpointSaver(BaseCheckpointSaver[str]):
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         mode = self._prune_mode(strategy)
         for thread_id in thread_ids:
-            self._sync().run(ops.drop_checkpoints, _text(str(thread_id), "thread_id"), mode)
+            self._sync().run(ops.drop_checkpoints, text(str(thread_id), "thread_id"), mode)
 
     @staticmethod
     def _prune_mode(strategy: str) -> str:
@@ -391,12 +290,12 @@ class LuminoraCheckpointSaver(BaseCheckpointSaver[str]):
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         thread_id, name, prefix = self._get_args(config)
         stored = await self._async().run(ops.get_checkpoint, thread_id, name, prefix)
-        return None if stored is None else self._tuple(thread_id, stored)
+        return None if stored is None else self._records.to_tuple(thread_id, stored)
 
     async def alist(self, config: RunnableConfig | None, *, filter: dict[str, Any] | None = None,
                     before: RunnableConfig | None = None, limit: int | None = None
                     ) -> AsyncIterator[CheckpointTuple]:
-        thread_id, upper, lower, before_id, only = self._list_plan(config, before)
+        thread_id, upper, lower, before_id, only = list_plan(config, before)
         store = self._async()
         thread = await store.run(ops.find_thread, thread_id)
         if thread is None or limit == 0:
@@ -405,8 +304,8 @@ class LuminoraCheckpointSaver(BaseCheckpointSaver[str]):
         while True:
             page = await store.run(ops.list_page, thread, upper, lower, _PAGE)
             for stored in page:
-                item = self._tuple(thread_id, stored)
-                if self._keeps(item, filter, before_id, only):
+                item = self._records.to_tuple(thread_id, stored)
+                if keeps(item, filter, before_id, only):
                     yield item
                     count += 1
                     if limit is not None and count >= limit:
@@ -417,9 +316,9 @@ class LuminoraCheckpointSaver(BaseCheckpointSaver[str]):
 
     async def aput(self, config: RunnableConfig, checkpoint: Checkpoint,
                    metadata: CheckpointMetadata, new_versions: ChannelVersions) -> RunnableConfig:
-        await self._async().run(ops.put_checkpoint,
-                                *self._run_note(self._put_args(config, checkpoint, metadata)))
-        return self._stored_config(config, checkpoint)
+        args = self._put_args(config, checkpoint, metadata)
+        self._remember(args, await self._async().run(ops.put_checkpoint, *args))
+        return stored_config(config, checkpoint)
 
     async def aput_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]],
                           task_id: str, task_path: str = "") -> None:
@@ -427,21 +326,21 @@ class LuminoraCheckpointSaver(BaseCheckpointSaver[str]):
                                 *self._writes_args(config, writes, task_id, task_path))
 
     async def adelete_thread(self, thread_id: str) -> None:
-        await self._async().run(ops.delete_thread, _text(str(thread_id), "thread_id"))
+        await self._async().run(ops.delete_thread, text(str(thread_id), "thread_id"))
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         store = self._async()
         for run_id in run_ids:
-            for thread_id in await store.run(ops.threads_of_run, _text(str(run_id), "run_id")):
+            for thread_id in await store.run(ops.threads_of_run, text(str(run_id), "run_id")):
                 await store.run(ops.drop_checkpoints, thread_id, "runs", [str(r) for r in run_ids])
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         store, owner = self._async(), self._owner({})
-        target = await store.run(ops.copy_thread, _text(str(source_thread_id), "thread_id"),
-                                 _text(str(target_thread_id), "thread_id"), owner)
+        target = await store.run(ops.copy_thread, text(str(source_thread_id), "thread_id"),
+                                 text(str(target_thread_id), "thread_id"), owner)
         if target is not None:
             latest = await store.run(ops.get_checkpoint, str(target_thread_id), "",
-                                     f"c{_NUL}{_NUL}")
+                                     _ROOT)
             args = self._copy_messages(str(target_thread_id), latest, owner)
             if args is not None:
                 await store.run(ops.put_checkpoint, *args)
@@ -449,4 +348,4 @@ class LuminoraCheckpointSaver(BaseCheckpointSaver[str]):
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         mode = self._prune_mode(strategy)
         for thread_id in thread_ids:
-            await self._async().run(ops.drop_checkpoints, _text(str(thread_id), "thread_id"), mode)
+            await self._async().run(ops.drop_checkpoints, text(str(thread_id), "thread_id"), mode)
