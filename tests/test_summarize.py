@@ -143,6 +143,30 @@ async def test_a_sink_failing_after_the_summary_was_saved_leaves_one_summary(
     assert len(await store.get_episodes("carlos")) == 1
 
 
+async def test_a_summary_of_a_user_erased_meanwhile_is_not_kept(
+        async_stores: Callable[..., SessionStore], caplog: pytest.LogCaptureFixture) -> None:
+    """Erasure is final: a summary finished after the user was erased does not bring an
+    episode back into the erased user's memory."""
+    store = async_stores()
+    ran: list[str] = []
+
+    async def erasing(conversation: ArchivedConversation) -> dict[str, Any]:
+        assert await store.erase_user(conversation.user_id) > 0
+        ran.append(conversation.session_id)
+        return {"title": "t", "summary": "s", "importance": 1}
+
+    listener = ExpiryListener(async_stores(), summarize=erasing, **FAST)
+    with caplog.at_level(logging.WARNING, logger="luminora_redis.listener"):
+        async with running(listener):
+            sid = await ended_session(store, ["hola"])
+            await until(lambda: any("the summary is not kept" in r.getMessage()
+                                    for r in caplog.records), timeout=20)
+    assert ran == [sid]
+    assert await store.get_episodes("carlos") == []
+    assert await store.get_user("carlos") is None
+    assert listener.summarized == 0
+
+
 async def test_summarize_failures_are_retried_and_the_sink_waits_for_the_summary(
         async_stores: Callable[..., SessionStore]) -> None:
     store = async_stores()

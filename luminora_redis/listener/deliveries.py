@@ -342,14 +342,19 @@ class Deliveries:
         if summary is None:
             return True
         try:
-            await self._settle(memory.save_session_summary, conversation.user_id, session_id,
-                               conversation.personality_name, summary)
+            saved = await self._settle(memory.save_session_summary, conversation.user_id,
+                                       session_id, conversation.personality_name, summary)
         except Exception as error:
             if is_outage(error):
                 raise
             await self._retry(session_id, attempts, error, "saving the session's summary failed")
             return False
-        self.summarized += 1
+        if saved is None:
+            logger.warning("session %s of user %r: its archive was erased while it was "
+                           "summarized; the summary is not kept", session_id,
+                           conversation.user_id)
+        else:
+            self.summarized += 1
         return True
 
     async def _settle(self, operation: Callable[..., Op[Any]], *args: Any) -> Any:

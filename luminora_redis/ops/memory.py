@@ -200,9 +200,19 @@ def delete_fact(ctx: Context, user_id: object, category: object, key: object) ->
 
 def save_episode(ctx: Context, user_id: object, episode_type: object, title: object,
                  summary: object, importance: object = 5.0, sentiment: object = Sentiment.NEUTRAL,
-                 personality_name: object = None, episode_id: str | None = None) -> Op[Episode]:
-    """Save an episode under a new random id, or under ``episode_id`` (replacing the
-    episode of that id, as a session's summary does when it is saved again)."""
+                 personality_name: object = None) -> Op[Episode]:
+    episode = yield from _save_episode(ctx, user_id, episode_type, title, summary, importance,
+                                       sentiment, personality_name)
+    assert episode is not None  # saved unconditionally
+    return episode
+
+
+def _save_episode(ctx: Context, user_id: object, episode_type: object, title: object,
+                  summary: object, importance: object, sentiment: object,
+                  personality_name: object, summarized: str | None = None) -> Op[Episode | None]:
+    """Save an episode under a new random id; with ``summarized`` (a session id), as that
+    session's summary (replacing the one saved before), and only while the session's
+    conversation is in the user's archive (None otherwise)."""
     user = ctx.user_keys(user_id)
     kind = ctx.name(episode_type, "episode_type")
     if not isinstance(title, str) or not isinstance(summary, str):
@@ -214,14 +224,19 @@ def save_episode(ctx: Context, user_id: object, episode_type: object, title: obj
         raise InvalidInput(f"sentiment must be one of {[s.value for s in Sentiment]}, "
                            f"not {sentiment!r}") from None
     personality = _optional_name(ctx, personality_name, "personality_name")
-    episode_id = secrets.token_hex(8) if episode_id is None else ctx.name(episode_id,
-                                                                          "episode_id")
+    episode_id = secrets.token_hex(8) if summarized is None else session_summary_id(summarized)
     body = episode_body(ctx, episode_id, kind, title, summary, weight, mood, personality)
     if len(body) > ctx.settings.max_message_bytes:
         raise InvalidInput(f"episode is {len(body)} bytes; the limit is "
                            f"{ctx.settings.max_message_bytes} (max_message_bytes)")
-    reply = yield Call("save_episode", (user.episodes, user.episode_bodies),
-                       (episode_id, repr(weight), body))
+    keys = [user.episodes, user.episode_bodies]
+    args = [episode_id, repr(weight), body]
+    if summarized is not None:
+        keys.append(user.archive)
+        args.append(summarized)
+    reply = yield Call("save_episode", keys, args)
+    if reply[0] != ReplyCode.OK:
+        return None
     return Episode.model_construct(episode_id=episode_id, episode_type=kind, title=title,
                                    summary=summary, importance=weight, sentiment=mood,
                                    personality_name=personality, created_at=from_ms(reply[1]))
@@ -346,12 +361,13 @@ def recall(ctx: Context, user_id: object, personality_name: object,
 
 
 def save_session_summary(ctx: Context, user_id: str, session_id: str, personality_name: str,
-                         summary: SessionSummary) -> Op[Episode]:
-    """Keep ``summary`` as the session's one ``session_summary`` episode: its id is
-    ``session_summary_id(session_id)``, so saving it again replaces it."""
-    episode: Episode = yield from save_episode(
+                         summary: SessionSummary) -> Op[Episode | None]:
+    """Keep ``summary`` as the session's one ``session_summary`` episode, whose id is
+    ``session_summary_id(session_id)``, so saving it again replaces it. None, and nothing
+    saved, when the session's conversation is no longer in the user's archive (erased)."""
+    episode: Episode | None = yield from _save_episode(
         ctx, user_id, SESSION_SUMMARY, summary.title, summary.summary, summary.importance,
-        summary.sentiment, personality_name, episode_id=session_summary_id(session_id))
+        summary.sentiment, personality_name, summarized=session_id)
     return episode
 
 
