@@ -13,8 +13,12 @@ from typing import Any
 
 import msgpack
 import pytest
+from redis.crc import key_slot
 
-from luminora_redis import InvalidInput, Recall, Sentiment
+from luminora_redis import InvalidInput, Recall, Sentiment, SessionStore, StoreSettings
+from luminora_redis.compat.luminoracore import RedisStorageV11
+from luminora_redis.core.context import Context
+from luminora_redis.core.scripts import Call
 from luminora_redis.core.tokens import estimate_tokens
 from luminora_redis.ops import memory
 
@@ -199,3 +203,33 @@ def test_recall_reads_each_fact_once_whatever_its_value(tstore: Any) -> None:
 def test_a_budget_that_is_not_a_count_is_refused(tstore: Any, budget: Any) -> None:
     with pytest.raises(InvalidInput, match="budget"):
         tstore.recall("carlos", "alicia", budget=budget)
+
+
+async def test_the_luminoracore_adapter_s_writes_store_their_counts(store_url: str,
+                                                                    topology: str) -> None:
+    async with SessionStore.from_url(store_url, cluster=topology == "cluster",
+                                     token_counter=tagged) as store:
+        adapter = RedisStorageV11(store)
+        assert await adapter.save_fact("carlos", "personal", "name", "Carlos#6", confidence=0.9)
+        assert await adapter.save_episode("carlos", "milestone", "met", "first chat#4", 7.0,
+                                          "positive", personality_name="alicia")
+        recall = await store.recall("carlos", "alicia")
+        assert (recall.tokens, recall.left_out) == (10, 0)
+        assert [f.value for f in recall.facts] == ["Carlos#6"]
+        assert [(e.title, e.importance) for e in recall.episodes] == [("met", 7.0)]
+        assert (await store.recall("carlos", "alicia", budget=9)).left_out == 1
+        # The adapter reads them back as before.
+        [fact] = await adapter.get_facts("carlos")
+        assert (fact["value"], fact["confidence"]) == ("Carlos#6", 0.9)
+        [episode] = await adapter.get_episodes("carlos")
+        assert (episode["title"], episode["importance"]) == ("met", 7.0)
+
+
+def test_recall_is_one_script_call_on_keys_of_one_slot() -> None:
+    operation = memory.recall(Context(StoreSettings(), 1024), "carlos", "alicia", 10)
+    step = next(operation)
+    assert isinstance(step, Call) and step.script == "recall"
+    assert len({key_slot(key.encode()) for key in step.keys}) == 1
+    with pytest.raises(StopIteration) as done:
+        operation.send([None, 0, 0, 0])
+    assert done.value.value.budget == 10
