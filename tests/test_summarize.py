@@ -33,11 +33,21 @@ from luminora_redis.listener.hooks import InvalidSummary, check_summary
 from luminora_redis.ops.memory import session_summary_id
 
 from conftest import until
-from listener_support import ListenProcess, blocking_twin, open_async_stores, running
+from listener_support import (
+    MIN_TTL,
+    ListenProcess,
+    blocking_twin,
+    create_conversation,
+    open_async_stores,
+    running,
+)
 
 async_stores = pytest.fixture(open_async_stores)
 
 FAST = {"sweep_interval": 0.05, "delivery_interval": 0.05, "delivery_backoff": 0.05}
+#: On the server only: the pipeline's failure paths are the same code on a cluster, where the
+#: summary, retry, quarantine and fault tests run too (a cluster listener takes seconds).
+SERVER_ONLY = pytest.mark.parametrize("topology", ["single"])
 
 
 def extractive(conversation: ArchivedConversation) -> dict[str, Any] | None:
@@ -143,6 +153,7 @@ async def test_a_sink_failing_after_the_summary_was_saved_leaves_one_summary(
     assert len(await store.get_episodes("carlos")) == 1
 
 
+@SERVER_ONLY
 async def test_a_summary_of_a_user_erased_meanwhile_is_not_kept(
         async_stores: Callable[..., SessionStore], caplog: pytest.LogCaptureFixture) -> None:
     """Erasure is final: a summary finished after the user was erased does not bring an
@@ -167,6 +178,51 @@ async def test_a_summary_of_a_user_erased_meanwhile_is_not_kept(
     assert listener.summarized == 0
 
 
+@pytest.mark.slow
+async def test_two_listeners_racing_on_one_session_leave_one_summary(
+        async_stores: Callable[..., SessionStore]) -> None:
+    """The listener that archived a session summarizes it past its delivery lease; the
+    holder of the outbox scan lease then takes the delivery over and summarizes it too;
+    both save, and the user has one summary."""
+    store = async_stores()
+    release = asyncio.Event()
+    runs: list[str] = []
+
+    async def summarize(conversation: ArchivedConversation) -> dict[str, Any]:
+        runs.append(conversation.session_id)
+        title = f"run {len(runs)}"
+        if len(runs) == 1:
+            await release.wait()
+        return {"title": title, "summary": "s", "importance": 2}
+
+    # The scanner neither sweeps (after its start) nor reads notifications: the session is
+    # archived, and first delivered, by the other listener.
+    scanner = ExpiryListener(async_stores(), summarize=summarize, name="scanner",
+                             notifications=False, sweep_interval=60.0, delivery_interval=0.05,
+                             delivery_backoff=0.05, delivery_lease=1.0, hook_timeout=None)
+    archiver = ExpiryListener(async_stores(), summarize=summarize, name="archiver",
+                              delivery_lease=1.0, hook_timeout=None, **FAST)
+    try:
+        async with running(scanner):
+            await until(lambda: scanner.scanning_outbox, timeout=20)
+            async with running(archiver):
+                assert not archiver.scanning_outbox
+                sid = await create_conversation(store, "carlos", {"ttl": MIN_TTL}, ["hola"])
+                await until(lambda: len(runs) == 2, timeout=30)
+                await until(lambda: scanner.summarized == 1, timeout=20)
+                assert [e.title for e in await summaries(store)] == ["run 2"]
+                release.set()
+                await until(lambda: archiver.summarized == 1, timeout=20)
+    finally:
+        release.set()
+    assert archiver.archived == 1 and scanner.archived == 0
+    assert runs == [sid, sid]
+    [episode] = await summaries(store)
+    assert (episode.episode_id, episode.title) == (session_summary_id(sid), "run 1")
+    assert (await store.delivery_backlog()).pending == 0
+
+
+@SERVER_ONLY
 async def test_summarize_failures_are_retried_and_the_sink_waits_for_the_summary(
         async_stores: Callable[..., SessionStore]) -> None:
     store = async_stores()
@@ -218,6 +274,7 @@ async def test_a_summarizer_that_always_fails_is_quarantined_with_nothing_kept(
                for line in lines), lines
 
 
+@SERVER_ONLY
 async def test_a_summarizer_that_overruns_the_hook_timeout_is_a_failed_attempt(
         async_stores: Callable[..., SessionStore]) -> None:
     store = async_stores()
@@ -267,6 +324,7 @@ def test_check_summary_takes_a_mapping_a_model_or_an_object_with_the_fields() ->
     assert check_summary(None) is None
 
 
+@SERVER_ONLY
 async def test_an_invalid_summary_is_a_failed_attempt_with_a_clear_line_and_is_not_saved(
         async_stores: Callable[..., SessionStore], caplog: pytest.LogCaptureFixture) -> None:
     store = async_stores()
@@ -282,6 +340,7 @@ async def test_an_invalid_summary_is_a_failed_attempt_with_a_clear_line_and_is_n
     assert "less than or equal to 10" in line, line
 
 
+@SERVER_ONLY
 async def test_a_plain_summarizer_runs_off_the_event_loop(
         async_stores: Callable[..., SessionStore]) -> None:
     """A blocking summarizer (a model call) does not stall the listener: while it waits,
@@ -308,6 +367,7 @@ async def test_a_plain_summarizer_runs_off_the_event_loop(
         release.set()
 
 
+@SERVER_ONLY
 def test_a_summarize_that_is_not_callable_is_refused(
         async_stores: Callable[..., SessionStore]) -> None:
     with pytest.raises(Exception, match="summarize must be callable"):
@@ -379,6 +439,7 @@ async def test_a_listener_killed_after_saving_the_summary_leaves_one_summary(
     assert (await store.delivery_backlog()).pending == 0
 
 
+@SERVER_ONLY
 @pytest.mark.slow
 def test_the_listen_command_loads_a_summarizer(store_url: str, topology: str, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:

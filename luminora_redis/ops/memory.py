@@ -89,9 +89,15 @@ def _optional_name(ctx: Context, value: object, what: str) -> str | None:
 
 def fact_text(category: str, key: str, value: object) -> str:
     """The text of a fact whose tokens are counted: ``"<category> <key>: <value>"``, the
-    value as it is when a string, else as JSON (what an app puts into a prompt)."""
-    shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
-                                                            default=repr)
+    value as it is when a string, else as JSON (what an app puts into a prompt; its
+    ``repr`` where JSON has no form for it)."""
+    if isinstance(value, str):
+        shown = value
+    else:
+        try:
+            shown = json.dumps(value, ensure_ascii=False, default=repr)
+        except (TypeError, ValueError):  # a mapping with keys JSON has no form for (bytes)
+            shown = repr(value)
     return f"{category} {key}: {shown}"
 
 
