@@ -349,7 +349,10 @@ async def test_a_plain_summarizer_runs_off_the_event_loop(
     release = threading.Event()
     seen: list[str] = []
 
+    threads: list[str] = []
+
     def blocking(conversation: ArchivedConversation) -> None:
+        threads.append(threading.current_thread().name)
         if conversation.user_id == "slow":
             assert release.wait(30), "never released"
         return None
@@ -365,6 +368,32 @@ async def test_a_plain_summarizer_runs_off_the_event_loop(
             await until(lambda: sorted(seen) == ["quick", "slow"], timeout=20)
     finally:
         release.set()
+    assert len(threads) == 2 and all(name.startswith("summarize") for name in threads), threads
+
+
+@SERVER_ONLY
+async def test_a_plain_summarizer_that_hangs_is_abandoned_and_holds_no_stop(
+        async_stores: Callable[..., SessionStore]) -> None:
+    store = async_stores()
+    release = threading.Event()
+    started = threading.Event()
+
+    def hangs(conversation: ArchivedConversation) -> dict[str, Any]:
+        started.set()
+        release.wait(60)
+        return {"title": "late", "summary": "s", "importance": 1}
+
+    listener = ExpiryListener(async_stores(), summarize=hangs, hook_timeout=0.2,
+                              delivery_max_attempts=1, **FAST)
+    try:
+        async with running(listener):
+            await ended_session(store, ["hola"])
+            await until(lambda: listener.quarantined == 1, timeout=20)
+        # Stopped while the thread still hangs.
+        assert started.is_set() and not release.is_set()
+    finally:
+        release.set()
+    assert await store.get_episodes("carlos") == []
 
 
 @SERVER_ONLY

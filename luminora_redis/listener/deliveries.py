@@ -137,7 +137,7 @@ class Deliveries:
         self._max_attempts = max_attempts
         self._observer = observer
         self._on_error = on_error
-        self._hooks = Hooks(hook_timeout)
+        self._hooks = Hooks(hook_timeout, workers)
         self._new_outage = outage or (lambda what, holds: Outage(what, on_error=on_error))
         self._queue: asyncio.Queue[str | None] = asyncio.Queue(4 * workers)
         self._inflight: set[str] = set()
@@ -186,7 +186,7 @@ class Deliveries:
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-            self._hooks.cancel_abandoned()
+            self._hooks.close()
             self._inflight.clear()
 
     def wake(self) -> None:

@@ -4,16 +4,20 @@ A call that overruns ``hook_timeout`` is abandoned (cancelled, and no longer
 awaited) and is a failed attempt, so the worker that made it is free at once.
 An async hook runs on the event loop and is awaited; a plain ``on_archived``
 runs on the event loop too (it must not block, and cannot be timed out); a
-plain ``summarize`` runs in a worker thread, since a summarizer typically calls
-a model and would stall the listener (a thread that overruns is abandoned, not
-stopped). What ``summarize`` returns is checked here (`check_summary`).
+plain ``summarize`` runs in a worker thread of the listener's own pool (one
+thread per delivery worker), since a summarizer typically calls a model and
+would stall the listener; a thread that overruns is abandoned, not stopped, and
+hung ones never take the event loop's default executor (name resolution) away.
+What ``summarize`` returns is checked here (`check_summary`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pydantic import ValidationError
@@ -63,11 +67,14 @@ def check_summary(result: object) -> SessionSummary | None:
 
 
 class Hooks:
-    """Calls hooks with ``timeout`` seconds each (None: no bound), and keeps the calls it
-    abandoned until they end (`cancel_abandoned` on stop)."""
+    """Calls hooks with ``timeout`` seconds each (None: no bound), plain ones that may
+    block in a pool of ``threads``, and keeps the calls it abandoned until they end
+    (`close` on stop)."""
 
-    def __init__(self, timeout: float | None) -> None:
+    def __init__(self, timeout: float | None, threads: int = 1) -> None:
         self.timeout = timeout
+        self._threads = threads
+        self._pool: ThreadPoolExecutor | None = None
         self._abandoned: set[asyncio.Future[Any]] = set()
 
     async def call(self, name: str, hook: Callable[[ArchivedConversation], Any],
@@ -78,7 +85,10 @@ class Hooks:
         for a plain function that returns a coroutine)."""
         try:
             if thread and not inspect.iscoroutinefunction(hook):
-                result: Any = asyncio.to_thread(hook, conversation)
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix=name)
+                result: Any = asyncio.get_running_loop().run_in_executor(
+                    self._pool, functools.partial(hook, conversation))
             else:
                 result = hook(conversation)
         except Exception as error:
@@ -116,7 +126,11 @@ class Hooks:
         if not call_.cancelled():
             call_.exception()  # retrieved: an abandoned call's error is no one's to raise
 
-    def cancel_abandoned(self) -> None:
+    def close(self) -> None:
+        """Cancel the abandoned calls and let the threads go (a hung one is not waited for)."""
         for call_ in self._abandoned:
             call_.cancel()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
