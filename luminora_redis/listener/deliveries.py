@@ -387,7 +387,7 @@ class Deliveries:
             asyncio.get_running_loop().call_later(delay + 0.005, self.offer, session_id)
         cause = error.__cause__ if isinstance(error, HookFailed) else error
         if isinstance(error, (HookTimeout, InvalidSummary)):
-            what = f"{what}: {error}"
+            what = str(error)  # it names the hook, and what went wrong
         if outcome == "quarantined":
             self.quarantined += 1
             logger.error("%s for session %s, attempt %d of %d: delivery quarantined "
