@@ -1,5 +1,6 @@
 """The drop-in adapters' keys that name a user, laid out once for the adapters and for
-``export_user`` / ``erase_user``, which must find them without importing the adapters.
+``export_user`` / ``erase_user``, which must find them without importing the adapters;
+and ``session_refs()``, which reads from a user's sessions where those keys are.
 
 Among the user's keys (the user's hash slot)::
 
@@ -22,13 +23,16 @@ erase finds the alias records of the user's sessions from the user's own keys.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import NamedTuple
 from urllib.parse import quote
 
 from luminora_redis.core.context import Context
 from luminora_redis.core.keys import SessionKeys, UserKeys
+from luminora_redis.core.scripts import Call, Op
 
-__all__ = ["ThreadKeys", "lc_alias_keys", "lc_record_keys", "lg_tagged", "lg_thread_keys"]
+__all__ = ["SessionRefs", "ThreadKeys", "lc_alias_keys", "lc_record_keys", "lg_tagged",
+           "lg_thread_keys", "session_refs"]
 
 
 class ThreadKeys(NamedTuple):
@@ -66,3 +70,47 @@ def lg_thread_keys(keys: SessionKeys) -> ThreadKeys:
     base = f"{keys.session}:lg"
     return ThreadKeys(f"{base}:d", f"{base}:o", f"{base}:n")
 
+
+class SessionRefs(NamedTuple):
+    """What of the adapters' keys one session of a user leads to."""
+
+    session_id: str
+    caller_id: str | None
+    thread_id: str | None
+    run_ids: list[str]
+
+
+def _run_ids(ctx: Context, keys: SessionKeys) -> Op[list[str]]:
+    """The run ids a thread's checkpoints were written by, in HSCAN steps, each once."""
+    found: dict[str, None] = {}
+    cursor: bytes | str = "0"
+    while True:
+        reply = yield Call("lg_run_ids", (lg_thread_keys(keys).data,),
+                           (cursor, ctx.settings.page_size))
+        cursor = reply[0]
+        found.update(dict.fromkeys(raw.decode() for raw in reply[1:]))
+        if cursor in (b"0", "0"):
+            return list(found)
+
+
+def session_refs(ctx: Context, user_id: str, session_ids: Sequence[str]) -> Op[list[SessionRefs]]:
+    """The caller-chosen ids (and a thread's run ids) of those of ``session_ids`` whose
+    meta hash names ``user_id``: a page of at most ``page_size`` meta hashes per call."""
+    refs: list[SessionRefs] = []
+    page = ctx.settings.page_size
+    for start in range(0, len(session_ids), page):
+        chunk = [(sid, keys) for sid in session_ids[start:start + page]
+                 if (keys := ctx.session_keys(sid)) is not None]
+        if not chunk:
+            continue
+        metas = yield Call("read_hashes", [keys.meta for _, keys in chunk], ())
+        for (sid, keys), flat in zip(chunk, metas):
+            meta = dict(zip(flat[::2], flat[1::2]))
+            if meta.get(b"user") != user_id.encode("utf-8"):
+                continue
+            caller, thread = meta.get(b"lcid"), meta.get(b"lgid")
+            runs = (yield from _run_ids(ctx, keys)) if thread is not None else []
+            if caller is not None or thread is not None:
+                refs.append(SessionRefs(sid, None if caller is None else caller.decode(),
+                                        None if thread is None else thread.decode(), runs))
+    return refs
