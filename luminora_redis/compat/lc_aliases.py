@@ -29,14 +29,12 @@ id is percent-encoded like user ids, so no id can reach another's keys.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 from luminora_redis.core.codec import unpack
 from luminora_redis.core.context import Context
@@ -45,6 +43,7 @@ from luminora_redis.core.keys import UserKeys
 from luminora_redis.core.models import Session
 from luminora_redis.core.scripts import Call, Op
 from luminora_redis.ops import sessions
+from luminora_redis.ops.adapter_keys import lc_alias_keys, lc_record_keys
 
 __all__ = [
     "Alias",
@@ -78,16 +77,12 @@ class Alias:
 
 def alias_keys(ctx: Context, caller_id: str) -> tuple[str, str]:
     """The alias record and the standalone mood key of a caller-chosen session id."""
-    digest = hashlib.blake2b(caller_id.encode("utf-8"), digest_size=8).digest()
-    slot = int.from_bytes(digest, "big") % ctx.keys.buckets
-    base = f"{ctx.keys.prefix}:{{c{slot:04x}}}:lc:"
-    name = quote(caller_id, safe="")
-    return f"{base}s:{name}", f"{base}m:{name}"
+    return lc_alias_keys(ctx, caller_id)
 
 
 def record_keys(user: UserKeys) -> tuple[str, str, str]:
     """The adapter's affinity, fact and episode record hashes of one user."""
-    return f"{user.user}:lc:a", f"{user.user}:lc:f", f"{user.user}:lc:e"
+    return lc_record_keys(user)
 
 
 def plain(value: Any) -> Any:

@@ -2,10 +2,25 @@
 
 Sessions go first, each in one atomic step with its session hash and meta
 hash (so a racing ``chat_turn`` lands before or fails, and no listener can
-archive it afterwards); then the archived conversations; then, once neither
-is left, the user's memory. Every step is idempotent and the indexes that
-find the rest are emptied only as what they list is erased, so running the
-erase again after a crash completes it.
+archive it afterwards) and a LangGraph thread's checkpoint keys; then the
+archived conversations; then the LangGraph store's items; then, once no
+session and no archived conversation is left, the user's memory with the
+LuminoraCore adapter's records beside it. Every step is idempotent and the
+indexes that find the rest are emptied only as what they list is erased, so
+running the erase again after a crash completes it.
+
+The drop-in adapters keep records in slots of their own, hash-tagged by a
+caller-chosen id (``adapter_keys``): the alias of a LuminoraCore session id or
+of a LangGraph thread, and a LangGraph run's list of threads. A session's meta
+hash names its caller-chosen id, so before a chunk of sessions is erased their
+aliases are removed (one call each, in that id's slot, only while the alias
+still names that session of that user) and the user's threads leave the records
+of the runs that wrote them. Those calls are not atomic with the session's
+erase; they run first, so a crash between them leaves the session and its meta
+hash, and a rerun finds the rest. An alias outlives its session by at most the
+session's ttl plus a grace, and the session's meta hash goes when it is
+archived: an alias of a session archived before the erase is not found, and
+expires on its own (``export_user`` and ``erase_user`` in the README).
 """
 
 from __future__ import annotations
@@ -16,7 +31,14 @@ from typing import Any
 from luminora_redis.core.context import Context
 from luminora_redis.core.errors import LuminoraRedisError, ReplyCode
 from luminora_redis.core.keys import UserKeys
-from luminora_redis.core.scripts import Call, Op
+from luminora_redis.core.scripts import Batch, Call, Op
+from luminora_redis.ops.adapter_keys import (
+    lc_alias_keys,
+    lc_record_keys,
+    lg_tagged,
+    lg_thread_keys,
+    session_refs,
+)
 from luminora_redis.ops.records import owns_session
 from luminora_redis.ops.store_items import erase_items
 
@@ -53,10 +75,11 @@ def _chunks(items: list[tuple[str, int]], per_item: int) -> list[tuple[str, int]
 
 def _erase_indexed(index: str, script: str, head: Sequence[str], lead: Sequence[Any],
                    per_item: int, item_keys: Callable[[str, int], list[str]],
-                   first_guess: Callable[[str], int]) -> Op[int]:
+                   first_guess: Callable[[str], int],
+                   prepare: Callable[[list[str]], Op[int]] | None = None) -> Op[int]:
     """Erase what ``index`` (a ZSET of session ids) lists, a bounded chunk per ``script`` call,
     until it is empty. A call leaves alone (and names) an item with more segments than
-    declared; the next call declares them."""
+    declared; the next call declares them. ``prepare`` runs on each chunk's ids first."""
     declared: dict[str, int] = {}
     removed = 0
     while True:
@@ -67,7 +90,10 @@ def _erase_indexed(index: str, script: str, head: Sequence[str], lead: Sequence[
         keys: list[str] = list(head)
         args: list[Any] = list(lead)
         items = [(sid, declared.get(sid, first_guess(sid))) for sid in page]
-        for sid, segments in _chunks(items, per_item):
+        chosen = _chunks(items, per_item)
+        if prepare is not None:
+            removed += yield from prepare([sid for sid, segments in chosen if segments >= 0])
+        for sid, segments in chosen:
             keys += item_keys(sid, segments)
             args += [sid, segments]
         reply = yield Call(script, keys, args)
@@ -84,13 +110,34 @@ def _erase_sessions(ctx: Context, user_id: str, user: UserKeys, bucket: int) -> 
         if segments < 0 or session is None:
             return []
         return [session.session, session.meta, session.history, session.overflow,
-                *user.segments(session_id, segments)]
+                *lg_thread_keys(session), *user.segments(session_id, segments)]
+
+    def refs(session_ids: list[str]) -> Op[int]:
+        return (yield from _erase_refs(ctx, user_id, session_ids))
 
     # -1: not a session id of this user's bucket; only its index entry goes.
     return (yield from _erase_indexed(
         user.sessions, "erase_sessions",
-        (user.sessions, deadlines, manual, *bucket_side_keys(ctx, bucket)), (user_id,), 4,
-        keys_of, lambda sid: 0 if owns_session(ctx, user_id, sid) else -1))
+        (user.sessions, deadlines, manual, *bucket_side_keys(ctx, bucket)), (user_id,), 7,
+        keys_of, lambda sid: 0 if owns_session(ctx, user_id, sid) else -1, refs))
+
+
+def _erase_refs(ctx: Context, user_id: str, session_ids: list[str]) -> Op[int]:
+    """Remove the aliases of these sessions of the user, and their threads from the records
+    of runs, each in its own slot (one pipeline per node): the keys removed."""
+    calls: list[Call] = []
+    for ref in (yield from session_refs(ctx, user_id, session_ids)):
+        if ref.caller_id is not None:
+            calls.append(Call("erase_alias", lc_alias_keys(ctx, ref.caller_id),
+                              (ref.session_id, user_id)))
+        if ref.thread_id is not None:
+            calls.append(Call("erase_alias", (lg_tagged(ctx, "t", ref.thread_id),),
+                              (ref.session_id, user_id)))
+            calls.extend(Call("erase_run_threads", (lg_tagged(ctx, "r", run_id),),
+                              (ref.thread_id,)) for run_id in ref.run_ids)
+    if not calls:
+        return 0
+    return sum(int(reply) for reply in (yield Batch(calls)))
 
 
 def _erase_archive(ctx: Context, user: UserKeys, bucket: int) -> Op[int]:
@@ -112,7 +159,7 @@ def erase_user(ctx: Context, user_id: object) -> Op[int]:
         removed += yield from erase_items(ctx, user_id)
         reply = yield Call("erase_memory", (user.sessions, user.archive, user.user, user.affinity,
                                             user.facts, user.episodes, user.episode_bodies,
-                                            user.evolution), ())
+                                            user.evolution, *lc_record_keys(user)), ())
         if reply[0] == ReplyCode.OK:
             return removed + int(reply[1])
     raise LuminoraRedisError(

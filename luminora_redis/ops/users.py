@@ -32,6 +32,8 @@ from luminora_redis.core.models import (
     UserSummary,
 )
 from luminora_redis.core.scripts import Call, Op
+from luminora_redis.ops.adapter_export import export_langgraph_threads, export_luminoracore
+from luminora_redis.ops.adapter_keys import session_refs
 from luminora_redis.ops.archive_reads import read_archived_conversation
 from luminora_redis.ops.memory import get_affinities, get_episodes, get_facts
 from luminora_redis.ops.records import hash_fields, live_activity, owns_session
@@ -222,11 +224,14 @@ def export_user(ctx: Context, user_id: object) -> Op[dict[str, Any]]:
     evolution = [_json(event) for event in decode_evolutions(
         (yield from _evolution(user)), user.evolution)]
     sessions = []
-    for session_id in (yield from user_session_ids(ctx, user)):
+    session_ids = yield from user_session_ids(ctx, user)
+    for session_id in session_ids:
         if owns_session(ctx, user_id, session_id):
             live = yield from _live_session(ctx, user, session_id)
             if live is not None:
                 sessions.append(live)
+    refs = yield from session_refs(ctx, user_id, [sid for sid in session_ids
+                                                  if owns_session(ctx, user_id, sid)])
     archived = []
     for session_id in (yield from _archived_ids(ctx, user)):
         if owns_session(ctx, user_id, session_id):
@@ -245,4 +250,7 @@ def export_user(ctx: Context, user_id: object) -> Op[dict[str, Any]]:
         "archived_conversations": archived,
         # The items of the LangGraph store (compat.langgraph.LuminoraStore) under this user.
         "store_items": (yield from export_items(ctx, user_id)),
+        # What the drop-in adapters keep beside our records (see ops.adapter_export).
+        "luminoracore": (yield from export_luminoracore(ctx, user, refs)),
+        "langgraph_threads": (yield from export_langgraph_threads(ctx, refs)),
     }

@@ -25,11 +25,9 @@ Redis Cluster without knowing the user::
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
-from urllib.parse import quote
 
 from luminora_redis.core.context import Context
 from luminora_redis.core.errors import InvalidInput, ReplyCode, raise_for_status
@@ -37,6 +35,7 @@ from luminora_redis.core.keys import SessionKeys
 from luminora_redis.core.scripts import Call, Op
 from luminora_redis.core.settings import parse_session_config
 from luminora_redis.ops import archive, sessions
+from luminora_redis.ops.adapter_keys import ThreadKeys, lg_tagged, lg_thread_keys
 from luminora_redis.ops.segments import follow_up
 
 __all__ = ["Owner", "Stored", "Thread", "ThreadKeys", "copy_thread", "delete_thread",
@@ -46,14 +45,6 @@ __all__ = ["Owner", "Stored", "Thread", "ThreadKeys", "copy_thread", "delete_thr
 OK = ReplyCode.OK
 #: How long an alias or run record outlives its session's absolute deadline, ms.
 GRACE_MS = 60_000
-
-
-class ThreadKeys(NamedTuple):
-    """The checkpointer's keys of one session."""
-
-    data: str
-    order: str
-    ids: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,14 +73,11 @@ class Stored(NamedTuple):
 
 
 def thread_keys(keys: SessionKeys) -> ThreadKeys:
-    base = f"{keys.session}:lg"
-    return ThreadKeys(f"{base}:d", f"{base}:o", f"{base}:n")
+    return lg_thread_keys(keys)
 
 
 def _tagged(ctx: Context, kind: str, name: str) -> str:
-    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest()
-    slot = int.from_bytes(digest, "big") % ctx.keys.buckets
-    return f"{ctx.keys.prefix}:{{c{slot:04x}}}:lg:{kind}:{quote(name, safe='')}"
+    return lg_tagged(ctx, kind, name)
 
 
 def _session_keys(ctx: Context, thread: Thread) -> SessionKeys:
@@ -114,6 +102,10 @@ def _new_session(ctx: Context, thread_id: str, user_id: str, owner: Owner,
     first (then that one, and ours is deleted unseen)."""
     config = parse_session_config(ctx.settings, owner.session_config)
     session_id = yield from sessions.create_session(ctx, user_id, owner.personality_name, config)
+    keys = ctx.session_keys(session_id)
+    assert keys is not None
+    # Before the alias names it, so that erase_user finds every alias of a live session.
+    yield Call("lg_tag_session", (keys.meta,), (thread_id,))
     reply = yield Call("lg_alias", (_tagged(ctx, "t", thread_id),),
                        (session_id, user_id, config.ttl_ms + GRACE_MS, replaces))
     if reply[0] == OK:
