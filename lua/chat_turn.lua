@@ -38,35 +38,57 @@ time.) The turn id is random (decimal digits) per call, or the caller's own
 ("c:" and the caller's id, passed again by the caller's retry of the turn), under
 the same rule: a retry after the session's next turn appends again.
 
+Token budgets and the running summary. A message record written since token
+counts are stored is [role, content, metadata, tokens, ts], tokens a msgpack
+uint32 (5 bytes) just before the 9-byte timestamp, so its count is read at a
+fixed distance from the end without decoding the record; a record stored before
+(a 4-element array, header 0x94) costs an estimate: a quarter of its bytes less
+the 12 that are not content. With a budget, the script walks the newest messages
+(history, then overflow) and returns the longest run whose counts sum to at most
+the budget, also capped by ARGV[2]; it never reaches into segments, so a run is
+at most max_history + max_overflow messages. When the session has a summary
+(set_summary), the context starts with it: it is reply[5] (else false), it is
+charged to the budget first (a summary over the budget leaves the context
+empty), and only messages after the first `through` follow it.
+
 KEYS[1] session hash          lr:{b}:s:<sid>       (its expiry is the deadline)
-KEYS[2] session meta hash     lr:{b}:s:<sid>:m     abs, idle, last, tid, ovf
+KEYS[2] session meta hash     lr:{b}:s:<sid>:m     abs, idle, last, tid, ovf, base
 KEYS[3] history list          lr:{b}:s:<sid>:h
 KEYS[4] overflow list         lr:{b}:s:<sid>:o
+KEYS[5] summary hash          lr:{b}:s:<sid>:sum   through, rec (read only; optional
+                                                   when ARGV[2] is 0)
 ARGV[1] live history bound, messages (> 0)
 ARGV[2] messages to return: 0 none, N > 0 the last N (at most what the overflow and
         history hold), -P the first page of the overflow and history: at most P
         messages, from the overflow's head (a conversation's first page when it has
-        no segments; read_history reads the rest)
-ARGV[3] turn id: random digits, one per call that appends, or "c:" and the caller's
+        no segments; read_history reads the rest); with a budget, -P means no cap
+        but the live lists
+ARGV[3] token budget: -1 none, B >= 0 the most tokens the returned summary and
+        messages may sum to (absent: none)
+ARGV[4] turn id: random digits, one per call that appends, or "c:" and the caller's
         turn id (ignored, or absent, without messages)
-ARGV[4..] messages to append, each a msgpack array lacking its last element,
+ARGV[5..] messages to append, each a msgpack array lacking its last element,
           the timestamp (ms), which this script appends
 Replies:
-  {1, effective_deadline_ms, now_ms, moved_overflow_len, message...}   ARGV[2] >= 0;
+  {1, effective_deadline_ms, now_ms, moved_overflow_len}   ARGV[2] = 0
+  {1, effective_deadline_ms, now_ms, moved_overflow_len, summary, message...}
+                                                  ARGV[2] > 0, or a budget;
                                                   oldest returned message first;
                                                   now_ms: the messages' timestamp;
                                                   moved_overflow_len: the overflow's
                                                   length when this call moved messages
-                                                  into it, else 0
-  {1, effective_deadline_ms, now_ms, overflow_len, base, history_len, message...}
-                                                  ARGV[2] < 0; base: the messages in
-                                                  segments, the absolute position of
-                                                  the overflow's head
+                                                  into it, else 0; summary: the summary
+                                                  record, or false (none, or none fits)
+  {1, effective_deadline_ms, now_ms, overflow_len, base, history_len, summary, message...}
+                                                  ARGV[2] < 0 without a budget; base:
+                                                  the messages in segments, the absolute
+                                                  position of the overflow's head
   {-1}                                             expired, not yet archived; nothing written
   {0}                                              no such session; nothing written
 ]]
 local sessionKey, metaKey, historyKey, overflowKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local bound, want, appending = tonumber(ARGV[1]), tonumber(ARGV[2]), #ARGV > 3
+local bound, want, appending = tonumber(ARGV[1]), tonumber(ARGV[2]), #ARGV > 4
+local budget = tonumber(ARGV[3] or -1)
 
 local m = redis.call('HMGET', metaKey, 'abs', 'idle', 'tid', 'last', 'ovf')
 if not m[1] then return {0} end
@@ -82,7 +104,7 @@ idle = tonumber(idle)
 
 local now, deadline
 local moved, overflowed = 0, m[5]
-if appending and m[3] == ARGV[3] then
+if appending and m[3] == ARGV[4] then
   -- A resend of the turn already stored: nothing to append.
   if redis.call('EXISTS', sessionKey) == 0 then return {-1} end
   deadline = math.min(tonumber(m[4]) + idle, absolute)
@@ -90,7 +112,7 @@ if appending and m[3] == ARGV[3] then
   -- 1970-02-19 in ms as a uint64, 9 bytes.
   local newest = redis.call('LINDEX', historyKey, -1)
   now = newest and cmsgpack.unpack(string.sub(newest, -9)) or tonumber(m[4])
-  redis.call('HSET', metaKey, 'tid', ARGV[3])
+  redis.call('HSET', metaKey, 'tid', ARGV[4])
 else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -101,7 +123,7 @@ else
   if appending then
     local stamp = cmsgpack.pack(now)
     local entries = {}
-    for i = 4, #ARGV do entries[i - 3] = ARGV[i] .. stamp end
+    for i = 5, #ARGV do entries[i - 4] = ARGV[i] .. stamp end
     -- RPUSH in chunks of 1000: Lua's unpack has a bounded stack.
     local length = 0
     for first = 1, #entries, 1000 do
@@ -116,11 +138,11 @@ else
       redis.call('LTRIM', historyKey, excess, -1)
     end
     if upgrade then
-      redis.call('HSET', metaKey, 'last', now, 'tid', ARGV[3], 'idle', idle)
+      redis.call('HSET', metaKey, 'last', now, 'tid', ARGV[4], 'idle', idle)
     elseif moved > 0 and not overflowed then
-      redis.call('HSET', metaKey, 'last', now, 'tid', ARGV[3], 'ovf', 1)
+      redis.call('HSET', metaKey, 'last', now, 'tid', ARGV[4], 'ovf', 1)
     else
-      redis.call('HSET', metaKey, 'last', now, 'tid', ARGV[3])
+      redis.call('HSET', metaKey, 'last', now, 'tid', ARGV[4])
     end
     overflowed = overflowed or moved > 0
   elseif upgrade then
@@ -130,14 +152,75 @@ else
   end
 end
 
+if want == 0 then return {1, deadline, now, moved} end
+
+-- The running summary: the context starts with it, and only messages after its
+-- first `through` follow it.
+local summary, after = false, nil
+local s = redis.call('HMGET', KEYS[5], 'through', 'rec')
+if s[1] then
+  summary = s[2]
+  local overflowLength = overflowed and redis.call('LLEN', overflowKey) or 0
+  after = (tonumber(redis.call('HGET', metaKey, 'base')) or 0) + overflowLength
+    + redis.call('LLEN', historyKey) - tonumber(s[1])
+  if after < 0 then after = 0 end
+end
+
+-- A message's token count, or an estimate for a record stored without one.
+local function cost(raw)
+  if string.byte(raw, 1) == 0x95 then return (struct.unpack('>I4', raw, #raw - 12)) end
+  return math.max(0, math.ceil((#raw - 12) / 4))
+end
+
+if budget >= 0 then
+  local remaining = budget
+  if summary then
+    remaining = remaining - cost(summary)
+    if remaining < 0 then return {1, deadline, now, moved, false} end
+  end
+  local cap = want
+  if cap < 0 or (after and after < cap) then cap = after or math.huge end
+  -- Newest first: the history, then the overflow, in chunks that double.
+  local picked, taken, full = {}, 0, false
+  local function walk(fromOverflow)
+    local length, offset
+    if fromOverflow then length = redis.call('LLEN', overflowKey)
+    else length = redis.call('LLEN', historyKey) end
+    offset = 0
+    while not full and taken < cap and offset < length do
+      local n = math.min(cap - taken, length - offset, math.max(16, offset))
+      local chunk
+      if fromOverflow then chunk = redis.call('LRANGE', overflowKey, -(offset + n), -(offset + 1))
+      else chunk = redis.call('LRANGE', historyKey, -(offset + n), -(offset + 1)) end
+      for i = #chunk, 1, -1 do
+        local c = cost(chunk[i])
+        if c > remaining then full = true break end
+        remaining = remaining - c
+        taken = taken + 1
+        picked[taken] = chunk[i]
+      end
+      offset = offset + n
+    end
+  end
+  walk(false)
+  if overflowed and not full and taken < cap then walk(true) end
+  local reply = {1, deadline, now, moved, summary}
+  for i = taken, 1, -1 do reply[#reply + 1] = picked[i] end
+  return reply
+end
+
 if want > 0 then
+  if after and after < want then
+    if after == 0 then return {1, deadline, now, moved, summary} end
+    want = after
+  end
   local live = redis.call('LRANGE', historyKey, -want, -1)
   local reply
   if #live == want or not overflowed then
-    if #live <= 4000 then return {1, deadline, now, moved, unpack(live)} end  -- unpack's stack
-    reply = {1, deadline, now, moved}
+    if #live <= 4000 then return {1, deadline, now, moved, summary, unpack(live)} end  -- unpack's stack
+    reply = {1, deadline, now, moved, summary}
   else
-    reply = {1, deadline, now, moved}
+    reply = {1, deadline, now, moved, summary}
     for _, m in ipairs(redis.call('LRANGE', overflowKey, #live - want, -1)) do
       reply[#reply + 1] = m
     end
@@ -146,16 +229,16 @@ if want > 0 then
   return reply
 end
 
+-- The first page of the whole conversation (the caller skips what the summary covers).
 local reply = {1, deadline, now, moved}
-if want == 0 then return reply end
--- The first page of the whole conversation.
 local page = -want
 reply[4] = redis.call('LLEN', overflowKey)
 reply[5] = tonumber(redis.call('HGET', metaKey, 'base')) or 0
 reply[6] = redis.call('LLEN', historyKey)
+reply[7] = summary
 for _, m in ipairs(redis.call('LRANGE', overflowKey, 0, page - 1)) do reply[#reply + 1] = m end
-if #reply - 6 < page then
-  for _, m in ipairs(redis.call('LRANGE', historyKey, 0, page - 1 - (#reply - 6))) do
+if #reply - 7 < page then
+  for _, m in ipairs(redis.call('LRANGE', historyKey, 0, page - 1 - (#reply - 7))) do
     reply[#reply + 1] = m
   end
 end

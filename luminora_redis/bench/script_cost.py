@@ -45,9 +45,10 @@ def _ours(url: str, calls: int) -> Callable[[], float]:
     def run() -> float:
         sids = [store.create_session(f"u{n}", workload.PERSONALITY, {"ttl": 3600, "max_idle": 3600})
                 for n in range(calls // workload.TURNS_PER_SESSION)]
-        keys = [ctx.session_keys(sid)[:4] for sid in sids]  # type: ignore[index]
+        keys = [(*ctx.session_keys(sid)[:4], ctx.session_keys(sid).summary)  # type: ignore[index, union-attr]
+                for sid in sids]
         steps = [Call("chat_turn", keys[n // workload.TURNS_PER_SESSION],
-                      (ctx.settings.max_history, workload.LAST, 1 + n,
+                      (ctx.settings.max_history, workload.LAST, -1, 1 + n,
                        *turns[n % workload.TURNS_PER_SESSION]))
                  for n in range(len(sids) * workload.TURNS_PER_SESSION)]
         before = _usec(client)
