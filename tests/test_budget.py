@@ -133,3 +133,18 @@ def test_the_default_counter_is_the_estimate(make_store: Callable[..., Any]) -> 
     context = store.chat_turn(sid, [("user", "a" * 9), ("assistant", "ñ" * 4)])
     assert [m.tokens for m in context] == [3, 2]
     assert store.count_tokens("a" * 9) == 3
+
+
+def test_archive_frames_keep_the_counts_byte_for_byte() -> None:
+    from luminora_redis.core import frames
+    from luminora_redis.core.codec import encode_message
+
+    stamp = msgpack.packb(1_700_000_000_123)
+    counted = [encode_message("user", "hola", None, 1 << 20, 7) + stamp,
+               encode_message("assistant", "qué tal", {"k": 1}, 1 << 20, 0) + stamp]
+    old = msgpack.packb(["user", "antes", None, 1_700_000_000_000])
+    for raws in (counted, [old, *counted], [old]):
+        frame = frames.pack_frame(raws)
+        assert frames.read_frame(frame) == raws
+        layout = msgpack.unpackb(frames._decompressor().decompress(frame))[0]
+        assert layout == (frames.COLUMNS if raws == [old] else frames.COUNTED)
