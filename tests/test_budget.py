@@ -148,3 +148,35 @@ def test_archive_frames_keep_the_counts_byte_for_byte() -> None:
         assert frames.read_frame(frame) == raws
         layout = msgpack.unpackb(frames._decompressor().decompress(frame))[0]
         assert layout == (frames.COLUMNS if raws == [old] else frames.COUNTED)
+
+
+def test_tiktoken_counter_works_with_no_network(tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+                                                make_store: Callable[..., Any]) -> None:
+    import socket
+
+    pytest.importorskip("tiktoken", reason="the tokens extra is part of the test extra")
+    from luminora_redis.tokens import tiktoken_counter
+
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))  # empty: nothing cached
+
+    def no_network(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("tiktoken_counter reached for the network")
+
+    with monkeypatch.context() as blocked:
+        blocked.setattr(socket.socket, "connect", no_network)
+        blocked.setattr(socket, "create_connection", no_network)
+        count = tiktoken_counter("cl100k_base")
+        assert count("hello world") == 2
+        assert count("<|endoftext|>") > 1  # special tokens count as plain text
+    store = make_store(token_counter=count)
+    sid = store.create_session("carlos", "alicia", LONG)
+    assert [m.tokens for m in store.chat_turn(sid, [("user", "hello world")])] == [2]
+
+
+def test_tiktoken_counter_refuses_an_encoding_no_package_ships() -> None:
+    pytest.importorskip("tiktoken", reason="the tokens extra is part of the test extra")
+    from luminora_redis.core.errors import ConfigurationError
+    from luminora_redis.tokens import tiktoken_counter
+
+    with pytest.raises(ConfigurationError, match="allow_download"):
+        tiktoken_counter("o200k_base")
