@@ -52,11 +52,12 @@ charged to the budget first (a summary over the budget leaves the context
 empty), and only messages after the first `through` follow it.
 
 KEYS[1] session hash          lr:{b}:s:<sid>       (its expiry is the deadline)
-KEYS[2] session meta hash     lr:{b}:s:<sid>:m     abs, idle, last, tid, ovf, base
+KEYS[2] session meta hash     lr:{b}:s:<sid>:m     abs, idle, last, tid, ovf, base, sum
 KEYS[3] history list          lr:{b}:s:<sid>:h
 KEYS[4] overflow list         lr:{b}:s:<sid>:o
-KEYS[5] summary hash          lr:{b}:s:<sid>:sum   through, rec (read only; optional
-                                                   when ARGV[2] is 0)
+KEYS[5] summary hash          lr:{b}:s:<sid>:sum   through, rec (read only when the
+                                                   meta hash's sum says it exists;
+                                                   optional when ARGV[2] is 0)
 ARGV[1] live history bound, messages (> 0)
 ARGV[2] messages to return: 0 none, N > 0 the last N (at most what the overflow and
         history hold), -P the first page of the overflow and history: at most P
@@ -90,7 +91,7 @@ local sessionKey, metaKey, historyKey, overflowKey = KEYS[1], KEYS[2], KEYS[3], 
 local bound, want, appending = tonumber(ARGV[1]), tonumber(ARGV[2]), #ARGV > 4
 local budget = tonumber(ARGV[3] or -1)
 
-local m = redis.call('HMGET', metaKey, 'abs', 'idle', 'tid', 'last', 'ovf')
+local m = redis.call('HMGET', metaKey, 'abs', 'idle', 'tid', 'last', 'ovf', 'sum')
 if not m[1] then return {0} end
 local absolute, idle, upgrade = tonumber(m[1]), m[2], false
 if not idle then
@@ -157,7 +158,7 @@ if want == 0 then return {1, deadline, now, moved} end
 -- The running summary: the context starts with it, and only messages after its
 -- first `through` follow it.
 local summary, after = false, nil
-local s = redis.call('HMGET', KEYS[5], 'through', 'rec')
+local s = m[6] and redis.call('HMGET', KEYS[5], 'through', 'rec') or {}
 if s[1] then
   summary = s[2]
   local overflowLength = overflowed and redis.call('LLEN', overflowKey) or 0
@@ -183,12 +184,10 @@ if budget >= 0 then
   -- Newest first: the history, then the overflow, in chunks that double.
   local picked, taken, full = {}, 0, false
   local function walk(fromOverflow)
-    local length, offset
-    if fromOverflow then length = redis.call('LLEN', overflowKey)
-    else length = redis.call('LLEN', historyKey) end
-    offset = 0
-    while not full and taken < cap and offset < length do
-      local n = math.min(cap - taken, length - offset, math.max(16, offset))
+    -- No LLEN: a chunk shorter than asked for is the list's head.
+    local offset = 0
+    while not full and taken < cap do
+      local n = math.min(cap - taken, math.max(16, offset))
       local chunk
       if fromOverflow then chunk = redis.call('LRANGE', overflowKey, -(offset + n), -(offset + 1))
       else chunk = redis.call('LRANGE', historyKey, -(offset + n), -(offset + 1)) end
@@ -199,6 +198,7 @@ if budget >= 0 then
         taken = taken + 1
         picked[taken] = chunk[i]
       end
+      if #chunk < n then return end
       offset = offset + n
     end
   end

@@ -14,7 +14,9 @@ slot and goes with it: archive_session moves it into the archive, delete_session
 and erasure delete it.
 
 KEYS[1] session hash          lr:{b}:s:<sid>
-KEYS[2] session meta hash     lr:{b}:s:<sid>:m     base (the messages in segments)
+KEYS[2] session meta hash     lr:{b}:s:<sid>:m     base (the messages in segments); sum,
+                                                   set here: chat_turn reads KEYS[5] only
+                                                   when it is there
 KEYS[3] overflow list         lr:{b}:s:<sid>:o
 KEYS[4] history list          lr:{b}:s:<sid>:h
 KEYS[5] summary hash          lr:{b}:s:<sid>:sum   through, rec
@@ -42,4 +44,5 @@ if stored and stored > through then return {-8, stored} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', summaryKey, 'through', through, 'rec', ARGV[2] .. cmsgpack.pack(now))
+redis.call('HSET', metaKey, 'sum', 1)
 return {1, now}

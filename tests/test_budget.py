@@ -180,3 +180,24 @@ def test_tiktoken_counter_refuses_an_encoding_no_package_ships() -> None:
 
     with pytest.raises(ConfigurationError, match="allow_download"):
         tiktoken_counter("o200k_base")
+
+
+def test_the_langchain_adapter_counts_each_message_once(store_url: str, topology: str,
+                                                        counter: Counter) -> None:
+    pytest.importorskip("langchain_core")
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from luminora_redis import SyncSessionStore
+    from luminora_redis.compat.langchain import LuminoraChatMessageHistory
+
+    store = SyncSessionStore.from_url(store_url, cluster=topology == "cluster",
+                                      token_counter=counter)
+    try:
+        sid = store.create_session("carlos", "alicia", LONG)
+        history = LuminoraChatMessageHistory(sid, sync_store=store)
+        history.add_messages([HumanMessage("hola"), AIMessage("¿qué tal?")])
+        assert [m.content for m in history.messages] == ["hola", "¿qué tal?"]
+        assert counter.texts == ["hola", "¿qué tal?"]
+        assert [m.tokens for m in store.get_history(sid, budget=100)] == [4, 9]
+    finally:
+        store.close()
