@@ -52,7 +52,7 @@ charged to the budget first (a summary over the budget leaves the context
 empty), and only messages after the first `through` follow it.
 
 KEYS[1] session hash          lr:{b}:s:<sid>       (its expiry is the deadline)
-KEYS[2] session meta hash     lr:{b}:s:<sid>:m     abs, idle, last, tid, ovf, base, sum
+KEYS[2] session meta hash     lr:{b}:s:<sid>:m     abs, idle, last, tid, ovf, base, sum, tk
 KEYS[3] history list          lr:{b}:s:<sid>:h
 KEYS[4] overflow list         lr:{b}:s:<sid>:o
 KEYS[5] summary hash          lr:{b}:s:<sid>:sum   through, rec (read only when the
@@ -91,7 +91,7 @@ local sessionKey, metaKey, historyKey, overflowKey = KEYS[1], KEYS[2], KEYS[3], 
 local bound, want, appending = tonumber(ARGV[1]), tonumber(ARGV[2]), #ARGV > 4
 local budget = tonumber(ARGV[3] or -1)
 
-local m = redis.call('HMGET', metaKey, 'abs', 'idle', 'tid', 'last', 'ovf', 'sum')
+local m = redis.call('HMGET', metaKey, 'abs', 'idle', 'tid', 'last', 'ovf', 'sum', 'tk')
 if not m[1] then return {0} end
 local absolute, idle, upgrade = tonumber(m[1]), m[2], false
 if not idle then
@@ -167,9 +167,14 @@ if s[1] then
   if after < 0 then after = 0 end
 end
 
--- A message's token count, or an estimate for a record stored without one.
+-- A message's token count, or an estimate for a record stored without one. One
+-- string.byte call reads the count's marker (0xce) and bytes; a session created
+-- before counts were stored (no tk) may hold records without one, so there the
+-- record's header (0x95: five elements) is checked too.
+local byte, counted = string.byte, m[7]
 local function cost(raw)
-  if string.byte(raw, 1) == 0x95 then return (struct.unpack('>I4', raw, #raw - 12)) end
+  local k, a, b, c, d = byte(raw, -14, -10)
+  if k == 206 and (counted or byte(raw) == 149) then return ((a * 256 + b) * 256 + c) * 256 + d end
   return math.max(0, math.ceil((#raw - 12) / 4))
 end
 
@@ -181,29 +186,47 @@ if budget >= 0 then
   end
   local cap = want
   if cap < 0 or (after and after < cap) then cap = after or math.huge end
+  if cap == 0 then return {1, deadline, now, moved, summary} end
   -- Newest first: the history, then the overflow, in chunks that double.
-  local picked, taken, full = {}, 0, false
-  local function walk(fromOverflow)
+  local first = math.min(cap, 16)
+  local chunk = redis.call('LRANGE', historyKey, -first, -1)
+  local i, full = #chunk, false
+  while i >= 1 do
+    local raw = chunk[i]
+    local k, a, b, c, d = byte(raw, -14, -10)  -- cost(raw), inlined: the common case
+    if k == 206 and (counted or byte(raw) == 149) then c = ((a * 256 + b) * 256 + c) * 256 + d
+    else c = cost(raw) end
+    if c > remaining then full = true break end
+    remaining = remaining - c
+    i = i - 1
+  end
+  local taken = #chunk - i
+  if full or taken >= cap or (#chunk < first and not overflowed) then
+    -- The common case: the run lies in the history's newest chunk.
+    return {1, deadline, now, moved, summary, unpack(chunk, i + 1, #chunk)}
+  end
+  local picked = {}
+  for k = #chunk, 1, -1 do picked[#chunk - k + 1] = chunk[k] end
+  local function walk(fromOverflow, offset)
     -- No LLEN: a chunk shorter than asked for is the list's head.
-    local offset = 0
     while not full and taken < cap do
       local n = math.min(cap - taken, math.max(16, offset))
-      local chunk
-      if fromOverflow then chunk = redis.call('LRANGE', overflowKey, -(offset + n), -(offset + 1))
-      else chunk = redis.call('LRANGE', historyKey, -(offset + n), -(offset + 1)) end
-      for i = #chunk, 1, -1 do
-        local c = cost(chunk[i])
+      local part
+      if fromOverflow then part = redis.call('LRANGE', overflowKey, -(offset + n), -(offset + 1))
+      else part = redis.call('LRANGE', historyKey, -(offset + n), -(offset + 1)) end
+      for k = #part, 1, -1 do
+        local c = cost(part[k])
         if c > remaining then full = true break end
         remaining = remaining - c
         taken = taken + 1
-        picked[taken] = chunk[i]
+        picked[taken] = part[k]
       end
-      if #chunk < n then return end
+      if #part < n then return end
       offset = offset + n
     end
   end
-  walk(false)
-  if overflowed and not full and taken < cap then walk(true) end
+  if #chunk == first then walk(false, first) end
+  if overflowed and not full and taken < cap then walk(true, 0) end
   local reply = {1, deadline, now, moved, summary}
   for i = taken, 1, -1 do reply[#reply + 1] = picked[i] end
   return reply

@@ -114,16 +114,19 @@ def test_an_invalid_budget_is_refused_and_nothing_is_written(counted: Any, budge
     assert raw.llen(session_keys(sid).history) == 0
 
 
-def test_a_record_stored_without_a_count_costs_an_estimate(counted: Any, raw: Any) -> None:
+@pytest.mark.parametrize("text", ["x" * 40, "x" * 36 + "λab"])  # "λ" is 0xce 0xbb in UTF-8
+def test_a_record_stored_without_a_count_costs_an_estimate(counted: Any, raw: Any,
+                                                           text: str) -> None:
     sid = counted.create_session("carlos", "alicia", LONG)
-    old = msgpack.packb(["user", "x" * 40, None, server_ms(raw)])  # as 0.2 stored it
+    raw.hdel(session_keys(sid).meta, "tk")  # as a session created by 0.2
+    old = msgpack.packb(["user", text, None, server_ms(raw)])  # as 0.2 stored it
     raw.rpush(session_keys(sid).history, old)
     counted.append_message(sid, "assistant", "new")
     context = counted.chat_turn(sid, [], budget=1000)
-    assert [(m.content, m.tokens) for m in context] == [("x" * 40, None), ("new", 3)]
+    assert [(m.content, m.tokens) for m in context] == [(text, None), ("new", 3)]
     # the estimate: a quarter of the record's bytes less the 12 that are not content
     estimate = -(-(len(old) - 12) // 4)
-    assert contents(counted.chat_turn(sid, [], budget=3 + estimate)) == ["x" * 40, "new"]
+    assert contents(counted.chat_turn(sid, [], budget=3 + estimate)) == [text, "new"]
     assert contents(counted.chat_turn(sid, [], budget=2 + estimate)) == ["new"]
 
 
