@@ -52,7 +52,8 @@ charged to the budget first (a summary over the budget leaves the context
 empty), and only messages after the first `through` follow it.
 
 KEYS[1] session hash          lr:{b}:s:<sid>       (its expiry is the deadline)
-KEYS[2] session meta hash     lr:{b}:s:<sid>:m     abs, idle, last, tid, ovf, base, sum, tk
+KEYS[2] session meta hash     lr:{b}:s:<sid>:m     abs, idle, last, tid, ovf, base, sum, tk,
+                                                   tmax
 KEYS[3] history list          lr:{b}:s:<sid>:h
 KEYS[4] overflow list         lr:{b}:s:<sid>:o
 KEYS[5] summary hash          lr:{b}:s:<sid>:sum   through, rec (read only when the
@@ -91,7 +92,8 @@ local sessionKey, metaKey, historyKey, overflowKey = KEYS[1], KEYS[2], KEYS[3], 
 local bound, want, appending = tonumber(ARGV[1]), tonumber(ARGV[2]), #ARGV > 4
 local budget = tonumber(ARGV[3] or -1)
 
-local m = redis.call('HMGET', metaKey, 'abs', 'idle', 'tid', 'last', 'ovf', 'sum', 'tk')
+local m = redis.call('HMGET', metaKey, 'abs', 'idle', 'tid', 'last', 'ovf', 'sum', 'tk', 'tmax')
+local byte = string.byte
 if not m[1] then return {0} end
 local absolute, idle, upgrade = tonumber(m[1]), m[2], false
 if not idle then
@@ -124,7 +126,22 @@ else
   if appending then
     local stamp = cmsgpack.pack(now)
     local entries = {}
-    for i = 5, #ARGV do entries[i - 4] = ARGV[i] .. stamp end
+    -- tmax: the largest count appended to the session, so that a budget that cannot
+    -- bind (the messages asked for times tmax fit) reads no count at all.
+    local most = tonumber(m[8]) or 0
+    for i = 5, #ARGV do
+      local entry = ARGV[i]
+      entries[i - 4] = entry .. stamp
+      local k, a, b, c, d = byte(entry, -5, -1)
+      if k == 206 then
+        c = ((a * 256 + b) * 256 + c) * 256 + d
+        if c > most then most = c end
+      end
+    end
+    if most > (tonumber(m[8]) or 0) then
+      redis.call('HSET', metaKey, 'tmax', most)
+      m[8] = most
+    end
     -- RPUSH in chunks of 1000: Lua's unpack has a bounded stack.
     local length = 0
     for first = 1, #entries, 1000 do
@@ -171,7 +188,7 @@ end
 -- string.byte call reads the count's marker (0xce) and bytes; a session created
 -- before counts were stored (no tk) may hold records without one, so there the
 -- record's header (0x95: five elements) is checked too.
-local byte, counted = string.byte, m[7]
+local counted, largest = m[7], tonumber(m[8])
 local function cost(raw)
   local k, a, b, c, d = byte(raw, -14, -10)
   if k == 206 and (counted or byte(raw) == 149) then return ((a * 256 + b) * 256 + c) * 256 + d end
@@ -190,6 +207,11 @@ if budget >= 0 then
   -- Newest first: the history, then the overflow, in chunks that double.
   local first = math.min(cap, 16)
   local chunk = redis.call('LRANGE', historyKey, -first, -1)
+  if counted and largest and #chunk * largest <= remaining
+      and (#chunk >= cap or (#chunk < first and not overflowed)) then
+    -- The budget cannot bind: no count needs reading.
+    return {1, deadline, now, moved, summary, unpack(chunk)}
+  end
   local i, full = #chunk, false
   while i >= 1 do
     local raw = chunk[i]

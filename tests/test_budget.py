@@ -204,3 +204,16 @@ def test_the_langchain_adapter_counts_each_message_once(store_url: str, topology
         assert [m.tokens for m in store.get_history(sid, budget=100)] == [4, 9]
     finally:
         store.close()
+
+
+def test_a_turn_that_brings_a_larger_message_is_summed_in_full(counted: Any) -> None:
+    """The script skips reading counts when the messages asked for times the largest
+    count ever appended fit the budget; a turn's own larger message must count."""
+    sid = counted.create_session("carlos", "alicia", LONG)
+    counted.append_messages(sid, [("user", "ab"), ("assistant", "cd")])
+    assert contents(counted.chat_turn(sid, [], budget=4)) == ["ab", "cd"]
+    context = counted.chat_turn(sid, [("user", "x" * 30)], budget=20)
+    assert context == []
+    assert contents(counted.chat_turn(sid, [("assistant", "ok")], budget=33)) == [
+        "x" * 30, "ok"]
+    assert contents(counted.chat_turn(sid, [], last=2, budget=31)) == ["ok"]  # 32 > 31
