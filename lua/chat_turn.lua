@@ -46,7 +46,9 @@ fixed distance from the end without decoding the record; a record stored before
 the 12 that are not content. With a budget, the script walks the newest messages
 (history, then overflow) and returns the longest run whose counts sum to at most
 the budget, also capped by ARGV[2]; it never reaches into segments, so a run is
-at most max_history + max_overflow messages. When the session has a summary
+at most max_history + max_overflow messages. A session created since counts are
+stored (meta tk) keeps tmax, the largest count appended to it: when the messages
+asked for times tmax fit the budget, no count is read. When the session has a summary
 (set_summary), the context starts with it: it is reply[5] (else false), it is
 charged to the budget first (a summary over the budget leaves the context
 empty), and only messages after the first `through` follow it.
