@@ -15,9 +15,9 @@ KEYS[6] outbox ZSET             lr:{b}:outbox
 KEYS[7] outbox bodies hash      lr:{b}:outbox:d
 KEYS[8] outbox dead ZSET        lr:{b}:outbox:dead
 KEYS[9..] per session, in ARGV order: session hash, meta hash, history list, overflow
-          list, the LangGraph checkpointer's data hash, order ZSET and message-id hash
-          (lr:{b}:s:<sid>:lg:d, :lg:o, :lg:n; they exist only for a thread's session),
-          then its n archived segments (lr:{b}:u:<uid>:a:<sid>:g:1..n)
+          list, running summary hash, the LangGraph checkpointer's data hash, order ZSET
+          and message-id hash (lr:{b}:s:<sid>:lg:d, :lg:o, :lg:n; they exist only for a
+          thread's session), then its n archived segments (lr:{b}:u:<uid>:a:<sid>:g:1..n)
 ARGV[1] user id (a meta hash naming another user is never touched)
 ARGV[2..] per session: session id, n (how many segments the caller declared; -1: the id
           is not a session of this user's bucket, declares no keys, and only leaves
@@ -50,9 +50,9 @@ for i = 2, #ARGV, 2 do
     retry[#retry + 1] = segs
   else
     removed = removed + redis.call('DEL', KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3],
-                                   KEYS[k + 4], KEYS[k + 5], KEYS[k + 6])
+                                   KEYS[k + 4], KEYS[k + 5], KEYS[k + 6], KEYS[k + 7])
     for j = 1, declared do
-      removed = removed + redis.call('DEL', KEYS[k + 6 + j])
+      removed = removed + redis.call('DEL', KEYS[k + 7 + j])
     end
     redis.call('ZREM', sessionsKey, sid)
     redis.call('ZREM', deadlinesKey, sid)
@@ -63,7 +63,7 @@ for i = 2, #ARGV, 2 do
     redis.call('HDEL', outboxBodiesKey, sid)
     redis.call('ZREM', deadKey, sid)
   end
-  if declared >= 0 then k = k + 7 + declared end
+  if declared >= 0 then k = k + 8 + declared end
 end
 removed = removed - redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
 local reply = {removed}

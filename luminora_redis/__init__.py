@@ -21,6 +21,7 @@ from luminora_redis.core.errors import (
     ServerRefused,
     SessionExpired,
     SessionNotFound,
+    SummaryOutdated,
     UnexpectedReply,
     UnsupportedServer,
 )
@@ -103,6 +104,7 @@ __all__ = [
     "SessionView",
     "StoreSettings",
     "Summarize",
+    "SummaryOutdated",
     "SyncSessionStore",
     "UnexpectedReply",
     "UnsupportedServer",

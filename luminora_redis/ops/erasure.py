@@ -110,7 +110,7 @@ def _erase_sessions(ctx: Context, user_id: str, user: UserKeys, bucket: int) -> 
         if segments < 0 or session is None:
             return []
         return [session.session, session.meta, session.history, session.overflow,
-                *lg_thread_keys(session), *user.segments(session_id, segments)]
+                session.summary, *lg_thread_keys(session), *user.segments(session_id, segments)]
 
     def refs(session_ids: list[str]) -> Op[int]:
         return (yield from _erase_refs(ctx, user_id, session_ids))
@@ -118,7 +118,7 @@ def _erase_sessions(ctx: Context, user_id: str, user: UserKeys, bucket: int) -> 
     # -1: not a session id of this user's bucket; only its index entry goes.
     return (yield from _erase_indexed(
         user.sessions, "erase_sessions",
-        (user.sessions, deadlines, manual, *bucket_side_keys(ctx, bucket)), (user_id,), 7,
+        (user.sessions, deadlines, manual, *bucket_side_keys(ctx, bucket)), (user_id,), 8,
         keys_of, lambda sid: 0 if owns_session(ctx, user_id, sid) else -1, refs))
 
 
