@@ -36,6 +36,7 @@ import uvicorn
 import examples.chat_server.app
 from examples.chat_server.app import create_app
 from examples.chat_server.chat import MAX_TEXT, ChatSettings
+from examples.chat_server.live import REDIS_DOWN
 from examples.chat_server.responder import POINTS_PER_WORD
 from examples.chat_server.summarizer import summarize_conversation
 from luminora_redis.core.models import ArchivedConversation, ArchiveReason, Message, Role
@@ -231,9 +232,9 @@ def serve(luminora_redis_url: str) -> Iterator[Callable[..., str]]:
     port, in a thread; returns its http:// base URL. Stopped at the end of the test."""
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
-    def start(**options: Any) -> str:
+    def start(url: str = luminora_redis_url, **options: Any) -> str:
         port = free_port()
-        app = create_app(luminora_redis_url, **{"sweep_interval": 0.05, **options})
+        app = create_app(url, **{"sweep_interval": 0.05, **options})
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                                lifespan="on"))
         thread = threading.Thread(target=server.run, name="chat-server", daemon=True)
@@ -309,6 +310,19 @@ async def test_a_refused_message_is_readable_and_writes_nothing(serve: Callable[
         assert (await ws.expect("ended"))["reason"] == "ended"
         await ws.send(type="say", id=5, text="still there?")
         assert (await ws.expect("refused"))["error"] == "No session: start one first."
+
+
+async def test_redis_down_is_said_plainly_over_the_socket(serve: Callable[..., str]) -> None:
+    with RedisServer() as server:
+        base = serve(server.url)
+        async with socket_to(base) as ws:
+            await ws.send(type="start", user_id="ana", personality="alicia")
+            await ws.expect("started")
+            server.kill()
+            await ws.send(type="say", id=1, text="hello?")
+            assert (await ws.expect("refused")) == {"type": "refused", "id": 1, "error": REDIS_DOWN}
+            await ws.send(type="memory")
+            assert (await ws.expect("error")) == {"type": "error", "error": REDIS_DOWN}
 
 
 async def test_the_context_stays_within_the_budget_and_starts_with_the_running_summary(
@@ -446,6 +460,7 @@ def test_the_page_shows_a_refusal_as_not_sent_and_opens_an_archived_conversation
 
     type_message(driver, "I love the sea, thanks! My name is Dora.")
     wait.until(lambda d: text_of(d, "affinity-points") == "10")
+    wait.until(lambda d: "name: Dora" in text_of(d, "recall-facts"))  # learned during the turn
     type_message(driver, "Tell me everything about " + "supercalifragilistic" * 12)
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#log .msg.assistant")) == 3)
     type_message(driver, "w" * (MAX_TEXT + 1))
@@ -466,8 +481,7 @@ def test_the_page_shows_a_refusal_as_not_sent_and_opens_an_archived_conversation
     assert not driver.find_element(By.ID, "message").is_enabled()
     opened = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#archive-list button"))
     assert opened[0].text.startswith("I love the sea, thanks! My name is Dora.")
-    wait.until(lambda d: any("Dora" in e.text for e in d.find_elements(By.CSS_SELECTOR,
-                                                                          "#recall-facts li")))
+    wait.until(lambda d: text_of(d, "recall-episodes").startswith("I love the sea"))
     opened[0].click()
     wait.until(lambda d: d.find_element(By.ID, "archive-view").is_displayed())
     shown = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#archive-messages .msg")]

@@ -13,6 +13,7 @@ examples.chat_server.app:app`` serves `app`; tests build their own with
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import os
 from collections.abc import AsyncIterator
@@ -89,7 +90,7 @@ def create_app(redis_url: str | None = None, *, prefix: str = "chat", max_idle: 
     sweep = (sweep_interval if sweep_interval is not None
              else float(os.environ.get("CHAT_SWEEP_INTERVAL", "1")))
     base = settings or ChatSettings()
-    chat_settings = ChatSettings(**{**base.__dict__, "ttl": ttl, "max_idle": idle})
+    chat_settings = dataclasses.replace(base, ttl=ttl, max_idle=idle)
     hub = Hub()
 
     @asynccontextmanager

@@ -112,6 +112,7 @@ class TurnOut(BaseModel):
     session: SessionState | None = None
     context: ContextOut | None = None
     summary: SummaryOut | None = None
+    learned: list[FactOut] = []
 
 
 class StartOut(BaseModel):
@@ -234,9 +235,11 @@ class Chat:
         if delta:
             changed = await self.store.update_affinity(user, personality, delta, "chat")
             current = AffinityOut(points=changed.points, level=changed.level)
-        for category, key, value in facts_in(text):
-            await self.store.save_fact(user, category, key, value)
-        return TurnOut(reply=answer, delta=delta, affinity=current,
+        learned = [FactOut(category=category, key=key, value=value)
+                   for category, key, value in facts_in(text)]
+        for fact in learned:
+            await self.store.save_fact(user, fact.category, fact.key, fact.value)
+        return TurnOut(reply=answer, delta=delta, affinity=current, learned=learned,
                        session=self.state(await self.session(session_id)),
                        summary=await self._summarize(session_id, context),
                        context=ContextOut(summary=context.summary, through=context.through,

@@ -176,6 +176,8 @@ async def _say(connection: Connection, chat: Chat, message_id: Any, text: Any) -
     else:
         turn = await chat.say(connection.session_id, text)
         await connection.send("turn", id=message_id, **turn.model_dump())
+        if turn.learned:
+            await send_memory(connection, chat)
 
 
 async def _open(connection: Connection, chat: Chat, session_id: str) -> None:
