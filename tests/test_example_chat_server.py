@@ -107,6 +107,11 @@ async def test_a_conversation_moves_affinity_and_ends_in_the_archive(luminora_re
         (archived,) = (await client.get("/users/ana/archive")).json()
         assert archived["session_id"] == sid and archived["reason"] == "ended"
         assert [m["content"] for m in archived["messages"]] == [m["content"] for m in history]
+        assert (await client.get(f"/users/ana/archive/{sid}")).json() == archived
+        assert (await client.get(f"/users/bob/archive/{sid}")).status_code == 404
+        recall = (await client.get("/users/ana/recall/alicia")).json()
+        assert recall["affinity"] == {"points": 5, "level": "stranger"}
+        assert [f["value"] for f in recall["facts"]] == ["astronomy"]  # "I love astronomy"
 
         for response in (await client.post(f"/sessions/{sid}/messages", json={"text": "hi"}),
                          await client.get(f"/sessions/{sid}/history"),

@@ -50,6 +50,7 @@ class FactOut(BaseModel):
 
 class EpisodeOut(BaseModel):
     episode_type: str
+    created_at: str
     title: str
     summary: str
     importance: float
@@ -194,7 +195,8 @@ class Chat:
         return RecallOut(
             affinity=affinity,
             facts=[FactOut(category=f.category, key=f.key, value=str(f.value)) for f in found.facts],
-            episodes=[EpisodeOut(episode_type=e.episode_type, title=e.title, summary=e.summary,
+            episodes=[EpisodeOut(episode_type=e.episode_type, created_at=e.created_at.isoformat(),
+                                 title=e.title, summary=e.summary,
                                  importance=e.importance, sentiment=getattr(e.sentiment, "value",
                                                                             str(e.sentiment)))
                       for e in found.episodes])
@@ -215,8 +217,8 @@ class Chat:
             user_id, personality, {"ttl": self.settings.ttl, "max_idle": self.settings.max_idle})
         remembered = await self.recall(user_id, personality)
         name = next((f.value for f in remembered.facts if f.key == "name"), None)
-        last = next((e.title for e in remembered.episodes
-                     if e.episode_type == memory.SESSION_SUMMARY), None)
+        summaries = [e for e in remembered.episodes if e.episode_type == memory.SESSION_SUMMARY]
+        last = max(summaries, key=lambda e: e.created_at).title if summaries else None
         return StartOut(session_id=session_id, user_id=user_id, personality=personality,
                         affinity=remembered.affinity, greeting=welcome(personality, name, last),
                         session=self.state(await self.session(session_id)), recall=remembered,
