@@ -107,7 +107,8 @@ function showSession(session) {
   state.offset = session.server_now_ms - Date.now();
   const today = new Date().toDateString();
   const at = (ms) => new Date(ms).toDateString() === today ? new Date(ms).toLocaleTimeString()
-    : new Date(ms).toLocaleString([], {dateStyle: "medium", timeStyle: "medium"});
+    : new Date(ms).toLocaleString([], {month: "short", day: "numeric", hour: "numeric",
+                                       minute: "2-digit", second: "2-digit"});
   $("absolute-deadline").textContent = at(session.absolute_deadline_ms);
   $("idle-deadline").textContent = at(session.idle_deadline_ms);
   tick();
