@@ -17,7 +17,9 @@ already; the record copies their count (segs), and message_count includes them.
 It also copies the creation nonce, so that a resent create_session still
 recognises its session once archived, and the session's mood (from the meta
 hash, where save_mood keeps a copy; from the session hash for a session whose
-mood was saved before that copy existed), when it has one.
+mood was saved before that copy existed), when it has one, and its running
+summary (set_summary), when it has one: the summarized messages are archived
+with the rest, nothing dropped.
 
 An index score is a lower bound of the effective deadline (chat turns slide
 the deadline without touching the index). A session found still live in
@@ -43,6 +45,8 @@ KEYS[12] user hash                lr:{b}:u:<uid>            (archive counter)
 KEYS[13] outbox ZSET              lr:{b}:outbox             sid -> ms next attempt
 KEYS[14] outbox bodies            lr:{b}:outbox:d           sid -> msgpack delivery
 KEYS[15] sweep failure counts     lr:{b}:failures           (cleared on archive)
+KEYS[16] running summary hash     lr:{b}:s:<sid>:sum        (its record moves into the
+                                                            archived record, field summary)
 ARGV[1] session id
 ARGV[2] user id read by read_meta (re-checked here)
 ARGV[3] mode: "expire"  archive if expired and auto_cleanup is on (listener, sweeper)
@@ -115,6 +119,11 @@ redis.call('HSET', recordKey, 'pers', meta[2], 'created', meta[3], 'ended', ende
            'reason', reason, 'count', count, 'segs', tonumber(meta[6]) or 0,
            'nonce', meta[8] or '')
 if mood then redis.call('HSET', recordKey, 'mood', mood) end
+local summary = redis.call('HGET', KEYS[16], 'rec')
+if summary then
+  redis.call('HSET', recordKey, 'summary', summary)
+  redis.call('DEL', KEYS[16])
+end
 local seq = redis.call('HINCRBY', KEYS[12], 'archive_seq', 1)
 redis.call('ZADD', archiveKey, ended * 1000 + seq % 1000, sid)
 redis.call('ZREM', deadlinesKey, sid)

@@ -4,7 +4,9 @@ create_session: store a new session that Redis expires by itself, and index it.
 
 The session hash expires at min(now + max_idle, now + ttl) on the server clock.
 The meta hash keeps what archiving needs once the session hash is gone, the last
-activity included (chat_turn moves it); the history list is created by the first
+activity included (chat_turn moves it), and tk = 1: every message of the session
+carries its token count (chat_turn then reads counts without checking each
+record's format); the history list is created by the first
 message. The deadline index gets the first deadline, a lower bound of every later
 one. No user key gets a TTL.
 
@@ -56,7 +58,7 @@ redis.call('HSET', sessionKey, 'user', userId, 'pers', personality, 'created', n
            'abs', absolute, 'idle', idle, 'auto', auto)
 redis.call('PEXPIREAT', sessionKey, deadline)
 redis.call('HSET', metaKey, 'user', userId, 'pers', personality, 'created', now,
-           'abs', absolute, 'idle', idle, 'last', now, 'auto', auto, 'nonce', nonce)
+           'abs', absolute, 'idle', idle, 'last', now, 'auto', auto, 'nonce', nonce, 'tk', 1)
 redis.call('ZADD', indexKey, deadline, sid)
 redis.call('ZADD', userSessionsKey, now, sid)
 redis.call('HSETNX', userKey, 'first_seen', now)

@@ -15,7 +15,8 @@ KEYS[6] outbox ZSET             lr:{b}:outbox
 KEYS[7] outbox bodies hash      lr:{b}:outbox:d
 KEYS[8] outbox dead ZSET        lr:{b}:outbox:dead
 KEYS[9..] per session, in ARGV order: session hash, meta hash, history list, overflow
-          list, then its n archived segments (lr:{b}:u:<uid>:a:<sid>:g:1..n)
+          list, running summary hash, then its n archived segments
+          (lr:{b}:u:<uid>:a:<sid>:g:1..n)
 ARGV[1] user id (a meta hash naming another user is never touched)
 ARGV[2..] per session: session id, n (how many segments the caller declared; -1: the id
           is not a session of this user's bucket, declares no keys, and only leaves
@@ -47,9 +48,10 @@ for i = 2, #ARGV, 2 do
     retry[#retry + 1] = sid
     retry[#retry + 1] = segs
   else
-    removed = removed + redis.call('DEL', KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3])
+    removed = removed + redis.call('DEL', KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3],
+                                   KEYS[k + 4])
     for j = 1, declared do
-      removed = removed + redis.call('DEL', KEYS[k + 3 + j])
+      removed = removed + redis.call('DEL', KEYS[k + 4 + j])
     end
     redis.call('ZREM', sessionsKey, sid)
     redis.call('ZREM', deadlinesKey, sid)
@@ -60,7 +62,7 @@ for i = 2, #ARGV, 2 do
     redis.call('HDEL', outboxBodiesKey, sid)
     redis.call('ZREM', deadKey, sid)
   end
-  if declared > 0 then k = k + 4 + declared elseif declared == 0 then k = k + 4 end
+  if declared > 0 then k = k + 5 + declared elseif declared == 0 then k = k + 5 end
 end
 removed = removed - redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
 local reply = {removed}

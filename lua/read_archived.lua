@@ -22,16 +22,17 @@ ARGV[3]   the segment count the caller assumed in naming the window; when the
 ARGV[4]   the zstd count the caller assumed (optional; -1 or absent: any, for a
           first page at offset 0); when the record says otherwise nothing is read
 Replies:
-  {{pers, created_ms, ended_ms, reason, count, segs, zstd, mood}, {message...}, done,
+  {{pers, created_ms, ended_ms, reason, count, segs, zstd, mood, summary}, {message...}, done,
    offset, {} or {n, frame}}
   done: how many lists of the window were read to their end; offset: where the
   next page starts in the first list not done; n: how many of the page's list
   messages precede the frame. Record fields are false when the record is gone;
   then no message is read. mood is the session's last mood record (msgpack
-  [mood, intensity, ms]), false when it had none.
+  [mood, intensity, ms]), false when it had none; summary its last running summary
+  (a message record, set_summary), false when it had none.
 ]]
 local record = redis.call('HMGET', KEYS[1], 'pers', 'created', 'ended', 'reason', 'count', 'segs',
-                          'zstd', 'mood')
+                          'zstd', 'mood', 'summary')
 local offset, count, assumed = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local assumedFrames = tonumber(ARGV[4] or '-1')
 local messages, done, frames = {}, 0, {}

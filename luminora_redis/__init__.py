@@ -21,6 +21,7 @@ from luminora_redis.core.errors import (
     ServerRefused,
     SessionExpired,
     SessionNotFound,
+    SummaryOutdated,
     UnexpectedReply,
     UnsupportedServer,
 )
@@ -98,6 +99,7 @@ __all__ = [
     "Session",
     "SessionView",
     "StoreSettings",
+    "SummaryOutdated",
     "SyncSessionStore",
     "UnexpectedReply",
     "UnsupportedServer",

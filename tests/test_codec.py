@@ -86,8 +86,8 @@ def test_an_encoded_message_is_an_array_that_still_expects_its_timestamp() -> No
     stored = encode_message(Role.ASSISTANT, "hi", None, LIMIT)
     unpacker = msgpack.Unpacker()
     unpacker.feed(stored)
-    assert unpacker.read_array_header() == 4
-    assert [unpacker.unpack() for _ in range(3)] == ["assistant", "hi", None]
+    assert unpacker.read_array_header() == 5
+    assert [unpacker.unpack() for _ in range(4)] == ["assistant", "hi", None, 1]
     with pytest.raises(msgpack.OutOfData):
         unpacker.unpack()
 

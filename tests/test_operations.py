@@ -35,12 +35,13 @@ def test_chat_turn_is_one_call_whose_keys_share_one_slot() -> None:
     call = first_step(op)
     assert isinstance(call, Call) and call.script == "chat_turn"
     assert hash_tags(call.keys) == {CTX.keys.tag(CTX.keys.bucket_of_user("carlos"))[3:]}
-    assert call.args[:2] == (1000, 2)
-    turn_id = call.args[2]
+    assert call.args[:3] == (1000, 2, -1)
+    turn_id = call.args[3]
     assert isinstance(turn_id, int) and turn_id.bit_length() > 32  # random: a resend is recognised
-    assert next(sessions.chat_turn(CTX, sid, [("user", "hola")])).args[2] != turn_id
+    assert next(sessions.chat_turn(CTX, sid, [("user", "hola")])).args[3] != turn_id
     stamp = msgpack.packb(1_700_000_000_123)
-    messages = finish(op, [1, 0, 1_700_000_000_123, 0, *(entry + stamp for entry in call.args[3:])])
+    messages = finish(op, [1, 0, 1_700_000_000_123, 0, None,
+                           *(entry + stamp for entry in call.args[4:])])
     assert [(m.role.value, m.content) for m in messages] == [("user", "hola"),
                                                              ("assistant", "¡hola!")]
     assert messages[0].timestamp.timestamp() == 1_700_000_000.123
@@ -112,7 +113,7 @@ def test_messages_decoded_on_the_hot_path_equal_model_construct() -> None:
     from luminora_redis.core.models import Message, Role, trusted
 
     values = {"role": Role.USER, "content": "hola", "timestamp": datetime.now(timezone.utc),
-              "metadata": {"k": [1, 2]}}
+              "metadata": {"k": [1, 2]}, "tokens": 1}
     fast, slow = trusted(Message)(**values), Message.model_construct(**values)
     assert fast == slow
     assert fast.model_dump() == slow.model_dump() and fast.model_fields_set == slow.model_fields_set

@@ -196,7 +196,7 @@ def test_a_session_archived_between_pages_raises_instead_of_returning_part() -> 
     op = sessions.get_history(ctx, session_id)
     first = next(op)
     assert first.script == "chat_turn" and first.args[1] == -2
-    page = op.send([1, 0, 1_700_000_000_000, 1, 0, 3, b"m0", b"m1"])
+    page = op.send([1, 0, 1_700_000_000_000, 1, 0, 3, None, b"m0", b"m1"])
     assert page.script == "read_history" and page.args[:2] == (2, 2)
     with pytest.raises(SessionNotFound):
         op.send([0])

@@ -237,7 +237,8 @@ WRONG_TYPES: dict[str, list[Any]] = {
 FINE = {"user_id": "carlos", "personality_name": "alicia", "session_id": "SESSION",
         "role": "user", "content": "hi", "messages": [("user", "hi")], "mood": "shy",
         "category": "c", "key": "k", "value": "v", "points_delta": 1, "episode_type": "e",
-        "title": "t", "summary": "s", "trait": "humor", "episode_id": "e1"}
+        "title": "t", "summary": "s", "trait": "humor", "episode_id": "e1",
+        "text": "s", "through": 1}
 #: Public methods that take no caller data (``run`` takes an operation generator).
 NO_DATA = {"aclose", "context", "run", "delivery_backlog", "check_server"}
 #: Deprecated aliases: they warn, then call a method that is checked here.

@@ -29,10 +29,11 @@ from luminora_redis.bench.systems import (
     FloorBlocking,
     LuminoraAsync,
     LuminoraBlocking,
+    LuminoraBudget,
     LuminoraPlain,
 )
 
-SYSTEMS = [LuminoraAsync, LuminoraPlain, LuminoraBlocking, FloorAsync, FloorBlocking,
+SYSTEMS = [LuminoraAsync, LuminoraBudget, LuminoraPlain, LuminoraBlocking, FloorAsync, FloorBlocking,
            LangchainRedis, RedisVL, LlamaIndex, LangchainCommunity, LuminoraCoreLegacy]
 BY_NAME = {cls.name: cls for cls in SYSTEMS}
 

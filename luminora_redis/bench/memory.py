@@ -3,7 +3,7 @@ the payload, on chat-like text (``corpus``).
 
 For each conversation size, ``conversations`` sessions run that many turns (a user
 message and a reply each) through ``chat_turn``. The **payload** is the bytes of the
-stored message records (msgpack ``[role, content, metadata, ts]``, what the history
+stored message records (msgpack ``[role, content, metadata, tokens, ts]``, what the history
 lists hold). Measured with ``MEMORY USAGE key SAMPLES 0`` (the whole value, key and
 allocator rounding included):
 

@@ -35,7 +35,7 @@ def _usec(client: redis.Redis | redis.cluster.RedisCluster) -> tuple[int, int]:
     return int(stats.get("calls", 0)), int(stats.get("usec", 0))
 
 
-def _ours(url: str, calls: int) -> Callable[[], float]:
+def _ours(url: str, calls: int, budget: int = -1) -> Callable[[], float]:
     store = SyncSessionStore.from_url(url, prefix=PREFIX)
     client = store.client
     ctx = store.context()
@@ -45,9 +45,10 @@ def _ours(url: str, calls: int) -> Callable[[], float]:
     def run() -> float:
         sids = [store.create_session(f"u{n}", workload.PERSONALITY, {"ttl": 3600, "max_idle": 3600})
                 for n in range(calls // workload.TURNS_PER_SESSION)]
-        keys = [ctx.session_keys(sid)[:4] for sid in sids]  # type: ignore[index]
+        keys = [(*ctx.session_keys(sid)[:4], ctx.session_keys(sid).summary)  # type: ignore[index, union-attr]
+                for sid in sids]
         steps = [Call("chat_turn", keys[n // workload.TURNS_PER_SESSION],
-                      (ctx.settings.max_history, workload.LAST, 1 + n,
+                      (ctx.settings.max_history, workload.LAST, budget, 1 + n,
                        *turns[n % workload.TURNS_PER_SESSION]))
                  for n in range(len(sids) * workload.TURNS_PER_SESSION)]
         before = _usec(client)
@@ -86,20 +87,26 @@ def run_script_cost(url: str, rounds: int, calls: int,
                     say: Callable[[str], None]) -> tuple[dict[str, Any], str]:
     """Median µs per call of each script over ``rounds`` alternating rounds, and the ratio."""
     ours, floor = _ours(url, calls), _floor(url, calls)
+    budgeted = _ours(url, calls, workload.BUDGET)
     mine: list[float] = []
     theirs: list[float] = []
+    with_budget: list[float] = []
     for round_no in range(rounds):
         say(f"script cost: round {round_no + 1}/{rounds}")
-        first, second = (ours, floor) if round_no % 2 == 0 else (floor, ours)
-        a, b = first(), second()
-        mine.append(a if first is ours else b)
-        theirs.append(b if first is ours else a)
+        order = [ours, budgeted, floor]
+        order = order[round_no % 3:] + order[:round_no % 3]  # each first in turn
+        figures = {id(run): run() for run in order}
+        mine.append(figures[id(ours)])
+        with_budget.append(figures[id(budgeted)])
+        theirs.append(figures[id(floor)])
     cleanup = redis.Redis.from_url(url)
     for key in cleanup.scan_iter(f"{PREFIX}*", count=1000):
         cleanup.unlink(key)
     ratios = [m / t for m, t in zip(mine, theirs)]
+    budget_ratios = [b / m for b, m in zip(with_budget, mine)]
     raw = {"calls": calls, "rounds": rounds, "ours_usec": mine, "floor_usec": theirs,
-           "ratio_median": statistics.median(ratios)}
+           "ratio_median": statistics.median(ratios), "budget_usec": with_budget,
+           "budget_ratio_median": statistics.median(budget_ratios)}
     text = "\n".join([
         "### Server cost of the turn's script (INFO commandstats)",
         "",
@@ -109,6 +116,10 @@ def run_script_cost(url: str, rounds: int, calls: int,
         table(["script", "µs per turn", "÷ floor"],
               [["luminora-redis `chat_turn.lua`", f"{statistics.median(mine):.1f}",
                 f"{statistics.median(ratios):.2f}×"],
+               ["luminora-redis `chat_turn.lua`, chat_turn with budget "
+                f"({statistics.median(budget_ratios):.3f}× `last` alone)",
+                f"{statistics.median(with_budget):.1f}",
+                f"{statistics.median(b / t for b, t in zip(with_budget, theirs)):.2f}×"],
                ["floor `floor_turn.lua`", f"{statistics.median(theirs):.1f}", "1.00×"]]),
     ])
     return raw, text

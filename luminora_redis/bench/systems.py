@@ -110,6 +110,19 @@ class LuminoraAsync(System):
         await self.store.aclose()
 
 
+class LuminoraBudget(LuminoraAsync):
+    """The asyncio store's ``chat_turn`` with a token ``budget`` as well as ``last``: the
+    script sums the stored counts of the messages it returns. The budget is wide enough
+    that the same ``last`` messages come back, so the row measures the summing alone."""
+
+    name, label = "luminora-async-budget", "luminora-redis (asyncio, chat_turn with budget)"
+
+    async def turn(self, sid: str, i: int) -> Any:
+        return await self.store.chat_turn(
+            sid, [("user", w.USER[i]), ("assistant", w.ASSISTANT[i])], last=w.LAST,
+            budget=w.BUDGET)
+
+
 class LuminoraPlain(LuminoraAsync):
     """The asyncio store with ``autopipeline=False``: every call on its own connection."""
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 CHARS = 200
 LAST = 10
+#: The token budget of the "chat_turn with budget" row: wide enough for the last LAST turns.
+BUDGET = 100_000
 TURNS_PER_SESSION = 20
 TTL_SECONDS = 3600
 PERSONALITY = "alicia"

@@ -98,7 +98,8 @@ def clear_history(ctx: Context, session_id: object) -> Op[bool]:
     keys = ctx.session_keys(session_id)
     if keys is None:
         return False
-    reply = yield Call("compat_clear_history", (keys.session, keys.history, keys.overflow), ())
+    reply = yield Call("compat_clear_history", (keys.session, keys.history, keys.overflow,
+                                                 keys.summary), ())
     return bool(reply[0] == ReplyCode.OK)
 
 

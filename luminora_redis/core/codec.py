@@ -40,6 +40,7 @@ from luminora_redis.core.models import (
     Sentiment,
     trusted,
 )
+from luminora_redis.core.tokens import estimate_tokens
 from luminora_redis.core.validation import check_plain
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "decode_stored_mood",
     "encode_message",
     "from_ms",
+    "MAX_TOKENS",
     "pack",
     "prefix",
     "unpack",
@@ -111,11 +113,21 @@ def prefix(total: int, fields: Iterable[Any], what: str = "value") -> bytes:
     return bytes((0x90 | total,)) + b"".join(pack(field, what) for field in fields)
 
 
-def encode_message(role: object, content: object, metadata: object, limit: int) -> bytes:
-    """A message as stored, lacking its timestamp: [role, content, metadata, ts].
+#: The most tokens a message's count can hold (a msgpack uint32).
+MAX_TOKENS = 0xFFFF_FFFF
+
+
+def encode_message(role: object, content: object, metadata: object, limit: int,
+                   tokens: int | None = None) -> bytes:
+    """A message as stored, lacking its timestamp: [role, content, metadata, tokens, ts].
 
     One ``packb`` of [role, content, metadata] whose array header is then made to
-    count the timestamp the script appends (a fixarray header is one byte)."""
+    count the token count and the timestamp the script appends (a fixarray header
+    is one byte). ``tokens`` is always a msgpack uint32 (5 bytes), so that a script
+    finds it at a fixed distance from the record's end (just before the 9-byte
+    timestamp) and sums a budget without decoding the record; records written
+    before counts were stored are [role, content, metadata, ts]. ``tokens`` None: the
+    ``estimate_tokens`` of the content (the stores pass their counter's count)."""
     try:
         role_value = _ROLE_VALUES[role]
     except (KeyError, TypeError):
@@ -138,19 +150,37 @@ def encode_message(role: object, content: object, metadata: object, limit: int) 
     size = len(packed) - 2 - len(role_value)  # content and metadata (roles are short ASCII)
     if size > limit:
         raise MessageTooLarge(f"message is {size} bytes; the limit is {limit} (max_message_bytes)")
-    return b"\x94" + packed[1:]
+    if tokens is None:
+        tokens = estimate_tokens(content)
+    if not 0 <= tokens <= MAX_TOKENS:
+        raise InvalidInput(f"a message's token count must lie in 0..{MAX_TOKENS}, not {tokens}")
+    return b"\x95" + packed[1:] + b"\xce" + tokens.to_bytes(4, "big")
 
 
 def decode_message(raw: bytes) -> Message:
-    role, content, metadata, ts = unpack(raw)
-    return _message(role=_ROLES[role], content=content, timestamp=from_ms(ts), metadata=metadata)
+    record = unpack(raw)
+    if len(record) == 5:
+        role, content, metadata, tokens, ts = record
+        if type(tokens) is not int:
+            raise ValueError(f"token count {tokens!r:.40} is not an int")
+    else:
+        (role, content, metadata, ts), tokens = record, None
+    return _message(role=_ROLES[role], content=content, timestamp=from_ms(ts), metadata=metadata,
+                    tokens=tokens)
 
 
 def decode_context_message(raw: bytes) -> ContextMessage:
-    role, content, metadata, ts = unpack(raw)
-    if not 0 <= ts < _MAX_MS:
-        raise ValueError(f"timestamp {ts!r} out of range")
-    return ContextMessage(_ROLES[role], content, metadata, ts)
+    record = unpack(raw)
+    if not _is_message(record):
+        raise ValueError(f"not a message record: {record!r:.80}")
+    return _context(ContextMessage, record)
+
+
+def _is_message(record: Any) -> bool:
+    """Whether an unpacked record is a message ContextMessage can hold as it is."""
+    return (type(record) is list and (len(record) == 5 and type(record[3]) is int
+                                      or len(record) == 4)
+            and record[0] in _ROLES and type(record[-1]) is int and 0 <= record[-1] < _MAX_MS)
 
 
 def decode_mood(raw: bytes) -> Mood:
@@ -260,8 +290,10 @@ def decode_context(raws: Sequence[bytes], owner: str = "?") -> list[ContextMessa
         records = unpack(b"\xdd" + count.to_bytes(4, "big") + b"".join(raws))
         # Each record becomes its message as it is; the role and the timestamp are only
         # turned into a Role and a datetime when asked for, so both are checked now.
+        # (_is_message, inlined: this runs for every message of every turn)
         return [_context(ContextMessage, record)
-                if len(record) == 4 and record[0] in _ROLES and 0 <= record[3] < _MAX_MS
+                if (len(record) == 5 and type(record[3]) is int or len(record) == 4)
+                and record[0] in _ROLES and 0 <= record[-1] < _MAX_MS
                 else _unreadable_record(record)
                 for record in records]
     except Exception:

@@ -33,6 +33,7 @@ __all__ = [
     "ServerRefused",
     "SessionExpired",
     "SessionNotFound",
+    "SummaryOutdated",
     "UnexpectedReply",
     "UnsupportedServer",
     "missing_permission",
@@ -71,6 +72,10 @@ class ReplyCode(IntEnum):
     #: The position lies in a segment the call did not name; read the owner and name it
     #: (read_history).
     SEGMENT_NEEDED = -7
+    #: A newer record is stored: a summary through a later message (set_summary).
+    OUTDATED = -8
+    #: A position lies past the conversation's end; nothing written (set_summary).
+    BEYOND_END = -9
     #: Created by an earlier send of the same call (same nonce): a resend (create_session).
     CREATED_BEFORE = 2
     #: Moved to the quarantine: a delivery out of attempts or whose body cannot be read,
@@ -132,6 +137,16 @@ class SessionExpired(SessionNotFound):
 
     def __init__(self, session_id: str) -> None:
         super().__init__(session_id, f"session {session_id!r} has expired")
+
+
+class SummaryOutdated(LuminoraRedisError):
+    """``set_summary`` was refused: the session holds a summary through a later message
+    (a slower summarizer never overwrites a newer summary); nothing was written."""
+
+    def __init__(self, session_id: str, through: int, stored: int) -> None:
+        super().__init__(f"session {session_id} has a summary through message {stored}; "
+                         f"one through message {through} is older")
+        self.session_id, self.through, self.stored = session_id, through, stored
 
 
 class UnexpectedReply(LuminoraRedisError):

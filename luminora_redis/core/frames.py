@@ -1,7 +1,10 @@
 """Archived messages as zstd frames: one frame per unit (a segment, or the tail).
 
 A frame holds a msgpack array: ``[2, roles, contents, metadata, ts_deltas]``
-when every message is a well-formed ``[role, content, metadata, ts]`` record
+when every message is a well-formed ``[role, content, metadata, ts]`` record,
+``[3, roles, contents, metadata, ts_deltas, tokens]`` when some carry their
+token count (``[role, content, metadata, tokens, ts]``; None in ``tokens`` for
+those that do not)
 (columns compress better than rows: the roles line up, and each timestamp
 becomes its small distance from the one before), else ``[1, [raw, ...]]``,
 the stored bytes as they were. Reading turns either back into message records
@@ -29,7 +32,7 @@ __all__ = ["LEVEL", "pack_frame", "read_frame", "unpack_frame"]
 #: 30 µs per 4 KiB conversation.
 LEVEL = 9
 
-ROWS, COLUMNS = 1, 2
+ROWS, COLUMNS, COUNTED = 1, 2, 3
 
 _local = threading.local()
 
@@ -51,10 +54,18 @@ def _decompressor() -> Any:
 def _columns(raws: Sequence[bytes]) -> list[Any] | None:
     """The messages as columns, or None when some record is not a plain message."""
     roles, contents, metadata, deltas = [], [], [], []
+    counts: list[int | None] = []
     previous = 0
     try:
         for raw in raws:
-            role, content, meta, ts = codec.unpack(raw)
+            record = codec.unpack(raw)
+            if len(record) == 5:
+                role, content, meta, tokens, ts = record
+                if (type(tokens) is not int or not 0 <= tokens <= codec.MAX_TOKENS
+                        or raw[-14] != 0xCE):
+                    return None
+            else:
+                (role, content, meta, ts), tokens = record, None
             if (not isinstance(role, str) or not isinstance(content, str)
                     or not (meta is None or isinstance(meta, dict))
                     or isinstance(ts, bool) or not isinstance(ts, int)):
@@ -62,11 +73,14 @@ def _columns(raws: Sequence[bytes]) -> list[Any] | None:
             roles.append(role)
             contents.append(content)
             metadata.append(meta)
+            counts.append(tokens)
             deltas.append(ts - previous)
             previous = ts
     except Exception:  # any record that does not unpack as a message: keep the rows
         return None
-    return [COLUMNS, roles, contents, metadata, deltas]
+    if all(count is None for count in counts):
+        return [COLUMNS, roles, contents, metadata, deltas]
+    return [COUNTED, roles, contents, metadata, deltas, counts]
 
 
 def pack_frame(raws: Sequence[bytes]) -> bytes:
@@ -78,13 +92,23 @@ def pack_frame(raws: Sequence[bytes]) -> bytes:
 def _rows(body: Any) -> list[bytes]:
     if body[0] == ROWS:
         return list(body[1])
-    if body[0] != COLUMNS:
+    if body[0] == COLUMNS:
+        _, roles, contents, metadata, deltas = body
+        counts = [None] * len(roles)
+    elif body[0] == COUNTED:
+        _, roles, contents, metadata, deltas, counts = body
+    else:
         raise ValueError(f"unknown frame layout {body[0]!r}")
-    _, roles, contents, metadata, deltas = body
     rows, ts = [], 0
-    for role, content, meta, delta in zip(roles, contents, metadata, deltas, strict=True):
+    for role, content, meta, delta, tokens in zip(roles, contents, metadata, deltas, counts,
+                                                  strict=True):
         ts += delta
-        rows.append(msgpack.packb([role, content, meta, ts], use_bin_type=True))
+        if tokens is None:
+            rows.append(msgpack.packb([role, content, meta, ts], use_bin_type=True))
+        else:  # as the store wrote it: the count a fixed uint32 before the timestamp
+            head = msgpack.packb([role, content, meta], use_bin_type=True)
+            rows.append(b"\x95" + head[1:] + b"\xce" + tokens.to_bytes(4, "big")
+                        + msgpack.packb(ts))
     return rows
 
 

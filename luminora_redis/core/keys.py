@@ -113,6 +113,11 @@ class SessionKeys(NamedTuple):
     deadlines: str
     manual: str
 
+    @property
+    def summary(self) -> str:
+        """The running summary hash (``set_summary``): lr:{b}:s:<sid>:sum."""
+        return f"{self.session}:sum"
+
 
 class BucketKeys(NamedTuple):
     """The per-bucket keys of deliveries and quarantined sweep entries."""

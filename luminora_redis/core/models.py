@@ -81,12 +81,15 @@ class _Value(BaseModel):
 
 
 class Message(_Value):
-    """One message of a conversation. ``timestamp`` is the Redis clock when stored."""
+    """One message of a conversation. ``timestamp`` is the Redis clock when stored;
+    ``tokens`` the count the store's ``token_counter`` gave its content when it was
+    written (None on a message not yet stored, or stored before counts were)."""
 
     role: Role
     content: str
     timestamp: datetime | None = None
     metadata: dict[str, Any] | None = None
+    tokens: int | None = None
 
 
 class Session(_Value):
@@ -175,6 +178,9 @@ class ArchivedConversation(_Value):
     the ``on_archived`` sink (it is the session id): deliveries are at least
     once, so a sink deduplicates on it. ``mood`` is the mood the session ended
     with (None when none was saved, or it was archived before archives kept it).
+    ``summary`` is the session's last running summary (``set_summary``), a system
+    message whose metadata is {"summary": True, "through": n}; None when it had
+    none. ``messages`` holds every message, the summarized ones included.
     """
 
     session_id: str
@@ -192,6 +198,7 @@ class ArchivedConversation(_Value):
     messages: list[Message]
     idempotency_key: str = ""
     mood: Mood | None = None
+    summary: Message | None = None
 
     def model_post_init(self, context: Any, /) -> None:
         if not self.idempotency_key:

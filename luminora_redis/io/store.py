@@ -151,19 +151,39 @@ class SessionStore(AsyncStoreBase):
         stored. ``turn_id`` makes a retry safe, as for ``chat_turn``."""
         return await self.run(sessions.append_messages, session_id, messages, turn_id)
 
-    async def get_history(self, session_id: str, last: int | None = None) -> list[Message]:
+    async def get_history(self, session_id: str, last: int | None = None, *,
+                          budget: int | None = None) -> list[Message]:
         """The last ``last`` messages, oldest first; ``last=None``: the whole conversation
         (no cap: a session's length is bounded by its lifetime). Slides the idle deadline.
-        Read in pages of at most ``page_size`` messages."""
-        return await self.run(sessions.get_history, session_id, last)
+        Read in pages of at most ``page_size`` messages. ``budget``, a summary set by
+        ``set_summary``: as for ``chat_turn``."""
+        return await self.run(sessions.get_history, session_id, last, budget)
+
+    async def set_summary(self, session_id: str, text: str, through: int) -> Message:
+        """Store the session's running summary of its first ``through`` messages,
+        atomically. From then on the context of ``chat_turn`` and ``get_history`` starts
+        with it (a ``system`` message whose metadata is ``{"summary": True, "through":
+        n}``), and only messages after the first ``through`` follow; none is deleted.
+        Raises ``SummaryOutdated`` when a summary through a later message is stored,
+        ``InvalidInput`` when the conversation holds fewer than ``through`` messages
+        (nothing written either way). Does not slide the idle deadline."""
+        return await self.run(sessions.set_summary, session_id, text, through)
 
     async def chat_turn(self, session_id: str, messages: Iterable[MessageLike],
-                        last: int = 10, *, turn_id: str | None = None) -> list[ContextMessage]:
+                        last: int = 10, *, turn_id: str | None = None,
+                        budget: int | None = None) -> list[ContextMessage]:
         """The hot path, one round trip: append the turn's messages, slide the idle
         deadline and return the last ``last`` messages, oldest first, as light
         ``ContextMessage`` objects (``to_message()`` gives the pydantic ``Message``).
         (More than one page or than ``max_history`` messages are read in pages after
         the turn.)
+
+        ``budget`` (an int >= 0, else InvalidInput and nothing written): the longest run
+        of the newest messages, at most ``last``, whose token counts (stored when each
+        was written, ``ContextMessage.tokens``) sum to at most ``budget``; summed by the
+        script, in the same round trip, over the live history and overflow. A running
+        summary (``set_summary``) comes first and counts towards the budget; when it
+        alone exceeds it, the context is empty.
 
         ``turn_id`` (1 to 64 characters of ``A-Z a-z 0-9 _ - . :``, else InvalidInput
         and nothing written) names the turn, so that calling again with the same
@@ -176,7 +196,7 @@ class SessionStore(AsyncStoreBase):
         appends again. The messages of a retry are not compared with the first call's:
         the same ``turn_id`` means the same turn. Without ``turn_id`` each call is a new
         turn."""
-        return await self.run(sessions.chat_turn, session_id, messages, last, turn_id)
+        return await self.run(sessions.chat_turn, session_id, messages, last, turn_id, budget)
 
     async def list_user_sessions(self, user_id: str) -> list[Session]:
         """The user's live sessions, oldest first, all of them, read in pages of at most

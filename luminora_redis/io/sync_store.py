@@ -120,12 +120,17 @@ class SyncSessionStore(SyncStoreBase):
                         turn_id: str | None = None) -> list[Message]:
         return self.run(sessions.append_messages, session_id, messages, turn_id)
 
-    def get_history(self, session_id: str, last: int | None = None) -> list[Message]:
-        return self.run(sessions.get_history, session_id, last)
+    def get_history(self, session_id: str, last: int | None = None, *,
+                    budget: int | None = None) -> list[Message]:
+        return self.run(sessions.get_history, session_id, last, budget)
 
     def chat_turn(self, session_id: str, messages: Iterable[MessageLike],
-                  last: int = 10, *, turn_id: str | None = None) -> list[ContextMessage]:
-        return self.run(sessions.chat_turn, session_id, messages, last, turn_id)
+                  last: int = 10, *, turn_id: str | None = None,
+                  budget: int | None = None) -> list[ContextMessage]:
+        return self.run(sessions.chat_turn, session_id, messages, last, turn_id, budget)
+
+    def set_summary(self, session_id: str, text: str, through: int) -> Message:
+        return self.run(sessions.set_summary, session_id, text, through)
 
     def list_user_sessions(self, user_id: str) -> list[Session]:
         return self.run(sessions.list_user_sessions, user_id)

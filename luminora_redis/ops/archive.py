@@ -56,7 +56,7 @@ def _archive_keys(ctx: Context, keys: SessionKeys, user: UserKeys,
     bucket = ctx.keys.bucket(ctx.keys.bucket_of_session(session_id) or 0)
     return (keys.session, keys.meta, keys.history, keys.overflow, keys.deadlines, keys.manual,
             user.sessions, user.archive, *user.archived(session_id), user.user,
-            bucket.outbox, bucket.bodies, bucket.failures)
+            bucket.outbox, bucket.bodies, bucket.failures, keys.summary)
 
 
 def _owner(keys: SessionKeys, session_id: str) -> Op[tuple[str | None, bool]]:
@@ -195,7 +195,8 @@ def delete_session(ctx: Context, session_id: object) -> Op[bool]:
     segs = 0
     for _ in range(3):
         reply = yield Call("delete_session",
-                           (*keys, user.sessions, *user.segments(str(session_id), segs)),
+                           (*keys, user.sessions, keys.summary,
+                            *user.segments(str(session_id), segs)),
                            (session_id, user_id, segs))
         if reply[0] != ReplyCode.STALE:
             return bool(reply[0] == ReplyCode.OK)

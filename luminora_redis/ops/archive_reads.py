@@ -102,6 +102,8 @@ def _conversation(user_id: str, session_id: str, record: Sequence[Any], messages
                   lost_frames: int = 0) -> ArchivedConversation:
     personality, created, ended, reason, count = record[:5]
     mood = record[7] if len(record) > 7 else None
+    summary = decode_messages([record[8]], f"archived session {session_id}") if (
+        len(record) > 8 and record[8]) else []
     decoded = decode_messages(messages, f"archived session {session_id}")
     # Records that do not decode, and what the record counts that no list or frame gave
     # back (a lost frame held one message at least: an empty unit has no frame).
@@ -113,6 +115,7 @@ def _conversation(user_id: str, session_id: str, record: Sequence[Any], messages
         reason=ArchiveReason(reason.decode()), message_count=int(count),
         unreadable_messages=unreadable, messages=decoded,
         mood=decode_stored_mood(mood, f"archived session {session_id}"),
+        summary=summary[0] if summary else None,
     )
 
 

@@ -83,12 +83,12 @@ def _erase_sessions(ctx: Context, user_id: str, user: UserKeys, bucket: int) -> 
         if segments < 0 or session is None:
             return []
         return [session.session, session.meta, session.history, session.overflow,
-                *user.segments(session_id, segments)]
+                session.summary, *user.segments(session_id, segments)]
 
     # -1: not a session id of this user's bucket; only its index entry goes.
     return (yield from _erase_indexed(
         user.sessions, "erase_sessions",
-        (user.sessions, deadlines, manual, *bucket_side_keys(ctx, bucket)), (user_id,), 4,
+        (user.sessions, deadlines, manual, *bucket_side_keys(ctx, bucket)), (user_id,), 5,
         keys_of, lambda sid: 0 if owns_session(ctx, user_id, sid) else -1))
 
 

@@ -67,13 +67,14 @@ def follow_up(ctx: Context, keys: SessionKeys, session_id: str, overflow_len: in
 
 
 def read_conversation(ctx: Context, keys: SessionKeys, session_id: str, first: Sequence[Any],
-                      last: int) -> Op[list[bytes]]:
-    """The conversation (its last ``last`` messages; all when negative) as of the
-    chat_turn reply ``first`` (made with a negative want: its first page), in pages."""
+                      last: int, start: int = 0) -> Op[list[bytes]]:
+    """The conversation (its last ``last`` messages; all when negative) from position
+    ``start`` on (a running summary's ``through``) as of the chat_turn reply ``first``
+    (made with a negative want: its first page), in pages."""
     base, overflow_len, history_len = first[4], first[3], first[5]
-    known: Sequence[bytes] = first[6:]
+    known: Sequence[bytes] = first[7:]
     end = base + overflow_len + history_len
-    position = 0 if last < 0 else max(0, end - last)
+    position = max(start, 0 if last < 0 else end - last)
     page = ctx.settings.page_size
     user: UserKeys | None = None
     number, segment_start = 1, 0

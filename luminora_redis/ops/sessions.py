@@ -15,6 +15,12 @@ is gone, so the resend cannot tell).
 A caller's own retry is recognised the same way when it names the turn: the
 appending operations take ``turn_id``, used as the script's turn id in place of
 a random one (``core.ids.caller_turn_id``).
+
+Each message's token count is computed once, here, when it is encoded (the
+store's ``token_counter``, ``core.tokens``), and stored in its record; a token
+``budget`` is summed by ``chat_turn.lua`` in the turn's own round trip. A session's
+running summary (``set_summary``) starts the context that ``chat_turn`` and
+``get_history`` return, and only the messages after it follow.
 """
 
 from __future__ import annotations
@@ -31,15 +37,23 @@ from luminora_redis.core.codec import (
     from_ms,
     pack,
     prefix,
+    unpack,
 )
 from luminora_redis.core.context import Context
 from luminora_redis.core.context_messages import ContextMessage
-from luminora_redis.core.errors import InvalidInput, ReplyCode, UnexpectedReply, raise_for_status
+from luminora_redis.core.errors import (
+    InvalidInput,
+    ReplyCode,
+    SummaryOutdated,
+    UnexpectedReply,
+    raise_for_status,
+)
 from luminora_redis.core.ids import caller_turn_id, new_nonce, new_turn_id
 from luminora_redis.core.keys import UserKeys
 from luminora_redis.core.models import Message, Mood, Session
 from luminora_redis.core.scripts import Batch, Call, Op
 from luminora_redis.core.settings import parse_session_config
+from luminora_redis.core.tokens import count_tokens
 from luminora_redis.core.validation import check_number
 from luminora_redis.ops.segments import follow_up, read_conversation
 
@@ -53,6 +67,7 @@ __all__ = [
     "is_session_expired",
     "list_user_sessions",
     "save_mood",
+    "set_summary",
     "touch",
     "user_session_ids",
 ]
@@ -85,7 +100,7 @@ def create_session(ctx: Context, user_id: object, personality_name: object,
 def encode_messages(ctx: Context, messages: Iterable[MessageLike]) -> list[bytes]:
     """Validate and encode a caller's messages: Message objects, (role, content[, metadata])
     tuples, or mappings with role, content and optional metadata."""
-    limit = ctx.settings.max_message_bytes
+    limit, counter = ctx.settings.max_message_bytes, ctx.settings.token_counter
     if type(messages) is not list:
         if isinstance(messages, (str, bytes, bytearray, Mapping, Message)):
             raise InvalidInput("messages must be a sequence of messages, not a single one")
@@ -94,56 +109,95 @@ def encode_messages(ctx: Context, messages: Iterable[MessageLike]) -> list[bytes
     encoded = []
     for message in messages:
         if isinstance(message, tuple) and len(message) in (2, 3):
-            encoded.append(encode_message(message[0], message[1],
-                                          message[2] if len(message) == 3 else None, limit))
+            role, content, metadata = message[0], message[1], (message[2] if len(message) == 3
+                                                               else None)
         elif isinstance(message, Message):
-            encoded.append(encode_message(message.role, message.content, message.metadata, limit))
+            role, content, metadata = message.role, message.content, message.metadata
         elif isinstance(message, Mapping) and "role" in message and "content" in message:
-            encoded.append(encode_message(message["role"], message["content"],
-                                          message.get("metadata"), limit))
+            role, content, metadata = message["role"], message["content"], message.get("metadata")
         else:
             raise InvalidInput(f"not a message: {message!r:.80}; use (role, content) or Message")
+        if not isinstance(content, str):
+            raise InvalidInput(f"message content must be a string, not {type(content).__name__}")
+        encoded.append(encode_message(role, content, metadata, limit,
+                                      count_tokens(counter, content)))
     return encoded
 
 
+def check_budget(budget: object) -> int:
+    """A token budget: an int >= 0 (-1 stands for None, no budget, in the script's
+    arguments)."""
+    if budget is None:
+        return -1
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+        raise InvalidInput(f"budget must be an int >= 0 or None, not {budget!r:.40}")
+    return budget
+
+
 def _turn(ctx: Context, session_id: object, entries: list[bytes], want: int,
-          turn: str | None = None) -> Op[tuple[int, list[bytes]]]:
+          turn: str | None = None, budget: int = -1
+          ) -> Op[tuple[int, bytes | None, list[bytes]]]:
     """Run chat_turn (append, slide the idle deadline, read; raises when the session
-    is not live) and return the timestamp and the messages wanted (the last ``want``;
-    all when negative), oldest first. One round trip when they fit one page and lie
-    in the live history; else the first page comes with the turn and the rest by
-    pages. A turn that filled the overflow is followed by its move into a segment.
-    ``turn``: the script's turn id (a checked ``caller_turn_id``), else a random one."""
+    is not live) and return the timestamp, the summary record (None when the session
+    has none, or it does not fit the budget) and the messages wanted (the last
+    ``want`` after the summary; all when negative), oldest first. One round trip
+    when they fit one page and lie in the live history, and always with a
+    ``budget`` (>= 0: the script sums the stored counts); else the first page comes
+    with the turn and the rest by pages. A turn that filled the overflow is followed
+    by its move into a segment. ``turn``: the script's turn id (a checked
+    ``caller_turn_id``), else a random one."""
     keys = ctx.session_keys(session_id)
     if keys is None:
         raise_for_status(ReplyCode.NOT_FOUND, str(session_id))
     settings = ctx.settings
-    paged = not 0 <= want <= ctx.turn_page
+    paged = budget < 0 and not 0 <= want <= ctx.turn_page
     asked = -settings.page_size if paged else want
-    reply = yield Call("chat_turn", keys[:4],
-                       (settings.max_history, asked, new_turn_id() if turn is None else turn,
-                        *entries) if entries
-                       else (settings.max_history, asked))
+    reply = yield Call("chat_turn", (*keys[:4], keys.summary),
+                       (settings.max_history, asked, budget,
+                        new_turn_id() if turn is None else turn, *entries) if entries
+                       else (settings.max_history, asked, budget))
     if reply[0] != OK:
         raise_for_status(reply[0], str(session_id))
+    summary: bytes | None = None
     if paged:
-        raws = yield from read_conversation(ctx, keys, str(session_id), reply, want)
+        summary = reply[6] or None
+        through = 0 if summary is None else _through(summary)
+        raws = yield from read_conversation(ctx, keys, str(session_id), reply, want, through)
+    elif want != 0:
+        summary, raws = reply[4] or None, reply[5:]
     else:
-        raws = reply[4:]
+        raws = []
     if entries and reply[3] >= settings.max_overflow:
         yield from follow_up(ctx, keys, str(session_id), reply[3])
-    return reply[2], raws
+    return reply[2], summary, raws
+
+
+def _through(summary: bytes) -> int:
+    """How many messages a stored summary record covers (its metadata says)."""
+    metadata = unpack(summary)[2]
+    return int(metadata["through"])
+
+
+def _context(raws: list[bytes], summary: bytes | None) -> list[bytes]:
+    return raws if summary is None else [summary, *raws]
 
 
 def chat_turn(ctx: Context, session_id: object, messages: Iterable[MessageLike],
-              last: int = 10, turn_id: object = None) -> Op[list[ContextMessage]]:
-    """Append the turn's messages, slide the idle deadline and return the last ``last``.
+              last: int = 10, turn_id: object = None,
+              budget: int | None = None) -> Op[list[ContextMessage]]:
+    """Append the turn's messages, slide the idle deadline and return the last ``last``;
+    with ``budget``, the longest run of the newest (at most ``last``) whose stored token
+    counts sum to at most ``budget``, summed by the script in the same round trip.
+    A session's running summary comes first, charged to the budget (one that does not
+    fit leaves the context empty), followed by messages after it only.
     With ``turn_id`` (see ``core.ids.caller_turn_id``) a call that repeats the session's
     last turn id appends nothing and answers as that turn did."""
     want = ctx.count(last, "last")
+    tokens = check_budget(budget)
     turn = None if turn_id is None else caller_turn_id(turn_id)
-    _, raws = yield from _turn(ctx, session_id, encode_messages(ctx, messages), want, turn)
-    return decode_context(raws, str(session_id))
+    _, summary, raws = yield from _turn(ctx, session_id, encode_messages(ctx, messages), want,
+                                        turn, tokens)
+    return decode_context(_context(raws, summary), str(session_id))
 
 
 def append_messages(ctx: Context, session_id: object, messages: Iterable[MessageLike],
@@ -154,17 +208,51 @@ def append_messages(ctx: Context, session_id: object, messages: Iterable[Message
     entries = encode_messages(ctx, messages)
     if not entries:
         raise InvalidInput("no messages to append")
-    now, _ = yield from _turn(ctx, session_id, entries, 0, turn)
+    now, _, _ = yield from _turn(ctx, session_id, entries, 0, turn)
     stamp = pack(now)
     return [decode_message(entry + stamp) for entry in entries]
 
 
-def get_history(ctx: Context, session_id: object, last: int | None = None) -> Op[list[Message]]:
+def get_history(ctx: Context, session_id: object, last: int | None = None,
+                budget: int | None = None) -> Op[list[Message]]:
     """The whole conversation (segments, overflow, history) when ``last`` is None,
     read in pages of at most ``page_size`` messages; the first page slides the idle
-    deadline, atomically with reading it."""
-    _, raws = yield from _turn(ctx, session_id, [], ctx.limit(last, "last"))
-    return decode_messages(raws, str(session_id))
+    deadline, atomically with reading it. With ``budget``, as for ``chat_turn``: one
+    script call, over the live history and overflow. A running summary starts it, as
+    for ``chat_turn``."""
+    tokens = check_budget(budget)
+    _, summary, raws = yield from _turn(ctx, session_id, [], ctx.limit(last, "last"),
+                                        budget=tokens)
+    return decode_messages(_context(raws, summary), str(session_id))
+
+
+def set_summary(ctx: Context, session_id: object, text: object, through: object) -> Op[Message]:
+    """Store the session's running summary of its first ``through`` messages, atomically;
+    refused with ``SummaryOutdated`` when a summary through a later message is stored,
+    and with ``InvalidInput`` when the conversation holds fewer than ``through``
+    messages. Its tokens are counted once, here. Returns the summary as the context
+    starts with it (a system message whose metadata is {"summary": True, "through": n})."""
+    if not isinstance(text, str):
+        raise InvalidInput(f"summary text must be a string, not {type(text).__name__}")
+    if isinstance(through, bool) or not isinstance(through, int) or through < 1:
+        raise InvalidInput(f"through must be an int >= 1, not {through!r:.40}")
+    keys = ctx.session_keys(session_id)
+    if keys is None:
+        raise_for_status(ReplyCode.NOT_FOUND, str(session_id))
+    record = encode_message("system", text, {"summary": True, "through": through},
+                            ctx.settings.max_message_bytes,
+                            count_tokens(ctx.settings.token_counter, text))
+    reply = yield Call("set_summary",
+                       (keys.session, keys.meta, keys.overflow, keys.history, keys.summary),
+                       (through, record))
+    if reply[0] == ReplyCode.OUTDATED:
+        raise SummaryOutdated(str(session_id), through, int(reply[1]))
+    if reply[0] == ReplyCode.BEYOND_END:
+        raise InvalidInput(f"through={through}, but session {session_id} holds "
+                           f"{reply[1]} messages; nothing written")
+    if reply[0] != OK:
+        raise_for_status(reply[0], str(session_id))
+    return decode_message(record + pack(reply[1]))
 
 
 def touch(ctx: Context, session_id: object) -> Op[bool]:
