@@ -42,10 +42,12 @@ from luminora_redis.core.models import (
     Mood,
     QuarantinedEntry,
     QuarantineKind,
+    Recall,
     Role,
     Sentiment,
     ServerFinding,
     Session,
+    SessionSummary,
     SessionView,
     UserSummary,
 )
@@ -53,7 +55,7 @@ from luminora_redis.core.server import ServerIdentity
 from luminora_redis.core.settings import SessionConfig, StoreSettings
 from luminora_redis.io.store import SessionStore
 from luminora_redis.io.sync_store import SyncSessionStore
-from luminora_redis.listener.deliveries import OnArchived
+from luminora_redis.listener.deliveries import OnArchived, Summarize
 from luminora_redis.listener.expiry_listener import ExpiryListener
 from luminora_redis.listener.settings import ListenerObserver, ListenerSettings
 
@@ -87,11 +89,13 @@ __all__ = [
     "OutOfMemory",
     "QuarantineKind",
     "QuarantinedEntry",
+    "Recall",
     "Role",
     "SessionConfig",
     "SessionExpired",
     "SessionNotFound",
     "SessionStore",
+    "SessionSummary",
     "Sentiment",
     "ServerFinding",
     "ServerIdentity",
@@ -99,6 +103,7 @@ __all__ = [
     "Session",
     "SessionView",
     "StoreSettings",
+    "Summarize",
     "SummaryOutdated",
     "SyncSessionStore",
     "UnexpectedReply",

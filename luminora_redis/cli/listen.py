@@ -3,7 +3,9 @@
 With ``--cluster`` the URL names any node of a Redis Cluster, and the
 listener subscribes on every primary. It logs every session it archives;
 ``--hook module:function`` hands each archived conversation to a function of
-yours (plain or async); with ``--metrics-port`` it serves Prometheus metrics
+yours (plain or async), ``--summarize module:function`` keeps what one returns
+as the session's summary episode (see ``ExpiryListener``); with
+``--metrics-port`` it serves Prometheus metrics
 (``pip install 'luminora-redis[metrics]'``). A stop signal lets in-flight
 archives finish, closes the connections and exits 0; sessions that expire
 while no listener runs are archived by the next one's sweeper.
@@ -98,6 +100,9 @@ def load_hook(spec: str) -> Any:
               help="leave the server's notify-keyspace-events untouched")
 @click.option("--hook", default=None, metavar="MODULE:FUNCTION",
               help="call this with every ArchivedConversation this listener archives")
+@click.option("--summarize", default=None, metavar="MODULE:FUNCTION",
+              help="keep what this returns for every ArchivedConversation (title, summary, "
+                   "importance, sentiment; or None) as the session's summary episode")
 @click.option("--hook-timeout", type=Seconds(), default=None, metavar="SECONDS",
               help="abandon an async hook call after this long, as a failed attempt "
                    "(default 30)")
@@ -110,13 +115,15 @@ def load_hook(spec: str) -> Any:
               default="INFO", show_default=True, help="INFO logs every archived session")
 def listen(url: str, prefix: str, cluster: bool, buckets: int | None, sweep_interval: float,
            sweep_batch: int, no_notifications: bool, no_configure_notifications: bool,
-           hook: str | None, hook_timeout: float | None, name: str | None,
+           hook: str | None, summarize: str | None, hook_timeout: float | None,
+           name: str | None,
            metrics_port: int | None, metrics_host: str, log_level: str) -> None:
     """Archive expired sessions into their users' archives as they expire (keyspace
     notifications, plus a sweeper for whatever they miss) until SIGTERM or SIGINT."""
     logging.basicConfig(level=log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     on_archived = None if hook is None else load_hook(hook)
+    summarizer = None if summarize is None else load_hook(summarize)
     probe = make_client(url, cluster)  # fail fast, in one line, when Redis is not there
     try:
         probe.ping()
@@ -143,6 +150,8 @@ def listen(url: str, prefix: str, cluster: bool, buckets: int | None, sweep_inte
                "configure_notifications": not no_configure_notifications,
                "sweep_interval": sweep_interval, "sweep_batch": sweep_batch, "name": name,
                "observer": observer}
+    if summarizer is not None:
+        options["summarize"] = summarizer
     if hook_timeout is not None:
         options["hook_timeout"] = hook_timeout
     try:

@@ -26,7 +26,7 @@ from luminora_redis.core.errors import InvalidInput, ReplyCode, SessionNotFound
 from luminora_redis.core.models import EvolutionKind, Message, Sentiment
 from luminora_redis.core.scripts import Call, Op
 from luminora_redis.core.validation import check_integer, check_number
-from luminora_redis.ops import sessions
+from luminora_redis.ops import memory, sessions
 from luminora_redis.ops.memory import MAX_IMPORTANCE
 
 __all__ = [
@@ -116,7 +116,8 @@ def save_fact(ctx: Context, user_id: object, category: object, key: object, valu
             yield from sessions.append_messages(ctx, alias.session_id, turn)
             return True
     user = ctx.keys.user(user_id)
-    body = _check_size(ctx, prefix(3, (value, confidence)), "fact value")
+    body = _check_size(ctx, memory.fact_body(ctx, category, key, value, confidence),
+                       "fact value")
     record = _check_size(ctx, prefix(2, (fields,)), "fact fields")
     yield Call("compat_save_fact", (user.facts, record_keys(user)[1], user.user),
                (pack([category, key]), body, record))
@@ -249,8 +250,8 @@ def save_episode(ctx: Context, user_id: object, episode_type: object, title: obj
     if personality is not None:
         personality = ctx.name(personality, "personality_name")
     episode_id = secrets.token_hex(8)
-    body = _check_size(ctx, prefix(8, (episode_id, kind, title, summary, weight, mood.value,
-                                       personality)), "episode")
+    body = _check_size(ctx, memory.episode_body(ctx, episode_id, kind, title, summary, weight,
+                                                mood, personality), "episode")
     record = _check_size(ctx, prefix(2, ({"sentiment": sentiment, "extra": plain(dict(extra))},)),
                          "episode fields")
     user = ctx.keys.user(user_id)

@@ -190,13 +190,21 @@ def decode_mood(raw: bytes) -> Mood:
 
 def decode_fact(field: bytes, raw: bytes) -> Fact:
     category, key = unpack(field)
-    value, confidence, ts = unpack(raw)
+    # [value, confidence, ts], or with its token count [value, confidence, tokens, ts]
+    record = unpack(raw)
+    if len(record) not in (3, 4):
+        raise ValueError(f"a fact record has 3 or 4 elements, not {len(record)}")
+    value, confidence, ts = record[0], record[1], record[-1]
     return Fact.model_construct(category=category, key=key, value=value, confidence=confidence,
                                 updated_at=from_ms(ts))
 
 
 def decode_episode(raw: bytes) -> Episode:
-    episode_id, episode_type, title, summary, importance, sentiment, personality, ts = unpack(raw)
+    record = unpack(raw)  # 8 elements, or 9 with the token count before the timestamp
+    if len(record) not in (8, 9):
+        raise ValueError(f"an episode record has 8 or 9 elements, not {len(record)}")
+    episode_id, episode_type, title, summary, importance, sentiment, personality = record[:7]
+    ts = record[-1]
     return Episode.model_construct(
         episode_id=episode_id, episode_type=episode_type, title=title, summary=summary,
         importance=importance, sentiment=Sentiment(sentiment), personality_name=personality,

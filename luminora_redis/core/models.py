@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 __all__ = [
     "Affinity",
@@ -31,10 +31,12 @@ __all__ = [
     "Mood",
     "QuarantineKind",
     "QuarantinedEntry",
+    "Recall",
     "Role",
     "Sentiment",
     "ServerFinding",
     "Session",
+    "SessionSummary",
     "SessionView",
     "UserSummary",
     "trusted",
@@ -356,3 +358,39 @@ class DeadlineStats(_Value):
     oldest_overdue_seconds: float | None = Field(
         description="how long ago the oldest overdue deadline passed: the archive backlog")
     buckets: int
+
+
+# -- what a personality remembers ------------------------------------------------
+
+
+class SessionSummary(_Value):
+    """What a ``summarize`` function returns for an expired session (or a mapping with
+    these keys, or any object with these attributes): kept as the session's one
+    ``session_summary`` episode. ``importance`` is 0 to 10, like every episode's."""
+
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+    title: StrictStr
+    summary: StrictStr
+    importance: float = Field(ge=0.0, le=10.0, allow_inf_nan=False)
+    sentiment: Sentiment = Sentiment.NEUTRAL
+
+
+class Recall(_Value):
+    """What a personality remembers of a user on reconnect, packed within a token budget
+    (see ``SessionStore.recall``): what an app puts into a new session's system prompt.
+
+    ``facts`` newest first, ``episodes`` most important first (newest first among equals,
+    session summaries included); ``tokens`` is the sum of their stored token counts,
+    ``left_out`` how many facts and episodes were considered and did not fit (or were
+    over the caps), so 0 means nothing was left out.
+    """
+
+    user_id: str
+    personality_name: str
+    affinity: Affinity | None
+    facts: list[Fact]
+    episodes: list[Episode]
+    tokens: int
+    budget: int | None
+    left_out: int

@@ -34,6 +34,7 @@ from luminora_redis.core.models import (
     Message,
     Mood,
     QuarantinedEntry,
+    Recall,
     Sentiment,
     Session,
     SessionView,
@@ -304,6 +305,16 @@ class SessionStore(AsyncStoreBase):
         records after it, which pages forward through the log. ``limit`` is at most the
         cap ``memory.MAX_EVOLUTION`` (1000; ``limit=None``: that many)."""
         return await self.run(memory.get_evolution, user_id, personality_name, limit, after)
+
+    async def recall(self, user_id: str, personality_name: str,
+                     budget: int | None = None) -> Recall:
+        """What ``personality_name`` remembers of the user, for a new session's system
+        prompt: the affinity, facts newest first and episodes most important first
+        (session summaries included), packed within ``budget`` tokens (None: no budget,
+        up to the caps ``memory.MAX_RECALL_FACTS`` and ``memory.MAX_RECALL_EPISODES``), in
+        one script call. How facts and episodes share the budget, and which text of each
+        is counted: ``luminora_redis.ops.memory.recall``."""
+        return await self.run(memory.recall, user_id, personality_name, budget)
 
     # -- users ------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from luminora_redis.core.models import (
     Message,
     Mood,
     QuarantinedEntry,
+    Recall,
     Sentiment,
     Session,
     SessionView,
@@ -194,6 +195,10 @@ class SyncSessionStore(SyncStoreBase):
 
     def delete_episode(self, user_id: str, episode_id: str) -> bool:
         return self.run(memory.delete_episode, user_id, episode_id)
+
+    def recall(self, user_id: str, personality_name: str,
+               budget: int | None = None) -> Recall:
+        return self.run(memory.recall, user_id, personality_name, budget)
 
     def record_trait(self, user_id: str, personality_name: str, trait: str,
                      value: float | str, reason: str | None = None) -> EvolutionEvent:

@@ -1,4 +1,5 @@
-"""Deliveries of archived conversations to the ``on_archived`` sink, from the outbox.
+"""Deliveries of archived conversations to ``summarize`` and the ``on_archived`` sink,
+from the outbox.
 
 Every archive records its delivery in its bucket's outbox in the same atomic
 step (``archive_session.lua``), so whatever archived it, any running listener
@@ -32,16 +33,28 @@ unreachable or refusing is an outage, never a failed attempt: the delivery's
 lease lapses and it is tried again. Once the sink has acknowledged a delivery,
 the user's ``archive_retention`` is applied (it never trims an archive whose
 delivery is pending).
+
+With ``summarize``, each attempt of a delivery runs two steps, in order:
+``summarize(conversation)``, whose episode (when not None) is saved in the
+user's memory as the session's one ``session_summary`` episode, then
+``on_archived``; the delivery is acknowledged only after both. A failure of
+either (an error, an overrun of ``hook_timeout``, an invalid episode, an
+episode the store refuses) fails the whole attempt, which is retried and
+quarantined like any: a failed ``summarize`` skips ``on_archived`` for that
+attempt, and an ``on_archived`` that fails after the summary was saved makes
+the next attempt run ``summarize`` again. The episode's id is derived from
+the session id (``memory.session_summary_id``), so a second run, after such a
+failure, a lapsed lease or two listeners racing, replaces the episode: the
+user keeps exactly one summary per session.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from luminora_redis.core.context import Context
@@ -49,24 +62,22 @@ from luminora_redis.core.models import ArchivedConversation, DeliveryBacklog
 from luminora_redis.core.scripts import Op
 from luminora_redis.io.store import SessionStore
 from luminora_redis.listener import leases
+from luminora_redis.listener.hooks import (
+    HookFailed,
+    Hooks,
+    HookTimeout,
+    InvalidSummary,
+    OnArchived,
+    Summarize,
+    check_summary,
+)
 from luminora_redis.listener.outages import Outage, backoff, call, is_outage, keep_trying
 from luminora_redis.listener.schedule import DeadlineSchedule
-from luminora_redis.ops import archive, archive_reads, liveness, outbox
+from luminora_redis.ops import archive, archive_reads, liveness, memory, outbox
 
-__all__ = ["Deliveries", "OnArchived", "retry_delay"]
+__all__ = ["Deliveries", "OnArchived", "Summarize", "retry_delay"]
 
 logger = logging.getLogger("luminora_redis.listener")
-
-OnArchived = Callable[[ArchivedConversation], Awaitable[None] | None]
-
-
-class HookTimeout(Exception):
-    """An ``on_archived`` call did not return within ``hook_timeout``: abandoned."""
-
-
-class HookFailed(Exception):
-    """An ``on_archived`` call raised (its error is the cause): a failed attempt, never an
-    outage of ours, even when the sink's own Redis refused it."""
 
 MIN_GAP = 0.002
 BACKLOG_EVERY = 5.0  # seconds between backlog reports to the observer
@@ -85,11 +96,12 @@ def _read_one(ctx: Context, user_id: str, session_id: str) -> Op[ArchivedConvers
 
 
 class Deliveries:
-    """Delivers the outbox to one hook with ``workers`` concurrent calls.
+    """Delivers the outbox to ``summarize`` and one hook (either may be None) with
+    ``workers`` concurrent deliveries.
 
     A plain hook runs on the event loop (it must not block, and cannot be timed
-    out); an async one is awaited by its worker for at most ``hook_timeout``
-    seconds (None: no limit). ``observer`` gets ``delivered``,
+    out), a plain ``summarize`` in a worker thread; an async one is awaited by its
+    worker for at most ``hook_timeout`` seconds (None: no limit), each call. ``observer`` gets ``delivered``,
     ``delivery_failed`` and ``backlog`` calls when it has those methods.
     ``outage(what, holds)`` makes the `Outage` each loop waits outages out with (the
     workers' do not hold the listener's outage: the scan loop's does). ``owner`` is
@@ -97,14 +109,19 @@ class Deliveries:
     ``scan_lease`` that lease's length in seconds (None: 4 intervals, at least 1 s).
     """
 
-    def __init__(self, store: SessionStore, hook: OnArchived, *, interval: float, workers: int,
+    def __init__(self, store: SessionStore, hook: OnArchived | None, *, interval: float,
+                 workers: int,
                  lease: float, backoff_base: float, backoff_cap: float,
                  max_attempts: int | None, hook_timeout: float | None = None,
                  observer: Any = None, on_error: Callable[[], None] = lambda: None,
                  outage: Callable[[str, bool], Outage] | None = None,
-                 owner: str = "", scan_lease: float | None = None) -> None:
+                 owner: str = "", scan_lease: float | None = None,
+                 summarize: Summarize | None = None) -> None:
         self._store = store
         self._hook = hook
+        self._summarize = summarize
+        #: ``summarize`` calls that returned an episode which was then saved.
+        self.summarized = 0
         self._interval = interval
         self._workers = workers
         self._lease_ms = max(1, int(lease * 1000))
@@ -120,9 +137,8 @@ class Deliveries:
         self._max_attempts = max_attempts
         self._observer = observer
         self._on_error = on_error
-        self._hook_timeout = hook_timeout
+        self._hooks = Hooks(hook_timeout, workers)
         self._new_outage = outage or (lambda what, holds: Outage(what, on_error=on_error))
-        self._abandoned: set[asyncio.Future[Any]] = set()  # hook calls that overran
         self._queue: asyncio.Queue[str | None] = asyncio.Queue(4 * workers)
         self._inflight: set[str] = set()
         self._schedule = DeadlineSchedule()
@@ -170,8 +186,7 @@ class Deliveries:
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-            for call_ in self._abandoned:
-                call_.cancel()
+            self._hooks.close()
             self._inflight.clear()
 
     def wake(self) -> None:
@@ -285,18 +300,23 @@ class Deliveries:
         except Exception as error:
             if is_outage(error):
                 raise
-            await self._retry(session_id, delivery.attempts, error)
+            await self._retry(session_id, delivery.attempts, error,
+                              "reading the archive to deliver failed")
             return
         if conversation is None:
             logger.warning("session %s of user %r: its archive is gone (the user was erased); "
                            "delivery dropped", session_id, delivery.user_id)
             await self._settle(outbox.ack_delivery, session_id)
             return
-        try:
-            await self._call_hook(conversation)
-        except (HookFailed, HookTimeout) as error:
-            await self._retry(session_id, delivery.attempts, error)
+        if self._summarize is not None \
+                and not await self._summarize_one(conversation, delivery.attempts):
             return
+        if self._hook is not None:
+            try:
+                await self._hooks.call("on_archived", self._hook, conversation)
+            except (HookFailed, HookTimeout) as error:
+                await self._retry(session_id, delivery.attempts, error, "on_archived failed")
+                return
         await self._settle(outbox.ack_delivery, session_id)
         self.delivered += 1
         self._report("delivered", delivery.attempts)
@@ -308,35 +328,34 @@ class Deliveries:
                            "the next acknowledged delivery or archive of the user trims it",
                            delivery.user_id, error)
 
-    async def _call_hook(self, conversation: ArchivedConversation) -> None:
-        """Call the hook; HookFailed with its error, HookTimeout when it overran."""
+    async def _summarize_one(self, conversation: ArchivedConversation, attempts: int) -> bool:
+        """Run ``summarize`` and save its episode; False when the attempt failed (and was
+        rescheduled or quarantined). Outages propagate: the lease lapses."""
+        session_id = conversation.session_id
+        assert self._summarize is not None
         try:
-            result = self._hook(conversation)
-            if not inspect.isawaitable(result):
-                return
-            pending = asyncio.ensure_future(result)
+            summary = check_summary(await self._hooks.call(
+                "summarize", self._summarize, conversation, thread=True))
+        except (HookFailed, HookTimeout, InvalidSummary) as error:
+            await self._retry(session_id, attempts, error, "summarize failed")
+            return False
+        if summary is None:
+            return True
+        try:
+            saved = await self._settle(memory.save_session_summary, conversation.user_id,
+                                       session_id, conversation.personality_name, summary)
         except Exception as error:
-            raise HookFailed(repr(error)) from error
-        try:
-            done, _ = await asyncio.wait({pending}, timeout=self._hook_timeout)
-        except asyncio.CancelledError:
-            pending.cancel()
-            raise
-        if not done:
-            # Abandoned: cancelled, and not awaited, in case it ignores cancellation.
-            pending.cancel()
-            self._abandoned.add(pending)
-            pending.add_done_callback(self._forget_abandoned)
-            raise HookTimeout(f"on_archived did not return within {self._hook_timeout} s "
-                              f"(hook_timeout); abandoned")
-        failure = pending.exception()
-        if failure is not None:
-            raise HookFailed(repr(failure)) from failure
-
-    def _forget_abandoned(self, call_: asyncio.Future[Any]) -> None:
-        self._abandoned.discard(call_)
-        if not call_.cancelled():
-            call_.exception()  # retrieved: an abandoned call's error is no one's to raise
+            if is_outage(error):
+                raise
+            await self._retry(session_id, attempts, error, "saving the session's summary failed")
+            return False
+        if saved is None:
+            logger.warning("session %s of user %r: its archive was erased while it was "
+                           "summarized; the summary is not kept", session_id,
+                           conversation.user_id)
+        else:
+            self.summarized += 1
+        return True
 
     async def _settle(self, operation: Callable[..., Op[Any]], *args: Any) -> Any:
         """Run a write that follows a hook call, retrying outages for up to half the
@@ -356,7 +375,7 @@ class Deliveries:
                     raise
                 await asyncio.sleep(delay)
 
-    async def _retry(self, session_id: str, attempts: int, error: Exception) -> None:
+    async def _retry(self, session_id: str, attempts: int, error: Exception, what: str) -> None:
         self.failed += 1
         self._on_error()
         self._report("delivery_failed")
@@ -367,8 +386,8 @@ class Deliveries:
             # Offered again when due (a hair late: claiming early finds it not due).
             asyncio.get_running_loop().call_later(delay + 0.005, self.offer, session_id)
         cause = error.__cause__ if isinstance(error, HookFailed) else error
-        what = "on_archived failed" if isinstance(error, (HookFailed, HookTimeout)) else \
-            "reading the archive to deliver failed"
+        if isinstance(error, (HookTimeout, InvalidSummary)):
+            what = str(error)  # it names the hook, and what went wrong
         if outcome == "quarantined":
             self.quarantined += 1
             logger.error("%s for session %s, attempt %d of %d: delivery quarantined "

@@ -20,7 +20,7 @@ from typing import Any
 from luminora_redis.core.errors import ConfigurationError, InvalidSettings
 from luminora_redis.io.store import SessionStore
 from luminora_redis.listener import heartbeat as heartbeats
-from luminora_redis.listener.deliveries import Deliveries, OnArchived
+from luminora_redis.listener.deliveries import Deliveries, OnArchived, Summarize
 from luminora_redis.listener.expired_events import ExpiredEvents
 from luminora_redis.listener.live_state import LiveState
 from luminora_redis.listener.outages import Outage, call, describe, keep_trying, refused_permission
@@ -30,7 +30,7 @@ from luminora_redis.listener.sweeper import Sweeper
 from luminora_redis.ops import archive
 
 __all__ = ["NOTIFICATION", "SWEEP", "ExpiryListener", "ListenerObserver", "ListenerSettings",
-           "OnArchived"]
+           "OnArchived", "Summarize"]
 
 logger = logging.getLogger("luminora_redis.listener")
 
@@ -50,17 +50,28 @@ class ExpiryListener:
     ``ArchivedConversation`` at least once, whichever path archived it (expiry,
     sweep, ``end_session``, ``cleanup_expired_sessions``), with a stable
     ``idempotency_key``; a plain one runs on the event loop and must not block.
-    ``settings`` is a `ListenerSettings`, or its fields as keywords.
+
+    ``summarize`` is a plain or async callable receiving the same conversations,
+    which returns the episode to keep of each (a `SessionSummary`, or a mapping
+    with ``title``, ``summary``, ``importance`` and ``sentiment``) or None: it is
+    saved as the session's one ``session_summary`` episode, with the session's
+    personality, exactly once per session however often it runs. It runs before
+    ``on_archived`` in each delivery attempt, with the same retries,
+    ``hook_timeout`` and quarantine (see ``luminora_redis.listener.deliveries``); a
+    plain one runs in a worker thread. ``settings`` is a `ListenerSettings`, or its
+    fields as keywords.
     """
 
     def __init__(self, store: SessionStore, settings: ListenerSettings | None = None, *,
-                 on_archived: OnArchived | None = None,
+                 on_archived: OnArchived | None = None, summarize: Summarize | None = None,
                  observer: ListenerObserver | None = None, **overrides: Any) -> None:
         if not isinstance(store, SessionStore):
             raise ConfigurationError(f"ExpiryListener needs the asyncio SessionStore, not "
                                      f"{type(store).__name__}")
         if on_archived is not None and not callable(on_archived):
             raise InvalidSettings(f"on_archived must be callable, not {on_archived!r}")
+        if summarize is not None and not callable(summarize):
+            raise InvalidSettings(f"summarize must be callable, not {summarize!r}")
         if settings is not None and not isinstance(settings, ListenerSettings):
             raise InvalidSettings(f"settings must be a ListenerSettings, not "
                                   f"{type(settings).__name__}")
@@ -68,6 +79,7 @@ class ExpiryListener:
         self.settings = ListenerSettings.model_validate({**base, **overrides})
         self._store = store
         self._on_archived = on_archived
+        self._summarize = summarize
         self._observer = observer
         self.name = self.settings.name or f"{socket.gethostname()}:{os.getpid()}"
         self._state = LiveState(self.name, lambda: self._sweeper.wake.set(), observer)
@@ -157,6 +169,12 @@ class ExpiryListener:
         return self._deliveries.delivered if self._deliveries is not None else 0
 
     @property
+    def summarized(self) -> int:
+        """Session summaries this listener's ``summarize`` returned and it saved (a
+        session's summary saved again after a failed attempt counts again)."""
+        return self._deliveries.summarized if self._deliveries is not None else 0
+
+    @property
     def quarantined(self) -> int:
         """Sweep entries and deliveries this listener quarantined."""
         deliveries = self._deliveries.quarantined if self._deliveries is not None else 0
@@ -224,25 +242,25 @@ class ExpiryListener:
         s = self.settings
         beat = heartbeats.beat(self._store, self.name, s.heartbeat_interval, self._stop,
                                self._outage("the heartbeat"),
-                               delivers=self._on_archived is not None)
+                               delivers=self._delivers)
         loops = [asyncio.create_task(self._sweeper.run(self._stop), name=f"{self.name} sweeper"),
                  asyncio.create_task(beat, name=f"{self.name} heartbeat")]
         if s.notifications:
             loops += self._events.start()
-        if self._on_archived is not None:
+        if self._delivers:
             self._deliveries = Deliveries(
                 self._store, self._on_archived, interval=s.delivery_interval,
                 workers=s.delivery_workers, lease=s.delivery_lease, hook_timeout=s.hook_limit,
                 backoff_base=s.delivery_backoff, backoff_cap=s.delivery_backoff_cap,
                 max_attempts=s.delivery_max_attempts, observer=self._observer,
                 on_error=self._count_error, outage=self._outage, owner=self._owner,
-                scan_lease=s.scan_lease)
+                scan_lease=s.scan_lease, summarize=self._summarize)
             loops.append(asyncio.create_task(self._deliveries.run(self._stop, _STOP_GRACE),
                                              name=f"{self.name} deliveries"))
         stopper = asyncio.create_task(self._stop.wait())
         logger.info("listener %s running: sweep every %.3f s, notifications %s, deliveries %s",
                     self.name, s.sweep_interval, "on" if s.notifications else "off",
-                    "on" if self._deliveries is not None else "off (no on_archived)")
+                    "on" if self._deliveries is not None else "off (no on_archived or summarize)")
         try:
             pending: set[asyncio.Task[Any]] = {stopper, *loops}
             while not stopper.done():
@@ -255,6 +273,10 @@ class ExpiryListener:
             logger.info("listener %s stopped: %d archived, %d delivered, %d sweeps, %d errors, "
                         "%d reconnects, %d outages", self.name, self.archived, self.delivered,
                         self.sweeps, self._errors, self.reconnects, self.outages)
+
+    @property
+    def _delivers(self) -> bool:
+        return self._on_archived is not None or self._summarize is not None
 
     async def stop(self) -> None:
         """Ask `run` to finish and wait until it has; in-flight work completes first."""

@@ -36,13 +36,14 @@ class ListenerSettings(SettingsModel):
     ``list_quarantined``). ``delivery_lease`` must exceed the hook's longest
     call, or another listener delivers the same conversation again.
 
-    ``hook_timeout`` bounds one call of an async ``on_archived`` (seconds; None:
-    no bound). A call that overruns is abandoned (cancelled and no longer
+    ``hook_timeout`` bounds one call of an async ``on_archived``, and one call of
+    ``summarize`` (seconds; None: no bound). A call that overruns is abandoned (cancelled and no longer
     awaited), counts as a failed attempt, and frees its worker, so hung calls
     never stall the other deliveries. It must be below ``delivery_lease``; left
     at its default (30 s), it is lowered to half the lease when the lease is
     shorter than a minute. A plain (non-async) hook runs on the event loop and
-    cannot be timed out.
+    cannot be timed out; a plain ``summarize`` runs in a thread, abandoned when it
+    overruns.
 
     ``sweep_lease`` is how long the sweep lease lasts (None: 4 × ``sweep_interval``,
     at least 1 s): of all listeners of a key prefix only its holder runs the

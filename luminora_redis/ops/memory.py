@@ -8,6 +8,7 @@ with the user's lifetime.
 
 from __future__ import annotations
 
+import json
 import secrets
 
 from luminora_redis.core.codec import (
@@ -21,25 +22,52 @@ from luminora_redis.core.codec import (
 from luminora_redis.core.context import Context
 from luminora_redis.core.errors import InvalidInput, ReplyCode
 from luminora_redis.core.ids import new_turn_id
-from luminora_redis.core.models import Affinity, Episode, EvolutionEvent, EvolutionKind, Fact, Sentiment
+from luminora_redis.core.models import (
+    Affinity,
+    Episode,
+    EvolutionEvent,
+    EvolutionKind,
+    Fact,
+    Recall,
+    Sentiment,
+    SessionSummary,
+)
 from luminora_redis.core.scripts import Call, Op
+from luminora_redis.core.tokens import count_tokens
 from luminora_redis.core.validation import check_integer, check_number
 
 __all__ = [
     "delete_episode",
     "delete_fact",
+    "episode_body",
+    "episode_text",
+    "fact_body",
+    "fact_text",
     "get_affinities",
     "get_affinity",
     "get_episodes",
     "get_evolution",
     "get_facts",
+    "recall",
     "record_trait",
     "save_episode",
     "save_fact",
+    "save_session_summary",
+    "session_summary_id",
     "update_affinity",
 ]
 
 MAX_IMPORTANCE = 10.0
+#: The most facts one ``recall`` returns (with any budget, or none).
+MAX_RECALL_FACTS = 100
+#: The most episodes one ``recall`` returns, and how many of the most important it
+#: considers (before keeping those of the personality).
+MAX_RECALL_EPISODES = 50
+RECALL_EPISODES_EXAMINED = 500
+#: The ``episode_type`` of the episode a session's summary is kept as.
+SESSION_SUMMARY = "session_summary"
+#: The largest token count a record stores (a uint32); a larger count is stored as this.
+MAX_TOKENS = 0xFFFF_FFFF
 #: The most evolution records one ``get_evolution`` call returns (``limit=None`` too);
 #: ``after`` pages on. The log grows with every affinity change of the user's lifetime.
 MAX_EVOLUTION = 1000
@@ -47,6 +75,54 @@ MAX_EVOLUTION = 1000
 
 def _optional_name(ctx: Context, value: object, what: str) -> str | None:
     return None if value is None else ctx.name(value, what)
+
+
+# -- token counts ------------------------------------------------------------------------
+#
+# A fact or an episode stores its token count, computed once when it is written by the
+# store's token_counter, as the element before the timestamp the script appends, always
+# as a msgpack uint32 (0xce and 4 bytes, big-endian). With the timestamp (always a uint64:
+# 0xcf and 8 bytes, Unix ms) that puts the count at a fixed distance from the record's
+# end, so recall.lua reads it without decoding the record. Records written before counts
+# were stored have one element fewer (their array header says so) and no count.
+
+
+def fact_text(category: str, key: str, value: object) -> str:
+    """The text of a fact whose tokens are counted: ``"<category> <key>: <value>"``, the
+    value as it is when a string, else as JSON (what an app puts into a prompt; its
+    ``repr`` where JSON has no form for it)."""
+    if isinstance(value, str):
+        shown = value
+    else:
+        try:
+            shown = json.dumps(value, ensure_ascii=False, default=repr)
+        except (TypeError, ValueError):  # a mapping with keys JSON has no form for (bytes)
+            shown = repr(value)
+    return f"{category} {key}: {shown}"
+
+
+def episode_text(title: str, summary: str) -> str:
+    """The text of an episode whose tokens are counted: ``"<title>: <summary>"``."""
+    return f"{title}: {summary}"
+
+
+def _count(ctx: Context, text: str) -> bytes:
+    count = min(count_tokens(ctx.settings.token_counter, text), MAX_TOKENS)
+    return b"\xce" + count.to_bytes(4, "big")
+
+
+def fact_body(ctx: Context, category: str, key: str, value: object, confidence: float) -> bytes:
+    """A fact as stored, lacking the timestamp: [value, confidence, tokens, ts]."""
+    return prefix(4, (value, confidence)) + _count(ctx, fact_text(category, key, value))
+
+
+def episode_body(ctx: Context, episode_id: str, kind: str, title: str, summary: str,
+                 importance: float, sentiment: Sentiment, personality: str | None) -> bytes:
+    """An episode as stored, lacking the timestamp: [id, type, title, summary, importance,
+    sentiment, personality, tokens, ts]."""
+    return (prefix(9, (episode_id, kind, title, summary, importance, sentiment.value,
+                       personality))
+            + _count(ctx, episode_text(title, summary)))
 
 
 def update_affinity(ctx: Context, user_id: object, personality_name: object, points_delta: object,
@@ -92,7 +168,7 @@ def save_fact(ctx: Context, user_id: object, category: object, key: object, valu
     category = ctx.name(category, "category")
     key = ctx.name(key, "key")
     confidence = check_number(confidence, "confidence", 0.0, 1.0)
-    body = prefix(3, (value, confidence))
+    body = fact_body(ctx, category, key, value, confidence)
     if len(body) > ctx.settings.max_message_bytes:
         raise InvalidInput(f"fact value is {len(body)} bytes; the limit is "
                            f"{ctx.settings.max_message_bytes} (max_message_bytes)")
@@ -131,6 +207,18 @@ def delete_fact(ctx: Context, user_id: object, category: object, key: object) ->
 def save_episode(ctx: Context, user_id: object, episode_type: object, title: object,
                  summary: object, importance: object = 5.0, sentiment: object = Sentiment.NEUTRAL,
                  personality_name: object = None) -> Op[Episode]:
+    episode = yield from _save_episode(ctx, user_id, episode_type, title, summary, importance,
+                                       sentiment, personality_name)
+    assert episode is not None  # saved unconditionally
+    return episode
+
+
+def _save_episode(ctx: Context, user_id: object, episode_type: object, title: object,
+                  summary: object, importance: object, sentiment: object,
+                  personality_name: object, summarized: str | None = None) -> Op[Episode | None]:
+    """Save an episode under a new random id; with ``summarized`` (a session id), as that
+    session's summary (replacing the one saved before), and only while the session's
+    conversation is in the user's archive (None otherwise)."""
     user = ctx.user_keys(user_id)
     kind = ctx.name(episode_type, "episode_type")
     if not isinstance(title, str) or not isinstance(summary, str):
@@ -142,13 +230,19 @@ def save_episode(ctx: Context, user_id: object, episode_type: object, title: obj
         raise InvalidInput(f"sentiment must be one of {[s.value for s in Sentiment]}, "
                            f"not {sentiment!r}") from None
     personality = _optional_name(ctx, personality_name, "personality_name")
-    episode_id = secrets.token_hex(8)
-    body = prefix(8, (episode_id, kind, title, summary, weight, mood.value, personality))
+    episode_id = secrets.token_hex(8) if summarized is None else session_summary_id(summarized)
+    body = episode_body(ctx, episode_id, kind, title, summary, weight, mood, personality)
     if len(body) > ctx.settings.max_message_bytes:
         raise InvalidInput(f"episode is {len(body)} bytes; the limit is "
                            f"{ctx.settings.max_message_bytes} (max_message_bytes)")
-    reply = yield Call("save_episode", (user.episodes, user.episode_bodies),
-                       (episode_id, repr(weight), body))
+    keys = [user.episodes, user.episode_bodies]
+    args = [episode_id, repr(weight), body]
+    if summarized is not None:
+        keys.append(user.archive)
+        args.append(summarized)
+    reply = yield Call("save_episode", keys, args)
+    if reply[0] != ReplyCode.OK:
+        return None
     return Episode.model_construct(episode_id=episode_id, episode_type=kind, title=title,
                                    summary=summary, importance=weight, sentiment=mood,
                                    personality_name=personality, created_at=from_ms(reply[1]))
@@ -231,3 +325,58 @@ def get_evolution(ctx: Context, user_id: object, personality_name: object = None
     if direction == "down":
         raws.reverse()
     return decode_evolutions(raws, user.evolution)
+
+
+def recall(ctx: Context, user_id: object, personality_name: object,
+           budget: object = None) -> Op[Recall]:
+    """What ``personality_name`` remembers of the user, within ``budget`` tokens (None: no
+    budget), in one script call (``recall.lua``; every key is in the user's slot).
+
+    The affinity is not counted. Facts (all of the user's: facts belong to no
+    personality) are taken newest first within half the budget; then episodes of this
+    personality or of none (session summaries included), most important first and
+    newest first among equal importance, within the rest of the budget; then the facts
+    that did not fit in their half fill what the episodes left. An item that does not
+    fit is skipped and smaller ones after it may still be taken. A fact counts the
+    tokens of ``fact_text`` ("<category> <key>: <value>"), an episode those of
+    ``episode_text`` ("<title>: <summary>"), as the store's ``token_counter`` counted
+    them when they were written; a record written before counts were stored is
+    estimated at its stored bytes / 4. At most ``MAX_RECALL_FACTS`` facts and
+    ``MAX_RECALL_EPISODES`` episodes are returned, from the ``RECALL_EPISODES_EXAMINED``
+    most important episodes of the user."""
+    uid = ctx.user_id(user_id)
+    user = ctx.keys.user(uid)
+    personality = ctx.name(personality_name, "personality_name")
+    limit = None if budget is None else ctx.count(budget, "budget")
+    reply = yield Call("recall", (user.affinity, user.facts, user.episodes, user.episode_bodies),
+                       (personality, "" if limit is None else limit, MAX_RECALL_FACTS,
+                        RECALL_EPISODES_EXAMINED, MAX_RECALL_EPISODES))
+    raw_points, tokens, count, left_out = reply[:4]
+    records = reply[4:]
+    affinity = None
+    if raw_points is not None:
+        points = int(raw_points)
+        affinity = Affinity.model_construct(user_id=uid, personality_name=personality,
+                                            points=points, level=ctx.settings.level_for(points))
+    facts = decode_facts(records[:2 * count], user.facts)
+    episodes = decode_episodes(records[2 * count:], user.episode_bodies)
+    return Recall.model_construct(user_id=uid, personality_name=personality,
+                                  affinity=affinity, facts=facts, episodes=episodes,
+                                  tokens=tokens, budget=limit,
+                                  left_out=left_out)
+
+
+def save_session_summary(ctx: Context, user_id: str, session_id: str, personality_name: str,
+                         summary: SessionSummary) -> Op[Episode | None]:
+    """Keep ``summary`` as the session's one ``session_summary`` episode, whose id is
+    ``session_summary_id(session_id)``, so saving it again replaces it. None, and nothing
+    saved, when the session's conversation is no longer in the user's archive (erased)."""
+    episode: Episode | None = yield from _save_episode(
+        ctx, user_id, SESSION_SUMMARY, summary.title, summary.summary, summary.importance,
+        summary.sentiment, personality_name, summarized=session_id)
+    return episode
+
+
+def session_summary_id(session_id: str) -> str:
+    """The id of the episode that keeps a session's summary: one per session."""
+    return f"summary:{session_id}"
