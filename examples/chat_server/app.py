@@ -44,7 +44,7 @@ from examples.chat_server.chat import (
 )
 from examples.chat_server.live import Hub, serve_socket
 from examples.chat_server.summarizer import summarize_conversation
-from luminora_redis import SessionStore
+from luminora_redis import SessionStore, Summarize
 from luminora_redis.core.errors import InvalidInput, SessionNotFound
 from luminora_redis.core.models import ArchivedConversation
 from luminora_redis.listener.expiry_listener import OnArchived
@@ -76,7 +76,7 @@ def readable(error: RequestValidationError) -> str:
 def create_app(redis_url: str | None = None, *, prefix: str = "chat", max_idle: float | None = None,
                ttl: float = 86400.0, sweep_interval: float | None = None,
                on_archived: OnArchived | None = None,
-               summarize: memory.Summarize = summarize_conversation,
+               summarize: Summarize = summarize_conversation,
                settings: ChatSettings | None = None) -> FastAPI:
     """The chat app over ``redis_url``; the arguments default to the environment.
 

@@ -125,7 +125,6 @@ class StartOut(BaseModel):
     session: SessionState
     recall: RecallOut
     archive: list[ArchiveItem]
-    features: dict[str, bool]
 
 
 def _ms(moment: datetime) -> int:
@@ -146,8 +145,9 @@ def archived_out(c: ArchivedConversation) -> ArchivedOut:
 class ChatSettings:
     """How a chat session is run. ``budget``: tokens of conversation context per turn;
     ``recall_budget``: tokens of memory recalled at the start; ``summarize_after``: once
-    this many messages are not covered by the running summary, all but the newest
-    ``keep_recent`` are summarized."""
+    a turn's context holds this many messages (or three quarters of ``budget``), all the
+    messages not yet summarized but the newest ``keep_recent`` are folded into the
+    running summary."""
 
     ttl: float = 86400.0
     max_idle: float = 900.0
@@ -188,7 +188,8 @@ class Chat:
         return found
 
     async def recall(self, user_id: str, personality: str) -> RecallOut:
-        found = await memory.recall(self.store, user_id, personality, self.settings.recall_budget)
+        # One script call: the affinity, facts and episodes that fit the recall budget.
+        found = await self.store.recall(user_id, personality, budget=self.settings.recall_budget)
         affinity = (AffinityOut(points=found.affinity.points, level=found.affinity.level)
                     if found.affinity is not None
                     else AffinityOut(points=0, level=self.store.settings.level_for(0)))
@@ -197,8 +198,7 @@ class Chat:
             facts=[FactOut(category=f.category, key=f.key, value=str(f.value)) for f in found.facts],
             episodes=[EpisodeOut(episode_type=e.episode_type, created_at=e.created_at.isoformat(),
                                  title=e.title, summary=e.summary,
-                                 importance=e.importance, sentiment=getattr(e.sentiment, "value",
-                                                                            str(e.sentiment)))
+                                 importance=e.importance, sentiment=e.sentiment.value)
                       for e in found.episodes])
 
     async def archive(self, user_id: str) -> list[ArchiveItem]:
@@ -222,7 +222,7 @@ class Chat:
         return StartOut(session_id=session_id, user_id=user_id, personality=personality,
                         affinity=remembered.affinity, greeting=welcome(personality, name, last),
                         session=self.state(await self.session(session_id)), recall=remembered,
-                        archive=await self.archive(user_id), features=dict(memory.FEATURES))
+                        archive=await self.archive(user_id))
 
     async def say(self, session_id: str, text: str) -> TurnOut:
         """One turn: the reply, the affinity change, the session's new deadlines and the
@@ -258,8 +258,6 @@ class Chat:
             return None
         history = await self.store.get_history(session_id)
         summary, through, rest = memory.split_summary(history)
-        if summary is None:
-            summary, through = memory.summary_of(session_id)
         if len(rest) <= s.keep_recent:
             return None
         folded = rest[:len(rest) - s.keep_recent]
@@ -273,8 +271,10 @@ class Chat:
         return bool(await self.store.end_session(session_id))
 
     async def history(self, session_id: str) -> list[Message]:
+        """The conversation as the model sees it next: the running summary first (a system
+        message), if one is stored, then the messages after it."""
         await self.session(session_id)
-        return [m for m in await self.store.get_history(session_id) if not memory.is_summary(m)]
+        return await self.store.get_history(session_id)
 
     async def conversation(self, user_id: str, session_id: str) -> ArchivedOut | None:
         found = await self.store.get_archived_conversation(user_id, session_id)
