@@ -39,7 +39,7 @@ from examples.chat_server.chat import MAX_TEXT, ChatSettings
 from examples.chat_server.live import REDIS_DOWN
 from examples.chat_server.responder import POINTS_PER_WORD
 from examples.chat_server.summarizer import summarize_conversation
-from luminora_redis.core.models import ArchivedConversation, ArchiveReason, Message, Role
+from luminora_redis.core.models import ArchivedConversation, ArchiveReason, Message, Role, Sentiment
 from luminora_redis.testing import RedisServer, free_port
 
 from conftest import wait_until
@@ -200,11 +200,11 @@ def test_the_summarizer_keeps_the_first_message_as_title_and_the_most_frequent_s
                  "Telescope mirrors need cleaning, and a telescope needs a dark night sky."),
         ("user", "Anyway, lunch was pasta.")))
     assert episode is not None
-    assert episode["title"] == "Tell me about telescopes and the night sky"
+    assert episode.title == "Tell me about telescopes and the night sky"
     # the assistant's words do not count, and the sentences about the recurring words win
-    assert episode["summary"] == ("Tell me about telescopes and the night sky "
+    assert episode.summary == ("Tell me about telescopes and the night sky "
                                   "Telescope mirrors need cleaning, and a telescope needs a dark night sky.")
-    assert episode["sentiment"] == "neutral" and episode["importance"] == 1.0
+    assert episode.sentiment is Sentiment.NEUTRAL and episode.importance == 1.0
     assert summarize_conversation(conversation_of(("assistant", "anyone there?"))) is None
 
 
@@ -213,9 +213,11 @@ def test_the_summarizer_scores_sentiment_by_words_and_importance_by_length() -> 
     cold = summarize_conversation(conversation_of(("user", "boring and awful")))
     both = summarize_conversation(conversation_of(("user", "I love it but I hate the end")))
     assert warm is not None and cold is not None and both is not None
-    assert (warm["sentiment"], cold["sentiment"], both["sentiment"]) == ("positive", "negative", "mixed")
-    assert warm["importance"] == 3.0 and cold["importance"] == 1.0
-    assert len(summarize_conversation(conversation_of(("user", "w" * 500)))["title"]) == 60  # type: ignore[index]
+    assert (warm.sentiment, cold.sentiment, both.sentiment) == (
+        Sentiment.POSITIVE, Sentiment.NEGATIVE, Sentiment.MIXED)
+    assert warm.importance == 3.0 and cold.importance == 1.0
+    long = summarize_conversation(conversation_of(("user", "w" * 500)))
+    assert long is not None and len(long.title) == 60 and long.title.endswith("…")
 
 
 def test_the_page_loads_nothing_from_other_sites_and_labels_its_inputs() -> None:

@@ -1,7 +1,7 @@
 """An extractive summarizer with no model: what the personality keeps of a conversation.
 
 `summarize_conversation` turns an archived conversation into the episode the
-user's memory keeps (``title``, ``summary``, ``importance``, ``sentiment``):
+user's memory keeps (a `SessionSummary`: title, summary, importance, sentiment):
 the title is the user's first message, the summary the user's sentences that
 carry the conversation's most frequent words, the importance grows with how
 much the user wrote, and the sentiment comes from a small word list.
@@ -9,7 +9,7 @@ much the user wrote, and the sentiment comes from a small word list.
 
 Both are pure functions: swap them for a call to a language model, for example::
 
-    async def summarize_with_llm(conversation: ArchivedConversation) -> Episode | None:
+    async def summarize_with_llm(conversation: ArchivedConversation) -> dict | None:
         lines = [f"{m.role.value}: {m.content}" for m in conversation.messages]
         if not lines:
             return None
@@ -27,12 +27,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import TypedDict
 
 from examples.chat_server.responder import NEGATIVE, POSITIVE
-from luminora_redis.core.models import ArchivedConversation, Role
+from luminora_redis import SessionSummary
+from luminora_redis.core.models import ArchivedConversation, Role, Sentiment
 
-__all__ = ["Episode", "summarize_conversation", "summarize_messages"]
+__all__ = ["importance_of", "sentiment_of", "summarize_conversation", "summarize_messages"]
 
 TITLE_CHARACTERS = 60
 SUMMARY_SENTENCES = 2
@@ -46,15 +46,6 @@ el la los las de del que y en un una es por con para mi me yo tu te lo
 
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 _WORD = re.compile(r"[\w']+")
-
-
-class Episode(TypedDict):
-    """The episode kept for one conversation (the listener's ``summarize`` contract)."""
-
-    title: str
-    summary: str
-    importance: float
-    sentiment: str
 
 
 def _words(text: str) -> list[str]:
@@ -82,15 +73,16 @@ def summarize_messages(texts: Sequence[str]) -> str:
     return _shorten(" ".join(sentences[i] for i in sorted(best)), SUMMARY_CHARACTERS)
 
 
-def sentiment_of(texts: Iterable[str]) -> str:
+def sentiment_of(texts: Iterable[str]) -> Sentiment:
     """``positive``, ``negative``, ``mixed`` or ``neutral`` by the responder's word lists."""
     words = [w for text in texts for w in _WORD.findall(text.lower())]
     good = sum(w in POSITIVE for w in words)
     bad = sum(w in NEGATIVE for w in words)
-    if good and bad:
-        return "mixed" if min(good, bad) * 2 >= max(good, bad) else (
-            "positive" if good > bad else "negative")
-    return "positive" if good else "negative" if bad else "neutral"
+    if good and bad and min(good, bad) * 2 >= max(good, bad):
+        return Sentiment.MIXED
+    if good > bad:
+        return Sentiment.POSITIVE
+    return Sentiment.NEGATIVE if bad > good else Sentiment.NEUTRAL
 
 
 def importance_of(texts: Sequence[str]) -> float:
@@ -98,10 +90,10 @@ def importance_of(texts: Sequence[str]) -> float:
     return float(min(10, 1 + sum(len(t) for t in texts) // 200))
 
 
-def summarize_conversation(conversation: ArchivedConversation) -> Episode | None:
+def summarize_conversation(conversation: ArchivedConversation) -> SessionSummary | None:
     """The episode to keep for ``conversation``; None when the user said nothing."""
     said = [m.content for m in conversation.messages if m.role is Role.USER]
     if not said:
         return None
-    return Episode(title=_shorten(said[0], TITLE_CHARACTERS), summary=summarize_messages(said),
-                   importance=importance_of(said), sentiment=sentiment_of(said))
+    return SessionSummary(title=_shorten(said[0], TITLE_CHARACTERS), summary=summarize_messages(said),
+                          importance=importance_of(said), sentiment=sentiment_of(said))
