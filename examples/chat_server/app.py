@@ -1,6 +1,7 @@
-"""The chat server: FastAPI endpoints over one `SessionStore`, with the
-`ExpiryListener` running in the app's lifespan so idle conversations are
-archived even when nobody calls the server again.
+"""The chat server: a WebSocket chat (``/ws``) and an HTTP API over one `SessionStore`,
+with the `ExpiryListener` running in the app's lifespan, so that idle conversations
+are archived, and summarized into the user's memory, even when nobody calls the
+server again; the page hears of it at once.
 
 Environment: ``REDIS_URL`` (default ``redis://127.0.0.1:6379/0``),
 ``CHAT_MAX_IDLE`` (seconds a session may stay idle, default 900) and
@@ -12,6 +13,8 @@ examples.chat_server.app:app`` serves `app`; tests build their own with
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import inspect
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,19 +22,36 @@ from pathlib import Path
 from typing import Any
 
 import redis.exceptions
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from examples.chat_server.responder import reply, sentiment
-from luminora_redis import ExpiryListener, SessionStore
+from examples.chat_server import memory
+from examples.chat_server.chat import (
+    MAX_TEXT,
+    AffinityOut,
+    ArchivedOut,
+    Chat,
+    ChatSettings,
+    MessageOut,
+    RecallOut,
+    StartOut,
+    TurnOut,
+    archived_out,
+    messages_out,
+)
+from examples.chat_server.live import Hub, serve_socket
+from examples.chat_server.summarizer import summarize_conversation
+from luminora_redis import SessionStore, Summarize
 from luminora_redis.core.errors import InvalidInput, SessionNotFound
-from luminora_redis.core.models import Affinity, ArchivedConversation, Message
+from luminora_redis.core.models import ArchivedConversation
 from luminora_redis.listener.expiry_listener import OnArchived
 
 __all__ = ["app", "create_app"]
 
-PAGE = Path(__file__).resolve().parent / "static" / "index.html"
+STATIC = Path(__file__).resolve().parent / "static"
 STARTUP_TIMEOUT = 30.0  # seconds the listener may take to subscribe and sweep once
 
 
@@ -41,61 +61,52 @@ class StartSession(BaseModel):
 
 
 class UserMessage(BaseModel):
-    text: str = Field(min_length=1, max_length=4000)
+    text: str = Field(min_length=1, max_length=MAX_TEXT)
 
 
-class AffinityOut(BaseModel):
-    points: int
-    level: str
-
-
-class SessionOut(BaseModel):
-    session_id: str
-    user_id: str
-    personality: str
-    affinity: AffinityOut
-
-
-class TurnOut(BaseModel):
-    reply: str
-    delta: int
-    affinity: AffinityOut
-
-
-class MessageOut(BaseModel):
-    role: str
-    content: str
-
-
-class ArchivedOut(BaseModel):
-    session_id: str
-    personality: str
-    reason: str
-    messages: list[MessageOut]
-
-
-def _messages(messages: list[Message]) -> list[MessageOut]:
-    return [MessageOut(role=m.role.value, content=m.content) for m in messages]
+def readable(error: RequestValidationError) -> str:
+    """A validation error as one sentence (not a list of objects)."""
+    parts = []
+    for problem in error.errors():
+        where = ".".join(str(p) for p in problem.get("loc", ()) if p != "body")
+        parts.append(f"{where}: {problem.get('msg', 'invalid')}" if where else problem.get("msg", ""))
+    return "; ".join(parts) or "invalid request"
 
 
 def create_app(redis_url: str | None = None, *, prefix: str = "chat", max_idle: float | None = None,
                ttl: float = 86400.0, sweep_interval: float | None = None,
-               on_archived: OnArchived | None = None) -> FastAPI:
+               on_archived: OnArchived | None = None,
+               summarize: Summarize = summarize_conversation,
+               settings: ChatSettings | None = None) -> FastAPI:
     """The chat app over ``redis_url``; the arguments default to the environment.
 
     ``on_archived`` receives each conversation the listener archives (send it
-    to your warehouse, or, in tests, await it).
+    to your warehouse, or, in tests, await it); ``summarize`` turns an expired
+    conversation into the episode the user's memory keeps (`summarize_conversation`,
+    or your model's call).
     """
     url = redis_url or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     idle = max_idle if max_idle is not None else float(os.environ.get("CHAT_MAX_IDLE", "900"))
     sweep = (sweep_interval if sweep_interval is not None
              else float(os.environ.get("CHAT_SWEEP_INTERVAL", "1")))
-    session_config = {"ttl": ttl, "max_idle": idle}
+    base = settings or ChatSettings()
+    chat_settings = dataclasses.replace(base, ttl=ttl, max_idle=idle)
+    hub = Hub()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = SessionStore.from_url(url, prefix=prefix)
-        listener = ExpiryListener(store, sweep_interval=sweep, on_archived=on_archived)
+        chat = Chat(store, chat_settings)
+
+        async def archived(conversation: ArchivedConversation) -> None:
+            await hub.archived(chat, conversation)
+            if on_archived is not None:
+                delivered = on_archived(conversation)
+                if inspect.isawaitable(delivered):
+                    await delivered
+
+        listener = memory.listener(store, summarize=summarize, on_archived=archived,
+                                   sweep_interval=sweep)
         listening = asyncio.create_task(listener.run())
         try:
             started = asyncio.create_task(listener.started.wait())
@@ -104,24 +115,24 @@ def create_app(redis_url: str | None = None, *, prefix: str = "chat", max_idle: 
             started.cancel()
             if listening.done():
                 listening.result()  # raises what stopped it
-            app.state.store = store
+            app.state.chat = chat
             yield
         finally:
+            await hub.close()
             await listener.stop()
             await listening
             await store.aclose()
 
     app = FastAPI(title="luminora-redis chat server example", lifespan=lifespan)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    def store_of(request: Request) -> SessionStore:
-        store: SessionStore = request.app.state.store
-        return store
+    def chat_of(request: Request) -> Chat:
+        chat: Chat = request.app.state.chat
+        return chat
 
-    async def affinity_of(store: SessionStore, user_id: str, personality: str) -> AffinityOut:
-        found: Affinity | None = await store.get_affinity(user_id, personality)
-        if found is None:
-            return AffinityOut(points=0, level=store.settings.level_for(0))
-        return AffinityOut(points=found.points, level=found.level)
+    @app.exception_handler(RequestValidationError)
+    async def refused(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": readable(exc)}, status_code=422)
 
     @app.exception_handler(InvalidInput)
     async def invalid(request: Request, exc: InvalidInput) -> JSONResponse:
@@ -138,55 +149,49 @@ def create_app(redis_url: str | None = None, *, prefix: str = "chat", max_idle: 
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
-        return FileResponse(PAGE, media_type="text/html")
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.websocket("/ws")
+    async def chat_socket(websocket: WebSocket) -> None:
+        await serve_socket(websocket, websocket.app.state.chat, hub)
 
     @app.post("/sessions", status_code=201)
-    async def start_session(body: StartSession, request: Request) -> SessionOut:
-        store = store_of(request)
-        session_id = await store.create_session(body.user_id, body.personality, session_config)
-        return SessionOut(session_id=session_id, user_id=body.user_id, personality=body.personality,
-                          affinity=await affinity_of(store, body.user_id, body.personality))
+    async def start_session(body: StartSession, request: Request) -> StartOut:
+        return await chat_of(request).start(body.user_id, body.personality)
 
     @app.post("/sessions/{session_id}/messages")
     async def send_message(session_id: str, body: UserMessage, request: Request) -> TurnOut:
-        store = store_of(request)
-        session = await store.get_session(session_id)
-        if session is None:
-            raise SessionNotFound(session_id)
-        user, personality = session.user_id, session.personality_name
-        current = await affinity_of(store, user, personality)
-        answer = reply(personality, body.text, current.level)
-        # One round trip appends both messages and slides the idle deadline; it
-        # fails as not found when the session expired since the read above.
-        await store.chat_turn(session_id, [("user", body.text), ("assistant", answer)], last=1)
-        delta = sentiment(body.text)
-        if delta:
-            changed = await store.update_affinity(user, personality, delta, "chat")
-            current = AffinityOut(points=changed.points, level=changed.level)
-        return TurnOut(reply=answer, delta=delta, affinity=current)
+        return await chat_of(request).say(session_id, body.text)
 
     @app.get("/sessions/{session_id}/history")
     async def history(session_id: str, request: Request) -> list[MessageOut]:
-        store = store_of(request)
-        if await store.get_session(session_id) is None:
-            raise SessionNotFound(session_id)
-        return _messages(await store.get_history(session_id))
+        return messages_out(await chat_of(request).history(session_id))
 
     @app.delete("/sessions/{session_id}")
     async def end_session(session_id: str, request: Request) -> dict[str, Any]:
-        if not await store_of(request).end_session(session_id):
+        if not await chat_of(request).end(session_id):
             raise SessionNotFound(session_id)
         return {"session_id": session_id, "archived": True}
 
     @app.get("/users/{user_id}/affinity/{personality}")
     async def affinity(user_id: str, personality: str, request: Request) -> AffinityOut:
-        return await affinity_of(store_of(request), user_id, personality)
+        return await chat_of(request).affinity(user_id, personality)
+
+    @app.get("/users/{user_id}/recall/{personality}")
+    async def recall(user_id: str, personality: str, request: Request) -> RecallOut:
+        return await chat_of(request).recall(user_id, personality)
 
     @app.get("/users/{user_id}/archive")
     async def archive(user_id: str, request: Request) -> list[ArchivedOut]:
-        found: list[ArchivedConversation] = await store_of(request).get_archived_conversations(user_id)
-        return [ArchivedOut(session_id=c.session_id, personality=c.personality_name,
-                            reason=c.reason.value, messages=_messages(c.messages)) for c in found]
+        found = await chat_of(request).store.get_archived_conversations(user_id)
+        return [archived_out(c) for c in found]
+
+    @app.get("/users/{user_id}/archive/{session_id}")
+    async def archived_conversation(user_id: str, session_id: str, request: Request) -> ArchivedOut:
+        found = await chat_of(request).conversation(user_id, session_id)
+        if found is None:
+            raise HTTPException(404, "no such archived conversation")
+        return found
 
     return app
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["POINTS_PER_WORD", "reply", "sentiment"]
+__all__ = ["NEGATIVE", "POINTS_PER_WORD", "POSITIVE", "facts_in", "reply", "sentiment", "welcome"]
 
 POINTS_PER_WORD = 5
 
@@ -48,3 +48,29 @@ def reply(personality: str, text: str, level: str) -> str:
         return "Good question. What do you think?"
     longest = max(words, key=len, default="that")
     return f"Tell me more about {longest}."
+
+
+_FACTS = (
+    (re.compile(r"\bmy name is ([\w' -]{1,40}?)(?:[.,!?]|$)", re.I), "personal_info", "name"),
+    (re.compile(r"\bi live in ([\w' -]{1,40}?)(?:[.,!?]|$)", re.I), "personal_info", "city"),
+    (re.compile(r"\bi (?:love|like) ([\w' -]{1,40}?)(?:[.,!?]|$)", re.I), "preferences", "likes"),
+)
+
+
+def facts_in(text: str) -> list[tuple[str, str, str]]:
+    """The (category, key, value) facts a user message states: ``my name is ...``,
+    ``i live in ...``, ``i love ...`` or ``i like ...``."""
+    found = []
+    for pattern, category, key in _FACTS:
+        match = pattern.search(text)
+        if match and match.group(1).strip():
+            found.append((category, key, match.group(1).strip()))
+    return found
+
+
+def welcome(personality: str, name: str | None, last_title: str | None) -> str:
+    """What ``personality`` says when a session starts, given what it recalls."""
+    if last_title:
+        who = f", {name}" if name else ""
+        return f"Welcome back{who}! Last time you told me: \u201c{last_title}\u201d."
+    return f"Hi, I'm {personality}. Tell me about yourself."
