@@ -39,8 +39,9 @@ from langchain_core.messages import (
     messages_from_dict,
 )
 
+from luminora_redis.compat.store_pair import StorePair, open_stores
 from luminora_redis.core.context import Context
-from luminora_redis.core.errors import ConfigurationError, ReplyCode
+from luminora_redis.core.errors import ReplyCode
 from luminora_redis.core.models import Message, Role
 from luminora_redis.core.scripts import Call, Op
 from luminora_redis.io.store import SessionStore
@@ -103,7 +104,7 @@ def clear_history(ctx: Context, session_id: object) -> Op[bool]:
     return bool(reply[0] == ReplyCode.OK)
 
 
-class LuminoraChatMessageHistory(BaseChatMessageHistory):
+class LuminoraChatMessageHistory(StorePair, BaseChatMessageHistory):
     """The conversation of one luminora-redis session as a LangChain chat history.
 
     ``last``: how many of the newest messages ``messages`` returns (all live
@@ -112,36 +113,18 @@ class LuminoraChatMessageHistory(BaseChatMessageHistory):
 
     def __init__(self, session_id: str, *, sync_store: SyncSessionStore | None = None,
                  store: SessionStore | None = None, last: int | None = None) -> None:
-        if sync_store is None and store is None:
-            raise ConfigurationError("give sync_store= (a SyncSessionStore), store= "
-                                     "(a SessionStore), or both")
+        self._use_stores(store, sync_store)
         self.session_id = session_id
-        self.sync_store = sync_store
-        self.store = store
         self.last = last
-        self._owned: list[Any] = []
 
     @classmethod
     def from_url(cls, url: str, session_id: str, *, cluster: bool = False,
                  last: int | None = None, **settings: Any) -> LuminoraChatMessageHistory:
         """A history with both stores of its own for ``url``; ``close``/``aclose`` them."""
-        history = cls(session_id, sync_store=SyncSessionStore.from_url(url, cluster=cluster,
-                                                                       **settings),
-                      store=SessionStore.from_url(url, cluster=cluster, **settings), last=last)
-        history._owned = [history.sync_store, history.store]
+        store, sync_store = open_stores(url, cluster=cluster, **settings)
+        history = cls(session_id, sync_store=sync_store, store=store, last=last)
+        history._use_stores(store, sync_store, owned=True)
         return history
-
-    def _sync(self) -> SyncSessionStore:
-        if self.sync_store is None:
-            raise ConfigurationError("this history has no sync_store; use the async methods "
-                                     "or give sync_store=")
-        return self.sync_store
-
-    def _async(self) -> SessionStore:
-        if self.store is None:
-            raise ConfigurationError("this history has no asyncio store; use the sync methods "
-                                     "or give store=")
-        return self.store
 
     @property
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]
@@ -166,17 +149,3 @@ class LuminoraChatMessageHistory(BaseChatMessageHistory):
 
     async def aclear(self) -> None:
         await self._async().run(clear_history, self.session_id)
-
-    def close(self) -> None:
-        """Close the blocking store if ``from_url`` made it."""
-        for owned in self._owned:
-            if isinstance(owned, SyncSessionStore):
-                owned.close()
-
-    async def aclose(self) -> None:
-        """Close both stores if ``from_url`` made them."""
-        for owned in self._owned:
-            if isinstance(owned, SessionStore):
-                await owned.aclose()
-            else:
-                owned.close()

@@ -62,6 +62,7 @@ from luminora_redis.compat.langgraph.records import (
     text,
     where,
 )
+from luminora_redis.compat.store_pair import StorePair, open_stores
 from luminora_redis.core.errors import ConfigurationError, InvalidInput
 from luminora_redis.io.store import SessionStore
 from luminora_redis.io.sync_store import SyncSessionStore
@@ -75,7 +76,7 @@ _ROOT = namespace_prefix("")
 _REMEMBERED = 256
 
 
-class LuminoraCheckpointSaver(BaseCheckpointSaver[str]):
+class LuminoraCheckpointSaver(StorePair, BaseCheckpointSaver[str]):
     """LangGraph's checkpointer on luminora-redis sessions (see the module docstring).
 
     ``store``: the ``SessionStore`` the async methods run on; ``sync_store``: the
@@ -90,28 +91,18 @@ class LuminoraCheckpointSaver(BaseCheckpointSaver[str]):
                  *, ttl: float | None = None, max_idle: float | None = None,
                  default_user_id: str | None = None, personality_name: str = "langgraph",
                  max_checkpoints: int = 100, serde: SerializerProtocol | None = None) -> None:
-        if store is None and sync_store is None:
-            raise ConfigurationError("give store= (a SessionStore), sync_store= "
-                                     "(a SyncSessionStore), or both")
-        if store is not None and not isinstance(store, SessionStore):
-            raise ConfigurationError("store must be a SessionStore (sync_store takes the "
-                                     "SyncSessionStore)")
-        if sync_store is not None and not isinstance(sync_store, SyncSessionStore):
-            raise ConfigurationError("sync_store must be a SyncSessionStore")
+        self._use_stores(store, sync_store)
         if isinstance(max_checkpoints, bool) or not isinstance(max_checkpoints, int) \
                 or max_checkpoints < 1:
             raise ConfigurationError(f"max_checkpoints must be a positive int, not {max_checkpoints!r}")
         refuse_pickle(serde)
         super().__init__(serde=serde)
         self._records = Records(self.serde)
-        self.store = store
-        self.sync_store = sync_store
         self.ttl = seconds(ttl, "ttl")
         self.max_idle = seconds(max_idle, "max_idle")
         self.default_user_id = default_user_id
         self.personality_name = personality_name
         self.max_checkpoints = max_checkpoints
-        self._owned: list[SessionStore | SyncSessionStore] = []
         self._noted: tuple[str, str] | None = None
         # thread id -> (session id, ids of messages appended to it): a put leaves these
         # out, so that its script loops over the new messages only. Most recent last.
@@ -126,38 +117,18 @@ class LuminoraCheckpointSaver(BaseCheckpointSaver[str]):
                  **store_settings: Any) -> LuminoraCheckpointSaver:
         """A saver with both stores of its own for ``url`` (``store_settings`` go to both);
         ``aclose()`` closes them (``close()`` the blocking one)."""
-        sync_store = SyncSessionStore.from_url(url, cluster=cluster, **store_settings)
-        store = SessionStore.from_url(url, cluster=cluster, **store_settings)
-        saver = cls(store, sync_store, ttl=ttl, max_idle=max_idle, default_user_id=default_user_id,
-                    personality_name=personality_name, max_checkpoints=max_checkpoints, serde=serde)
-        saver._owned = [store, sync_store]
+        store, sync_store = open_stores(url, cluster=cluster, **store_settings)
+        try:
+            saver = cls(store, sync_store, ttl=ttl, max_idle=max_idle,
+                        default_user_id=default_user_id, personality_name=personality_name,
+                        max_checkpoints=max_checkpoints, serde=serde)
+        except BaseException:
+            sync_store.close()  # the asyncio store has opened no connection yet
+            raise
+        saver._use_stores(store, sync_store, owned=True)
         return saver
 
-    def close(self) -> None:
-        """Close the blocking store if ``from_url`` made it."""
-        for owned in self._owned:
-            if isinstance(owned, SyncSessionStore):
-                owned.close()
-
-    async def aclose(self) -> None:
-        """Close both stores if ``from_url`` made them."""
-        for owned in self._owned:
-            if isinstance(owned, SessionStore):
-                await owned.aclose()
-            else:
-                owned.close()
-
     # -- shells -------------------------------------------------------------------
-
-    def _sync(self) -> SyncSessionStore:
-        if self.sync_store is None:
-            raise ConfigurationError("this saver has no sync_store; use the async methods")
-        return self.sync_store
-
-    def _async(self) -> SessionStore:
-        if self.store is None:
-            raise ConfigurationError("this saver has no asyncio store; use the sync methods")
-        return self.store
 
     def _owner(self, config: RunnableConfig) -> ops.Owner:
         configurable = config.get("configurable") or {}

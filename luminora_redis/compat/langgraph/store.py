@@ -37,6 +37,7 @@ from typing import Any
 from langgraph.store.base import BaseStore, Op, Result, TTLConfig
 
 from luminora_redis.compat.langgraph.store_ops import SemanticSearchUnsupported, run_batch
+from luminora_redis.compat.store_pair import StorePair, open_stores
 from luminora_redis.core.errors import ConfigurationError
 from luminora_redis.io.store import SessionStore
 from luminora_redis.io.sync_store import SyncSessionStore
@@ -44,7 +45,7 @@ from luminora_redis.io.sync_store import SyncSessionStore
 __all__ = ["LuminoraStore", "SemanticSearchUnsupported"]
 
 
-class LuminoraStore(BaseStore):
+class LuminoraStore(StorePair, BaseStore):
     """A LangGraph ``BaseStore`` whose namespaces start with the user id.
 
     ``LuminoraStore(store=SessionStore, sync_store=SyncSessionStore, ttl=TTLConfig)``;
@@ -56,46 +57,24 @@ class LuminoraStore(BaseStore):
     def __init__(self, store: SessionStore | None = None,
                  sync_store: SyncSessionStore | None = None, *, ttl: TTLConfig | None = None,
                  index: Any = None) -> None:
-        if store is None and sync_store is None:
-            raise ConfigurationError("give store= (a SessionStore), sync_store= "
-                                     "(a SyncSessionStore), or both")
         if index is not None:
             raise SemanticSearchUnsupported(
                 "LuminoraStore keeps no embeddings, so index= is not served; search by "
                 "namespace and filter=, or keep a vector store beside it")
         if ttl is not None and not isinstance(ttl, dict):
             raise ConfigurationError("ttl must be a TTLConfig (a dict) or None")
-        self.store = store
-        self.sync_store = sync_store
+        self._use_stores(store, sync_store)
         self.ttl_config = ttl
-        self._owned: list[SessionStore | SyncSessionStore] = []
 
     @classmethod
     def from_url(cls, url: str, *, ttl: TTLConfig | None = None, cluster: bool = False,
                  **store_settings: Any) -> LuminoraStore:
         """A store with a ``SessionStore`` and a ``SyncSessionStore`` of its own for ``url``
         (cluster clients with ``cluster=True``); ``close()``/``aclose()`` close them."""
-        sync_store = SyncSessionStore.from_url(url, cluster=cluster, **store_settings)
-        try:
-            store = SessionStore.from_url(url, cluster=cluster, **store_settings)
-        except BaseException:
-            sync_store.close()
-            raise
+        store, sync_store = open_stores(url, cluster=cluster, **store_settings)
         made = cls(store, sync_store, ttl=ttl)
-        made._owned = [sync_store, store]
+        made._use_stores(store, sync_store, owned=True)
         return made
-
-    def _sync(self) -> SyncSessionStore:
-        if self.sync_store is None:
-            raise ConfigurationError("this LuminoraStore has no sync_store; use the async "
-                                     "methods or give sync_store=")
-        return self.sync_store
-
-    def _async(self) -> SessionStore:
-        if self.store is None:
-            raise ConfigurationError("this LuminoraStore has no asyncio store; use the sync "
-                                     "methods or give store=")
-        return self.store
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         """Run the ops in order on the blocking store; every op is checked first."""
@@ -104,17 +83,3 @@ class LuminoraStore(BaseStore):
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         """Run the ops in order on the asyncio store; every op is checked first."""
         return await self._async().run(run_batch, list(ops))
-
-    def close(self) -> None:
-        """Close the blocking store if ``from_url`` made it."""
-        for owned in self._owned:
-            if isinstance(owned, SyncSessionStore):
-                owned.close()
-
-    async def aclose(self) -> None:
-        """Close both stores if ``from_url`` made them."""
-        for owned in self._owned:
-            if isinstance(owned, SessionStore):
-                await owned.aclose()
-            else:
-                owned.close()
