@@ -9,9 +9,14 @@ recalls on reconnect), its extractive summarizer, and the page in headless Chrom
 Set ``LUMINORA_CHAT_SCREENSHOTS=docs/screenshots`` to save the browser tests'
 screenshots (the README shows them).
 
-The server comes from the package's pytest plugin (``luminora_redis_url``);
-the app's listener turns keyspace notifications on, so each test puts the
-shared server's flags back as it found them.
+The servers come from the package's pytest plugin. The HTTP and WebSocket tests
+run on each ``topology`` (conftest): on the shared server and, with
+``create_app(cluster=True)``, on the shared 3-primary cluster, where the listener
+subscribes on every primary (those runs are ``slow``, as every cluster test). The
+browser tests and the outages run on the single server: the page is the same page
+whatever the topology, and an outage is a private server's. The app's listener
+turns keyspace notifications on, so each test puts the flags of the servers it used
+back as it found them.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ import re
 import shutil
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,10 +37,11 @@ from typing import Any
 import httpx
 import pytest
 import redis
+import redis.cluster
 import uvicorn
 
 import examples.chat_server.app
-from examples.chat_server.app import create_app
+from examples.chat_server.app import create_app, env_flag
 from examples.chat_server.chat import MAX_TEXT, ChatSettings
 from examples.chat_server.live import REDIS_DOWN
 from examples.chat_server.responder import POINTS_PER_WORD
@@ -47,14 +54,54 @@ from listener_support import flags_restored
 
 ARCHIVE_TIMEOUT = 15.0  # seconds; an upper bound, the listener usually archives within ms
 
+#: On the single server only (the browser tests, the outage of a private server).
+SINGLE = pytest.mark.parametrize("topology", ["single"])
+
 
 @pytest.fixture(autouse=True)
 def notification_flags_restored(request: pytest.FixtureRequest) -> Iterator[None]:
-    if "luminora_redis_url" not in request.fixturenames:
+    if "servers" not in request.fixturenames:
         yield
         return
-    with flags_restored([request.getfixturevalue("redis_server")]):
+    with flags_restored(request.getfixturevalue("servers")):
         yield
+
+
+@dataclass(frozen=True)
+class Target:
+    """The Redis a test serves the example on: the shared server or the shared cluster."""
+
+    url: str
+    cluster: bool
+
+    def client(self) -> Any:
+        """A plain blocking client of that topology, to look behind the app's back."""
+        if self.cluster:
+            return redis.cluster.RedisCluster.from_url(self.url)
+        return redis.Redis.from_url(self.url)
+
+
+@pytest.fixture
+def target(topology: str, store_url: str, servers: list[RedisServer]) -> Target:
+    """The shared server or cluster (conftest's ``store_url``), flushed; its servers'
+    notification flags are put back after the test (``notification_flags_restored``)."""
+    return Target(store_url, cluster=topology == "cluster")
+
+
+@contextmanager
+def raw_client(target: Target) -> Iterator[Any]:
+    client = target.client()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def key_count(raw: Any) -> int:
+    """How many keys the topology holds: on a cluster, summed over every primary."""
+    if isinstance(raw, redis.cluster.RedisCluster):
+        return int(raw.dbsize(target_nodes=redis.cluster.RedisCluster.PRIMARIES))
+    return int(raw.dbsize())
 
 
 @asynccontextmanager
@@ -81,8 +128,8 @@ async def say(client: httpx.AsyncClient, session_id: str, text: str) -> dict[str
     return body
 
 
-async def test_a_conversation_moves_affinity_and_ends_in_the_archive(luminora_redis_url: str) -> None:
-    async with chat_client(luminora_redis_url) as client:
+async def test_a_conversation_moves_affinity_and_ends_in_the_archive(target: Target) -> None:
+    async with chat_client(target.url, cluster=target.cluster) as client:
         session = await start(client, "ana")
         assert session["affinity"] == {"points": 0, "level": "stranger"}
         sid = session["session_id"]
@@ -120,28 +167,27 @@ async def test_a_conversation_moves_affinity_and_ends_in_the_archive(luminora_re
         assert (await client.get("/users/ana/archive")).json() == [archived]
 
 
-async def test_bad_input_is_refused_and_nothing_is_written(luminora_redis_url: str) -> None:
-    async with chat_client(luminora_redis_url) as client:
-        with redis.Redis.from_url(luminora_redis_url) as raw:
-            before = raw.dbsize()
+async def test_bad_input_is_refused_and_nothing_is_written(target: Target) -> None:
+    async with chat_client(target.url, cluster=target.cluster) as client:
+        with raw_client(target) as raw:
+            before = key_count(raw)
             for body in ({"user_id": "", "personality": "alicia"}, {"user_id": "ana"},
                          {"user_id": "ana", "personality": "x" * 65}):
                 assert (await client.post("/sessions", json=body)).status_code == 422
             sid = (await start(client, "ana"))["session_id"]
-            after_start = raw.dbsize()
+            after_start = key_count(raw)
             assert after_start > before
             refused = await client.post(f"/sessions/{sid}/messages", json={"text": ""})
             assert refused.status_code == 422
             # one readable sentence, not a list of objects the page would print as [object Object]
             assert refused.json() == {"detail": "text: String should have at least 1 character"}
-            assert raw.dbsize() == after_start
+            assert key_count(raw) == after_start
         assert (await client.get(f"/sessions/{sid}/history")).json() == []
 
 
-async def test_an_idle_session_is_archived_and_a_reconnect_keeps_the_affinity(
-        luminora_redis_url: str) -> None:
+async def test_an_idle_session_is_archived_and_a_reconnect_keeps_the_affinity(target: Target) -> None:
     archived: asyncio.Queue[ArchivedConversation] = asyncio.Queue()
-    async with chat_client(luminora_redis_url, max_idle=0.3, sweep_interval=0.05,
+    async with chat_client(target.url, cluster=target.cluster, max_idle=0.3, sweep_interval=0.05,
                            on_archived=archived.put_nowait) as client:
         first = (await start(client, "carlos"))["session_id"]
         turn = await say(client, first, "hello, I love your stories")
@@ -159,7 +205,7 @@ async def test_an_idle_session_is_archived_and_a_reconnect_keeps_the_affinity(
 
     # Reconnect (to a restarted server with a long idle timeout, so the new session
     # cannot idle out under load): a new session, the same affinity.
-    async with chat_client(luminora_redis_url) as client:
+    async with chat_client(target.url, cluster=target.cluster) as client:
         second = await start(client, "carlos")
         assert second["session_id"] != first
         assert second["affinity"] == {"points": POINTS_PER_WORD, "level": "stranger"}
@@ -220,6 +266,21 @@ def test_the_summarizer_scores_sentiment_by_words_and_importance_by_length() -> 
     assert long is not None and len(long.title) == 60 and long.title.endswith("…")
 
 
+def test_redis_cluster_is_read_as_on_or_off_and_anything_else_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REDIS_CLUSTER", raising=False)
+    assert env_flag("REDIS_CLUSTER") is False
+    for on in ("1", "true", "Yes", " on "):
+        monkeypatch.setenv("REDIS_CLUSTER", on)
+        assert env_flag("REDIS_CLUSTER") is True
+    for off in ("", "0", "false", "NO", "off"):
+        monkeypatch.setenv("REDIS_CLUSTER", off)
+        assert env_flag("REDIS_CLUSTER") is False
+    monkeypatch.setenv("REDIS_CLUSTER", "cluster")
+    with pytest.raises(ValueError, match="REDIS_CLUSTER='cluster'"):
+        env_flag("REDIS_CLUSTER")
+
+
 def test_the_page_loads_nothing_from_other_sites_and_labels_its_inputs() -> None:
     static = Path(examples.chat_server.app.__file__).parent / "static"
     for page in static.iterdir():
@@ -234,13 +295,16 @@ def test_the_page_loads_nothing_from_other_sites_and_labels_its_inputs() -> None
 
 
 @pytest.fixture
-def serve(luminora_redis_url: str) -> Iterator[Callable[..., str]]:
+def serve(target: Target) -> Iterator[Callable[..., str]]:
     """Serve the example with ``create_app(url, **options)`` by uvicorn on a free loopback
-    port, in a thread; returns its http:// base URL. Stopped at the end of the test."""
+    port, in a thread; returns its http:// base URL. Stopped at the end of the test. The
+    URL defaults to the test's ``target``, with ``cluster=`` to match."""
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
-    def start(url: str = luminora_redis_url, **options: Any) -> str:
+    def start(url: str | None = None, **options: Any) -> str:
         port = free_port()
+        if url is None:
+            url, options = target.url, {"cluster": target.cluster, **options}
         app = create_app(url, **{"sweep_interval": 0.05, **options})
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                                lifespan="on"))
@@ -288,7 +352,7 @@ async def socket_to(base: str) -> AsyncIterator[Socket]:
 
 
 async def test_a_refused_message_is_readable_and_writes_nothing(serve: Callable[..., str],
-                                                                luminora_redis_url: str) -> None:
+                                                                target: Target) -> None:
     base = serve()
     async with socket_to(base) as ws:
         await ws.send(type="say", id=1, text="hello?")
@@ -299,14 +363,14 @@ async def test_a_refused_message_is_readable_and_writes_nothing(serve: Callable[
         sid = started["session_id"]
         assert started["greeting"] == "Hi, I'm alicia. Tell me about yourself."
         assert started["session"]["absolute_deadline_ms"] >= started["session"]["idle_deadline_ms"]
-        with redis.Redis.from_url(luminora_redis_url) as raw:
-            before = raw.dbsize()
+        with raw_client(target) as raw:
+            before = key_count(raw)
             await ws.send(type="say", id=2, text="x" * (MAX_TEXT + 1))
             too_long = f"Too long: a message has at most {MAX_TEXT} characters, this one has {MAX_TEXT + 1}."
             assert (await ws.expect("refused")) == {"type": "refused", "id": 2, "error": too_long}
             await ws.send(type="say", id=3, text="   ")
             assert (await ws.expect("refused"))["error"] == "An empty message is not sent."
-            assert raw.dbsize() == before
+            assert key_count(raw) == before
         await ws.send(type="say", id=4, text="hi there")
         assert (await ws.expect("turn"))["id"] == 4
         async with httpx.AsyncClient(base_url=base) as client:
@@ -319,6 +383,7 @@ async def test_a_refused_message_is_readable_and_writes_nothing(serve: Callable[
         assert (await ws.expect("refused"))["error"] == "No session: start one first."
 
 
+@SINGLE
 async def test_redis_down_is_said_plainly_over_the_socket(serve: Callable[..., str]) -> None:
     with RedisServer() as server:
         base = serve(server.url)
@@ -454,6 +519,7 @@ def type_message(driver: Any, text: str) -> None:
 
 
 @pytest.mark.slow
+@SINGLE
 def test_the_page_shows_a_refusal_as_not_sent_and_opens_an_archived_conversation(
         serve: Callable[..., str], browser: Any) -> None:
     from selenium.webdriver.common.by import By
@@ -498,6 +564,7 @@ def test_the_page_shows_a_refusal_as_not_sent_and_opens_an_archived_conversation
 
 
 @pytest.mark.slow
+@SINGLE
 def test_the_page_counts_down_shows_the_expiry_and_recalls_on_reconnect(
         serve: Callable[..., str], browser: Any) -> None:
     from selenium.webdriver.common.by import By

@@ -4,6 +4,7 @@ are archived, and summarized into the user's memory, even when nobody calls the
 server again; the page hears of it at once.
 
 Environment: ``REDIS_URL`` (default ``redis://127.0.0.1:6379/0``),
+``REDIS_CLUSTER`` (``1`` when that URL names a node of a Redis Cluster),
 ``CHAT_MAX_IDLE`` (seconds a session may stay idle, default 900) and
 ``CHAT_SWEEP_INTERVAL`` (seconds, default 1). ``uvicorn
 examples.chat_server.app:app`` serves `app`; tests build their own with
@@ -49,7 +50,7 @@ from luminora_redis.core.errors import InvalidInput, SessionNotFound
 from luminora_redis.core.models import ArchivedConversation
 from luminora_redis.listener.expiry_listener import OnArchived
 
-__all__ = ["app", "create_app"]
+__all__ = ["app", "create_app", "env_flag"]
 
 STATIC = Path(__file__).resolve().parent / "static"
 STARTUP_TIMEOUT = 30.0  # seconds the listener may take to subscribe and sweep once
@@ -73,12 +74,28 @@ def readable(error: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def create_app(redis_url: str | None = None, *, prefix: str = "chat", max_idle: float | None = None,
+def env_flag(name: str) -> bool:
+    """An on/off environment variable: unset, empty, ``0``, ``false``, ``no`` or ``off`` is
+    off; ``1``, ``true``, ``yes`` or ``on`` is on; anything else is refused, not guessed."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{name}={value!r}: use 1 or 0")
+
+
+def create_app(redis_url: str | None = None, *, cluster: bool = False, prefix: str = "chat",
+               max_idle: float | None = None,
                ttl: float = 86400.0, sweep_interval: float | None = None,
                on_archived: OnArchived | None = None,
                summarize: Summarize = summarize_conversation,
                settings: ChatSettings | None = None) -> FastAPI:
     """The chat app over ``redis_url``; the arguments default to the environment.
+
+    ``cluster=True`` when ``redis_url`` names a node of a Redis Cluster: the store
+    talks to the cluster, and the listener subscribes on every primary. (It does not
+    read the environment; the module's `app` passes ``REDIS_CLUSTER``.)
 
     ``on_archived`` receives each conversation the listener archives (send it
     to your warehouse, or, in tests, await it); ``summarize`` turns an expired
@@ -95,7 +112,7 @@ def create_app(redis_url: str | None = None, *, prefix: str = "chat", max_idle: 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = SessionStore.from_url(url, prefix=prefix)
+        store = SessionStore.from_url(url, cluster=cluster, prefix=prefix)
         chat = Chat(store, chat_settings)
 
         async def archived(conversation: ArchivedConversation) -> None:
@@ -196,4 +213,4 @@ def create_app(redis_url: str | None = None, *, prefix: str = "chat", max_idle: 
     return app
 
 
-app = create_app()
+app = create_app(cluster=env_flag("REDIS_CLUSTER"))
