@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis.cluster
 
 pytest.importorskip("langgraph.checkpoint.base", reason="langgraph is not installed "
                                                        "(pip install 'luminora-redis[langgraph]')")
@@ -115,17 +116,24 @@ def test_messages_of_child_namespaces_stay_out_of_the_history(sync_store: SyncSe
     assert sync_store.get_history(thread_of(sync_store, "chat-ns").session_id) == []
 
 
+def keys_everywhere(raw: Any) -> int:
+    """The keys on every primary (a cluster client's DBSIZE asks one node by default)."""
+    if isinstance(raw, redis.cluster.RedisCluster):
+        return int(raw.dbsize(target_nodes=redis.cluster.RedisCluster.PRIMARIES))
+    return int(raw.dbsize())
+
+
 def test_without_a_user_a_new_thread_is_refused_and_nothing_is_written(
         sync_store: SyncSessionStore, raw: Any) -> None:
     saver = LuminoraCheckpointSaver(None, sync_store)
     sync_store.context()  # the store's first use records its layout
-    before = raw.dbsize()
+    before = keys_everywhere(raw)
     with pytest.raises(InvalidInput, match="user_id"):
         put(saver, "orphan", checkpoint(TURN_1))
     assert sync_store.run(find_thread, "orphan") is None
     with pytest.raises(InvalidInput):  # a bad user id, with a run to note: refused first
         saver.put(config("orphan", user_id=""), checkpoint(TURN_1), {"run_id": "r1"}, {})
-    assert raw.dbsize() == before
+    assert keys_everywhere(raw) == before
     defaulted = LuminoraCheckpointSaver(None, sync_store, default_user_id="guest")
     put(defaulted, "orphan", checkpoint(TURN_1))
     assert thread_of(sync_store, "orphan").user_id == "guest"
