@@ -95,7 +95,7 @@ def save_session(ctx: Context, session_id: object, user_id: object, personality_
                                (keys.session, keys.meta, keys.deadlines, user.sessions,
                                 user.user, user.archived(sid)[0]),
                                (sid, user_id, personality, ttl_ms, idle_ms, 1, new_nonce())),
-                          scans.hint_deadline(ctx, bucket, idle_ms)]))[0]
+                          scans.hint_deadline(ctx, bucket, sid, idle_ms)]))[0]
     if reply[0] not in (ReplyCode.OK, ReplyCode.CREATED_BEFORE):
         raise UnexpectedReply(f"create_session replied {reply!r}")
     yield Call("compat_tag_session", (keys.meta,), (caller_id,))

@@ -12,23 +12,30 @@ deadline and lower its hint there; every key a script touches still arrives
 through KEYS, and the hint write is a call of its own, in the same round trip:
 
 - A writer that adds a deadline (``create_session``) sends, right after the
-  script that indexed it, ``lower_hints`` (``ZADD LT``) with the deadline less
-  a margin (``scans.HINT_MARGIN_MS``, for another node's clock). Raising an
-  entry (``read_meta``) writes no hint: hints are lower bounds.
+  script that indexed it, ``lower_hints`` (``ZADD LT``): on a single server
+  with the index entry's own score (the script declares both keys), on a
+  cluster with the deadline computed on the hint key's node less a margin
+  (``scans.HINT_MARGIN_MS``, for the other node's clock). Raising an entry
+  (``read_meta``) writes no hint: hints are lower bounds.
 - Each tick the lease holder takes the passed hints (``take_hints``: read and
   removed in one call; one call on a single server, one per hint key pipelined
   per node on a cluster, whatever the bucket count), scans those buckets'
-  indexes (``due_sessions``), archives what is due, scans the buckets that had
-  something due again (an entry found live was raised to its real deadline),
-  and puts each bucket's next score back (``lower_hints``, ``ZADD LT``). In
+  indexes (``due_sessions``), archives what is due, and puts each bucket's
+  next score back (``lower_hints``, ``ZADD LT``). In
   that order no deadline is lost: one indexed after the take lands its own
   hint (LT keeps the lower of the two), one indexed before it is seen by the
   scan. An entry still due after that (its archive failed) gets a hint one
   interval ahead, so it is retried at the next tick until it is quarantined.
 - Between ticks the sweeper sleeps until the earliest hint it knows
   (`HintSchedule`): the earliest one the take left, or a next score it put
-  back. A hint made by a writer is a margin early: the bucket is looked at once
-  before the deadline, learns the exact score, and is looked at again on time.
+  back. On a cluster a writer's hint is a margin early: the bucket is looked
+  at once before the deadline, learns the exact score, and is looked at again
+  on time.
+- It asks a bucket twice only when the first answer may be stale: an entry
+  it did not archive (a live session's, raised; one another path is
+  archiving; a failure) or a full batch. Otherwise the scan's next score,
+  read before the archives, is the bucket's next score: what was archived
+  was due, and what was indexed since wrote its own hint.
 
 What can lose a hint: a crash between the take and the put-back, a writer's
 hint call that failed after its script ran, or, on a cluster, a take and a
@@ -198,17 +205,23 @@ class Sweeper:
                 if isinstance(result, BaseException):
                     raise result
             total += sum(1 for result in results if result == 1)
-            # Archived, quarantined and live (raised) entries all leave the due range:
-            # scan their buckets again, for what is left and for their next scores.
+            # Archived and quarantined entries left the index, and the scan already named
+            # the next score of their buckets. Entries not archived (a live session's,
+            # raised to its real deadline; one another path is archiving; a failure) and a
+            # full batch need another look at their buckets.
             found = set(scan.session_ids)
-            if not found or found == previous or self.closing:
+            unsettled = found.difference(
+                sid for sid, result in zip(mine, results) if result != 0)
+            again = found if scan.more else unsettled
+            if not again or found == previous or self.closing:
                 break
             previous = found
-            targets = sorted({owner for sid in found
+            targets = sorted({owner for sid in again
                               if (owner := space.bucket_of_session(sid)) is not None})
-        # What is still due (failing, or being archived by another path): a tick from now.
+        # Buckets that still hold due entries (failing ones, those another path is
+        # archiving, those behind them in a full batch): looked at again a tick from now.
         retry = scan.now_ms + int(self._interval * 1000)
-        for sid in found:
+        for sid in again:
             if (owner := space.bucket_of_session(sid)) is not None:
                 ahead[owner] = min(ahead.get(owner, retry), retry)
         await call(self._store, scans.lower_hints, ahead)

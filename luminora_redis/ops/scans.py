@@ -189,18 +189,23 @@ def expired_sessions(ctx: Context, manual: bool = True, batch: int = SWEEP_BATCH
 # The due-bucket hints
 # --------------------------------------------------------------------------- #
 
-#: How far below a new deadline its hint goes: the hint is computed on the clock of
-#: the hint key's node, after the deadline was (a cluster's nodes' clocks may differ).
-#: An early hint costs one look at the bucket, which then learns the exact score.
+#: How far below a new deadline its hint goes on a cluster: the hint is computed on the
+#: clock of the hint key's node, after the deadline was indexed on another node (whose
+#: clock may differ). An early hint costs one look at the bucket, which then learns the
+#: exact score. On a single server the hint is the index entry's own score.
 HINT_MARGIN_MS = 1000
 
 
-def hint_deadline(ctx: Context, bucket: int, in_ms: int) -> Call:
-    """The call that tells the sweeper a deadline now lands in ``bucket``'s deadline
-    index, ``in_ms`` from now (at the earliest). Send it right after the call that
-    adds the deadline, in the same batch (see ``lower_hints.lua``)."""
-    return Call("lower_hints", (ctx.keys.hint(bucket),),
-                ("rel", in_ms - HINT_MARGIN_MS, bucket))
+def hint_deadline(ctx: Context, bucket: int, session_id: str, in_ms: int) -> Call:
+    """The call that tells the sweeper that ``session_id``'s deadline, ``in_ms`` from now
+    at the earliest, was just added to ``bucket``'s deadline index. Send it right after
+    the call that added it, in the same batch (see ``lower_hints.lua``): on a single
+    server it copies the entry's score; on a cluster (another slot) it writes ``in_ms``
+    from its own clock less `HINT_MARGIN_MS`."""
+    if ctx.scan_scripts:
+        return Call("lower_hints", (ctx.keys.hint(bucket), ctx.keys.index(bucket)[0]),
+                    ("idx", session_id, bucket))
+    return Call("lower_hints", (ctx.keys.hint(bucket),), ("rel", in_ms - HINT_MARGIN_MS, bucket))
 
 
 def lower_hints(ctx: Context, scores: dict[int, int]) -> Op[None]:

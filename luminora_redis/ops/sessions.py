@@ -84,7 +84,7 @@ def create_session(ctx: Context, user_id: object, personality_name: object,
             bucket = ctx.keys.bucket_of_session(session_id)
             assert bucket is not None
             reply = (yield Batch([create, scans.hint_deadline(
-                ctx, bucket, min(config.ttl_ms, config.max_idle_ms))]))[0]
+                ctx, bucket, session_id, min(config.ttl_ms, config.max_idle_ms))]))[0]
         else:
             reply = yield create
         if reply[0] in (OK, ReplyCode.CREATED_BEFORE):
