@@ -71,3 +71,17 @@ def test_forget_drops_the_hint_and_a_new_clock_moves_the_wake() -> None:
     assert schedule.seconds_until_due(1_000) == 0.401
     schedule.forget()
     assert schedule.earliest is None and schedule.seconds_until_due(1_000) is None
+
+
+def test_a_reply_read_late_does_not_make_the_wake_late() -> None:
+    """The offset is the largest of the recent samples: a reply the event loop read 300 ms
+    late (the server's clock then looks 300 ms behind) moves nothing; once the good
+    sample is older than the window, the next samples count."""
+    schedule = HintSchedule()
+    schedule.clock(1_000, local_ms=1_000)
+    schedule.clock(1_100, local_ms=1_400)  # read 300 ms late
+    schedule.note(1_500)
+    assert schedule.seconds_until_due(1_400) == 0.101
+    later = 1_000 + HintSchedule.WINDOW_MS + 1
+    schedule.clock(later - 50, local_ms=later)  # the server is 50 ms behind after all
+    assert schedule.seconds_until_due(1_000) == 0.551  # 1_501 on the server is 1_551 here

@@ -18,6 +18,7 @@ costs a query that finds nothing due yet.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Iterable
 
 from luminora_redis.ops.scans import DueScan
@@ -102,9 +103,14 @@ class HintSchedule:
     again. Scores are Redis's clock (ms), mapped onto this host's with the offset
     seen in the latest reply. Not thread-safe."""
 
+    #: How long a clock sample counts (ms): the offset is the largest of that window's.
+    WINDOW_MS = 2000.0
+
     def __init__(self) -> None:
         self._earliest: int | None = None
         self._offset_ms = 0.0  # server clock minus this host's clock
+        # (local ms, offset) of recent replies, offsets decreasing: the window's largest first.
+        self._samples: deque[tuple[float, float]] = deque()
 
     @property
     def earliest(self) -> int | None:
@@ -112,8 +118,19 @@ class HintSchedule:
         return self._earliest
 
     def clock(self, server_ms: int, local_ms: float) -> None:
-        """Record the server clock a reply carried, read at ``local_ms`` on this host."""
-        self._offset_ms = server_ms - local_ms
+        """Record the server clock a reply carried, read at ``local_ms`` on this host.
+
+        A reply read late (a busy event loop) makes the server's clock look behind and
+        would move every wake-up as late: the offset is the largest of the last
+        `WINDOW_MS`'s samples, the one read soonest after it was sent."""
+        offset = server_ms - local_ms
+        samples = self._samples
+        while samples and samples[-1][1] <= offset:
+            samples.pop()
+        samples.append((local_ms, offset))
+        while samples[0][0] < local_ms - self.WINDOW_MS:
+            samples.popleft()
+        self._offset_ms = samples[0][1]
 
     def note(self, hint_ms: int | None) -> None:
         """A hint is known to fall at ``hint_ms`` (None: nothing learned)."""

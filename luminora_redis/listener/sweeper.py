@@ -195,6 +195,8 @@ class Sweeper:
         previous: set[str] = set()
         while True:
             scan = await call(self._store, scans.scan_due, targets, False, self._batch)
+            # The clocks are compared as the reply arrives, not after the archives.
+            self.schedule.clock(scan.now_ms, time.time() * 1000)
             for bucket in targets:
                 ahead.pop(bucket, None)
             ahead.update(scan.next_deadlines)
@@ -225,7 +227,6 @@ class Sweeper:
             if (owner := space.bucket_of_session(sid)) is not None:
                 ahead[owner] = min(ahead.get(owner, retry), retry)
         await call(self._store, scans.lower_hints, ahead)
-        self.schedule.clock(scan.now_ms, time.time() * 1000)
         self.schedule.note(min(ahead.values(), default=None))
         return total
 
