@@ -1,8 +1,9 @@
-"""DeadlineSchedule, pure: what a sweeper learns from scans and when it wakes."""
+"""DeadlineSchedule and HintSchedule, pure: what a loop learns from its replies and when
+it wakes."""
 
 from __future__ import annotations
 
-from luminora_redis.listener.schedule import DeadlineSchedule
+from luminora_redis.listener.schedule import DeadlineSchedule, HintSchedule
 from luminora_redis.ops.scans import DueScan
 
 
@@ -40,3 +41,47 @@ def test_due_buckets_leave_until_scanned_again_and_forget_clears_all() -> None:
     assert schedule.take_due(10) == []
     schedule.forget()
     assert schedule.take_due(1_000) == [] and len(schedule) == 0
+
+
+def test_the_sweeper_wakes_just_after_the_earliest_hint_on_the_servers_clock() -> None:
+    schedule = HintSchedule()
+    schedule.clock(10_000, local_ms=5_000)  # the server clock runs 5 s ahead of this host's
+    assert schedule.seconds_until_due(5_000) is None
+    assert schedule.pause(0.25, 5_000, 0.002) == 0.25, "nothing known: the next tick"
+    schedule.note(10_300)
+    schedule.note(10_100)
+    schedule.note(None)
+    schedule.note(10_200)  # the earliest wins
+    assert schedule.earliest == 10_100
+    # Due strictly after the score, as Redis expires: wake at 10_101 on the server's clock.
+    assert schedule.seconds_until_due(5_000) == 0.101
+    assert schedule.pause(0.25, 5_000, 0.002) == 0.101
+    assert schedule.pause(0.05, 5_000, 0.002) == 0.05, "the tick comes first"
+    assert not schedule.take_due(5_100), "not past yet: a hint at t is due at t + 1"
+    assert schedule.pause(0.25, 5_100, 0.002) == 0.002, "an estimate a hair early never spins"
+    assert schedule.take_due(5_101)
+    assert schedule.earliest is None and not schedule.take_due(9_999), "taken once"
+
+
+def test_forget_drops_the_hint_and_a_new_clock_moves_the_wake() -> None:
+    schedule = HintSchedule()
+    schedule.clock(1_000, local_ms=1_000)
+    schedule.note(1_500)
+    schedule.clock(1_100, local_ms=1_000)  # the server is found 100 ms ahead after all
+    assert schedule.seconds_until_due(1_000) == 0.401
+    schedule.forget()
+    assert schedule.earliest is None and schedule.seconds_until_due(1_000) is None
+
+
+def test_a_reply_read_late_does_not_make_the_wake_late() -> None:
+    """The offset is the largest of the recent samples: a reply the event loop read 300 ms
+    late (the server's clock then looks 300 ms behind) moves nothing; once the good
+    sample is older than the window, the next samples count."""
+    schedule = HintSchedule()
+    schedule.clock(1_000, local_ms=1_000)
+    schedule.clock(1_100, local_ms=1_400)  # read 300 ms late
+    schedule.note(1_500)
+    assert schedule.seconds_until_due(1_400) == 0.101
+    later = 1_000 + HintSchedule.WINDOW_MS + 1
+    schedule.clock(later - 50, local_ms=later)  # the server is 50 ms behind after all
+    assert schedule.seconds_until_due(1_000) == 0.551  # 1_501 on the server is 1_551 here

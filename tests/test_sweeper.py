@@ -15,9 +15,10 @@ import pytest
 
 from luminora_redis import ArchiveReason, QuarantineKind, SessionStore
 from luminora_redis.core.errors import ReplyCode
+from luminora_redis.core.keys import HINT_GROUPS
 from luminora_redis.core.scripts import Call
 from luminora_redis.listener.expiry_listener import SWEEP, ExpiryListener
-from luminora_redis.ops import archive, scans
+from luminora_redis.ops import archive, scans, sessions
 from luminora_redis.ops.scans import scan_due
 
 from conftest import pexpiretime, session_keys, until, wait_until
@@ -302,3 +303,157 @@ async def test_a_listener_without_the_lease_still_catches_up_after_a_reconnect(
                 assert admin.client_kill_filter(_type="pubsub") == 1
             await asyncio.wait_for(follower.wait_live(after=lives), 30)
             assert follower.sweeps == sweeps + 1 and not follower.sweeping
+
+
+# -- the due-bucket hints: a sweep reads only the buckets with something due -------------
+
+
+def _hint(raw: Any, space: Any, bucket: int) -> float | None:
+    score = raw.zscore(space.hint(bucket), bucket)
+    return None if score is None else float(score)
+
+
+def test_a_new_deadline_lowers_its_buckets_hint_in_the_same_round_trip(
+        store: Any, raw: Any) -> None:
+    """The hint is a lower bound of the new deadline, at most the margin below it; a
+    session without auto_cleanup (which the sweeper never archives) leaves none."""
+    space = store.context().keys
+    manual = store.create_session("ana", "alicia", {"ttl": 60, "auto_cleanup": False})
+    assert _hint(raw, space, int(manual[:4], 16)) is None
+    sid = store.create_session("carlos", "alicia", {"ttl": 60, "max_idle": 30})
+    bucket = int(sid[:4], 16)
+    deadline = raw.zscore(session_keys(sid).deadlines, sid)
+    hint = _hint(raw, space, bucket)
+    assert hint is not None and deadline - scans.HINT_MARGIN_MS - 50 <= hint <= deadline
+    # A later deadline in the same bucket never raises it (ZADD LT).
+    store.create_session("carlos", "alicia", {"ttl": 600})
+    assert _hint(raw, space, bucket) == hint
+
+
+async def test_between_full_sweeps_new_sessions_are_archived_through_their_hints(
+        async_stores: Callable[..., SessionStore]) -> None:
+    """Notifications off and no full sweep after the start: sessions created afterwards
+    are archived within a few intervals of their deadlines, found through the hints
+    their creation wrote (without them, only the next full sweep, an hour away, would)."""
+    store = async_stores()
+    hooked: dict[str, float] = {}
+    listener = ExpiryListener(store, notifications=False, sweep_interval=0.1,
+                              full_sweep_interval=3600,
+                              on_archived=lambda c: hooked.__setitem__(c.session_id, time.time()))
+    async with running(listener):
+        await until(lambda: listener._sweeper.full_sweeps == 1)
+        owners = await create_sessions(store, 6, 3, [MIN_TTL] * 6)
+        await until(lambda: len(hooked) == 6, timeout=60)
+        assert listener._sweeper.full_sweeps == 1, "no full sweep ran after the start"
+    assert sorted(hooked) == sorted(owners)
+    assert listener.archived_by_path[SWEEP] == 6
+    ended = {c.session_id: c.ended_at.timestamp()
+             for user in set(owners.values())
+             for c in await store.get_archived_conversations(user)}
+    lags = sorted(hooked[sid] - ended[sid] for sid in owners)
+    print(f"\nlags {[f'{lag * 1000:.0f} ms' for lag in lags]}")
+    assert lags[-1] < 15, "archived within intervals of the deadline, not a full-sweep period"
+
+
+async def test_a_deadline_added_between_the_scan_and_the_put_back_is_not_lost(
+        async_stores: Callable[..., SessionStore], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race the order (take, scan, put back with ZADD LT) is for: while the sweeper
+    puts its bucket's next score (an hour ahead) back, a session is created in that bucket
+    with a deadline seconds away. Its own hint survives the put-back, so the sweeper
+    archives it without a full sweep; a put-back that overwrote the hint would lose it."""
+    store = async_stores()
+    listener = ExpiryListener(store, notifications=False, sweep_interval=0.05,
+                              full_sweep_interval=3600)
+    raced: list[str] = []
+    armed = False
+    put_back = scans.lower_hints
+
+    def racing_put_back(ctx: Any, scores: dict[int, int]) -> Any:
+        if armed and not raced and any(score > time.time() * 1000 + 600_000
+                                       for score in scores.values()):
+            raced.append((yield from sessions.create_session(
+                ctx, "carlos", "alicia", {"ttl": MIN_TTL})))
+        yield from put_back(ctx, scores)
+
+    monkeypatch.setattr(scans, "lower_hints", racing_put_back)
+    async with running(listener):
+        await until(lambda: listener._sweeper.full_sweeps == 1)
+        later = await store.create_session("carlos", "alicia", {"ttl": 3600})
+        armed = True
+        first = await store.create_session("carlos", "alicia", {"ttl": MIN_TTL})
+        await until(lambda: len(raced) == 1, timeout=30)
+        await until(lambda: listener.archived == 2, timeout=30)
+        assert listener._sweeper.full_sweeps == 1, "found through its hint, not a full sweep"
+    archived = {c.session_id for c in await store.get_archived_conversations("carlos")}
+    assert archived == {first, raced[0]} and later not in archived
+
+
+@pytest.mark.slow
+async def test_a_lost_hint_is_restored_by_the_next_full_sweep(
+        async_stores: Callable[..., SessionStore], raw: Any) -> None:
+    """A hint lost (a crash between take and put-back, a failed hint write): the session
+    is not found at its deadline, but the next full sweep archives it and writes every
+    bucket's hint again."""
+    store = async_stores()
+    space = (await store.context()).keys
+    listener = ExpiryListener(store, notifications=False, sweep_interval=0.05,
+                              full_sweep_interval=6)
+    async with running(listener):
+        await until(lambda: listener._sweeper.full_sweeps == 1)
+        sid = await store.create_session("carlos", "alicia", {"ttl": MIN_TTL})
+        keep = await store.create_session("carlos", "alicia", {"ttl": 3600})
+        bucket = int(sid[:4], 16)
+        assert raw.zrem(space.hint(bucket), bucket) == 1  # the hint is 1 s ahead: not taken yet
+        await until(lambda: not raw.exists(session_keys(sid).session), timeout=30)
+        takes = listener._sweeper.takes
+        await until(lambda: listener._sweeper.takes >= takes + 5)
+        if listener._sweeper.full_sweeps == 1:  # (a stalled machine may have reached it)
+            assert listener.archived == 0, "no hint, no look at the bucket"
+        await until(lambda: listener.archived == 1, timeout=30)
+        await until(lambda: listener._sweeper.full_sweeps >= 2)  # the one that archived it
+        hint = _hint(raw, space, bucket)
+        assert hint is not None and hint <= raw.zscore(session_keys(keep).deadlines, keep)
+
+
+def _commands(servers: list[Any]) -> tuple[int, int]:
+    """Commands and EVALSHA calls all servers ran so far (scripts' own commands included)."""
+    commands = evalsha = 0
+    for server in servers:
+        with server.client() as client:
+            stats = client.info("commandstats")
+        commands += sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+        evalsha += int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+    return commands, evalsha
+
+
+async def _idle_per_tick(store: SessionStore, servers: list[Any]) -> tuple[float, float]:
+    """Commands and EVALSHA calls per interval of an idle lease holder, notifications off."""
+    listener = ExpiryListener(store, notifications=False, sweep_interval=0.05,
+                              full_sweep_interval=3600)
+    async with running(listener):
+        await until(lambda: listener._sweeper.full_sweeps == 1 and listener.sweeping)
+        ticks, (commands, calls) = listener.sweeps, _commands(servers)
+        await until(lambda: listener.sweeps >= ticks + 20, timeout=30)
+        after = _commands(servers)
+        ticks = listener.sweeps - ticks
+        assert listener._sweeper.full_sweeps == 1
+    return (after[0] - commands) / ticks, (after[1] - calls) / ticks
+
+
+async def test_the_calls_per_interval_do_not_grow_with_the_bucket_count(
+        async_stores: Callable[..., SessionStore], servers: list[Any], topology: str) -> None:
+    """An idle holder with live sessions in many buckets: per interval it renews its lease
+    and takes the hints (one call on a single server, one per hint key on a cluster),
+    whatever the bucket count; a full sweep per interval asked every bucket."""
+    per_tick = {}
+    for buckets in (64, 1024):
+        store = async_stores(buckets=buckets, prefix=f"b{buckets}")
+        await create_sessions(store, 200, 200, [3600] * 200)
+        per_tick[buckets] = await _idle_per_tick(store, servers)
+    print(f"\ncommands, calls per interval by bucket count: {per_tick}")
+    takes = 1 if topology == "single" else HINT_GROUPS
+    for commands, calls in per_tick.values():
+        assert calls <= takes + 2  # the take(s), the lease, a heartbeat now and then
+        # In all, a take reads each hint key twice (ZRANGEBYSCORE, ZRANGE).
+        assert commands <= 2 * HINT_GROUPS + 3 * takes + 12
+    assert per_tick[1024][0] <= per_tick[64][0] + 5, "no command per bucket"

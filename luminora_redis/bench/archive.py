@@ -12,8 +12,11 @@ Setups: the sweeper at each interval (with notifications), notifications only (a
 interval so long it never runs after the start-up sweep), and the sweeper alone
 (``notifications=False``). The last table is the sweepers' idle cost with 1, 2 and 4
 listeners: Redis commands per second while nothing is due (INFO commandstats delta) and
-redis-server CPU (INFO used_cpu_sys + used_cpu_user delta) as % of one core. Target:
-p99 ≤ 100 ms and 100 % archived; idle sweeping ≤ 1 % of a core whatever the listeners.
+redis-server CPU (INFO used_cpu_sys + used_cpu_user delta) as % of one core. The
+listeners run at their defaults otherwise: each interval the lease holder reads the
+due-bucket hints, and it sweeps every bucket every ``full_sweep_interval`` (30 s).
+Target: p99 ≤ 20 ms and 100 % archived; idle sweeping ≤ 1 % of a core whatever the
+listeners.
 
 Filling the keyspace pipelines the store's own operations through its extension API
 (``store.context()``, and ``store.run()`` of a ``Batch`` step).
@@ -33,7 +36,7 @@ from luminora_redis import ArchivedConversation, SessionStore
 from luminora_redis.bench.report import num, table
 from luminora_redis.core.context import Context
 from luminora_redis.core.keys import KeySpace
-from luminora_redis.core.scripts import Batch, Call, Op
+from luminora_redis.core.scripts import Batch, Call, Op, Step
 from luminora_redis.listener.expiry_listener import ExpiryListener
 from luminora_redis.ops import sessions
 
@@ -83,6 +86,7 @@ class ArchiveOptions:
 
 NEVER = 10 * 365 * 24 * 3600.0  # a sweep interval that never comes round during a run
 BATCH = 1000  # operations per pipelined round trip when filling the keyspace
+TARGET_P99_MS = 20.0  # expiry -> archive, with a million live sessions (issue 17)
 
 
 # --------------------------------------------------------------------------- #
@@ -98,29 +102,31 @@ def send_batch(ctx: Context, calls: Sequence[Call]) -> Op[list[Any]]:
 
 async def pipelined(store: SessionStore, operation: Callable[..., Any],
                     arguments: Iterable[tuple[Any, ...]], batch: int = BATCH) -> list[Any]:
-    """Run many single-step store operations (create_session, append_messages, ...) with
-    their script calls pipelined ``batch`` at a time: the same scripts, keys and
-    arguments as ``store.<operation>(...)``, without a round trip each. Uses the
-    store's operation layer (``luminora_redis.ops.sessions``) through ``store.run``."""
+    """Run many store operations (create_session, append_messages, ...) with their steps
+    pipelined ``batch`` operations at a time: the same scripts, keys and arguments as
+    ``store.<operation>(...)``, without a round trip each (an operation's own ``Batch``
+    step joins the pipeline whole). Uses the store's operation layer
+    (``luminora_redis.ops.sessions``) through ``store.run``."""
     ctx = await store.context()
     results: list[Any] = []
     pending = list(arguments)
     for start in range(0, len(pending), batch):
         ops = [operation(ctx, *args) for args in pending[start:start + batch]]
-        steps = [next(op) for op in ops]
+        steps: list[Step] = [next(op) for op in ops]
         while ops:
-            replies = await store.run(send_batch, steps)
+            flat = [call for step in steps
+                    for call in (step.calls if isinstance(step, Batch) else (step,))]
+            replies = iter(await store.run(send_batch, flat))
             again_ops, again_steps = [], []
-            for op, reply in zip(ops, replies):
+            for op, step in zip(ops, steps):
+                reply = ([next(replies) for _ in step.calls] if isinstance(step, Batch)
+                         else next(replies))
                 try:
-                    step = op.send(reply)
+                    again_steps.append(op.send(reply))
                 except StopIteration as done:
                     results.append(done.value)
                     continue
-                if not isinstance(step, Call):
-                    raise RuntimeError(f"{operation.__name__} took a multi-call step")
                 again_ops.append(op)
-                again_steps.append(step)
             ops, steps = again_ops, again_steps
     return results
 
@@ -316,7 +322,7 @@ def outcome_row(outcome: Outcome) -> list[str]:
         f"{_ms(percentile(script_lags, 50), timeout)} / {_ms(percentile(script_lags, 99), timeout)}",
         f"{100 * within / n:.1f} %",
         f"{100 * archived / n:.1f} %" + ("" if archived == n else f" in {timeout:g} s"),
-        "yes" if archived == n and p99 <= 100 else "no",
+        "yes" if archived == n and p99 <= TARGET_P99_MS else "no",
         paths,
     ]
 
@@ -335,7 +341,7 @@ def report(args: ArchiveOptions, fill: dict[str, float],
         f"back; the listener's own lag, when the archive script returned, is next to it); "
         f"a setup's wait ends when all are archived or {args.timeout_notify:g} s "
         f"(notifications only) / {args.timeout_sweep:g} s after the last deadline. "
-        f"Target: p99 ≤ 100 ms and 100 % archived._",
+        f"Target: p99 ≤ {TARGET_P99_MS:g} ms and 100 % archived._",
         "",
         table(["listener setup", "p50 ms", "p99 ms", "max ms",
                "p50 / p99 ms when the archive script returned", "within 1 s", "archived",
@@ -345,7 +351,7 @@ def report(args: ArchiveOptions, fill: dict[str, float],
         f"### Sweeper cost while idle ({args.buckets} buckets, nothing due, "
         f"{args.cost_seconds:g} s window)",
         "",
-        table(["sweep interval", "idle listeners", "full sweeps/s (all listeners)",
+        table(["sweep interval", "idle listeners", "sweep passes/s (all listeners)",
                "EVALSHA/s", "Redis commands/s (incl. inside scripts)",
                "redis-server CPU, % of one core"],
               [[f"{c['interval'] * 1000:g} ms", str(int(c["listeners"])), num(c["sweeps"], 1),

@@ -31,7 +31,7 @@ from luminora_redis.core.errors import InvalidInput, ReplyCode, UnexpectedReply
 from luminora_redis.core.ids import new_nonce
 from luminora_redis.core.scripts import Batch, Call, Op
 from luminora_redis.core.validation import check_number
-from luminora_redis.ops import archive, sessions
+from luminora_redis.ops import archive, scans, sessions
 
 __all__ = [
     "delete_session",
@@ -87,11 +87,15 @@ def save_session(ctx: Context, session_id: object, user_id: object, personality_
     yield Call("compat_put_alias", (alias_key,),
                (int(deadline * 1000) + grace_ms, "sid", sid, "user", user_id,
                 "pers", personality, *flat, "provider_config", config))
-    reply = yield Call("create_session",
-                       (keys.session, keys.meta, keys.deadlines, user.sessions, user.user,
-                        user.archived(sid)[0]),
-                       (sid, user_id, personality, ttl_ms, min(max_idle_ms, ttl_ms), 1,
-                        new_nonce()))
+    idle_ms = min(max_idle_ms, ttl_ms)
+    bucket = ctx.keys.bucket_of_session(sid)
+    assert bucket is not None
+    # The sweeper's hint of the new deadline rides along (see scans.hint_deadline).
+    reply = (yield Batch([Call("create_session",
+                               (keys.session, keys.meta, keys.deadlines, user.sessions,
+                                user.user, user.archived(sid)[0]),
+                               (sid, user_id, personality, ttl_ms, idle_ms, 1, new_nonce())),
+                          scans.hint_deadline(ctx, bucket, sid, idle_ms)]))[0]
     if reply[0] not in (ReplyCode.OK, ReplyCode.CREATED_BEFORE):
         raise UnexpectedReply(f"create_session replied {reply!r}")
     yield Call("compat_tag_session", (keys.meta,), (caller_id,))

@@ -84,6 +84,16 @@ Per prefix::
                                       full sweeps, with a TTL of one lease; renewed by it
     lr:deliverer                STRING the same, of the listener with a hook that runs
                                       the periodic full outbox scans
+    lr:{h<g>}:due               ZSET  bucket number -> a lower bound (ms, server clock) of
+                                      the earliest score in that bucket's deadline index,
+                                      for the buckets of group g (bucket mod 16), hash
+                                      tagged per group so the groups spread over a
+                                      cluster's nodes. Writers that add a deadline lower
+                                      it (ZADD LT); the sweeper takes the due entries and
+                                      puts back each bucket's next score, so a sweep reads
+                                      only the buckets with something due. A hint, not
+                                      the truth: a lost entry is restored by the next
+                                      full sweep (``luminora_redis.listener.sweeper``).
 
 The LuminoraCore adapter adds its own keys beside these (alias records of
 caller-chosen session ids, and the fields LuminoraCore stores beyond our
@@ -98,7 +108,12 @@ import secrets
 from typing import NamedTuple
 from urllib.parse import quote
 
-__all__ = ["BucketKeys", "KeySpace", "SessionKeys", "UserKeys"]
+__all__ = ["HINT_GROUPS", "BucketKeys", "KeySpace", "SessionKeys", "UserKeys"]
+
+#: How many due-bucket hint keys a prefix has (``<prefix>:{h<g>}:due``, g = bucket mod
+#: this): few, so a sweep reads them all in one round trip per node, and more than one,
+#: so that on a cluster the writes of new deadlines spread over the nodes.
+HINT_GROUPS = 16
 
 _SESSION_ID = re.compile(r"([0-9a-f]{4})-[0-9a-f]{32}")
 
@@ -161,8 +176,8 @@ class UserKeys(NamedTuple):
 class KeySpace:
     """Builds every key from a prefix and a bucket count; pure and cheap."""
 
-    __slots__ = ("buckets", "deliverer", "deliverers", "layout", "listeners", "prefix",
-                 "sweeper")
+    __slots__ = ("buckets", "deliverer", "deliverers", "hints", "layout", "listeners",
+                 "prefix", "sweeper")
 
     def __init__(self, prefix: str, buckets: int) -> None:
         self.prefix = prefix
@@ -172,6 +187,12 @@ class KeySpace:
         self.deliverers = f"{prefix}:deliverers"
         self.sweeper = f"{prefix}:sweeper"
         self.deliverer = f"{prefix}:deliverer"
+        #: The due-bucket hint keys, group g at index g (see `hint`).
+        self.hints = tuple(f"{prefix}:{{h{group:x}}}:due" for group in range(HINT_GROUPS))
+
+    def hint(self, bucket: int) -> str:
+        """The hint key that holds ``bucket``'s earliest deadline (a lower bound)."""
+        return self.hints[bucket % HINT_GROUPS]
 
     def tag(self, bucket: int) -> str:
         """The hash-tagged key prefix of one bucket."""

@@ -106,6 +106,7 @@ class ExpiryListener:
         s = self.settings
         return Sweeper(self._store, interval=s.sweep_interval, batch=s.sweep_batch,
                        max_failures=s.sweep_max_failures, lease=s.lease,
+                       full_interval=s.full_sweep_interval, on_pass=self._passed,
                        owner=self._owner,
                        archive=lambda sid: self._archive(sid, SWEEP), inflight=self._inflight,
                        mark=self._state.mark, on_full_sweep=self._swept,
@@ -126,8 +127,9 @@ class ExpiryListener:
 
     @property
     def sweeps(self) -> int:
-        """Completed full sweep passes (only the sweep lease's holder sweeps every
-        interval; the others sweep at start and after a reconnect)."""
+        """Completed sweep passes: every interval of the sweep lease's holder (in full every
+        ``full_sweep_interval``, else the buckets whose hint passed); the others sweep in
+        full at start and after a reconnect."""
         return self._sweeper.sweeps
 
     @property
@@ -351,6 +353,11 @@ class ExpiryListener:
         if self._observer is not None:
             self._observer.swept()
         return archived
+
+    def _passed(self) -> None:
+        """A sweep pass through the due-bucket hints completed (not a full sweep)."""
+        if self._observer is not None:
+            self._observer.swept()
 
     def _swept(self, mark: object) -> None:
         if self._observer is not None:

@@ -1,31 +1,29 @@
-"""DeadlineSchedule: when each bucket next has a session due, as the sweeper learned it.
+"""When a listener next looks at its sorted sets: `DeadlineSchedule` per bucket (the
+delivery loop's outboxes), `HintSchedule` for the sweeper's due-bucket hints.
 
-A full sweep asks every bucket's deadline index (one script call on a single
-server, 1024 on a cluster), so it cannot run often. But it also learns when
-each bucket's earliest remaining deadline falls. Index scores are lower
-bounds of the sessions' deadlines, so a bucket may be woken for a session
-that chatted on: the sweep raises that entry to its real expiry, and the
-schedule learns the bucket's next score from the same scan. The sweeper keeps those
-deadlines here and, between full sweeps, wakes when the earliest one falls
-due and asks only the buckets that are due. Known deadlines are therefore
-archived within a round trip of expiring, and the cost follows the expiry
-rate rather than the bucket count. Deadlines the schedule cannot know (a
-session created or touched after its bucket was scanned) are caught by the
-next full sweep, or by a keyspace notification.
+DeadlineSchedule: when each bucket next has an entry due, as a scan learned it.
+A full scan of every bucket (the delivery loop's outbox scan) cannot run
+often, but it learns when each bucket's earliest remaining entry falls; the
+loop keeps those times here and, between full scans, wakes when the earliest
+one falls due and asks only the buckets that are due. Scores the schedule
+cannot know (an entry added after its bucket was scanned) are caught by the
+next full scan. (The sweeper used this too, until the due-bucket hints let it
+learn of new deadlines without a full sweep: `HintSchedule`.)
 
-Deadlines are Redis's clock (ms); the schedule maps them onto this host's
-clock with the offset seen in the latest reply. An estimate that is early
-only costs a query that finds nothing due yet.
+Scores are Redis's clock (ms); the schedules map them onto this host's clock
+with the offset seen in the latest reply. An estimate that is early only
+costs a query that finds nothing due yet.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Iterable
 
 from luminora_redis.ops.scans import DueScan
 
-__all__ = ["DeadlineSchedule"]
+__all__ = ["DeadlineSchedule", "HintSchedule"]
 
 
 class DeadlineSchedule:
@@ -86,6 +84,84 @@ class DeadlineSchedule:
         earliest known deadline, whichever is first, but at least ``least`` for the
         latter (an estimate a hair early must not spin)."""
         pause = max(0.0, until_full)
+        due_in = self.seconds_until_due(local_ms)
+        if due_in is not None:
+            pause = min(pause, max(due_in, least))
+        return pause
+
+
+class HintSchedule:
+    """When the sweeper should next take the due-bucket hints: the earliest hint it knows.
+
+    Between its interval ticks the sweeper sleeps until the earliest hint it knows
+    (see ``luminora_redis.listener.sweeper``): the earliest one a take of the hints
+    left, or a bucket's next score it put back itself. A hint is a lower bound of
+    its bucket's earliest deadline, so waking for it never comes late for a
+    deadline the hints know; one that turns out early only costs a take that finds
+    the bucket not due yet and learns its exact score. Deadlines added after the
+    last take (a new session) are found at the next tick, which reads the hints
+    again. Scores are Redis's clock (ms), mapped onto this host's with the offset
+    seen in the latest reply. Not thread-safe."""
+
+    #: How long a clock sample counts (ms): the offset is the largest of that window's.
+    WINDOW_MS = 2000.0
+
+    def __init__(self) -> None:
+        self._earliest: int | None = None
+        self._offset_ms = 0.0  # server clock minus this host's clock
+        # (local ms, offset) of recent replies, offsets decreasing: the window's largest first.
+        self._samples: deque[tuple[float, float]] = deque()
+
+    @property
+    def earliest(self) -> int | None:
+        """The earliest known hint (ms, server clock), or None."""
+        return self._earliest
+
+    def clock(self, server_ms: int, local_ms: float) -> None:
+        """Record the server clock a reply carried, read at ``local_ms`` on this host.
+
+        A reply read late (a busy event loop) makes the server's clock look behind and
+        would move every wake-up as late: the offset is the largest of the last
+        `WINDOW_MS`'s samples, the one read soonest after it was sent."""
+        offset = server_ms - local_ms
+        samples = self._samples
+        while samples and samples[-1][1] <= offset:
+            samples.pop()
+        samples.append((local_ms, offset))
+        while samples[0][0] < local_ms - self.WINDOW_MS:
+            samples.popleft()
+        self._offset_ms = samples[0][1]
+
+    def note(self, hint_ms: int | None) -> None:
+        """A hint is known to fall at ``hint_ms`` (None: nothing learned)."""
+        if hint_ms is not None and (self._earliest is None or hint_ms < self._earliest):
+            self._earliest = hint_ms
+
+    def forget(self) -> None:
+        """Drop what is known (a take reads the hints afresh, or another sweeper watches)."""
+        self._earliest = None
+
+    def seconds_until_due(self, local_ms: float) -> float | None:
+        """How long until the earliest known hint passes on the server's clock (0 when it
+        has), or None when none is known. Due is strictly after the score, as for the
+        deadline indexes: a hint at t is due once the server's clock reads t + 1."""
+        if self._earliest is None:
+            return None
+        return max(0.0, (self._earliest + 1 - self._offset_ms - local_ms) / 1000)
+
+    def take_due(self, local_ms: float) -> bool:
+        """Whether the earliest known hint has passed; if so it is forgotten, for the take
+        it calls for to learn the next one."""
+        if self._earliest is None or self._earliest >= local_ms + self._offset_ms:
+            return False
+        self._earliest = None
+        return True
+
+    def pause(self, until_tick: float, local_ms: float, least: float) -> float:
+        """Seconds to sleep: until the next tick (``until_tick`` s away) or the earliest
+        known hint, whichever is first, but at least ``least`` for the latter (an
+        estimate a hair early must not spin)."""
+        pause = max(0.0, until_tick)
         due_in = self.seconds_until_due(local_ms)
         if due_in is not None:
             pause = min(pause, max(due_in, least))

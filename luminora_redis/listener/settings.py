@@ -51,6 +51,10 @@ class ListenerSettings(SettingsModel):
     about that long (see ``luminora_redis.listener.sweeper``). It must exceed
     ``sweep_interval``, at which the holder renews it.
 
+    ``full_sweep_interval`` is how often that holder sweeps every bucket (seconds;
+    at least ``sweep_interval``). Its other ticks read only the buckets whose
+    due-bucket hint has passed; the full sweeps are what restores a lost hint.
+
     An invalid setting raises ``InvalidSettings``, also from ``ExpiryListener``'s keywords.
     """
 
@@ -60,6 +64,7 @@ class ListenerSettings(SettingsModel):
     sweep_batch: StrictInt = Field(500, ge=1)
     sweep_max_failures: StrictInt = Field(5, ge=1)
     sweep_lease: Seconds | None = None
+    full_sweep_interval: Seconds = 30.0
     notifications: StrictBool = True
     #: Sweep at once after every (re)subscription, for what expired meanwhile. Off, the
     #: listener counts as live as soon as it is subscribed (for tests of the fast path).

@@ -1,32 +1,70 @@
 """The sweeper: the guarantee behind keyspace notifications (see docs/listener.md).
 
-Every ``sweep_interval`` it asks all buckets' deadline indexes which scores have
-passed on the server clock (strictly: Redis expires a key only once now > its
-deadline) and archives those sessions. On a single server a full sweep asks
-for every bucket's earliest score in one script call (``scan_buckets.lua``),
-then asks only the buckets that have something due for their due entries; on a
-cluster, which refuses one script the keys of many slots, it asks every bucket,
-in one pipelined round trip per node (`scans.earliest_scores`). Between
-full sweeps it wakes for the next deadlines the replies named
-(`DeadlineSchedule`). An entry whose archive keeps failing is quarantined after
-``max_failures`` attempts, so its bucket moves on.
+It archives every auto_cleanup session whose deadline index score has passed on
+the server clock (strictly: Redis expires a key only once now > its deadline).
+Its cost follows the work, not the bucket count: each ``interval`` it reads the
+due-bucket hints, and asks only the buckets whose hint has passed.
 
-Index scores are lower bounds of the sessions' deadlines (chat turns do not
-rewrite them): an entry found due while its session is still live is raised to
-the session's real expiry by the archive path's first script (``read_meta``),
-so the next sweep does not find it again until it is really due.
+The hints (``<prefix>:{h<g>}:due``, 16 sorted sets: member = bucket, score = a
+lower bound of that bucket's earliest deadline index score). A script cannot
+declare keys of several slots on a cluster, so no script can both index a
+deadline and lower its hint there; every key a script touches still arrives
+through KEYS, and the hint write is a call of its own, in the same round trip:
 
-One sweeper per key prefix: the periodic full sweeps run only in the listener
-that holds the sweep lease (``<prefix>:sweeper``, ``sweep_lease.lua``). Every
-listener asks for the lease once per interval (one cheap script call): the
-holder renews it, the others find it held and do nothing more. The lease lasts
-``lease`` seconds (by default 4 sweep intervals, at least 1 s); when the holder
-dies or cannot reach Redis it stops renewing, and the first listener to ask
-after the lease lapsed takes over: within about one lease. A holder that stops
+- A writer that adds a deadline (``create_session``) sends, right after the
+  script that indexed it, ``lower_hints`` (``ZADD LT``): on a single server
+  with the index entry's own score (the script declares both keys), on a
+  cluster with the deadline computed on the hint key's node less a margin
+  (``scans.HINT_MARGIN_MS``, for the other node's clock). Raising an entry
+  (``read_meta``) writes no hint: hints are lower bounds.
+- Each tick the lease holder takes the passed hints (``take_hints``: read and
+  removed in one call; one call on a single server, one per hint key pipelined
+  per node on a cluster, whatever the bucket count), scans those buckets'
+  indexes (``due_sessions``), archives what is due, and puts each bucket's
+  next score back (``lower_hints``, ``ZADD LT``). In
+  that order no deadline is lost: one indexed after the take lands its own
+  hint (LT keeps the lower of the two), one indexed before it is seen by the
+  scan. An entry still due after that (its archive failed) gets a hint one
+  interval ahead, so it is retried at the next tick until it is quarantined.
+- Between ticks the sweeper sleeps until the earliest hint it knows
+  (`HintSchedule`): the earliest one the take left, or a next score it put
+  back. On a cluster a writer's hint is a margin early: the bucket is looked
+  at once before the deadline, learns the exact score, and is looked at again
+  on time.
+- It asks a bucket twice only when the first answer may be stale: an entry
+  it did not archive (a live session's, raised; one another path is
+  archiving; a failure) or a full batch. Otherwise the scan's next score,
+  read before the archives, is the bucket's next score: what was archived
+  was due, and what was indexed since wrote its own hint.
+
+What can lose a hint: a crash between the take and the put-back, a writer's
+hint call that failed after its script ran, or, on a cluster, a take and a
+scan that fall between a writer's script and its hint call on another node.
+So a FULL sweep (every bucket, as before the hints) still runs every
+``full_interval`` (default 30 s) and at every catch-up (start, reconnect), and
+lowers every bucket's hint to its next score: it is the guarantee, and it
+covers data written before the hints existed. On a single server a full sweep
+asks for every bucket's earliest score in one script call (``scan_buckets.lua``);
+on a cluster it asks every bucket, in one pipelined round trip per node.
+
+An entry whose archive keeps failing is quarantined after ``max_failures``
+attempts, so its bucket moves on. Index scores are lower bounds of the
+sessions' deadlines (chat turns do not rewrite them): an entry found due while
+its session is still live is raised to the session's real expiry by the archive
+path's first script (``read_meta``), so the next scan does not find it again
+until it is really due.
+
+One sweeper per key prefix: the ticks run only in the listener that holds the
+sweep lease (``<prefix>:sweeper``, ``sweep_lease.lua``). Every listener asks for
+the lease once per interval (one cheap script call): the holder renews it, the
+others find it held and do nothing more. The lease lasts ``lease`` seconds (by
+default 4 sweep intervals, at least 1 s); when the holder dies or cannot reach
+Redis it stops renewing, and the first listener to ask after the lease lapsed
+takes over: within about one lease, with a full sweep. A holder that stops
 cleanly releases it, so the next interval of another listener takes over.
 Catch-up sweeps (at start, and after a reconnect of the notification
 subscription) run whether or not this listener holds the lease: they are what
-makes a listener ``live``, and cost one sweep per reconnect.
+makes a listener ``live``, and cost one full sweep per reconnect.
 """
 
 from __future__ import annotations
@@ -40,7 +78,7 @@ from collections.abc import Awaitable, Callable
 from luminora_redis.io.store import SessionStore
 from luminora_redis.listener import leases
 from luminora_redis.listener.outages import Outage, call, is_outage, keep_trying
-from luminora_redis.listener.schedule import DeadlineSchedule
+from luminora_redis.listener.schedule import HintSchedule
 from luminora_redis.ops import liveness, outbox, scans
 
 __all__ = ["Sweeper"]
@@ -48,6 +86,8 @@ __all__ = ["Sweeper"]
 logger = logging.getLogger("luminora_redis.listener")
 
 CONCURRENCY = 16  # concurrent archives within one sweep
+#: Seconds between full sweeps of the lease holder, by default (see the module).
+FULL_SWEEP_INTERVAL = 30.0
 # Least pause between two scans of due buckets: the schedule maps the server's clock
 # onto ours, and an estimate a hair early must not spin.
 MIN_GAP = 0.002
@@ -56,14 +96,16 @@ Archive = Callable[[str], Awaitable[bool]]
 
 
 class Sweeper:
-    """Full sweeps every ``interval`` and scans of due buckets in between.
+    """Ticks every ``interval`` (a full sweep every ``full_interval``, else the buckets
+    whose hint passed) and, in between, takes of the hints as they fall due.
 
     ``archive(session_id)`` archives one session (True when that call did) and
     raises on failure; ``inflight`` holds sessions some other path is archiving.
     ``on_full_sweep(mark)`` runs after each successful full sweep with what
-    ``mark()`` returned just before it started; ``on_error`` after each failure
-    logged. ``owner`` is this sweeper's id in the sweep lease, unique per running
-    listener; ``lease`` the lease length in seconds. ``outage(what)`` makes the
+    ``mark()`` returned just before it started, ``on_pass()`` after each other pass
+    of an interval; ``on_error`` after each failure logged. ``owner`` is this
+    sweeper's id in the sweep lease, unique per running listener; ``lease`` the
+    lease length in seconds. ``outage(what)`` makes the
     `Outage` through which each run waits out Redis being unreachable or refusing.
     """
 
@@ -71,9 +113,12 @@ class Sweeper:
                  archive: Archive, inflight: set[str], mark: Callable[[], object],
                  on_full_sweep: Callable[[object], None],
                  on_error: Callable[[], None], owner: str, lease: float,
-                 outage: Callable[[str], Outage]) -> None:
+                 outage: Callable[[str], Outage],
+                 full_interval: float = FULL_SWEEP_INTERVAL,
+                 on_pass: Callable[[], None] | None = None) -> None:
         self._store = store
         self._interval = interval
+        self._full_interval = max(full_interval, interval)
         self._owner = owner
         self._lease_ms = max(1, int(lease * 1000))
         #: Whether this sweeper held the sweep lease when it last asked.
@@ -84,28 +129,51 @@ class Sweeper:
         self._inflight = inflight
         self._mark = mark
         self._on_full_sweep = on_full_sweep
+        self._on_pass = on_pass
         self._on_error = on_error
         self._new_outage = outage
-        self.schedule = DeadlineSchedule()
+        self.schedule = HintSchedule()
         self.wake = asyncio.Event()  # ends the pause: stop, or a catch-up sweep
         self.closing = False
+        self._next_tick = 0.0  # loop time of the next tick
         self._next_full = 0.0  # loop time of the next full sweep
-        self._catch_up = True  # whether the next full sweep runs without the lease
-        self._full = False  # whether the current pass is a full sweep
+        self._catch_up = True  # whether the next tick is a full sweep run without the lease
+        self._pending: set[int] = set()  # buckets taken from the hints, not swept yet
+        #: Ticks that swept (full or by the hints), and catch-up sweeps.
         self.sweeps = 0
+        #: Full sweeps among them.
+        self.full_sweeps = 0
+        #: Takes of the hints (each tick of the holder, and each wake for a hint).
+        self.takes = 0
         self.quarantined = 0
 
     async def sweep_once(self) -> int:
         """One full sweep; how many sessions this call archived."""
         archived = await self.sweep(None)
         self.sweeps += 1
+        self.full_sweeps += 1
+        return archived
+
+    async def sweep_hinted(self) -> int:
+        """Take the passed hints and sweep their buckets; how many sessions this call
+        archived. Buckets taken by a pass that failed are swept by the next one."""
+        due = await call(self._store, scans.take_hints)
+        self.takes += 1
+        self.schedule.clock(due.now_ms, time.time() * 1000)
+        self.schedule.forget()
+        self.schedule.note(due.next_ms)
+        self._pending.update(due.buckets)
+        if not self._pending:
+            return 0
+        archived = await self.sweep(sorted(self._pending))
+        self._pending.clear()
         return archived
 
     async def sweep(self, buckets: list[int] | None) -> int:
-        """Archive the due sessions of ``buckets`` (all when None) and learn when each
-        of them is next due."""
-        scanned = buckets if buckets is not None else range(
-            (await self._store.context()).keys.buckets)
+        """Archive the due sessions of ``buckets`` (all when None), then put each bucket's
+        next score back into the hints, and note the earliest in the schedule."""
+        space = (await self._store.context()).keys
+        targets = list(range(space.buckets)) if buckets is None else buckets
         limit = asyncio.Semaphore(CONCURRENCY)
 
         async def one(session_id: str) -> int:
@@ -123,10 +191,15 @@ class Sweeper:
                 self._inflight.discard(session_id)
 
         total = 0
+        ahead: dict[int, int] = {}
         previous: set[str] = set()
         while True:
-            scan = await call(self._store, scans.scan_due, scanned, False, self._batch)
-            self.schedule.learn(scan, scanned, time.time() * 1000)
+            scan = await call(self._store, scans.scan_due, targets, False, self._batch)
+            # The clocks are compared as the reply arrives, not after the archives.
+            self.schedule.clock(scan.now_ms, time.time() * 1000)
+            for bucket in targets:
+                ahead.pop(bucket, None)
+            ahead.update(scan.next_deadlines)
             mine = [sid for sid in scan.session_ids if sid not in self._inflight]
             self._inflight.update(mine)
             results = await asyncio.gather(*(one(sid) for sid in mine), return_exceptions=True)
@@ -134,12 +207,28 @@ class Sweeper:
                 if isinstance(result, BaseException):
                     raise result
             total += sum(1 for result in results if result == 1)
-            # Archived, quarantined and live (re-scored) entries all leave the due range:
-            # scan again while the batch was full and what it found changed.
+            # Archived and quarantined entries left the index, and the scan already named
+            # the next score of their buckets. Entries not archived (a live session's,
+            # raised to its real deadline; one another path is archiving; a failure) and a
+            # full batch need another look at their buckets.
             found = set(scan.session_ids)
-            if not scan.more or found == previous or self.closing:
-                return total
+            unsettled = found.difference(
+                sid for sid, result in zip(mine, results) if result != 0)
+            again = found if scan.more else unsettled
+            if not again or found == previous or self.closing:
+                break
             previous = found
+            targets = sorted({owner for sid in again
+                              if (owner := space.bucket_of_session(sid)) is not None})
+        # Buckets that still hold due entries (failing ones, those another path is
+        # archiving, those behind them in a full batch): looked at again a tick from now.
+        retry = scan.now_ms + int(self._interval * 1000)
+        for sid in again:
+            if (owner := space.bucket_of_session(sid)) is not None:
+                ahead[owner] = min(ahead.get(owner, retry), retry)
+        await call(self._store, scans.lower_hints, ahead)
+        self.schedule.note(min(ahead.values(), default=None))
+        return total
 
     async def _failed(self, session_id: str) -> int:
         quarantined, failures = await call(self._store, outbox.sweep_failed, session_id,
@@ -152,11 +241,11 @@ class Sweeper:
         return -1
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Sweep until ``stop`` is set: full sweeps every interval (at once when woken)
-        and, in between, scans of just the buckets the schedule knows to be due. An
-        outage ends a pass early, and a catch-up full sweep follows it; any other
-        failure is logged and the next pass comes as usual."""
-        self._next_full = 0.0
+        """Sweep until ``stop`` is set: a tick every interval (at once when woken) and, in
+        between, takes of the hints as they fall due. An outage ends a pass early, and a
+        catch-up full sweep follows it; any other failure is logged and the next pass
+        comes as usual."""
+        self._next_tick = self._next_full = 0.0
         self._catch_up = True  # the first sweep, and the one after each wake, run regardless
         try:
             await keep_trying(self._new_outage("the sweeper"), stop, self._cycle,
@@ -165,39 +254,49 @@ class Sweeper:
             await self._release()
 
     async def _cycle(self) -> float:
-        """One pass of `run`: a full sweep when one is due and this sweeper holds the lease
-        (or it is a catch-up), else the due buckets; the pause before the next pass."""
+        """One pass of `run`: at a tick, renew the lease and sweep (in full when one is due
+        or this is a catch-up); between ticks, a take of the hints when the schedule says
+        one has passed. Returns the pause before the next pass."""
+        clock = asyncio.get_running_loop().time
         if self.wake.is_set():
             self.wake.clear()
-            self._next_full, self._catch_up = 0.0, True
-        self._full = full = asyncio.get_running_loop().time() >= self._next_full
-        mark = self._mark()
-        if full:
-            self.holds_lease = await self._hold()
-            if self.holds_lease or self._catch_up:
+            self._next_tick = self._next_full = 0.0
+            self._catch_up = True
+        if clock() >= self._next_tick:
+            self._next_tick = clock() + self._interval
+            mark = self._mark()
+            held, self.holds_lease = self.holds_lease, await self._hold()
+            # A new holder sweeps in full: the last one may have died holding taken hints.
+            if self._catch_up or (self.holds_lease and (not held or clock() >= self._next_full)):
+                self._next_full = clock() + self._full_interval
                 await self.sweep_once()
                 self._on_full_sweep(mark)
+            elif self.holds_lease:
+                await self.sweep_hinted()
+                self.sweeps += 1
+                if self._on_pass is not None:
+                    self._on_pass()
             else:
                 self.schedule.forget()  # the holder watches the deadlines
             self._catch_up = False
-        elif due := self.schedule.take_due(time.time() * 1000):
-            await self.sweep(due)
+        elif self.holds_lease and self.schedule.take_due(time.time() * 1000):
+            await self.sweep_hinted()
         return self._next_pause()
 
     def _next_pause(self) -> float:
-        """After a pass: when the next full sweep is due, and the pause until the next pass."""
-        clock = asyncio.get_running_loop().time
-        if self._full:
-            self._next_full = clock() + self._interval
-        return self.schedule.pause(self._next_full - clock(), time.time() * 1000, MIN_GAP)
+        """The pause until the next pass: the next tick, or the earliest known hint."""
+        return self.schedule.pause(self._next_tick - asyncio.get_running_loop().time(),
+                                   time.time() * 1000, MIN_GAP)
 
     def _lost(self) -> None:
         """Redis cannot serve: forget the schedule, and sweep in full once it can."""
         self.schedule.forget()
-        self._next_full, self._catch_up = 0.0, True
+        self._next_tick = self._next_full = 0.0
+        self._catch_up = True
 
     def _bug(self, error: Exception) -> float:
-        """A pass failed for another reason: logged; the next pass comes as usual."""
+        """A pass failed for another reason: logged; the next pass comes as usual (the
+        buckets it took from the hints with it)."""
         self._on_error()
         logger.error("sweep failed; the next one runs in %.3f s", self._interval, exc_info=error)
         return self._next_pause()
@@ -206,7 +305,7 @@ class Sweeper:
         """Take or renew the sweep lease; whether this sweeper holds it."""
         return await leases.take(self._store, liveness.sweep_lease, self._owner,
                                  self._lease_ms, held=self.holds_lease, lease="sweep lease",
-                                 job="full sweeps")
+                                 job="the sweeps")
 
     async def _release(self) -> None:
         """Give the lease up on stop, so that another listener takes over at its next

@@ -12,6 +12,12 @@ A deadline index score is a lower bound of its session's deadline (a chat turn
 slides the deadline without touching the index), so a due entry may be a
 session still live: ``expired_sessions`` checks each with ``read_meta.lua``,
 which raises a live session's entry to its real deadline.
+
+So that a sweep need not ask every bucket, each bucket's earliest deadline also
+has a hint (``<prefix>:{h<g>}:due``, a lower bound): writers that add a deadline
+lower it (`hint_deadline`), the sweeper takes the passed ones (`take_hints`) and
+puts back each bucket's next score (`lower_hints`). See
+``luminora_redis.listener.sweeper`` for why this order loses no deadline.
 """
 
 from __future__ import annotations
@@ -24,16 +30,21 @@ from luminora_redis.core.keys import SessionKeys
 from luminora_redis.core.scripts import Batch, Call, Op
 
 __all__ = [
+    "HINT_MARGIN_MS",
     "MAX_ROUNDS",
     "PROBE_FROM",
     "SCAN_CHUNK",
     "SWEEP_BATCH",
+    "DueBuckets",
     "DueScan",
     "earliest_scores",
     "expired_sessions",
+    "hint_deadline",
+    "lower_hints",
     "read_meta",
     "scan_due",
     "scan_sets",
+    "take_hints",
 ]
 
 #: Index entries asked of one bucket per scan, at most.
@@ -172,3 +183,68 @@ def expired_sessions(ctx: Context, manual: bool = True, batch: int = SWEEP_BATCH
         if not scan.more or settled == 0 or (limit is not None and len(found) >= limit):
             return list(found)[:limit], scan.more
     return list(found)[:limit], True
+
+
+# --------------------------------------------------------------------------- #
+# The due-bucket hints
+# --------------------------------------------------------------------------- #
+
+#: How far below a new deadline its hint goes on a cluster: the hint is computed on the
+#: clock of the hint key's node, after the deadline was indexed on another node (whose
+#: clock may differ). An early hint costs one look at the bucket, which then learns the
+#: exact score. On a single server the hint is the index entry's own score.
+HINT_MARGIN_MS = 1000
+
+
+def hint_deadline(ctx: Context, bucket: int, session_id: str, in_ms: int) -> Call:
+    """The call that tells the sweeper that ``session_id``'s deadline, ``in_ms`` from now
+    at the earliest, was just added to ``bucket``'s deadline index. Send it right after
+    the call that added it, in the same batch (see ``lower_hints.lua``): on a single
+    server it copies the entry's score; on a cluster (another slot) it writes ``in_ms``
+    from its own clock less `HINT_MARGIN_MS`."""
+    if ctx.scan_scripts:
+        return Call("lower_hints", (ctx.keys.hint(bucket), ctx.keys.index(bucket)[0]),
+                    ("idx", session_id, bucket))
+    return Call("lower_hints", (ctx.keys.hint(bucket),), ("rel", in_ms - HINT_MARGIN_MS, bucket))
+
+
+def lower_hints(ctx: Context, scores: dict[int, int]) -> Op[None]:
+    """Lower the hints of the given buckets to the given absolute scores (ms, server
+    clock; never raised), one ``lower_hints`` call per hint key, one round trip per node."""
+    groups: dict[str, list[int]] = {}
+    for bucket, score in sorted(scores.items()):
+        groups.setdefault(ctx.keys.hint(bucket), []).extend((score, bucket))
+    if groups:
+        yield Batch([Call("lower_hints", (key,), ("abs", *pairs))
+                     for key, pairs in groups.items()])
+
+
+@dataclass(frozen=True, slots=True)
+class DueBuckets:
+    """What one `take_hints` found: the buckets whose hint had passed (their hints are
+    gone now), and the earliest hint still ahead."""
+
+    buckets: list[int]
+    #: The server clock (ms) at the take (on a cluster, the latest node's).
+    now_ms: int
+    #: The earliest hint left (ms, server clock), or None when no hint is left.
+    next_ms: int | None
+
+
+def take_hints(ctx: Context) -> Op[DueBuckets]:
+    """Take every passed hint: one ``take_hints`` call over all the hint keys on a single
+    server; on a cluster one call per hint key, in one round trip per node. The calls
+    per sweep depend on the number of hint keys, not of buckets."""
+    keys = ctx.keys.hints
+    limit = ctx.keys.buckets
+    calls = ([Call("take_hints", keys, (limit,))] if ctx.scan_scripts
+             else [Call("take_hints", (key,), (limit,)) for key in keys])
+    replies = yield Batch(calls)
+    buckets: list[int] = []
+    now, ahead = 0, -1
+    for reply in replies:
+        now = max(now, int(reply[0]))
+        if int(reply[1]) >= 0 and (ahead < 0 or int(reply[1]) < ahead):
+            ahead = int(reply[1])
+        buckets.extend(int(bucket) for bucket in reply[2:] if int(bucket) < ctx.keys.buckets)
+    return DueBuckets(sorted(set(buckets)), now, ahead if ahead >= 0 else None)

@@ -55,6 +55,7 @@ from luminora_redis.core.scripts import Batch, Call, Op
 from luminora_redis.core.settings import parse_session_config
 from luminora_redis.core.tokens import count_tokens
 from luminora_redis.core.validation import check_number
+from luminora_redis.ops import scans
 from luminora_redis.ops.segments import follow_up, read_conversation
 
 __all__ = [
@@ -86,12 +87,21 @@ def create_session(ctx: Context, user_id: object, personality_name: object,
         session_id = ctx.keys.new_session_id(user_id)
         keys = ctx.session_keys(session_id)
         assert keys is not None
-        reply = yield Call("create_session",
-                           (keys.session, keys.meta,
-                            keys.deadlines if config.auto_cleanup else keys.manual,
-                            user.sessions, user.user, user.archived(session_id)[0]),
-                           (session_id, user_id, personality, config.ttl_ms, config.max_idle_ms,
-                            1 if config.auto_cleanup else 0, new_nonce()))
+        create = Call("create_session",
+                      (keys.session, keys.meta,
+                       keys.deadlines if config.auto_cleanup else keys.manual,
+                       user.sessions, user.user, user.archived(session_id)[0]),
+                      (session_id, user_id, personality, config.ttl_ms, config.max_idle_ms,
+                       1 if config.auto_cleanup else 0, new_nonce()))
+        if config.auto_cleanup:
+            # The sweeper's hint of the new deadline rides in the same round trip, after
+            # the script that indexed it (see scans.hint_deadline).
+            bucket = ctx.keys.bucket_of_session(session_id)
+            assert bucket is not None
+            reply = (yield Batch([create, scans.hint_deadline(
+                ctx, bucket, session_id, min(config.ttl_ms, config.max_idle_ms))]))[0]
+        else:
+            reply = yield create
         if reply[0] in (OK, ReplyCode.CREATED_BEFORE):
             return session_id
     raise UnexpectedReply("three fresh random session ids were all taken")
