@@ -8,7 +8,8 @@ activity included (chat_turn moves it), and tk = 1: every message of the session
 carries its token count (chat_turn then reads counts without checking each
 record's format); the history list is created by the first
 message. The deadline index gets the first deadline, a lower bound of every later
-one. No user key gets a TTL.
+one, and so does the bucket's due-bucket hint when it is declared (the sweeper
+reads only buckets whose hint has passed; see lower_hints.lua). No user key gets a TTL.
 
 Idempotent per call: each call carries a random creation nonce, kept in the
 meta hash (and copied into the archived record by archive_session). When the
@@ -23,6 +24,10 @@ KEYS[3] deadline index        lr:{b}:deadlines (auto_cleanup) or lr:{b}:manual
 KEYS[4] the user's sessions   lr:{b}:u:<uid>:sessions
 KEYS[5] user hash             lr:{b}:u:<uid>
 KEYS[6] archived record hash  lr:{b}:u:<uid>:a:<sid>   (read only)
+KEYS[7] due-bucket hint       lr:{h<g>}:due   optional: given on a single server, where it
+                                              may be declared with the others, for an
+                                              auto_cleanup session (on a cluster the
+                                              caller lowers it with lower_hints.lua)
 ARGV[1] session id
 ARGV[2] user id, as the caller gave it
 ARGV[3] personality name
@@ -30,6 +35,7 @@ ARGV[4] ttl, milliseconds (> 0)
 ARGV[5] max idle, milliseconds (> 0)
 ARGV[6] auto cleanup: "1" or "0"
 ARGV[7] creation nonce, random, one per call
+ARGV[8] with KEYS[7]: the session's bucket, its member in the hint key
 Replies:
   {1, now_ms, absolute_deadline_ms, effective_deadline_ms}   created
   {2}    created by an earlier send of this call (same nonce); nothing written
@@ -60,6 +66,7 @@ redis.call('PEXPIREAT', sessionKey, deadline)
 redis.call('HSET', metaKey, 'user', userId, 'pers', personality, 'created', now,
            'abs', absolute, 'idle', idle, 'last', now, 'auto', auto, 'nonce', nonce, 'tk', 1)
 redis.call('ZADD', indexKey, deadline, sid)
+if KEYS[7] then redis.call('ZADD', KEYS[7], 'LT', deadline, ARGV[8]) end
 redis.call('ZADD', userSessionsKey, now, sid)
 redis.call('HSETNX', userKey, 'first_seen', now)
 redis.call('HSET', userKey, 'last_seen', now)

@@ -90,12 +90,12 @@ def save_session(ctx: Context, session_id: object, user_id: object, personality_
     idle_ms = min(max_idle_ms, ttl_ms)
     bucket = ctx.keys.bucket_of_session(sid)
     assert bucket is not None
-    # The sweeper's hint of the new deadline rides along (see scans.hint_deadline).
-    reply = (yield Batch([Call("create_session",
-                               (keys.session, keys.meta, keys.deadlines, user.sessions,
-                                user.user, user.archived(sid)[0]),
-                               (sid, user_id, personality, ttl_ms, idle_ms, 1, new_nonce())),
-                          scans.hint_deadline(ctx, bucket, sid, idle_ms)]))[0]
+    # The sweeper's hint of the new deadline goes with it (see scans.create_hinted).
+    reply = yield from scans.create_hinted(
+        ctx, Call("create_session", (keys.session, keys.meta, keys.deadlines, user.sessions,
+                                     user.user, user.archived(sid)[0]),
+                  (sid, user_id, personality, ttl_ms, idle_ms, 1, new_nonce())),
+        bucket, idle_ms)
     if reply[0] not in (ReplyCode.OK, ReplyCode.CREATED_BEFORE):
         raise UnexpectedReply(f"create_session replied {reply!r}")
     yield Call("compat_tag_session", (keys.meta,), (caller_id,))

@@ -15,7 +15,7 @@ which raises a live session's entry to its real deadline.
 
 So that a sweep need not ask every bucket, each bucket's earliest deadline also
 has a hint (``<prefix>:{h<g>}:due``, a lower bound): writers that add a deadline
-lower it (`hint_deadline`), the sweeper takes the passed ones (`take_hints`) and
+lower it (`create_hinted`), the sweeper takes the passed ones (`take_hints`) and
 puts back each bucket's next score (`lower_hints`). See
 ``luminora_redis.listener.sweeper`` for why this order loses no deadline.
 """
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from luminora_redis.core.context import Context
 from luminora_redis.core.keys import SessionKeys
@@ -39,7 +40,7 @@ __all__ = [
     "DueScan",
     "earliest_scores",
     "expired_sessions",
-    "hint_deadline",
+    "create_hinted",
     "lower_hints",
     "read_meta",
     "scan_due",
@@ -196,16 +197,19 @@ def expired_sessions(ctx: Context, manual: bool = True, batch: int = SWEEP_BATCH
 HINT_MARGIN_MS = 1000
 
 
-def hint_deadline(ctx: Context, bucket: int, session_id: str, in_ms: int) -> Call:
-    """The call that tells the sweeper that ``session_id``'s deadline, ``in_ms`` from now
-    at the earliest, was just added to ``bucket``'s deadline index. Send it right after
-    the call that added it, in the same batch (see ``lower_hints.lua``): on a single
-    server it copies the entry's score; on a cluster (another slot) it writes ``in_ms``
-    from its own clock less `HINT_MARGIN_MS`."""
+def create_hinted(ctx: Context, create: Call, bucket: int, in_ms: int) -> Op[Any]:
+    """Run ``create`` (a ``create_session`` call that adds a deadline ``in_ms`` from now
+    to ``bucket``'s index) and lower the bucket's hint; ``create``'s reply. On a single
+    server the script lowers the hint itself (its key declared with the others: one
+    atomic call, the exact deadline); on a cluster, where the hint key is of another
+    slot, a ``lower_hints`` call rides in the same round trip, right after it, with
+    ``in_ms`` from its node's clock less `HINT_MARGIN_MS`."""
     if ctx.scan_scripts:
-        return Call("lower_hints", (ctx.keys.hint(bucket), ctx.keys.index(bucket)[0]),
-                    ("idx", session_id, bucket))
-    return Call("lower_hints", (ctx.keys.hint(bucket),), ("rel", in_ms - HINT_MARGIN_MS, bucket))
+        return (yield Call(create.script, (*create.keys, ctx.keys.hint(bucket)),
+                           (*create.args, bucket)))
+    replies = yield Batch([create, Call("lower_hints", (ctx.keys.hint(bucket),),
+                                        ("rel", in_ms - HINT_MARGIN_MS, bucket))])
+    return replies[0]
 
 
 def lower_hints(ctx: Context, scores: dict[int, int]) -> Op[None]:

@@ -93,13 +93,11 @@ def create_session(ctx: Context, user_id: object, personality_name: object,
                        user.sessions, user.user, user.archived(session_id)[0]),
                       (session_id, user_id, personality, config.ttl_ms, config.max_idle_ms,
                        1 if config.auto_cleanup else 0, new_nonce()))
-        if config.auto_cleanup:
-            # The sweeper's hint of the new deadline rides in the same round trip, after
-            # the script that indexed it (see scans.hint_deadline).
+        if config.auto_cleanup:  # the sweeper's hint of the new deadline goes with it
             bucket = ctx.keys.bucket_of_session(session_id)
             assert bucket is not None
-            reply = (yield Batch([create, scans.hint_deadline(
-                ctx, bucket, session_id, min(config.ttl_ms, config.max_idle_ms))]))[0]
+            reply = yield from scans.create_hinted(
+                ctx, create, bucket, min(config.ttl_ms, config.max_idle_ms))
         else:
             reply = yield create
         if reply[0] in (OK, ReplyCode.CREATED_BEFORE):
