@@ -241,18 +241,21 @@ def test_the_listen_command_parses_its_options(monkeypatch: pytest.MonkeyPatch) 
 
     result = CliRunner().invoke(main, [
         "listen", "--url", "redis://h:1/2", "--prefix", "app", "--buckets", "64",
-        "--sweep-interval", "0.5", "--sweep-batch", "7", "--no-notifications",
+        "--sweep-interval", "0.5", "--full-sweep-interval", "12", "--sweep-batch", "7",
+        "--no-notifications",
         "--no-configure-notifications", "--hook", "json:dumps", "--name", "L1",
         "--log-level", "debug"])
     assert result.exit_code == 0, result.output
     assert seen == {"url": "redis://h:1/2", "cluster": False, "prefix": "app", "buckets": 64,
                     "on_archived": json.dumps, "notifications": False,
-                    "configure_notifications": False, "sweep_interval": 0.5, "sweep_batch": 7,
+                    "configure_notifications": False, "sweep_interval": 0.5,
+                    "full_sweep_interval": 12.0, "sweep_batch": 7,
                     "name": "L1", "observer": None}
     seen.clear()
     assert CliRunner().invoke(main, ["listen"]).exit_code == 0
     assert (seen["url"], seen["prefix"], seen["buckets"], seen["sweep_interval"],
-            seen["notifications"]) == ("redis://localhost:6379/0", "lr", None, 0.25, True)
+            seen["full_sweep_interval"], seen["notifications"]) == (
+        "redis://localhost:6379/0", "lr", None, 0.25, 30.0, True)
     for bad in (["--sweep-interval", "nan"], ["--metrics-port", "70000"],
                 ["--log-level", "loud"], ["--buckets", "0"]):
         assert CliRunner().invoke(main, ["listen", *bad]).exit_code == 2, bad

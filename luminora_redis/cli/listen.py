@@ -92,6 +92,10 @@ def load_hook(spec: str) -> Any:
 @click.option("--sweep-interval", type=Seconds(), default=0.25,
               show_default=True, metavar="SECONDS",
               help="how often the sweeper archives sessions whose notification was lost")
+@click.option("--full-sweep-interval", type=Seconds(), default=30.0, show_default=True,
+              metavar="SECONDS",
+              help="how often the sweeper asks every bucket (in between it reads the "
+                   "due-bucket hints only)")
 @click.option("--sweep-batch", type=click.IntRange(min=1), default=500, show_default=True,
               help="due sessions one bucket yields per round trip")
 @click.option("--no-notifications", is_flag=True,
@@ -114,9 +118,9 @@ def load_hook(spec: str) -> Any:
 @click.option("--log-level", type=click.Choice(_LOG_LEVELS, case_sensitive=False),
               default="INFO", show_default=True, help="INFO logs every archived session")
 def listen(url: str, prefix: str, cluster: bool, buckets: int | None, sweep_interval: float,
-           sweep_batch: int, no_notifications: bool, no_configure_notifications: bool,
-           hook: str | None, summarize: str | None, hook_timeout: float | None,
-           name: str | None,
+           full_sweep_interval: float, sweep_batch: int, no_notifications: bool,
+           no_configure_notifications: bool, hook: str | None, summarize: str | None,
+           hook_timeout: float | None, name: str | None,
            metrics_port: int | None, metrics_host: str, log_level: str) -> None:
     """Archive expired sessions into their users' archives as they expire (keyspace
     notifications, plus a sweeper for whatever they miss) until SIGTERM or SIGINT."""
@@ -148,7 +152,8 @@ def listen(url: str, prefix: str, cluster: bool, buckets: int | None, sweep_inte
         logger.info("metrics on http://%s:%d/metrics", server.host, server.port)
     options = {"on_archived": on_archived, "notifications": not no_notifications,
                "configure_notifications": not no_configure_notifications,
-               "sweep_interval": sweep_interval, "sweep_batch": sweep_batch, "name": name,
+               "sweep_interval": sweep_interval,
+               "full_sweep_interval": full_sweep_interval, "sweep_batch": sweep_batch, "name": name,
                "observer": observer}
     if summarizer is not None:
         options["summarize"] = summarizer
