@@ -6,17 +6,17 @@ Its cost follows the work, not the bucket count: each ``interval`` it reads the
 due-bucket hints, and asks only the buckets whose hint has passed.
 
 The hints (``<prefix>:{h<g>}:due``, 16 sorted sets: member = bucket, score = a
-lower bound of that bucket's earliest deadline index score). A script cannot
-declare keys of several slots on a cluster, so no script can both index a
-deadline and lower its hint there; every key a script touches still arrives
-through KEYS, and the hint write is a call of its own, in the same round trip:
+lower bound of that bucket's earliest deadline index score):
 
-- A writer that adds a deadline (``create_session``) sends, right after the
-  script that indexed it, ``lower_hints`` (``ZADD LT``): on a single server
-  with the index entry's own score (the script declares both keys), on a
-  cluster with the deadline computed on the hint key's node less a margin
-  (``scans.HINT_MARGIN_MS``, for the other node's clock). Raising an entry
-  (``read_meta``) writes no hint: hints are lower bounds.
+- A writer that adds a deadline (``create_session``) lowers its bucket's hint
+  (``ZADD LT``, ``scans.create_hinted``). On a single server its own script
+  declares the hint key with the others and writes the exact deadline: one
+  atomic call. On a cluster a script cannot declare keys of several slots (and
+  every key a script touches arrives through KEYS), so ``lower_hints`` rides
+  right after the script in the same round trip, with the deadline computed on
+  the hint key's node less a margin (``scans.HINT_MARGIN_MS``, for the other
+  node's clock). Raising an entry (``read_meta``) writes no hint: hints are
+  lower bounds.
 - Each tick the lease holder takes the passed hints (``take_hints``: read and
   removed in one call; one call on a single server, one per hint key pipelined
   per node on a cluster, whatever the bucket count), scans those buckets'
@@ -37,8 +37,8 @@ through KEYS, and the hint write is a call of its own, in the same round trip:
   read before the archives, is the bucket's next score: what was archived
   was due, and what was indexed since wrote its own hint.
 
-What can lose a hint: a crash between the take and the put-back, a writer's
-hint call that failed after its script ran, or, on a cluster, a take and a
+What can lose a hint: a crash between the take and the put-back, or, on a
+cluster, a writer's hint call that failed after its script ran, or a take and a
 scan that fall between a writer's script and its hint call on another node.
 So a FULL sweep (every bucket, as before the hints) still runs every
 ``full_interval`` (default 30 s) and at every catch-up (start, reconnect), and
