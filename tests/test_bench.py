@@ -37,6 +37,9 @@ def test_quick_run_with_two_systems(redis_url: str, tmp_path: Path,
     assert cost["rounds"] >= 3 and len(cost["ours_usec"]) == len(cost["floor_usec"]) == cost["rounds"]
     assert all(usec > 0 for usec in cost["ours_usec"] + cost["floor_usec"])
     assert cost["ratio_median"] > 0
+    for key in ("budget_usec", "binding_budget_usec"):
+        assert len(cost[key]) == cost["rounds"] and all(usec > 0 for usec in cost[key])
+    assert cost["budget_ratio_median"] > 0 and cost["binding_budget_ratio_median"] > 0
     meta = results["meta"]
     assert meta["server"]["version"] and meta["versions"]["redis"] == redis.__version__
     assert meta["machine"]["cpus"] >= 1
@@ -72,9 +75,37 @@ def test_quick_run_with_two_systems(redis_url: str, tmp_path: Path,
 
     assert "| luminora-redis (asyncio) | asyncio |" in out
     assert "| luminora-redis `chat_turn.lua` |" in out
+    assert "| luminora-redis `chat_turn.lua`, chat_turn with a binding budget (" in out
     assert "Did not run:" in out
     with redis.Redis.from_url(redis_url) as client:
         assert client.keys("bench*") == []
+
+
+async def test_the_budget_rows_return_all_or_about_half_of_last(redis_url: str) -> None:
+    """The wide budget returns the same ``last`` messages as ``last`` alone; the binding
+    one returns the newest half of them once the session holds more, so that row pays
+    for reading the counts."""
+    from luminora_redis.bench import workload
+    from luminora_redis.bench.systems import LuminoraAsync, LuminoraBudget, LuminoraBudgetBinds
+
+    lengths: dict[str, list[int]] = {}
+    for n, cls in enumerate((LuminoraAsync, LuminoraBudget, LuminoraBudgetBinds)):
+        system = cls(redis_url, f"benchrows{n}")
+        await system.open()
+        try:
+            [sid] = await system.sessions(1)
+            contexts = [await system.turn(sid, i) for i in range(workload.TURNS_PER_SESSION)]
+        finally:
+            await system.close()
+        lengths[cls.name] = [len(context) for context in contexts]
+        assert contexts[-1][-1].content == workload.ASSISTANT[-1]
+    full = [min(2 * (i + 1), workload.LAST) for i in range(workload.TURNS_PER_SESSION)]
+    assert lengths["luminora-async"] == lengths["luminora-async-budget"] == full
+    half = workload.LAST // 2
+    assert lengths["luminora-async-budget-binds"] == [min(n, half) for n in full]
+    with redis.Redis.from_url(redis_url) as client:
+        for key in client.scan_iter("benchrows*"):
+            client.unlink(key)
 
 
 def test_console_script_reaches_the_command(capsys: pytest.CaptureFixture[str]) -> None:

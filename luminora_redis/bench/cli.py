@@ -30,11 +30,13 @@ from luminora_redis.bench.systems import (
     LuminoraAsync,
     LuminoraBlocking,
     LuminoraBudget,
+    LuminoraBudgetBinds,
     LuminoraPlain,
 )
 
-SYSTEMS = [LuminoraAsync, LuminoraBudget, LuminoraPlain, LuminoraBlocking, FloorAsync, FloorBlocking,
-           LangchainRedis, RedisVL, LlamaIndex, LangchainCommunity, LuminoraCoreLegacy]
+SYSTEMS = [LuminoraAsync, LuminoraBudget, LuminoraBudgetBinds, LuminoraPlain, LuminoraBlocking,
+           FloorAsync, FloorBlocking, LangchainRedis, RedisVL, LlamaIndex, LangchainCommunity,
+           LuminoraCoreLegacy]
 BY_NAME = {cls.name: cls for cls in SYSTEMS}
 
 

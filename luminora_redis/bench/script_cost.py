@@ -5,9 +5,11 @@ The per-turn pass of ``bench turn`` reads ``commandstats`` around a few hundred
 sequential turns, where one scheduling hiccup of a shared machine moves the figure
 by a third. Here each script runs ``calls`` turns (sessions of 20 turns, the
 workload's messages, the last 10 read back) in pipelined batches, so the client's
-pace does not matter, and the rounds alternate between the two scripts: the
-figure is EVALSHA's ``usec_per_call`` (the script and every command inside it),
-the median over the rounds, and the ratio is taken round by round.
+pace does not matter, and the rounds alternate between the scripts: ours with
+``last`` alone, with a budget that never binds, with one that binds (about half
+of ``last`` back), and the floor. The figure is EVALSHA's ``usec_per_call`` (the
+script and every command inside it), the median over the rounds, and each ratio
+is taken round by round.
 """
 
 from __future__ import annotations
@@ -85,28 +87,32 @@ def _floor(url: str, calls: int) -> Callable[[], float]:
 
 def run_script_cost(url: str, rounds: int, calls: int,
                     say: Callable[[str], None]) -> tuple[dict[str, Any], str]:
-    """Median µs per call of each script over ``rounds`` alternating rounds, and the ratio."""
+    """Median µs per call of each script over ``rounds`` alternating rounds, and the ratios:
+    ours to the floor's, and ours with a budget (one that never binds, one that binds)
+    to ours with ``last`` alone."""
     ours, floor = _ours(url, calls), _floor(url, calls)
     budgeted = _ours(url, calls, workload.BUDGET)
-    mine: list[float] = []
-    theirs: list[float] = []
-    with_budget: list[float] = []
+    binding = _ours(url, calls, workload.BINDING_BUDGET)
+    runs = [ours, budgeted, binding, floor]
+    usec: dict[int, list[float]] = {id(run): [] for run in runs}
     for round_no in range(rounds):
         say(f"script cost: round {round_no + 1}/{rounds}")
-        order = [ours, budgeted, floor]
-        order = order[round_no % 3:] + order[:round_no % 3]  # each first in turn
-        figures = {id(run): run() for run in order}
-        mine.append(figures[id(ours)])
-        with_budget.append(figures[id(budgeted)])
-        theirs.append(figures[id(floor)])
+        shift = round_no % len(runs)
+        for run in runs[shift:] + runs[:shift]:  # each first in turn
+            usec[id(run)].append(run())
     cleanup = redis.Redis.from_url(url)
     for key in cleanup.scan_iter(f"{PREFIX}*", count=1000):
         cleanup.unlink(key)
-    ratios = [m / t for m, t in zip(mine, theirs)]
-    budget_ratios = [b / m for b, m in zip(with_budget, mine)]
+    mine, theirs = usec[id(ours)], usec[id(floor)]
+    with_budget, with_binding = usec[id(budgeted)], usec[id(binding)]
+
+    def ratio(of: list[float], to: list[float]) -> float:
+        return statistics.median(a / b for a, b in zip(of, to))
+
     raw = {"calls": calls, "rounds": rounds, "ours_usec": mine, "floor_usec": theirs,
-           "ratio_median": statistics.median(ratios), "budget_usec": with_budget,
-           "budget_ratio_median": statistics.median(budget_ratios)}
+           "ratio_median": ratio(mine, theirs), "budget_usec": with_budget,
+           "budget_ratio_median": ratio(with_budget, mine), "binding_budget_usec": with_binding,
+           "binding_budget_ratio_median": ratio(with_binding, mine)}
     text = "\n".join([
         "### Server cost of the turn's script (INFO commandstats)",
         "",
@@ -115,11 +121,13 @@ def run_script_cost(url: str, rounds: int, calls: int,
         "",
         table(["script", "µs per turn", "÷ floor"],
               [["luminora-redis `chat_turn.lua`", f"{statistics.median(mine):.1f}",
-                f"{statistics.median(ratios):.2f}×"],
+                f"{ratio(mine, theirs):.2f}×"],
                ["luminora-redis `chat_turn.lua`, chat_turn with budget "
-                f"({statistics.median(budget_ratios):.3f}× `last` alone)",
-                f"{statistics.median(with_budget):.1f}",
-                f"{statistics.median(b / t for b, t in zip(with_budget, theirs)):.2f}×"],
+                f"({ratio(with_budget, mine):.3f}× `last` alone)",
+                f"{statistics.median(with_budget):.1f}", f"{ratio(with_budget, theirs):.2f}×"],
+               ["luminora-redis `chat_turn.lua`, chat_turn with a binding budget "
+                f"({ratio(with_binding, mine):.3f}× `last` alone)",
+                f"{statistics.median(with_binding):.1f}", f"{ratio(with_binding, theirs):.2f}×"],
                ["floor `floor_turn.lua`", f"{statistics.median(theirs):.1f}", "1.00×"]]),
     ])
     return raw, text

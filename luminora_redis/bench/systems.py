@@ -123,6 +123,20 @@ class LuminoraBudget(LuminoraAsync):
             budget=w.BUDGET)
 
 
+class LuminoraBudgetBinds(LuminoraAsync):
+    """``chat_turn`` with ``last`` and a budget that binds: about half the ``last``
+    messages come back, so the script reads the count of each message it returns
+    (and of the first that does not fit) instead of skipping them on ``tmax``."""
+
+    name, label = ("luminora-async-budget-binds",
+                   "luminora-redis (asyncio, chat_turn with a binding budget)")
+
+    async def turn(self, sid: str, i: int) -> Any:
+        return await self.store.chat_turn(
+            sid, [("user", w.USER[i]), ("assistant", w.ASSISTANT[i])], last=w.LAST,
+            budget=w.BINDING_BUDGET)
+
+
 class LuminoraPlain(LuminoraAsync):
     """The asyncio store with ``autopipeline=False``: every call on its own connection."""
 

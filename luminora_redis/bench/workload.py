@@ -8,6 +8,10 @@ CHARS = 200
 LAST = 10
 #: The token budget of the "chat_turn with budget" row: wide enough for the last LAST turns.
 BUDGET = 100_000
+#: The token budget of the "budget binds" row: every message of the workload counts 51
+#: tokens with the default estimate, so 280 takes the newest 5 of the LAST asked for
+#: (about half) once a session holds more than 5 messages, from its third turn on.
+BINDING_BUDGET = 280
 TURNS_PER_SESSION = 20
 TTL_SECONDS = 3600
 PERSONALITY = "alicia"
