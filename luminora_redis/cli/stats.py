@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+from redis.cluster import RedisCluster
 from redis.exceptions import ResponseError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -42,6 +43,13 @@ SCAN_COUNT = 1000
 T = TypeVar("T")
 
 
+def _key_count(client: Any) -> int:
+    """Keys in the whole keyspace: a cluster client's DBSIZE asks one node by default."""
+    if isinstance(client, RedisCluster):
+        return int(client.dbsize(target_nodes=RedisCluster.PRIMARIES))
+    return int(client.dbsize())
+
+
 def count_users(store: SyncSessionStore, show_progress: bool) -> tuple[int, int]:
     """Users and archived conversations of the store's prefix, by SCAN of its user keys."""
     client = store.client
@@ -50,7 +58,7 @@ def count_users(store: SyncSessionStore, show_progress: bool) -> tuple[int, int]
     archives: list[bytes] = []
     with Progress(TextColumn("scanning user keys"), BarColumn(), MofNCompleteColumn(),
                   console=Console(stderr=True), disable=not show_progress) as progress:
-        task = progress.add_task("scan", total=int(client.dbsize()))
+        task = progress.add_task("scan", total=_key_count(client))
         for key in client.scan_iter(match=f"{prefix}:{{b*}}:u:*", count=SCAN_COUNT):
             progress.advance(task)
             parts = key.split(b":")
