@@ -20,7 +20,7 @@ from redis.exceptions import NoScriptError
 from luminora_redis import SyncSessionStore
 from luminora_redis.core.errors import ReplyCode
 from luminora_redis.core.ids import new_nonce, new_turn_id
-from luminora_redis.core.scripts import Call
+from luminora_redis.core.scripts import Batch, Call
 from luminora_redis.io.runner import AsyncRunner
 from luminora_redis.io.sync_runner import SyncRunner
 from luminora_redis.ops import memory, sessions
@@ -111,39 +111,66 @@ def test_a_resent_trait_change_is_logged_once(blocking: SyncSessionStore) -> Non
     assert [e.value for e in blocking.get_evolution("carlos", "alicia")] == ["dry", "warm"]
 
 
+def send_create(store: SyncSessionStore, step: Call | Batch) -> Any:
+    """Send a create step as the runner would: one call on a single server (the hint rides
+    in the script), a batch of the create and its hint call on a cluster."""
+    if isinstance(step, Batch):
+        return store._runner.batch(step.calls)
+    return store._runner.call(step)
+
+
+def create_of(step: Call | Batch) -> Call:
+    """The ``create_session`` call of a create step."""
+    return step.calls[0] if isinstance(step, Batch) else step
+
+
+def create_of_reply(step: Call | Batch, reply: Any) -> Any:
+    """The create script's reply within a step's reply."""
+    return reply[0] if isinstance(step, Batch) else reply
+
+
+def with_nonce(step: Call | Batch, nonce: str) -> Call | Batch:
+    """The same create step with another creation nonce (ARGV[7])."""
+    create = create_of(step)
+    other = create._replace(args=(*create.args[:6], nonce, *create.args[7:]))
+    return Batch([other, *step.calls[1:]]) if isinstance(step, Batch) else other
+
+
 def test_a_resent_create_returns_the_created_id_and_leaves_one_session(
         blocking: SyncSessionStore, raw: Any) -> None:
     op = sessions.create_session(blocking.context(), "carlos", "alicia", LONG)
-    call = next(op)
-    assert blocking._runner.call(call)[0] == ReplyCode.OK
+    step = next(op)
+    sid = create_of(step).args[0]
+    first = send_create(blocking, step)
+    assert create_of_reply(step, first)[0] == ReplyCode.OK
     before = snapshot(raw)
-    again = blocking._runner.call(call)
+    again = send_create(blocking, step)
     assert snapshot(raw) == before  # nothing written
-    assert finish(op, again) == call.args[0]
-    assert [s.session_id for s in blocking.list_user_sessions("carlos")] == [call.args[0]]
+    assert finish(op, again) == sid
+    assert [s.session_id for s in blocking.list_user_sessions("carlos")] == [sid]
 
 
 def test_a_create_resent_after_its_session_was_archived_does_not_revive_it(
         blocking: SyncSessionStore, raw: Any) -> None:
     op = sessions.create_session(blocking.context(), "carlos", "alicia", LONG)
-    call = next(op)
-    blocking._runner.call(call)
-    sid = call.args[0]
+    step = next(op)
+    send_create(blocking, step)
+    sid = create_of(step).args[0]
     assert blocking.end_session(sid)
     before = snapshot(raw)
-    assert finish(op, blocking._runner.call(call)) == sid
+    assert finish(op, send_create(blocking, step)) == sid
     assert snapshot(raw) == before
     assert blocking.get_session(sid) is None
     assert [c.session_id for c in blocking.get_archived_conversations("carlos")] == [sid]
 
 
 def test_another_create_drawing_a_taken_id_is_refused(blocking: SyncSessionStore) -> None:
-    call = next(sessions.create_session(blocking.context(), "carlos", "alicia", LONG))
-    blocking._runner.call(call)
-    other = call._replace(args=(*call.args[:-1], new_nonce()))
-    assert blocking._runner.call(other) == [ReplyCode.EXISTS]
-    assert blocking.end_session(call.args[0])
-    assert blocking._runner.call(other) == [ReplyCode.EXISTS]
+    step = next(sessions.create_session(blocking.context(), "carlos", "alicia", LONG))
+    send_create(blocking, step)
+    other = with_nonce(step, new_nonce())
+    assert create_of_reply(other, send_create(blocking, other)) == [ReplyCode.EXISTS]
+    assert blocking.end_session(create_of(step).args[0])
+    assert create_of_reply(other, send_create(blocking, other)) == [ReplyCode.EXISTS]
 
 
 class FlakyScript:
