@@ -19,7 +19,10 @@ recognises its session once archived, and the session's mood (from the meta
 hash, where save_mood keeps a copy; from the session hash for a session whose
 mood was saved before that copy existed), when it has one, and its running
 summary (set_summary), when it has one: the summarized messages are archived
-with the rest, nothing dropped.
+with the rest, nothing dropped. The drop-in adapters' caller-chosen ids the meta
+hash names (lcid: a LuminoraCore session id, lgid: a LangGraph thread id) are
+copied too, so that erase_user and export_user find their alias records once the
+meta hash is gone.
 
 An index score is a lower bound of the effective deadline (chat turns slide
 the deadline without touching the index). A session found still live in
@@ -67,7 +70,7 @@ local recordKey, archivedHistoryKey, archivedOverflowKey = KEYS[9], KEYS[10], KE
 local sid, userId, mode, deliver = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 
 local meta = redis.call('HMGET', metaKey, 'user', 'pers', 'created', 'abs', 'auto', 'segs', 'base',
-                        'nonce', 'last', 'idle')
+                        'nonce', 'last', 'idle', 'lcid', 'lgid')
 if meta[1] ~= userId then return {0} end
 
 local t = redis.call('TIME')
@@ -119,6 +122,8 @@ redis.call('HSET', recordKey, 'pers', meta[2], 'created', meta[3], 'ended', ende
            'reason', reason, 'count', count, 'segs', tonumber(meta[6]) or 0,
            'nonce', meta[8] or '')
 if mood then redis.call('HSET', recordKey, 'mood', mood) end
+if meta[11] then redis.call('HSET', recordKey, 'lcid', meta[11]) end
+if meta[12] then redis.call('HSET', recordKey, 'lgid', meta[12]) end
 local summary = redis.call('HGET', KEYS[16], 'rec')
 if summary then
   redis.call('HSET', recordKey, 'summary', summary)

@@ -5,7 +5,9 @@ Two users are seeded through every writer; the first is exported, then erased. N
 may then hold the first user's id, session ids, caller-chosen ids, thread ids or run ids
 (in its name or its content), and every key of the second user is byte-identical (DUMP).
 On the cluster the adapters' alias and run records sit in slots of their own, so the
-erase reaches them through calls of their own. ``buckets`` 1 puts both users (and every
+erase reaches them through calls of their own. A LuminoraCore session and a LangGraph
+thread archived before the erase (one expired, one ended) are found through their
+archived records. ``buckets`` 1 puts both users (and every
 alias) in one bucket, so the erase works beside the neighbour's entries; 64 spreads them.
 """
 
@@ -33,7 +35,7 @@ from luminora_redis.compat.langgraph.ops import find_thread  # noqa: E402
 from luminora_redis.compat.luminoracore import RedisStorageV11  # noqa: E402
 from luminora_redis.core.context import Context  # noqa: E402
 from luminora_redis.core.scripts import Batch, Call, Op  # noqa: E402
-from luminora_redis.ops import erasure  # noqa: E402
+from luminora_redis.ops import archive, erasure  # noqa: E402
 from luminora_redis.ops.adapter_keys import lc_alias_keys, lg_tagged  # noqa: E402
 
 from conftest import snapshot as snapshot_all  # noqa: E402
@@ -135,9 +137,45 @@ def _alias_sid(ctx: Context, key: str) -> Op[str]:
     return str(dict(zip(reply[0][::2], reply[0][1::2]))[b"sid"].decode())
 
 
+async def seed_archived(store: SessionStore, sync_store: SyncSessionStore, raw: Any,
+                        ids: dict[str, Any]) -> None:
+    """A LuminoraCore session archived by expiry and a LangGraph thread ended by
+    ``end_session`` (its checkpoints stay until its deadline), both before any erase."""
+    user = ids["user"]
+    ctx = await store.context()
+    adapter = RedisStorageV11(store)
+    caller = f"lc-{user}-gone"
+    assert await adapter.save_session(caller, user, "bruno", _iso(0), _iso(3600), _iso(0),
+                                      "active", {"name": "stub"})
+    await adapter.save_mood(caller, user, "calm", 0.2)
+    caller_session = await adapter_session(store, caller)
+    keys = ctx.session_keys(caller_session)
+    assert keys is not None
+    raw.delete(keys.session)  # what its expiry does; then what the listener runs on it
+    assert await store.run(archive.archive_session, caller_session, "cleanup") is not None
+    saver = LuminoraCheckpointSaver(store, sync_store)
+    thread, run = f"lg-{user}-gone", f"run-{user}-gone"
+    conf: Any = {"configurable": {"thread_id": thread, "checkpoint_ns": "", "user_id": user,
+                                  "run_id": run}}
+    await saver.aput(conf, _checkpoint([HumanMessage("adios", id=f"{user}-g1")]),
+                     {"source": "loop", "step": 0}, {"messages": 1})
+    found = await store.run(find_thread, thread)
+    assert found is not None
+    assert await store.end_session(found.session_id)
+    archive_index = ctx.keys.user(user).archive
+    for sid in (caller_session, found.session_id):
+        assert raw.zscore(archive_index, sid) is not None, "archived before the erase"
+    ids.update(gone_caller=caller, gone_caller_session=caller_session, gone_thread=thread,
+               gone_run=run, gone_thread_session=found.session_id)
+    ids["alias_keys"] += [lc_alias_keys(ctx, caller)[0], lg_tagged(ctx, "t", thread),
+                          lg_tagged(ctx, "r", run)]
+
+
 def needles(ids: dict[str, Any]) -> list[bytes]:
-    return [str(ids[name]).encode() for name in ("user", "live", "ended", "caller", "thread",
-                                                 "run", "thread_session", "caller_session")]
+    return [str(ids[name]).encode() for name in (
+        "user", "live", "ended", "caller", "thread", "run", "thread_session", "caller_session",
+        "gone_caller", "gone_caller_session", "gone_thread", "gone_run", "gone_thread_session")
+        if name in ids]
 
 
 def content(raw: Any, key: bytes) -> bytes:
@@ -172,8 +210,10 @@ async def test_erase_leaves_nothing_of_the_user_from_any_writer_and_nothing_else
         stores: tuple[SessionStore, SyncSessionStore], raw: Any) -> None:
     store, sync_store = stores
     dana = await seed(store, sync_store, "dana")
+    await seed_archived(store, sync_store, raw, dana)
     before = snapshot(raw)
     carlos = await seed(store, sync_store, "carlos")
+    await seed_archived(store, sync_store, raw, carlos)
     marks = needles(carlos)
     seeded = holding(raw, marks)
     for key in (b"lc:a", b"lc:f", b"lc:e", b"lg:d", b"lg:o", b"lg:n", b"lg:i"):
@@ -194,10 +234,11 @@ async def test_erase_leaves_nothing_of_the_user_from_any_writer_and_nothing_else
 
 
 async def test_export_holds_the_adapters_records_and_nobody_elses(
-        stores: tuple[SessionStore, SyncSessionStore]) -> None:
+        stores: tuple[SessionStore, SyncSessionStore], raw: Any) -> None:
     store, sync_store = stores
-    await seed(store, sync_store, "dana")
+    await seed_archived(store, sync_store, raw, await seed(store, sync_store, "dana"))
     carlos = await seed(store, sync_store, "carlos")
+    await seed_archived(store, sync_store, raw, carlos)
     export = await store.export_user("carlos")
     text = json.dumps(export)
     assert "dana" not in text
@@ -207,8 +248,11 @@ async def test_export_holds_the_adapters_records_and_nobody_elses(
     assert [(row["personality_name"], row["record"]["current_level"], row["record"]["extra"])
             for row in lc["affinity"]] == [("alicia", "friend", {"note": "kept"})]
     assert [row["fields"]["sentiment"] for row in lc["episodes"]] == ["very_positive"]
-    assert lc["session_ids"] == [{"session_id": carlos["caller"],
-                                  "native_session_id": carlos["caller_session"]}]
+    assert lc["session_ids"] == [
+        {"session_id": carlos["caller"], "native_session_id": carlos["caller_session"],
+         "archived": False},
+        {"session_id": carlos["gone_caller"],
+         "native_session_id": carlos["gone_caller_session"], "archived": True}]
     [thread] = export["langgraph_threads"]
     assert (thread["thread_id"], thread["session_id"], thread["run_ids"]) == (
         carlos["thread"], carlos["thread_session"], [carlos["run"]])
@@ -259,6 +303,28 @@ async def test_a_rerun_completes_an_erase_that_died_between_the_aliases_and_the_
     for key in carlos["alias_keys"]:
         assert not raw.exists(key), "the aliases and the run record went first"
     assert await store.get_session(carlos["live"]) is not None, "the sessions are still there"
+    assert await store.erase_user("carlos") > 0
+    assert holding(raw, needles(carlos)) == {}
+    assert snapshot(raw) == before
+
+
+async def test_a_rerun_completes_an_erase_that_died_before_the_archived_records_went(
+        stores: tuple[SessionStore, SyncSessionStore], raw: Any) -> None:
+    store, sync_store = stores
+    dana = await seed(store, sync_store, "dana")
+    await seed_archived(store, sync_store, raw, dana)
+    before = snapshot(raw)
+    carlos = await seed(store, sync_store, "carlos")
+    await seed_archived(store, sync_store, raw, carlos)
+    ctx = await store.context()
+    archived_record = ctx.keys.user("carlos").archived(carlos["gone_thread_session"])[0]
+    assert raw.hget(archived_record, "lgid") == carlos["gone_thread"].encode()
+    assert raw.hget(ctx.keys.user("carlos").archived(carlos["gone_caller_session"])[0],
+                    "lcid") == carlos["gone_caller"].encode()
+    await store.run(lambda ctx: _until(erasure.erase_user(ctx, "carlos"), "erase_archived"))
+    for key in carlos["alias_keys"]:
+        assert not raw.exists(key), "the archived sessions' aliases and run records went first"
+    assert raw.exists(archived_record), "the archived records are still there"
     assert await store.erase_user("carlos") > 0
     assert holding(raw, needles(carlos)) == {}
     assert snapshot(raw) == before

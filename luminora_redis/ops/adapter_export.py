@@ -3,12 +3,14 @@
 The LuminoraCore adapter keeps what LuminoraCore stores beyond our models
 (the caller's level name, extra fields, the original sentiment, the save
 order) in three hashes beside the user's memory; they are exported as stored,
-each hash read in HSCAN steps. A LangGraph thread is exported by what says
-what it is (its thread id, its session, the run ids that wrote it, each
-checkpoint's namespace and id, how many pending writes it holds), not by its
-checkpoints' serialized bytes: those are the application's serializer's
-encoding of state whose conversation is already exported as the session's
-messages, and only that serializer can read them.
+each hash read in HSCAN steps, with the caller's session ids of the user's live
+sessions and of the archived ones (their archived records keep the id). A live
+LangGraph thread is exported by what says what it is (its thread id, its
+session, the run ids that wrote it, each checkpoint's namespace and id, how
+many pending writes it holds), not by its checkpoints' serialized bytes: those
+are the application's serializer's encoding of state whose conversation is
+already exported as the session's messages, and only that serializer can read
+them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ from luminora_redis.core.codec import from_ms, unpack
 from luminora_redis.core.context import Context
 from luminora_redis.core.keys import UserKeys
 from luminora_redis.core.scripts import Call, Op
-from luminora_redis.ops.adapter_keys import SessionRefs, lc_record_keys, lg_thread_keys
+from luminora_redis.ops.adapter_keys import (
+    SessionRefs,
+    archived_refs,
+    lc_record_keys,
+    lg_thread_keys,
+)
 
 __all__ = ["export_langgraph_threads", "export_luminoracore", "jsonable"]
 
@@ -48,10 +55,23 @@ def _scan(ctx: Context, key: str) -> Op[dict[bytes, bytes]]:
             return found
 
 
+def _archived_ids(ctx: Context, user: UserKeys) -> Op[list[str]]:
+    """The ids of the user's archived conversations, newest first, in ``list_archive``
+    pages of at most ``page_size`` from the last id read."""
+    ids: list[str] = []
+    page, before = ctx.settings.page_size, ""
+    while True:
+        found = yield Call("list_archive", (user.archive,), (page, before))
+        ids.extend(raw.decode() for raw in found)
+        if len(found) < page:
+            return ids
+        before = ids[-1]
+
+
 def export_luminoracore(ctx: Context, user: UserKeys,
                         refs: list[SessionRefs]) -> Op[dict[str, Any]]:
     """The LuminoraCore adapter's records of the user, and the caller's ids of its live
-    sessions."""
+    sessions (``refs``) and of its archived ones."""
     affinity_key, facts_key, episodes_key = lc_record_keys(user)
     affinity = []
     for personality, raw in sorted((yield from _scan(ctx, affinity_key)).items()):
@@ -69,11 +89,15 @@ def export_luminoracore(ctx: Context, user: UserKeys,
         fields, sequence = unpack(raw)
         episodes.append({"episode_id": field.decode(), "fields": jsonable(fields),
                          "sequence": sequence})
+    gone = yield from archived_refs(ctx, user, list(reversed((yield from _archived_ids(ctx, user)))))
     return {"affinity": affinity,
             "facts": sorted(facts, key=lambda row: row["sequence"]),
             "episodes": sorted(episodes, key=lambda row: row["sequence"]),
-            "session_ids": [{"session_id": ref.caller_id, "native_session_id": ref.session_id}
-                            for ref in refs if ref.caller_id is not None]}
+            "session_ids": [
+                {"session_id": ref.caller_id, "native_session_id": ref.session_id,
+                 "archived": archived}
+                for refs_of, archived in ((refs, False), (gone, True)) for ref in refs_of
+                if ref.caller_id is not None]}
 
 
 def _thread(ctx: Context, ref: SessionRefs) -> Op[dict[str, Any]]:

@@ -1,6 +1,7 @@
 """The drop-in adapters' keys that name a user, laid out once for the adapters and for
 ``export_user`` / ``erase_user``, which must find them without importing the adapters;
-and ``session_refs()``, which reads from a user's sessions where those keys are.
+and ``session_refs()`` / ``archived_refs()``, which read from a user's sessions and
+archived conversations where those keys are.
 
 Among the user's keys (the user's hash slot)::
 
@@ -16,8 +17,10 @@ and in slots of their own, hash-tagged by a hash of a caller-chosen id::
     lr:{c<hhhh>}:lg:t:<thread id>   alias of a LangGraph thread: sid, user
     lr:{c<hhhh>}:lg:r:<run id>      thread ids a LangGraph run wrote to
 
-A session's meta hash names its caller-chosen id (``lcid``, ``lgid``), so that an
-erase finds the alias records of the user's sessions from the user's own keys.
+A session's meta hash names its caller-chosen id (``lcid``, ``lgid``), and archiving
+copies both into the archived record (``lr:{b}:u:<uid>:a:<sid>``), so that an erase
+finds the alias records of the user's sessions, live or archived, from the user's own
+keys.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from luminora_redis.core.keys import SessionKeys, UserKeys
 from luminora_redis.core.scripts import Call, Op
 
 __all__ = ["SessionRefs", "ThreadKeys", "lc_alias_keys", "lc_record_keys", "lg_tagged",
-           "lg_thread_keys", "session_refs"]
+           "archived_refs", "lg_thread_keys", "session_refs"]
 
 
 class ThreadKeys(NamedTuple):
@@ -93,6 +96,16 @@ def _run_ids(ctx: Context, keys: SessionKeys) -> Op[list[str]]:
             return list(found)
 
 
+def _refs(ctx: Context, sid: str, keys: SessionKeys, fields: dict[bytes, bytes]) -> Op[
+        SessionRefs | None]:
+    caller, thread = fields.get(b"lcid"), fields.get(b"lgid")
+    if caller is None and thread is None:
+        return None
+    runs = (yield from _run_ids(ctx, keys)) if thread is not None else []
+    return SessionRefs(sid, None if caller is None else caller.decode(),
+                       None if thread is None else thread.decode(), runs)
+
+
 def session_refs(ctx: Context, user_id: str, session_ids: Sequence[str]) -> Op[list[SessionRefs]]:
     """The caller-chosen ids (and a thread's run ids) of those of ``session_ids`` whose
     meta hash names ``user_id``: a page of at most ``page_size`` meta hashes per call."""
@@ -108,9 +121,28 @@ def session_refs(ctx: Context, user_id: str, session_ids: Sequence[str]) -> Op[l
             meta = dict(zip(flat[::2], flat[1::2]))
             if meta.get(b"user") != user_id.encode("utf-8"):
                 continue
-            caller, thread = meta.get(b"lcid"), meta.get(b"lgid")
-            runs = (yield from _run_ids(ctx, keys)) if thread is not None else []
-            if caller is not None or thread is not None:
-                refs.append(SessionRefs(sid, None if caller is None else caller.decode(),
-                                        None if thread is None else thread.decode(), runs))
+            ref = yield from _refs(ctx, sid, keys, meta)
+            if ref is not None:
+                refs.append(ref)
+    return refs
+
+
+def archived_refs(ctx: Context, user: UserKeys,
+                  session_ids: Sequence[str]) -> Op[list[SessionRefs]]:
+    """The caller-chosen ids the archived records of ``session_ids`` (conversations in
+    ``user``'s archive) name, a page of at most ``page_size`` records per call. A thread's
+    run ids come from its checkpoints, which stay until the session's own deadline when it
+    was ended early (an expired thread's checkpoints expired with it)."""
+    refs: list[SessionRefs] = []
+    page = ctx.settings.page_size
+    for start in range(0, len(session_ids), page):
+        chunk = [(sid, keys) for sid in session_ids[start:start + page]
+                 if (keys := ctx.session_keys(sid)) is not None]
+        if not chunk:
+            continue
+        records = yield Call("read_hashes", [user.archived(sid)[0] for sid, _ in chunk], ())
+        for (sid, keys), flat in zip(chunk, records):
+            ref = yield from _refs(ctx, sid, keys, dict(zip(flat[::2], flat[1::2])))
+            if ref is not None:
+                refs.append(ref)
     return refs

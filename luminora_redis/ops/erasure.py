@@ -12,15 +12,18 @@ running the erase again after a crash completes it.
 The drop-in adapters keep records in slots of their own, hash-tagged by a
 caller-chosen id (``adapter_keys``): the alias of a LuminoraCore session id or
 of a LangGraph thread, and a LangGraph run's list of threads. A session's meta
-hash names its caller-chosen id, so before a chunk of sessions is erased their
-aliases are removed (one call each, in that id's slot, only while the alias
-still names that session of that user) and the user's threads leave the records
-of the runs that wrote them. Those calls are not atomic with the session's
-erase; they run first, so a crash between them leaves the session and its meta
-hash, and a rerun finds the rest. An alias outlives its session by at most the
-session's ttl plus a grace, and the session's meta hash goes when it is
-archived: an alias of a session archived before the erase is not found, and
-expires on its own (``export_user`` and ``erase_user`` in the README).
+hash names its caller-chosen id, and archiving copies it into the archived
+record, so before a chunk of sessions or of archived conversations is erased
+their aliases are removed (one call each, in that id's slot, only while the
+alias still names that session of that user) and the user's threads leave the
+records of the runs that wrote them; an archived thread's checkpoint keys, left
+until its session's deadline when it was ended early, go next. Those calls are
+not atomic with the chunk's erase; they run first, so a crash between them
+leaves the session (or archived record) that names them, and a rerun finds the
+rest. The run ids come from a thread's checkpoints: those of a thread archived
+by expiry expired with it, so a run record naming such a thread is not found,
+and expires on its own, at most the session's ttl plus a grace after the run
+(``export_user`` and ``erase_user`` in the README).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from luminora_redis.core.errors import LuminoraRedisError, ReplyCode
 from luminora_redis.core.keys import UserKeys
 from luminora_redis.core.scripts import Batch, Call, Op
 from luminora_redis.ops.adapter_keys import (
+    SessionRefs,
+    archived_refs,
     lc_alias_keys,
     lc_record_keys,
     lg_tagged,
@@ -125,8 +130,13 @@ def _erase_sessions(ctx: Context, user_id: str, user: UserKeys, bucket: int) -> 
 def _erase_refs(ctx: Context, user_id: str, session_ids: list[str]) -> Op[int]:
     """Remove the aliases of these sessions of the user, and their threads from the records
     of runs, each in its own slot (one pipeline per node): the keys removed."""
+    return (yield from _erase_aliases(ctx, user_id,
+                                      (yield from session_refs(ctx, user_id, session_ids))))
+
+
+def _erase_aliases(ctx: Context, user_id: str, refs: list[SessionRefs]) -> Op[int]:
     calls: list[Call] = []
-    for ref in (yield from session_refs(ctx, user_id, session_ids)):
+    for ref in refs:
         if ref.caller_id is not None:
             calls.append(Call("erase_alias", lc_alias_keys(ctx, ref.caller_id),
                               (ref.session_id, user_id)))
@@ -140,11 +150,23 @@ def _erase_refs(ctx: Context, user_id: str, session_ids: list[str]) -> Op[int]:
     return sum(int(reply) for reply in (yield Batch(calls)))
 
 
-def _erase_archive(ctx: Context, user: UserKeys, bucket: int) -> Op[int]:
+def _erase_archive(ctx: Context, user_id: str, user: UserKeys, bucket: int) -> Op[int]:
+    def refs(session_ids: list[str]) -> Op[int]:
+        found = yield from archived_refs(ctx, user, session_ids)
+        removed = yield from _erase_aliases(ctx, user_id, found)
+        # Only once the run records have forgotten the threads: their ids are read here.
+        calls = [Call("erase_thread_keys", lg_thread_keys(keys), ())
+                 for ref in found
+                 if ref.thread_id is not None
+                 and (keys := ctx.session_keys(ref.session_id)) is not None]
+        if calls:
+            removed += sum(int(reply) for reply in (yield Batch(calls)))
+        return removed
+
     return (yield from _erase_indexed(
         user.archive, "erase_archived", (user.archive, *bucket_side_keys(ctx, bucket)), (), 3,
         lambda sid, segments: [*user.archived(sid), *user.segments(sid, segments)],
-        lambda sid: 0))
+        lambda sid: 0, refs))
 
 
 def erase_user(ctx: Context, user_id: object) -> Op[int]:
@@ -155,7 +177,7 @@ def erase_user(ctx: Context, user_id: object) -> Op[int]:
     removed = 0
     for _ in range(ERASE_ROUNDS):
         removed += yield from _erase_sessions(ctx, user_id, user, bucket)
-        removed += yield from _erase_archive(ctx, user, bucket)
+        removed += yield from _erase_archive(ctx, user_id, user, bucket)
         removed += yield from erase_items(ctx, user_id)
         reply = yield Call("erase_memory", (user.sessions, user.archive, user.user, user.affinity,
                                             user.facts, user.episodes, user.episode_bodies,
