@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from luminora_redis.core.errors import InvalidInput
-from luminora_redis.core.keys import KeySpace, SessionKeys, UserKeys
+from luminora_redis.core.keys import GroupHintKeys, HintKeys, KeySpace, SessionKeys, UserKeys
 from luminora_redis.core.settings import StoreSettings
 from luminora_redis.core.validation import check_name
 
@@ -18,16 +20,21 @@ MAX_COUNT = (1 << 63) - 1
 
 class Context:
     """The key layout and settings one store's operations share; immutable once built.
-    ``cluster``: the store talks to a Redis Cluster."""
+    ``cluster``: the store talks to a Redis Cluster. ``hints`` makes the due-bucket
+    hint keys from the key space (a cluster store's follow its client's slot map);
+    None: the 16 group keys (``GroupHintKeys``)."""
 
-    __slots__ = ("_session_keys", "cluster", "keys", "settings", "turn_page")
+    __slots__ = ("_session_keys", "cluster", "hints", "keys", "settings", "turn_page")
 
-    def __init__(self, settings: StoreSettings, buckets: int, cluster: bool = False) -> None:
+    def __init__(self, settings: StoreSettings, buckets: int, cluster: bool = False,
+                 hints: Callable[[KeySpace], HintKeys] | None = None) -> None:
         self.settings = settings
         #: The most messages a chat turn returns in its own reply (more are paged).
         self.turn_page = min(settings.page_size, settings.max_history)
         self.keys = KeySpace(settings.prefix, buckets)
         self.cluster = cluster
+        #: Which due-bucket hint keys a bucket's hint goes to and a sweep takes.
+        self.hints: HintKeys = GroupHintKeys(self.keys) if hints is None else hints(self.keys)
         self._session_keys: dict[str, SessionKeys] = {}
 
     @property

@@ -105,10 +105,11 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 from urllib.parse import quote
 
-__all__ = ["HINT_GROUPS", "BucketKeys", "KeySpace", "SessionKeys", "UserKeys"]
+__all__ = ["HINT_GROUPS", "BucketKeys", "GroupHintKeys", "HintKeys", "KeySpace", "SessionKeys",
+           "UserKeys"]
 
 #: How many due-bucket hint keys a prefix has (``<prefix>:{h<g>}:due``, g = bucket mod
 #: this): few, so a sweep reads them all in one round trip per node, and more than one,
@@ -116,6 +117,47 @@ __all__ = ["HINT_GROUPS", "BucketKeys", "KeySpace", "SessionKeys", "UserKeys"]
 HINT_GROUPS = 16
 
 _SESSION_ID = re.compile(r"([0-9a-f]{4})-[0-9a-f]{32}")
+
+
+class HintKeys(Protocol):
+    """Which due-bucket hint keys a store writes and reads (``Context.hints``).
+
+    A single server has the `HINT_GROUPS` group keys (`GroupHintKeys`), read in one
+    script call. A cluster store has one key per primary node, filled from its
+    client's slot map by the io layer (``luminora_redis.io.hint_slots``), so a sweep
+    takes one key per node and a writer's hint lands on the node of its bucket."""
+
+    def of_bucket(self, bucket: int) -> str:
+        """The hint key that holds ``bucket``'s earliest deadline (a lower bound)."""
+        ...
+
+    def to_take(self) -> tuple[str, ...]:
+        """Every hint key the sweeper takes, at most one per node."""
+        ...
+
+    def retired(self) -> tuple[str, ...]:
+        """Hint keys this layout may have written before and reads no more (a cluster's
+        earlier node keys, the group keys of the 16-key layout), for a full sweep to
+        empty: it scans every bucket anyway."""
+        ...
+
+
+class GroupHintKeys:
+    """The `HINT_GROUPS` group keys: bucket b's hint in ``<prefix>:{h<b mod 16>}:due``."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, keys: KeySpace) -> None:
+        self._keys = keys
+
+    def of_bucket(self, bucket: int) -> str:
+        return self._keys.hint(bucket)
+
+    def to_take(self) -> tuple[str, ...]:
+        return self._keys.hints
+
+    def retired(self) -> tuple[str, ...]:
+        return ()
 
 
 class SessionKeys(NamedTuple):
@@ -188,11 +230,17 @@ class KeySpace:
         self.sweeper = f"{prefix}:sweeper"
         self.deliverer = f"{prefix}:deliverer"
         #: The due-bucket hint keys, group g at index g (see `hint`).
-        self.hints = tuple(f"{prefix}:{{h{group:x}}}:due" for group in range(HINT_GROUPS))
+        self.hints = tuple(self.hint_key(group) for group in range(HINT_GROUPS))
 
     def hint(self, bucket: int) -> str:
-        """The hint key that holds ``bucket``'s earliest deadline (a lower bound)."""
+        """The group hint key that holds ``bucket``'s earliest deadline (a lower bound) on
+        a single server; a cluster store's context says which key instead
+        (``Context.hints``, `HintKeys`)."""
         return self.hints[bucket % HINT_GROUPS]
+
+    def hint_key(self, tag: int) -> str:
+        """The due-bucket hint key with hash tag ``{h<tag in hex>}``."""
+        return f"{self.prefix}:{{h{tag:x}}}:due"
 
     def tag(self, bucket: int) -> str:
         """The hash-tagged key prefix of one bucket."""

@@ -85,7 +85,8 @@ class AsyncStoreBase(StoreBase):
                             await self._client.execute_command("WAITAOF", 1, 0, 1)
                         except ResponseError as error:
                             raise aof_refusal(error) from error
-                    ctx = await self._runner.drive(claim_layout(self._settings, self._cluster))
+                    ctx = await self._runner.drive(claim_layout(self._settings, self._cluster,
+                                                                self._hints))
                     warn_findings(await self.check_server())
                     self._ctx = ctx
         return self._ctx

@@ -7,17 +7,20 @@ Neither store holds logic of its own; both drive the operation generators of
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 from redis.exceptions import ResponseError
 
 from luminora_redis.core.context import Context
 from luminora_redis.core.errors import ConfigurationError, InvalidSettings
+from luminora_redis.core.keys import HintKeys, KeySpace
 from luminora_redis.core.scripts import Call, Op, script_sources
 from luminora_redis.core.server import ServerIdentity, check_supported, script_sources_for, without_hello
 from luminora_redis.core.settings import DEFAULT_BUCKETS, StoreSettings
 from luminora_redis.core.tokens import count_tokens
 from luminora_redis.io.acknowledge import acknowledgement
+from luminora_redis.io.hint_slots import NodeHintKeys
 from luminora_redis.io.sentinel_url import is_sentinel_url
 
 __all__ = ["LAYOUT_VERSION", "StoreBase", "check_flag", "check_layout_version", "claim_layout",
@@ -44,9 +47,11 @@ def check_layout_version(prefix: str, recorded: int) -> None:
             f"--prefix {prefix}` first")
 
 
-def claim_layout(settings: StoreSettings, cluster: bool = False) -> Op[Context]:
+def claim_layout(settings: StoreSettings, cluster: bool = False,
+                 hints: Callable[[KeySpace], HintKeys] | None = None) -> Op[Context]:
     """Agree with Redis on the bucket count and layout version of this prefix, then
-    build the context (``cluster``: the client is a cluster client)."""
+    build the context (``cluster``: the client is a cluster client; ``hints``: its
+    due-bucket hint keys, see ``Context``)."""
     wanted = settings.buckets or DEFAULT_BUCKETS
     reply = yield Call("claim_layout", (f"{settings.prefix}:layout",), (wanted, LAYOUT_VERSION))
     recorded = int(reply[0])
@@ -56,7 +61,7 @@ def claim_layout(settings: StoreSettings, cluster: bool = False) -> Op[Context]:
             f"the keyspace {settings.prefix!r} was created with {recorded} buckets, but this "
             f"store was given buckets={settings.buckets}; pass buckets={recorded} or None"
         )
-    return Context(settings, recorded, cluster)
+    return Context(settings, recorded, cluster, hints)
 
 
 def store_settings(settings: object, overrides: dict[str, Any]) -> StoreSettings:
@@ -133,6 +138,10 @@ class StoreBase:
         self._owns_client = False
         self._cluster = hasattr(client, "get_node_from_key")  # both shells' cluster clients
         self._ack = acknowledgement(settings, script_sources(), cluster=self._cluster)
+        #: A cluster store's due-bucket hint keys: one per node, from the client's slot
+        #: map (``io/hint_slots.py``); None on a single server (the group keys).
+        self._hints: Callable[[KeySpace], HintKeys] | None = (
+            partial(NodeHintKeys, client) if self._cluster else None)
 
     def _check_client(self, client: object) -> None:
         """Refuse a client this shell cannot send through (the other shell's kind, or not

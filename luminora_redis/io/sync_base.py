@@ -75,7 +75,7 @@ class SyncStoreBase(StoreBase):
                         self._client.execute_command("WAITAOF", 1, 0, 1)
                     except ResponseError as error:
                         raise aof_refusal(error) from error
-                ctx = self._runner.drive(claim_layout(self._settings, self._cluster))
+                ctx = self._runner.drive(claim_layout(self._settings, self._cluster, self._hints))
                 warn_findings(self.check_server())
                 self._ctx = ctx
         return self._ctx

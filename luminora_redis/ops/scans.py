@@ -14,10 +14,16 @@ session still live: ``expired_sessions`` checks each with ``read_meta.lua``,
 which raises a live session's entry to its real deadline.
 
 So that a sweep need not ask every bucket, each bucket's earliest deadline also
-has a hint (``<prefix>:{h<g>}:due``, a lower bound): writers that add a deadline
+has a hint (a lower bound) in a due-bucket hint key: writers that add a deadline
 lower it (`create_hinted`), the sweeper takes the passed ones (`take_hints`) and
 puts back each bucket's next score (`lower_hints`). See
-``luminora_redis.listener.sweeper`` for why this order loses no deadline.
+``luminora_redis.listener.sweeper`` for why this order loses no deadline. Which
+keys is the context's (``ctx.hints``, ``core.keys.HintKeys``): on a single
+server the 16 group keys ``<prefix>:{h<g>}:due`` (g = bucket mod 16), all taken
+in one call; on a cluster one key per primary node (``io/hint_slots.py``), so a
+take is one call per node, and a bucket's hint goes to the key of the node
+serving the bucket. A full scan (every bucket) also empties the hint keys no
+longer read (`scan_due`).
 """
 
 from __future__ import annotations
@@ -114,16 +120,24 @@ def scan_due(ctx: Context, buckets: Iterable[int] | None = None, manual: bool = 
     """Index entries whose score has passed, from the given buckets' indexes (all when
     None), in one round trip per node (two when more than ``PROBE_FROM`` buckets are
     asked: their earliest scores first). With ``manual`` the auto_cleanup=False index
-    is read too. Scores are lower bounds: an entry may be a session still live."""
+    is read too. Scores are lower bounds: an entry may be a session still live.
+
+    A scan of every bucket (a full sweep) also takes the passed entries of the hint
+    keys no longer read (``HintKeys.retired``: on a cluster, keys a reshard or the
+    16-key layout left behind), in the same round trip: it has seen each of their
+    buckets itself, and so they empty as their entries pass."""
     chosen = list(range(ctx.keys.buckets) if buckets is None else buckets)
+    every = len(chosen) >= ctx.keys.buckets and len(set(chosen)) == ctx.keys.buckets
     return (yield from scan_sets(ctx, [(bucket, key) for bucket in chosen
                                        for key in ctx.keys.index(bucket)[:2 if manual else 1]],
-                                 batch))
+                                 batch, ctx.hints.retired() if every else ()))
 
 
-def scan_sets(ctx: Context, targets: Sequence[tuple[int, str]], batch: int) -> Op[DueScan]:
+def scan_sets(ctx: Context, targets: Sequence[tuple[int, str]], batch: int,
+              retired: Sequence[str] = ()) -> Op[DueScan]:
     """``scan_due`` over (bucket, sorted set) pairs: the first set named for a bucket is
-    the one whose next score the scan reports."""
+    the one whose next score the scan reports. ``retired`` hint keys have their passed
+    entries taken in the same round trip as the scan."""
     ahead: dict[int, int] = {}
     first: set[int] = set()
     owned = []
@@ -142,8 +156,9 @@ def scan_sets(ctx: Context, targets: Sequence[tuple[int, str]], batch: int) -> O
                 elif score >= 0 and owner >= 0:
                     ahead[owner] = score
             owned = due
-    replies = (yield Batch([Call("due_sessions", (key,), (batch,)) for _, key in owned])
-               ) if owned else []
+    calls = [Call("due_sessions", (key,), (batch,)) for _, key in owned]
+    calls.extend(Call("take_hints", (key,), (ctx.keys.buckets,)) for key in retired)
+    replies = (yield Batch(calls)) if calls else []
     found_ids: list[str] = []
     more = False
     for (owner, _), reply in zip(owned, replies):
@@ -202,22 +217,25 @@ def create_hinted(ctx: Context, create: Call, bucket: int, in_ms: int) -> Op[Any
     to ``bucket``'s index) and lower the bucket's hint; ``create``'s reply. On a single
     server the script lowers the hint itself (its key declared with the others: one
     atomic call, the exact deadline); on a cluster, where the hint key is of another
-    slot, a ``lower_hints`` call rides in the same round trip, right after it, with
-    ``in_ms`` from its node's clock less `HINT_MARGIN_MS`."""
+    slot (on the same node: the key of the node serving the bucket), a ``lower_hints``
+    call rides in the same round trip, right after it, with ``in_ms`` from its node's
+    clock less `HINT_MARGIN_MS`."""
+    hint = ctx.hints.of_bucket(bucket)
     if ctx.scan_scripts:
-        return (yield Call(create.script, (*create.keys, ctx.keys.hint(bucket)),
-                           (*create.args, bucket)))
-    replies = yield Batch([create, Call("lower_hints", (ctx.keys.hint(bucket),),
+        return (yield Call(create.script, (*create.keys, hint), (*create.args, bucket)))
+    replies = yield Batch([create, Call("lower_hints", (hint,),
                                         ("rel", in_ms - HINT_MARGIN_MS, bucket))])
     return replies[0]
 
 
 def lower_hints(ctx: Context, scores: dict[int, int]) -> Op[None]:
     """Lower the hints of the given buckets to the given absolute scores (ms, server
-    clock; never raised), one ``lower_hints`` call per hint key, one round trip per node."""
+    clock; never raised), one ``lower_hints`` call per hint key: on a cluster at most
+    one per node, in one round trip per node."""
     groups: dict[str, list[int]] = {}
+    of_bucket = ctx.hints.of_bucket
     for bucket, score in sorted(scores.items()):
-        groups.setdefault(ctx.keys.hint(bucket), []).extend((score, bucket))
+        groups.setdefault(of_bucket(bucket), []).extend((score, bucket))
     if groups:
         yield Batch([Call("lower_hints", (key,), ("abs", *pairs))
                      for key, pairs in groups.items()])
@@ -237,13 +255,13 @@ class DueBuckets:
 
 def take_hints(ctx: Context) -> Op[DueBuckets]:
     """Take every passed hint: one ``take_hints`` call over all the hint keys on a single
-    server; on a cluster one call per hint key, in one round trip per node. The calls
-    per sweep depend on the number of hint keys, not of buckets."""
-    keys = ctx.keys.hints
+    server; on a cluster one call per node, on that node's hint key. The calls per
+    sweep depend on the number of nodes, not of buckets."""
+    keys = ctx.hints.to_take()
     limit = ctx.keys.buckets
     calls = ([Call("take_hints", keys, (limit,))] if ctx.scan_scripts
              else [Call("take_hints", (key,), (limit,)) for key in keys])
-    replies = yield Batch(calls)
+    replies = (yield Batch(calls)) if calls else []
     buckets: list[int] = []
     now, ahead = 0, -1
     for reply in replies:
