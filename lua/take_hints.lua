@@ -2,7 +2,7 @@
 --[[
 take_hints: the buckets whose hint has passed, removed as they are read, and the
 earliest hint still ahead: one call per sweep on a single server (all the hint
-keys), one per hint key on a cluster.
+keys), one per node on a cluster (that node's one hint key).
 
 Removing the due entries in the same call is the first of the sweeper's three
 steps (take the hint, scan the bucket, put the bucket's next score back with
@@ -10,7 +10,7 @@ lower_hints): a deadline added after the take lands its own hint, one added
 before it is seen by the scan, so no deadline is lost between the steps. Due is
 strictly score < now, as for the deadline indexes (due_sessions).
 
-KEYS[1..n] hint keys   lr:{h<g>}:due
+KEYS[1..n] hint keys   lr:{h<g>}:due (a cluster: one, lr:{h<t>}:due)
 ARGV[1] how many buckets to take per key, at most (> 0)
 Replies:
   {now_ms, next_ms, bucket...}   next_ms: the earliest score >= now left in any of

@@ -86,14 +86,21 @@ Per prefix::
                                       the periodic full outbox scans
     lr:{h<g>}:due               ZSET  bucket number -> a lower bound (ms, server clock) of
                                       the earliest score in that bucket's deadline index,
-                                      for the buckets of group g (bucket mod 16), hash
-                                      tagged per group so the groups spread over a
-                                      cluster's nodes. Writers that add a deadline lower
-                                      it (ZADD LT); the sweeper takes the due entries and
-                                      puts back each bucket's next score, so a sweep reads
-                                      only the buckets with something due. A hint, not
-                                      the truth: a lost entry is restored by the next
-                                      full sweep (``luminora_redis.listener.sweeper``).
+                                      on a single server for the buckets of group g
+                                      (bucket mod 16; all 16 read in one call). Writers
+                                      that add a deadline lower it (ZADD LT); the sweeper
+                                      takes the due entries and puts back each bucket's
+                                      next score, so a sweep reads only the buckets with
+                                      something due. A hint, not the truth: a lost entry
+                                      is restored by the next full sweep
+                                      (``luminora_redis.listener.sweeper``).
+    lr:{h<t>}:due               ZSET  the same on a cluster, one key per primary node: t
+                                      (hex) is the smallest integer whose tag's slot the
+                                      node serves, and the key holds the buckets that node
+                                      serves, so a sweep takes one key per node in one
+                                      call (``luminora_redis.io.hint_slots``). Keys a
+                                      reshard left behind (and the group keys) empty at
+                                      full sweeps as their entries pass.
 
 The LuminoraCore adapter adds its own keys beside these (alias records of
 caller-chosen session ids, and the fields LuminoraCore stores beyond our
@@ -111,9 +118,9 @@ from urllib.parse import quote
 __all__ = ["HINT_GROUPS", "BucketKeys", "GroupHintKeys", "HintKeys", "KeySpace", "SessionKeys",
            "UserKeys"]
 
-#: How many due-bucket hint keys a prefix has (``<prefix>:{h<g>}:due``, g = bucket mod
-#: this): few, so a sweep reads them all in one round trip per node, and more than one,
-#: so that on a cluster the writes of new deadlines spread over the nodes.
+#: How many due-bucket hint keys a prefix has on a single server
+#: (``<prefix>:{h<g>}:due``, g = bucket mod this), all read in one call; a cluster store
+#: has one per primary node instead (`HintKeys`).
 HINT_GROUPS = 16
 
 _SESSION_ID = re.compile(r"([0-9a-f]{4})-[0-9a-f]{32}")

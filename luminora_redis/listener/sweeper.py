@@ -5,21 +5,23 @@ the server clock (strictly: Redis expires a key only once now > its deadline).
 Its cost follows the work, not the bucket count: each ``interval`` it reads the
 due-bucket hints, and asks only the buckets whose hint has passed.
 
-The hints (``<prefix>:{h<g>}:due``, 16 sorted sets: member = bucket, score = a
-lower bound of that bucket's earliest deadline index score):
+The hints (sorted sets: member = bucket, score = a lower bound of that bucket's
+earliest deadline index score; 16 keys ``<prefix>:{h<g>}:due`` on a single
+server, one key per primary node on a cluster: ``scans``, ``io/hint_slots.py``):
 
 - A writer that adds a deadline (``create_session``) lowers its bucket's hint
   (``ZADD LT``, ``scans.create_hinted``). On a single server its own script
   declares the hint key with the others and writes the exact deadline: one
   atomic call. On a cluster a script cannot declare keys of several slots (and
   every key a script touches arrives through KEYS), so ``lower_hints`` rides
-  right after the script in the same round trip, with the deadline computed on
-  the hint key's node less a margin (``scans.HINT_MARGIN_MS``, for the other
-  node's clock). Raising an entry (``read_meta``) writes no hint: hints are
+  right after the script in the same round trip, on the hint key of the node
+  serving the bucket, with the deadline computed on the hint key's node less a
+  margin (``scans.HINT_MARGIN_MS``, for another node's clock should a reshard
+  have moved the bucket meanwhile). Raising an entry (``read_meta``) writes no hint: hints are
   lower bounds.
 - Each tick the lease holder takes the passed hints (``take_hints``: read and
-  removed in one call; one call on a single server, one per hint key pipelined
-  per node on a cluster, whatever the bucket count), scans those buckets'
+  removed in one call; one call on a single server, one per node on a
+  cluster, on that node's hint key, whatever the bucket count), scans those buckets'
   indexes (``due_sessions``), archives what is due, and puts each bucket's
   next score back (``lower_hints``, ``ZADD LT``). In
   that order no deadline is lost: one indexed after the take lands its own
@@ -38,14 +40,18 @@ lower bound of that bucket's earliest deadline index score):
   was due, and what was indexed since wrote its own hint.
 
 What can lose a hint: a crash between the take and the put-back, or, on a
-cluster, a writer's hint call that failed after its script ran, or a take and a
-scan that fall between a writer's script and its hint call on another node.
+cluster, a writer's hint call that failed after its script ran, a take and a
+scan that fall between a writer's script and its hint call, or a reshard while
+a writer's slot map and the sweeper's disagree (the hint lands in a key no take
+reads).
 So a FULL sweep (every bucket, as before the hints) still runs every
 ``full_interval`` (default 30 s) and at every catch-up (start, reconnect), and
 lowers every bucket's hint to its next score: it is the guarantee, and it
 covers data written before the hints existed. On a single server a full sweep
 asks for every bucket's earliest score in one script call (``scan_buckets.lua``);
-on a cluster it asks every bucket, in one pipelined round trip per node.
+on a cluster it asks every bucket, in one pipelined round trip per node, and
+takes the passed entries of the hint keys no longer read (a reshard's, the
+16-key layout's; ``scans.scan_due``), so those empty as their entries pass.
 
 An entry whose archive keeps failing is quarantined after ``max_failures``
 attempts, so its bucket moves on. Index scores are lower bounds of the
