@@ -215,7 +215,9 @@ def test_a_cluster_writer_lowers_the_hint_of_its_buckets_node_in_the_same_round_
     assert reply == "sid"
 
 
-def test_a_full_scan_takes_the_retired_keys_in_its_round_trip_and_a_partial_one_does_not() -> None:
+def test_a_full_sweeps_scan_takes_the_retired_keys_in_its_round_trip_and_no_other_does() -> None:
+    """Only the sweeper's full scan (every bucket, the auto_cleanup index) writes: a
+    partial one, and get_expired_sessions' (the manual index too), stay reads."""
     idle = [[1000, -1]] * 1024
     steps, scan = run(scans.scan_due(CLUSTER, None), [*idle, [1000, -1, 2]])
     calls = steps[0].calls
@@ -223,4 +225,6 @@ def test_a_full_scan_takes_the_retired_keys_in_its_round_trip_and_a_partial_one_
                                                     (1024,))
     assert scan.session_ids == [] and scan.next_deadlines == {}
     steps, _ = run(scans.scan_due(CLUSTER, range(1023)), [[1000, -1]] * 1023)
+    assert all(call.script == "due_sessions" for call in steps[0].calls)
+    steps, _ = run(scans.scan_due(CLUSTER, None, manual=True), [[1000, -1]] * 2048)
     assert all(call.script == "due_sessions" for call in steps[0].calls)

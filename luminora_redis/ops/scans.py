@@ -22,8 +22,8 @@ keys is the context's (``ctx.hints``, ``core.keys.HintKeys``): on a single
 server the 16 group keys ``<prefix>:{h<g>}:due`` (g = bucket mod 16), all taken
 in one call; on a cluster one key per primary node (``io/hint_slots.py``), so a
 take is one call per node, and a bucket's hint goes to the key of the node
-serving the bucket. A full scan (every bucket) also empties the hint keys no
-longer read (`scan_due`).
+serving the bucket. The sweeper's full scan (every bucket) also empties the
+hint keys no longer read (`scan_due`).
 """
 
 from __future__ import annotations
@@ -122,12 +122,15 @@ def scan_due(ctx: Context, buckets: Iterable[int] | None = None, manual: bool = 
     asked: their earliest scores first). With ``manual`` the auto_cleanup=False index
     is read too. Scores are lower bounds: an entry may be a session still live.
 
-    A scan of every bucket (a full sweep) also takes the passed entries of the hint
-    keys no longer read (``HintKeys.retired``: on a cluster, keys a reshard or the
-    16-key layout left behind), in the same round trip: it has seen each of their
-    buckets itself, and so they empty as their entries pass."""
+    A scan of every bucket's auto_cleanup index (``manual`` False: the sweeper's full
+    sweep) also takes the passed entries of the hint keys no longer read
+    (``HintKeys.retired``: on a cluster, keys a reshard or the 16-key layout left
+    behind), in the same round trip: it has seen each of their buckets itself, and
+    so they empty as their entries pass. ``get_expired_sessions`` (``manual``) stays
+    a read, which Redis serves over ``maxmemory`` and to a read-only user."""
     chosen = list(range(ctx.keys.buckets) if buckets is None else buckets)
-    every = len(chosen) >= ctx.keys.buckets and len(set(chosen)) == ctx.keys.buckets
+    every = (not manual and len(chosen) >= ctx.keys.buckets
+             and len(set(chosen)) == ctx.keys.buckets)
     return (yield from scan_sets(ctx, [(bucket, key) for bucket in chosen
                                        for key in ctx.keys.index(bucket)[:2 if manual else 1]],
                                  batch, ctx.hints.retired() if every else ()))
