@@ -118,6 +118,9 @@ async def test_cluster_internals(redis_cluster: LocalCluster) -> None:
 
         key = f"{{internals}}:{uuid.uuid4().hex}"
         node = client.get_node_from_key(key)
+        assert internals.slot_primary(client, client.keyslot(key)) == node.name
+        assert {internals.slot_primary(client, slot) for slot in range(16384)} == {
+            primary.name for primary in client.get_primaries()}
         replies = await internals.execute_on_node(
             node, [("SET", key, "1"), ("EVALSHA", "0" * 40, 0), ("GET", key)])
         assert replies[0] in (True, b"OK") and replies[2] == b"1"
@@ -152,6 +155,7 @@ def test_blocking_cluster_internals(redis_cluster: LocalCluster) -> None:
         key = f"{{internals}}:{uuid.uuid4().hex}"
         pool = internals.node_pool(client, key)
         node = client.get_node_from_key(key)
+        assert internals.slot_primary(client, client.keyslot(key)) == node.name
         assert pool.connection_kwargs["port"] == node.port
         connection = pool.get_connection()
         try:

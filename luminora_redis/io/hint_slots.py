@@ -10,16 +10,19 @@ node per interval), and a writer's hint lands on the node its ``create_session``
 ran on, in the same pipeline.
 
 Every process computes the same keys from the same slot map (redis-py's cluster
-client keeps it: ``nodes_manager.get_node_from_slot``, ``keyslot``,
-``get_primaries``). A failover keeps them (the new primary serves the same
-slots, so it gets the same tag). A reshard can change them, and while two
-processes' maps disagree a writer's hint may land in a key the sweeper does not
-take: that hint is lost, and the next full sweep (every bucket) archives what it
-was for and puts every bucket's hint back into the current keys. A key a
+client keeps it: ``keyslot``, ``get_primaries`` and, through
+``redis_internals.slot_primary``, ``nodes_manager.get_node_from_slot``). A
+failover keeps them (the new primary serves the same slots, so it gets the same
+tag). A reshard can change them, and while two processes' maps disagree a
+writer's hint may land in a key the sweeper does not take: that hint is lost,
+and the next full sweep (every bucket) archives what it was for and puts every
+bucket's hint back into the current keys. A key a
 reshard (or the 16-key layout of earlier versions) left behind holds at most
 one entry per bucket; a full sweep takes the passed entries of every such key
 it knows (``HintKeys.retired``: tags 0 up to the largest in use, at least 15,
-and every tag this process used), so those keys empty as their entries pass.
+and every tag this process used), so those keys empty as their entries pass. A
+tag above that range that only an earlier process used is not known here: its
+key stays, bounded by the bucket count.
 
 The mapping is memoized and checked against the slot map: a take (once per
 interval) looks up the owners of tags 0 up to the largest one in use (a few
@@ -35,9 +38,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from redis.exceptions import SlotNotCoveredError
-
 from luminora_redis.core.keys import HINT_GROUPS, KeySpace
+from luminora_redis.io.redis_internals import slot_primary
 
 __all__ = ["MAX_TAG", "RECHECK_SECONDS", "NodeHintKeys"]
 
@@ -94,11 +96,7 @@ class NodeHintKeys:
 
     def _owner(self, slot: int) -> str | None:
         """The name of the primary serving ``slot`` in the client's map; None: none does."""
-        try:
-            node = self._client.nodes_manager.get_node_from_slot(slot)
-        except SlotNotCoveredError:
-            return None
-        return str(node.name)
+        return slot_primary(self._client, slot)
 
     def _slot_of_tag(self, tag: int) -> int:
         while len(self._tag_slots) <= tag:

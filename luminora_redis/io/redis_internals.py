@@ -2,7 +2,7 @@
 
 redis-py gives no public way to do a few things the stores and the listener
 need: read a batch's replies without per-reply bookkeeping, write one batch to
-one cluster node, have a cluster client map its slots again, pin a pub/sub
+one cluster node, look up a slot's primary, have a cluster client map its slots again, pin a pub/sub
 connection, learn that a cluster subscription was refreshed, recognise a
 redis-py bug by its traceback. Each accessor below says what it reaches into,
 why, and on which redis-py versions it was checked; the rest of the library
@@ -34,12 +34,13 @@ from typing import Any
 from redis.asyncio.cluster import PipelineCommand
 from redis.asyncio.connection import async_timeout as _async_timeout  # type: ignore[attr-defined]
 from redis.asyncio.keyspace_notifications import AsyncClusterKeyspaceNotifications
+from redis.exceptions import SlotNotCoveredError
 from redis.utils import HIREDIS_AVAILABLE
 
 __all__ = ["HIREDIS_AVAILABLE", "CountingClusterNotifications", "closed_under",
            "connection_class", "execute_on_node", "hiredis_serializer", "node_pool",
            "pin_pubsub_connection", "read_deadline", "rediscover_topology", "remap_slots",
-           "reply_reader", "set_connection_class", "startup_nodes"]
+           "reply_reader", "set_connection_class", "slot_primary", "startup_nodes"]
 
 # -- batches on one connection (io/autopipeline.py, io/sync_runner.py) ---------------------
 
@@ -110,6 +111,18 @@ def startup_nodes(client: Any) -> dict[str, Any]:
     connected (to name the cluster, and to close every socket it may hold).
     Checked on 8.1.0."""
     return client.nodes_manager.startup_nodes  # type: ignore[no-any-return]
+
+
+def slot_primary(client: Any, slot: int) -> str | None:
+    """The name of the primary that serves ``slot`` in a cluster client's slot map
+    (``nodes_manager.get_node_from_slot``), asyncio or blocking; None when no node does
+    (SlotNotCoveredError). redis-py's public lookup takes a key, not a slot; the
+    per-node hint keys (``io/hint_slots.py``) look slots up. Checked on 8.1.0."""
+    try:
+        node = client.nodes_manager.get_node_from_slot(slot)
+    except SlotNotCoveredError:
+        return None
+    return str(node.name)
 
 
 async def rediscover_topology(client: Any) -> None:
