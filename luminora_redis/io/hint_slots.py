@@ -99,9 +99,14 @@ class NodeHintKeys:
         return slot_primary(self._client, slot)
 
     def _slot_of_tag(self, tag: int) -> int:
-        while len(self._tag_slots) <= tag:
-            self._tag_slots.append(self._client.keyslot(self._keys.hint_key(len(self._tag_slots))))
-        return self._tag_slots[tag]
+        slots = self._tag_slots
+        if tag >= len(slots):
+            # Grown into a new list, not appended to: the blocking store's threads share
+            # it, and each of them must find the slot of tag t at index t.
+            more = range(len(slots), max(tag + 1, 2 * len(slots)))
+            slots = self._tag_slots = [*slots, *(self._client.keyslot(self._keys.hint_key(t))
+                                                 for t in more)]
+        return slots[tag]
 
     def _check(self, *, primaries: bool) -> None:
         """Map again when a checked tag's slot changed owner (or, with ``primaries``, when
