@@ -99,6 +99,7 @@ def test_a_reshard_moves_a_node_to_its_new_smallest_tag_and_retires_the_old(
     client = three()
     hints = NodeHintKeys(client, KEYS)
     before = dict(zip("abc", (smallest_tag(client.owners, name) for name in "abc")))
+    assert sorted(hints.to_take()) == sorted(KEYS.hint_key(tag) for tag in before.values())
     # The node with the largest tag takes over the slot of the others' smallest tags.
     last = max(before, key=lambda name: before[name])
     first = min(before.values())
@@ -228,3 +229,84 @@ def test_a_full_sweeps_scan_takes_the_retired_keys_in_its_round_trip_and_no_othe
     assert all(call.script == "due_sessions" for call in steps[0].calls)
     steps, _ = run(scans.scan_due(CLUSTER, None, manual=True), [[1000, -1]] * 2048)
     assert all(call.script == "due_sessions" for call in steps[0].calls)
+
+
+# -- a real reshard ------------------------------------------------------------------------
+
+
+def _move_empty_slot(cluster: Any, slot: int, target: int) -> None:
+    """Give an empty slot to primary ``target`` (an index into ``primaries()``), on every
+    node, as ``redis-cli --cluster reshard`` ends a move."""
+    nodes = cluster.primaries()
+    clients = [node.client() for node in nodes]
+    try:
+        ids = [client.execute_command("CLUSTER", "MYID").decode() for client in clients]
+        port = next(row[2][1] for row in clients[0].execute_command("CLUSTER", "SLOTS")
+                    if int(row[0]) <= slot <= int(row[1]))
+        source = next(n for n, node in enumerate(nodes) if node.port == port)
+        assert source != target and clients[source].execute_command(
+            "CLUSTER", "COUNTKEYSINSLOT", slot) == 0
+        clients[target].execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source])
+        clients[source].execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target])
+        for n in (target, source, *(n for n in range(len(nodes)) if n not in (source, target))):
+            clients[n].execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[target])
+    finally:
+        for client in clients:
+            client.close()
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+async def test_after_a_reshard_the_sweep_takes_the_new_keys_and_archives_through_them() -> None:
+    """The slot of one node's tag (``{h0}``) moves to another node. The store's client
+    learns the new map (MOVED), its hint keys follow it (the new owner's smallest tag
+    is now 0, the old owner's a larger one), a take stays one call per node, and
+    sessions created afterwards by a fresh client are archived through their hints,
+    with no full sweep after the start."""
+    from luminora_redis import SessionStore
+    from luminora_redis.listener.expiry_listener import ExpiryListener
+    from luminora_redis.testing import LocalCluster
+
+    from conftest import until
+    from listener_support import MIN_TTL, create_sessions, running
+
+    with LocalCluster(primaries=3) as cluster:
+        store = SessionStore.from_url(cluster.url, cluster=True)
+        try:
+            ctx = await store.context()
+            hints = ctx.hints
+            assert ctx.keys.hint_key(0) in hints.to_take()
+            ports = [node.port for node in cluster.primaries()]
+            slot = key_slot(b"h0")
+            old = next(n for n, port in enumerate(ports)
+                       if store.client.nodes_manager.get_node_from_slot(slot).port == port)
+            target = (old + 1) % len(ports)
+            _move_empty_slot(cluster, slot, target)
+            listener = ExpiryListener(store, notifications=False, sweep_interval=0.05,
+                                      full_sweep_interval=3600)
+            async with running(listener):
+                await until(lambda: listener._sweeper.full_sweeps == 1)
+                # The takes of {h0} on its old node meet MOVED; the client maps again.
+                await until(lambda: store.client.nodes_manager.get_node_from_slot(slot).port
+                            == ports[target], timeout=30)
+                keys = hints.to_take()
+                assert len(keys) == 3 and ctx.keys.hint_key(0) in keys
+                owners = {store.client.nodes_manager.get_node_from_slot(
+                    store.client.keyslot(key)).port for key in keys}
+                assert owners == set(ports), "one key on each node"
+                assert hints.of_bucket(next(
+                    b for b in range(ctx.keys.buckets)
+                    if store.client.nodes_manager.get_node_from_slot(
+                        key_slot(ctx.keys.tag(b).encode())).port == ports[target])
+                ) == ctx.keys.hint_key(0)
+                archived = listener.archived
+                owned = await create_sessions(store, 12, 12, [MIN_TTL] * 12)
+                assert any(hints.of_bucket(int(sid[:4], 16)) == ctx.keys.hint_key(0)
+                           for sid in owned), "some in a bucket of the new owner"
+                await until(lambda: listener.archived == archived + 12, timeout=60)
+                assert listener._sweeper.full_sweeps == 1, "through the hints"
+            found = [c.session_id for user in set(owned.values())
+                     for c in await store.get_archived_conversations(user)]
+            assert sorted(owned) == sorted(found)
+        finally:
+            await store.aclose()
