@@ -91,23 +91,29 @@ class DeadlineSchedule:
 
 
 class HintSchedule:
-    """When the sweeper should next take the due-bucket hints: the earliest hint it knows.
+    """When the sweeper should next take the due-bucket hints: the hints it knows of.
 
     Between its interval ticks the sweeper sleeps until the earliest hint it knows
-    (see ``luminora_redis.listener.sweeper``): the earliest one a take of the hints
-    left, or a bucket's next score it put back itself. A hint is a lower bound of
-    its bucket's earliest deadline, so waking for it never comes late for a
-    deadline the hints know; one that turns out early only costs a take that finds
-    the bucket not due yet and learns its exact score. Deadlines added after the
-    last take (a new session) are found at the next tick, which reads the hints
-    again. Scores are Redis's clock (ms), mapped onto this host's with the offset
-    seen in the latest reply. Not thread-safe."""
+    (see ``luminora_redis.listener.sweeper``): the earliest one each take of the
+    hints left, and each bucket's next score it put back itself. A hint is a lower
+    bound of its bucket's earliest deadline, so waking for it never comes late for
+    a deadline the hints know; one that turns out early only costs a take that
+    finds the bucket not due yet and learns its exact score. Deadlines added after
+    the last take (a new session) are found at the next tick, which reads the
+    hints again.
+
+    Every hint noted is kept until it passes, not only the earliest: passes of the
+    sweeper overlap, so a take may read the hints before another pass's put-back
+    lands; what that pass noted must still wake the sweeper. Scores are Redis's
+    clock (ms), mapped onto this host's with the offset seen in the latest reply.
+    Not thread-safe."""
 
     #: How long a clock sample counts (ms): the offset is the largest of that window's.
     WINDOW_MS = 2000.0
 
     def __init__(self) -> None:
-        self._earliest: int | None = None
+        self._hints: list[int] = []  # a heap of the known hints (ms, server clock)
+        self._known: set[int] = set()  # the same, to note each once
         self._offset_ms = 0.0  # server clock minus this host's clock
         # (local ms, offset) of recent replies, offsets decreasing: the window's largest first.
         self._samples: deque[tuple[float, float]] = deque()
@@ -115,7 +121,7 @@ class HintSchedule:
     @property
     def earliest(self) -> int | None:
         """The earliest known hint (ms, server clock), or None."""
-        return self._earliest
+        return self._hints[0] if self._hints else None
 
     def clock(self, server_ms: int, local_ms: float) -> None:
         """Record the server clock a reply carried, read at ``local_ms`` on this host.
@@ -134,27 +140,31 @@ class HintSchedule:
 
     def note(self, hint_ms: int | None) -> None:
         """A hint is known to fall at ``hint_ms`` (None: nothing learned)."""
-        if hint_ms is not None and (self._earliest is None or hint_ms < self._earliest):
-            self._earliest = hint_ms
+        if hint_ms is not None and hint_ms not in self._known:
+            self._known.add(hint_ms)
+            heapq.heappush(self._hints, hint_ms)
 
     def forget(self) -> None:
-        """Drop what is known (a take reads the hints afresh, or another sweeper watches)."""
-        self._earliest = None
+        """Drop what is known (another sweeper watches, or Redis was lost)."""
+        self._hints.clear()
+        self._known.clear()
 
     def seconds_until_due(self, local_ms: float) -> float | None:
         """How long until the earliest known hint passes on the server's clock (0 when it
         has), or None when none is known. Due is strictly after the score, as for the
         deadline indexes: a hint at t is due once the server's clock reads t + 1."""
-        if self._earliest is None:
+        if not self._hints:
             return None
-        return max(0.0, (self._earliest + 1 - self._offset_ms - local_ms) / 1000)
+        return max(0.0, (self._hints[0] + 1 - self._offset_ms - local_ms) / 1000)
 
     def take_due(self, local_ms: float) -> bool:
-        """Whether the earliest known hint has passed; if so it is forgotten, for the take
-        it calls for to learn the next one."""
-        if self._earliest is None or self._earliest >= local_ms + self._offset_ms:
+        """Whether a known hint has passed; if so every passed one is forgotten, for the
+        take it calls for (which learns the next one)."""
+        now = local_ms + self._offset_ms
+        if not self._hints or self._hints[0] >= now:
             return False
-        self._earliest = None
+        while self._hints and self._hints[0] < now:
+            self._known.discard(heapq.heappop(self._hints))
         return True
 
     def pause(self, until_tick: float, local_ms: float, least: float) -> float:

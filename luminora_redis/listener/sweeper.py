@@ -27,10 +27,17 @@ lower bound of that bucket's earliest deadline index score):
   scan. An entry still due after that (its archive failed) gets a hint one
   interval ahead, so it is retried at the next tick until it is quarantined.
 - Between ticks the sweeper sleeps until the earliest hint it knows
-  (`HintSchedule`): the earliest one the take left, or a next score it put
+  (`HintSchedule`): the earliest one each take left, and the next scores it put
   back. On a cluster a writer's hint is a margin early: the bucket is looked
   at once before the deadline, learns the exact score, and is looked at again
   on time.
+- Passes for hints overlap (up to ``MAX_PASSES``): a hint that falls due while
+  a pass is archiving starts another pass at once, rather than after the
+  first one's archives and put-back, so a deadline's lag is its own pass and
+  not the queue of passes before it. Two passes never take the same bucket
+  (a take removes what it read), a session is archived by one path at a time
+  (``inflight``), put-backs only ever lower a hint, and the archives of all
+  passes share one bound (``CONCURRENCY``).
 - It asks a bucket twice only when the first answer may be stale: an entry
   it did not archive (a live session's, raised; one another path is
   archiving; a failure) or a full batch. Otherwise the scan's next score,
@@ -85,7 +92,9 @@ __all__ = ["Sweeper"]
 
 logger = logging.getLogger("luminora_redis.listener")
 
-CONCURRENCY = 16  # concurrent archives within one sweep
+CONCURRENCY = 16  # concurrent archives, all passes together
+#: Passes for due hints that may run at once (see the module docstring).
+MAX_PASSES = 4
 #: Seconds between full sweeps of the lease holder, by default (see the module).
 FULL_SWEEP_INTERVAL = 30.0
 # Least pause between two scans of due buckets: the schedule maps the server's clock
@@ -133,12 +142,16 @@ class Sweeper:
         self._on_error = on_error
         self._new_outage = outage
         self.schedule = HintSchedule()
-        self.wake = asyncio.Event()  # ends the pause: stop, or a catch-up sweep
+        self._alarm = asyncio.Event()  # ends the pause: a wake, or a pass learned a hint
+        #: Set to end the pause for a stop or a catch-up sweep.
+        self.wake = Wake(self._alarm)
         self.closing = False
         self._next_tick = 0.0  # loop time of the next tick
         self._next_full = 0.0  # loop time of the next full sweep
         self._catch_up = True  # whether the next tick is a full sweep run without the lease
         self._pending: set[int] = set()  # buckets taken from the hints, not swept yet
+        self._limit = asyncio.Semaphore(CONCURRENCY)
+        self._passes: set[asyncio.Task[int]] = set()  # passes for hints, running
         #: Ticks that swept (full or by the hints), and catch-up sweeps.
         self.sweeps = 0
         #: Full sweeps among them.
@@ -160,21 +173,24 @@ class Sweeper:
         due = await call(self._store, scans.take_hints)
         self.takes += 1
         self.schedule.clock(due.now_ms, time.time() * 1000)
-        self.schedule.forget()
         self.schedule.note(due.next_ms)
-        self._pending.update(due.buckets)
-        if not self._pending:
-            return 0
-        archived = await self.sweep(sorted(self._pending))
+        self._alarm.set()  # the loop may be asleep until the tick: the schedule changed
+        buckets = self._pending.union(due.buckets)
         self._pending.clear()
-        return archived
+        if not buckets:
+            return 0
+        try:
+            return await self.sweep(sorted(buckets))
+        except BaseException:
+            self._pending.update(buckets)
+            raise
 
     async def sweep(self, buckets: list[int] | None) -> int:
         """Archive the due sessions of ``buckets`` (all when None), then put each bucket's
         next score back into the hints, and note the earliest in the schedule."""
         space = (await self._store.context()).keys
         targets = list(range(space.buckets)) if buckets is None else buckets
-        limit = asyncio.Semaphore(CONCURRENCY)
+        limit = self._limit
 
         async def one(session_id: str) -> int:
             """1 archived, 0 not (someone else did, or not due), -1 quarantined."""
@@ -228,6 +244,7 @@ class Sweeper:
                 ahead[owner] = min(ahead.get(owner, retry), retry)
         await call(self._store, scans.lower_hints, ahead)
         self.schedule.note(min(ahead.values(), default=None))
+        self._alarm.set()
         return total
 
     async def _failed(self, session_id: str) -> int:
@@ -251,13 +268,19 @@ class Sweeper:
             await keep_trying(self._new_outage("the sweeper"), stop, self._cycle,
                               pause=self._pause, on_failure=self._lost, on_bug=self._bug)
         finally:
-            await self._release()
+            try:
+                # Passes end soon once ``closing`` is set; cancelled with this task.
+                await asyncio.gather(*self._passes, return_exceptions=True)
+            finally:
+                self._passes.clear()
+                await self._release()
 
     async def _cycle(self) -> float:
         """One pass of `run`: at a tick, renew the lease and sweep (in full when one is due
         or this is a catch-up); between ticks, a take of the hints when the schedule says
         one has passed. Returns the pause before the next pass."""
         clock = asyncio.get_running_loop().time
+        self._reap()
         if self.wake.is_set():
             self.wake.clear()
             self._next_tick = self._next_full = 0.0
@@ -272,16 +295,42 @@ class Sweeper:
                 await self.sweep_once()
                 self._on_full_sweep(mark)
             elif self.holds_lease:
-                await self.sweep_hinted()
-                self.sweeps += 1
-                if self._on_pass is not None:
-                    self._on_pass()
+                await self._start_pass(tick=True)
             else:
                 self.schedule.forget()  # the holder watches the deadlines
             self._catch_up = False
         elif self.holds_lease and self.schedule.take_due(time.time() * 1000):
-            await self.sweep_hinted()
+            await self._start_pass(tick=False)
         return self._next_pause()
+
+    async def _start_pass(self, *, tick: bool) -> None:
+        """Start a pass for the hints that fell due (at a ``tick``: that interval's), beside
+        those still running (waiting for one to end when `MAX_PASSES` run)."""
+        while len(self._passes) >= MAX_PASSES:
+            await asyncio.wait(self._passes, return_when=asyncio.FIRST_COMPLETED)
+            self._reap()
+        task = asyncio.create_task(self._pass(tick), name="sweep for due hints")
+        self._passes.add(task)
+
+    async def _pass(self, tick: bool) -> int:
+        archived = await self.sweep_hinted()
+        if tick:
+            self.sweeps += 1
+            if self._on_pass is not None:
+                self._on_pass()
+        return archived
+
+    def _reap(self) -> None:
+        """Forget the passes that ended; the first one's failure is raised here, so the
+        loop meets it as if the pass had run inline (an outage: catch up; a bug: logged)."""
+        done = [task for task in self._passes if task.done()]
+        failure: BaseException | None = None
+        for task in done:
+            self._passes.discard(task)
+            if not task.cancelled() and (error := task.exception()) is not None:
+                failure = failure or error
+        if failure is not None:
+            raise failure
 
     def _next_pause(self) -> float:
         """The pause until the next pass: the next tick, or the earliest known hint."""
@@ -316,6 +365,28 @@ class Sweeper:
                                  lease="sweep lease")
 
     async def _pause(self, seconds: float) -> None:
-        """Sleep up to ``seconds``; a stop or a catch-up request ends it early."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), seconds)
+        """Sleep up to ``seconds``; a stop, a catch-up request or a hint a pass learned
+        ends it early."""
+        if not self._alarm.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._alarm.wait(), seconds)
+        self._alarm.clear()
+
+
+class Wake:
+    """A request for a catch-up sweep (or the stop): like an ``asyncio.Event``, and it
+    ends the sweeper's pause."""
+
+    def __init__(self, alarm: asyncio.Event) -> None:
+        self._requested = False
+        self._alarm = alarm
+
+    def set(self) -> None:
+        self._requested = True
+        self._alarm.set()
+
+    def clear(self) -> None:
+        self._requested = False
+
+    def is_set(self) -> bool:
+        return self._requested
