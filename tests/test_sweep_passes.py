@@ -15,7 +15,7 @@ from luminora_redis import SessionStore
 from luminora_redis.core.scripts import Batch, Call, Op, alongside
 from luminora_redis.listener import compression
 from luminora_redis.listener.expiry_listener import SWEEP, ExpiryListener
-from luminora_redis.ops import outbox
+from luminora_redis.ops import outbox, scans
 
 from conftest import until
 from listener_support import MIN_TTL, create_conversation, create_sessions, open_async_stores, running
@@ -189,3 +189,56 @@ async def test_claim_and_read_claims_once_and_reads_the_expected_users_conversat
     delivery, conversation = await store.run(outbox.claim_and_read, other, 60_000, "carla")
     assert delivery is not None and delivery.user_id == "carlos"
     assert conversation is None, "carla has no such conversation"
+
+
+@pytest.mark.single_server
+async def test_a_take_reports_the_earliest_hints_coming_within_its_horizon(
+        async_stores: Callable[..., SessionStore], raw: Any) -> None:
+    """The passed hint is taken; of the 40 coming within the horizon the earliest
+    `COMING` are reported (and left in place); one beyond the horizon is not."""
+    store = async_stores()
+    keys = (await store.context()).keys.hints
+    seconds, micros = raw.time()
+    now = int(seconds) * 1000 + int(micros) // 1000
+    raw.zadd(keys[3], {"900": now - 1_000})
+    coming = {100 + n: now + 10_000 + n for n in range(40)}
+    for bucket, score in coming.items():
+        raw.zadd(keys[bucket % len(keys)], {str(bucket): score})
+    raw.zadd(keys[5], {"901": now + 120_000})
+    due = await store.run(scans.take_hints, 60_000)
+    assert due.buckets == [900]
+    assert due.next_ms == now + 10_000
+    assert due.coming == {bucket: coming[bucket] for bucket in range(100, 100 + scans.COMING)}
+    assert raw.zscore(keys[3], "900") is None, "taken"
+    assert raw.zscore(keys[100 % len(keys)], "100") == now + 10_000, "only read"
+    assert (await store.run(scans.take_hints)).coming == {}, "no horizon, nothing coming"
+
+
+@pytest.mark.single_server
+async def test_a_bucket_known_to_be_due_is_asked_in_the_round_trip_of_the_take(
+        async_stores: Callable[..., SessionStore], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session created after the last full sweep: a take sees its hint coming, so the
+    pass that wakes for it asks its bucket together with the take, and no scan of its
+    own follows (on a single server, where one connection keeps the two in order)."""
+    store = async_stores()
+    ran: list[tuple[str, tuple[Any, ...]]] = []
+    real_run = store.run
+
+    async def recording(operation: Any, *args: Any) -> Any:
+        ran.append((getattr(operation, "__name__", ""), args))
+        return await real_run(operation, *args)
+
+    monkeypatch.setattr(store, "run", recording)
+    listener = ExpiryListener(store, notifications=False, sweep_interval=1.0,
+                              full_sweep_interval=3600)
+    async with running(listener):
+        await until(lambda: listener._sweeper.full_sweeps == 1)
+        created = len(ran)
+        sid = await create_conversation(store, "carlos", {"ttl": MIN_TTL}, ["hola"])
+        bucket = int(sid[:4], 16)
+        await until(lambda: listener.archived == 1, timeout=30)
+        after = ran[created:]
+    passes = [args for name, args in after if name == "take_and_scan" and bucket in args[0]]
+    assert passes, f"no take asked bucket {bucket} with it: {after}"
+    scans_after = [args for name, args in after if name == "scan_due" and bucket in args[0]]
+    assert not scans_after, "the bucket was asked again on its own"

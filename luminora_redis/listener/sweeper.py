@@ -27,10 +27,16 @@ lower bound of that bucket's earliest deadline index score):
   scan. An entry still due after that (its archive failed) gets a hint one
   interval ahead, so it is retried at the next tick until it is quarantined.
 - Between ticks the sweeper sleeps until the earliest hint it knows
-  (`HintSchedule`): the earliest one each take left, and the next scores it put
-  back. On a cluster a writer's hint is a margin early: the bucket is looked
-  at once before the deadline, learns the exact score, and is looked at again
-  on time.
+  (`HintSchedule`): the earliest one each take left, the earliest few coming
+  within two intervals (a take reads them, with their buckets, and leaves them),
+  and the next scores it put back. On a cluster a writer's hint is a margin
+  early: the bucket is looked at once before the deadline, learns the exact
+  score, and is looked at again on time.
+- A pass that wakes for hints of known buckets asks those buckets in the round
+  trip of its take, right after it (``take_and_scan``): one connection runs the
+  two in that order on a single server, which keeps the argument above. On a
+  cluster the take and the scan are on different nodes, in no set order, so
+  the scan waits for the take's reply, as for buckets the take alone names.
 - Passes for hints overlap (up to ``MAX_PASSES``): a hint that falls due while
   a pass is archiving starts another pass at once, rather than after the
   first one's archives and put-back, so a deadline's lag is its own pass and
@@ -85,7 +91,7 @@ from collections.abc import Awaitable, Callable
 from luminora_redis.io.store import SessionStore
 from luminora_redis.listener import leases
 from luminora_redis.listener.outages import Outage, call, is_outage, keep_trying
-from luminora_redis.listener.schedule import HintSchedule
+from luminora_redis.listener.schedule import HintSchedule, Wake
 from luminora_redis.ops import liveness, outbox, scans
 
 __all__ = ["Sweeper"]
@@ -167,27 +173,38 @@ class Sweeper:
         self.full_sweeps += 1
         return archived
 
-    async def sweep_hinted(self) -> int:
+    async def sweep_hinted(self, known: set[int] | None = None) -> int:
         """Take the passed hints and sweep their buckets; how many sessions this call
-        archived. Buckets taken by a pass that failed are swept by the next one."""
-        due = await call(self._store, scans.take_hints)
+        archived. ``known``: buckets known to have a hint passed, asked in the round trip
+        of the take where that keeps the order (a single server). Buckets taken by a
+        pass that failed are swept by the next one."""
+        # Two intervals ahead: the next tick's take may come a little late.
+        due, first = await call(self._store, scans.take_and_scan, sorted(known or ()),
+                                int(2000 * self._interval), self._batch)
         self.takes += 1
         self.schedule.clock(due.now_ms, time.time() * 1000)
         self.schedule.note(due.next_ms)
+        for bucket, score in due.coming.items():
+            self.schedule.note(score, bucket)
         self._alarm.set()  # the loop may be asleep until the tick: the schedule changed
-        buckets = self._pending.union(due.buckets)
+        scanned = set(known or ()) if first is not None else set()
+        buckets = self._pending.union(due.buckets, () if first is not None else known or ())
         self._pending.clear()
-        if not buckets:
-            return 0
-        try:
-            return await self.sweep(sorted(buckets))
-        except BaseException:
-            self._pending.update(buckets)
-            raise
+        rest = sorted(buckets - scanned)
+        sweeps = ([self.sweep(sorted(scanned), first)] if first is not None else []) + (
+            [self.sweep(rest)] if rest else [])
+        archived = 0
+        for result in await asyncio.gather(*sweeps, return_exceptions=True):
+            if isinstance(result, BaseException):
+                self._pending.update(buckets | scanned)
+                raise result
+            archived += result
+        return archived
 
-    async def sweep(self, buckets: list[int] | None) -> int:
+    async def sweep(self, buckets: list[int] | None, first: scans.DueScan | None = None) -> int:
         """Archive the due sessions of ``buckets`` (all when None), then put each bucket's
-        next score back into the hints, and note the earliest in the schedule."""
+        next score back into the hints, and note them in the schedule. ``first``: the
+        scan of ``buckets`` already made."""
         space = (await self._store.context()).keys
         targets = list(range(space.buckets)) if buckets is None else buckets
         limit = self._limit
@@ -210,7 +227,10 @@ class Sweeper:
         ahead: dict[int, int] = {}
         previous: set[str] = set()
         while True:
-            scan = await call(self._store, scans.scan_due, targets, False, self._batch)
+            if first is None:
+                scan = await call(self._store, scans.scan_due, targets, False, self._batch)
+            else:
+                scan, first = first, None
             # The clocks are compared as the reply arrives, not after the archives.
             self.schedule.clock(scan.now_ms, time.time() * 1000)
             for bucket in targets:
@@ -243,7 +263,8 @@ class Sweeper:
             if (owner := space.bucket_of_session(sid)) is not None:
                 ahead[owner] = min(ahead.get(owner, retry), retry)
         await call(self._store, scans.lower_hints, ahead)
-        self.schedule.note(min(ahead.values(), default=None))
+        for bucket, score in ahead.items():
+            self.schedule.note(score, bucket)
         self._alarm.set()
         return total
 
@@ -299,21 +320,23 @@ class Sweeper:
             else:
                 self.schedule.forget()  # the holder watches the deadlines
             self._catch_up = False
-        elif self.holds_lease and self.schedule.take_due(time.time() * 1000):
-            await self._start_pass(tick=False)
+        elif self.holds_lease and (known := self.schedule.take_due(time.time() * 1000)) \
+                is not None:
+            await self._start_pass(tick=False, known=known)
         return self._next_pause()
 
-    async def _start_pass(self, *, tick: bool) -> None:
-        """Start a pass for the hints that fell due (at a ``tick``: that interval's), beside
-        those still running (waiting for one to end when `MAX_PASSES` run)."""
+    async def _start_pass(self, *, tick: bool, known: set[int] | None = None) -> None:
+        """Start a pass for the hints that fell due (at a ``tick``: that interval's;
+        ``known``: buckets known to be among them), beside those still running (waiting
+        for one to end when `MAX_PASSES` run)."""
         while len(self._passes) >= MAX_PASSES:
             await asyncio.wait(self._passes, return_when=asyncio.FIRST_COMPLETED)
             self._reap()
-        task = asyncio.create_task(self._pass(tick), name="sweep for due hints")
+        task = asyncio.create_task(self._pass(tick, known), name="sweep for due hints")
         self._passes.add(task)
 
-    async def _pass(self, tick: bool) -> int:
-        archived = await self.sweep_hinted()
+    async def _pass(self, tick: bool, known: set[int] | None) -> int:
+        archived = await self.sweep_hinted(known)
         if tick:
             self.sweeps += 1
             if self._on_pass is not None:
@@ -372,21 +395,3 @@ class Sweeper:
                 await asyncio.wait_for(self._alarm.wait(), seconds)
         self._alarm.clear()
 
-
-class Wake:
-    """A request for a catch-up sweep (or the stop): like an ``asyncio.Event``, and it
-    ends the sweeper's pause."""
-
-    def __init__(self, alarm: asyncio.Event) -> None:
-        self._requested = False
-        self._alarm = alarm
-
-    def set(self) -> None:
-        self._requested = True
-        self._alarm.set()
-
-    def clear(self) -> None:
-        self._requested = False
-
-    def is_set(self) -> bool:
-        return self._requested
