@@ -190,15 +190,15 @@ def run(op: Any, *replies: Any) -> tuple[list[Any], Any]:
 
 
 def test_a_cluster_take_is_one_call_per_node_key() -> None:
-    steps, due = run(scans.take_hints(CLUSTER), [[1000, 1500, 4], [1001, 1200, 3, 5]])
-    assert steps == [Batch([Call("take_hints", (CLUSTER.keys.hint_key(0),), (1024,)),
-                            Call("take_hints", (CLUSTER.keys.hint_key(1),), (1024,))])]
+    steps, due = run(scans.take_hints(CLUSTER), [[1000, 1500, 1, 4], [1001, 1200, 2, 3, 5]])
+    assert steps == [Batch([Call("take_hints", (CLUSTER.keys.hint_key(0),), (1024, 0, 0)),
+                            Call("take_hints", (CLUSTER.keys.hint_key(1),), (1024, 0, 0))])]
     assert due == scans.DueBuckets([3, 4, 5], 1001, 1200)
 
 
 def test_a_single_server_take_is_one_call_over_the_group_keys() -> None:
-    steps, _ = run(scans.take_hints(SINGLE), [[1000, -1]])
-    assert steps == [Batch([Call("take_hints", SINGLE.keys.hints, (1024,))])]
+    steps, _ = run(scans.take_hints(SINGLE), [[1000, -1, 0]])
+    assert steps == [Batch([Call("take_hints", SINGLE.keys.hints, (1024, 0, 0))])]
     assert len(SINGLE.keys.hints) == HINT_GROUPS
 
 

@@ -57,10 +57,13 @@ def test_the_sweeper_wakes_just_after_the_earliest_hint_on_the_servers_clock() -
     assert schedule.seconds_until_due(5_000) == 0.101
     assert schedule.pause(0.25, 5_000, 0.002) == 0.101
     assert schedule.pause(0.05, 5_000, 0.002) == 0.05, "the tick comes first"
-    assert not schedule.take_due(5_100), "not past yet: a hint at t is due at t + 1"
+    assert schedule.take_due(5_100) is None, "not past yet: a hint at t is due at t + 1"
     assert schedule.pause(0.25, 5_100, 0.002) == 0.002, "an estimate a hair early never spins"
-    assert schedule.take_due(5_101)
-    assert schedule.earliest is None and not schedule.take_due(9_999), "taken once"
+    assert schedule.take_due(5_101) == set(), "passed, of no bucket known"
+    assert schedule.take_due(5_101) is None, "taken once"
+    assert schedule.earliest == 10_200, "the later hints still wake the sweeper"
+    assert schedule.take_due(5_301) == set() and schedule.earliest is None, \
+        "every passed hint at once"
 
 
 def test_forget_drops_the_hint_and_a_new_clock_moves_the_wake() -> None:
@@ -85,3 +88,19 @@ def test_a_reply_read_late_does_not_make_the_wake_late() -> None:
     later = 1_000 + HintSchedule.WINDOW_MS + 1
     schedule.clock(later - 50, local_ms=later)  # the server is 50 ms behind after all
     assert schedule.seconds_until_due(1_000) == 0.551  # 1_501 on the server is 1_551 here
+
+
+def test_a_hint_noted_by_one_pass_survives_the_take_of_another() -> None:
+    """Passes overlap: a take may read the hints before another pass's put-back lands,
+    and reply with a later next hint; the put-back's own note must still wake the
+    sweeper."""
+    schedule = HintSchedule()
+    schedule.clock(0, local_ms=0)
+    schedule.note(100, 7)  # pass A put bucket 7's next score back
+    schedule.note(400)  # pass B's take, read before A's put-back landed, knew only 400
+    schedule.note(100, 9)  # another bucket at the same time: taken with it, once
+    schedule.note(400, 3)
+    assert schedule.seconds_until_due(0) == 0.101
+    assert schedule.take_due(101) == {7, 9} and schedule.take_due(101) is None
+    assert schedule.seconds_until_due(101) == 0.3
+    assert schedule.take_due(401) == {3}

@@ -31,9 +31,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-__all__ = ["SHEBANG", "Batch", "Call", "Op", "Step", "lua_dir", "script_flags", "script_sources"]
+__all__ = ["SHEBANG", "Batch", "Call", "Op", "Step", "alongside", "lua_dir", "script_flags",
+           "script_sources"]
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 #: How every script's first line begins.
 SHEBANG = "#!lua"
@@ -55,6 +57,37 @@ class Batch(NamedTuple):
 
 Step = Call | Batch
 Op = Generator[Step, Any, T]
+
+
+def alongside(first: Op[T], second: Op[U]) -> Op[tuple[T, U]]:
+    """Run two operations side by side: each round trip carries the next step of both
+    (one ``Batch``), so the pair takes as many round trips as the longer one. For
+    operations that do not depend on each other; an error of either propagates."""
+    ops: list[Op[Any]] = [first, second]
+    results: list[Any] = [None, None]
+    steps: dict[int, Step] = {}
+    for index, op in enumerate(ops):
+        try:
+            steps[index] = next(op)
+        except StopIteration as done:
+            results[index] = done.value
+    while steps:
+        calls: list[Call] = []
+        starts: dict[int, int] = {}  # op -> its first call in the Batch
+        for index, step in steps.items():
+            starts[index] = len(calls)
+            calls.extend(step.calls if isinstance(step, Batch) else (step,))
+        replies = yield Batch(calls)
+        for index, start in starts.items():
+            step = steps[index]
+            reply = replies[start:start + len(step.calls)] if isinstance(step, Batch) \
+                else replies[start]
+            try:
+                steps[index] = ops[index].send(reply)
+            except StopIteration as done:
+                results[index] = done.value
+                del steps[index]
+    return results[0], results[1]
 
 
 def lua_dir() -> Path:

@@ -57,7 +57,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from luminora_redis.core.context import Context
 from luminora_redis.core.models import ArchivedConversation, DeliveryBacklog
 from luminora_redis.core.scripts import Op
 from luminora_redis.io.store import SessionStore
@@ -73,11 +72,14 @@ from luminora_redis.listener.hooks import (
 )
 from luminora_redis.listener.outages import Outage, backoff, call, is_outage, keep_trying
 from luminora_redis.listener.schedule import DeadlineSchedule
-from luminora_redis.ops import archive, archive_reads, liveness, memory, outbox
+from luminora_redis.ops import archive, liveness, memory, outbox
 
 __all__ = ["Deliveries", "OnArchived", "Summarize", "retry_delay"]
 
 logger = logging.getLogger("luminora_redis.listener")
+
+#: Offers that may wait in memory for a worker (at least 4 per worker).
+QUEUED = 1024
 
 MIN_GAP = 0.002
 BACKLOG_EVERY = 5.0  # seconds between backlog reports to the observer
@@ -86,13 +88,6 @@ BACKLOG_EVERY = 5.0  # seconds between backlog reports to the observer
 def retry_delay(attempts: int, base: float, cap: float) -> float:
     """Seconds before the next attempt after ``attempts`` failed ones: doubling, capped."""
     return min(cap, base * 2.0 ** max(0, min(attempts - 1, 60)))
-
-
-def _read_one(ctx: Context, user_id: str, session_id: str) -> Op[ArchivedConversation | None]:
-    """The archived conversation the hook receives, or None when it is gone."""
-    found: ArchivedConversation | None = yield from archive_reads.read_archived_conversation(
-        ctx, user_id, session_id)
-    return found
 
 
 class Deliveries:
@@ -139,7 +134,10 @@ class Deliveries:
         self._on_error = on_error
         self._hooks = Hooks(hook_timeout, workers)
         self._new_outage = outage or (lambda what, holds: Outage(what, on_error=on_error))
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue(4 * workers)
+        # Offers wait here for a worker (the session id, and its user when known); the rest
+        # of the outbox waits in Redis for a scan.
+        self._queue: asyncio.Queue[tuple[str, str | None] | None] = asyncio.Queue(
+            max(4 * workers, QUEUED))
         self._inflight: set[str] = set()
         self._schedule = DeadlineSchedule()
         self._wake = asyncio.Event()
@@ -152,12 +150,14 @@ class Deliveries:
         if method is not None:
             method(*args)
 
-    def offer(self, session_id: str) -> None:
-        """A delivery this listener just recorded: try it now if a worker has room."""
+    def offer(self, session_id: str, user_id: str | None = None) -> None:
+        """A delivery this listener just recorded (of ``user_id``'s conversation, when
+        known: then its claim and its read share a round trip): queued for a worker,
+        unless the queue is full; then it waits in the outbox for a scan."""
         if session_id in self._inflight:
             return
         with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(session_id)
+            self._queue.put_nowait((session_id, user_id))
             self._inflight.add(session_id)
 
     async def run(self, stop: asyncio.Event, grace: float) -> None:
@@ -177,7 +177,8 @@ class Deliveries:
     async def _finish(self, workers: list[asyncio.Task[None]], grace: float) -> None:
         """Drop what is queued, give in-flight deliveries ``grace`` seconds, then cancel."""
         while not self._queue.empty():
-            self._inflight.discard(self._queue.get_nowait() or "")
+            if (item := self._queue.get_nowait()) is not None:
+                self._inflight.discard(item[0])
         for _ in workers:
             self._queue.put_nowait(None)
         try:
@@ -268,9 +269,10 @@ class Deliveries:
         return scan.more
 
     async def _worker(self, outage: Outage) -> None:
-        while (session_id := await self._queue.get()) is not None:
+        while (item := await self._queue.get()) is not None:
+            session_id, user_id = item
             try:
-                await self._deliver(session_id)
+                await self._deliver(session_id, user_id)
             except Exception as error:
                 # The lease lapses, and the delivery is due again.
                 if is_outage(error):
@@ -285,8 +287,13 @@ class Deliveries:
                 self._inflight.discard(session_id)
                 self._wake.set()  # room for more
 
-    async def _deliver(self, session_id: str) -> None:
-        delivery = await call(self._store, outbox.claim_delivery, session_id, self._lease_ms)
+    async def _deliver(self, session_id: str, user_id: str | None) -> None:
+        read: ArchivedConversation | None | Exception = None
+        if user_id is None:
+            delivery = await call(self._store, outbox.claim_delivery, session_id, self._lease_ms)
+        else:
+            delivery, read = await call(self._store, outbox.claim_and_read, session_id,
+                                        self._lease_ms, user_id)
         if delivery is None:
             return
         if delivery.unreadable:
@@ -296,13 +303,18 @@ class Deliveries:
                          "(list_quarantined() lists it)", session_id)
             return
         try:
-            conversation = await call(self._store, _read_one, delivery.user_id, session_id)
+            if delivery.user_id != user_id:
+                read = await call(self._store, outbox.read_delivered, delivery.user_id,
+                                  session_id)
+            elif isinstance(read, Exception):
+                raise read
         except Exception as error:
             if is_outage(error):
                 raise
             await self._retry(session_id, delivery.attempts, error,
                               "reading the archive to deliver failed")
             return
+        conversation = read
         if conversation is None:
             logger.warning("session %s of user %r: its archive is gone (the user was erased); "
                            "delivery dropped", session_id, delivery.user_id)

@@ -20,6 +20,7 @@ from typing import Any
 from luminora_redis.core.errors import ConfigurationError, InvalidSettings
 from luminora_redis.io.store import SessionStore
 from luminora_redis.listener import heartbeat as heartbeats
+from luminora_redis.listener.compression import Compressions
 from luminora_redis.listener.deliveries import Deliveries, OnArchived, Summarize
 from luminora_redis.listener.expired_events import ExpiredEvents
 from luminora_redis.listener.live_state import LiveState
@@ -101,6 +102,7 @@ class ExpiryListener:
             wake_sweeper=lambda: self._sweeper.wake.set(), outage=self._outage,
             on_error=self._count_error, observer=observer)
         self._deliveries: Deliveries | None = None
+        self._compressions = Compressions(store, self._count_error)
 
     def _new_sweeper(self) -> Sweeper:
         s = self.settings
@@ -297,7 +299,7 @@ class ExpiryListener:
         """Stop reading notifications, let in-flight work finish, close everything.
 
         Each step is bounded and handles its own errors (`stopping`), so the whole
-        takes at most about ``2 × _STOP_GRACE + _STOP_CANCEL + _STOP_LEAVE`` seconds
+        takes at most about ``2 × _STOP_GRACE + 3 × _STOP_CANCEL + _STOP_LEAVE`` seconds
         whatever Redis does, and never raises but for a cancellation of `run`."""
         self._sweeper.closing = True
         self._wake_all()
@@ -306,6 +308,7 @@ class ExpiryListener:
         try:
             await self._events.stop_reading(_STOP_GRACE)
             await asyncio.wait(loops, timeout=_STOP_GRACE + 1)
+            await self._compressions.drain(_STOP_CANCEL, _STOP_CANCEL)
         finally:
             abandoned = await cancel([stopper, *loops], _STOP_CANCEL)
             for task in loops:
@@ -381,8 +384,8 @@ class ExpiryListener:
                     "its deadline", session_id, archived.user_id, archived.reason.value,
                     archived.message_count, path, lag)
         if self._deliveries is not None:
-            self._deliveries.offer(session_id)
-        await call(self._store, archive.compress, archived)  # after the offer: off the lag
+            self._deliveries.offer(session_id, archived.user_id)
+        await self._compressions.start(archived)  # after the offer, in its own task: off the lag
         return True
 
     def _count_error(self) -> None:

@@ -1,5 +1,6 @@
 """When a listener next looks at its sorted sets: `DeadlineSchedule` per bucket (the
-delivery loop's outboxes), `HintSchedule` for the sweeper's due-bucket hints.
+delivery loop's outboxes), `HintSchedule` for the sweeper's due-bucket hints, and
+`Wake`, a request that ends the sweeper's pause early.
 
 DeadlineSchedule: when each bucket next has an entry due, as a scan learned it.
 A full scan of every bucket (the delivery loop's outbox scan) cannot run
@@ -17,13 +18,14 @@ costs a query that finds nothing due yet.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 from collections import deque
 from collections.abc import Iterable
 
 from luminora_redis.ops.scans import DueScan
 
-__all__ = ["DeadlineSchedule", "HintSchedule"]
+__all__ = ["DeadlineSchedule", "HintSchedule", "Wake"]
 
 
 class DeadlineSchedule:
@@ -91,23 +93,31 @@ class DeadlineSchedule:
 
 
 class HintSchedule:
-    """When the sweeper should next take the due-bucket hints: the earliest hint it knows.
+    """When the sweeper should next take the due-bucket hints: the hints it knows of.
 
     Between its interval ticks the sweeper sleeps until the earliest hint it knows
-    (see ``luminora_redis.listener.sweeper``): the earliest one a take of the hints
-    left, or a bucket's next score it put back itself. A hint is a lower bound of
-    its bucket's earliest deadline, so waking for it never comes late for a
-    deadline the hints know; one that turns out early only costs a take that finds
-    the bucket not due yet and learns its exact score. Deadlines added after the
-    last take (a new session) are found at the next tick, which reads the hints
-    again. Scores are Redis's clock (ms), mapped onto this host's with the offset
-    seen in the latest reply. Not thread-safe."""
+    (see ``luminora_redis.listener.sweeper``): the earliest one each take of the
+    hints left, and each bucket's next score it put back itself. A hint is a lower
+    bound of its bucket's earliest deadline, so waking for it never comes late for
+    a deadline the hints know; one that turns out early only costs a take that
+    finds the bucket not due yet and learns its exact score. Deadlines added after
+    the last take (a new session) are found at the next tick, which reads the
+    hints again.
+
+    Every hint noted is kept until it passes, not only the earliest: passes of the
+    sweeper overlap, so a take may read the hints before another pass's put-back
+    lands; what that pass noted must still wake the sweeper. A hint noted with its
+    bucket (a put-back, or one a take saw coming) lets the pass that wakes for it
+    ask that bucket in the round trip of its take (`take_due`). Scores are Redis's
+    clock (ms), mapped onto this host's with the offset seen in the latest reply.
+    Not thread-safe."""
 
     #: How long a clock sample counts (ms): the offset is the largest of that window's.
     WINDOW_MS = 2000.0
 
     def __init__(self) -> None:
-        self._earliest: int | None = None
+        self._hints: list[int] = []  # a heap of the known hints (ms, server clock)
+        self._buckets: dict[int, set[int]] = {}  # each known hint -> the buckets it is of
         self._offset_ms = 0.0  # server clock minus this host's clock
         # (local ms, offset) of recent replies, offsets decreasing: the window's largest first.
         self._samples: deque[tuple[float, float]] = deque()
@@ -115,7 +125,7 @@ class HintSchedule:
     @property
     def earliest(self) -> int | None:
         """The earliest known hint (ms, server clock), or None."""
-        return self._earliest
+        return self._hints[0] if self._hints else None
 
     def clock(self, server_ms: int, local_ms: float) -> None:
         """Record the server clock a reply carried, read at ``local_ms`` on this host.
@@ -132,30 +142,42 @@ class HintSchedule:
             samples.popleft()
         self._offset_ms = samples[0][1]
 
-    def note(self, hint_ms: int | None) -> None:
-        """A hint is known to fall at ``hint_ms`` (None: nothing learned)."""
-        if hint_ms is not None and (self._earliest is None or hint_ms < self._earliest):
-            self._earliest = hint_ms
+    def note(self, hint_ms: int | None, bucket: int | None = None) -> None:
+        """A hint is known to fall at ``hint_ms`` (None: nothing learned), of ``bucket``
+        when that is known."""
+        if hint_ms is None:
+            return
+        buckets = self._buckets.get(hint_ms)
+        if buckets is None:
+            buckets = self._buckets[hint_ms] = set()
+            heapq.heappush(self._hints, hint_ms)
+        if bucket is not None:
+            buckets.add(bucket)
 
     def forget(self) -> None:
-        """Drop what is known (a take reads the hints afresh, or another sweeper watches)."""
-        self._earliest = None
+        """Drop what is known (another sweeper watches, or Redis was lost)."""
+        self._hints.clear()
+        self._buckets.clear()
 
     def seconds_until_due(self, local_ms: float) -> float | None:
         """How long until the earliest known hint passes on the server's clock (0 when it
         has), or None when none is known. Due is strictly after the score, as for the
         deadline indexes: a hint at t is due once the server's clock reads t + 1."""
-        if self._earliest is None:
+        if not self._hints:
             return None
-        return max(0.0, (self._earliest + 1 - self._offset_ms - local_ms) / 1000)
+        return max(0.0, (self._hints[0] + 1 - self._offset_ms - local_ms) / 1000)
 
-    def take_due(self, local_ms: float) -> bool:
-        """Whether the earliest known hint has passed; if so it is forgotten, for the take
-        it calls for to learn the next one."""
-        if self._earliest is None or self._earliest >= local_ms + self._offset_ms:
-            return False
-        self._earliest = None
-        return True
+    def take_due(self, local_ms: float) -> set[int] | None:
+        """None when no known hint has passed; else every passed one is forgotten, for the
+        take it calls for (which learns the next one), and the buckets they were known
+        to be of are returned (maybe none)."""
+        now = local_ms + self._offset_ms
+        if not self._hints or self._hints[0] >= now:
+            return None
+        due: set[int] = set()
+        while self._hints and self._hints[0] < now:
+            due |= self._buckets.pop(heapq.heappop(self._hints))
+        return due
 
     def pause(self, until_tick: float, local_ms: float, least: float) -> float:
         """Seconds to sleep: until the next tick (``until_tick`` s away) or the earliest
@@ -166,3 +188,22 @@ class HintSchedule:
         if due_in is not None:
             pause = min(pause, max(due_in, least))
         return pause
+
+
+class Wake:
+    """A request for a catch-up sweep (or the stop): like an ``asyncio.Event``, and it
+    ends the sweeper's pause."""
+
+    def __init__(self, alarm: asyncio.Event) -> None:
+        self._requested = False
+        self._alarm = alarm
+
+    def set(self) -> None:
+        self._requested = True
+        self._alarm.set()
+
+    def clear(self) -> None:
+        self._requested = False
+
+    def is_set(self) -> bool:
+        return self._requested

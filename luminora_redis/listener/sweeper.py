@@ -29,10 +29,23 @@ server, one key per primary node on a cluster: ``scans``, ``io/hint_slots.py``):
   scan. An entry still due after that (its archive failed) gets a hint one
   interval ahead, so it is retried at the next tick until it is quarantined.
 - Between ticks the sweeper sleeps until the earliest hint it knows
-  (`HintSchedule`): the earliest one the take left, or a next score it put
-  back. On a cluster a writer's hint is a margin early: the bucket is looked
-  at once before the deadline, learns the exact score, and is looked at again
-  on time.
+  (`HintSchedule`): the earliest one each take left, the earliest few coming
+  within two intervals (a take reads them, with their buckets, and leaves them),
+  and the next scores it put back. On a cluster a writer's hint is a margin
+  early: the bucket is looked at once before the deadline, learns the exact
+  score, and is looked at again on time.
+- A pass that wakes for hints of known buckets asks those buckets in the round
+  trip of its take, right after it (``take_and_scan``): one connection runs the
+  two in that order on a single server, which keeps the argument above. On a
+  cluster the take and the scan are on different nodes, in no set order, so
+  the scan waits for the take's reply, as for buckets the take alone names.
+- Passes for hints overlap (up to ``MAX_PASSES``): a hint that falls due while
+  a pass is archiving starts another pass at once, rather than after the
+  first one's archives and put-back, so a deadline's lag is its own pass and
+  not the queue of passes before it. Two passes never take the same bucket
+  (a take removes what it read), a session is archived by one path at a time
+  (``inflight``), put-backs only ever lower a hint, and the archives of all
+  passes share one bound (``CONCURRENCY``).
 - It asks a bucket twice only when the first answer may be stale: an entry
   it did not archive (a live session's, raised; one another path is
   archiving; a failure) or a full batch. Otherwise the scan's next score,
@@ -84,14 +97,16 @@ from collections.abc import Awaitable, Callable
 from luminora_redis.io.store import SessionStore
 from luminora_redis.listener import leases
 from luminora_redis.listener.outages import Outage, call, is_outage, keep_trying
-from luminora_redis.listener.schedule import HintSchedule
+from luminora_redis.listener.schedule import HintSchedule, Wake
 from luminora_redis.ops import liveness, outbox, scans
 
 __all__ = ["Sweeper"]
 
 logger = logging.getLogger("luminora_redis.listener")
 
-CONCURRENCY = 16  # concurrent archives within one sweep
+CONCURRENCY = 16  # concurrent archives, all passes together
+#: Passes for due hints that may run at once (see the module docstring).
+MAX_PASSES = 4
 #: Seconds between full sweeps of the lease holder, by default (see the module).
 FULL_SWEEP_INTERVAL = 30.0
 # Least pause between two scans of due buckets: the schedule maps the server's clock
@@ -139,12 +154,16 @@ class Sweeper:
         self._on_error = on_error
         self._new_outage = outage
         self.schedule = HintSchedule()
-        self.wake = asyncio.Event()  # ends the pause: stop, or a catch-up sweep
+        self._alarm = asyncio.Event()  # ends the pause: a wake, or a pass learned a hint
+        #: Set to end the pause for a stop or a catch-up sweep.
+        self.wake = Wake(self._alarm)
         self.closing = False
         self._next_tick = 0.0  # loop time of the next tick
         self._next_full = 0.0  # loop time of the next full sweep
         self._catch_up = True  # whether the next tick is a full sweep run without the lease
         self._pending: set[int] = set()  # buckets taken from the hints, not swept yet
+        self._limit = asyncio.Semaphore(CONCURRENCY)
+        self._passes: set[asyncio.Task[int]] = set()  # passes for hints, running
         #: Ticks that swept (full or by the hints), and catch-up sweeps.
         self.sweeps = 0
         #: Full sweeps among them.
@@ -160,27 +179,41 @@ class Sweeper:
         self.full_sweeps += 1
         return archived
 
-    async def sweep_hinted(self) -> int:
+    async def sweep_hinted(self, known: set[int] | None = None) -> int:
         """Take the passed hints and sweep their buckets; how many sessions this call
-        archived. Buckets taken by a pass that failed are swept by the next one."""
-        due = await call(self._store, scans.take_hints)
+        archived. ``known``: buckets known to have a hint passed, asked in the round trip
+        of the take where that keeps the order (a single server). Buckets taken by a
+        pass that failed are swept by the next one."""
+        # Two intervals ahead: the next tick's take may come a little late.
+        due, first = await call(self._store, scans.take_and_scan, sorted(known or ()),
+                                int(2000 * self._interval), self._batch)
         self.takes += 1
         self.schedule.clock(due.now_ms, time.time() * 1000)
-        self.schedule.forget()
         self.schedule.note(due.next_ms)
-        self._pending.update(due.buckets)
-        if not self._pending:
-            return 0
-        archived = await self.sweep(sorted(self._pending))
+        for bucket, score in due.coming.items():
+            self.schedule.note(score, bucket)
+        self._alarm.set()  # the loop may be asleep until the tick: the schedule changed
+        scanned = set(known or ()) if first is not None else set()
+        buckets = self._pending.union(due.buckets, () if first is not None else known or ())
         self._pending.clear()
+        rest = sorted(buckets - scanned)
+        sweeps = ([self.sweep(sorted(scanned), first)] if first is not None else []) + (
+            [self.sweep(rest)] if rest else [])
+        archived = 0
+        for result in await asyncio.gather(*sweeps, return_exceptions=True):
+            if isinstance(result, BaseException):
+                self._pending.update(buckets | scanned)
+                raise result
+            archived += result
         return archived
 
-    async def sweep(self, buckets: list[int] | None) -> int:
+    async def sweep(self, buckets: list[int] | None, first: scans.DueScan | None = None) -> int:
         """Archive the due sessions of ``buckets`` (all when None), then put each bucket's
-        next score back into the hints, and note the earliest in the schedule."""
+        next score back into the hints, and note them in the schedule. ``first``: the
+        scan of ``buckets`` already made."""
         space = (await self._store.context()).keys
         targets = list(range(space.buckets)) if buckets is None else buckets
-        limit = asyncio.Semaphore(CONCURRENCY)
+        limit = self._limit
 
         async def one(session_id: str) -> int:
             """1 archived, 0 not (someone else did, or not due), -1 quarantined."""
@@ -200,7 +233,10 @@ class Sweeper:
         ahead: dict[int, int] = {}
         previous: set[str] = set()
         while True:
-            scan = await call(self._store, scans.scan_due, targets, False, self._batch)
+            if first is None:
+                scan = await call(self._store, scans.scan_due, targets, False, self._batch)
+            else:
+                scan, first = first, None
             # The clocks are compared as the reply arrives, not after the archives.
             self.schedule.clock(scan.now_ms, time.time() * 1000)
             for bucket in targets:
@@ -233,7 +269,9 @@ class Sweeper:
             if (owner := space.bucket_of_session(sid)) is not None:
                 ahead[owner] = min(ahead.get(owner, retry), retry)
         await call(self._store, scans.lower_hints, ahead)
-        self.schedule.note(min(ahead.values(), default=None))
+        for bucket, score in ahead.items():
+            self.schedule.note(score, bucket)
+        self._alarm.set()
         return total
 
     async def _failed(self, session_id: str) -> int:
@@ -257,13 +295,19 @@ class Sweeper:
             await keep_trying(self._new_outage("the sweeper"), stop, self._cycle,
                               pause=self._pause, on_failure=self._lost, on_bug=self._bug)
         finally:
-            await self._release()
+            try:
+                # Passes end soon once ``closing`` is set; cancelled with this task.
+                await asyncio.gather(*self._passes, return_exceptions=True)
+            finally:
+                self._passes.clear()
+                await self._release()
 
     async def _cycle(self) -> float:
         """One pass of `run`: at a tick, renew the lease and sweep (in full when one is due
         or this is a catch-up); between ticks, a take of the hints when the schedule says
         one has passed. Returns the pause before the next pass."""
         clock = asyncio.get_running_loop().time
+        self._reap()
         if self.wake.is_set():
             self.wake.clear()
             self._next_tick = self._next_full = 0.0
@@ -278,16 +322,44 @@ class Sweeper:
                 await self.sweep_once()
                 self._on_full_sweep(mark)
             elif self.holds_lease:
-                await self.sweep_hinted()
-                self.sweeps += 1
-                if self._on_pass is not None:
-                    self._on_pass()
+                await self._start_pass(tick=True)
             else:
                 self.schedule.forget()  # the holder watches the deadlines
             self._catch_up = False
-        elif self.holds_lease and self.schedule.take_due(time.time() * 1000):
-            await self.sweep_hinted()
+        elif self.holds_lease and (known := self.schedule.take_due(time.time() * 1000)) \
+                is not None:
+            await self._start_pass(tick=False, known=known)
         return self._next_pause()
+
+    async def _start_pass(self, *, tick: bool, known: set[int] | None = None) -> None:
+        """Start a pass for the hints that fell due (at a ``tick``: that interval's;
+        ``known``: buckets known to be among them), beside those still running (waiting
+        for one to end when `MAX_PASSES` run)."""
+        while len(self._passes) >= MAX_PASSES:
+            await asyncio.wait(self._passes, return_when=asyncio.FIRST_COMPLETED)
+            self._reap()
+        task = asyncio.create_task(self._pass(tick, known), name="sweep for due hints")
+        self._passes.add(task)
+
+    async def _pass(self, tick: bool, known: set[int] | None) -> int:
+        archived = await self.sweep_hinted(known)
+        if tick:
+            self.sweeps += 1
+            if self._on_pass is not None:
+                self._on_pass()
+        return archived
+
+    def _reap(self) -> None:
+        """Forget the passes that ended; the first one's failure is raised here, so the
+        loop meets it as if the pass had run inline (an outage: catch up; a bug: logged)."""
+        done = [task for task in self._passes if task.done()]
+        failure: BaseException | None = None
+        for task in done:
+            self._passes.discard(task)
+            if not task.cancelled() and (error := task.exception()) is not None:
+                failure = failure or error
+        if failure is not None:
+            raise failure
 
     def _next_pause(self) -> float:
         """The pause until the next pass: the next tick, or the earliest known hint."""
@@ -322,6 +394,10 @@ class Sweeper:
                                  lease="sweep lease")
 
     async def _pause(self, seconds: float) -> None:
-        """Sleep up to ``seconds``; a stop or a catch-up request ends it early."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), seconds)
+        """Sleep up to ``seconds``; a stop, a catch-up request or a hint a pass learned
+        ends it early."""
+        if not self._alarm.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._alarm.wait(), seconds)
+        self._alarm.clear()
+

@@ -19,16 +19,24 @@ import msgpack
 from luminora_redis.core.codec import from_ms
 from luminora_redis.core.context import Context
 from luminora_redis.core.errors import InvalidInput, ReplyCode
-from luminora_redis.core.models import DeliveryBacklog, QuarantinedEntry, QuarantineKind
-from luminora_redis.core.scripts import Batch, Call, Op
+from luminora_redis.core.models import (
+    ArchivedConversation,
+    DeliveryBacklog,
+    QuarantinedEntry,
+    QuarantineKind,
+)
+from luminora_redis.core.scripts import Batch, Call, Op, alongside
+from luminora_redis.ops.archive_reads import read_archived_conversation
 from luminora_redis.ops.scans import DueScan, scan_sets
 
 __all__ = [
     "Delivery",
     "ack_delivery",
+    "claim_and_read",
     "claim_delivery",
     "delivery_backlog",
     "list_quarantined",
+    "read_delivered",
     "retry_delivery",
     "scan_due_deliveries",
     "sweep_failed",
@@ -86,6 +94,34 @@ def claim_delivery(ctx: Context, session_id: str, lease_ms: int) -> Op[Delivery 
     body = _body(reply[1])
     return Delivery(session_id, str(body.get("user", "")), int(body.get("attempts", 1)),
                     int(body.get("created", 0)))
+
+
+def read_delivered(ctx: Context, user_id: str,
+                   session_id: str) -> Op[ArchivedConversation | None]:
+    """The archived conversation a delivery hands on, or None when it is gone."""
+    found: ArchivedConversation | None = yield from read_archived_conversation(
+        ctx, user_id, session_id)
+    return found
+
+
+def _read_caught(ctx: Context, user_id: str,
+                 session_id: str) -> Op[ArchivedConversation | None | Exception]:
+    """`read_delivered`, its failure returned rather than raised (so that the claim beside
+    it is not lost); a failed round trip still raises."""
+    try:
+        return (yield from read_delivered(ctx, user_id, session_id))
+    except Exception as error:
+        return error
+
+
+def claim_and_read(ctx: Context, session_id: str, lease_ms: int, user_id: str
+                   ) -> Op[tuple[Delivery | None, ArchivedConversation | None | Exception]]:
+    """`claim_delivery` and the read of ``user_id``'s conversation (the user the caller
+    expects; the claim's body names the real one), in one round trip: the listener that
+    just archived a session knows whose it is. The read is wasted when the claim finds
+    the delivery not due; a failure of the read is returned, not raised."""
+    return (yield from alongside(claim_delivery(ctx, session_id, lease_ms),
+                                 _read_caught(ctx, user_id, session_id)))
 
 
 def ack_delivery(ctx: Context, session_id: str) -> Op[bool]:

@@ -29,12 +29,12 @@ hint keys no longer read (`scan_due`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from luminora_redis.core.context import Context
 from luminora_redis.core.keys import SessionKeys
-from luminora_redis.core.scripts import Batch, Call, Op
+from luminora_redis.core.scripts import Batch, Call, Op, alongside
 
 __all__ = [
     "HINT_MARGIN_MS",
@@ -42,6 +42,7 @@ __all__ = [
     "PROBE_FROM",
     "SCAN_CHUNK",
     "SWEEP_BATCH",
+    "COMING",
     "DueBuckets",
     "DueScan",
     "earliest_scores",
@@ -51,6 +52,7 @@ __all__ = [
     "read_meta",
     "scan_due",
     "scan_sets",
+    "take_and_scan",
     "take_hints",
 ]
 
@@ -160,7 +162,7 @@ def scan_sets(ctx: Context, targets: Sequence[tuple[int, str]], batch: int,
                     ahead[owner] = score
             owned = due
     calls = [Call("due_sessions", (key,), (batch,)) for _, key in owned]
-    calls.extend(Call("take_hints", (key,), (ctx.keys.buckets,)) for key in retired)
+    calls.extend(Call("take_hints", (key,), (ctx.keys.buckets, 0, 0)) for key in retired)
     replies = (yield Batch(calls)) if calls else []
     found_ids: list[str] = []
     more = False
@@ -247,29 +249,56 @@ def lower_hints(ctx: Context, scores: dict[int, int]) -> Op[None]:
 @dataclass(frozen=True, slots=True)
 class DueBuckets:
     """What one `take_hints` found: the buckets whose hint had passed (their hints are
-    gone now), and the earliest hint still ahead."""
+    gone now), the earliest hint still ahead, and the earliest hints coming soon."""
 
     buckets: list[int]
     #: The server clock (ms) at the take (on a cluster, the latest node's).
     now_ms: int
     #: The earliest hint left (ms, server clock), or None when no hint is left.
     next_ms: int | None
+    #: Bucket -> its hint (ms, server clock), of the earliest hints within the horizon
+    #: the take was asked for (they are left in place).
+    coming: dict[int, int] = field(default_factory=dict)
 
 
-def take_hints(ctx: Context) -> Op[DueBuckets]:
-    """Take every passed hint: one ``take_hints`` call over all the hint keys on a single
-    server; on a cluster one call per node, on that node's hint key. The calls per
-    sweep depend on the number of nodes, not of buckets."""
+#: How many of the hints coming a take reports, at most (the earliest).
+COMING = 32
+
+
+def take_hints(ctx: Context, horizon_ms: int = 0) -> Op[DueBuckets]:
+    """Take every passed hint, and read the earliest `COMING` hints within ``horizon_ms``:
+    one ``take_hints`` call over all the hint keys on a single server; on a cluster one
+    call per node, on that node's hint key. The calls per sweep depend on the number of
+    nodes, not of buckets."""
     keys = ctx.hints.to_take()
-    limit = ctx.keys.buckets
-    calls = ([Call("take_hints", keys, (limit,))] if ctx.scan_scripts
-             else [Call("take_hints", (key,), (limit,)) for key in keys])
+    args = (ctx.keys.buckets, max(0, horizon_ms), COMING if horizon_ms > 0 else 0)
+    calls = ([Call("take_hints", keys, args)] if ctx.scan_scripts
+             else [Call("take_hints", (key,), args) for key in keys])
     replies = (yield Batch(calls)) if calls else []
     buckets: list[int] = []
+    coming: list[tuple[int, int]] = []
     now, ahead = 0, -1
     for reply in replies:
         now = max(now, int(reply[0]))
         if int(reply[1]) >= 0 and (ahead < 0 or int(reply[1]) < ahead):
             ahead = int(reply[1])
-        buckets.extend(int(bucket) for bucket in reply[2:] if int(bucket) < ctx.keys.buckets)
-    return DueBuckets(sorted(set(buckets)), now, ahead if ahead >= 0 else None)
+        taken = 3 + int(reply[2])
+        buckets.extend(int(bucket) for bucket in reply[3:taken])
+        coming.extend((int(reply[i + 1]), int(reply[i])) for i in range(taken, len(reply), 2))
+    coming.sort()
+    known = {bucket: score for score, bucket in coming[:COMING] if bucket < ctx.keys.buckets}
+    return DueBuckets(sorted({bucket for bucket in buckets if bucket < ctx.keys.buckets}),
+                      now, ahead if ahead >= 0 else None, known)
+
+
+def take_and_scan(ctx: Context, buckets: Sequence[int], horizon_ms: int,
+                  batch: int = SWEEP_BATCH) -> Op[tuple[DueBuckets, DueScan | None]]:
+    """`take_hints`, and on a single server `scan_due` of ``buckets`` (known to have a
+    hint passed) in the same round trip, after the take (one connection runs them in
+    order, which is what keeps a deadline from falling between them; see
+    ``luminora_redis.listener.sweeper``). On a cluster the take and a scan run on
+    different nodes in no set order: the scan waits for the take (None here)."""
+    if not ctx.scan_scripts or not buckets:
+        return (yield from take_hints(ctx, horizon_ms)), None
+    return (yield from alongside(take_hints(ctx, horizon_ms),
+                                 scan_due(ctx, buckets, False, batch)))
