@@ -220,10 +220,10 @@ def test_a_full_sweeps_scan_takes_the_retired_keys_in_its_round_trip_and_no_othe
     """Only the sweeper's full scan (every bucket, the auto_cleanup index) writes: a
     partial one, and get_expired_sessions' (the manual index too), stay reads."""
     idle = [[1000, -1]] * 1024
-    steps, scan = run(scans.scan_due(CLUSTER, None), [*idle, [1000, -1, 2]])
+    steps, scan = run(scans.scan_due(CLUSTER, None), [*idle, [1000, -1, 1, 2]])
     calls = steps[0].calls
     assert len(calls) == 1025 and calls[-1] == Call("take_hints", (CLUSTER.keys.hint_key(7),),
-                                                    (1024,))
+                                                    (1024, 0, 0))
     assert scan.session_ids == [] and scan.next_deadlines == {}
     steps, _ = run(scans.scan_due(CLUSTER, range(1023)), [[1000, -1]] * 1023)
     assert all(call.script == "due_sessions" for call in steps[0].calls)
