@@ -399,8 +399,14 @@ async def run_archive(url: str, args: ArchiveOptions,
                                                 listeners))
     finally:
         await store.aclose()
+        doomed: list[bytes] = []
         for key in probe.scan_iter(match=f"{PREFIX}:*", count=1000):
-            probe.unlink(key)
+            doomed.append(key)
+            if len(doomed) == BATCH:  # one UNLINK per batch, not a round trip per key
+                probe.unlink(*doomed)
+                doomed.clear()
+        if doomed:
+            probe.unlink(*doomed)
         probe.close()
     raw = {"options": vars(args), "fill": fill, "setups": [{
         "label": o.scenario.label, "sweep_interval": o.scenario.sweep_interval,
