@@ -104,3 +104,21 @@ def test_a_hint_noted_by_one_pass_survives_the_take_of_another() -> None:
     assert schedule.take_due(101) == {7, 9} and schedule.take_due(101) is None
     assert schedule.seconds_until_due(101) == 0.3
     assert schedule.take_due(401) == {3}
+
+
+def test_buckets_another_take_took_wake_no_one() -> None:
+    """A take removed bucket 7's hint, so the pass that took it asks that bucket: the
+    wake known for bucket 7 is dropped, one for the same moment of another bucket, or
+    of no bucket known, stays."""
+    schedule = HintSchedule()
+    schedule.clock(0, local_ms=0)
+    schedule.note(100, 7)
+    schedule.note(200, 7)
+    schedule.note(200, 9)
+    schedule.note(300)
+    schedule.note(300, 7)
+    schedule.taken([7])
+    assert schedule.earliest == 200
+    assert schedule.take_due(201) == {9}
+    assert schedule.take_due(301) == set(), "the wake of no bucket stays"
+    assert schedule.earliest is None

@@ -116,8 +116,12 @@ class HintSchedule:
     WINDOW_MS = 2000.0
 
     def __init__(self) -> None:
-        self._hints: list[int] = []  # a heap of the known hints (ms, server clock)
+        # A heap of the known hints (ms, server clock); a score no longer in _buckets is
+        # left in it and skipped when it comes up.
+        self._hints: list[int] = []
         self._buckets: dict[int, set[int]] = {}  # each known hint -> the buckets it is of
+        self._bare: set[int] = set()  # the hints known of no bucket (a take's next_ms)
+        self._scores: dict[int, set[int]] = {}  # each bucket -> its hints known
         self._offset_ms = 0.0  # server clock minus this host's clock
         # (local ms, offset) of recent replies, offsets decreasing: the window's largest first.
         self._samples: deque[tuple[float, float]] = deque()
@@ -125,7 +129,10 @@ class HintSchedule:
     @property
     def earliest(self) -> int | None:
         """The earliest known hint (ms, server clock), or None."""
-        return self._hints[0] if self._hints else None
+        hints = self._hints
+        while hints and hints[0] not in self._buckets:
+            heapq.heappop(hints)  # dropped by `taken`
+        return hints[0] if hints else None
 
     def clock(self, server_ms: int, local_ms: float) -> None:
         """Record the server clock a reply carried, read at ``local_ms`` on this host.
@@ -151,32 +158,58 @@ class HintSchedule:
         if buckets is None:
             buckets = self._buckets[hint_ms] = set()
             heapq.heappush(self._hints, hint_ms)
-        if bucket is not None:
+        if bucket is None:
+            self._bare.add(hint_ms)
+        else:
             buckets.add(bucket)
+            self._scores.setdefault(bucket, set()).add(hint_ms)
+
+    def taken(self, buckets: Iterable[int]) -> None:
+        """A take removed these buckets' hints: the pass that took them puts their next
+        scores back, so what was known of them no longer wakes anyone."""
+        for bucket in buckets:
+            for score in self._scores.pop(bucket, ()):
+                noted = self._buckets.get(score)
+                if noted is not None:
+                    noted.discard(bucket)
+                    if not noted and score not in self._bare:
+                        del self._buckets[score]
 
     def forget(self) -> None:
         """Drop what is known (another sweeper watches, or Redis was lost)."""
         self._hints.clear()
         self._buckets.clear()
+        self._bare.clear()
+        self._scores.clear()
 
     def seconds_until_due(self, local_ms: float) -> float | None:
         """How long until the earliest known hint passes on the server's clock (0 when it
         has), or None when none is known. Due is strictly after the score, as for the
         deadline indexes: a hint at t is due once the server's clock reads t + 1."""
-        if not self._hints:
+        earliest = self.earliest
+        if earliest is None:
             return None
-        return max(0.0, (self._hints[0] + 1 - self._offset_ms - local_ms) / 1000)
+        return max(0.0, (earliest + 1 - self._offset_ms - local_ms) / 1000)
 
     def take_due(self, local_ms: float) -> set[int] | None:
         """None when no known hint has passed; else every passed one is forgotten, for the
         take it calls for (which learns the next one), and the buckets they were known
         to be of are returned (maybe none)."""
         now = local_ms + self._offset_ms
-        if not self._hints or self._hints[0] >= now:
+        earliest = self.earliest
+        if earliest is None or earliest >= now:
             return None
         due: set[int] = set()
-        while self._hints and self._hints[0] < now:
-            due |= self._buckets.pop(heapq.heappop(self._hints))
+        while (earliest := self.earliest) is not None and earliest < now:
+            heapq.heappop(self._hints)
+            self._bare.discard(earliest)
+            due |= self._buckets.pop(earliest)
+        for bucket in due:
+            scores = self._scores.get(bucket)
+            if scores is not None:
+                scores.difference_update(s for s in list(scores) if s < now)
+                if not scores:
+                    del self._scores[bucket]
         return due
 
     def pause(self, until_tick: float, local_ms: float, least: float) -> float:

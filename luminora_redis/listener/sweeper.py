@@ -189,6 +189,7 @@ class Sweeper:
                                 int(2000 * self._interval), self._batch)
         self.takes += 1
         self.schedule.clock(due.now_ms, time.time() * 1000)
+        self.schedule.taken(due.buckets)  # this pass asks them: no other need wake for them
         self.schedule.note(due.next_ms)
         for bucket, score in due.coming.items():
             self.schedule.note(score, bucket)
