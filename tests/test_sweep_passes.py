@@ -242,3 +242,45 @@ async def test_a_bucket_known_to_be_due_is_asked_in_the_round_trip_of_the_take(
     assert passes, f"no take asked bucket {bucket} with it: {after}"
     scans_after = [args for name, args in after if name == "scan_due" and bucket in args[0]]
     assert not scans_after, "the bucket was asked again on its own"
+
+
+@pytest.mark.single_server
+async def test_a_live_session_found_due_costs_its_bucket_no_second_scan(
+        async_stores: Callable[..., SessionStore], raw: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An index score is a lower bound: here it (and the bucket's hint) is 300 ms ahead
+    while the session lives 3 s. The pass that finds it due learns the real deadline
+    from the archive call itself, puts it back, and archives the session through that
+    hint: one scan of the bucket, where asking again would make two."""
+    store = async_stores()
+    ran: list[tuple[str, tuple[Any, ...]]] = []
+    real_run = store.run
+
+    async def recording(operation: Any, *args: Any) -> Any:
+        ran.append((getattr(operation, "__name__", ""), args))
+        return await real_run(operation, *args)
+
+    monkeypatch.setattr(store, "run", recording)
+    listener = ExpiryListener(store, notifications=False, sweep_interval=1.0,
+                              full_sweep_interval=3600)
+    async with running(listener):
+        await until(lambda: listener._sweeper.full_sweeps == 1)
+        ctx = await store.context()
+        sid = await create_conversation(store, "carlos", {"ttl": MIN_TTL + 1}, ["hola"])
+        bucket = int(sid[:4], 16)
+        keys = ctx.session_keys(sid)
+        assert keys is not None
+        seconds, micros = raw.time()
+        early = int(seconds) * 1000 + int(micros) // 1000 + 300
+        created = len(ran)
+        raw.zadd(keys.deadlines, {sid: early}, xx=True)
+        raw.zadd(ctx.hints.of_bucket(bucket), {str(bucket): early}, lt=True)
+        await until(lambda: listener.archived == 1, timeout=30)
+        after = ran[created:]
+    scans_of_bucket = [args for name, args in after
+                       if name in ("scan_due", "take_and_scan") and bucket in args[0]]
+    assert len([1 for name, args in after if name == "scan_due" and bucket in args[0]]) == 1, \
+        f"the bucket was asked again after its live session was found due: {after}"
+    assert scans_of_bucket, "archived through its hint"
+    conversation = await store.get_archived_conversation("carlos", sid)
+    assert conversation is not None

@@ -44,7 +44,7 @@ class ExpiredEvents:
 
     def __init__(self, store: SessionStore, name: str, settings: ListenerSettings,
                  state: LiveState, *, stop: asyncio.Event,
-                 archive: Callable[[str], Awaitable[bool]], inflight: set[str],
+                 archive: Callable[[str], Awaitable[object]], inflight: set[str],
                  wake_sweeper: Callable[[], None], outage: Callable[..., Outage],
                  on_error: Callable[[], None], observer: ListenerObserver | None) -> None:
         self._store = store

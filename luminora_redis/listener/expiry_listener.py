@@ -369,11 +369,12 @@ class ExpiryListener:
 
     # -- archiving ----------------------------------------------------------------
 
-    async def _archive(self, session_id: str, path: str) -> bool:
-        """Archive one expired session; True when this call did. Errors propagate."""
-        archived = await call(self._store, archive.archive_session, session_id, "expire", False)
-        if archived is None:
-            return False
+    async def _archive(self, session_id: str, path: str) -> bool | archive.StillLive:
+        """Archive one expired session; True when this call did, `StillLive` (its raised
+        deadline) when the session lives on. Errors propagate."""
+        archived = await call(self._store, archive.archive_due, session_id)
+        if archived is None or isinstance(archived, archive.StillLive):
+            return archived or False
         lag = max(0.0, time.time() - archived.ended_ms / 1000)
         if path == NOTIFICATION and not self._archived[path]:
             self._events.flags.confirmed()

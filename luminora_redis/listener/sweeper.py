@@ -10,15 +10,11 @@ earliest deadline index score; 16 keys ``<prefix>:{h<g>}:due`` on a single
 server, one key per primary node on a cluster: ``scans``, ``io/hint_slots.py``):
 
 - A writer that adds a deadline (``create_session``) lowers its bucket's hint
-  (``ZADD LT``, ``scans.create_hinted``). On a single server its own script
-  declares the hint key with the others and writes the exact deadline: one
-  atomic call. On a cluster a script cannot declare keys of several slots (and
-  every key a script touches arrives through KEYS), so ``lower_hints`` rides
-  right after the script in the same round trip, on the hint key of the node
-  serving the bucket, with the deadline computed on the hint key's node less a
-  margin (``scans.HINT_MARGIN_MS``, for another node's clock should a reshard
-  have moved the bucket meanwhile). Raising an entry (``read_meta``) writes no hint: hints are
-  lower bounds.
+  (``ZADD LT``, ``scans.create_hinted``): on a single server inside its own
+  script, with the exact deadline; on a cluster (a script declares keys of one
+  slot) by ``lower_hints`` right after it in the same round trip, on the key of
+  the node serving the bucket, less a margin (``scans.HINT_MARGIN_MS``) for
+  clocks. Raising an entry (``read_meta``) writes no hint: hints are lower bounds.
 - Each tick the lease holder takes the passed hints (``take_hints``: read and
   removed in one call; one call on a single server, one per node on a
   cluster, on that node's hint key, whatever the bucket count), scans those buckets'
@@ -39,25 +35,22 @@ server, one key per primary node on a cluster: ``scans``, ``io/hint_slots.py``):
   two in that order on a single server, which keeps the argument above. On a
   cluster the take and the scan are on different nodes, in no set order, so
   the scan waits for the take's reply, as for buckets the take alone names.
-- Passes for hints overlap (up to ``MAX_PASSES``): a hint that falls due while
-  a pass is archiving starts another pass at once, rather than after the
-  first one's archives and put-back, so a deadline's lag is its own pass and
-  not the queue of passes before it. Two passes never take the same bucket
-  (a take removes what it read), a session is archived by one path at a time
-  (``inflight``), put-backs only ever lower a hint, and the archives of all
-  passes share one bound (``CONCURRENCY``).
+- Passes overlap (up to ``MAX_PASSES``): a hint falling due while a pass is
+  archiving starts another at once, so a deadline waits for its own pass only.
+  Two passes never take the same bucket (a take removes what it read), a
+  session is archived by one path at a time (``inflight``), put-backs only
+  lower hints, and all passes share one archive bound (``CONCURRENCY``).
 - It asks a bucket twice only when the first answer may be stale: an entry
-  it did not archive (a live session's, raised; one another path is
-  archiving; a failure) or a full batch. Otherwise the scan's next score,
-  read before the archives, is the bucket's next score: what was archived
-  was due, and what was indexed since wrote its own hint.
+  another path is archiving, a failure, or a full batch. Otherwise the scan's
+  next score, read before the archives, is the bucket's next score: what was
+  archived was due, what was indexed since wrote its own hint, and a live
+  session's entry scores the deadline its archive call returned (raised by
+  ``read_meta``: index scores are lower bounds, chat turns do not rewrite them).
 
 What can lose a hint: a crash between the take and the put-back, or, on a
 cluster, a writer's hint call that failed after its script ran, a take and a
-scan that fall between a writer's script and its hint call, or a reshard while
-a writer's slot map and the sweeper's disagree (the hint lands in a key no take
-reads).
-So a FULL sweep (every bucket, as before the hints) still runs every
+scan between a writer's script and its hint call, or a reshard while slot maps
+disagree. So a FULL sweep (every bucket, as before the hints) still runs every
 ``full_interval`` (default 30 s) and at every catch-up (start, reconnect), and
 lowers every bucket's hint to its next score: it is the guarantee, and it
 covers data written before the hints existed. On a single server a full sweep
@@ -67,20 +60,14 @@ takes the passed entries of the hint keys no longer read (a reshard's, the
 16-key layout's; ``scans.scan_due``), so those empty as their entries pass.
 
 An entry whose archive keeps failing is quarantined after ``max_failures``
-attempts, so its bucket moves on. Index scores are lower bounds of the
-sessions' deadlines (chat turns do not rewrite them): an entry found due while
-its session is still live is raised to the session's real expiry by the archive
-path's first script (``read_meta``), so the next scan does not find it again
-until it is really due.
+attempts, so its bucket moves on.
 
 One sweeper per key prefix: the ticks run only in the listener that holds the
-sweep lease (``<prefix>:sweeper``, ``sweep_lease.lua``). Every listener asks for
-the lease once per interval (one cheap script call): the holder renews it, the
-others find it held and do nothing more. The lease lasts ``lease`` seconds (by
-default 4 sweep intervals, at least 1 s); when the holder dies or cannot reach
-Redis it stops renewing, and the first listener to ask after the lease lapsed
-takes over: within about one lease, with a full sweep. A holder that stops
-cleanly releases it, so the next interval of another listener takes over.
+sweep lease (``<prefix>:sweeper``, ``sweep_lease.lua``), which every listener
+asks for once per interval. It lasts ``lease`` seconds (by default 4 sweep
+intervals, at least 1 s); when the holder dies or cannot reach Redis, the first
+listener to ask after it lapsed takes over, with a full sweep. A holder that
+stops cleanly releases it.
 Catch-up sweeps (at start, and after a reconnect of the notification
 subscription) run whether or not this listener holds the lease: they are what
 makes a listener ``live``, and cost one full sweep per reconnect.
@@ -98,7 +85,7 @@ from luminora_redis.io.store import SessionStore
 from luminora_redis.listener import leases
 from luminora_redis.listener.outages import Outage, call, is_outage, keep_trying
 from luminora_redis.listener.schedule import HintSchedule, Wake
-from luminora_redis.ops import liveness, outbox, scans
+from luminora_redis.ops import archive, liveness, outbox, scans
 
 __all__ = ["Sweeper"]
 
@@ -113,7 +100,7 @@ FULL_SWEEP_INTERVAL = 30.0
 # onto ours, and an estimate a hair early must not spin.
 MIN_GAP = 0.002
 
-Archive = Callable[[str], Awaitable[bool]]
+Archive = Callable[[str], Awaitable[bool | archive.StillLive]]
 
 
 class Sweeper:
@@ -217,10 +204,15 @@ class Sweeper:
         limit = self._limit
 
         async def one(session_id: str) -> int:
-            """1 archived, 0 not (someone else did, or not due), -1 quarantined."""
+            """1 archived, 0 not (someone else did, or not due), -1 quarantined; a session
+            found live is 0, its raised deadline noted in ``raised``."""
             try:
                 async with limit:
-                    return int(await self._archive(session_id))
+                    result = await self._archive(session_id)
+                if isinstance(result, archive.StillLive):
+                    raised[session_id] = result.deadline_ms
+                    return 0
+                return int(result)
             except Exception as error:
                 if is_outage(error):
                     raise  # not this session's failure: the sweep waits the outage out
@@ -233,6 +225,7 @@ class Sweeper:
         total = 0
         ahead: dict[int, int] = {}
         previous: set[str] = set()
+        raised: dict[str, int] = {}  # live sessions found due -> their real deadlines
         while True:
             if first is None:
                 scan = await call(self._store, scans.scan_due, targets, False, self._batch)
@@ -251,12 +244,17 @@ class Sweeper:
                     raise result
             total += sum(1 for result in results if result == 1)
             # Archived and quarantined entries left the index, and the scan already named
-            # the next score of their buckets. Entries not archived (a live session's,
-            # raised to its real deadline; one another path is archiving; a failure) and a
-            # full batch need another look at their buckets.
+            # the next score of their buckets; a live session's entry now scores the
+            # deadline its archive call returned. Entries not archived otherwise (one
+            # another path is archiving; a failure) and a full batch need another look
+            # at their buckets.
+            for sid, deadline in raised.items():
+                if (owner := space.bucket_of_session(sid)) is not None:
+                    ahead[owner] = min(ahead.get(owner, deadline), deadline)
             found = set(scan.session_ids)
             unsettled = found.difference(
-                sid for sid, result in zip(mine, results) if result != 0)
+                sid for sid, result in zip(mine, results) if result != 0).difference(raised)
+            raised.clear()
             again = found if scan.more else unsettled
             if not again or found == previous or self.closing:
                 break

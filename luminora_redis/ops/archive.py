@@ -24,6 +24,8 @@ from luminora_redis.ops.scans import SWEEP_BATCH, expired_sessions, read_meta
 __all__ = [
     "MAX_EXPIRED",
     "Archived",
+    "StillLive",
+    "archive_due",
     "archive_session",
     "cleanup_expired_sessions",
     "compress",
@@ -59,12 +61,21 @@ def _archive_keys(ctx: Context, keys: SessionKeys, user: UserKeys,
             bucket.outbox, bucket.bodies, bucket.failures, keys.summary)
 
 
-def _owner(keys: SessionKeys, session_id: str) -> Op[tuple[str | None, bool]]:
+@dataclass(frozen=True, slots=True)
+class StillLive:
+    """An expired-session archive found the session live (its index score, a lower
+    bound, had passed): its index entry now scores its real deadline."""
+
+    deadline_ms: int
+
+
+def _owner(keys: SessionKeys, session_id: str) -> Op[tuple[str | None, int | None]]:
     """The user a session belongs to, from its meta hash (None once archived or
-    deleted), and whether the session hash is still there; its index entry was then
-    raised to its real deadline by the same script."""
+    deleted), and, while the session hash is still there, its real deadline (ms), to
+    which the same script raised its index entry."""
     meta = yield read_meta(keys, session_id)
-    return (None if meta[0] is None else str(meta[0].decode())), len(meta) > 5 and bool(meta[5])
+    live = int(meta[5]) if len(meta) > 5 and meta[5] else None
+    return (None if meta[0] is None else str(meta[0].decode())), live
 
 
 def archive_session(ctx: Context, session_id: str, mode: str,
@@ -85,12 +96,23 @@ def archive_session(ctx: Context, session_id: str, mode: str,
     With ``compact`` False the caller compresses later (``compress``), e.g. the
     listener, once it has handed the delivery on.
     """
+    found = yield from archive_due(ctx, session_id, mode, compact)
+    return None if isinstance(found, StillLive) else found
+
+
+def archive_due(ctx: Context, session_id: str, mode: str = "expire",
+                compact: bool = False) -> Op[Archived | StillLive | None]:
+    """`archive_session`, for the listener: a session found still live is `StillLive`,
+    with the real deadline its index entry now scores, so that a sweep knows the
+    bucket's next score without asking again."""
     keys = ctx.session_keys(session_id)
     if keys is None:
         return None
     user_id, live = yield from _owner(keys, str(session_id))
-    if user_id is None or (live and mode != "end"):
+    if user_id is None:
         return None
+    if live is not None and mode != "end":
+        return StillLive(live)
     user = ctx.keys.user(user_id)
     reply = yield Call("archive_session", _archive_keys(ctx, keys, user, session_id),
                        (session_id, user_id, mode, 1 if ctx.settings.deliveries else 0))
