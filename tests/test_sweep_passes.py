@@ -191,6 +191,20 @@ async def test_claim_and_read_claims_once_and_reads_the_expected_users_conversat
     assert conversation is None, "carla has no such conversation"
 
 
+def recorded_runs(store: SessionStore,
+                  monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[Any, ...]]]:
+    """Every operation the store runs from now on: (its name, its arguments)."""
+    ran: list[tuple[str, tuple[Any, ...]]] = []
+    real_run = store.run
+
+    async def recording(operation: Any, *args: Any) -> Any:
+        ran.append((getattr(operation, "__name__", ""), args))
+        return await real_run(operation, *args)
+
+    monkeypatch.setattr(store, "run", recording)
+    return ran
+
+
 @pytest.mark.single_server
 async def test_a_take_reports_the_earliest_hints_coming_within_its_horizon(
         async_stores: Callable[..., SessionStore], raw: Any) -> None:
@@ -221,14 +235,7 @@ async def test_a_bucket_known_to_be_due_is_asked_in_the_round_trip_of_the_take(
     pass that wakes for it asks its bucket together with the take, and no scan of its
     own follows (on a single server, where one connection keeps the two in order)."""
     store = async_stores()
-    ran: list[tuple[str, tuple[Any, ...]]] = []
-    real_run = store.run
-
-    async def recording(operation: Any, *args: Any) -> Any:
-        ran.append((getattr(operation, "__name__", ""), args))
-        return await real_run(operation, *args)
-
-    monkeypatch.setattr(store, "run", recording)
+    ran = recorded_runs(store, monkeypatch)
     listener = ExpiryListener(store, notifications=False, sweep_interval=1.0,
                               full_sweep_interval=3600)
     async with running(listener):
@@ -253,14 +260,7 @@ async def test_a_live_session_found_due_costs_its_bucket_no_second_scan(
     from the archive call itself, puts it back, and archives the session through that
     hint: one scan of the bucket, where asking again would make two."""
     store = async_stores()
-    ran: list[tuple[str, tuple[Any, ...]]] = []
-    real_run = store.run
-
-    async def recording(operation: Any, *args: Any) -> Any:
-        ran.append((getattr(operation, "__name__", ""), args))
-        return await real_run(operation, *args)
-
-    monkeypatch.setattr(store, "run", recording)
+    ran = recorded_runs(store, monkeypatch)
     listener = ExpiryListener(store, notifications=False, sweep_interval=1.0,
                               full_sweep_interval=3600)
     async with running(listener):
