@@ -56,9 +56,15 @@ ARGV[3] mode: "expire"  archive if expired and auto_cleanup is on (listener, swe
               "cleanup" archive if expired, whatever auto_cleanup says
               "end"     end a live session now (logout), or archive an expired one
 ARGV[4] record the delivery to the on_archived sink: "1" yes, "0" no
+ARGV[5] optional: return the archived conversation when it holds at most this many
+        messages, all in the archived overflow and history (no segment); 0 or absent: never
 Replies:
   {1, ended_ms, reason, message_count, archive_size}   archived by this call;
                                                        reason is idle, absolute or ended
+  {1, ended_ms, reason, message_count, archive_size, record, {message...}}
+         the same, with the conversation (ARGV[5]): record as read_archived replies it,
+         {pers, created_ms, ended_ms, reason, count, segs, zstd, mood, summary}, and
+         the messages, overflow first, as stored
   {0}    nothing to do: already archived or deleted (or the meta names another user)
   {-2}   the session is still live (expire and cleanup modes); nothing written but its
          index entry, raised to its real expiry
@@ -68,6 +74,7 @@ local sessionKey, metaKey, historyKey, overflowKey = KEYS[1], KEYS[2], KEYS[3], 
 local deadlinesKey, manualKey, userSessionsKey, archiveKey = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local recordKey, archivedHistoryKey, archivedOverflowKey = KEYS[9], KEYS[10], KEYS[11]
 local sid, userId, mode, deliver = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
+local returned = tonumber(ARGV[5] or '0') or 0
 
 local meta = redis.call('HMGET', metaKey, 'user', 'pers', 'created', 'abs', 'auto', 'segs', 'base',
                         'nonce', 'last', 'idle', 'lcid', 'lgid')
@@ -141,4 +148,16 @@ if deliver then
                                                    created = now, ended = ended, reason = reason}))
   redis.call('ZADD', KEYS[13], now, sid)
 end
-return {1, ended, reason, count, redis.call('ZCARD', archiveKey)}
+local size = redis.call('ZCARD', archiveKey)
+if returned <= 0 or count > returned or (tonumber(meta[6]) or 0) > 0 then
+  return {1, ended, reason, count, size}
+end
+-- The caller hands the conversation on (the listener's sink, its compression): the
+-- lists it now has are read here rather than in a round trip of their own.
+local messages = redis.call('LRANGE', archivedOverflowKey, 0, -1)
+for _, message in ipairs(redis.call('LRANGE', archivedHistoryKey, 0, -1)) do
+  messages[#messages + 1] = message
+end
+local record = {meta[2], meta[3], tostring(ended), reason, tostring(count), '0', '0',
+                mood or false, summary or false}
+return {1, ended, reason, count, size, record, messages}

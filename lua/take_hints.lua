@@ -12,6 +12,8 @@ before it is seen by the scan, so no deadline is lost between the steps. Due is
 strictly score < now, as for the deadline indexes (due_sessions). The hints
 coming are only read: the sweeper wakes for them knowing their buckets, and asks
 those buckets in the round trip of the take that removes them.
+One range read per key gives both its passed hints and those coming; only a key
+with none coming within the horizon is asked again, for its next hint beyond.
 
 KEYS[1..n] hint keys   lr:{h<g>}:due (a cluster: one, lr:{h<t>}:due)
 ARGV[1] how many buckets to take per key, at most (> 0)
@@ -27,19 +29,30 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local limit, horizon, cap = tonumber(ARGV[1]), tonumber(ARGV[2]) or 0, tonumber(ARGV[3]) or 0
 local nextMs, taken, coming = -1, {}, {}
+local reach, upto = '(' .. now, limit
+if horizon > 0 and cap > 0 then reach, upto = now + horizon, limit + cap end
 for _, key in ipairs(KEYS) do
-  local due = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. now, 'LIMIT', 0, limit)
+  -- One read gives the passed hints and those coming; a key with none coming is asked
+  -- for its next hint beyond.
+  local head = redis.call('ZRANGEBYSCORE', key, '-inf', reach, 'WITHSCORES', 'LIMIT', 0, upto)
+  local due, ahead, mine = {}, nil, 0
+  for i = 1, #head, 2 do
+    local score = tonumber(head[i + 1])
+    if score < now then
+      due[#due + 1] = head[i]
+    elseif mine < cap then
+      ahead, mine = ahead or score, mine + 1
+      coming[#coming + 1] = {tonumber(head[i]), score}
+    end
+  end
   if #due > 0 then
     redis.call('ZREM', key, unpack(due))
     for _, bucket in ipairs(due) do taken[#taken + 1] = tonumber(bucket) end
   end
-  local ahead = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  local score = tonumber(ahead[2])
-  if score and (nextMs < 0 or score < nextMs) then nextMs = score end
-  if horizon > 0 and cap > 0 and score and score <= now + horizon then
-    local soon = redis.call('ZRANGEBYSCORE', key, now, now + horizon, 'WITHSCORES', 'LIMIT', 0, cap)
-    for i = 1, #soon, 2 do coming[#coming + 1] = {tonumber(soon[i]), tonumber(soon[i + 1])} end
+  if not ahead then
+    ahead = tonumber(redis.call('ZRANGEBYSCORE', key, now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)[2])
   end
+  if ahead and (nextMs < 0 or ahead < nextMs) then nextMs = ahead end
 end
 table.sort(coming, function(a, b) return a[2] < b[2] end)
 local reply = {now, nextMs, #taken}

@@ -465,3 +465,48 @@ async def test_a_failure_before_the_hook_counts_towards_max_attempts(
     assert called == []
     [entry] = await store.list_quarantined()
     assert (entry.session_id, entry.kind, entry.attempts) == (sid, QuarantineKind.DELIVERY, 3)
+
+
+async def test_the_backlog_is_read_only_for_an_observer_that_takes_it(
+        async_stores: Callable[..., SessionStore], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading the backlog asks every bucket's outbox: a listener whose observer has no
+    ``backlog`` never reads it; one whose observer has gets it from the first scan on."""
+    from luminora_redis.ops import outbox
+
+    store = async_stores()
+    reads: list[int] = []
+    real = outbox.delivery_backlog
+
+    def counted(*args: Any) -> Any:
+        reads.append(1)
+        return (yield from real(*args))
+
+    monkeypatch.setattr(outbox, "delivery_backlog", counted)
+
+    class Quiet:
+        """The observer's required methods, and no ``backlog``."""
+
+        def archived(self, path: str, lag: float) -> None: ...
+        def swept(self) -> None: ...
+        def error(self) -> None: ...
+        def reconnected(self) -> None: ...
+
+    class Counting(Quiet):
+        def __init__(self) -> None:
+            self.backlogs: list[DeliveryBacklog] = []
+
+        def backlog(self, backlog: DeliveryBacklog) -> None:
+            self.backlogs.append(backlog)
+
+    seen: list[ArchivedConversation] = []
+    [sid] = await create_sessions(store, 1, 1, [0.05])
+    quiet = ExpiryListener(store, on_archived=seen.append, observer=Quiet(), **FAST)
+    async with running(quiet):
+        await until(lambda: seen)
+        await until(lambda: quiet.outbox_scans >= 2)
+    assert reads == [], "no observer took a backlog"
+    counting = Counting()
+    async with running(ExpiryListener(store, on_archived=seen.append, observer=counting,
+                                      **FAST)):
+        await until(lambda: counting.backlogs)
+    assert reads and counting.backlogs[0].pending == 0

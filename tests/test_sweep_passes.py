@@ -229,6 +229,35 @@ async def test_a_take_reports_the_earliest_hints_coming_within_its_horizon(
 
 
 @pytest.mark.single_server
+async def test_a_take_reads_each_hint_key_once_when_hints_are_coming(
+        async_stores: Callable[..., SessionStore], raw: Any) -> None:
+    """Each key's passed and coming hints come from one range read; only a key with
+    nothing coming is asked for its next hint beyond the horizon."""
+    store = async_stores()
+    keys = (await store.context()).keys.hints
+    seconds, micros = raw.time()
+    now = int(seconds) * 1000 + int(micros) // 1000
+    for number, key in enumerate(keys):
+        raw.zadd(key, {str(number): now - 500, str(100 + number): now + 5_000 + number})
+    raw.zadd(keys[0], {"200": now + 600_000})
+    raw.config_resetstat()
+    due = await store.run(scans.take_hints, 60_000)
+    assert due.buckets == list(range(len(keys)))
+    assert due.next_ms == now + 5_000
+    stats = raw.info("commandstats")
+    assert stats["cmdstat_zrangebyscore"]["calls"] == len(keys)
+    assert "cmdstat_zrange" not in stats
+    raw.config_resetstat()
+    await store.run(scans.take_hints, 60_000)
+    assert raw.info("commandstats")["cmdstat_zrangebyscore"]["calls"] == len(keys), (
+        "the hints coming are read again, not taken")
+    raw.config_resetstat()
+    await store.run(scans.take_hints, 1_000)
+    assert raw.info("commandstats")["cmdstat_zrangebyscore"]["calls"] == 2 * len(keys), (
+        "nothing coming within 1 s: each key is asked for its next hint")
+
+
+@pytest.mark.single_server
 async def test_a_bucket_known_to_be_due_is_asked_in_the_round_trip_of_the_take(
         async_stores: Callable[..., SessionStore], monkeypatch: pytest.MonkeyPatch) -> None:
     """A session created after the last full sweep: a take sees its hint coming, so the

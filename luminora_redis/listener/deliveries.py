@@ -78,6 +78,10 @@ __all__ = ["Deliveries", "OnArchived", "Summarize", "retry_delay"]
 
 logger = logging.getLogger("luminora_redis.listener")
 
+#: An offer: the session id, its user when known, its conversation when the archive
+#: returned it.
+Offer = tuple[str, str | None, ArchivedConversation | None]
+
 #: Offers that may wait in memory for a worker (at least 4 per worker).
 QUEUED = 1024
 
@@ -131,12 +135,14 @@ class Deliveries:
         self._cap = backoff_cap
         self._max_attempts = max_attempts
         self._observer = observer
+        # The backlog reads every bucket's outbox: only for an observer that takes it.
+        self._reports_backlog = callable(getattr(observer, "backlog", None))
         self._on_error = on_error
         self._hooks = Hooks(hook_timeout, workers)
         self._new_outage = outage or (lambda what, holds: Outage(what, on_error=on_error))
         # Offers wait here for a worker (the session id, and its user when known); the rest
         # of the outbox waits in Redis for a scan.
-        self._queue: asyncio.Queue[tuple[str, str | None] | None] = asyncio.Queue(
+        self._queue: asyncio.Queue[Offer | None] = asyncio.Queue(
             max(4 * workers, QUEUED))
         self._inflight: set[str] = set()
         self._schedule = DeadlineSchedule()
@@ -150,14 +156,16 @@ class Deliveries:
         if method is not None:
             method(*args)
 
-    def offer(self, session_id: str, user_id: str | None = None) -> None:
+    def offer(self, session_id: str, user_id: str | None = None,
+              conversation: ArchivedConversation | None = None) -> None:
         """A delivery this listener just recorded (of ``user_id``'s conversation, when
-        known: then its claim and its read share a round trip): queued for a worker,
-        unless the queue is full; then it waits in the outbox for a scan."""
+        known: then its claim and its read share a round trip; the conversation itself
+        when the archive returned it: then the claim is the only one): queued for a
+        worker, unless the queue is full; then it waits in the outbox for a scan."""
         if session_id in self._inflight:
             return
         with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait((session_id, user_id))
+            self._queue.put_nowait((session_id, user_id, conversation))
             self._inflight.add(session_id)
 
     async def run(self, stop: asyncio.Event, grace: float) -> None:
@@ -214,7 +222,7 @@ class Deliveries:
                 next_full = clock() + self._interval
             elif due := self._schedule.take_due(time.time() * 1000):
                 leftover = await self._scan(due)
-            if self._observer is not None and clock() >= next_backlog:
+            if self._reports_backlog and clock() >= next_backlog:
                 next_backlog = clock() + BACKLOG_EVERY
                 self._report("backlog", await self.backlog())
             if leftover:
@@ -270,9 +278,9 @@ class Deliveries:
 
     async def _worker(self, outage: Outage) -> None:
         while (item := await self._queue.get()) is not None:
-            session_id, user_id = item
+            session_id, user_id, held = item
             try:
-                await self._deliver(session_id, user_id)
+                await self._deliver(session_id, user_id, held)
             except Exception as error:
                 # The lease lapses, and the delivery is due again.
                 if is_outage(error):
@@ -287,9 +295,10 @@ class Deliveries:
                 self._inflight.discard(session_id)
                 self._wake.set()  # room for more
 
-    async def _deliver(self, session_id: str, user_id: str | None) -> None:
-        read: ArchivedConversation | None | Exception = None
-        if user_id is None:
+    async def _deliver(self, session_id: str, user_id: str | None,
+                       held: ArchivedConversation | None = None) -> None:
+        read: ArchivedConversation | None | Exception = held
+        if user_id is None or held is not None:
             delivery = await call(self._store, outbox.claim_delivery, session_id, self._lease_ms)
         else:
             delivery, read = await call(self._store, outbox.claim_and_read, session_id,

@@ -372,7 +372,13 @@ class ExpiryListener:
     async def _archive(self, session_id: str, path: str) -> bool | archive.StillLive:
         """Archive one expired session; True when this call did, `StillLive` (its raised
         deadline) when the session lives on. Errors propagate."""
-        archived = await call(self._store, archive.archive_due, session_id)
+        settings = self._store.settings
+        # What this listener hands on (its sink, its compression) comes back with the
+        # archive, up to a page: no round trip reads it again.
+        returned = settings.page_size if (
+            self._deliveries is not None or settings.compress_archives) else 0
+        archived = await call(self._store, archive.archive_due, session_id, "expire", False,
+                              returned)
         if archived is None or isinstance(archived, archive.StillLive):
             return archived or False
         lag = max(0.0, time.time() - archived.ended_ms / 1000)
@@ -385,7 +391,7 @@ class ExpiryListener:
                     "its deadline", session_id, archived.user_id, archived.reason.value,
                     archived.message_count, path, lag)
         if self._deliveries is not None:
-            self._deliveries.offer(session_id, archived.user_id)
+            self._deliveries.offer(session_id, archived.user_id, archived.conversation)
         await self._compressions.start(archived)  # after the offer, in its own task: off the lag
         return True
 

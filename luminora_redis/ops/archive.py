@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from luminora_redis.core.context import Context
 from luminora_redis.core.errors import FOLLOW_UP_ERRORS, ReplyCode, UnexpectedReply
 from luminora_redis.core.keys import SessionKeys, UserKeys
-from luminora_redis.core.models import ArchiveReason
+from luminora_redis.core.models import ArchivedConversation, ArchiveReason
 from luminora_redis.core.scripts import Batch, Call, Op
+from luminora_redis.ops.archive_reads import archived_conversation
 from luminora_redis.ops.compaction import compact_quietly
 from luminora_redis.ops.scans import SWEEP_BATCH, expired_sessions, read_meta
 
@@ -44,13 +45,17 @@ logger = logging.getLogger("luminora_redis.archive")
 
 @dataclass(frozen=True, slots=True)
 class Archived:
-    """What one successful archive call did."""
+    """What one successful archive call did. ``conversation`` (with the messages as
+    stored, ``stored``, overflow first): the conversation archived, when the caller
+    asked for it and it was small enough to come back in the same reply."""
 
     session_id: str
     user_id: str
     reason: ArchiveReason
     ended_ms: int
     message_count: int
+    conversation: ArchivedConversation | None = None
+    stored: tuple[bytes, ...] | None = None
 
 
 def _archive_keys(ctx: Context, keys: SessionKeys, user: UserKeys,
@@ -101,10 +106,13 @@ def archive_session(ctx: Context, session_id: str, mode: str,
 
 
 def archive_due(ctx: Context, session_id: str, mode: str = "expire",
-                compact: bool = False) -> Op[Archived | StillLive | None]:
+                compact: bool = False, returned: int = 0) -> Op[Archived | StillLive | None]:
     """`archive_session`, for the listener: a session found still live is `StillLive`,
     with the real deadline its index entry now scores, so that a sweep knows the
-    bucket's next score without asking again."""
+    bucket's next score without asking again. With ``returned`` > 0, a conversation of
+    at most that many messages (and no segment) comes back in the archive's own reply
+    (``Archived.conversation``): the listener hands it to its sink and compresses it
+    without reading it again."""
     keys = ctx.session_keys(session_id)
     if keys is None:
         return None
@@ -115,16 +123,23 @@ def archive_due(ctx: Context, session_id: str, mode: str = "expire",
         return StillLive(live)
     user = ctx.keys.user(user_id)
     reply = yield Call("archive_session", _archive_keys(ctx, keys, user, session_id),
-                       (session_id, user_id, mode, 1 if ctx.settings.deliveries else 0))
+                       (session_id, user_id, mode, 1 if ctx.settings.deliveries else 0,
+                        returned))
     if reply[0] != ReplyCode.OK:
         if reply[0] in (ReplyCode.NOT_FOUND, ReplyCode.ALIVE, ReplyCode.MANUAL):
             return None
         raise UnexpectedReply(f"archive_session replied {reply!r}")
-    _, ended, reason, count, size = reply
+    _, ended, reason, count, size, *held = reply
     retention = ctx.settings.archive_retention
     if retention is not None and size > retention:
         yield from retain(ctx, user_id)
-    archived = Archived(session_id, user_id, ArchiveReason(reason.decode()), ended, count)
+    conversation = stored = None
+    if held:
+        record, messages = held
+        stored = tuple(messages)
+        conversation = archived_conversation(user_id, session_id, record, messages)
+    archived = Archived(session_id, user_id, ArchiveReason(reason.decode()), ended, count,
+                        conversation, stored)
     if compact:
         yield from compress(ctx, archived)
     return archived
@@ -137,7 +152,8 @@ def compress(ctx: Context, archived: Archived) -> Op[bool]:
     if not ctx.settings.compress_archives:
         return True
     return (yield from compact_quietly(ctx.keys.user(archived.user_id), archived.user_id,
-                                       archived.session_id, ctx.settings.page_size))
+                                       archived.session_id, ctx.settings.page_size,
+                                       archived.stored))
 
 
 def retain(ctx: Context, user_id: str) -> Op[bool]:

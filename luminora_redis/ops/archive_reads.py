@@ -33,6 +33,7 @@ from luminora_redis.core.scripts import Batch, Call, Op
 
 __all__ = [
     "MAX_LIST",
+    "archived_conversation",
     "get_archived_conversations",
     "read_archived_conversation",
 ]
@@ -98,8 +99,10 @@ def _reread(user: UserKeys, session_id: str, record: Sequence[Any]) -> _Reader:
     return _Reader(user, session_id, int(record[5] or 0))
 
 
-def _conversation(user_id: str, session_id: str, record: Sequence[Any], messages: list[bytes],
-                  lost_frames: int = 0) -> ArchivedConversation:
+def archived_conversation(user_id: str, session_id: str, record: Sequence[Any],
+                          messages: list[bytes], lost_frames: int = 0) -> ArchivedConversation:
+    """The conversation from its record (as ``read_archived.lua`` replies it) and its
+    messages as stored, in order."""
     personality, created, ended, reason, count = record[:5]
     mood = record[7] if len(record) > 7 else None
     summary = decode_messages([record[8]], f"archived session {session_id}") if (
@@ -153,7 +156,7 @@ def _read_many(ctx: Context, user: UserKeys, user_id: str,
                 continue
             reader.take(reply)
         else:
-            found.append(_conversation(user_id, session_id, record, reader.messages,
+            found.append(archived_conversation(user_id, session_id, record, reader.messages,
                                        reader.lost_frames))
     return found
 

@@ -19,6 +19,7 @@ compacts a user's whole archive (the layout upgrade runs it for every user).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from luminora_redis.core.context import Context
@@ -28,7 +29,7 @@ from luminora_redis.core.keys import UserKeys
 from luminora_redis.core.scripts import Call, Op
 from luminora_redis.core.settings import StoreSettings
 
-__all__ = ["compact_archives", "compact_conversation", "compact_quietly",
+__all__ = ["compact_archives", "compact_conversation", "compact_held", "compact_quietly",
            "compact_user"]
 
 logger = logging.getLogger("luminora_redis.archive")
@@ -102,12 +103,31 @@ def _state(user: UserKeys, session_id: str) -> Op[tuple[int, int] | None]:
     return int(record[5] or 0), int(record[6] or 0)
 
 
-def compact_quietly(user: UserKeys, user_id: str, session_id: str, page: int = PAGE) -> Op[bool]:
-    """Compact a just-archived conversation; False (logged) when Redis or the library
-    failed it. It runs after the archive committed, so such errors are not raised: the
-    archive stays readable. Any other exception is a bug and propagates."""
+def compact_held(user: UserKeys, session_id: str, stored: Sequence[bytes],
+                 page: int = PAGE) -> Op[int]:
+    """`compact_conversation` of a conversation whose messages the caller holds as the
+    archive stored them (its tail, no segment: ``archive_session.lua`` returned them),
+    so that the swap is the only round trip. When the archive is not what the caller
+    holds anymore, it is read as usual."""
+    record, history, overflow = user.archived(session_id)
+    reply = yield Call("compact_archive", (record, history, overflow),
+                       (1, 0, len(stored), pack_frame(stored) if stored else b""))
+    if reply[0] == ReplyCode.OK:
+        return 1
+    return (yield from compact_conversation(user, session_id, page))
+
+
+def compact_quietly(user: UserKeys, user_id: str, session_id: str, page: int = PAGE,
+                    stored: Sequence[bytes] | None = None) -> Op[bool]:
+    """Compact a just-archived conversation (held: ``stored``, see `compact_held`); False
+    (logged) when Redis or the library failed it. It runs after the archive committed,
+    so such errors are not raised: the archive stays readable. Any other exception is a
+    bug and propagates."""
     try:
-        yield from compact_conversation(user, session_id, page)
+        if stored is None:
+            yield from compact_conversation(user, session_id, page)
+        else:
+            yield from compact_held(user, session_id, stored, page)
     except FOLLOW_UP_ERRORS as error:
         logger.warning("compressing archived session %s of user %r failed (%r); it stays "
                        "readable uncompressed", session_id, user_id, error)
