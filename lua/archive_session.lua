@@ -58,6 +58,9 @@ ARGV[3] mode: "expire"  archive if expired and auto_cleanup is on (listener, swe
 ARGV[4] record the delivery to the on_archived sink: "1" yes, "0" no
 ARGV[5] optional: return the archived conversation when it holds at most this many
         messages, all in the archived overflow and history (no segment); 0 or absent: never
+ARGV[6] optional: a lease, ms: the caller delivers the conversation itself, now: the
+        delivery is recorded claimed by it, as claim_delivery leaves one (attempt 1,
+        due again once the lease lapses); 0 or absent: due now, for any listener
 Replies:
   {1, ended_ms, reason, message_count, archive_size}   archived by this call;
                                                        reason is idle, absolute or ended
@@ -75,6 +78,7 @@ local deadlinesKey, manualKey, userSessionsKey, archiveKey = KEYS[5], KEYS[6], K
 local recordKey, archivedHistoryKey, archivedOverflowKey = KEYS[9], KEYS[10], KEYS[11]
 local sid, userId, mode, deliver = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 local returned = tonumber(ARGV[5] or '0') or 0
+local lease = tonumber(ARGV[6] or '0') or 0
 
 local meta = redis.call('HMGET', metaKey, 'user', 'pers', 'created', 'abs', 'auto', 'segs', 'base',
                         'nonce', 'last', 'idle', 'lcid', 'lgid')
@@ -144,9 +148,10 @@ redis.call('ZREM', userSessionsKey, sid)
 redis.call('DEL', metaKey)
 redis.call('HDEL', KEYS[15], sid)
 if deliver then
-  redis.call('HSET', KEYS[14], sid, cmsgpack.pack({sid = sid, user = userId, attempts = 0,
+  local claimed = lease > 0 and 1 or 0
+  redis.call('HSET', KEYS[14], sid, cmsgpack.pack({sid = sid, user = userId, attempts = claimed,
                                                    created = now, ended = ended, reason = reason}))
-  redis.call('ZADD', KEYS[13], now, sid)
+  redis.call('ZADD', KEYS[13], now + math.max(lease, 0), sid)
 end
 local size = redis.call('ZCARD', archiveKey)
 if returned <= 0 or count > returned or (tonumber(meta[6]) or 0) > 0 then

@@ -10,6 +10,8 @@ KEYS[3] dead deliveries    lr:{b}:outbox:dead   sid -> ms quarantined
 ARGV[1] delivery id (the session id)
 ARGV[2] delay before the next attempt, ms (>= 0)
 ARGV[3] maximum attempts, a count (0: retry forever)
+ARGV[4] optional: "1" the attempt never began (its claimant lets it go unused): the
+        count goes back down by one, and it is never quarantined for it
 Replies:
   {1, attempts}   rescheduled
   {3, attempts}   quarantined
@@ -18,11 +20,16 @@ Replies:
 local outboxKey, bodiesKey, deadKey, sid = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
 local raw = redis.call('HGET', bodiesKey, sid)
 if not raw or not redis.call('ZSCORE', outboxKey, sid) then return {0} end
-local attempts = tonumber(cmsgpack.unpack(raw).attempts) or 0
+local body = cmsgpack.unpack(raw)
+local attempts = tonumber(body.attempts) or 0
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local most = tonumber(ARGV[3])
-if most > 0 and attempts >= most then
+if ARGV[4] == '1' then
+  attempts = math.max(0, attempts - 1)
+  body.attempts = attempts
+  redis.call('HSET', bodiesKey, sid, cmsgpack.pack(body))
+elseif most > 0 and attempts >= most then
   redis.call('ZREM', outboxKey, sid)
   redis.call('ZADD', deadKey, now, sid)
   return {3, attempts}

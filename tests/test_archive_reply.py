@@ -1,18 +1,24 @@
 """The archive hands back what it archived: a conversation of at most a page (and no
 segment) comes back in the archive script's own reply, equal to what reading it back
-gives, so the listener delivers and compresses it without reading it again. Larger ones,
-and those with segments, are read as before. On a real server and on the cluster."""
+gives, and the delivery is recorded claimed by the listener that archived it, so that
+listener delivers and compresses it without claiming or reading it again. Larger ones,
+and those with segments, are read as before; a claim the listener cannot use (it stops,
+its queue is short of room) is let go, due at once for any listener. On a real server
+and on the cluster."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import msgpack
 import pytest
 
 from luminora_redis import SessionStore
 from luminora_redis.core.scripts import Batch, Call
+from luminora_redis.listener import deliveries
 from luminora_redis.listener.expiry_listener import ExpiryListener
 from luminora_redis.ops import archive
 
@@ -101,6 +107,7 @@ async def test_the_listener_delivers_and_compresses_without_reading_the_archive(
         await until(lambda: seen)
         await until(lambda: store.client.hget(record, "zstd"))
     assert ran["read_archived"] == 0, ran
+    assert ran["claim_delivery"] == 0, "claimed by the archive"
     assert ran["compact_archive"] == 1
     assert seen[0] == await store.get_archived_conversation("carla", sid)
     assert [m.content for m in seen[0].messages] == ["hola", "adiós"]
@@ -143,3 +150,86 @@ def test_a_held_conversation_is_compacted_in_one_call_and_read_again_when_it_cha
     next(op)
     step = op.send([-6])
     assert isinstance(step, (Call, Batch)) and getattr(step, "script", "") == "read_archived"
+
+
+async def _outbox_entries(store: SessionStore, sids: list[str]) -> dict[str, tuple[float, int]]:
+    """Each session's outbox entry: (its score less the server clock, ms; its attempts)."""
+    ctx = await store.context()
+    seconds, micros = await store.client.time()
+    now = seconds * 1000 + micros // 1000
+    found = {}
+    for sid in sids:
+        bucket = ctx.keys.bucket(ctx.keys.bucket_of_session(sid) or 0)
+        score = await store.client.zscore(bucket.outbox, sid)
+        body = await store.client.hget(bucket.bodies, sid)
+        if score is not None and body is not None:
+            found[sid] = (score - now, msgpack.unpackb(body)["attempts"])
+    return found
+
+
+async def test_stopping_lets_the_claims_of_queued_deliveries_go(
+        async_stores: Callable[..., SessionStore]) -> None:
+    """One worker is held in the hook; the other archives wait in its queue, claimed by
+    their archive. Stopping lets those go: due at once, no attempt counted, and another
+    listener delivers them well within the 60 s lease."""
+    store = async_stores()
+    release = asyncio.Event()
+    began: list[str] = []
+
+    async def held(conversation: Any) -> None:
+        began.append(conversation.session_id)
+        await release.wait()
+
+    first = ExpiryListener(store, notifications=False, sweep_interval=0.05, on_archived=held,
+                           delivery_workers=1, hook_timeout=30)
+    async with running(first):
+        sids = [await create_conversation(store, f"user-{n}", {"ttl": MIN_TTL}, ["hola"])
+                for n in range(3)]
+        await until(lambda: first.archived == 3 and began)
+        queued = [sid for sid in sids if sid not in began]
+        entries = await _outbox_entries(store, queued)
+        assert all(ahead > 30_000 and attempts == 1 for ahead, attempts in entries.values()), (
+            "claimed for the lease by the archive")
+        first_stop = asyncio.create_task(first.stop())
+        await until(lambda: first_stop.done() or not first._deliveries._open, timeout=10)
+        release.set()
+        await first_stop
+    entries = await _outbox_entries(store, queued)
+    assert len(entries) == 2
+    assert all(ahead <= 0 and attempts == 0 for ahead, attempts in entries.values()), entries
+    seen: list[str] = []
+    async with running(ExpiryListener(store, notifications=False, sweep_interval=0.05,
+                                      delivery_interval=0.05,
+                                      on_archived=lambda c: seen.append(c.session_id))):
+        await until(lambda: set(queued) <= set(seen), timeout=10)
+
+
+async def test_an_archive_claims_its_delivery_only_while_the_queue_has_room(
+        async_stores: Callable[..., SessionStore], monkeypatch: pytest.MonkeyPatch) -> None:
+    """With room for two offers besides those under way, the first two archives claim
+    their deliveries; later ones are recorded due, for any listener, and still reach this
+    listener's sink."""
+    monkeypatch.setattr(deliveries, "QUEUED", 4)
+    monkeypatch.setattr(deliveries, "ROOM", 2)
+    store = async_stores()
+    release = asyncio.Event()
+    seen: list[str] = []
+
+    async def held(conversation: Any) -> None:
+        await release.wait()
+        seen.append(conversation.session_id)
+
+    listener = ExpiryListener(store, notifications=False, sweep_interval=0.05, on_archived=held,
+                              delivery_workers=1, delivery_interval=0.2, hook_timeout=30)
+    async with running(listener):
+        sids = []
+        for n in range(6):
+            sids.append(await create_conversation(store, f"user-{n}", {"ttl": MIN_TTL}, ["x"]))
+            await until(lambda: listener.archived == len(sids))
+        entries = await _outbox_entries(store, sids)
+        claimed = [sid for sid, (ahead, _) in entries.items() if ahead > 30_000]
+        due = [sid for sid, (ahead, attempts) in entries.items() if ahead <= 0 and attempts == 0]
+        assert len(claimed) == 3, entries  # one in the hook, two queued
+        assert len(due) == 3, entries
+        release.set()
+        await until(lambda: len(seen) == 6, timeout=20)

@@ -79,8 +79,14 @@ __all__ = ["Deliveries", "OnArchived", "Summarize", "retry_delay"]
 logger = logging.getLogger("luminora_redis.listener")
 
 #: An offer: the session id, its user when known, its conversation when the archive
-#: returned it.
-Offer = tuple[str, str | None, ArchivedConversation | None]
+#: returned it, and when the archive recorded the delivery claimed by this listener
+#: (``time.monotonic()``; None: not claimed yet).
+Offer = tuple[str, str | None, ArchivedConversation | None, float | None]
+
+#: Room kept in the queue for the archives under way when an archive asks whether it
+#: may claim its delivery (more than the sweeper's and the notifications' concurrent
+#: archives together).
+ROOM = 64
 
 #: Offers that may wait in memory for a worker (at least 4 per worker).
 QUEUED = 1024
@@ -145,6 +151,11 @@ class Deliveries:
         self._queue: asyncio.Queue[Offer | None] = asyncio.Queue(
             max(4 * workers, QUEUED))
         self._inflight: set[str] = set()
+        self._releases: set[asyncio.Task[None]] = set()
+        self._open = False  # whether the workers take offers (while ``run`` runs)
+        #: How long an offer claimed at its archive may wait for a worker before it is
+        #: claimed anew: its lease must outlast the hook call that follows.
+        self._fresh = max(0.0, lease - (hook_timeout or 0.0)) / 2
         self._schedule = DeadlineSchedule()
         self._wake = asyncio.Event()
         self.delivered = 0
@@ -156,22 +167,52 @@ class Deliveries:
         if method is not None:
             method(*args)
 
+    def lease_to_claim(self) -> int:
+        """The lease (ms) an archive about to be offered may record its delivery claimed
+        for, so that no claim of its own is needed; 0 when the queue has too little
+        room left for it (the delivery is then recorded due, for a scan to find)."""
+        room = self._open and self._fresh > 0 and self._queue.qsize() + ROOM < self._queue.maxsize
+        return self._lease_ms if room else 0
+
     def offer(self, session_id: str, user_id: str | None = None,
-              conversation: ArchivedConversation | None = None) -> None:
+              conversation: ArchivedConversation | None = None, claimed: bool = False) -> None:
         """A delivery this listener just recorded (of ``user_id``'s conversation, when
         known: then its claim and its read share a round trip; the conversation itself
-        when the archive returned it: then the claim is the only one): queued for a
-        worker, unless the queue is full; then it waits in the outbox for a scan."""
+        when the archive returned it: then the claim is the only one, and none when the
+        archive ``claimed`` it for this listener): queued for a worker, unless the
+        queue is full; then it waits in the outbox for a scan (a claimed one is let go
+        first)."""
         if session_id in self._inflight:
             return
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait((session_id, user_id, conversation))
+        try:
+            if not self._open:
+                raise asyncio.QueueFull  # stopping: the workers take no more
+            self._queue.put_nowait((session_id, user_id, conversation,
+                                    time.monotonic() if claimed else None))
+        except asyncio.QueueFull:
+            if claimed:
+                self._let_go(session_id)
+        else:
             self._inflight.add(session_id)
+
+    def _let_go(self, session_id: str) -> None:
+        """Release a delivery claimed at its archive that this listener will not make."""
+        async def release() -> None:
+            try:
+                await call(self._store, outbox.release_delivery, session_id)
+            except Exception as error:
+                logger.warning("letting the delivery of session %s go failed (%r); it is "
+                               "due again when its lease lapses", session_id, error)
+
+        task = asyncio.create_task(release(), name=f"release {session_id}")
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
 
     async def run(self, stop: asyncio.Event, grace: float) -> None:
         """Scan and deliver until ``stop`` is set; in-flight deliveries then get ``grace``
         seconds to finish before they are cancelled (their leases lapse)."""
         delivering = self._new_outage("delivering archives", False)
+        self._open = True
         workers = [asyncio.create_task(self._worker(delivering), name=f"delivery worker {n}")
                    for n in range(self._workers)]
         try:
@@ -183,20 +224,34 @@ class Deliveries:
                 await self._finish(workers, grace)
 
     async def _finish(self, workers: list[asyncio.Task[None]], grace: float) -> None:
-        """Drop what is queued, give in-flight deliveries ``grace`` seconds, then cancel."""
+        """Drop what is queued (letting go those claimed at their archive, so that they
+        wait for no lease), give in-flight deliveries ``grace`` seconds, then cancel."""
+        self._open = False
         while not self._queue.empty():
             if (item := self._queue.get_nowait()) is not None:
                 self._inflight.discard(item[0])
+                if item[3] is not None:
+                    self._let_go(item[0])
         for _ in workers:
             self._queue.put_nowait(None)
         try:
-            await asyncio.wait(workers, timeout=grace)
+            await asyncio.wait([*workers, *self._releases], timeout=grace)
         finally:
+            for release in self._releases:
+                release.cancel()
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             self._hooks.close()
             self._inflight.clear()
+
+    async def released(self, within: float) -> None:
+        """Wait up to ``within`` seconds for the claims being let go (those of archives
+        offered while stopping), then cancel the rest: their leases lapse."""
+        if self._releases:
+            await asyncio.wait(set(self._releases), timeout=within)
+            for release in set(self._releases):
+                release.cancel()
 
     def wake(self) -> None:
         """End the scan loop's pause (to stop, or to scan now)."""
@@ -278,9 +333,9 @@ class Deliveries:
 
     async def _worker(self, outage: Outage) -> None:
         while (item := await self._queue.get()) is not None:
-            session_id, user_id, held = item
+            session_id, user_id, held, claimed_at = item
             try:
-                await self._deliver(session_id, user_id, held)
+                await self._deliver(session_id, user_id, held, claimed_at)
             except Exception as error:
                 # The lease lapses, and the delivery is due again.
                 if is_outage(error):
@@ -296,9 +351,17 @@ class Deliveries:
                 self._wake.set()  # room for more
 
     async def _deliver(self, session_id: str, user_id: str | None,
-                       held: ArchivedConversation | None = None) -> None:
+                       held: ArchivedConversation | None = None,
+                       claimed_at: float | None = None) -> None:
         read: ArchivedConversation | None | Exception = held
-        if user_id is None or held is not None:
+        if claimed_at is not None and time.monotonic() - claimed_at > self._fresh:
+            # Its lease might lapse during the hook call: let it go, and claim it anew.
+            await call(self._store, outbox.release_delivery, session_id)
+            claimed_at = None
+        delivery: outbox.Delivery | None
+        if claimed_at is not None and user_id is not None:
+            delivery = outbox.Delivery(session_id, user_id, 1, int(time.time() * 1000))
+        elif user_id is None or held is not None:
             delivery = await call(self._store, outbox.claim_delivery, session_id, self._lease_ms)
         else:
             delivery, read = await call(self._store, outbox.claim_and_read, session_id,
@@ -312,7 +375,7 @@ class Deliveries:
                          "(list_quarantined() lists it)", session_id)
             return
         try:
-            if delivery.user_id != user_id:
+            if delivery.user_id != user_id or (claimed_at is not None and held is None):
                 read = await call(self._store, outbox.read_delivered, delivery.user_id,
                                   session_id)
             elif isinstance(read, Exception):

@@ -309,6 +309,8 @@ class ExpiryListener:
             await self._events.stop_reading(_STOP_GRACE)
             await asyncio.wait(loops, timeout=_STOP_GRACE + 1)
             await self._compressions.drain(_STOP_CANCEL, _STOP_CANCEL)
+            if self._deliveries is not None:
+                await self._deliveries.released(_STOP_CANCEL)
         finally:
             abandoned = await cancel([stopper, *loops], _STOP_CANCEL)
             for task in loops:
@@ -377,8 +379,10 @@ class ExpiryListener:
         # archive, up to a page: no round trip reads it again.
         returned = settings.page_size if (
             self._deliveries is not None or settings.compress_archives) else 0
+        deliveries = self._deliveries
+        lease = deliveries.lease_to_claim() if deliveries is not None else 0
         archived = await call(self._store, archive.archive_due, session_id, "expire", False,
-                              returned)
+                              returned, lease)
         if archived is None or isinstance(archived, archive.StillLive):
             return archived or False
         lag = max(0.0, time.time() - archived.ended_ms / 1000)
@@ -391,7 +395,8 @@ class ExpiryListener:
                     "its deadline", session_id, archived.user_id, archived.reason.value,
                     archived.message_count, path, lag)
         if self._deliveries is not None:
-            self._deliveries.offer(session_id, archived.user_id, archived.conversation)
+            self._deliveries.offer(session_id, archived.user_id, archived.conversation,
+                                   archived.claimed)
         await self._compressions.start(archived)  # after the offer, in its own task: off the lag
         return True
 

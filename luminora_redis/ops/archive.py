@@ -56,6 +56,8 @@ class Archived:
     message_count: int
     conversation: ArchivedConversation | None = None
     stored: tuple[bytes, ...] | None = None
+    #: The delivery was recorded claimed by the caller (``lease_ms``): it delivers it.
+    claimed: bool = False
 
 
 def _archive_keys(ctx: Context, keys: SessionKeys, user: UserKeys,
@@ -106,13 +108,16 @@ def archive_session(ctx: Context, session_id: str, mode: str,
 
 
 def archive_due(ctx: Context, session_id: str, mode: str = "expire",
-                compact: bool = False, returned: int = 0) -> Op[Archived | StillLive | None]:
+                compact: bool = False, returned: int = 0,
+                lease_ms: int = 0) -> Op[Archived | StillLive | None]:
     """`archive_session`, for the listener: a session found still live is `StillLive`,
     with the real deadline its index entry now scores, so that a sweep knows the
     bucket's next score without asking again. With ``returned`` > 0, a conversation of
     at most that many messages (and no segment) comes back in the archive's own reply
     (``Archived.conversation``): the listener hands it to its sink and compresses it
-    without reading it again."""
+    without reading it again. With ``lease_ms`` > 0 the delivery is recorded claimed by
+    the caller for that long (``Archived.claimed``): it needs no claim of its own, and
+    must deliver it or let it go (``outbox.release_delivery``)."""
     keys = ctx.session_keys(session_id)
     if keys is None:
         return None
@@ -124,7 +129,7 @@ def archive_due(ctx: Context, session_id: str, mode: str = "expire",
     user = ctx.keys.user(user_id)
     reply = yield Call("archive_session", _archive_keys(ctx, keys, user, session_id),
                        (session_id, user_id, mode, 1 if ctx.settings.deliveries else 0,
-                        returned))
+                        returned, max(0, lease_ms)))
     if reply[0] != ReplyCode.OK:
         if reply[0] in (ReplyCode.NOT_FOUND, ReplyCode.ALIVE, ReplyCode.MANUAL):
             return None
@@ -139,7 +144,7 @@ def archive_due(ctx: Context, session_id: str, mode: str = "expire",
         stored = tuple(messages)
         conversation = archived_conversation(user_id, session_id, record, messages)
     archived = Archived(session_id, user_id, ArchiveReason(reason.decode()), ended, count,
-                        conversation, stored)
+                        conversation, stored, lease_ms > 0 and ctx.settings.deliveries)
     if compact:
         yield from compress(ctx, archived)
     return archived

@@ -37,6 +37,7 @@ __all__ = [
     "delivery_backlog",
     "list_quarantined",
     "read_delivered",
+    "release_delivery",
     "retry_delivery",
     "scan_due_deliveries",
     "sweep_failed",
@@ -138,6 +139,16 @@ def retry_delivery(ctx: Context, session_id: str, delay_ms: int,
     reply = yield Call("retry_delivery", (keys.outbox, keys.bodies, keys.dead),
                        (session_id, max(0, int(delay_ms)), max_attempts or 0))
     return {ReplyCode.OK: "retry", ReplyCode.QUARANTINED: "quarantined"}.get(reply[0], "gone")
+
+
+def release_delivery(ctx: Context, session_id: str) -> Op[bool]:
+    """Let a claimed delivery go unused: due now for any listener, its attempt uncounted
+    (a listener that archived it claimed, then stopped or had no room for it). False
+    when it was gone."""
+    keys = _bucket_of(ctx, session_id)
+    reply = yield Call("retry_delivery", (keys.outbox, keys.bodies, keys.dead),
+                       (session_id, 0, 0, 1))
+    return bool(reply[0] == ReplyCode.OK)
 
 
 def sweep_failed(ctx: Context, session_id: str, max_failures: int) -> Op[tuple[bool, int]]:
