@@ -58,21 +58,13 @@ from collections.abc import Callable
 from typing import Any
 
 from luminora_redis.core.models import ArchivedConversation, DeliveryBacklog
-from luminora_redis.core.scripts import Op
 from luminora_redis.io.store import SessionStore
 from luminora_redis.listener import leases
-from luminora_redis.listener.hooks import (
-    HookFailed,
-    Hooks,
-    HookTimeout,
-    InvalidSummary,
-    OnArchived,
-    Summarize,
-    check_summary,
-)
-from luminora_redis.listener.outages import Outage, backoff, call, is_outage, keep_trying
+from luminora_redis.listener.delivery_attempts import Attempts, retry_delay
+from luminora_redis.listener.hooks import OnArchived, Summarize
+from luminora_redis.listener.outages import Outage, call, is_outage, keep_trying
 from luminora_redis.listener.schedule import DeadlineSchedule
-from luminora_redis.ops import archive, liveness, memory, outbox
+from luminora_redis.ops import liveness, outbox
 
 __all__ = ["Deliveries", "OnArchived", "Summarize", "retry_delay"]
 
@@ -93,11 +85,6 @@ QUEUED = 1024
 
 MIN_GAP = 0.002
 BACKLOG_EVERY = 5.0  # seconds between backlog reports to the observer
-
-
-def retry_delay(attempts: int, base: float, cap: float) -> float:
-    """Seconds before the next attempt after ``attempts`` failed ones: doubling, capped."""
-    return min(cap, base * 2.0 ** max(0, min(attempts - 1, 60)))
 
 
 class Deliveries:
@@ -123,10 +110,10 @@ class Deliveries:
                  owner: str = "", scan_lease: float | None = None,
                  summarize: Summarize | None = None) -> None:
         self._store = store
-        self._hook = hook
-        self._summarize = summarize
-        #: ``summarize`` calls that returned an episode which was then saved.
-        self.summarized = 0
+        self._attempts = Attempts(
+            store, hook, summarize, lease=lease, hook_timeout=hook_timeout, workers=workers,
+            backoff_base=backoff_base, backoff_cap=backoff_cap, max_attempts=max_attempts,
+            observer=observer, on_error=on_error, reoffer=self.offer)
         self._interval = interval
         self._workers = workers
         self._lease_ms = max(1, int(lease * 1000))
@@ -137,14 +124,10 @@ class Deliveries:
         self.holds_lease = False
         #: Full outbox scans this listener ran.
         self.scans = 0
-        self._base = backoff_base
-        self._cap = backoff_cap
-        self._max_attempts = max_attempts
         self._observer = observer
         # The backlog reads every bucket's outbox: only for an observer that takes it.
         self._reports_backlog = callable(getattr(observer, "backlog", None))
         self._on_error = on_error
-        self._hooks = Hooks(hook_timeout, workers)
         self._new_outage = outage or (lambda what, holds: Outage(what, on_error=on_error))
         # Offers wait here for a worker (the session id, and its user when known); the rest
         # of the outbox waits in Redis for a scan.
@@ -153,25 +136,34 @@ class Deliveries:
         self._inflight: set[str] = set()
         self._releases: set[asyncio.Task[None]] = set()
         self._open = False  # whether the workers take offers (while ``run`` runs)
-        #: How long an offer claimed at its archive may wait for a worker before it is
-        #: claimed anew: its lease must outlast the hook call that follows.
-        self._fresh = max(0.0, lease - (hook_timeout or 0.0)) / 2
         self._schedule = DeadlineSchedule()
         self._wake = asyncio.Event()
-        self.delivered = 0
-        self.failed = 0
-        self.quarantined = 0
 
-    def _report(self, name: str, *args: Any) -> None:
-        method = getattr(self._observer, name, None)
-        if method is not None:
-            method(*args)
+    @property
+    def delivered(self) -> int:
+        """Deliveries made to the hook and acknowledged."""
+        return self._attempts.delivered
+
+    @property
+    def failed(self) -> int:
+        """Attempts that failed (and were rescheduled or quarantined)."""
+        return self._attempts.failed
+
+    @property
+    def quarantined(self) -> int:
+        """Deliveries this listener quarantined."""
+        return self._attempts.quarantined
+
+    @property
+    def summarized(self) -> int:
+        """``summarize`` calls that returned an episode which was then saved."""
+        return self._attempts.summarized
 
     def lease_to_claim(self) -> int:
         """The lease (ms) an archive about to be offered may record its delivery claimed
         for, so that no claim of its own is needed; 0 when the queue has too little
         room left for it (the delivery is then recorded due, for a scan to find)."""
-        room = self._open and self._fresh > 0 and self._queue.qsize() + ROOM < self._queue.maxsize
+        room = self._open and self._attempts.fresh > 0 and self._queue.qsize() + ROOM < self._queue.maxsize
         return self._lease_ms if room else 0
 
     def offer(self, session_id: str, user_id: str | None = None,
@@ -242,7 +234,7 @@ class Deliveries:
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-            self._hooks.close()
+            self._attempts.hooks.close()
             self._inflight.clear()
 
     async def released(self, within: float) -> None:
@@ -279,7 +271,7 @@ class Deliveries:
                 leftover = await self._scan(due)
             if self._reports_backlog and clock() >= next_backlog:
                 next_backlog = clock() + BACKLOG_EVERY
-                self._report("backlog", await self.backlog())
+                self._observer.backlog(await self.backlog())
             if leftover:
                 # Due deliveries were left in the outbox (the queue was full, or a bucket
                 # held more than one scan takes): scan again as soon as a worker has room,
@@ -335,7 +327,7 @@ class Deliveries:
         while (item := await self._queue.get()) is not None:
             session_id, user_id, held, claimed_at = item
             try:
-                await self._deliver(session_id, user_id, held, claimed_at)
+                await self._attempts.deliver(session_id, user_id, held, claimed_at)
             except Exception as error:
                 # The lease lapses, and the delivery is due again.
                 if is_outage(error):
@@ -349,134 +341,3 @@ class Deliveries:
             finally:
                 self._inflight.discard(session_id)
                 self._wake.set()  # room for more
-
-    async def _deliver(self, session_id: str, user_id: str | None,
-                       held: ArchivedConversation | None = None,
-                       claimed_at: float | None = None) -> None:
-        read: ArchivedConversation | None | Exception = held
-        if claimed_at is not None and time.monotonic() - claimed_at > self._fresh:
-            # Its lease might lapse during the hook call: let it go, and claim it anew.
-            await call(self._store, outbox.release_delivery, session_id)
-            claimed_at = None
-        delivery: outbox.Delivery | None
-        if claimed_at is not None and user_id is not None:
-            delivery = outbox.Delivery(session_id, user_id, 1, int(time.time() * 1000))
-        elif user_id is None or held is not None:
-            delivery = await call(self._store, outbox.claim_delivery, session_id, self._lease_ms)
-        else:
-            delivery, read = await call(self._store, outbox.claim_and_read, session_id,
-                                        self._lease_ms, user_id)
-        if delivery is None:
-            return
-        if delivery.unreadable:
-            self.quarantined += 1
-            self._on_error()
-            logger.error("the outbox entry of session %s could not be read: quarantined "
-                         "(list_quarantined() lists it)", session_id)
-            return
-        try:
-            if delivery.user_id != user_id or (claimed_at is not None and held is None):
-                read = await call(self._store, outbox.read_delivered, delivery.user_id,
-                                  session_id)
-            elif isinstance(read, Exception):
-                raise read
-        except Exception as error:
-            if is_outage(error):
-                raise
-            await self._retry(session_id, delivery.attempts, error,
-                              "reading the archive to deliver failed")
-            return
-        conversation = read
-        if conversation is None:
-            logger.warning("session %s of user %r: its archive is gone (the user was erased); "
-                           "delivery dropped", session_id, delivery.user_id)
-            await self._settle(outbox.ack_delivery, session_id)
-            return
-        if self._summarize is not None \
-                and not await self._summarize_one(conversation, delivery.attempts):
-            return
-        if self._hook is not None:
-            try:
-                await self._hooks.call("on_archived", self._hook, conversation)
-            except (HookFailed, HookTimeout) as error:
-                await self._retry(session_id, delivery.attempts, error, "on_archived failed")
-                return
-        await self._settle(outbox.ack_delivery, session_id)
-        self.delivered += 1
-        self._report("delivered", delivery.attempts)
-        # Retention waits for the sink: now this archive may go.
-        try:
-            await self._settle(archive.trim_to_retention, delivery.user_id)
-        except Exception as error:
-            logger.warning("trimming the archive of user %r to its retention failed (%r); "
-                           "the next acknowledged delivery or archive of the user trims it",
-                           delivery.user_id, error)
-
-    async def _summarize_one(self, conversation: ArchivedConversation, attempts: int) -> bool:
-        """Run ``summarize`` and save its episode; False when the attempt failed (and was
-        rescheduled or quarantined). Outages propagate: the lease lapses."""
-        session_id = conversation.session_id
-        assert self._summarize is not None
-        try:
-            summary = check_summary(await self._hooks.call(
-                "summarize", self._summarize, conversation, thread=True))
-        except (HookFailed, HookTimeout, InvalidSummary) as error:
-            await self._retry(session_id, attempts, error, "summarize failed")
-            return False
-        if summary is None:
-            return True
-        try:
-            saved = await self._settle(memory.save_session_summary, conversation.user_id,
-                                       session_id, conversation.personality_name, summary)
-        except Exception as error:
-            if is_outage(error):
-                raise
-            await self._retry(session_id, attempts, error, "saving the session's summary failed")
-            return False
-        if saved is None:
-            logger.warning("session %s of user %r: its archive was erased while it was "
-                           "summarized; the summary is not kept", session_id,
-                           conversation.user_id)
-        else:
-            self.summarized += 1
-        return True
-
-    async def _settle(self, operation: Callable[..., Op[Any]], *args: Any) -> Any:
-        """Run a write that follows a hook call, retrying outages for up to half the
-        lease: a lost acknowledgement means a second delivery, a lost reschedule a
-        wait for the lease. Raises the last outage after that."""
-        delays, failures = backoff(cap=1.0), 0
-        give_up = asyncio.get_running_loop().time() + self._lease_ms / 2000
-        while True:
-            try:
-                return await call(self._store, operation, *args)
-            except Exception as error:
-                if not is_outage(error):
-                    raise
-                delay = delays.compute(failures)
-                failures += 1
-                if asyncio.get_running_loop().time() + delay > give_up:
-                    raise
-                await asyncio.sleep(delay)
-
-    async def _retry(self, session_id: str, attempts: int, error: Exception, what: str) -> None:
-        self.failed += 1
-        self._on_error()
-        self._report("delivery_failed")
-        delay = retry_delay(attempts, self._base, self._cap)
-        outcome = await self._settle(outbox.retry_delivery, session_id, int(delay * 1000),
-                                     self._max_attempts)
-        if outcome == "retry":
-            # Offered again when due (a hair late: claiming early finds it not due).
-            asyncio.get_running_loop().call_later(delay + 0.005, self.offer, session_id)
-        cause = error.__cause__ if isinstance(error, HookFailed) else error
-        if isinstance(error, (HookTimeout, InvalidSummary)):
-            what = str(error)  # it names the hook, and what went wrong
-        if outcome == "quarantined":
-            self.quarantined += 1
-            logger.error("%s for session %s, attempt %d of %d: delivery quarantined "
-                         "(list_quarantined() lists it)", what, session_id, attempts,
-                         self._max_attempts, exc_info=cause)
-        else:
-            logger.error("%s for session %s (attempt %d); retrying in %.2f s", what,
-                         session_id, attempts, delay, exc_info=cause)
