@@ -146,3 +146,18 @@ def test_memory_measures_live_and_archived_bytes_against_the_payload(redis_url: 
         assert list(client.scan_iter(match="benchmem:*")) == []
     finally:
         client.close()
+
+
+async def test_archive_scenario_reports_lag_and_cpu_per_session(redis_url: str) -> None:
+    """A tiny `bench archive`: every expiring session archived by the sweeper, and the CPU
+    each cost the listener and Redis, read between the 10 % and 90 % hook calls."""
+    from luminora_redis.bench.archive import ArchiveOptions, run_archive
+
+    options = ArchiveOptions(live=200, expiring=60, spread=0.3, lead=1.5, intervals=[0.05],
+                             timeout_notify=0.5, timeout_sweep=10, no_sweeper_only=True,
+                             cost_intervals=[0.25], cost_listeners=[0], cost_seconds=0.2)
+    raw, text = await run_archive(redis_url, options)
+    swept = raw["setups"][0]
+    assert swept["archived"] == 60 and swept["p99_ms"] is not None
+    assert swept["client_cpu_ms"] > 0 and swept["server_cpu_ms"] > 0
+    assert "CPU ms per archived session, listener / Redis" in text

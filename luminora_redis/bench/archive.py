@@ -25,6 +25,7 @@ Filling the keyspace pipelines the store's own operations through its extension 
 from __future__ import annotations
 
 import asyncio
+import resource
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -170,6 +171,18 @@ class Outcome:
     archive_lags_ms: list[float] = field(default_factory=list)  # observer: before the hook
     by_path: dict[str, int] = field(default_factory=dict)
     waited: float = 0.0
+    #: CPU time per archived session (ms), this process (the listener) and redis-server,
+    #: between the hook calls at 10 % and 90 % of the sessions (None when fewer arrived).
+    client_cpu_ms: float | None = None
+    server_cpu_ms: float | None = None
+
+
+def _cpu_now(probe: redis.Redis) -> tuple[float, float]:
+    """CPU seconds used so far: this process, and the server ``probe`` talks to."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    server = probe.info("cpu")
+    return (usage.ru_utime + usage.ru_stime,
+            float(server["used_cpu_user"]) + float(server["used_cpu_sys"]))
 
 
 async def run_scenario(store: SessionStore, probe: redis.Redis, space: KeySpace,
@@ -178,6 +191,10 @@ async def run_scenario(store: SessionStore, probe: redis.Redis, space: KeySpace,
     deadlines: dict[str, float] = {}
     lags: list[float] = []
     all_done = asyncio.Event()
+    # CPU is read at the hook calls of 10 % and 90 % of the sessions: per session, it is
+    # what a steady flow of expiries costs, whatever else runs on the machine's cores.
+    marks = {max(1, count // 10), max(1, 9 * count // 10)}
+    cpu: list[tuple[float, float]] = []
 
     def on_archived(conversation: ArchivedConversation) -> None:
         now = time.time()
@@ -185,6 +202,8 @@ async def run_scenario(store: SessionStore, probe: redis.Redis, space: KeySpace,
         if deadline is None:
             return  # not one of this scenario's sessions
         lags.append((now - deadline) * 1000)
+        if len(lags) in marks:
+            cpu.append(_cpu_now(probe))
         if len(lags) == count:
             all_done.set()
 
@@ -242,8 +261,13 @@ async def run_scenario(store: SessionStore, probe: redis.Redis, space: KeySpace,
         await task
     # Leave nothing due for the next scenario: archive what this one did not.
     await store.cleanup_expired_sessions()
-    return Outcome(scenario, count, sorted(lags), sorted(observer.archive_lags),
-                   listener.archived_by_path, waited)
+    outcome = Outcome(scenario, count, sorted(lags), sorted(observer.archive_lags),
+                      listener.archived_by_path, waited)
+    if len(cpu) == 2 and len(marks) == 2:
+        sessions_between = max(marks) - min(marks)
+        outcome.client_cpu_ms = (cpu[1][0] - cpu[0][0]) * 1000 / sessions_between
+        outcome.server_cpu_ms = (cpu[1][1] - cpu[0][1]) * 1000 / sessions_between
+    return outcome
 
 
 async def sweeper_cost(store: SessionStore, probe: redis.Redis, interval: float,
@@ -324,6 +348,8 @@ def outcome_row(outcome: Outcome) -> list[str]:
         f"{100 * archived / n:.1f} %" + ("" if archived == n else f" in {timeout:g} s"),
         "yes" if archived == n and p99 <= TARGET_P99_MS else "no",
         paths,
+        "—" if outcome.client_cpu_ms is None or outcome.server_cpu_ms is None
+        else f"{outcome.client_cpu_ms:.2f} / {outcome.server_cpu_ms:.2f}",
     ]
 
 
@@ -341,11 +367,15 @@ def report(args: ArchiveOptions, fill: dict[str, float],
         f"back; the listener's own lag, when the archive script returned, is next to it); "
         f"a setup's wait ends when all are archived or {args.timeout_notify:g} s "
         f"(notifications only) / {args.timeout_sweep:g} s after the last deadline. "
+        f"CPU per session: this process's CPU time (the listener; the bench itself idles "
+        f"meanwhile) and redis-server's, between the hook calls of 10 % and 90 % of the "
+        f"sessions, divided by the sessions between them. "
         f"Target: p99 ≤ {TARGET_P99_MS:g} ms and 100 % archived._",
         "",
         table(["listener setup", "p50 ms", "p99 ms", "max ms",
                "p50 / p99 ms when the archive script returned", "within 1 s", "archived",
-               "target met", "archived by"],
+               "target met", "archived by",
+               "CPU ms per archived session, listener / Redis"],
               [outcome_row(o) for o in outcomes]),
         "",
         f"### Sweeper cost while idle ({args.buckets} buckets, nothing due, "
@@ -414,5 +444,6 @@ async def run_archive(url: str, args: ArchiveOptions,
         "lags_ms": o.lags_ms, "archive_lags_ms": o.archive_lags_ms, "by_path": o.by_path,
         "p50_ms": percentile(o.lags_ms, 50) if len(o.lags_ms) == o.expiring else None,
         "p99_ms": percentile(o.lags_ms, 99) if len(o.lags_ms) == o.expiring else None,
-        "archived": len(o.lags_ms)} for o in outcomes], "sweeper_cost": costs}
+        "archived": len(o.lags_ms), "client_cpu_ms": o.client_cpu_ms,
+        "server_cpu_ms": o.server_cpu_ms} for o in outcomes], "sweeper_cost": costs}
     return raw, report(args, fill, outcomes, costs)
