@@ -135,6 +135,8 @@ class Attempts:
         await self._settle(outbox.ack_delivery, session_id)
         self.delivered += 1
         self._report("delivered", delivery.attempts)
+        if self._store.settings.archive_retention is None:
+            return
         # Retention waits for the sink: now this archive may go.
         try:
             await self._settle(archive.trim_to_retention, delivery.user_id)
