@@ -62,9 +62,11 @@ ARGV[6] optional: a lease, ms: the caller delivers the conversation itself, now:
         delivery is recorded claimed by it, as claim_delivery leaves one (attempt 1,
         due again once the lease lapses); 0 or absent: due now, for any listener
 Replies:
-  {1, ended_ms, reason, message_count, archive_size}   archived by this call;
-                                                       reason is idle, absolute or ended
-  {1, ended_ms, reason, message_count, archive_size, record, {message...}}
+  {1, ended_ms, reason, message_count, archive_size, claimed_until}
+         archived by this call; reason is idle, absolute or ended; claimed_until: the
+         score of the delivery the caller claimed (ARGV[6]), its lease's end (ms, server
+         clock; the caller's token for claim_delivery and retry_delivery), else 0
+  {1, ended_ms, reason, message_count, archive_size, claimed_until, record, {message...}}
          the same, with the conversation (ARGV[5]): record as read_archived replies it,
          {pers, created_ms, ended_ms, reason, count, segs, zstd, mood, summary}, and
          the messages, overflow first, as stored
@@ -147,15 +149,17 @@ redis.call('ZREM', manualKey, sid)
 redis.call('ZREM', userSessionsKey, sid)
 redis.call('DEL', metaKey)
 redis.call('HDEL', KEYS[15], sid)
+local claimedUntil = 0
 if deliver then
   local claimed = lease > 0 and 1 or 0
   redis.call('HSET', KEYS[14], sid, cmsgpack.pack({sid = sid, user = userId, attempts = claimed,
                                                    created = now, ended = ended, reason = reason}))
   redis.call('ZADD', KEYS[13], now + math.max(lease, 0), sid)
+  if lease > 0 then claimedUntil = now + lease end
 end
 local size = redis.call('ZCARD', archiveKey)
 if returned <= 0 or count > returned or (tonumber(meta[6]) or 0) > 0 then
-  return {1, ended, reason, count, size}
+  return {1, ended, reason, count, size, claimedUntil}
 end
 -- The caller hands the conversation on (the listener's sink, its compression): the
 -- lists it now has are read here rather than in a round trip of their own.
@@ -165,4 +169,4 @@ for _, message in ipairs(redis.call('LRANGE', archivedHistoryKey, 0, -1)) do
 end
 local record = {meta[2], meta[3], tostring(ended), reason, tostring(count), '0', '0',
                 mood or false, summary or false}
-return {1, ended, reason, count, size, record, messages}
+return {1, ended, reason, count, size, claimedUntil, record, messages}

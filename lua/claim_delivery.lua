@@ -11,6 +11,9 @@ KEYS[2] outbox bodies      lr:{b}:outbox:d      sid -> msgpack delivery
 KEYS[3] dead deliveries    lr:{b}:outbox:dead   sid -> ms quarantined
 ARGV[1] delivery id (the session id)
 ARGV[2] lease, ms (> 0)
+ARGV[3] optional: the end of the caller's own claim (claimed_until of archive_session,
+        ms): while the score is still exactly that, the claim is the caller's and is
+        extended to now + lease, no attempt counted; otherwise as without it
 Replies:
   {1, body}   claimed; body is the msgpack delivery with attempts counted
   {0}         not due (someone else holds it, or it was delivered); nothing written
@@ -20,7 +23,9 @@ local outboxKey, bodiesKey, deadKey, sid = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local score = tonumber(redis.call('ZSCORE', outboxKey, sid))
-if not score or score > now then return {0} end
+local own = tonumber(ARGV[3] or '0') or 0
+local mine = score ~= nil and own > 0 and score == own
+if not score or (score > now and not mine) then return {0} end
 local raw = redis.call('HGET', bodiesKey, sid)
 if not raw then
   redis.call('ZREM', outboxKey, sid)
@@ -32,8 +37,10 @@ if not readable or type(body) ~= 'table' then
   redis.call('ZADD', deadKey, now, sid)
   return {3}
 end
-body.attempts = (tonumber(body.attempts) or 0) + 1
-raw = cmsgpack.pack(body)
-redis.call('HSET', bodiesKey, sid, raw)
+if not mine then
+  body.attempts = (tonumber(body.attempts) or 0) + 1
+  raw = cmsgpack.pack(body)
+  redis.call('HSET', bodiesKey, sid, raw)
+end
 redis.call('ZADD', outboxKey, now + tonumber(ARGV[2]), sid)
 return {1, raw}

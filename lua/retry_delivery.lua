@@ -10,8 +10,10 @@ KEYS[3] dead deliveries    lr:{b}:outbox:dead   sid -> ms quarantined
 ARGV[1] delivery id (the session id)
 ARGV[2] delay before the next attempt, ms (>= 0)
 ARGV[3] maximum attempts, a count (0: retry forever)
-ARGV[4] optional: "1" the attempt never began (its claimant lets it go unused): the
-        count goes back down by one, and it is never quarantined for it
+ARGV[4] optional: the end of the caller's own claim that it lets go unused (claimed_until
+        of archive_session, ms): when the score is still exactly that, the attempt never
+        began: the count goes back down by one, and it is never quarantined for it; when
+        the score is not that, the claim is not the caller's anymore: {0}, nothing written
 Replies:
   {1, attempts}   rescheduled
   {3, attempts}   quarantined
@@ -25,7 +27,9 @@ local attempts = tonumber(body.attempts) or 0
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local most = tonumber(ARGV[3])
-if ARGV[4] == '1' then
+local own = tonumber(ARGV[4] or '0') or 0
+if own > 0 then
+  if tonumber(redis.call('ZSCORE', outboxKey, sid)) ~= own then return {0} end
   attempts = math.max(0, attempts - 1)
   body.attempts = attempts
   redis.call('HSET', bodiesKey, sid, cmsgpack.pack(body))

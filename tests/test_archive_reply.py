@@ -20,7 +20,7 @@ from luminora_redis import SessionStore
 from luminora_redis.core.scripts import Batch, Call
 from luminora_redis.listener import deliveries
 from luminora_redis.listener.expiry_listener import ExpiryListener
-from luminora_redis.ops import archive
+from luminora_redis.ops import archive, outbox
 
 from conftest import until
 from listener_support import MIN_TTL, create_conversation, open_async_stores, running
@@ -233,3 +233,77 @@ async def test_an_archive_claims_its_delivery_only_while_the_queue_has_room(
         assert len(due) == 3, entries
         release.set()
         await until(lambda: len(seen) == 6, timeout=20)
+
+
+async def test_a_claim_made_by_the_archive_is_extended_or_released_only_with_its_token(
+        async_stores: Callable[..., SessionStore]) -> None:
+    """The archive's claim ends at ``claimed_until``: another claim finds it held; the
+    token extends it with no attempt counted; a release with another token writes
+    nothing; with the token, the delivery is due at once, its attempt uncounted."""
+    store = async_stores()
+    sid = await create_conversation(store, "carla", {"ttl": 600}, ["hola"])
+    archived = await store.run(archive.archive_due, sid, "end", False, 0, 60_000)
+    assert isinstance(archived, archive.Archived) and archived.claimed_until > 0
+    until_ms = archived.claimed_until
+    assert await store.run(outbox.claim_delivery, sid, 60_000) is None, "held by the archive"
+    assert not await store.run(outbox.release_delivery, sid, until_ms + 1)
+    assert (await _outbox_entries(store, [sid]))[sid][1] == 1
+    extended = await store.run(outbox.claim_delivery, sid, 60_000, until_ms)
+    assert extended is not None and extended.attempts == 1, "extended, not a new attempt"
+    assert not await store.run(outbox.release_delivery, sid, until_ms), "extended: not it"
+    unclaimed = await store.run(archive.archive_due, await create_conversation(
+        store, "carla", {"ttl": 600}, ["adiós"]), "end", False, 0, 0)
+    assert unclaimed.claimed_until == 0
+    other = await create_conversation(store, "carla", {"ttl": 600}, ["otra"])
+    mine = await store.run(archive.archive_due, other, "end", False, 0, 60_000)
+    assert await store.run(outbox.release_delivery, other, mine.claimed_until)
+    ahead, attempts = (await _outbox_entries(store, [other]))[other]
+    assert ahead <= 0 and attempts == 0
+    claimed = await store.run(outbox.claim_delivery, other, 60_000)
+    assert claimed is not None and claimed.attempts == 1
+
+
+async def test_an_offer_that_waited_checks_its_claim_and_skips_an_erased_user(
+        async_stores: Callable[..., SessionStore], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An offer claimed at its archive that waited (here: any wait) extends its claim
+    before the hook: the hook gets it once; an erased user's conversation, gone from the
+    outbox meanwhile, never reaches the hook."""
+    from luminora_redis.listener import delivery_attempts
+
+    monkeypatch.setattr(delivery_attempts, "FRESH", -1.0)
+    store = async_stores()
+    ran = scripts_run(store, monkeypatch)
+    release = asyncio.Event()
+    seen: list[str] = []
+
+    async def held(conversation: Any) -> None:
+        await release.wait()
+        seen.append(conversation.user_id)
+
+    listener = ExpiryListener(store, notifications=False, sweep_interval=0.05, on_archived=held,
+                              delivery_workers=1, hook_timeout=30)
+    async with running(listener):
+        await create_conversation(store, "kept", {"ttl": MIN_TTL}, ["hola"])
+        await until(lambda: listener.archived == 1)
+        await create_conversation(store, "erased", {"ttl": MIN_TTL}, ["hola"])
+        await until(lambda: listener.archived == 2)
+        await store.erase_user("erased")
+        release.set()
+        # Both offers went through a claim, and no delivery is in flight any more.
+        await until(lambda: ran["claim_delivery"] >= 2 and seen
+                    and not listener._deliveries._inflight)
+    assert seen == ["kept"]
+
+
+def test_an_archive_claims_ahead_only_when_the_lease_outlasts_the_attempt() -> None:
+    from luminora_redis.listener.delivery_attempts import Attempts
+
+    def attempts(hook: Any, summarize: Any, timeout: float | None) -> bool:
+        return Attempts(None, hook, summarize, lease=60, hook_timeout=timeout, workers=1,  # type: ignore[arg-type]
+                        backoff_base=1, backoff_cap=1, max_attempts=None, observer=None,
+                        on_error=lambda: None, reoffer=lambda sid: None).may_claim_ahead
+
+    assert attempts(print, None, 30)
+    assert not attempts(print, print, 30), "summarize and the hook: two calls of 30 s"
+    assert attempts(print, print, 20)
+    assert not attempts(print, None, None), "no time limit: the lease may not outlast it"

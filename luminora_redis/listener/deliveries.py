@@ -60,7 +60,7 @@ from typing import Any
 from luminora_redis.core.models import ArchivedConversation, DeliveryBacklog
 from luminora_redis.io.store import SessionStore
 from luminora_redis.listener import leases
-from luminora_redis.listener.delivery_attempts import Attempts, retry_delay
+from luminora_redis.listener.delivery_attempts import Attempts, Claim, retry_delay
 from luminora_redis.listener.hooks import OnArchived, Summarize
 from luminora_redis.listener.outages import Outage, call, is_outage, keep_trying
 from luminora_redis.listener.schedule import DeadlineSchedule
@@ -71,9 +71,9 @@ __all__ = ["Deliveries", "OnArchived", "Summarize", "retry_delay"]
 logger = logging.getLogger("luminora_redis.listener")
 
 #: An offer: the session id, its user when known, its conversation when the archive
-#: returned it, and when the archive recorded the delivery claimed by this listener
-#: (``time.monotonic()``; None: not claimed yet).
-Offer = tuple[str, str | None, ArchivedConversation | None, float | None]
+#: returned it, and, when the archive recorded the delivery claimed by this listener,
+#: (``time.monotonic()`` at the offer, the end of the claim's lease on the server clock).
+Offer = tuple[str, str | None, ArchivedConversation | None, Claim | None]
 
 #: Room kept in the queue for the archives under way when an archive asks whether it
 #: may claim its delivery (more than the sweeper's and the notifications' concurrent
@@ -163,15 +163,16 @@ class Deliveries:
         """The lease (ms) an archive about to be offered may record its delivery claimed
         for, so that no claim of its own is needed; 0 when the queue has too little
         room left for it (the delivery is then recorded due, for a scan to find)."""
-        room = self._open and self._attempts.fresh > 0 and self._queue.qsize() + ROOM < self._queue.maxsize
-        return self._lease_ms if room else 0
+        room = self._queue.qsize() + ROOM < self._queue.maxsize
+        return self._lease_ms if self._open and room and self._attempts.may_claim_ahead else 0
 
     def offer(self, session_id: str, user_id: str | None = None,
-              conversation: ArchivedConversation | None = None, claimed: bool = False) -> None:
+              conversation: ArchivedConversation | None = None, claimed_until: int = 0
+              ) -> None:
         """A delivery this listener just recorded (of ``user_id``'s conversation, when
         known: then its claim and its read share a round trip; the conversation itself
         when the archive returned it: then the claim is the only one, and none when the
-        archive ``claimed`` it for this listener): queued for a worker, unless the
+        archive claimed it for this listener, ``claimed_until``): queued for a worker, unless the
         queue is full; then it waits in the outbox for a scan (a claimed one is let go
         first)."""
         if session_id in self._inflight:
@@ -180,18 +181,19 @@ class Deliveries:
             if not self._open:
                 raise asyncio.QueueFull  # stopping: the workers take no more
             self._queue.put_nowait((session_id, user_id, conversation,
-                                    time.monotonic() if claimed else None))
+                                    (time.monotonic(), claimed_until) if claimed_until else None))
         except asyncio.QueueFull:
-            if claimed:
-                self._let_go(session_id)
+            if claimed_until:
+                self._let_go(session_id, claimed_until)
         else:
             self._inflight.add(session_id)
 
-    def _let_go(self, session_id: str) -> None:
-        """Release a delivery claimed at its archive that this listener will not make."""
+    def _let_go(self, session_id: str, claimed_until: int) -> None:
+        """Release a delivery claimed at its archive that this listener will not make (if
+        the claim is still this listener's)."""
         async def release() -> None:
             try:
-                await call(self._store, outbox.release_delivery, session_id)
+                await call(self._store, outbox.release_delivery, session_id, claimed_until)
             except Exception as error:
                 logger.warning("letting the delivery of session %s go failed (%r); it is "
                                "due again when its lease lapses", session_id, error)
@@ -223,7 +225,7 @@ class Deliveries:
             if (item := self._queue.get_nowait()) is not None:
                 self._inflight.discard(item[0])
                 if item[3] is not None:
-                    self._let_go(item[0])
+                    self._let_go(item[0], item[3][1])
         for _ in workers:
             self._queue.put_nowait(None)
         try:
@@ -325,9 +327,9 @@ class Deliveries:
 
     async def _worker(self, outage: Outage) -> None:
         while (item := await self._queue.get()) is not None:
-            session_id, user_id, held, claimed_at = item
+            session_id, user_id, held, claim = item
             try:
-                await self._attempts.deliver(session_id, user_id, held, claimed_at)
+                await self._attempts.deliver(session_id, user_id, held, claim)
             except Exception as error:
                 # The lease lapses, and the delivery is due again.
                 if is_outage(error):

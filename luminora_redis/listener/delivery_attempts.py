@@ -32,9 +32,18 @@ from luminora_redis.listener.hooks import (
 from luminora_redis.listener.outages import backoff, call, is_outage
 from luminora_redis.ops import archive, memory, outbox
 
-__all__ = ["Attempts", "retry_delay"]
+__all__ = ["FRESH", "Attempts", "Claim", "retry_delay"]
 
 logger = logging.getLogger("luminora_redis.listener")
+
+#: A claim an archive made for this listener: (``time.monotonic()`` when it was offered,
+#: the end of its lease in ms on the server clock, the token that proves it is ours).
+Claim = tuple[float, int]
+
+#: Seconds an offer claimed at its archive may wait for a worker and still go to the hook
+#: with no round trip. Older, the worker first extends the claim (``claim_delivery`` with
+#: its token), which also finds a delivery erased or taken over meanwhile.
+FRESH = 0.5
 
 
 def retry_delay(attempts: int, base: float, cap: float) -> float:
@@ -64,9 +73,11 @@ class Attempts:
         self._on_error = on_error
         self._reoffer = reoffer
         self.hooks = Hooks(hook_timeout, workers)
-        #: How long an offer claimed at its archive may wait for a worker before it is
-        #: claimed anew: its lease must outlast the hook call that follows.
-        self.fresh = max(0.0, lease - (hook_timeout or 0.0)) / 2
+        calls = 2 if hook is not None and summarize is not None else 1
+        #: Whether an archive may claim its delivery for this listener ahead of a worker:
+        #: only when the lease outlasts a fresh offer's wait and every hook call of the
+        #: attempt at their time limit.
+        self.may_claim_ahead = hook_timeout is not None and FRESH + calls * hook_timeout < lease
         self.delivered = 0
         self.failed = 0
         self.quarantined = 0
@@ -80,18 +91,19 @@ class Attempts:
 
     async def deliver(self, session_id: str, user_id: str | None,
                       held: ArchivedConversation | None = None,
-                      claimed_at: float | None = None) -> None:
+                      claim: Claim | None = None) -> None:
         """One attempt at the delivery of ``session_id`` (see the module docstring):
         ``user_id`` when known, ``held`` its conversation when the archive returned
-        it, ``claimed_at`` when the archive claimed it for this listener."""
+        it, ``claim`` when the archive claimed it for this listener."""
         read: ArchivedConversation | None | Exception = held
-        if claimed_at is not None and time.monotonic() - claimed_at > self.fresh:
-            # Its lease might lapse during the hook call: let it go, and claim it anew.
-            await call(self._store, outbox.release_delivery, session_id)
-            claimed_at = None
         delivery: outbox.Delivery | None
-        if claimed_at is not None and user_id is not None:
+        if claim is not None and user_id is not None and time.monotonic() - claim[0] <= FRESH:
             delivery = outbox.Delivery(session_id, user_id, 1, int(time.time() * 1000))
+        elif claim is not None:
+            # Waited a while: extend the claim while it is still ours (gone, or taken over
+            # after its lease lapsed: None, and whoever holds it delivers).
+            delivery = await call(self._store, outbox.claim_delivery, session_id,
+                                  self._lease_ms, claim[1])
         elif user_id is None or held is not None:
             delivery = await call(self._store, outbox.claim_delivery, session_id, self._lease_ms)
         else:
@@ -106,7 +118,7 @@ class Attempts:
                          "(list_quarantined() lists it)", session_id)
             return
         try:
-            if delivery.user_id != user_id or (claimed_at is not None and held is None):
+            if delivery.user_id != user_id or (claim is not None and held is None):
                 read = await call(self._store, outbox.read_delivered, delivery.user_id,
                                   session_id)
             elif isinstance(read, Exception):

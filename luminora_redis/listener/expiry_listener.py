@@ -396,7 +396,7 @@ class ExpiryListener:
                     archived.message_count, path, lag)
         if self._deliveries is not None:
             self._deliveries.offer(session_id, archived.user_id, archived.conversation,
-                                   archived.claimed)
+                                   archived.claimed_until)
         await self._compressions.start(archived)  # after the offer, in its own task: off the lag
         return True
 

@@ -56,8 +56,10 @@ class Archived:
     message_count: int
     conversation: ArchivedConversation | None = None
     stored: tuple[bytes, ...] | None = None
-    #: The delivery was recorded claimed by the caller (``lease_ms``): it delivers it.
-    claimed: bool = False
+    #: When the delivery was recorded claimed by the caller (``lease_ms``): the end of
+    #: that claim's lease (ms, server clock), the caller's token to extend or release it
+    #: (``outbox.claim_delivery``, ``outbox.release_delivery``); else 0.
+    claimed_until: int = 0
 
 
 def _archive_keys(ctx: Context, keys: SessionKeys, user: UserKeys,
@@ -116,8 +118,8 @@ def archive_due(ctx: Context, session_id: str, mode: str = "expire",
     at most that many messages (and no segment) comes back in the archive's own reply
     (``Archived.conversation``): the listener hands it to its sink and compresses it
     without reading it again. With ``lease_ms`` > 0 the delivery is recorded claimed by
-    the caller for that long (``Archived.claimed``): it needs no claim of its own, and
-    must deliver it or let it go (``outbox.release_delivery``)."""
+    the caller for that long (``Archived.claimed_until``): it needs no claim of its own,
+    and delivers it or lets it go (``outbox.release_delivery``)."""
     keys = ctx.session_keys(session_id)
     if keys is None:
         return None
@@ -134,7 +136,7 @@ def archive_due(ctx: Context, session_id: str, mode: str = "expire",
         if reply[0] in (ReplyCode.NOT_FOUND, ReplyCode.ALIVE, ReplyCode.MANUAL):
             return None
         raise UnexpectedReply(f"archive_session replied {reply!r}")
-    _, ended, reason, count, size, *held = reply
+    _, ended, reason, count, size, claimed_until, *held = reply
     retention = ctx.settings.archive_retention
     if retention is not None and size > retention:
         yield from retain(ctx, user_id)
@@ -144,7 +146,7 @@ def archive_due(ctx: Context, session_id: str, mode: str = "expire",
         stored = tuple(messages)
         conversation = archived_conversation(user_id, session_id, record, messages)
     archived = Archived(session_id, user_id, ArchiveReason(reason.decode()), ended, count,
-                        conversation, stored, lease_ms > 0 and ctx.settings.deliveries)
+                        conversation, stored, int(claimed_until))
     if compact:
         yield from compress(ctx, archived)
     return archived

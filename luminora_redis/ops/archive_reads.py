@@ -157,7 +157,7 @@ def _read_many(ctx: Context, user: UserKeys, user_id: str,
             reader.take(reply)
         else:
             found.append(archived_conversation(user_id, session_id, record, reader.messages,
-                                       reader.lost_frames))
+                                               reader.lost_frames))
     return found
 
 

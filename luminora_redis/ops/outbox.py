@@ -83,11 +83,14 @@ def _bucket_of(ctx: Context, session_id: str) -> Any:
     return ctx.keys.bucket(bucket)
 
 
-def claim_delivery(ctx: Context, session_id: str, lease_ms: int) -> Op[Delivery | None]:
-    """Take the lease on one due delivery; None when it is not due (anymore)."""
+def claim_delivery(ctx: Context, session_id: str, lease_ms: int,
+                   own_until: int = 0) -> Op[Delivery | None]:
+    """Take the lease on one due delivery; None when it is not due (anymore). With
+    ``own_until`` (the end of the caller's own claim, from its archive): while that claim
+    stands it is extended, no attempt counted."""
     keys = _bucket_of(ctx, session_id)
     reply = yield Call("claim_delivery", (keys.outbox, keys.bodies, keys.dead),
-                       (session_id, lease_ms))
+                       (session_id, lease_ms, own_until))
     if reply[0] == ReplyCode.QUARANTINED:
         return Delivery(session_id, "", 0, 0, unreadable=True)
     if reply[0] != ReplyCode.OK:
@@ -141,13 +144,14 @@ def retry_delivery(ctx: Context, session_id: str, delay_ms: int,
     return {ReplyCode.OK: "retry", ReplyCode.QUARANTINED: "quarantined"}.get(reply[0], "gone")
 
 
-def release_delivery(ctx: Context, session_id: str) -> Op[bool]:
-    """Let a claimed delivery go unused: due now for any listener, its attempt uncounted
-    (a listener that archived it claimed, then stopped or had no room for it). False
-    when it was gone."""
+def release_delivery(ctx: Context, session_id: str, own_until: int) -> Op[bool]:
+    """Let the caller's own claim (its lease ends at ``own_until``, from its archive) go
+    unused: due now for any listener, its attempt uncounted (the listener that archived
+    it stopped, or had no room for it). False, and nothing written, when the delivery is
+    gone or the claim is not the caller's anymore."""
     keys = _bucket_of(ctx, session_id)
     reply = yield Call("retry_delivery", (keys.outbox, keys.bodies, keys.dead),
-                       (session_id, 0, 0, 1))
+                       (session_id, 0, 0, own_until))
     return bool(reply[0] == ReplyCode.OK)
 
 
