@@ -47,6 +47,19 @@ def scripts_run(store: SessionStore, monkeypatch: pytest.MonkeyPatch) -> Counter
     return ran
 
 
+class HeldSink:
+    """An async sink whose calls wait for ``release``, then record ``key(conversation)``."""
+
+    def __init__(self, key: Callable[[Any], str]) -> None:
+        self.release = asyncio.Event()
+        self.seen: list[str] = []
+        self._key = key
+
+    async def __call__(self, conversation: Any) -> None:
+        await self.release.wait()
+        self.seen.append(self._key(conversation))
+
+
 async def _ended(store: SessionStore, user: str, messages: list[str], returned: int,
                  mood: bool = False) -> archive.Archived:
     """A conversation of ``user``, ended through ``archive_due`` asking for ``returned``."""
@@ -212,13 +225,8 @@ async def test_an_archive_claims_its_delivery_only_while_the_queue_has_room(
     monkeypatch.setattr(deliveries, "QUEUED", 4)
     monkeypatch.setattr(deliveries, "ROOM", 2)
     store = async_stores()
-    release = asyncio.Event()
-    seen: list[str] = []
-
-    async def held(conversation: Any) -> None:
-        await release.wait()
-        seen.append(conversation.session_id)
-
+    held = HeldSink(lambda conversation: conversation.session_id)
+    release, seen = held.release, held.seen
     listener = ExpiryListener(store, notifications=False, sweep_interval=0.05, on_archived=held,
                               delivery_workers=1, delivery_interval=0.2, hook_timeout=30)
     async with running(listener):
@@ -273,13 +281,8 @@ async def test_an_offer_that_waited_checks_its_claim_and_skips_an_erased_user(
     monkeypatch.setattr(delivery_attempts, "FRESH", -1.0)
     store = async_stores()
     ran = scripts_run(store, monkeypatch)
-    release = asyncio.Event()
-    seen: list[str] = []
-
-    async def held(conversation: Any) -> None:
-        await release.wait()
-        seen.append(conversation.user_id)
-
+    held = HeldSink(lambda conversation: conversation.user_id)
+    release, seen = held.release, held.seen
     listener = ExpiryListener(store, notifications=False, sweep_interval=0.05, on_archived=held,
                               delivery_workers=1, hook_timeout=30)
     async with running(listener):

@@ -206,8 +206,8 @@ async def run_scenario(store: SessionStore, probe: redis.Redis, space: KeySpace,
             all_done.set()
 
     class Observer:
-        """The listener's own lag, measured when the archive script returned (before it
-        reads the conversation back for the hook)."""
+        """The listener's own lag, measured when the archive script returned (before the
+        delivery's round trips, if any, and the hook)."""
 
         def __init__(self) -> None:
             self.archive_lags: list[float] = []
