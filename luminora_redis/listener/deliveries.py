@@ -169,12 +169,11 @@ class Deliveries:
     def offer(self, session_id: str, user_id: str | None = None,
               conversation: ArchivedConversation | None = None, claimed_until: int = 0
               ) -> None:
-        """A delivery this listener just recorded (of ``user_id``'s conversation, when
-        known: then its claim and its read share a round trip; the conversation itself
-        when the archive returned it: then the claim is the only one, and none when the
-        archive claimed it for this listener, ``claimed_until``): queued for a worker, unless the
-        queue is full; then it waits in the outbox for a scan (a claimed one is let go
-        first)."""
+        """A delivery this listener just recorded, queued for a worker unless the queue
+        is full (then it waits in the outbox for a scan). What comes with it saves round
+        trips: ``user_id`` (its claim and its read share one), the ``conversation`` the
+        archive returned (no read), ``claimed_until`` when the archive claimed it for
+        this listener (no claim; the claim is let go when the offer cannot be queued)."""
         if session_id in self._inflight:
             return
         try:
