@@ -306,10 +306,12 @@ async def test_a_live_session_found_due_costs_its_bucket_no_second_scan(
         raw.zadd(ctx.hints.of_bucket(bucket), {str(bucket): early}, lt=True)
         await until(lambda: listener.archived == 1, timeout=30)
         after = ran[created:]
+    # Two scans of the bucket: the one that finds the session live, and the one at the
+    # real deadline (in the take's round trip when the wake knew the bucket, on its own
+    # when a tick's take came first). Asking again after the live finding makes three.
     scans_of_bucket = [args for name, args in after
                        if name in ("scan_due", "take_and_scan") and bucket in args[0]]
-    assert len([1 for name, args in after if name == "scan_due" and bucket in args[0]]) == 1, \
+    assert len(scans_of_bucket) == 2, \
         f"the bucket was asked again after its live session was found due: {after}"
-    assert scans_of_bucket, "archived through its hint"
     conversation = await store.get_archived_conversation("carlos", sid)
     assert conversation is not None
