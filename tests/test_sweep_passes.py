@@ -208,8 +208,9 @@ def recorded_runs(store: SessionStore,
 @pytest.mark.single_server
 async def test_a_take_reports_the_earliest_hints_coming_within_its_horizon(
         async_stores: Callable[..., SessionStore], raw: Any) -> None:
-    """The passed hint is taken; of the 40 coming within the horizon the earliest
-    `COMING` are reported (and left in place); one beyond the horizon is not."""
+    """The passed hint is taken; of the 40 coming within the horizon the earliest two of
+    each of the 16 keys are reported (and left in place): here the earliest `COMING`;
+    one beyond the horizon is not."""
     store = async_stores()
     keys = (await store.context()).keys.hints
     seconds, micros = raw.time()
@@ -226,13 +227,20 @@ async def test_a_take_reports_the_earliest_hints_coming_within_its_horizon(
     assert raw.zscore(keys[3], "900") is None, "taken"
     assert raw.zscore(keys[100 % len(keys)], "100") == now + 10_000, "only read"
     assert (await store.run(scans.take_hints)).coming == {}, "no horizon, nothing coming"
+    # Ten more hints on one key, all earlier: that key reports its earliest two, the
+    # earliest of all among them, and the others their own.
+    early = {200 + 16 * n: now + 5_000 + n for n in range(10)}
+    raw.zadd(keys[200 % len(keys)], {str(bucket): score for bucket, score in early.items()})
+    due = await store.run(scans.take_hints, 60_000)
+    assert due.next_ms == now + 5_000
+    assert {200, 216} <= set(due.coming) and not set(due.coming) & set(list(early)[2:])
 
 
 @pytest.mark.single_server
-async def test_a_take_reads_each_hint_key_once_when_hints_are_coming(
+async def test_a_take_reads_each_hint_key_twice_and_nothing_beyond_its_horizon(
         async_stores: Callable[..., SessionStore], raw: Any) -> None:
-    """Each key's passed and coming hints come from one range read; only a key with
-    nothing coming is asked for its next hint beyond the horizon."""
+    """Two range reads per key, whether hints are coming or not: the passed hints, then
+    the earliest coming (nothing beyond the horizon), or without a horizon the next."""
     store = async_stores()
     keys = (await store.context()).keys.hints
     seconds, micros = raw.time()
@@ -245,16 +253,22 @@ async def test_a_take_reads_each_hint_key_once_when_hints_are_coming(
     assert due.buckets == list(range(len(keys)))
     assert due.next_ms == now + 5_000
     stats = raw.info("commandstats")
-    assert stats["cmdstat_zrangebyscore"]["calls"] == len(keys)
+    assert stats["cmdstat_zrangebyscore"]["calls"] == 2 * len(keys)
     assert "cmdstat_zrange" not in stats
     raw.config_resetstat()
     await store.run(scans.take_hints, 60_000)
-    assert raw.info("commandstats")["cmdstat_zrangebyscore"]["calls"] == len(keys), (
+    assert raw.info("commandstats")["cmdstat_zrangebyscore"]["calls"] == 2 * len(keys), (
         "the hints coming are read again, not taken")
     raw.config_resetstat()
-    await store.run(scans.take_hints, 1_000)
+    due = await store.run(scans.take_hints, 1_000)
     assert raw.info("commandstats")["cmdstat_zrangebyscore"]["calls"] == 2 * len(keys), (
-        "nothing coming within 1 s: each key is asked for its next hint")
+        "nothing coming within 1 s: nothing beyond is read")
+    assert due.next_ms is None and due.coming == {}
+    raw.config_resetstat()
+    due = await store.run(scans.take_hints)
+    assert raw.info("commandstats")["cmdstat_zrangebyscore"]["calls"] == 2 * len(keys), (
+        "no horizon: each key is asked for its next hint")
+    assert due.next_ms == now + 5_000
 
 
 @pytest.mark.single_server

@@ -516,9 +516,9 @@ async def test_the_calls_per_interval_do_not_grow_with_the_bucket_count(
     keys = HINT_GROUPS if topology == "single" else 1  # hint keys per take per server
     for cost in per_tick.values():
         assert cost.calls <= takes + 2  # the take(s), the lease, a heartbeat now and then
-        # Every server reads its hint keys twice per take, idle (the range of passed and
-        # coming hints, empty, then the next hint beyond; a race at either end of the
-        # count aside): on the cluster one key per node, so one call per node.
+        # Every server reads its hint keys twice per take, idle (the passed hints, then
+        # those coming, both empty; nothing beyond the horizon; a race at either end of
+        # the count aside): on the cluster one key per node, so one call per node.
         assert all(1.8 * keys <= reads <= 2.2 * keys for reads in cost.reads_per_take), cost
         assert cost.commands <= 2 * keys * takes + 3 * takes + 12
     assert per_tick[1024].commands <= per_tick[64].commands + 5, "no command per bucket"

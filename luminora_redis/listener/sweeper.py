@@ -25,9 +25,9 @@ server, one key per primary node on a cluster: ``scans``, ``io/hint_slots.py``):
   scan. An entry still due after that (its archive failed) gets a hint one
   interval ahead, so it is retried at the next tick until it is quarantined.
 - Between ticks the sweeper sleeps until the earliest hint it knows
-  (`HintSchedule`): the earliest one each take left, the earliest few coming
-  within two intervals (a take reads them, with their buckets, and leaves them),
-  and the next scores it put back. On a cluster a writer's hint is a margin
+  (`HintSchedule`): the earliest few coming within two intervals (a take reads
+  them, with their buckets, and leaves them; nothing beyond, which the next
+  tick's take sees coming), and the next scores it put back. On a cluster a writer's hint is a margin
   early: the bucket is looked at once before the deadline, learns the exact
   score, and is looked at again on time.
 - A pass that wakes for hints of known buckets asks those buckets in the round

@@ -254,19 +254,23 @@ class DueBuckets:
     buckets: list[int]
     #: The server clock (ms) at the take (on a cluster, the latest node's).
     now_ms: int
-    #: The earliest hint left (ms, server clock), or None when no hint is left.
+    #: The earliest hint left (ms, server clock; with a horizon, within it), or None when
+    #: there is none.
     next_ms: int | None
     #: Bucket -> its hint (ms, server clock), of the earliest hints within the horizon
-    #: the take was asked for (they are left in place).
+    #: the take was asked for (they are left in place): the earliest few of each hint
+    #: key, the earliest of all among them.
     coming: dict[int, int] = field(default_factory=dict)
 
 
-#: How many of the hints coming a take reports, at most (the earliest).
+#: How many of the hints coming a take reports, at most: the earliest of each hint key's
+#: share (``take_hints.lua``), then the earliest of those.
 COMING = 32
 
 
 def take_hints(ctx: Context, horizon_ms: int = 0) -> Op[DueBuckets]:
-    """Take every passed hint, and read the earliest `COMING` hints within ``horizon_ms``:
+    """Take every passed hint, and read up to `COMING` of the earliest hints within
+    ``horizon_ms`` (nothing beyond it: the caller takes again before it passes):
     one ``take_hints`` call over all the hint keys on a single server; on a cluster one
     call per node, on that node's hint key. The calls per sweep depend on the number of
     nodes, not of buckets."""
