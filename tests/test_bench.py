@@ -4,8 +4,10 @@ say why in one line without stopping the run, and that the harness leaves no key
 
 from __future__ import annotations
 
+import gc
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -156,8 +158,26 @@ async def test_archive_scenario_reports_lag_and_cpu_per_session(redis_url: str) 
     options = ArchiveOptions(live=200, expiring=60, spread=0.3, lead=1.5, intervals=[0.05],
                              timeout_notify=0.5, timeout_sweep=10, no_sweeper_only=True,
                              cost_intervals=[0.25], cost_listeners=[0], cost_seconds=0.2)
-    raw, text = await run_archive(redis_url, options)
+    try:
+        raw, text = await run_archive(redis_url, options)
+    finally:
+        gc.unfreeze()  # each setup froze what this process held, as `listen` does
     swept = raw["setups"][0]
     assert swept["archived"] == 60 and swept["p99_ms"] is not None
     assert swept["client_cpu_ms"] > 0 and swept["server_cpu_ms"] > 0
     assert "CPU ms per archived session, listener / Redis" in text
+    assert "| host steal |" in text
+    if sys.platform == "linux":
+        assert swept["steal_pct"] is not None and 0.0 <= swept["steal_pct"] <= 100.0
+
+
+def test_host_steal_is_the_steal_share_of_all_ticks_between_two_readings() -> None:
+    from luminora_redis.bench.host import parse_cpu_times, steal_percent
+
+    before = parse_cpu_times("cpu  100 0 50 800 10 0 5 35 7 0\ncpu0 50 0 25 400 5 0 2 18 3 0\n")
+    after = parse_cpu_times("cpu  160 0 70 880 10 0 5 75 9 0\nintr 1\n")
+    # steal field (the 8th) 35 -> 75; guest (the 9th) is already inside user
+    assert before == (35, 1000) and after == (75, 1200)
+    assert steal_percent(before, after) == 20.0
+    assert steal_percent(after, after) is None and steal_percent(None, after) is None
+    assert parse_cpu_times("cpu  1 2 3 4\n") is None  # no steal field

@@ -25,6 +25,7 @@ Filling the keyspace pipelines the store's own operations through its extension 
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from typing import Any
 import redis
 
 from luminora_redis import ArchivedConversation, SessionStore
+from luminora_redis.bench.host import CpuTimes, cpu_times, steal_percent
 from luminora_redis.bench.report import num, table
 from luminora_redis.core.context import Context
 from luminora_redis.core.keys import KeySpace
@@ -174,13 +176,17 @@ class Outcome:
     #: between the hook calls at 10 % and 90 % of the sessions (None when fewer arrived).
     client_cpu_ms: float | None = None
     server_cpu_ms: float | None = None
+    #: The hypervisor's steal, % of the machine's CPU time, over the same window (None
+    #: where the host does not report it).
+    steal_pct: float | None = None
 
 
-def _cpu_now(probe: redis.Redis) -> tuple[float, float]:
-    """CPU seconds used so far: this process, and the server ``probe`` talks to."""
+def _cpu_now(probe: redis.Redis) -> tuple[float, float, CpuTimes | None]:
+    """CPU seconds used so far: this process, and the server ``probe`` talks to; and the
+    machine's steal and total ticks."""
     server = probe.info("cpu")
     return (time.process_time(),
-            float(server["used_cpu_user"]) + float(server["used_cpu_sys"]))
+            float(server["used_cpu_user"]) + float(server["used_cpu_sys"]), cpu_times())
 
 
 async def run_scenario(store: SessionStore, probe: redis.Redis, space: KeySpace,
@@ -192,7 +198,7 @@ async def run_scenario(store: SessionStore, probe: redis.Redis, space: KeySpace,
     # CPU is read at the hook calls of 10 % and 90 % of the sessions: per session, it is
     # what a steady flow of expiries costs, whatever else runs on the machine's cores.
     marks = {max(1, count // 10), max(1, 9 * count // 10)}
-    cpu: list[tuple[float, float]] = []
+    cpu: list[tuple[float, float, CpuTimes | None]] = []
 
     def on_archived(conversation: ArchivedConversation) -> None:
         now = time.time()
@@ -225,6 +231,7 @@ async def run_scenario(store: SessionStore, probe: redis.Redis, space: KeySpace,
             pass
 
     observer = Observer()
+    gc.freeze()  # as `luminora-redis listen` does once set up (cli/listen.py)
     listener = ExpiryListener(store, sweep_interval=scenario.sweep_interval,
                               notifications=scenario.notifications, on_archived=on_archived,
                               observer=observer)
@@ -265,6 +272,7 @@ async def run_scenario(store: SessionStore, probe: redis.Redis, space: KeySpace,
         sessions_between = max(marks) - min(marks)
         outcome.client_cpu_ms = (cpu[1][0] - cpu[0][0]) * 1000 / sessions_between
         outcome.server_cpu_ms = (cpu[1][1] - cpu[0][1]) * 1000 / sessions_between
+        outcome.steal_pct = steal_percent(cpu[0][2], cpu[1][2])
     return outcome
 
 
@@ -348,6 +356,7 @@ def outcome_row(outcome: Outcome) -> list[str]:
         paths,
         "—" if outcome.client_cpu_ms is None or outcome.server_cpu_ms is None
         else f"{outcome.client_cpu_ms:.2f} / {outcome.server_cpu_ms:.2f}",
+        "—" if outcome.steal_pct is None else f"{outcome.steal_pct:.1f} %",
     ]
 
 
@@ -367,13 +376,15 @@ def report(args: ArchiveOptions, fill: dict[str, float],
         f"(notifications only) / {args.timeout_sweep:g} s after the last deadline. "
         f"CPU per session: this process's CPU time (the listener; the bench itself idles "
         f"meanwhile) and redis-server's, between the hook calls of 10 % and 90 % of the "
-        f"sessions, divided by the sessions between them. "
+        f"sessions, divided by the sessions between them. Host steal: the share of the "
+        f"machine's CPU time the hypervisor gave other guests over the same window "
+        f"(Linux's /proc/stat; a vCPU not running stalls Redis and the listener alike). "
         f"Target: p99 ≤ {TARGET_P99_MS:g} ms and 100 % archived._",
         "",
         table(["listener setup", "p50 ms", "p99 ms", "max ms",
                "p50 / p99 ms when the archive script returned", "within 1 s", "archived",
                "target met", "archived by",
-               "CPU ms per archived session, listener / Redis"],
+               "CPU ms per archived session, listener / Redis", "host steal"],
               [outcome_row(o) for o in outcomes]),
         "",
         f"### Sweeper cost while idle ({args.buckets} buckets, nothing due, "
@@ -443,5 +454,5 @@ async def run_archive(url: str, args: ArchiveOptions,
         "p50_ms": percentile(o.lags_ms, 50) if len(o.lags_ms) == o.expiring else None,
         "p99_ms": percentile(o.lags_ms, 99) if len(o.lags_ms) == o.expiring else None,
         "archived": len(o.lags_ms), "client_cpu_ms": o.client_cpu_ms,
-        "server_cpu_ms": o.server_cpu_ms} for o in outcomes], "sweeper_cost": costs}
+        "server_cpu_ms": o.server_cpu_ms, "steal_pct": o.steal_pct} for o in outcomes], "sweeper_cost": costs}
     return raw, report(args, fill, outcomes, costs)

@@ -18,11 +18,18 @@ listener raises ends the process: the listener rides out Redis outages by
 itself, and should it fail all the same, the failure is logged with its
 traceback and a new listener starts after a pause (`RESTART_DELAY`, doubling
 up to `RESTART_DELAY_MAX` while failures repeat), until a stop signal.
+
+Once set up, the process moves what it holds (modules, classes, the hook's
+imports) out of the garbage collector's reach (``gc.freeze()``): a full
+collection then walks only what was allocated since, where it would otherwise
+walk some 50,000 objects, tens of milliseconds on a small machine, during
+which no session is archived.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import logging
 import math
@@ -191,6 +198,7 @@ async def _listen(url: str, cluster: bool, prefix: str, buckets: int | None,
             if not is_outage(error):
                 raise
             # Redis cannot serve yet: the listener waits that out, and checks the layout then.
+        gc.freeze()  # see the module docstring
         delay = RESTART_DELAY
         while not stop.is_set():
             listener = ExpiryListener(store, **options)
