@@ -302,9 +302,11 @@ def test_an_archive_claims_ahead_only_when_the_lease_outlasts_the_attempt() -> N
     from luminora_redis.listener.delivery_attempts import Attempts
 
     def attempts(hook: Any, summarize: Any, timeout: float | None) -> bool:
-        return Attempts(None, hook, summarize, lease=60, hook_timeout=timeout, workers=1,  # type: ignore[arg-type]
-                        backoff_base=1, backoff_cap=1, max_attempts=None, observer=None,
-                        on_error=lambda: None, reoffer=lambda sid: None).may_claim_ahead
+        lease_ms = Attempts(None, hook, summarize, lease=60, hook_timeout=timeout, workers=1,  # type: ignore[arg-type]
+                            backoff_base=1, backoff_cap=1, max_attempts=None, observer=None,
+                            on_error=lambda: None, reoffer=lambda sid: None).claim_ahead_ms
+        assert lease_ms in (0, 60_000), "the whole lease, or no claim"
+        return lease_ms > 0
 
     assert attempts(print, None, 30)
     assert not attempts(print, print, 30), "summarize and the hook: two calls of 30 s"

@@ -110,13 +110,14 @@ class Deliveries:
                  owner: str = "", scan_lease: float | None = None,
                  summarize: Summarize | None = None) -> None:
         self._store = store
-        self._attempts = Attempts(
+        #: The attempts, and their counts (``delivered``, ``failed``, ``quarantined``,
+        #: ``summarized``).
+        self.attempts = Attempts(
             store, hook, summarize, lease=lease, hook_timeout=hook_timeout, workers=workers,
             backoff_base=backoff_base, backoff_cap=backoff_cap, max_attempts=max_attempts,
             observer=observer, on_error=on_error, reoffer=self.offer)
         self._interval = interval
         self._workers = workers
-        self._lease_ms = max(1, int(lease * 1000))
         self._owner = owner or f"deliveries#{id(self):x}"
         self._scan_lease_ms = max(1, int(1000 * (
             scan_lease if scan_lease is not None else max(1.0, 4 * interval))))
@@ -139,32 +140,12 @@ class Deliveries:
         self._schedule = DeadlineSchedule()
         self._wake = asyncio.Event()
 
-    @property
-    def delivered(self) -> int:
-        """Deliveries made to the hook and acknowledged."""
-        return self._attempts.delivered
-
-    @property
-    def failed(self) -> int:
-        """Attempts that failed (and were rescheduled or quarantined)."""
-        return self._attempts.failed
-
-    @property
-    def quarantined(self) -> int:
-        """Deliveries this listener quarantined."""
-        return self._attempts.quarantined
-
-    @property
-    def summarized(self) -> int:
-        """``summarize`` calls that returned an episode which was then saved."""
-        return self._attempts.summarized
-
     def lease_to_claim(self) -> int:
         """The lease (ms) an archive about to be offered may record its delivery claimed
         for, so that no claim of its own is needed; 0 when the queue has too little
         room left for it (the delivery is then recorded due, for a scan to find)."""
         room = self._queue.qsize() + ROOM < self._queue.maxsize
-        return self._lease_ms if self._open and room and self._attempts.may_claim_ahead else 0
+        return self.attempts.claim_ahead_ms if self._open and room else 0
 
     def offer(self, session_id: str, user_id: str | None = None,
               conversation: ArchivedConversation | None = None, claimed_until: int = 0
@@ -227,15 +208,16 @@ class Deliveries:
                     self._let_go(item[0], item[3][1])
         for _ in workers:
             self._queue.put_nowait(None)
+        clock = asyncio.get_running_loop().time
+        until = clock() + grace
         try:
-            await asyncio.wait([*workers, *self._releases], timeout=grace)
+            await asyncio.wait(workers, timeout=grace)
+            await self.released(max(0.0, until - clock()))
         finally:
-            for release in self._releases:
-                release.cancel()
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-            self._attempts.hooks.close()
+            self.attempts.hooks.close()
             self._inflight.clear()
 
     async def released(self, within: float) -> None:
@@ -328,7 +310,7 @@ class Deliveries:
         while (item := await self._queue.get()) is not None:
             session_id, user_id, held, claim = item
             try:
-                await self._attempts.deliver(session_id, user_id, held, claim)
+                await self.attempts.deliver(session_id, user_id, held, claim)
             except Exception as error:
                 # The lease lapses, and the delivery is due again.
                 if is_outage(error):

@@ -74,10 +74,13 @@ class Attempts:
         self._reoffer = reoffer
         self.hooks = Hooks(hook_timeout, workers)
         calls = 2 if hook is not None and summarize is not None else 1
-        #: Whether an archive may claim its delivery for this listener ahead of a worker:
-        #: only when the lease outlasts a fresh offer's wait and every hook call of the
-        #: attempt at their time limit.
-        self.may_claim_ahead = hook_timeout is not None and FRESH + calls * hook_timeout < lease
+        # An archive may claim its delivery for this listener ahead of a worker only when
+        # the lease outlasts a fresh offer's wait and every hook call of the attempt at
+        # their time limit.
+        may_claim_ahead = hook_timeout is not None and FRESH + calls * hook_timeout < lease
+        #: The lease (ms) an archive may record its delivery claimed for by this listener
+        #: (0: it may not).
+        self.claim_ahead_ms = self._lease_ms if may_claim_ahead else 0
         self.delivered = 0
         self.failed = 0
         self.quarantined = 0
@@ -99,13 +102,11 @@ class Attempts:
         delivery: outbox.Delivery | None
         if claim is not None and user_id is not None and time.monotonic() - claim[0] <= FRESH:
             delivery = outbox.Delivery(session_id, user_id, 1, int(time.time() * 1000))
-        elif claim is not None:
-            # Waited a while: extend the claim while it is still ours (gone, or taken over
-            # after its lease lapsed: None, and whoever holds it delivers).
+        elif claim is not None or user_id is None or held is not None:
+            # A claim that waited a while is extended while it is still ours (gone, or taken
+            # over after its lease lapsed: None, and whoever holds it delivers).
             delivery = await call(self._store, outbox.claim_delivery, session_id,
-                                  self._lease_ms, claim[1])
-        elif user_id is None or held is not None:
-            delivery = await call(self._store, outbox.claim_delivery, session_id, self._lease_ms)
+                                  self._lease_ms, claim[1] if claim is not None else 0)
         else:
             delivery, read = await call(self._store, outbox.claim_and_read, session_id,
                                         self._lease_ms, user_id)

@@ -170,18 +170,18 @@ class ExpiryListener:
     @property
     def delivered(self) -> int:
         """Deliveries this listener made to ``on_archived`` and acknowledged."""
-        return self._deliveries.delivered if self._deliveries is not None else 0
+        return self._deliveries.attempts.delivered if self._deliveries is not None else 0
 
     @property
     def summarized(self) -> int:
         """Session summaries this listener's ``summarize`` returned and it saved (a
         session's summary saved again after a failed attempt counts again)."""
-        return self._deliveries.summarized if self._deliveries is not None else 0
+        return self._deliveries.attempts.summarized if self._deliveries is not None else 0
 
     @property
     def quarantined(self) -> int:
         """Sweep entries and deliveries this listener quarantined."""
-        deliveries = self._deliveries.quarantined if self._deliveries is not None else 0
+        deliveries = self._deliveries.attempts.quarantined if self._deliveries is not None else 0
         return self._sweeper.quarantined + deliveries
 
     async def wait_live(self, after: int = 0) -> int:
