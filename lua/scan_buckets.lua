@@ -8,16 +8,26 @@ only: Redis Cluster refuses declared keys of several slots (CROSSSLOT), even
 in a script flagged allow-cross-slot-keys, and a cluster sweep keeps one
 due_sessions call per bucket, pipelined per node.
 
+With ARGV[1] "sparse" (the outboxes, most of them empty or missing at any
+time) each key is first asked whether it exists: an EXISTS costs Redis about
+half of a ZRANGE that finds nothing, and twice a full scan of 1024 missing keys
+held the server for about 4 ms instead of 2. The deadline indexes, which hold
+every live session, are asked directly.
+
 KEYS[1..n] deadline indexes, manual indexes or outboxes   lr:{b}:deadlines, ...
-ARGV none
+ARGV[1] "sparse" to ask whether each key exists first (optional)
 Replies:
   {now_ms, earliest_ms...}   one earliest score per key, in KEYS order; -1 for an
                              empty or missing key
 ]]
 local t = redis.call('TIME')
 local reply = {tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}
+local sparse = ARGV[1] == 'sparse'
 for i, key in ipairs(KEYS) do
-  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  reply[i + 1] = tonumber(first[2]) or -1
+  if sparse and redis.call('EXISTS', key) == 0 then
+    reply[i + 1] = -1
+  else
+    reply[i + 1] = tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]) or -1
+  end
 end
 return reply

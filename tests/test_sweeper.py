@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
@@ -204,6 +205,11 @@ def test_one_call_reads_every_buckets_earliest_score_on_a_single_server(
     bucket = int(sid[:4], 16)
     assert earliest[bucket] == raw.zscore(keys[bucket], sid)
     assert [score for n, score in enumerate(earliest) if n != bucket] == [-1] * 1023
+    # Sparse (the outboxes): the same answer, each missing key only asked whether it exists.
+    raw.config_resetstat()
+    assert store.run(scans.earliest_scores, keys, True) == (ANY, earliest)
+    stats = raw.info("commandstats")
+    assert stats["cmdstat_exists"]["calls"] == 1024 and stats["cmdstat_zrange"]["calls"] == 1
 
 
 @pytest.mark.slow

@@ -70,10 +70,11 @@ def scan_due_deliveries(ctx: Context, buckets: Iterable[int] | None = None,
                         batch: int = 100) -> Op[DueScan]:
     """Due deliveries of the given buckets (all when None), with each bucket's next
     delivery time: like ``scans.scan_due``, a scan of many buckets first asks each
-    node for their earliest scores in one call, then only the due ones."""
+    node for their earliest scores in one call, then only the due ones. Most outboxes
+    are empty at any time: that call asks whether each exists first."""
     chosen = range(ctx.keys.buckets) if buckets is None else buckets
     return (yield from scan_sets(ctx, [(bucket, ctx.keys.bucket(bucket).outbox)
-                                       for bucket in chosen], batch))
+                                       for bucket in chosen], batch, sparse=True))
 
 
 def _bucket_of(ctx: Context, session_id: str) -> Any:

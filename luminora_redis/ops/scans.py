@@ -92,10 +92,12 @@ PROBE_FROM = 16
 SCAN_CHUNK = 1024
 
 
-def earliest_scores(ctx: Context, keys: Sequence[str]) -> Op[tuple[int, list[int]] | None]:
+def earliest_scores(ctx: Context, keys: Sequence[str],
+                    sparse: bool = False) -> Op[tuple[int, list[int]] | None]:
     """The server clock and each sorted set's earliest score (-1 when empty), in one
     ``scan_buckets`` call per 1024 keys; None on a cluster, where that cannot run, for
-    the caller to ask each bucket instead.
+    the caller to ask each bucket instead. ``sparse``: most keys are missing (the
+    outboxes), so each is asked whether it exists first (``scan_buckets.lua``).
 
     On a cluster Redis refuses a script whose declared keys span hash slots
     (CROSSSLOT), even with ``allow-cross-slot-keys``, which lifts the check only for
@@ -106,7 +108,8 @@ def earliest_scores(ctx: Context, keys: Sequence[str]) -> Op[tuple[int, list[int
     calls, parts = [], []
     for start in range(0, len(keys), SCAN_CHUNK):
         parts.append(range(start, min(len(keys), start + SCAN_CHUNK)))
-        calls.append(Call("scan_buckets", keys[start:start + SCAN_CHUNK], ()))
+        calls.append(Call("scan_buckets", keys[start:start + SCAN_CHUNK],
+                          ("sparse",) if sparse else ()))
     replies = yield Batch(calls)
     earliest = [-1] * len(keys)
     now = 0
@@ -139,10 +142,10 @@ def scan_due(ctx: Context, buckets: Iterable[int] | None = None, manual: bool = 
 
 
 def scan_sets(ctx: Context, targets: Sequence[tuple[int, str]], batch: int,
-              retired: Sequence[str] = ()) -> Op[DueScan]:
+              retired: Sequence[str] = (), sparse: bool = False) -> Op[DueScan]:
     """``scan_due`` over (bucket, sorted set) pairs: the first set named for a bucket is
     the one whose next score the scan reports. ``retired`` hint keys have their passed
-    entries taken in the same round trip as the scan."""
+    entries taken in the same round trip as the scan; ``sparse`` as `earliest_scores`."""
     ahead: dict[int, int] = {}
     first: set[int] = set()
     owned = []
@@ -151,7 +154,7 @@ def scan_sets(ctx: Context, targets: Sequence[tuple[int, str]], batch: int,
         first.add(bucket)
     now = 0
     if len(owned) > PROBE_FROM:
-        found = yield from earliest_scores(ctx, [key for _, key in owned])
+        found = yield from earliest_scores(ctx, [key for _, key in owned], sparse)
         if found is not None:
             now, earliest = found
             due = []
