@@ -329,3 +329,40 @@ async def test_a_live_session_found_due_costs_its_bucket_no_second_scan(
         f"the bucket was asked again after its live session was found due: {after}"
     conversation = await store.get_archived_conversation("carlos", sid)
     assert conversation is not None
+
+
+async def test_an_entry_another_pass_is_archiving_costs_no_second_scan(
+        async_stores: Callable[..., SessionStore], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two passes find the same due entry: the one that came second leaves it to the one
+    archiving it (which puts the bucket's next score back, or a retry hint on failure)
+    and does not ask the bucket again. Asking again until the answer stops changing
+    made two scans."""
+    store = async_stores()
+    ran = recorded_runs(store, monkeypatch)
+    listener = ExpiryListener(store, notifications=False, sweep_interval=3600,
+                              full_sweep_interval=3600)
+    sweeper = listener._sweeper
+    sid = await create_conversation(store, "carlos", {"ttl": MIN_TTL}, ["hola"])
+    bucket = int(sid[:4], 16)
+
+    async def due() -> bool:
+        return sid in (await store.run(scans.scan_due, [bucket])).session_ids
+
+    await until(due, timeout=30, what="the entry due")
+    archive, entered, release = sweeper._archive, asyncio.Event(), asyncio.Event()
+
+    async def held(session_id: str) -> Any:
+        entered.set()
+        await release.wait()
+        return await archive(session_id)
+
+    sweeper._archive = held
+    first = asyncio.create_task(sweeper.sweep([bucket]))
+    await asyncio.wait_for(entered.wait(), 30)
+    before = len(ran)
+    second = await sweeper.sweep([bucket])
+    asked = [args for name, args in ran[before:] if name == "scan_due"]
+    release.set()
+    assert await first == 1 and second == 0
+    assert len(asked) == 1, f"the bucket was asked again for the entry in flight: {asked}"
+    assert [c.session_id for c in await store.get_archived_conversations("carlos")] == [sid]

@@ -41,7 +41,9 @@ server, one key per primary node on a cluster: ``scans``, ``io/hint_slots.py``):
   session is archived by one path at a time (``inflight``), put-backs only
   lower hints, and all passes share one archive bound (``CONCURRENCY``).
 - It asks a bucket twice only when the first answer may be stale: an entry
-  another path is archiving, a failure, or a full batch. Otherwise the scan's
+  the notification path is archiving, a failure, or a full batch. An entry
+  another pass is archiving is that pass's to settle: it puts the bucket's
+  next score back, or a retry hint when the archive failed. Otherwise the scan's
   next score, read before the archives, is the bucket's next score: what was
   archived was due, what was indexed since wrote its own hint, and a live
   session's entry scores the deadline its archive call returned (raised by
@@ -135,6 +137,7 @@ class Sweeper:
         self._max_failures = max_failures
         self._archive = archive
         self._inflight = inflight
+        self._sweeping: set[str] = set()  # the part of ``inflight`` this sweeper's passes hold
         self._mark = mark
         self._on_full_sweep = on_full_sweep
         self._on_pass = on_pass
@@ -221,6 +224,7 @@ class Sweeper:
                 return await self._failed(session_id)
             finally:
                 self._inflight.discard(session_id)
+                self._sweeping.discard(session_id)
 
         total = 0
         ahead: dict[int, int] = {}
@@ -237,7 +241,11 @@ class Sweeper:
                 ahead.pop(bucket, None)
             ahead.update(scan.next_deadlines)
             mine = [sid for sid in scan.session_ids if sid not in self._inflight]
+            # Another pass archiving an entry settles its bucket (its put-back, or its retry
+            # hint on failure): no need to ask that bucket again for it.
+            settling = self._sweeping.intersection(scan.session_ids)
             self._inflight.update(mine)
+            self._sweeping.update(mine)
             results = await asyncio.gather(*(one(sid) for sid in mine), return_exceptions=True)
             for result in results:
                 if isinstance(result, BaseException):
@@ -253,7 +261,8 @@ class Sweeper:
                     ahead[owner] = min(ahead.get(owner, deadline), deadline)
             found = set(scan.session_ids)
             unsettled = found.difference(
-                sid for sid, result in zip(mine, results) if result != 0).difference(raised)
+                sid for sid, result in zip(mine, results) if result != 0).difference(
+                    raised, settling)
             raised.clear()
             again = found if scan.more else unsettled
             if not again or found == previous or self.closing:
