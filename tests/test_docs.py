@@ -59,7 +59,7 @@ INSTANCES = {
 
 #: Installed libraries whose names the docs may use, resolved by importing them.
 EXTERNAL = frozenset({"redis", "asyncio", "math", "msgpack", "hiredis", "pydantic", "prometheus_client",
-                      "click", "os", "time", "importlib", "zstandard", "pytest"})
+                      "click", "os", "time", "importlib", "zstandard", "pytest", "gc"})
 
 #: Where a single name not defined in the repository may come from.
 _LIBRARY_NAMESPACES = (builtins, BaseException, redis, redis.exceptions)
