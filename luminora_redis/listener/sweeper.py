@@ -27,9 +27,9 @@ server, one key per primary node on a cluster: ``scans``, ``io/hint_slots.py``):
 - Between ticks the sweeper sleeps until the earliest hint it knows
   (`HintSchedule`): the earliest few coming within two intervals (a take reads
   them, with their buckets, and leaves them; nothing beyond, which the next
-  tick's take sees coming), and the next scores it put back. On a cluster a writer's hint is a margin
-  early: the bucket is looked at once before the deadline, learns the exact
-  score, and is looked at again on time.
+  tick's take sees coming), and the next scores it put back. On a cluster a
+  writer's hint is a margin early: the bucket is looked at once before the
+  deadline, learns the exact score, and is looked at again on time.
 - A pass that wakes for hints of known buckets asks those buckets in the round
   trip of its take, right after it (``take_and_scan``): one connection runs the
   two in that order on a single server, which keeps the argument above. On a
